@@ -1,0 +1,83 @@
+"""Cache: a key-value store with optional per-item expiry.
+
+Contract
+--------
+* Keys are non-empty strings of at most 512 characters; values are JSON-compatible
+  (``None``, bool, int, float, str, lists and string-keyed dicts of those), except that
+  ``None`` itself cannot be stored, so that ``get`` returning ``None`` always means a miss.
+  Anything else raises :class:`~portfolio_core.ports.errors.InvalidInputError` and stores
+  nothing.
+* ``put`` overwrites; after it returns, ``get`` of that key returns an equal value until the
+  TTL passes, the key is deleted or evicted, or the cache is cleared. ``ttl`` is in seconds
+  and must be positive; ``None`` means no expiry. An expired item is never returned, whether
+  or not it has been swept yet.
+* ``get`` returns a value equal to the one stored, never the same mutable object (callers
+  cannot corrupt the cache by mutating a result).
+* ``delete`` is idempotent and returns whether the key was present. ``clear`` removes every
+  item of this adapter's namespace (and only the current tenant's, when tenant scoped).
+* ``get_many`` returns only the hits, as a dict; ``put_many`` stores all items or, on error,
+  raises before storing any of them when the error is bad input.
+* Bounded adapters may evict items to respect their size; eviction is never reported as an
+  error. An adapter that declares ``TENANT_SCOPED`` prefixes every key with the current
+  tenant and raises :class:`~portfolio_core.ports.errors.TenantRequiredError` when none is set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from enum import StrEnum
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = ["Cache", "CacheCapability", "MAX_KEY_LENGTH"]
+
+MAX_KEY_LENGTH = 512
+
+
+class CacheCapability(StrEnum):
+    """Optional parts of the Cache port."""
+
+    TTL = "cache.ttl"
+    """Honours ``ttl`` on ``put``/``put_many``."""
+    PERSISTENT = "cache.persistent"
+    """Items survive a restart of the process."""
+    SHARED = "cache.shared"
+    """Several processes see the same items."""
+    TENANT_SCOPED = "cache.tenant_scoped"
+    """Keys are isolated per tenant; calls without a tenant fail closed."""
+    BOUNDED = "cache.bounded"
+    """Holds at most a configured number of items, evicting by policy."""
+    FETCH = "cache.fetch"
+    """Offers ``fetch(key, populate)`` that populates each missing key once under concurrency."""
+
+
+@runtime_checkable
+class Cache(Protocol):
+    """An async key-value cache; see the module docstring for the contract."""
+
+    async def get(self, key: str) -> Any | None:
+        """The value stored at ``key``, or ``None`` when absent or expired."""
+        ...
+
+    async def put(self, key: str, value: Any, ttl: float | None = None) -> None:
+        """Store ``value`` at ``key``, expiring after ``ttl`` seconds when given."""
+        ...
+
+    async def delete(self, key: str) -> bool:
+        """Remove ``key``; returns whether it was present. Idempotent."""
+        ...
+
+    async def clear(self) -> None:
+        """Remove every item in this adapter's namespace (current tenant only if scoped)."""
+        ...
+
+    async def exists(self, key: str) -> bool:
+        """Whether ``get(key)`` would return a value now."""
+        ...
+
+    async def get_many(self, keys: Sequence[str]) -> dict[str, Any]:
+        """The hits among ``keys`` (misses are absent from the result)."""
+        ...
+
+    async def put_many(self, items: Mapping[str, Any], ttl: float | None = None) -> None:
+        """Store every item; bad input in any item stores none of them."""
+        ...

@@ -1,0 +1,205 @@
+"""The one error hierarchy every port and adapter raises.
+
+Application code catches these types, never an adapter's driver exceptions: an adapter
+translates ``sqlite3.IntegrityError``, ``redis.ConnectionError`` and the like into the
+matching :class:`PortError` subclass (keeping the original as ``__cause__``).
+
+Each class states whether retrying the same call may succeed (``retryable``); the boundary's
+retry policy reads that flag and nothing else.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+__all__ = [
+    "ConflictError",
+    "InvalidInputError",
+    "MaxIterationsExceededError",
+    "NoHealthyProviderError",
+    "NotFoundError",
+    "PoolExhaustedError",
+    "PortError",
+    "PortTimeoutError",
+    "QuotaExceededError",
+    "RateLimitedError",
+    "TenantRequiredError",
+    "UnavailableError",
+    "UnsupportedError",
+    "WrongExpectedVersionError",
+]
+
+
+class PortError(Exception):
+    """Base of every error a port raises.
+
+    Attributes:
+        retryable: whether the same call may succeed if repeated unchanged.
+        port: name of the port that raised it, when known (e.g. ``"EventStore"``).
+    """
+
+    retryable: ClassVar[bool] = False
+
+    def __init__(self, message: str, *, port: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.port = port
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class NotFoundError(PortError, LookupError):
+    """The addressed item (stream, key, provider, agent, ...) does not exist."""
+
+    def __init__(self, message: str, *, key: str | None = None, port: str | None = None) -> None:
+        super().__init__(message, port=port)
+        self.key = key
+
+
+class ConflictError(PortError):
+    """The call conflicts with the current state (a concurrent writer won, a duplicate name)."""
+
+
+class WrongExpectedVersionError(ConflictError):
+    """An append's ``expected_version`` did not match the stream; nothing was written.
+
+    Attributes:
+        stream: the stream appended to.
+        expected: the expected version the caller passed (an int or a stream state name).
+        actual: the stream's version when the append was refused (0 when it has no events).
+    """
+
+    def __init__(
+        self, stream: str, expected: object, actual: int, *, port: str | None = "EventStore"
+    ) -> None:
+        super().__init__(
+            f"wrong expected version for stream {stream!r}: expected {expected}, actual {actual}",
+            port=port,
+        )
+        self.stream = stream
+        self.expected = expected
+        self.actual = actual
+
+
+class UnavailableError(PortError):
+    """The backing service cannot serve the call right now (down, circuit open, draining)."""
+
+    retryable: ClassVar[bool] = True
+
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, port: str | None = None
+    ) -> None:
+        super().__init__(message, port=port)
+        self.retry_after = retry_after
+
+
+class RateLimitedError(UnavailableError):
+    """A rate limit refused the call. ``retry_after`` is seconds until a retry can succeed."""
+
+
+class NoHealthyProviderError(UnavailableError):
+    """A router found no provider it may use; ``retry_after`` is when the first cools down."""
+
+
+class QuotaExceededError(PortError):
+    """A tenant's quota for a resource is spent. Not retryable until the window resets.
+
+    Attributes:
+        tenant: the tenant whose quota is spent.
+        resource: the resource name (``"tokens"``, ``"requests"``, ...).
+        retry_after: seconds until the quota window resets, when known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        tenant: str,
+        resource: str,
+        retry_after: float | None = None,
+        port: str | None = None,
+    ) -> None:
+        super().__init__(message, port=port)
+        self.tenant = tenant
+        self.resource = resource
+        self.retry_after = retry_after
+
+
+class InvalidInputError(PortError, ValueError):
+    """The caller passed something the contract does not accept; nothing was changed.
+
+    Attributes:
+        field: the argument or field at fault, when one can be named.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None, port: str | None = None) -> None:
+        super().__init__(message, port=port)
+        self.field = field
+
+
+class TenantRequiredError(PortError):
+    """A tenant-scoped adapter was called with no tenant in context: it fails closed."""
+
+
+class PortTimeoutError(PortError, TimeoutError):
+    """The call did not finish within its deadline. Its effect, if any, is unknown."""
+
+    retryable: ClassVar[bool] = True
+
+    def __init__(
+        self, message: str, *, timeout: float | None = None, port: str | None = None
+    ) -> None:
+        super().__init__(message, port=port)
+        self.timeout = timeout
+
+
+class PoolExhaustedError(PortError):
+    """A fixed pool (KV blocks, connections) cannot ever satisfy the request as asked."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        needed: int | None = None,
+        total: int | None = None,
+        port: str | None = None,
+    ) -> None:
+        super().__init__(message, port=port)
+        self.needed = needed
+        self.total = total
+
+
+class UnsupportedError(PortError, NotImplementedError):
+    """The adapter does not declare the capability this operation needs.
+
+    Raised instead of silently doing nothing. ``capability`` names what is missing, so a
+    caller can check :func:`portfolio_core.ports.supports` first.
+    """
+
+    def __init__(
+        self, message: str, *, capability: str | None = None, port: str | None = None
+    ) -> None:
+        super().__init__(message, port=port)
+        self.capability = capability
+
+
+class MaxIterationsExceededError(PortError):
+    """An agent reached ``max_iterations`` without a final answer.
+
+    Attributes:
+        transcript: every message exchanged, for diagnosis.
+        iterations: the number of model turns taken.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        transcript: tuple[Any, ...],
+        iterations: int,
+        port: str | None = "Agent",
+    ) -> None:
+        super().__init__(message, port=port)
+        self.transcript = transcript
+        self.iterations = iterations

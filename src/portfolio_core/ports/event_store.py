@@ -1,0 +1,236 @@
+"""EventStore: append-only streams of events with optimistic concurrency and a global log.
+
+Contract
+--------
+Versions and positions
+  * Events in a stream are numbered from 1 (``RecordedEvent.version``); a stream's version is
+    the number of its events (0 for a stream that does not exist).
+  * Every stored event also has a global ``position`` in the store-wide log. Positions
+    increase strictly in commit order; a reader of :meth:`EventStore.read_all` that has read
+    up to position P never later sees a new event at a position <= P (no event becomes
+    visible "behind" a tailing reader). Positions may have gaps (a failed or rolled-back
+    append can consume positions) unless the adapter declares ``GAPLESS``.
+
+Appending
+  * ``append(stream, events, expected_version)`` is atomic: all events are stored, or none.
+  * ``expected_version`` is an int (the stream's current version, 0 meaning no events) or a
+    :class:`StreamState`: ``ANY`` (no check), ``NO_STREAM`` (the stream must not exist),
+    ``STREAM_EXISTS`` (it must). A mismatch raises
+    :class:`~portfolio_core.ports.errors.WrongExpectedVersionError` and writes nothing.
+  * Idempotency: every event carries an ``id``. If the whole batch is already stored in
+    that stream, in order, directly after ``expected_version``, the append succeeds without
+    writing and returns the original result. An id that exists elsewhere raises
+    :class:`~portfolio_core.ports.errors.ConflictError`.
+  * Bad input raises :class:`~portfolio_core.ports.errors.InvalidInputError` and writes
+    nothing: an empty batch, an empty stream name, data or metadata that is not
+    JSON-serialisable, an event larger than the adapter's ``max_event_bytes``.
+
+Reading
+  * ``read`` of a stream that does not exist raises
+    :class:`~portfolio_core.ports.errors.NotFoundError`. Results are snapshots: later
+    appends do not change a returned list.
+  * ``read_all`` and ``query`` return events in position order.
+
+Subscribing
+  * ``subscribe`` first delivers stored events from ``from_position`` (catch-up) then new
+    ones as they commit (live), in position order, at least once. The subscription's
+    ``checkpoint`` is the position of the last event the handler finished; persisting it and
+    subscribing again from ``checkpoint + 1`` loses nothing. A slow handler slows delivery
+    (bounded buffer) rather than dropping events. ``on_error`` decides what a handler
+    exception does: ``stop`` the subscription (keeping the exception), ``retry`` the event,
+    or ``skip`` it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+__all__ = [
+    "AppendResult",
+    "Direction",
+    "EventHandler",
+    "EventQuery",
+    "EventStore",
+    "EventStoreCapability",
+    "ExpectedVersion",
+    "NewEvent",
+    "OnHandlerError",
+    "RecordedEvent",
+    "StreamState",
+    "Subscription",
+]
+
+
+class StreamState(StrEnum):
+    """Symbolic expected versions."""
+
+    ANY = "any"
+    NO_STREAM = "no_stream"
+    STREAM_EXISTS = "stream_exists"
+
+
+ExpectedVersion = int | StreamState
+
+
+class Direction(StrEnum):
+    FORWARDS = "forwards"
+    BACKWARDS = "backwards"
+
+
+class OnHandlerError(StrEnum):
+    STOP = "stop"
+    RETRY = "retry"
+    SKIP = "skip"
+
+
+class EventStoreCapability(StrEnum):
+    SUBSCRIBE = "event_store.subscribe"
+    QUERY = "event_store.query"
+    PERSISTENT = "event_store.persistent"
+    SHARED = "event_store.shared"
+    """Several processes may append and read concurrently."""
+    GAPLESS = "event_store.gapless"
+    TENANT_SCOPED = "event_store.tenant_scoped"
+
+
+def _new_id() -> str:
+    import uuid  # deferred: importing uuid costs more than every port together
+
+    return str(uuid.uuid4())
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event to append. ``id`` defaults to a fresh UUID; supply one for idempotency."""
+
+    type: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    id: str = field(default_factory=_new_id)
+    correlation_id: str | None = None
+    causation_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedEvent:
+    """A stored event with its stream version, global position and commit time (UTC)."""
+
+    id: str
+    stream: str
+    type: str
+    data: Mapping[str, Any]
+    metadata: Mapping[str, Any]
+    version: int
+    position: int
+    recorded_at: datetime
+    correlation_id: str | None = None
+    causation_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    """The stream's version after the append and the global positions of the batch."""
+
+    stream: str
+    version: int
+    positions: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class EventQuery:
+    """A conjunction of filters; ``None`` or empty means "no constraint" for that field.
+
+    ``data`` and ``metadata`` match by equality on top-level JSON fields.
+    ``since`` is inclusive and ``until`` exclusive, on ``recorded_at``.
+    """
+
+    types: frozenset[str] = frozenset()
+    streams: frozenset[str] = frozenset()
+    correlation_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    data: Mapping[str, Any] = field(default_factory=dict)
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    from_position: int = 1
+    limit: int | None = None
+
+
+EventHandler = Callable[[RecordedEvent], Awaitable[None]]
+
+
+@runtime_checkable
+class Subscription(Protocol):
+    """A live subscription handle."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def checkpoint(self) -> int:
+        """Position of the last event the handler finished (0 before any)."""
+        ...
+
+    @property
+    def error(self) -> BaseException | None:
+        """The handler exception that stopped the subscription, if any."""
+        ...
+
+    async def wait_until(self, position: int, timeout: float | None = None) -> None:
+        """Wait until ``checkpoint >= position``; raises PortTimeoutError after ``timeout``."""
+        ...
+
+
+@runtime_checkable
+class EventStore(Protocol):
+    """Async event store; see the module docstring for every clause."""
+
+    async def append(
+        self,
+        stream: str,
+        events: Sequence[NewEvent],
+        expected_version: ExpectedVersion = StreamState.ANY,
+    ) -> AppendResult:
+        """Append ``events`` atomically to ``stream``."""
+        ...
+
+    async def read(
+        self,
+        stream: str,
+        from_version: int = 1,
+        limit: int | None = None,
+        direction: Direction = Direction.FORWARDS,
+    ) -> list[RecordedEvent]:
+        """Events of ``stream`` from ``from_version`` (backwards: down from it, 0 = last)."""
+        ...
+
+    async def read_all(
+        self, from_position: int = 1, limit: int | None = None
+    ) -> list[RecordedEvent]:
+        """Events of every stream with ``position >= from_position``, in position order."""
+        ...
+
+    async def query(self, query: EventQuery) -> list[RecordedEvent]:
+        """Events matching every filter of ``query``, in position order."""
+        ...
+
+    async def subscribe(
+        self,
+        handler: EventHandler,
+        *,
+        stream: str | None = None,
+        from_position: int = 1,
+        filter: EventQuery | None = None,
+        on_error: OnHandlerError = OnHandlerError.STOP,
+    ) -> Subscription:
+        """Deliver events (of one stream, or all) to ``handler``: catch-up, then live."""
+        ...
+
+    async def unsubscribe(self, subscription: Subscription) -> None:
+        """Stop delivering to the subscription; idempotent."""
+        ...

@@ -1,0 +1,140 @@
+"""LLM: turn a conversation into a completion, whole or streamed.
+
+Contract
+--------
+* ``complete`` returns one :class:`Completion` whose ``usage`` is always filled in (input and
+  output token counts as the provider or local tokenizer counted them).
+* ``stream`` yields :class:`CompletionChunk` objects whose ``text`` concatenates to the text
+  ``complete`` would have returned; the last chunk carries ``finish_reason`` and ``usage``.
+* Neither call mutates ``messages``. Neither is idempotent in general (a provider may bill
+  twice); with ``temperature == 0`` and a fixed ``seed`` a local adapter is deterministic.
+* Raises :class:`~portfolio_core.ports.errors.InvalidInputError` for an empty conversation or
+  bad options, :class:`~portfolio_core.ports.errors.RateLimitedError` (with ``retry_after``)
+  on a provider 429, :class:`~portfolio_core.ports.errors.UnavailableError` on 5xx or a
+  refused connection, :class:`~portfolio_core.ports.errors.PortTimeoutError` on a deadline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Literal, Protocol, runtime_checkable
+
+__all__ = [
+    "LLM",
+    "Completion",
+    "CompletionChunk",
+    "CompletionOptions",
+    "LLMCapability",
+    "Message",
+    "Role",
+    "ToolCall",
+    "ToolSpec",
+    "Usage",
+]
+
+Role = Literal["system", "user", "assistant", "tool"]
+
+
+class LLMCapability(StrEnum):
+    """Optional parts of the LLM port."""
+
+    STREAMING = "llm.streaming"
+    TOOLS = "llm.tools"
+    OFFLINE = "llm.offline"
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """A tool offered to a model: name, description and a JSON schema of its arguments."""
+
+    name: str
+    description: str
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A model's request to call a tool with JSON arguments."""
+
+    id: str
+    name: str
+    arguments: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One turn of a conversation."""
+
+    role: Role
+    content: str
+    name: str | None = None
+    tool_call_id: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token counts of one completion."""
+
+    input_tokens: int
+    output_tokens: int
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class CompletionOptions:
+    """Per-call options. ``model`` of ``None`` means the adapter's configured model."""
+
+    model: str | None = None
+    max_tokens: int = 256
+    temperature: float = 0.0
+    stop: tuple[str, ...] = ()
+    tools: tuple[ToolSpec, ...] = ()
+    seed: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """A finished completion. ``finish_reason`` is ``stop``, ``length`` or ``tool_calls``."""
+
+    text: str
+    model: str
+    usage: Usage
+    finish_reason: str = "stop"
+    tool_calls: tuple[ToolCall, ...] = ()
+    provider: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CompletionChunk:
+    """A piece of a streamed completion; the last one has ``finish_reason`` and ``usage``."""
+
+    text: str
+    finish_reason: str | None = None
+    usage: Usage | None = None
+
+
+@runtime_checkable
+class LLM(Protocol):
+    """A language model reached in process or over the network (async port)."""
+
+    async def complete(
+        self, messages: Sequence[Message], opts: CompletionOptions | None = None
+    ) -> Completion:
+        """Complete the conversation; see the module docstring for guarantees and errors."""
+        ...
+
+    def stream(
+        self, messages: Sequence[Message], opts: CompletionOptions | None = None
+    ) -> AsyncIterator[CompletionChunk]:
+        """Stream the completion chunk by chunk (an async generator).
+
+        Raises :class:`~portfolio_core.ports.errors.UnsupportedError` when the adapter does
+        not declare ``LLMCapability.STREAMING``.
+        """
+        ...
