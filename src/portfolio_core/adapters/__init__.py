@@ -1,0 +1,1 @@
+"""Adapters, one folder per technology: memory, file, sql, redis, local (inference)."""

@@ -1,0 +1,1 @@
+"""Durable single-machine adapters on local files."""

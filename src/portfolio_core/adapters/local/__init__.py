@@ -1,0 +1,1 @@
+"""In-process inference: tokenizers, the numpy model backend, the batching engine."""

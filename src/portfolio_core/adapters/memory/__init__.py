@@ -1,0 +1,1 @@
+"""In-process reference adapters: the executable specification of each port."""

@@ -1,0 +1,1 @@
+"""Shared-state adapters on Redis, for many processes and machines."""

@@ -1,0 +1,1 @@
+"""SQLAlchemy Core adapters for SQLite (the embedded default) and PostgreSQL."""

@@ -1,0 +1,1 @@
+"""What wraps an adapter at the port boundary: telemetry and protection."""

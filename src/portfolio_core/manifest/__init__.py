@@ -1,0 +1,1 @@
+"""YAML manifests: loading, validation, interpolation, secrets and wiring."""

@@ -1,0 +1,1 @@
+"""The conformance kit: contract test bases, state machines and test doubles."""
