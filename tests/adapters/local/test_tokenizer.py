@@ -21,7 +21,7 @@ from portfolio_core.adapters.local.huggingface_tokenizer import (  # noqa: E402
 
 CORPUS = [
     "hello world, the quick brown fox jumps over the lazy dog",
-    "héllo wörld — naïve café; 你好，世界 🙂 emoji 🚀",
+    "héllo wörld — naïve café; 你好\uff0c世界 🙂 emoji 🚀",
     "def f(x):\n    return x * 2  # code\n",
 ] * 40
 
