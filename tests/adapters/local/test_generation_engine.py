@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from portfolio_core.adapters.local.byte_tokenizer import ByteTokenizer
+from portfolio_core.adapters.local.detokenizer import StreamingDetokenizer
 from portfolio_core.adapters.local.generation_engine import (
     EngineStats,
     LocalGenerationEngine,
@@ -22,6 +23,7 @@ from portfolio_core.ports import (
     FinishReason,
     GenerationEngine,
     InvalidInputError,
+    NotFoundError,
     PoolExhaustedError,
 )
 
@@ -404,3 +406,20 @@ def test_really_batches_decodes() -> None:
         engine.submit("a", [i + 1, 2, 3], max_tokens=10)
     run_all(engine)
     assert backend.forward_calls == 10  # one forward per step for all eight requests
+
+
+def test_streaming_with_output_tokens() -> None:
+    backend, engine = scripted_engine(block_size=4, num_blocks=32, eos_modulus=10_000)
+    uid = engine.submit("a", [1, 2, 3], max_tokens=6)
+    detok = StreamingDetokenizer(TOK)
+    seen = 0
+    text = ""
+    while engine.has_unfinished():
+        finished = engine.step()
+        tokens = finished[0].tokens if finished else engine.output_tokens(uid)
+        text += detok.extend(list(tokens[seen:]))
+        seen = len(tokens)
+    text += detok.finish()
+    assert text == TOK.decode(expected(backend, [1, 2, 3], 6))
+    with pytest.raises(NotFoundError):
+        engine.output_tokens(uid)

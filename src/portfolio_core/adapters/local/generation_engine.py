@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from portfolio_core.adapters.local._block_pool import BlockPool, chain_hash
 from portfolio_core.adapters.local._numpy_ops import common_prefix, sample
-from portfolio_core.ports.errors import InvalidInputError, PoolExhaustedError
+from portfolio_core.ports.errors import InvalidInputError, NotFoundError, PoolExhaustedError
 from portfolio_core.ports.generation_engine import CompletedGeneration, FinishReason
 from portfolio_core.ports.model_backend import AgentBlocks, ForwardSequence, PagedModelBackend
 from portfolio_core.ports.tokenizer import Tokenizer
@@ -307,6 +307,15 @@ class LocalGenerationEngine:
         return bool(self._requests) or bool(self._pending)
 
     # -- introspection -------------------------------------------------------------------
+
+    def output_tokens(self, uid: str) -> tuple[int, ...]:
+        """Tokens generated so far by an unfinished request (for streaming: feed the new
+        ones to a :class:`~portfolio_core.adapters.local.detokenizer.StreamingDetokenizer`
+        after each ``step``). NotFoundError once the request has finished or is unknown."""
+        req = self._requests.get(uid)
+        if req is None:
+            raise NotFoundError(f"no unfinished request {uid!r}", key=uid, port="GenerationEngine")
+        return tuple(req.output)
 
     def snapshot(self) -> PoolSnapshot:
         pool = self._pool
