@@ -423,3 +423,22 @@ def test_streaming_with_output_tokens() -> None:
     assert text == TOK.decode(expected(backend, [1, 2, 3], 6))
     with pytest.raises(NotFoundError):
         engine.output_tokens(uid)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_numpy_outputs_same_with_and_without_prefix_caching(dtype: str) -> None:
+    model = NumpyModelBackend(dtype=dtype, seed=11)
+    shared = TOK.encode("A shared system prompt that spans several blocks. " * 2)
+    prompts = [shared + TOK.encode(f"Q{i}") for i in range(5)]
+    outs = []
+    for caching in (True, False):
+        engine = LocalGenerationEngine(
+            model, TOK, num_blocks=96, block_size=8, enable_prefix_caching=caching
+        )
+        first = engine.submit("a", prompts[0], max_tokens=12)
+        done = run_all(engine, sharing=caching)
+        uids = [first] + [engine.submit("a", p, max_tokens=12) for p in prompts[1:]]
+        done.update(run_all(engine, sharing=caching))
+        outs.append([done[u].tokens for u in uids])
+        assert (engine.stats().prefix_hit_tokens > 0) is caching
+    assert outs[0] == outs[1]
