@@ -260,17 +260,19 @@ class LocalGenerationEngine:
             for req, n in scheduled
         ]
         logits = self._backend.forward(self._kv, batch)
-        greedy = np.argmax(logits, axis=-1)
+        greedy = np.argmax(logits, axis=-1).tolist()
         max_len = self._spec.max_seq_len
+        caching = self.config.enable_prefix_caching
+        bs = self._bs
         for i, (req, n) in enumerate(scheduled):
             req.num_computed += n
             self._computed_tokens += n
-            if self.config.enable_prefix_caching:
+            if caching and req.num_computed // bs > req.num_registered:
                 self._register_full_blocks(req)
             if req.num_computed < len(req.tokens):
                 continue  # a prefill chunk: nothing to sample yet
             if req.temperature == 0.0:
-                token = int(greedy[i])
+                token = greedy[i]
             else:
                 token = sample(np.asarray(logits[i]), req.temperature, req.rng)
             req.output.append(token)
@@ -349,20 +351,25 @@ class LocalGenerationEngine:
         scheduled: list[tuple[_Request, int]] = []
         pool = self._pool
         preempted = False
+        bs = self._bs
+        running = self._running
         i = 0
-        while i < len(self._running) and budget > 0:
-            req = self._running[i]
-            n = min(len(req.tokens) - req.num_computed, budget)
-            need = self._blocks_for(req.num_computed + n) - len(req.blocks)
-            while need > pool.num_free:
-                victim = self._running[-1]
-                self._preempt(victim)
-                preempted = True
-                if victim is req:
-                    break
-            if req.num_computed == 0 and not req.blocks:
-                break  # req itself was preempted, and so was every request after it
+        while i < len(running) and budget > 0:  # the hot loop of a decode step
+            req = running[i]
+            computed = req.num_computed
+            n = len(req.tokens) - computed
+            if n > budget:
+                n = budget
+            need = -(-(computed + n) // bs) - len(req.blocks)
             if need > 0:
+                while need > pool.num_free:
+                    victim = running[-1]
+                    self._preempt(victim)
+                    preempted = True
+                    if victim is req:
+                        break
+                if not req.blocks:
+                    break  # req itself was preempted, and so was every request after it
                 req.blocks.extend(pool.allocate(need))
             scheduled.append((req, n))
             budget -= n
