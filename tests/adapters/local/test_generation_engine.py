@@ -19,6 +19,7 @@ from portfolio_core.adapters.local.generation_engine import (
 from portfolio_core.adapters.local.numpy_backend import NumpyModelBackend
 from portfolio_core.adapters.local.scripted_backend import ScriptedModelBackend
 from portfolio_core.ports import (
+    AgentBlocks,
     CompletedGeneration,
     FinishReason,
     GenerationEngine,
@@ -384,11 +385,19 @@ def test_invalid_submissions(kwargs: dict[str, object], field: str) -> None:
     assert not engine.has_unfinished()
 
 
-def test_cache_from_another_model_is_refused(model: NumpyModelBackend) -> None:
+def test_cache_from_another_model_or_malformed_is_refused(model: NumpyModelBackend) -> None:
     other = NumpyModelBackend(seed=9).generate([1, 2], max_tokens=2).cache
     engine = LocalGenerationEngine(model, TOK, num_blocks=8)
     with pytest.raises(InvalidInputError):
         engine.submit("a", [1, 2, 3], cache=other)
+    good = model.generate([1, 2], max_tokens=2).cache
+    assert good is not None
+    bad = AgentBlocks("a", (*good.tokens, 5), good.keys, good.values, good.spec_hash)
+    with pytest.raises(InvalidInputError):
+        engine.submit("a", [1, 2, 3], cache=bad)
+    with pytest.raises(InvalidInputError):
+        model.generate([1, 2, 3], bad)
+    assert not engine.has_unfinished()
 
 
 def test_sizing_from_the_model_spec() -> None:

@@ -92,12 +92,26 @@ def write_kv(
         kv.values[layer][slots] = v_arr.transpose(1, 0, 2)
 
 
-def check_cache(cache: AgentBlocks | None, spec_hash: str) -> None:
-    if cache is not None and cache.spec_hash != spec_hash:
+def check_cache(cache: AgentBlocks | None, spec: ModelCacheSpec) -> None:
+    """InvalidInputError unless ``cache`` is None or an AgentBlocks of this model, well formed."""
+    if cache is None:
+        return
+    if cache.spec_hash != spec.spec_hash:
         raise InvalidInputError(
-            f"cache was built by another model (spec {cache.spec_hash}, this model {spec_hash})",
+            f"cache was built by another model (spec {cache.spec_hash}, "
+            f"this model {spec.spec_hash})",
             field="cache",
         )
+    shape = (spec.n_kv_heads, len(cache.tokens), spec.head_dim)
+    arrays = (*cache.keys, *cache.values)
+    if len(cache.keys) != spec.n_layers or len(cache.values) != spec.n_layers:
+        raise InvalidInputError(
+            f"cache has {len(cache.keys)} key and {len(cache.values)} value arrays, "
+            f"expected {spec.n_layers} of each",
+            field="cache",
+        )
+    if any(tuple(np.shape(a)) != shape for a in arrays):
+        raise InvalidInputError(f"cache arrays must have shape {shape}", field="cache")
 
 
 def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:

@@ -20,7 +20,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from portfolio_core.adapters.local._block_pool import BlockPool, chain_hash
-from portfolio_core.adapters.local._numpy_ops import common_prefix, sample
+from portfolio_core.adapters.local._numpy_ops import check_cache, common_prefix, sample
 from portfolio_core.ports.errors import InvalidInputError, NotFoundError, PoolExhaustedError
 from portfolio_core.ports.generation_engine import CompletedGeneration, FinishReason
 from portfolio_core.ports.model_backend import AgentBlocks, ForwardSequence, PagedModelBackend
@@ -213,10 +213,7 @@ class LocalGenerationEngine:
                 f"prompt of {len(tokens)} tokens leaves no room (max_seq_len {spec.max_seq_len})",
                 field="prompt",
             )
-        if cache is not None and cache.spec_hash != spec.spec_hash:
-            raise InvalidInputError(
-                f"cache was built by another model (spec {cache.spec_hash})", field="cache"
-            )
+        check_cache(cache, spec)
         longest = min(len(tokens) + max_tokens, spec.max_seq_len) - 1  # last token never fed
         needed = -(-max(longest, len(tokens)) // self._bs)
         if needed > self._pool.num_blocks:

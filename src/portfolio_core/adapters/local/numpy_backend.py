@@ -231,7 +231,7 @@ class NumpyModelBackend:
         spec = self._spec
         prompt = [int(t) for t in prompt_tokens]
         ops.check_tokens(prompt, spec.vocab_size)
-        ops.check_cache(cache, self._spec_hash)
+        ops.check_cache(cache, self._spec)
         if max_tokens < 1:
             raise InvalidInputError("max_tokens must be at least 1", field="max_tokens")
         if len(prompt) >= spec.max_seq_len:
