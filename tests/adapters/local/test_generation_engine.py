@@ -26,6 +26,7 @@ from portfolio_core.ports import (
     InvalidInputError,
     NotFoundError,
     PoolExhaustedError,
+    UnavailableError,
 )
 
 TOK = ByteTokenizer()
@@ -451,3 +452,17 @@ def test_numpy_outputs_same_with_and_without_prefix_caching(dtype: str) -> None:
         outs.append([done[u].tokens for u in uids])
         assert (engine.stats().prefix_hit_tokens > 0) is caching
     assert outs[0] == outs[1]
+
+
+def test_close_drops_everything_and_is_idempotent() -> None:
+    _, engine = scripted_engine(block_size=4, num_blocks=16)
+    engine.submit("a", [1, 2, 3], max_tokens=20)
+    engine.step()
+    engine.close()
+    engine.close()
+    assert not engine.has_unfinished()
+    assert all(rc == 0 for rc in engine.snapshot().ref_counts)
+    with pytest.raises(UnavailableError):
+        engine.submit("a", [1], max_tokens=1)
+    with pytest.raises(UnavailableError):
+        engine.step()

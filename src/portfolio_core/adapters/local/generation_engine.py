@@ -21,7 +21,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from portfolio_core.adapters.local._block_pool import BlockPool, chain_hash
 from portfolio_core.adapters.local._numpy_ops import check_cache, common_prefix, sample
-from portfolio_core.ports.errors import InvalidInputError, NotFoundError, PoolExhaustedError
+from portfolio_core.ports.errors import (
+    InvalidInputError,
+    NotFoundError,
+    PoolExhaustedError,
+    UnavailableError,
+)
 from portfolio_core.ports.generation_engine import CompletedGeneration, FinishReason
 from portfolio_core.ports.model_backend import AgentBlocks, ForwardSequence, PagedModelBackend
 from portfolio_core.ports.tokenizer import Tokenizer
@@ -156,6 +161,7 @@ class LocalGenerationEngine:
         self._prefix_hit_tokens = 0
         self._computed_tokens = 0
         self._steps = 0
+        self._closed = False
 
     @classmethod
     def from_config(
@@ -177,6 +183,28 @@ class LocalGenerationEngine:
     def num_blocks(self) -> int:
         return self._pool.num_blocks
 
+    def close(self) -> None:
+        """Drop every queued and running request and the KV storage (idempotent).
+
+        Nothing is returned for the dropped requests; ``submit`` and ``step`` raise
+        UnavailableError afterwards.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        for req in self._running:
+            self._pool.release(req.blocks)
+            req.blocks = []
+        self._running.clear()
+        self._waiting.clear()
+        self._requests.clear()
+        self._pending.clear()
+        self._kv = None
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise UnavailableError("the engine is closed", port="GenerationEngine")
+
     # -- the port -----------------------------------------------------------------------
 
     def submit(
@@ -196,6 +224,7 @@ class LocalGenerationEngine:
         ids outside the vocabulary, ``max_tokens < 1``, a prompt of ``max_seq_len`` tokens
         or more, a cache of another model) or PoolExhaustedError (cannot fit even alone).
         """
+        self._check_open()
         tokens = (
             self._tokenizer.encode(prompt) if isinstance(prompt, str) else [int(t) for t in prompt]
         )
@@ -243,6 +272,7 @@ class LocalGenerationEngine:
 
     def step(self) -> list[CompletedGeneration]:
         """Schedule, run one batched forward, sample; return what finished (aborts too)."""
+        self._check_open()
         self._steps += 1
         finished, self._pending = self._pending, []
         scheduled = self._schedule()
