@@ -28,7 +28,7 @@ class TestHuggingFaceTokenizerContract(TokenizerContract):
     def make_adapter(self) -> Callable[[], object]:
         pytest.importorskip("tokenizers")
         from portfolio_core.adapters.local.huggingface_tokenizer import HuggingFaceTokenizer
-        from tests.adapters.local.test_tokenizer import train_bpe
+        from tests.adapters.local.bpe import train_bpe
 
         bpe = train_bpe()
         return lambda: HuggingFaceTokenizer(bpe, eos_tokens=["<|eos|>", "<|im_end|>"])
