@@ -73,7 +73,13 @@ Samples = dict[str, list[float]]
 def throughput(model: NumpyModelBackend, prompts: list[list[int]]) -> Samples:
     """Tokens/s, batched and sequential, wall and CPU; repeats interleaved."""
     tok = ByteTokenizer()
-    out: Samples = {"batched": [], "sequential": [], "batched_cpu": [], "sequential_cpu": []}
+    out: Samples = {
+        "batched": [],
+        "sequential": [],
+        "batched_cpu": [],
+        "sequential_cpu": [],
+        "generate": [],
+    }
 
     def engine() -> LocalGenerationEngine:
         return LocalGenerationEngine(model, tok, num_blocks=256, enable_prefix_caching=False)
@@ -94,6 +100,10 @@ def throughput(model: NumpyModelBackend, prompts: list[list[int]]) -> Samples:
                 n += drain(e)
         out["sequential"].append(n / clock.wall)
         out["sequential_cpu"].append(n / clock.cpu)
+        # for reference: the backend's own single-sequence generate (contiguous cache)
+        with Clock() as clock:
+            n = sum(len(model.generate(p, max_tokens=NEW_TOKENS).tokens) for p in prompts)
+        out["generate"].append(n / clock.wall)
     return out
 
 
@@ -140,6 +150,12 @@ def main() -> None:
             med(tp["batched_cpu"]),
             med(tp["sequential_cpu"]),
             med(tp["batched_cpu"]) / med(tp["sequential_cpu"]),
+        ),
+        (
+            "  vs backend.generate one by one (no engine)",
+            batched,
+            med(tp["generate"]),
+            batched / med(tp["generate"]),
         ),
         (
             "TTFT ms, 1,024-token prefix cached / not",
