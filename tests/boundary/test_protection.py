@@ -116,7 +116,8 @@ async def test_breaker_opens_after_fail_max_and_refuses_without_calling() -> Non
     with pytest.raises(CircuitOpenError) as info:
         await proxy.get("k")
     assert cache.calls == 3
-    assert info.value.retry_after is not None and 0 < info.value.retry_after <= 30
+    assert info.value.retry_after is not None
+    assert 0 < info.value.retry_after <= 30
     assert boundary_of(proxy).breaker.state == "open"  # type: ignore[union-attr]
     assert boundary_of(proxy).stats["get"].rejected == 1  # type: ignore[union-attr]
 
@@ -145,7 +146,8 @@ async def test_half_open_admits_exactly_one_probe_under_concurrency() -> None:
     admitted = [o for o in outcomes if not isinstance(o, BaseException)]
     refused = [o for o in outcomes if isinstance(o, CircuitOpenError)]
     assert cache.calls == 1
-    assert len(admitted) == 1 and len(refused) == 9
+    assert len(admitted) == 1
+    assert len(refused) == 9
     assert boundary_of(proxy).breaker.state == "closed"  # type: ignore[union-attr]
     assert await proxy.get("k") == "value:k"
 
@@ -272,7 +274,8 @@ async def test_rate_limit_refuses_with_retry_after(unique_name: str) -> None:
     with pytest.raises(RateLimitedError) as info:
         await proxy.get("k")
     assert cache.calls == 3
-    assert info.value.retry_after is not None and 0 < info.value.retry_after <= 60
+    assert info.value.retry_after is not None
+    assert 0 < info.value.retry_after <= 60
 
 
 @pytest.mark.parametrize("strategy", ["fixed_window", "moving_window", "sliding_window"])

@@ -84,6 +84,7 @@ class HealthAggregator:
         self.interval = interval
         self.timeout = timeout
         self._telemetry = telemetry or default_telemetry()
+        self._telemetry.ensure_instruments()
         self._clock = clock
         self._entries: dict[str, _Entry] = {}
         self._listeners: list[Listener] = []
