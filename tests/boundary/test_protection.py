@@ -496,3 +496,165 @@ async def test_order_retry_runs_inside_the_timeout() -> None:
     with pytest.raises(PortTimeoutError):
         await proxy.get("k")
     assert cache.calls < 10
+
+
+# -- async iterators, sync ports, sync methods of async ports ------------------------------
+
+
+class ChunkLLM:
+    def __init__(self, fail_before_first: bool = False) -> None:
+        self.fail_before_first = fail_before_first
+        self.opened = 0
+
+    async def complete(self, messages: Any, opts: Any = None) -> Any:
+        raise NotImplementedError
+
+    async def stream(self, messages: Any, opts: Any = None) -> Any:
+        from portfolio_core.ports import CompletionChunk
+
+        self.opened += 1
+        if self.fail_before_first:
+            raise UnavailableError("stream down")
+        for part in ("a", "b", "c"):
+            yield CompletionChunk(part)
+
+
+async def test_stream_is_admitted_once_by_the_rate_limit(unique_name: str) -> None:
+    llm = ChunkLLM()
+    proxy = wrap(
+        llm,
+        port=port_by_key("llm"),
+        name="l",
+        adapter_type="t",
+        telemetry=None,
+        protection={"rate_limit": {"limit": "1/minute", "key_prefix": unique_name}},
+    )
+    assert [c.text async for c in proxy.stream([])] == ["a", "b", "c"]
+    with pytest.raises(RateLimitedError):
+        async for _ in proxy.stream([]):
+            pass
+    assert llm.opened == 1
+
+
+async def test_stream_closed_early_is_not_a_failure() -> None:
+    proxy = wrap(
+        ChunkLLM(),
+        port=port_by_key("llm"),
+        name="l",
+        adapter_type="t",
+        telemetry={},
+        protection={"circuit_breaker": {"fail_max": 1}},
+    )
+    agen = proxy.stream([])
+    assert (await agen.__anext__()).text == "a"
+    await agen.aclose()
+    assert boundary_of(proxy).breaker.state == "closed"  # type: ignore[union-attr]
+    assert boundary_of(proxy).stats["stream"].errors == 0  # type: ignore[union-attr]
+
+
+async def test_stream_falls_back_before_its_first_item() -> None:
+    backup = ChunkLLM()
+    proxy = wrap(
+        ChunkLLM(fail_before_first=True),
+        port=port_by_key("llm"),
+        name="l",
+        adapter_type="t",
+        telemetry=None,
+        protection={"fallback": {"adapter": "backup"}},
+        fallback=backup,
+    )
+    assert [c.text async for c in proxy.stream([])] == ["a", "b", "c"]
+    assert backup.opened == 1
+
+
+class FlakyStore:
+    def __init__(self, errors: list[BaseException] | None = None, delay: float = 0.0) -> None:
+        self.errors = list(errors or [])
+        self.delay = delay
+        self.calls = 0
+
+    def get(self, agent_id: str, tokens: Any) -> str:
+        self.calls += 1
+        if self.delay:
+            time.sleep(self.delay)
+        if self.errors:
+            raise self.errors.pop(0)
+        return "hit"
+
+    def put(self, agent_id: str, blocks: Any) -> None: ...
+
+    def evict(self, agent_id: str) -> bool:
+        return False
+
+    def delete(self, agent_id: str) -> bool:
+        return False
+
+
+def test_sync_retry_and_fallback() -> None:
+    store = FlakyStore(errors=[UnavailableError("x")])
+    proxy = wrap(
+        store,
+        port=STORE,
+        name="s",
+        adapter_type="t",
+        telemetry=None,
+        protection={"retry": {"attempts": 2, "backoff": 0.001}},
+    )
+    assert proxy.get("a", [1]) == "hit"
+    assert store.calls == 2
+    backup = FlakyStore()
+    proxy = wrap(
+        FlakyStore(errors=[UnavailableError("x")]),
+        port=STORE,
+        name="s",
+        adapter_type="t",
+        telemetry=None,
+        protection={"fallback": {"adapter": "b"}},
+        fallback=backup,
+    )
+    assert proxy.get("a", [1]) == "hit"
+    assert backup.calls == 1
+
+
+def test_sync_bulkhead_refuses_over_the_limit() -> None:
+    import threading
+
+    store = FlakyStore(delay=0.05)
+    proxy = wrap(
+        store,
+        port=STORE,
+        name="s",
+        adapter_type="t",
+        telemetry=None,
+        protection={"bulkhead": {"max_concurrent": 1}},
+    )
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            proxy.get("a", [1])
+        except BulkheadFullError as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=5)
+    assert len(errors) == 2
+
+
+async def test_sync_methods_of_async_ports_are_not_protected(unique_name: str) -> None:
+    from tests.ports.minimal_adapters import MinimalTenant
+
+    proxy = wrap(
+        MinimalTenant(),
+        port=port_by_key("tenant"),
+        name="t",
+        adapter_type="t",
+        telemetry={},
+        protection={"rate_limit": {"limit": "1/minute", "key_prefix": unique_name}},
+    )
+    for _ in range(5):
+        proxy.get_context()
+    assert boundary_of(proxy).stats["get_context"].calls == 5  # type: ignore[union-attr]

@@ -15,7 +15,7 @@ import contextvars
 import random
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeoutError
 from typing import Any, TypeVar
@@ -104,8 +104,10 @@ class _Guard:
     """Everything that runs around one method of one wrapped adapter."""
 
     __slots__ = (
+        "acall",
         "breaker",
         "bulkhead",
+        "call",
         "bulkhead_sem",
         "fallback_fn",
         "fn",
@@ -165,6 +167,15 @@ class _Guard:
         self.genai = genai
         self.span_name = f"{port.key}.{method}"
         self.inner = timeout is not None or retry is not None
+        # Pick the entry points once, so the common case runs one frame per call.
+        self.acall: Callable[[tuple[Any, ...], dict[str, Any]], Awaitable[Any]]
+        self.call: Callable[[tuple[Any, ...], dict[str, Any]], Any]
+        if fallback_fn is not None:
+            self.acall, self.call = self._acall_fallback, self._call_fallback
+        elif tracer is not None:
+            self.acall, self.call = self._acall_traced, self._call_traced
+        else:
+            self.acall, self.call = self._acall, self._call
 
     # -- shared pieces ---------------------------------------------------------------------
     def _span_attributes(self) -> dict[str, Any]:
@@ -184,8 +195,12 @@ class _Guard:
         if self.ledger is not None and self.method in COST_METHODS:
             usage = getattr(result, "usage", None)
             if usage is not None:
+                model = getattr(result, "model", None)
+                if model is None:
+                    opts = kwargs.get("opts", args[1] if len(args) > 1 else None)
+                    model = getattr(opts, "model", None)
                 self.ledger.record(
-                    getattr(result, "model", None),
+                    model,
                     input_tokens=int(usage.input_tokens),
                     output_tokens=int(usage.output_tokens),
                     api_calls=1,
@@ -207,7 +222,7 @@ class _Guard:
         span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
 
     # -- async -----------------------------------------------------------------------------
-    async def acall(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    async def _acall_fallback(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if self.fallback_fn is not None:
             try:
                 return await self._acall_traced(args, kwargs)
@@ -233,7 +248,7 @@ class _Guard:
         ) as span:
             return await self._acall(args, kwargs, span)
 
-    async def _acall(self, args: tuple[Any, ...], kwargs: dict[str, Any], span: Any) -> Any:
+    async def _acall(self, args: tuple[Any, ...], kwargs: dict[str, Any], span: Any = None) -> Any:
         stats = self.stats
         breaker = self.breaker
         probe = False
@@ -428,7 +443,7 @@ class _Guard:
                     span_cm.__exit__(None, None, None)
 
     # -- sync ------------------------------------------------------------------------------
-    def call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def _call_fallback(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if self.fallback_fn is not None:
             try:
                 return self._call_traced(args, kwargs)
@@ -454,7 +469,7 @@ class _Guard:
         ) as span:
             return self._call(args, kwargs, span)
 
-    def _call(self, args: tuple[Any, ...], kwargs: dict[str, Any], span: Any) -> Any:
+    def _call(self, args: tuple[Any, ...], kwargs: dict[str, Any], span: Any = None) -> Any:
         stats = self.stats
         breaker = self.breaker
         probe = False
