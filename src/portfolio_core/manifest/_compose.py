@@ -62,8 +62,7 @@ def merge_into(target: LMap, overlay: LMap) -> None:
     for key, value in overlay.items():
         current = target.get(key)
         if isinstance(current, LMap) and isinstance(value, LMap):
-            merge_into(current, value)
-            target.key_origins[key] = overlay.key_origins[key]
+            merge_into(current, value)  # the key keeps where it was first defined
         else:
             target.set(key, value, overlay.key_origins[key], overlay.value_origins[key])
 

@@ -420,14 +420,16 @@ def _check_graph(entries: dict[str, PlannedEntry], v: _Validator) -> list[str]:
                     )
         if entry.fallback is not None:
             fallback_entry = entries.get(entry.fallback)
-            path = (*base, "protection", "fallback")
+            fb_path: tuple[str | int, ...] = (*base, "protection", "fallback")
+            if isinstance((entry.protection or {}).get("fallback"), dict):
+                fb_path = (*fb_path, "adapter")
             if fallback_entry is None:
                 known = v.tree.get("adapters")
                 if not (isinstance(known, LMap) and entry.fallback in known):
                     v.add(
                         "unknown-entry",
                         f"no adapter entry named {entry.fallback!r}",
-                        path,
+                        fb_path,
                         hint=did_you_mean(entry.fallback, known or ()),
                     )
             elif fallback_entry.port.key != entry.port.key:
@@ -435,10 +437,10 @@ def _check_graph(entries: dict[str, PlannedEntry], v: _Validator) -> list[str]:
                     "invalid-dependency",
                     f"a fallback must be of the same port ({entry.port.key}); "
                     f"{entry.fallback!r} is a {fallback_entry.port.key} adapter",
-                    path,
+                    fb_path,
                 )
             elif entry.fallback == entry.name:
-                v.add("dependency-cycle", "an adapter cannot be its own fallback", path)
+                v.add("dependency-cycle", "an adapter cannot be its own fallback", fb_path)
     # cycles and order
     order: list[str] = []
     state: dict[str, int] = {}

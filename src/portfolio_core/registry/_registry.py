@@ -10,7 +10,7 @@ import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+from typing import TYPE_CHECKING, Self, TypeVar
 
 from portfolio_core.ports.capabilities import capabilities_of
 from portfolio_core.ports.catalogue import PORTS, PortInfo
@@ -42,7 +42,9 @@ class EntryInfo:
 
 @dataclass(frozen=True, slots=True)
 class CallStats:
-    """Calls and errors counted by the boundary proxy (only when telemetry is configured)."""
+    """Calls and errors (including calls refused by protection) counted by the boundary
+    proxy, summed over the port's methods; per-method figures are on
+    ``registry.get(...).boundary_stats``."""
 
     calls: int
     errors: int
@@ -290,13 +292,14 @@ class Registry:
         item = self._item(name)
         if item.adapter is item.instance:
             return None
-        stats = getattr(item.adapter, "stats", None)
-        if callable(stats):
-            stats = stats()
-        if stats is None:
+        per_method = getattr(item.adapter, "boundary_stats", None)
+        if not isinstance(per_method, Mapping):
             return None
-        calls = _count(stats, "calls")
-        errors = _count(stats, "errors")
+        calls = sum(int(getattr(m, "calls", 0)) for m in per_method.values())
+        errors = sum(
+            int(getattr(m, "errors", 0)) + int(getattr(m, "rejected", 0))
+            for m in per_method.values()
+        )
         return CallStats(calls, errors)
 
     def _item(self, name: str) -> _Item:
@@ -457,13 +460,6 @@ def _with_default(info: EntryInfo, default: bool) -> EntryInfo:
         info.uses,
         info.location,
     )
-
-
-def _count(stats: Any, field: str) -> int:
-    value = stats.get(field, 0) if isinstance(stats, Mapping) else getattr(stats, field, 0)
-    if isinstance(value, Mapping):
-        return int(sum(value.values()))
-    return int(value)
 
 
 async def _stop_all(items: list[_Item], secrets: frozenset[str], *, raise_errors: bool) -> None:
