@@ -106,10 +106,19 @@ class _Composer:
             )
             return []
         layer = "file" if top else "extends"
+        before = len(self.problems)
         tree = load_yaml_file(path, display, self.problems, referenced_at, layer)
         if tree is None:
-            if not top or path.exists():
-                return []
+            if len(self.problems) == before:  # an empty document
+                self.problems.append(
+                    Problem(
+                        "invalid-manifest",
+                        f"{display} is empty",
+                        (),
+                        Origin(display, 1, 1, layer),
+                        f"start it with 'schema_version: {CURRENT_SCHEMA_VERSION}'",
+                    )
+                )
             return []
         if not isinstance(tree, LMap):
             self.problems.append(
