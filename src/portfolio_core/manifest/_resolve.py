@@ -9,6 +9,7 @@ import importlib.util
 import inspect
 import traceback
 import typing
+import weakref
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
@@ -173,9 +174,20 @@ def _protocol_members(protocol: type) -> dict[str, str]:
 _MEMBERS: dict[type, dict[str, str]] = {}
 
 
+_CLASS_CHECKS: weakref.WeakKeyDictionary[type, dict[str, list[str]]] = weakref.WeakKeyDictionary()
+
+
 def check_class(cls: type, port: PortInfo) -> list[str]:
     """Problems with ``cls``'s methods against ``port`` (missing, or sync where async is
-    required and vice versa). Attributes and properties are checked on the instance."""
+    required and vice versa). Attributes and properties are checked on the instance.
+    Computed once per class and port."""
+    per_port = _CLASS_CHECKS.setdefault(cls, {})
+    if port.key not in per_port:
+        per_port[port.key] = _check_class(cls, port)
+    return list(per_port[port.key])
+
+
+def _check_class(cls: type, port: PortInfo) -> list[str]:
     members = _MEMBERS.get(port.protocol)
     if members is None:
         members = _MEMBERS[port.protocol] = _protocol_members(port.protocol)
@@ -255,9 +267,20 @@ def _expected(annotation: Any) -> tuple[PortInfo | None, bool | None]:
     return None, None
 
 
+_DEPS: weakref.WeakKeyDictionary[type, tuple[dict[str, Dependency], bool] | None] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def dependency_params(cls: type) -> tuple[dict[str, Dependency], bool] | None:
     """The dependencies ``cls.from_config`` accepts, and whether it takes ``**uses``;
-    ``None`` when the signature cannot be read."""
+    ``None`` when the signature cannot be read. Computed once per class."""
+    if cls not in _DEPS:
+        _DEPS[cls] = _dependency_params(cls)
+    return _DEPS[cls]
+
+
+def _dependency_params(cls: type) -> tuple[dict[str, Dependency], bool] | None:
     from_config = getattr(cls, "from_config", None)
     if from_config is None:
         return None
