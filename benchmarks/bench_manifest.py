@@ -97,7 +97,7 @@ def write_files(root: Path) -> tuple[Path, Path]:
         ]
         peer_base += [
             f"  c{i}:",
-            f"    _target_: bench_manifest.BenchCache",
+            "    _target_: bench_manifest.BenchCache",
             f"    max_entries: {i + 1}",
             f"    namespace: c{i}",
         ]

@@ -45,6 +45,10 @@ def manifest(tmp_path: Path) -> Path:
     return path
 
 
+def _replace_in(path: Path, old: str, new: str) -> None:
+    path.write_text(path.read_text().replace(old, new, 1))
+
+
 @pytest.fixture(autouse=True)
 def _events() -> None:
     fakes.EVENTS.clear()
@@ -164,14 +168,14 @@ async def test_reload_swaps_atomically_and_keeps_old_wiring_on_failure(
     registry = Registry.from_manifest(manifest, environ={})
     await registry.start()
     old = registry.get(Cache)
-    manifest.write_text(manifest.read_text().replace("namespace: sessions", "namespace: s2"))
+    _replace_in(manifest, "namespace: sessions", "namespace: s2")
     await registry.reload()
     new = registry.get(Cache)
     assert new is not old
     assert new.config.namespace == "s2"  # type: ignore[attr-defined]
     assert new.started  # type: ignore[attr-defined]
     assert old.closed  # type: ignore[attr-defined]
-    manifest.write_text(manifest.read_text().replace("port: cache", "port: cahce", 1))
+    _replace_in(manifest, "port: cache", "port: cahce")
     with pytest.raises(ManifestError, match="did you mean 'cache'"):
         await registry.reload()
     assert registry.get(Cache) is new

@@ -41,7 +41,8 @@ def test_check_ok_and_failing(
     assert main(["check", str(bad)]) == 1
     err = capsys.readouterr().err
     assert "2 problems" in err
-    assert "bad.yaml:3:" in err and "bad.yaml:4:" in err
+    assert "bad.yaml:3:" in err
+    assert "bad.yaml:4:" in err
 
 
 def test_describe_redacts_and_accepts_overrides(

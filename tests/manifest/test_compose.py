@@ -80,7 +80,9 @@ def test_three_level_chain_merges_maps_deeply(chain: Path) -> None:
 def test_lists_and_scalars_replace(write: Write) -> None:
     write(
         "base.yaml",
-        f"adapters:\n  a: {{port: cache, adapter: '{F}:MultiCache', uses: {{members: [x, y]}}}}\n  x: {{port: cache, adapter: '{F}:DictCache'}}\n  y: {{port: cache, adapter: '{F}:DictCache'}}\n",
+        f"adapters:\n  a: {{port: cache, adapter: '{F}:MultiCache', uses: {{members: [x, y]}}}}\n"
+        f"  x: {{port: cache, adapter: '{F}:DictCache'}}\n"
+        f"  y: {{port: cache, adapter: '{F}:DictCache'}}\n",
     )
     top = write(
         "top.yaml",
@@ -112,7 +114,8 @@ def test_describe_says_where_each_value_came_from(chain: Path) -> None:
     }
     text = render(plan(chain, environ=env))
     assert "config.max_entries = 100000    # " in text
-    assert "root.yaml:12:" in text and "[profile:high_performance]" in text
+    assert "root.yaml:12:" in text
+    assert "[profile:high_performance]" in text
     assert "env PORTFOLIO_CORE__ADAPTERS__TTL__CONFIG__NAMESPACE" in text
     assert "(from env STORE_NS)" in text
     assert "config.password = None    # default" in text
@@ -140,7 +143,8 @@ def test_interpolation_forms(write: Write) -> None:
 def test_interpolated_text_cannot_inject_yaml(write: Write) -> None:
     path = write(
         "app.yaml",
-        f"schema_version: 1\nadapters:\n  a: {{port: cache, adapter: '{F}:DictCache', config: {{namespace: '${{NS}}'}}}}\n",
+        f"schema_version: 1\nadapters:\n  a: {{port: cache, adapter: '{F}:DictCache', "
+        "config: {namespace: '${NS}'}}\n",
     )
     planned = plan(path, environ={"NS": "x}\n  b: {port: evil"})
     assert config_of(planned, "a")["namespace"] == "x}\n  b: {port: evil"

@@ -232,7 +232,8 @@ def test_required_variable_message(write: Write) -> None:
         f"""
         schema_version: 1
         adapters:
-          a: {{port: cache, adapter: "{F}:DictCache", config: {{namespace: "${{NS:?set NS to the tenant}}"}}}}
+          a: {{port: cache, adapter: "{F}:DictCache",
+              config: {{namespace: "${{NS:?set NS to the tenant}}"}}}}
         """,
     )
     line, text = only(problems_of(path), "missing-env")
@@ -243,7 +244,8 @@ def test_required_variable_message(write: Write) -> None:
 def test_malformed_interpolation(write: Write) -> None:
     path = write(
         "app.yaml",
-        'schema_version: 1\nadapters:\n  a: {port: cache, adapter: "x:Y", config: {n: "${1BAD}"}}\n',
+        'schema_version: 1\nadapters:\n  a: {port: cache, adapter: "x:Y",\n'
+        '      config: {n: "${1BAD}"}}\n',
     )
     line, _ = only(problems_of(path), "bad-interpolation")
     assert line == 3
