@@ -414,3 +414,18 @@ async def test_metrics_off_exports_nothing(otel: Any) -> None:
     )
     await cache.get("k")
     assert not [a for a, _ in points(reader, "portfolio_core.calls") if a["adapter"] == "quiet"]
+
+
+def test_health_records_checks_made_elsewhere() -> None:
+    health = HealthAggregator()
+    changes: list[HealthChange] = []
+    health.add_listener(changes.append)
+    health.add("db", "event_store", object())
+    health.record("db", False, "refused")
+    health.record("db", False, "refused")
+    health.record("db", True)
+    assert [(c.old, c.new) for c in changes] == [
+        (HealthState.HEALTHY, HealthState.UNHEALTHY),
+        (HealthState.UNHEALTHY, HealthState.HEALTHY),
+    ]
+    assert health.status is HealthState.HEALTHY
