@@ -399,3 +399,33 @@ async def test_health_ping_timeout_is_unhealthy() -> None:
     assert await health.check() is HealthState.UNHEALTHY
     health.start()
     await health.aclose()
+
+
+async def test_metrics_off_exports_nothing(otel: Any) -> None:
+    telemetry, _, reader = otel
+    cache = wrap(
+        ScriptedCache(),
+        port=port_by_key("cache"),
+        name="quiet",
+        adapter_type="m",
+        telemetry={"metrics": False},
+        protection=None,
+        runtime=telemetry,
+    )
+    await cache.get("k")
+    assert not [a for a, _ in points(reader, "portfolio_core.calls") if a["adapter"] == "quiet"]
+
+
+def test_health_records_checks_made_elsewhere() -> None:
+    health = HealthAggregator()
+    changes: list[HealthChange] = []
+    health.add_listener(changes.append)
+    health.add("db", "event_store", object())
+    health.record("db", False, "refused")
+    health.record("db", False, "refused")
+    health.record("db", True)
+    assert [(c.old, c.new) for c in changes] == [
+        (HealthState.HEALTHY, HealthState.UNHEALTHY),
+        (HealthState.UNHEALTHY, HealthState.HEALTHY),
+    ]
+    assert health.status is HealthState.HEALTHY

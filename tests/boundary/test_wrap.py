@@ -176,3 +176,20 @@ def test_fallback_configured_without_adapter_is_an_error() -> None:
             telemetry=None,
             protection={"fallback": {"adapter": "other"}},
         )
+
+
+def test_proxy_class_is_built_once_per_port_and_configuration() -> None:
+    port = port_by_key("cache")
+    one = wrap(MinimalCache(), port=port, name="a", adapter_type="m", telemetry={}, protection=None)
+    two = wrap(MinimalCache(), port=port, name="b", adapter_type="m", telemetry={}, protection=None)
+    other = wrap(
+        MinimalCache(),
+        port=port,
+        name="c",
+        adapter_type="m",
+        telemetry={"spans": True},
+        protection=None,
+    )
+    assert type(one) is type(two)
+    assert type(one) is not type(other)
+    assert one.boundary_stats is not two.boundary_stats  # type: ignore[attr-defined]

@@ -146,6 +146,22 @@ class HealthAggregator:
             name, AdapterHealth(name, entry.port, HealthState.HEALTHY, "", None, self._clock())
         )
 
+    def record(
+        self, name: str, healthy: bool, detail: str = "", latency_s: float | None = None
+    ) -> None:
+        """Record a check made elsewhere (e.g. by the registry): updates the status, and
+        emits a transition when the health changed. ``name`` is added if unknown (port
+        ``"unknown"``). A manual mark is not overridden."""
+        entry = self._entries.get(name)
+        if entry is None:
+            entry = self._entries[name] = _Entry(
+                "unknown", None, AdapterHealth(name, "unknown", HealthState.UNKNOWN)
+            )
+        if entry.health.manual:
+            return
+        state = HealthState.HEALTHY if healthy else HealthState.UNHEALTHY
+        self._set(name, AdapterHealth(name, entry.port, state, detail, latency_s, self._clock()))
+
     async def _ping_one(self, name: str, entry: _Entry) -> None:
         if entry.health.manual or entry.ping is None:
             return

@@ -73,6 +73,9 @@ class BoundedLabels:
 class MethodStats:
     """Counters of one method of one wrapped adapter.
 
+    Updates take no lock: exact within one event loop or thread; under heavy multi-threaded
+    use of one sync proxy a concurrent increment may rarely be lost (never corrupted).
+
     ``outcome`` of a call is one of ``ok``, ``error``, ``rejected`` (refused by protection
     before reaching the adapter) or ``cancelled``; errors and rejections are also counted per
     bounded error type.

@@ -234,7 +234,7 @@ class Telemetry:
         return {"port": s.port, "adapter": s.adapter, "method": s.method}
 
     def _stats(self) -> Iterable[MethodStats]:
-        return [s for s in all_stats() if _OWNER.get(s) in (self, None)]
+        return [s for s in all_stats() if _OWNER.get(s) is self]
 
     def _calls(self, _o: CallbackOptions) -> Iterable[Observation]:
         for s in self._stats():
@@ -282,7 +282,7 @@ class Telemetry:
                 yield Observation(v, {**base, "quantile": q})
 
     def _ledgers(self) -> list[CostLedger]:
-        return [led for led in list(_LEDGERS) if _LEDGER_OWNER.get(led) in (self, None)]
+        return [led for led in list(_LEDGERS) if _LEDGER_OWNER.get(led) is self]
 
     def _cost_tokens(self, _o: CallbackOptions) -> Iterable[Observation]:
         for led in self._ledgers():
