@@ -218,3 +218,17 @@ def test_unclosed_registry_warns(manifest: Path) -> None:
         del registry
         gc.collect()
     assert any(issubclass(w.category, ResourceWarning) for w in caught)
+
+
+async def test_health_results_reach_the_boundary_aggregator(manifest: Path) -> None:
+    from portfolio_core.boundary.health import HealthAggregator, HealthState
+
+    aggregator = HealthAggregator()
+    registry = Registry.from_manifest(manifest, environ={})
+    registry.report_health_to(aggregator)
+    registry.mark_unhealthy("front", "maintenance")
+    await registry.health()
+    snapshot = aggregator.snapshot()
+    assert snapshot["sessions"].state is HealthState.HEALTHY
+    assert snapshot["front"].state is HealthState.UNHEALTHY
+    await registry.aclose()

@@ -10,7 +10,7 @@ import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Self, TypeVar
+from typing import TYPE_CHECKING, Protocol, Self, TypeVar
 
 from portfolio_core.ports.capabilities import capabilities_of
 from portfolio_core.ports.catalogue import PORTS, PortInfo
@@ -24,6 +24,14 @@ __all__ = ["CallStats", "EntryHealth", "EntryInfo", "HealthReport", "Registry"]
 P = TypeVar("P")
 _BY_PROTOCOL = {p.protocol: p for p in PORTS}
 _REDACTED = "**********"
+
+
+class HealthSink(Protocol):
+    """Receives the result of each health check (``HealthAggregator.record`` fits)."""
+
+    def record(
+        self, name: str, healthy: bool, detail: str = "", latency_s: float | None = None
+    ) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +149,7 @@ class Registry:
         self._marks: dict[str, EntryHealth] = {}
         self._started = False
         self._closed = False
+        self._health_sinks: list[HealthSink] = []
 
     # -- building --------------------------------------------------------------------------
 
@@ -310,6 +319,11 @@ class Registry:
 
     # -- health ----------------------------------------------------------------------------
 
+    def report_health_to(self, sink: HealthSink) -> None:
+        """Record every result of :meth:`health` into ``sink`` too — e.g. the boundary's
+        ``HealthAggregator``, which emits health transitions as events and metrics."""
+        self._health_sinks.append(sink)
+
     def mark_unhealthy(self, name: str, reason: str = "marked unhealthy") -> None:
         """Report ``name`` unhealthy (without pinging) until :meth:`mark_healthy`."""
         self._item(name)
@@ -346,6 +360,9 @@ class Registry:
 
         results = await asyncio.gather(*(check(n, i) for n, i in state.items.items()))
         entries = {r.name: r for r in results}
+        for sink in self._health_sinks:
+            for r in results:
+                sink.record(r.name, r.healthy, r.detail, r.latency_s)
         return HealthReport(all(r.healthy for r in results), entries)
 
     # -- lifecycle -------------------------------------------------------------------------
