@@ -237,7 +237,7 @@ def test_required_variable_message(write: Write) -> None:
         """,
     )
     line, text = only(problems_of(path), "missing-env")
-    assert line == 3
+    assert line == 4
     assert "set NS to the tenant" in text
 
 
@@ -248,7 +248,7 @@ def test_malformed_interpolation(write: Write) -> None:
         '      config: {n: "${1BAD}"}}\n',
     )
     line, _ = only(problems_of(path), "bad-interpolation")
-    assert line == 3
+    assert line == 4
 
 
 def test_unknown_uses_target_and_keyword(write: Write) -> None:
