@@ -6,6 +6,7 @@ import asyncio
 import gc
 import textwrap
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from portfolio_core.manifest import ManifestError
 from portfolio_core.ports import Cache, CacheCapability, EventStore, NotFoundError
 from portfolio_core.registry import Registry
 from tests.manifest import fakes
+from tests.manifest.conftest import entry_points  # noqa: F401  (fixture)
 
 F = "tests.manifest.fakes"
 
@@ -231,4 +233,43 @@ async def test_health_results_reach_the_boundary_aggregator(manifest: Path) -> N
     snapshot = aggregator.snapshot()
     assert snapshot["sessions"].state is HealthState.HEALTHY
     assert snapshot["front"].state is HealthState.UNHEALTHY
+    await registry.aclose()
+
+
+async def test_protection_fallback_is_wired_as_a_dependency(tmp_path: Path) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text(
+        textwrap.dedent(
+            f"""
+            schema_version: 1
+            adapters:
+              primary:
+                port: cache
+                adapter: {F}:DownCache
+                default: true
+                protection: {{fallback: {{adapter: backup}}}}
+              backup:
+                port: cache
+                adapter: {F}:DictCache
+                config: {{namespace: backup}}
+            """
+        )
+    )
+    registry = Registry.from_manifest(path, environ={})
+    assert registry.names() == ["backup", "primary"]  # the fallback is built first
+    await registry.get(Cache, "backup").put("k", "from backup")
+    assert await registry.get(Cache).get("k") == "from backup"
+    await registry.aclose()
+
+
+async def test_short_names_resolve_through_entry_points(
+    tmp_path: Path,
+    entry_points: Callable[..., None],  # noqa: F811
+) -> None:
+    entry_points("cache", "dict", f"{F}:DictCache")
+    path = tmp_path / "m.yaml"
+    path.write_text("schema_version: 1\nadapters:\n  c: {port: cache, adapter: dict}\n")
+    registry = Registry.from_manifest(path, environ={})
+    assert isinstance(registry.get(Cache), fakes.DictCache)
+    assert registry.metadata("c").adapter_type == "dict"
     await registry.aclose()

@@ -120,3 +120,12 @@ class FailingStop(DictCache):
 
 class NotAnAdapter:
     pass
+
+
+class DownCache(DictCache):
+    """Every read fails as unavailable (to exercise protection.fallback)."""
+
+    async def get(self, key: str) -> Any | None:
+        from portfolio_core.ports import UnavailableError
+
+        raise UnavailableError("down")
