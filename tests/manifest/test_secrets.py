@@ -148,3 +148,15 @@ def test_secret_in_telemetry_attributes_is_redacted(write: Write) -> None:
         assert SECRET not in repr(stats.labels)
         assert SECRET not in stats.adapter
     asyncio.run(registry.aclose())
+
+
+def test_a_plugin_backend_that_fails_to_import_is_a_located_problem(
+    write: Write, entry_points: Callable[..., None]
+) -> None:
+    entry_points("portfolio_core.secrets", "vault", "tests.manifest.broken_module:X")
+    path = manifest(write, "${secret:vault:db}")
+    with pytest.raises(ManifestError) as info:
+        plan(path, environ={})
+    assert info.value.kinds == ["secrets-backend-failed"]
+    assert "a_module_that_is_not_installed" in str(info.value)
+    assert info.value.problems[0].line == 6

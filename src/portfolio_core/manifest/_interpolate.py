@@ -33,6 +33,7 @@ class Interpolator:
         self.problems = problems
         self.secret_values: set[str] = set()
         self._backends: dict[str, _secrets.SecretsBackend | None] = {}
+        self.load_failures: dict[str, str] = {}
 
     def apply(self, tree: Any, path: tuple[str | int, ...] = ()) -> None:
         """Interpolate every string inside ``tree`` in place (LMap/LList values)."""
@@ -151,6 +152,15 @@ class Interpolator:
         _, backend_name, ref = parts
         backend = self._backend(backend_name)
         if backend is None:
+            failure = self.load_failures.get(backend_name)
+            if failure is not None:
+                self._problem(
+                    "secrets-backend-failed",
+                    f"secrets backend {backend_name!r} failed to load: {failure}",
+                    path,
+                    origin,
+                )
+                return None
             self._problem(
                 "unknown-secrets-backend",
                 f"no secrets backend named {backend_name!r}",
@@ -177,11 +187,16 @@ class Interpolator:
         return None
 
     def _backend(self, name: str) -> _secrets.SecretsBackend | None:
+        """The backend ``name``, or ``None`` when there is none or it failed to load (a
+        plugin whose import raises is reported as unknown, with the cause, once)."""
         if name not in self._backends:
             try:
                 self._backends[name] = _secrets.load_backend(name, self.environ)
             except LookupError:
                 self._backends[name] = None
+            except Exception as exc:
+                self._backends[name] = None
+                self.load_failures[name] = f"{type(exc).__name__}: {exc}"
         return self._backends[name]
 
     def _problem(

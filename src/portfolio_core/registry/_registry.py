@@ -7,6 +7,7 @@ import inspect
 import os
 import time
 import warnings
+from pathlib import Path
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
@@ -168,12 +169,7 @@ class Registry:
 
         wiring = load(path, profile=profile, overrides=overrides, environ=environ)
         registry = cls()
-        registry._source = ManifestSource(
-            wiring.plan.source.path if wiring.plan else os.fspath(path),  # type: ignore[arg-type]
-            profile,
-            overrides,
-            environ,
-        )
+        registry._source = ManifestSource(Path(path), profile, overrides, environ)
         registry._swap(_state_from_wiring(wiring))
         return registry
 
