@@ -129,3 +129,13 @@ class DownCache(DictCache):
         from portfolio_core.ports import UnavailableError
 
         raise UnavailableError("down")
+
+
+class LaxConfig(BaseModel):
+    max_entries: int = 1
+
+
+class LaxCache(DictCache):
+    """Its config model ignores unknown keys: the loader refuses it."""
+
+    config_model: ClassVar[type[BaseModel]] = LaxConfig

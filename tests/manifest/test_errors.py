@@ -393,3 +393,12 @@ def test_failing_from_config_builds_nothing_and_redacts_the_secret(write: Write)
     assert "**********" in text
     with pytest.raises(ManifestError):
         Registry.from_manifest(path, environ={"DB_PASSWORD": "hunter2-very-secret"})
+
+
+def test_a_config_model_that_ignores_unknown_keys_is_refused(write: Write) -> None:
+    path = write(
+        "app.yaml", f"schema_version: 1\nadapters:\n  a: {{port: cache, adapter: '{F}:LaxCache'}}\n"
+    )
+    line, text = only(problems_of(path), "not-an-adapter")
+    assert line == 3
+    assert "extra='forbid'" in text

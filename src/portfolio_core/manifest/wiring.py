@@ -301,6 +301,15 @@ class _Validator:
                 hint="see docs/manifest.md, 'Writing an adapter'",
             )
             return None
+        if model.model_config.get("extra") != "forbid":
+            self.add(
+                "not-an-adapter",
+                f"{cls.__qualname__}.config_model ({model.__qualname__}) must set "
+                "model_config = ConfigDict(extra='forbid'): otherwise a misspelt key is "
+                "silently ignored",
+                (*path, "adapter"),
+            )
+            return None
         if not callable(getattr(cls, "from_config", None)):
             self.add(
                 "not-an-adapter",
