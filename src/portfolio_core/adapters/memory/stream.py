@@ -4,7 +4,8 @@ The executable specification of the Stream port. Semantics beyond the port's con
 
 * Each source is a log of *retained* messages. A message is **released** (forgotten) once
   every consumer of the source is done with it: every group has acknowledged it and every
-  open plain reader (a ``stream()`` iterator without a group) has read past it. A source
+  open plain reader (a ``stream()`` iterator without a group, open from the call to
+  ``stream()`` until it is exhausted, closed or garbage collected) has read past it. A source
   nobody consumes yet releases nothing, so its writers wait once it holds ``buffer_size``
   messages: a slow consumer slows the producer, and nothing is ever dropped.
 * A plain reader starts at the oldest retained message; so does a new group. A reader that
@@ -23,6 +24,7 @@ The executable specification of the Stream port. Semantics beyond the port's con
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections import deque
@@ -210,39 +212,8 @@ class MemoryStream:
         o = opts or shared.DEFAULT_OPTIONS
         key = self._key(source)
         if o.group is None:
-            return self._read_plain(key, o)
+            return _PlainReader(self, key, o)
         return self._read_group(key, o)
-
-    async def _read_plain(
-        self, key: tuple[str | None, str], o: StreamOptions
-    ) -> AsyncIterator[StreamMessage]:
-        loop = asyncio.get_running_loop()
-        self._tokens += 1
-        token = self._tokens
-        src = self._source(key)
-        src.readers[token] = src.first_seq()
-        try:
-            while True:
-                deadline = None if o.timeout is None else loop.time() + o.timeout
-                while True:
-                    src = self._source(key)
-                    position = src.readers[token]
-                    found = src.entry(max(position, src.first_seq()))
-                    if found is not None:
-                        break
-                    if not o.follow:
-                        return
-                    await self._wait(self._changed, deadline, None)
-                seq, payload = found
-                src.readers[token] = seq + 1
-                src.release()
-                self._notify()
-                yield StreamMessage(str(seq), shared.copy_payload(payload), key[1])
-        finally:
-            src = self._source(key)
-            src.readers.pop(token, None)
-            src.release()
-            self._notify()
 
     async def _read_group(
         self, key: tuple[str | None, str], o: StreamOptions
@@ -347,3 +318,58 @@ class MemoryStream:
         """Messages ``source`` retains (0 when it does not exist)."""
         src = self._sources.get(self._key(source))
         return 0 if src is None else len(src.entries)
+
+
+class _PlainReader:
+    """A reader without a group: registered from creation (so it holds the messages it has
+    not read yet), unregistered when closed, exhausted or garbage collected."""
+
+    def __init__(self, adapter: MemoryStream, key: tuple[str | None, str], o: StreamOptions):
+        self._adapter = adapter
+        self._key = key
+        self._opts = o
+        adapter._tokens += 1
+        self._token = adapter._tokens
+        src = adapter._source(key)
+        src.readers[self._token] = src.first_seq()
+        self._open = True
+
+    def __aiter__(self) -> _PlainReader:
+        return self
+
+    async def __anext__(self) -> StreamMessage:
+        if not self._open:
+            raise StopAsyncIteration
+        adapter, o = self._adapter, self._opts
+        loop = asyncio.get_running_loop()
+        deadline = None if o.timeout is None else loop.time() + o.timeout
+        while True:
+            src = adapter._source(self._key)
+            found = src.entry(max(src.readers[self._token], src.first_seq()))
+            if found is not None:
+                break
+            if not o.follow:
+                self._close()
+                raise StopAsyncIteration
+            await adapter._wait(adapter._changed, deadline, None)
+        seq, payload = found
+        src.readers[self._token] = seq + 1
+        src.release()
+        adapter._notify()
+        return StreamMessage(str(seq), shared.copy_payload(payload), self._key[1])
+
+    def _close(self) -> None:
+        if self._open:
+            self._open = False
+            src = self._adapter._source(self._key)
+            src.readers.pop(self._token, None)
+            src.release()
+            self._adapter._notify()
+
+    async def aclose(self) -> None:
+        """Stop reading and let go of the unread messages; idempotent."""
+        self._close()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):  # interpreter shutdown
+            self._close()
