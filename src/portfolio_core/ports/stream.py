@@ -2,66 +2,68 @@
 
 Contract
 --------
-Sources and sinks
-    A source (or sink: the same thing, named by a non-empty string) is an ordered,
-    append-only log of messages. ``write_stream(sink, items)`` appends every item in order and
-    returns how many it wrote. Message ids are unique within a source and follow write order.
-    Payloads are JSON-compatible values (``None``, bool, int, float, str, lists and
-    string-keyed dicts of those); an adapter that serialises them raises
-    :class:`~portfolio_core.ports.errors.InvalidInputError` naming the item's index for
-    anything else, having written the items before it and none after it.
 
-Reading
-    ``stream(source, opts)`` is an async iterator of :class:`StreamMessage`, in write order.
+**Sources and sinks.**
+A source (or sink: the same thing, named by a non-empty string) is an ordered,
+append-only log of messages. ``write_stream(sink, items)`` appends every item in order and
+returns how many it wrote. Message ids are unique within a source and follow write order.
+Payloads are JSON-compatible values (``None``, bool, int, float, str, lists and
+string-keyed dicts of those), stored as copies; anything else raises
+:class:`~portfolio_core.ports.errors.InvalidInputError` naming the item's index, the items
+before it written and none after it.
 
-    * Without ``opts.group`` every call is an independent reader that starts at the oldest
-      message the source still retains (fan-out: two readers each see every message). No
-      acknowledgement is involved.
-    * With ``opts.group`` (capability ``ACKNOWLEDGE``) the readers of one group share its
-      messages: each message is delivered to one consumer of the group, and every group sees
-      every message. A group is created by its first read and starts at the oldest retained
-      message. Delivery is at-least-once: a message not passed to ``ack`` is delivered again
-      (to any consumer of the group) once its consumer *stops* (its iterator is closed) or
-      after it has been pending ``opts.claim_after`` seconds (a consumer that *died* without
-      closing). ``ack`` is idempotent; acknowledging an unknown or already acknowledged
-      message does nothing.
-    * ``opts.follow`` (default ``True``) waits for new messages at the end of the source;
-      ``False`` ends the iteration when nothing is available right now.
-    * ``opts.timeout`` bounds each wait for the next message: after that many seconds
-      without one the iterator raises
-      :class:`~portfolio_core.ports.errors.PortTimeoutError` (``None`` waits forever).
+**Reading.**
+``stream(source, opts)`` is an async iterator of :class:`StreamMessage`, in write order.
 
-Backpressure
-    Buffers hold at most ``opts.buffer_size`` messages and nothing is dropped silently: a
-    writer whose sink already holds ``buffer_size`` messages that its consumers have not
-    released waits (up to ``opts.timeout``, then ``PortTimeoutError``, with the items
-    before the blocked one written) until a consumer releases one. What counts as
-    "released" is adapter-specific and documented by each adapter (acknowledged by every
-    group, read by every open reader, ...). A reader's ``buffer_size`` bounds how many
-    messages it fetches ahead.
+* Without ``opts.group`` every call is an independent reader that starts at the oldest
+  message the source still retains (fan-out: two readers each see every message). No
+  acknowledgement is involved.
+* With ``opts.group`` (capability ``ACKNOWLEDGE``) the readers of one group share its
+  messages: each message is delivered to one consumer of the group, and every group sees
+  every message. A group is created by its first read and starts at the oldest retained
+  message. Delivery is at-least-once: a message not passed to ``ack`` is delivered again
+  (to any consumer of the group) once its consumer *stops* (its iterator is closed) or
+  after it has been pending ``opts.claim_after`` seconds (a consumer that *died* without
+  closing). ``ack`` is idempotent; acknowledging an unknown or already acknowledged
+  message does nothing (an id the adapter could never have issued raises
+  ``InvalidInputError``).
+* ``opts.follow`` (default ``True``) waits for new messages at the end of the source;
+  ``False`` ends the iteration when nothing is available right now.
+* ``opts.timeout`` bounds each wait for the next message: after that many seconds
+  without one the iterator raises
+  :class:`~portfolio_core.ports.errors.PortTimeoutError` (``None`` waits forever).
 
-Errors while reading and transforming (``opts.on_error``)
-    * ``halt`` (default): raise the first failure (a record that cannot be decoded raises
-      ``InvalidInputError`` saying where it is: line number, entry id).
-    * ``skip``: drop the failing item and go on (a skipped group message is acknowledged, so
-      it is not redelivered forever).
-    * ``retry``: try the failing step again up to ``opts.max_retries`` more times, waiting
-      ``opts.retry_delay`` seconds between attempts, then behave as ``halt``.
+**Backpressure.**
+Buffers hold at most ``opts.buffer_size`` messages and nothing is dropped silently: a
+writer whose sink already holds ``buffer_size`` messages that its consumers have not
+released waits (up to ``opts.timeout``, then ``PortTimeoutError``, with the items
+before the blocked one written) until a consumer releases one. What counts as
+"released" is adapter-specific and documented by each adapter (acknowledged by every
+group, read by every open reader, ...). A reader's ``buffer_size`` bounds how many
+messages it fetches ahead.
 
-    ``transform(source, fn, opts)`` applies ``fn`` (sync or async) to each item of any async
-    iterable, in order, with the same policy. ``opts.timeout`` bounds each wait for the next
-    item of ``source`` (raising ``PortTimeoutError``) and each call of an async ``fn`` (a
-    call that times out is a failure the policy handles).
+**Errors while reading and transforming (``opts.on_error``).**
+* ``halt`` (default): raise the first failure (a record that cannot be decoded raises
+  ``InvalidInputError`` saying where it is: line number, entry id).
+* ``skip``: drop the failing item and go on (a skipped group message is acknowledged, so
+  it is not redelivered forever).
+* ``retry``: try the failing step again up to ``opts.max_retries`` more times, waiting
+  ``opts.retry_delay`` seconds between attempts, then behave as ``halt``.
 
-Optional parts
-    ``ACKNOWLEDGE``: consumer groups and ``ack`` (without it, ``ack`` and reading with a
-    group raise ``UnsupportedError``). ``PERSISTENT``: messages survive a restart.
-    ``TENANT_SCOPED``: every source name is namespaced by the current tenant
-    (:func:`~portfolio_core.ports.tenant.require_tenant`, failing closed with
-    ``TenantRequiredError``); no call made for one tenant reads, lists, counts or
-    acknowledges another tenant's messages. ``INSPECT``: the adapter also offers
-    ``async sources() -> list[str]`` (the current namespace's source names, sorted) and
-    ``async count(source) -> int`` (messages the source retains; 0 when it does not exist).
+``transform(source, fn, opts)`` applies ``fn`` (sync or async) to each item of any async
+iterable, in order, with the same policy. ``opts.timeout`` bounds each wait for the next
+item of ``source`` (raising ``PortTimeoutError``) and each call of an async ``fn`` (a
+call that times out is a failure the policy handles).
+
+**Optional parts.**
+``ACKNOWLEDGE``: consumer groups and ``ack`` (without it, ``ack`` and reading with a
+group raise ``UnsupportedError``). ``PERSISTENT``: messages survive a restart.
+``TENANT_SCOPED``: every source name is namespaced by the current tenant
+(:func:`~portfolio_core.ports.tenant.require_tenant`, failing closed with
+``TenantRequiredError``); no call made for one tenant reads, lists, counts or
+acknowledges another tenant's messages. ``INSPECT``: the adapter also offers
+``async sources() -> list[str]`` (the current namespace's source names, sorted) and
+``async count(source) -> int`` (messages the source retains; 0 when it does not exist).
 """
 
 from __future__ import annotations
