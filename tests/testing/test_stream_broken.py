@@ -43,7 +43,7 @@ class TestVariant(StreamContract):
         "no:cacheprovider",
         "-o",
         "asyncio_default_fixture_loop_scope=function",
-        "--kit-max-examples=15",
+        "--kit-max-examples=10",
         "--kit-steps=15",
         "-q",
         "-k",
