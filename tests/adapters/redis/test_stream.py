@@ -141,3 +141,16 @@ async def test_existing_client_is_not_closed(redis_url: str, namespaces: Callabl
     await made.aclose()
     assert await client.ping()
     await client.aclose()
+
+
+async def test_closing_releases_every_pending_entry_in_batches(
+    adapter: RedisStream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from portfolio_core.adapters.redis import stream as module
+
+    monkeypatch.setattr(module, "_RELEASE_BATCH", 2)
+    await adapter.write_stream("s", range(5))
+    held = await take(adapter.stream("s", StreamOptions(group="g", consumer="a", follow=False)), 5)
+    assert len(held) == 5
+    again = await take(adapter.stream("s", StreamOptions(group="g", consumer="b", follow=False)), 9)
+    assert [m.payload for m in again] == [0, 1, 2, 3, 4]

@@ -53,6 +53,8 @@ _ID = re.compile(r"^\d+-\d+$")
 _GLOB = re.compile(r"([*?\[\]\\])")
 _FAR_PAST_MS = 10**12
 """Idle time given to a closed consumer's entries: claimable by any ``claim_after``."""
+_RELEASE_BATCH = 1000
+_RELEASE_MAX_BATCHES = 10_000
 
 
 class RedisStreamConfig(BaseModel):
@@ -395,7 +397,7 @@ class RedisStream:
         self, key: str, group: str, consumer: str, idle_ms: int, o: StreamOptions
     ) -> list[tuple[str, Any]]:
         start = "0-0"
-        for _ in range(100):
+        for _ in range(_RELEASE_MAX_BATCHES):  # XAUTOCLAIM scans the whole PEL, a page a call
             try:
                 reply = await self._call(
                     lambda r, s=start: r.xautoclaim(  # type: ignore[misc]
@@ -416,23 +418,28 @@ class RedisStream:
 
     async def _release(self, key: str, group: str, consumer: str) -> None:
         """Make ``consumer``'s pending entries claimable at once (its iterator closed)."""
+        start = "-"
+        held = 0
         try:
-            while True:
+            for _ in range(_RELEASE_MAX_BATCHES):
                 rows = await self._call(
-                    lambda r: r.xpending_range(key, group, "-", "+", 1000, consumername=consumer)
+                    lambda r, s=start: r.xpending_range(  # type: ignore[misc]
+                        key, group, s, "+", _RELEASE_BATCH, consumername=consumer
+                    )
                 )
                 ids: list[Any] = [_text(row["message_id"]) for row in rows]
+                held += len(ids)
                 if ids:
                     await self._call(
                         lambda r, claim=ids: r.xclaim(  # type: ignore[misc]
                             key, group, consumer, 0, claim, idle=_FAR_PAST_MS, justid=True
                         )
                     )
-                # delete the consumer once it holds nothing, so XINFO stays small
-                if len(ids) < 1000:
-                    if not ids:
-                        await self._call(lambda r: r.xgroup_delconsumer(key, group, consumer))
-                    return
+                if len(ids) < _RELEASE_BATCH:
+                    break
+                start = f"({ids[-1]}"  # exclusive: the next batch starts after the last id
+            if not held:  # holds nothing: drop the consumer so XINFO stays small
+                await self._call(lambda r: r.xgroup_delconsumer(key, group, consumer))
         except (PortError, redis_errors.RedisError):
             return  # best effort: claim_after still redelivers them
 
