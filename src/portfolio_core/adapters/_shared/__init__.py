@@ -1,0 +1,1 @@
+"""Small helpers several adapter technologies share (codecs, key checks). Private."""
