@@ -1,0 +1,121 @@
+"""SqliteCache and PostgresCache against real databases: persistence, expiry, isolation."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from portfolio_core.adapters.sql.cache import (
+    PostgresCache,
+    PostgresCacheConfig,
+    SqlCache,
+    SqliteCache,
+    SqliteCacheConfig,
+)
+from portfolio_core.ports import Cache, InvalidInputError, supports
+from tests.adapters.cache_isolation import isolation_test
+from tests.conftest import POSTGRES_ENV
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_sqlite_persists_and_expires(tmp_path: Path) -> None:
+    clock = Clock()
+    path = str(tmp_path / "c.db")
+    cache = SqliteCache(path, clock=clock, sweep_interval=0)
+    assert isinstance(cache, Cache)
+    await cache.put("k", [1, {"a": None}])
+    await cache.put("t", 1, ttl=5)
+    await cache.aclose()
+    again = SqliteCache.from_config(SqliteCacheConfig(path=path))
+    again._clock = clock
+    assert await again.get("k") == [1, {"a": None}]
+    clock.now += 6
+    assert not await again.exists("t")
+    assert await again.count() == 1
+    assert await again.sweep() == 1
+    await again.aclose()
+    await again.aclose()
+
+
+async def test_sqlite_rejects_memory_and_bad_table() -> None:
+    with pytest.raises(InvalidInputError):
+        SqliteCache(":memory:")
+    with pytest.raises(InvalidInputError):
+        SqlCache("sqlite:///x.db", table="x; drop table y")
+
+
+async def test_sqlite_put_many_bad_input_stores_nothing(tmp_path: Path) -> None:
+    cache = SqliteCache(str(tmp_path / "c.db"))
+    with pytest.raises(InvalidInputError):
+        await cache.put_many({"a": 1, "": 2})
+    assert await cache.count() == 0
+    await cache.aclose()
+
+
+async def test_postgres_roundtrip_hides_password(postgres_url: str, unique_name: str) -> None:
+    cache = PostgresCache.from_config(
+        PostgresCacheConfig(url=SecretStr(postgres_url), table=unique_name)
+    )
+    assert supports(cache, "cache.shared")
+    try:
+        await cache.start()
+        await cache.put_many({"a": 1, "b": {"x": "y"}}, ttl=60)
+        assert await cache.get_many(["a", "b", "c"]) == {"a": 1, "b": {"x": "y"}}
+        other = PostgresCache(postgres_url, table=unique_name)
+        assert await other.get("b") == {"x": "y"}
+        await other.aclose()
+        assert "secret" not in repr(PostgresCache("postgresql://u:secret@h/db"))
+    finally:
+        await cache.drop()
+        await cache.aclose()
+
+
+async def _make_sqlite() -> SqliteCache:
+    path = os.path.join(tempfile.mkdtemp(prefix="pc-sql-cache-"), "c.db")
+    return SqliteCache(path, tenant_scoped=True)
+
+
+async def _cleanup_sqlite(cache: Any) -> None:
+    await cache.aclose()
+    Path(cache.path).unlink(missing_ok=True)
+
+
+test_sqlite_tenant_isolation = isolation_test(_make_sqlite, _cleanup_sqlite, max_examples=15)
+
+
+def test_postgres_tenant_isolation(postgres_url: str, unique_name: str) -> None:
+    async def make() -> PostgresCache:
+        return PostgresCache(
+            postgres_url, table=unique_name, namespace=uuid.uuid4().hex[:12], tenant_scoped=True
+        )
+
+    async def cleanup(cache: Any) -> None:
+        await cache.aclose()
+
+    try:
+        isolation_test(make, cleanup, max_examples=10)()
+    finally:
+
+        async def drop() -> None:
+            cache = PostgresCache(postgres_url, table=unique_name)
+            await cache.drop()
+            await cache.aclose()
+
+        asyncio.run(drop())
+
+
+_ = POSTGRES_ENV
