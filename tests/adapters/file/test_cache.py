@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +9,7 @@ import pytest
 
 from portfolio_core.adapters.file.cache import FileCache, FileCacheConfig
 from portfolio_core.ports import Cache, InvalidInputError, tenant_scope
-from tests.adapters.cache_isolation import isolation_test
+from portfolio_core.testing.contracts.cache import CacheContract
 
 
 class Clock:
@@ -48,7 +45,7 @@ async def test_expiry_on_read_and_sweep(tmp_path: Path) -> None:
 async def test_no_temporary_files_left_and_torn_files_are_misses(tmp_path: Path) -> None:
     cache = FileCache(tmp_path)
     await cache.put_many({"a": 1, "b": 2})
-    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]  # noqa: ASYNC240
     assert all(p.suffix == ".entry" for p in files)
     for p in files:
         p.write_bytes(b"garbage")
@@ -73,12 +70,14 @@ async def test_bad_input_stores_nothing(tmp_path: Path) -> None:
         assert await cache.count() == 0
 
 
-async def _make() -> FileCache:
-    return FileCache(tempfile.mkdtemp(prefix="pc-file-cache-"), tenant_scoped=True)
+class TestFileCacheContract(CacheContract):
+    @pytest.fixture
+    def make_adapter(self, tmp_path: Path) -> Any:
+        count = 0
 
+        def make(clock: Any, tenant_scoped: bool = False) -> FileCache:
+            nonlocal count
+            count += 1
+            return FileCache(tmp_path / f"c{count}", clock=clock, tenant_scoped=tenant_scoped)
 
-async def _cleanup(cache: Any) -> None:
-    shutil.rmtree(os.fspath(cache.directory), ignore_errors=True)
-
-
-test_tenant_isolation = isolation_test(_make, _cleanup, max_examples=20)
+        return make

@@ -17,7 +17,7 @@ from portfolio_core.ports import (
     TenantRequiredError,
     tenant_scope,
 )
-from tests.adapters.cache_isolation import isolation_test
+from portfolio_core.testing.contracts.cache import CacheContract
 
 
 class Clock:
@@ -254,12 +254,16 @@ def test_from_config_and_repr() -> None:
         MemoryCache(0)
 
 
-async def _make() -> MemoryCache:
-    return MemoryCache(100, tenant_scoped=True)
+class TestMemoryCacheContract(CacheContract):
+    @pytest.fixture
+    def make_adapter(self) -> type[MemoryCache]:
+        return MemoryCache
 
 
-async def _cleanup(cache: Any) -> None:
-    return None
+class TestMemoryCacheTtlPolicyContract(CacheContract):
+    @pytest.fixture
+    def make_adapter(self) -> Any:
+        def make(clock: Any, tenant_scoped: bool = False, max_entries: int = 1000) -> MemoryCache:
+            return MemoryCache(max_entries, policy="ttl", clock=clock, tenant_scoped=tenant_scoped)
 
-
-test_tenant_isolation = isolation_test(_make, _cleanup, max_examples=60)
+        return make

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +19,7 @@ from portfolio_core.adapters.sql.cache import (
     SqliteCacheConfig,
 )
 from portfolio_core.ports import Cache, InvalidInputError, supports
-from tests.adapters.cache_isolation import isolation_test
-from tests.conftest import POSTGRES_ENV
+from portfolio_core.testing.contracts.cache import CacheContract
 
 
 class Clock:
@@ -84,31 +82,35 @@ async def test_postgres_roundtrip_hides_password(postgres_url: str, unique_name:
         await cache.aclose()
 
 
-async def _make_sqlite() -> SqliteCache:
-    path = os.path.join(tempfile.mkdtemp(prefix="pc-sql-cache-"), "c.db")
-    return SqliteCache(path, tenant_scoped=True)
+class TestSqliteCacheContract(CacheContract):
+    @pytest.fixture
+    def make_adapter(self, tmp_path: Path) -> Any:
+        def make(clock: Any, tenant_scoped: bool = False) -> SqliteCache:
+            # one database, a fresh namespace per adapter: independence comes from namespacing
+            return SqliteCache(
+                str(tmp_path / "cache.db"),
+                namespace=uuid.uuid4().hex[:12],
+                clock=clock,
+                tenant_scoped=tenant_scoped,
+            )
+
+        return make
 
 
-async def _cleanup_sqlite(cache: Any) -> None:
-    await cache.aclose()
-    Path(cache.path).unlink(missing_ok=True)
+class TestPostgresCacheContract(CacheContract):
+    @pytest.fixture
+    def make_adapter(self, postgres_url: str, unique_name: str) -> Iterator[Any]:
+        def make(clock: Any, tenant_scoped: bool = False) -> PostgresCache:
+            return PostgresCache(
+                postgres_url,
+                table=unique_name,
+                namespace=uuid.uuid4().hex[:12],
+                clock=clock,
+                tenant_scoped=tenant_scoped,
+                sweep_interval=0,
+            )
 
-
-test_sqlite_tenant_isolation = isolation_test(_make_sqlite, _cleanup_sqlite, max_examples=15)
-
-
-def test_postgres_tenant_isolation(postgres_url: str, unique_name: str) -> None:
-    async def make() -> PostgresCache:
-        return PostgresCache(
-            postgres_url, table=unique_name, namespace=uuid.uuid4().hex[:12], tenant_scoped=True
-        )
-
-    async def cleanup(cache: Any) -> None:
-        await cache.aclose()
-
-    try:
-        isolation_test(make, cleanup, max_examples=10)()
-    finally:
+        yield make
 
         async def drop() -> None:
             cache = PostgresCache(postgres_url, table=unique_name)
@@ -116,6 +118,3 @@ def test_postgres_tenant_isolation(postgres_url: str, unique_name: str) -> None:
             await cache.aclose()
 
         asyncio.run(drop())
-
-
-_ = POSTGRES_ENV
