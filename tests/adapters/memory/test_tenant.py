@@ -16,6 +16,7 @@ from portfolio_core.ports import (
     TenantRequiredError,
     current_tenant,
 )
+from portfolio_core.testing.contracts.tenant import TenantContract
 
 
 def test_satisfies_the_port() -> None:
@@ -137,3 +138,9 @@ async def test_config_overrides_reach_scoped_adapters() -> None:
 def test_bad_quota_string_is_rejected_at_construction() -> None:
     with pytest.raises(InvalidInputError):
         MemoryTenant(quotas={"r": "lots"})
+
+
+class TestMemoryTenantContract(TenantContract):
+    @pytest.fixture
+    def make_adapter(self) -> type[MemoryTenant]:
+        return MemoryTenant

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
 import redis.asyncio as aioredis
 from pydantic import SecretStr
 
 from portfolio_core.adapters.redis.tenant import RedisTenant, RedisTenantConfig
 from portfolio_core.ports import QuotaExceededError, Tenant, supports
+from portfolio_core.testing.contracts.tenant import TenantContract
 
 
 async def _drop(url: str, prefix: str) -> None:
@@ -44,3 +50,21 @@ async def test_quotas_are_shared_between_instances(redis_url: str, unique_name: 
         assert "redis://" not in repr(one)
     finally:
         await _drop(redis_url, unique_name)
+
+
+class TestRedisTenantContract(TenantContract):
+    @pytest.fixture
+    def make_adapter(self, redis_url: str, unique_name: str) -> Iterator[Any]:
+        def make(
+            quotas: dict[str, str] | None = None,
+            tenant_config: dict[str, dict[str, Any]] | None = None,
+        ) -> RedisTenant:
+            return RedisTenant(
+                redis_url,
+                namespace=f"{unique_name}.{uuid.uuid4().hex[:8]}",
+                quotas=quotas,
+                tenant_config=tenant_config,
+            )
+
+        yield make
+        asyncio.run(_drop(redis_url, unique_name))
