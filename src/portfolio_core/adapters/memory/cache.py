@@ -21,9 +21,10 @@ from portfolio_core.adapters._shared.cache_keys import (
     tenant_ttl,
 )
 from portfolio_core.adapters._shared.codec import JsonCodec
-from portfolio_core.ports.cache import CacheCapability, CacheStats, Codec
+from portfolio_core.ports.cache import MAX_KEY_LENGTH, CacheCapability, CacheStats, Codec
 from portfolio_core.ports.capabilities import declare
 from portfolio_core.ports.errors import InvalidInputError, UnavailableError
+from portfolio_core.ports.tenant import require_tenant
 
 __all__ = ["MemoryCache", "MemoryCacheConfig"]
 
@@ -154,7 +155,8 @@ class MemoryCache:
 
     def _encode(self, value: Any, ttl: float | None, now: float) -> _Entry:
         expires = now + ttl if ttl is not None else _INF
-        if self._raw_ok and type(value) in (str, int, bool):
+        t = type(value)
+        if (t is str or t is int or t is bool) and self._raw_ok:
             return _Entry(expires, value, True)
         if self._raw_ok and type(value) is float:
             self._codec.encode(value)  # rejects NaN / infinities
@@ -183,19 +185,30 @@ class MemoryCache:
     # -- the port --------------------------------------------------------------------------
 
     async def get(self, key: str) -> Any | None:
-        k = (scope(self.tenant_scoped), check_key(key))
+        # the hot path: checks inlined (same rules as check_key / scope)
+        if type(key) is not str or not 0 < len(key) <= MAX_KEY_LENGTH:
+            check_key(key)
+        k = (require_tenant().tenant_id if self.tenant_scoped else None, key)
         now = self._clock()
         with self._lock:
-            entry = self._lookup(k, now)
-            if entry is None:
+            try:
+                entry: _Entry = self._data[k]
+            except KeyError:
+                self._misses += 1
+                return None
+            if entry.expires <= now:
+                del self._data[k]
                 self._misses += 1
                 return None
             self._hits += 1
-        return self._decode(entry)
+        return entry.payload if entry.raw else self._codec.decode(entry.payload)
 
     async def put(self, key: str, value: Any, ttl: float | None = None) -> None:
-        k = (scope(self.tenant_scoped), check_key(key))
-        entry = self._encode(value, self._ttl(ttl), self._clock())
+        if type(key) is not str or not 0 < len(key) <= MAX_KEY_LENGTH:
+            check_key(key)
+        k = (require_tenant().tenant_id if self.tenant_scoped else None, key)
+        ttl = self.default_ttl if ttl is None and not self.tenant_scoped else self._ttl(ttl)
+        entry = self._encode(value, ttl, self._clock())
         with self._lock:
             self._data[k] = entry
 
