@@ -111,6 +111,11 @@ def reset_current_tenant(token: Token[TenantContext | None]) -> None:
     _CURRENT.reset(token)
 
 
+# former private names, still used by code written before the public ones existed
+_set = set_current_tenant
+_reset = reset_current_tenant
+
+
 @contextmanager
 def tenant_scope(tenant: str | TenantContext) -> Iterator[TenantContext]:
     """Run the body with ``tenant`` as the current tenant (the port-free helper)."""
