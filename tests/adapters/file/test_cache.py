@@ -81,3 +81,39 @@ class TestFileCacheContract(CacheContract):
             return FileCache(tmp_path / f"c{count}", clock=clock, tenant_scoped=tenant_scoped)
 
         return make
+
+
+def test_concurrent_writers_never_leave_a_torn_item(tmp_path: Path) -> None:
+    import asyncio
+    import threading
+
+    big = {"blob": "x" * 200_000}
+    torn: list[Any] = []
+
+    def writer(n: int) -> None:
+        async def body() -> None:
+            cache = FileCache(tmp_path)
+            for i in range(15):
+                await cache.put("k", {**big, "n": n, "i": i})
+
+        asyncio.run(body())
+
+    def reader() -> None:
+        async def body() -> None:
+            cache = FileCache(tmp_path)
+            for _ in range(40):
+                got = await cache.get("k")
+                if got is not None and got.get("blob") != big["blob"]:
+                    torn.append(got)
+
+        asyncio.run(body())
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(3)]
+    threads.append(threading.Thread(target=reader))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not torn
+    leftovers = [p for p in tmp_path.rglob("*") if p.is_file() and p.suffix != ".entry"]
+    assert leftovers == []

@@ -267,3 +267,30 @@ class TestMemoryCacheTtlPolicyContract(CacheContract):
             return MemoryCache(max_entries, policy="ttl", clock=clock, tenant_scoped=tenant_scoped)
 
         return make
+
+
+class ReversingCodec:
+    """A codec that is not the default: values must go through it (and come back equal)."""
+
+    def __init__(self) -> None:
+        self.encoded = 0
+
+    def encode(self, value: Any) -> bytes:
+        import json
+
+        self.encoded += 1
+        return json.dumps(value).encode()[::-1]
+
+    def decode(self, data: bytes) -> Any:
+        import json
+
+        return json.loads(data[::-1])
+
+
+async def test_a_custom_codec_is_used_for_every_value() -> None:
+    codec = ReversingCodec()
+    cache = MemoryCache(codec=codec)
+    await cache.put("s", "text")
+    await cache.put("d", {"a": [1]})
+    assert await cache.get_many(["s", "d"]) == {"s": "text", "d": {"a": [1]}}
+    assert codec.encoded == 2

@@ -118,3 +118,14 @@ class TestPostgresCacheContract(CacheContract):
             await cache.aclose()
 
         asyncio.run(drop())
+
+
+async def test_writes_sweep_expired_rows_every_interval(tmp_path: Path) -> None:
+    clock = Clock()
+    cache = SqliteCache(str(tmp_path / "c.db"), clock=clock, sweep_interval=10)
+    await cache.put("old", 1, ttl=1)
+    clock.now += 11
+    await cache.put("new", 2)  # this write sweeps
+    assert await cache.sweep() == 0, "the write did not sweep the expired row"
+    assert await cache.keys() == ["new"]
+    await cache.aclose()
