@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from portfolio_core.adapters.memory.cache import MemoryCache, _Entry
 from portfolio_core.ports import current_tenant
@@ -49,6 +49,22 @@ class ClearLeaksAcrossTenants(MemoryCache):
                 self._data.clear()
             return
         await super().clear()
+
+
+class ClearLeaksAcrossNamespaces(MemoryCache):
+    """clear() empties every instance, as if all namespaces shared one keyspace."""
+
+    clause = "cache.clear.namespace"
+    _instances: ClassVar[list[MemoryCache]] = []
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._instances.append(self)
+
+    async def clear(self) -> None:
+        for cache in self._instances:
+            with cache._lock:
+                cache._data.clear()
 
 
 class GetManyReturnsMissesAsNone(MemoryCache):
@@ -181,6 +197,7 @@ VARIANTS: list[type[MemoryCache]] = [
     DeleteIsNoop,
     GetReturnsStoredObject,
     ClearLeaksAcrossTenants,
+    ClearLeaksAcrossNamespaces,
     GetManyReturnsMissesAsNone,
     PutManyPartialOnBadInput,
     ExistsTrueAfterExpiry,

@@ -222,6 +222,22 @@ class CacheContract(ContractSuite[Cache]):
         await adapter.put("a", 3)
         assert await adapter.get("a") == 3, "the cache is unusable after clear"
 
+    @clause(
+        "cache.clear.namespace",
+        "clear and delete leave another adapter's items alone (factories give each a namespace)",
+    )
+    async def test_clear_is_confined(
+        self, adapter: Cache, new_adapter: Callable[[], Awaitable[Cache]]
+    ) -> None:
+        other = await new_adapter()
+        await other.put_many({"k": "other", "o": 1})
+        await adapter.put("k", "mine")
+        await adapter.delete("o")
+        await adapter.clear()
+        assert await other.get_many(["k", "o"]) == {"k": "other", "o": 1}, (
+            "clear or delete on one adapter removed another adapter's items"
+        )
+
     # -- bulk ------------------------------------------------------------------------------------
 
     @clause("cache.get_many.hits_only", "get_many returns the hits only; misses are absent")
