@@ -7,12 +7,18 @@ throwaway pytest session, and that clause must fail by name.
 from __future__ import annotations
 
 import pytest
+from hypothesis import Phase, settings
 
 from portfolio_core.testing import clause_of
 from portfolio_core.testing.contracts.cache import CacheContract
 from portfolio_core.testing.contracts.tenant import TenantContract
 from tests.testing.broken import cache as broken_cache
 from tests.testing.broken import tenant as broken_tenant
+
+NO_SHRINK = "portfolio-core-broken-variants"
+settings.register_profile(
+    NO_SHRINK, parent=settings.get_profile("default"), phases=[Phase.explicit, Phase.generate]
+)
 
 
 def _tests_of(suite: type, clause_id: str) -> list[str]:
@@ -41,15 +47,20 @@ class TestVariant(Suite):
     # a variant may narrow the run to one test of its clause (hypothesis shrinking is slow)
     names = getattr(variant, "tests", None) or _tests_of(suite, variant.clause)  # type: ignore[attr-defined]
     selection = " or ".join(names)
-    result = pytester.runpytest_inprocess(
-        "-p",
-        "no:cacheprovider",
-        "-o",
-        "asyncio_default_fixture_loop_scope=function",
-        "--kit-max-examples=40",
-        "-k",
-        selection,
-    )
+    # a caught variant need not be shrunk to a minimal example: skip that (slow) phase
+    settings.load_profile(NO_SHRINK)
+    try:
+        result = pytester.runpytest_inprocess(
+            "-p",
+            "no:cacheprovider",
+            "-o",
+            "asyncio_default_fixture_loop_scope=function",
+            "--kit-max-examples=40",
+            "-k",
+            selection,
+        )
+    finally:
+        settings.load_profile("default")
     assert result.ret == 1, f"the kit did not catch {variant.__name__}"
     result.stdout.fnmatch_lines([f"*[[]clause {variant.clause}*"])  # type: ignore[attr-defined]
 

@@ -41,7 +41,7 @@ class GetReturnsStoredObject(MemoryCache):
 
 class ClearLeaksAcrossTenants(MemoryCache):
     clause = "cache.tenant.isolation"
-    tests = ("test_tenant_isolation_examples",)
+    tests = ("test_tenant_isolation_property",)  # proves the state machine catches it
 
     async def clear(self) -> None:
         if self.tenant_scoped and current_tenant() is not None:

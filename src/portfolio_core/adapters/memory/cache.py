@@ -273,7 +273,8 @@ class MemoryCache:
         return len(await self.keys())
 
     def stats(self) -> CacheStats:
-        """Hits, misses and size evictions since creation, and the current item count."""
+        """Hits, misses and size evictions since creation, and the items held (which may
+        include expired ones not yet dropped; `count()` counts live items only)."""
         with self._lock:
             return CacheStats(self._hits, self._misses, self._data.evictions, len(self._data))
 
