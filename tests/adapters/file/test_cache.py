@@ -117,3 +117,9 @@ def test_concurrent_writers_never_leave_a_torn_item(tmp_path: Path) -> None:
     assert not torn
     leftovers = [p for p in tmp_path.rglob("*") if p.is_file() and p.suffix != ".entry"]
     assert leftovers == []
+
+
+async def test_ping_creates_and_checks_the_folder(tmp_path: Path) -> None:
+    cache = FileCache(tmp_path / "new", namespace="ns")
+    await cache.ping()
+    assert (tmp_path / "new" / "ns").is_dir()

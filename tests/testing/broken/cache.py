@@ -185,6 +185,13 @@ class KeysListExpired(MemoryCache):
             return [k[1] for k in self._data]
 
 
+class TenantDefaultTtlIgnored(MemoryCache):
+    clause = "cache.tenant.default_ttl"
+
+    def _ttl(self, ttl: float | None) -> float | None:
+        return ttl if ttl is not None else self.default_ttl
+
+
 class Unbounded(MemoryCache):
     clause = "cache.bounded"
 
@@ -208,5 +215,6 @@ VARIANTS: list[type[MemoryCache]] = [
     BadKeyAccepted,
     NoneIsStorable,
     KeysListExpired,
+    TenantDefaultTtlIgnored,
     Unbounded,
 ]

@@ -94,6 +94,19 @@ class FileCache:
     def __repr__(self) -> str:
         return f"FileCache(directory={str(self.directory)!r}, namespace={self.namespace!r})"
 
+    async def ping(self) -> None:
+        """Raise :class:`UnavailableError` unless the namespace folder can be written."""
+
+        def probe() -> None:
+            folder = self.directory / self.namespace
+            folder.mkdir(parents=True, exist_ok=True)
+            if not os.access(folder, os.W_OK):
+                raise UnavailableError(
+                    f"the cache folder of namespace {self.namespace!r} is read-only"
+                )
+
+        await self._io(probe)
+
     # -- layout ------------------------------------------------------------------------------
 
     def _folder(self, tenant: str | None) -> Path:

@@ -23,7 +23,7 @@ from hypothesis.stateful import precondition, rule
 from portfolio_core.ports.cache import MAX_KEY_LENGTH, Cache, CacheCapability
 from portfolio_core.ports.capabilities import supports
 from portfolio_core.ports.errors import InvalidInputError, TenantRequiredError
-from portfolio_core.ports.tenant import tenant_scope
+from portfolio_core.ports.tenant import TenantContext, tenant_scope
 from portfolio_core.testing.clauses import clause, expect_unsupported, requires, requires_absent
 from portfolio_core.testing.clock import FakeClock
 from portfolio_core.testing.concurrency import run_concurrently
@@ -448,6 +448,33 @@ class CacheContract(ContractSuite[Cache]):
         for call in calls:
             with pytest.raises(TenantRequiredError):
                 kit_runner.run(call())
+
+    @clause(
+        "cache.tenant.default_ttl",
+        "a scoped cache applies the tenant's cache.default_ttl override when put has no ttl",
+    )
+    @requires(CacheCapability.TTL)
+    def test_tenant_default_ttl(
+        self, scoped_adapter: Any, kit_runner: LoopRunner, clock: FakeClock
+    ) -> None:
+        short = TenantContext("short", {"cache.default_ttl": 5})
+
+        async def body() -> None:
+            with tenant_scope(short):
+                await scoped_adapter.put("k", 1)
+                await scoped_adapter.put_many({"m": 2})
+                await scoped_adapter.put("explicit", 3, ttl=50)
+            with tenant_scope("plain"):
+                await scoped_adapter.put("k", 1)
+            clock.advance(6)
+            with tenant_scope(short):
+                assert await scoped_adapter.get_many(["k", "m", "explicit"]) == {"explicit": 3}, (
+                    "the tenant's cache.default_ttl was not applied (or overrode an explicit ttl)"
+                )
+            with tenant_scope("plain"):
+                assert await scoped_adapter.get("k") == 1, "another tenant's override leaked"
+
+        kit_runner.run(body())
 
     @clause(
         "cache.tenant.isolation", "one tenant cannot read, list, count, delete or clear another's"
