@@ -1,0 +1,206 @@
+"""The reference pipeline: validation at build, ok/error/skip, caching, run caps."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import pytest
+
+from portfolio_core.adapters.memory.pipeline import (
+    MemoryPipeline,
+    MemoryPipelineConfig,
+    Step,
+    register_step,
+    step,
+)
+from portfolio_core.ports import InvalidInputError, Pipeline, PipelineStep, StepResult, StepStatus
+from tests.ports.minimal_adapters import MinimalCache
+
+RUNS: dict[str, int] = {}
+
+
+@step(outputs={"words": list}, cacheable=True)
+def split(text: str) -> list[str]:
+    RUNS["split"] = RUNS.get("split", 0) + 1
+    return text.split()
+
+
+@step(outputs={"count": int})
+def count(words: list) -> int:  # type: ignore[type-arg]
+    return len(words)
+
+
+@register_step("shout")
+class Shout(Step):
+    inputs: ClassVar[frozenset[str]] = frozenset({"text"})
+    outputs: ClassVar[Mapping[str, type]] = {"loud": str}
+    is_cacheable: ClassVar[bool] = True
+
+    def __init__(self, name: str | None = None, suffix: str = "!") -> None:
+        super().__init__(name)
+        self.suffix = suffix
+
+    async def execute(self, context: Mapping[str, Any], config: Mapping[str, Any]) -> StepResult:
+        return StepResult.ok(loud=context["text"].upper() + self.suffix * config.get("times", 1))
+
+
+async def test_runs_in_dependency_order() -> None:
+    pipe = MemoryPipeline([count, split], inputs={"text": str})
+    assert isinstance(pipe, Pipeline)
+    assert isinstance(split, PipelineStep)
+    assert pipe.steps == ["split", "count"]
+    result = await pipe.run({"text": "a b c"})
+    assert result.ok
+    assert result.context["count"] == 3
+    assert result.steps["count"].status is StepStatus.OK
+
+
+def test_validation_reports_every_problem_with_names() -> None:
+    @step(outputs={"b": int})
+    def a(x: int) -> int:
+        return x
+
+    @step(outputs={"x": int})
+    def b(b: int) -> int:
+        return b
+
+    @step(outputs={"y": int})
+    def c(nowhere: int) -> int:
+        return nowhere
+
+    @step(outputs={"z": int})
+    def d(text: int) -> int:
+        return text
+
+    with pytest.raises(InvalidInputError) as info:
+        MemoryPipeline([a, b, c, d], inputs={"text": str})
+    msg = str(info.value)
+    assert "cycle: a -> b -> a" in msg or "cycle: b -> a -> b" in msg
+    assert "step 'c' requires 'nowhere'" in msg
+    assert "type mismatch for 'text'" in msg
+    assert "step 'd' expects int" in msg
+
+
+def test_duplicate_names_and_writers() -> None:
+    @step(outputs={"words": list}, name="split")
+    def other(text: str) -> list[str]:
+        return []
+
+    with pytest.raises(InvalidInputError, match="two steps are named 'split'"):
+        MemoryPipeline([split, other], inputs=["text"])
+
+    @step(outputs={"words": list})
+    def words2(text: str) -> list[str]:
+        return []
+
+    with pytest.raises(InvalidInputError, match="both write 'words'"):
+        MemoryPipeline([split, words2], inputs=["text"])
+
+
+async def test_error_skips_dependents_and_independent_steps_still_run() -> None:
+    @step(outputs={"words": list})
+    def broken(text: str) -> list[str]:
+        raise RuntimeError("boom")
+
+    @step(outputs={"n": int})
+    def independent(text: str) -> int:
+        return len(text)
+
+    pipe = MemoryPipeline([broken, count, independent], inputs={"text": str})
+    result = await pipe.run({"text": "a b"})
+    assert not result.ok
+    assert result.steps["broken"].status is StepStatus.ERROR
+    assert "RuntimeError: boom" in result.steps["broken"].message
+    assert result.steps["count"].status is StepStatus.SKIP
+    assert "'broken' error" in result.steps["count"].message
+    assert result.context["n"] == 3
+
+
+async def test_skip_result_and_output_schema_checked() -> None:
+    @step(outputs={"words": list})
+    def maybe(text: str) -> StepResult:
+        return StepResult.skip("empty") if not text else StepResult.ok(words=[text])
+
+    @step(outputs={"n": int})
+    def liar(text: str) -> str:
+        return "not an int"
+
+    pipe = MemoryPipeline([maybe, count, liar], inputs={"text": str})
+    result = await pipe.run({"text": ""})
+    assert result.steps["maybe"].status is StepStatus.SKIP
+    assert result.steps["count"].status is StepStatus.SKIP
+    assert "output 'n' is str" in result.steps["liar"].message
+
+
+async def test_bad_pipeline_inputs_are_rejected() -> None:
+    pipe = MemoryPipeline([split], inputs={"text": str})
+    with pytest.raises(InvalidInputError, match="missing pipeline inputs"):
+        await pipe.run({})
+    with pytest.raises(InvalidInputError, match="'text' is int"):
+        await pipe.run({"text": 3})
+
+
+async def test_cacheable_steps_are_served_from_the_cache() -> None:
+    cache = MinimalCache()
+    RUNS.clear()
+    pipe = MemoryPipeline([split, count], inputs={"text": str}, cache=cache)
+    first = await pipe.run({"text": "x y"})
+    second = await pipe.run({"text": "x y"})
+    assert first.cached == frozenset()
+    assert second.cached == frozenset({"split"})
+    assert second.context == first.context
+    assert RUNS["split"] == 1
+    await pipe.run({"text": "x y z"})
+    assert RUNS["split"] == 2
+    (key,) = [k for k in cache.items if k.startswith("pipeline:split:1:")][:1]
+    assert len(key) < 100
+    # a new config or version gives a new key
+    loud1 = MemoryPipeline([Shout()], inputs=["text"], cache=cache, configs={"Shout": {"times": 1}})
+    loud2 = MemoryPipeline([Shout()], inputs=["text"], cache=cache, configs={"Shout": {"times": 2}})
+    assert (await loud1.run({"text": "a"})).context["loud"] == "A!"
+    assert (await loud2.run({"text": "a"})).context["loud"] == "A!!"
+
+
+async def test_retries_are_capped_by_max_runs_per_step() -> None:
+    calls = {"n": 0}
+
+    @step(outputs={"v": int})
+    def flaky(text: str) -> StepResult:
+        calls["n"] += 1
+        return StepResult.error("try again") if calls["n"] < 3 else StepResult.ok(v=1)
+
+    pipe = MemoryPipeline([flaky], inputs=["text"], retries={"flaky": 5}, max_runs_per_step=2)
+    result = await pipe.run({"text": ""})
+    assert calls["n"] == 2
+    assert "max_runs_per_step=2" in result.steps["flaky"].message
+    calls["n"] = 0
+    pipe = MemoryPipeline([flaky], inputs=["text"], retries={"flaky": 5}, max_runs_per_step=5)
+    assert (await pipe.run({"text": ""})).ok
+    assert calls["n"] == 3
+
+
+async def test_from_config_by_path_and_registered_name() -> None:
+    cfg = MemoryPipelineConfig.model_validate(
+        {
+            "inputs": {"text": "str"},
+            "steps": [
+                {"use": f"{__name__}:split"},
+                {"use": f"{__name__}:count"},
+                {"use": "shout", "name": "loud", "args": {"suffix": "?"}, "config": {"times": 2}},
+            ],
+        }
+    )
+    cache = MinimalCache()
+    pipe = MemoryPipeline.from_config(cfg, cache=cache)
+    result = await pipe.run({"text": "hi there"})
+    assert result.context["count"] == 2
+    assert result.context["loud"] == "HI THERE??"
+    with pytest.raises(InvalidInputError, match="no pipeline step registered"):
+        MemoryPipeline.from_config(
+            MemoryPipelineConfig.model_validate({"steps": [{"use": "nope"}]})
+        )
+    with pytest.raises(InvalidInputError, match="unknown input types"):
+        MemoryPipeline.from_config(
+            MemoryPipelineConfig.model_validate({"inputs": {"t": "blob"}, "steps": []})
+        )
