@@ -231,6 +231,8 @@ class MinimalGenerationEngine:
         prompt: str | Sequence[int],
         cache: p.AgentBlocks | None = None,
         max_tokens: int = 256,
+        *,
+        temperature: float = 0.0,
     ) -> str:
         return "uid-1"
 

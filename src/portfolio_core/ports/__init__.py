@@ -96,9 +96,11 @@ if TYPE_CHECKING:
     )
     from portfolio_core.ports.model_backend import (
         AgentBlocks,
+        ForwardSequence,
         Generation,
         ModelBackend,
         ModelCacheSpec,
+        PagedModelBackend,
     )
     from portfolio_core.ports.pipeline import (
         Pipeline,
@@ -162,6 +164,7 @@ _EXPORTS: dict[str, str] = {
     "EventStoreCapability": "event_store",
     "ExpectedVersion": "event_store",
     "FinishReason": "generation_engine",
+    "ForwardSequence": "model_backend",
     "Generation": "model_backend",
     "GenerationEngine": "generation_engine",
     "HealthStatus": "router",
@@ -179,6 +182,7 @@ _EXPORTS: dict[str, str] = {
     "OnError": "stream",
     "OnHandlerError": "event_store",
     "PORTS": "catalogue",
+    "PagedModelBackend": "model_backend",
     "Pipeline": "pipeline",
     "PipelineResult": "pipeline",
     "PipelineStep": "pipeline",
@@ -254,6 +258,7 @@ __all__ = [
     "EventStoreCapability",
     "ExpectedVersion",
     "FinishReason",
+    "ForwardSequence",
     "Generation",
     "GenerationEngine",
     "HealthStatus",
@@ -271,6 +276,7 @@ __all__ = [
     "OnError",
     "OnHandlerError",
     "PORTS",
+    "PagedModelBackend",
     "Pipeline",
     "PipelineResult",
     "PipelineStep",
