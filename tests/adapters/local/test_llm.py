@@ -180,3 +180,27 @@ def test_from_config() -> None:
         LocalLLMConfig(model="tiny"), engine=EchoEngine(), tokenizer=ByteTokenizer()
     )
     assert llm.model == "tiny"
+
+
+async def test_end_to_end_over_the_local_engine() -> None:
+    from portfolio_core.adapters.local.byte_tokenizer import ByteTokenizer as RealTokenizer
+    from portfolio_core.adapters.local.generation_engine import LocalGenerationEngine
+    from portfolio_core.adapters.local.numpy_backend import NumpyModelBackend
+
+    tokenizer = RealTokenizer()
+    backend = NumpyModelBackend(seed=3)
+    engine = LocalGenerationEngine(backend, tokenizer, num_blocks=64)
+    llm = LocalLLM(engine=engine, tokenizer=tokenizer, model="tiny")
+    questions = [[Message("user", q)] for q in ("hello", "ports and adapters", "hello")]
+    opts = CompletionOptions(max_tokens=6)
+    together = await asyncio.gather(*(llm.complete(q, opts) for q in questions))
+    alone = [await llm.complete(q, opts) for q in questions]
+    assert [c.text for c in together] == [c.text for c in alone]  # greedy: batching-invariant
+    assert together[0].text == together[2].text
+    for c, q in zip(together, questions, strict=True):
+        assert c.usage.input_tokens == len(
+            tokenizer.encode(render_chat(q), add_special_tokens=True)
+        )
+        assert 1 <= c.usage.output_tokens <= 6
+        assert c.model == "tiny"
+    await llm.aclose()
