@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from portfolio_core.adapters.memory.router import MemoryRouter, MemoryRouterConfig
 from portfolio_core.adapters.memory.scripted_llm import ScriptedLLM
@@ -325,3 +327,89 @@ def test_from_config_wires_providers_in_order() -> None:
         MemoryRouter.from_config(
             MemoryRouterConfig.model_validate({"providers": {"ghost": {}}}), llms={}
         )
+
+
+async def test_router_as_llm_completes_and_streams_with_fallback() -> None:
+    from portfolio_core.adapters.memory.agent import MemoryAgent
+    from portfolio_core.ports import LLM, CompletionOptions
+
+    router, _ = make()
+    router.add_provider(Provider("down", "m"), ScriptedLLM(["x"], fail_every=1))
+    router.add_provider(Provider("up", "m"), ScriptedLLM(["streamed answer"], chunk_size=4))
+    llm = router.as_llm()
+    assert isinstance(llm, LLM)
+    c = await llm.complete(HI, CompletionOptions(max_tokens=1))
+    assert (c.text, c.provider) == ("streamed", "up")
+    router2, _ = make()
+    router2.add_provider(Provider("down", "m"), ScriptedLLM(["x"], fail_every=1))
+    router2.add_provider(Provider("up", "m"), ScriptedLLM(["streamed answer"], chunk_size=4))
+    chunks = [ch async for ch in router2.as_llm().stream(HI)]
+    assert "".join(ch.text for ch in chunks) == "streamed answer"
+    assert {s.name: s.failures for s in router2.stats()} == {"down": 1, "up": 0}
+    agent = MemoryAgent(router.as_llm())
+    assert (await agent.run("hi")).output == "streamed answer"
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 2),  # group
+            st.sets(st.sampled_from(["a", "b", "c"]), max_size=2),  # tags
+            st.sampled_from([50, 8192]),  # context window
+            st.booleans(),  # cooling
+            st.booleans(),  # healthy
+            st.one_of(st.none(), st.floats(0.1, 10)),  # price
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    st.sampled_from(list(RoutingStrategy)),
+    st.sets(st.sampled_from(["a", "b", "c"]), max_size=1),
+    st.sets(st.integers(0, 5), max_size=2),
+)
+def test_route_only_returns_eligible_providers_of_the_lowest_group(
+    specs: list[tuple[int, set[str], int, bool, bool, float | None]],
+    strategy: RoutingStrategy,
+    required: set[str],
+    excluded_idx: set[int],
+) -> None:
+    router, clock = make(strategy.value)
+    eligible = []
+    for i, (group, tags, window, cooling, healthy, price) in enumerate(specs):
+        name = f"p{i}"
+        router.add_provider(
+            Provider(name, "m", frozenset(tags), window, price, price, group), ScriptedLLM()
+        )
+        state = router._states[name]
+        state.healthy = healthy
+        if cooling:
+            state.cooldown_until = clock.now + 5
+        ok = (
+            i not in excluded_idx
+            and required <= tags
+            and window >= 300
+            and not cooling
+            and healthy
+            and (strategy is not RoutingStrategy.COST_OPTIMIZED or price is not None)
+        )
+        if ok:
+            eligible.append((group, name))
+    opts = RouteOptions(
+        required_tags=frozenset(required),
+        exclude=frozenset(f"p{i}" for i in excluded_idx),
+        expected_output_tokens=256,
+    )
+    try:
+        chosen = asyncio.run(router.route(HI, opts))
+    except NoHealthyProviderError as exc:
+        retry_after = exc.retry_after
+        chosen = None
+    if chosen is None:
+        assert not eligible
+        assert retry_after is None or any(spec[3] for spec in specs)
+        return
+    assert eligible
+    lowest = min(g for g, _ in eligible)
+    assert (chosen.group, chosen.name) in eligible
+    assert chosen.group == lowest

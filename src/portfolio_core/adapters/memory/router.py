@@ -38,7 +38,7 @@ import contextlib
 import dataclasses
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import ClassVar, Self
@@ -48,6 +48,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from portfolio_core.ports import (
     LLM,
     Completion,
+    CompletionChunk,
     CompletionOptions,
     ConflictError,
     HealthStatus,
@@ -65,9 +66,16 @@ from portfolio_core.ports import (
     UnavailableError,
     declare,
     estimate_tokens,
+    supports,
 )
 
-__all__ = ["MemoryRouter", "MemoryRouterConfig", "ProviderSettings", "ProviderStats"]
+__all__ = [
+    "MemoryRouter",
+    "MemoryRouterConfig",
+    "ProviderSettings",
+    "ProviderStats",
+    "RoutedLLM",
+]
 
 _MINUTE = 60.0
 
@@ -479,6 +487,61 @@ class MemoryRouter:
         seconds = retry_after if retry_after is not None else self.cooldown_seconds
         state.cooldown_until = max(state.cooldown_until, now + seconds)
 
+    def as_llm(self, opts: RouteOptions | None = None) -> RoutedLLM:
+        """This router seen as an LLM (for an agent or pipeline step that wants one).
+
+        ``complete`` routes with ``opts`` (its ``completion`` replaced by the call's
+        options); ``stream`` picks a provider the same way and falls back to the next one
+        while no chunk has been yielded yet.
+        """
+        return RoutedLLM(self, opts or RouteOptions())
+
+    async def _stream(
+        self, messages: Sequence[Message], opts: RouteOptions
+    ) -> AsyncIterator[CompletionChunk]:
+        if not messages:
+            raise InvalidInputError("the conversation is empty", field="messages")
+        tokens = estimate_tokens(messages, chars_per_token=self.chars_per_token)
+        base = opts.completion or CompletionOptions(max_tokens=opts.expected_output_tokens)
+        failed: set[str] = set(opts.exclude)
+        for name, state in self._states.items():
+            if not supports(state.llm, "llm.streaming"):
+                failed.add(name)
+        last_error: PortError | None = None
+        for _ in range(len(self._states) + 1):
+            try:
+                state = self._select(tokens, opts, failed, None)
+            except NoHealthyProviderError as exc:
+                if last_error is not None:
+                    raise NoHealthyProviderError(
+                        f"every eligible provider failed; last error: {last_error}",
+                        retry_after=exc.retry_after,
+                        port="Router",
+                    ) from last_error
+                raise
+            call_opts = (
+                base if base.model else dataclasses.replace(base, model=state.provider.model)
+            )
+            start = self._clock()
+            state.attempts += 1
+            if state.provider.requests_per_minute is not None:
+                state.recent_requests.append(start)
+            started = False
+            try:
+                async for chunk in state.llm.stream(messages, call_opts):
+                    started = True
+                    yield chunk
+            except (UnavailableError, PortTimeoutError) as exc:
+                self._record_failure(state, exc, start)
+                if started:
+                    raise
+                last_error = exc
+                failed.add(state.provider.name)
+                continue
+            state.latency_total += self._clock() - start
+            state.successes += 1
+            return
+
     # -- health ---------------------------------------------------------------------------
 
     async def health_check(self, name: str) -> HealthStatus:
@@ -510,3 +573,31 @@ class MemoryRouter:
             detail = f"{type(exc).__name__}: {exc}"
         latency = (self._clock() - start) * 1000.0
         return HealthStatus(name, state.healthy, latency, detail, datetime.now(UTC))
+
+
+class RoutedLLM:
+    """An LLM view of a :class:`MemoryRouter`; see :meth:`MemoryRouter.as_llm`."""
+
+    capabilities: ClassVar[frozenset[str]] = declare("llm.streaming", "llm.tools")
+
+    def __init__(self, router: MemoryRouter, opts: RouteOptions) -> None:
+        self._router = router
+        self._opts = opts
+
+    def __repr__(self) -> str:
+        return f"RoutedLLM({self._router!r})"
+
+    async def complete(
+        self, messages: Sequence[Message], opts: CompletionOptions | None = None
+    ) -> Completion:
+        """Route and complete; ``Completion.provider`` names the provider that answered."""
+        route = dataclasses.replace(self._opts, completion=opts or self._opts.completion)
+        return await self._router.complete(messages, route)
+
+    async def stream(
+        self, messages: Sequence[Message], opts: CompletionOptions | None = None
+    ) -> AsyncIterator[CompletionChunk]:
+        """Route and stream, falling back while nothing has been yielded."""
+        route = dataclasses.replace(self._opts, completion=opts or self._opts.completion)
+        async for chunk in self._router._stream(messages, route):
+            yield chunk
