@@ -3,7 +3,9 @@
 Works with servers that implement ``POST {base_url}/chat/completions`` (vLLM, llama.cpp
 server, Ollama, LM Studio, hosted APIs). Streaming uses server-sent events with
 ``stream_options.include_usage``; when a server reports no usage, the adapter falls back
-to :func:`~portfolio_core.ports.estimate_tokens` so ``usage`` is always set.
+to :func:`~portfolio_core.ports.estimate_tokens` so ``usage`` is always set. Streamed
+chunks carry text only: tool-call deltas in a stream are not assembled (use ``complete``
+for tool calling).
 
 Errors are translated: 429 -> :class:`RateLimitedError` (``retry_after`` from the
 ``Retry-After`` header, seconds or HTTP date), 408 and client timeouts ->
