@@ -265,3 +265,16 @@ async def test_bad_input_and_secret_hygiene() -> None:
     with pytest.raises(InvalidInputError):
         await llm.complete([])
     await llm.aclose()
+
+
+def test_retry_after_header_forms() -> None:
+    from datetime import UTC, datetime, timedelta
+    from email.utils import format_datetime
+
+    from portfolio_core.adapters.http.openai_compatible import _retry_after
+
+    assert _retry_after("2.5") == 2.5
+    assert _retry_after(None) is None
+    assert _retry_after("soon") is None
+    later = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
+    assert 25 < (_retry_after(later) or 0) <= 30

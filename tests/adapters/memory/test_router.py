@@ -413,3 +413,13 @@ def test_route_only_returns_eligible_providers_of_the_lowest_group(
     lowest = min(g for g, _ in eligible)
     assert (chosen.group, chosen.name) in eligible
     assert chosen.group == lowest
+
+
+async def test_rate_limit_holds_under_concurrent_requests() -> None:
+    router, _ = make()
+    slow = ScriptedLLM(["limited"], latency=0.01)
+    router.add_provider(Provider("limited", "m", requests_per_minute=3), slow)
+    router.add_provider(Provider("spill", "m", group=1), ScriptedLLM(["spill"]))
+    answers = await asyncio.gather(*(router.complete(HI) for _ in range(5)))
+    assert sorted(a.provider or "" for a in answers) == ["limited"] * 3 + ["spill"] * 2
+    assert slow.calls == 3
