@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from portfolio_core.adapters.memory.pipeline import (
     MemoryPipeline,
@@ -204,3 +207,57 @@ async def test_from_config_by_path_and_registered_name() -> None:
         MemoryPipeline.from_config(
             MemoryPipelineConfig.model_validate({"inputs": {"t": "blob"}, "steps": []})
         )
+
+
+def _graph_step(i: int, reads: set[int]) -> Step:
+    class G(Step):
+        inputs: ClassVar[frozenset[str]] = frozenset(f"k{j}" for j in reads)
+        outputs: ClassVar[Mapping[str, type]] = {f"k{i}": int}
+
+        async def execute(
+            self, context: Mapping[str, Any], config: Mapping[str, Any]
+        ) -> StepResult:
+            return StepResult.ok(**{f"k{i}": 1 + sum(context[k] for k in self.inputs)})
+
+    return G(f"s{i}")
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.data())
+def test_random_dags_build_in_dependency_order_and_back_edges_are_cycles(
+    data: st.DataObject,
+) -> None:
+    n = data.draw(st.integers(2, 7))
+    reads = [
+        data.draw(st.sets(st.integers(0, i - 1), max_size=3)) if i else set() for i in range(n)
+    ]
+    perm = data.draw(st.permutations(range(n)))
+    pipe = MemoryPipeline([_graph_step(i, reads[i]) for i in perm])
+    position = {name: k for k, name in enumerate(pipe.steps)}
+    for i in range(n):
+        for j in reads[i]:
+            assert position[f"s{j}"] < position[f"s{i}"]
+    result = asyncio.run(pipe.run({}))
+    assert result.ok
+    # make step 0 read step j's output: a cycle exactly when j already depends on step 0
+    j = data.draw(st.integers(1, n - 1))
+    reads[0] = {j}
+    steps = [_graph_step(i, reads[i]) for i in range(n)]
+    if _reaches(reads, j):
+        with pytest.raises(InvalidInputError, match="cycle: "):
+            MemoryPipeline(steps)
+    else:
+        MemoryPipeline(steps)
+
+
+def _reaches(reads: list[set[int]], j: int) -> bool:
+    """Whether step j (transitively) reads step 0's output."""
+    seen, todo = set(), [j]
+    while todo:
+        k = todo.pop()
+        if k == 0:
+            return True
+        if k not in seen:
+            seen.add(k)
+            todo.extend(reads[k])
+    return False
