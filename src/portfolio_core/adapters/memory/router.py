@@ -12,6 +12,9 @@ Decision (``route``)
        i.e. the most specialised provider), ``cost_optimized`` (estimated input tokens x input
        price + expected output tokens x output price, cheapest first).
 
+``route`` only decides: a request counts against ``requests_per_minute`` when ``complete``
+(or the LLM view's ``stream``) sends it.
+
 Completion (``complete``)
     Every attempt is counted in the provider's statistics. A retryable failure (429,
     5xx/unavailable, timeout) cools the provider down — for ``retry_after`` seconds when the
