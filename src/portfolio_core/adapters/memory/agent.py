@@ -27,7 +27,7 @@ import inspect
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Self, cast, get_type_hints
+from typing import Any, ClassVar, Self, get_type_hints, overload
 
 from opentelemetry import trace
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
@@ -83,13 +83,33 @@ class Tool:
         return result
 
 
+@overload
+def tool(
+    function: Callable[..., Any],
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    retries: int | None = None,
+) -> Tool: ...
+
+
+@overload
+def tool(
+    function: None = None,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    retries: int | None = None,
+) -> Callable[[Callable[..., Any]], Tool]: ...
+
+
 def tool(
     function: Callable[..., Any] | None = None,
     *,
     name: str | None = None,
     description: str | None = None,
     retries: int | None = None,
-) -> Any:
+) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Turn a typed function into a :class:`Tool` (usable as ``@tool`` or ``@tool(...)``).
 
     The argument model is the function's single pydantic-model parameter, or is built from
@@ -125,7 +145,7 @@ def _describe(fn: Callable[..., Any], description: str | None) -> str:
 
 
 def _as_tool(item: Tool | Callable[..., Any]) -> Tool:
-    return item if isinstance(item, Tool) else cast(Tool, tool(item))
+    return item if isinstance(item, Tool) else tool(item)
 
 
 class MemoryAgentConfig(BaseModel):
