@@ -261,3 +261,41 @@ def _reaches(reads: list[set[int]], j: int) -> bool:
             seen.add(k)
             todo.extend(reads[k])
     return False
+
+
+async def test_llm_step_in_code_and_from_config() -> None:
+    from portfolio_core.adapters.memory.pipeline import LLMStep
+    from portfolio_core.adapters.memory.scripted_llm import ScriptedLLM
+
+    llm = ScriptedLLM(echo=True)
+    summarise = LLMStep("summary", llm=llm, prompt="Summarise: {text}", output="summary")
+    cache = MinimalCache()
+    pipe = MemoryPipeline([summarise, count, split], inputs={"text": str}, cache=cache)
+    first = await pipe.run({"text": "a b"})
+    assert first.context["summary"] == "Summarise: a b"
+    second = await pipe.run({"text": "a b"})
+    assert "summary" in second.cached
+    assert llm.calls == 1
+    other = LLMStep("summary", llm=llm, prompt="Shorten: {text}", output="summary")
+    third = await MemoryPipeline([other], inputs=["text"], cache=cache).run({"text": "a b"})
+    assert third.context["summary"] == "Shorten: a b"  # a new prompt is a new cache key
+
+    failing = ScriptedLLM(fail_every=1)
+    cfg = MemoryPipelineConfig.model_validate(
+        {
+            "inputs": {"text": "str"},
+            "steps": [
+                {
+                    "use": "portfolio_core.adapters.memory.pipeline:LLMStep",
+                    "name": "ask",
+                    "uses": ["llm"],
+                    "args": {"prompt": "Q: {text}"},
+                }
+            ],
+        }
+    )
+    result = await MemoryPipeline.from_config(cfg, llm=failing).run({"text": "hi"})
+    assert result.steps["ask"].status is StepStatus.ERROR
+    assert "UnavailableError" in result.steps["ask"].message
+    with pytest.raises(InvalidInputError, match="uses 'llm'"):
+        MemoryPipeline.from_config(cfg)

@@ -18,8 +18,9 @@ errors, and those are reported, not swallowed silently: the message names the ex
 Caching: with a Cache (``uses: cache=``), a ``cacheable`` step's ``ok`` outputs are stored
 under ``pipeline:<step>:<version>:<sha256 of config and inputs>`` (canonical JSON), and a
 later run with the same step version, config and inputs is served from the cache (its name
-is in ``PipelineResult.cached``). Inputs, config or outputs that are not JSON-compatible
-are simply not cached.
+is in ``PipelineResult.cached``). A step may add an optional ``fingerprint`` string (e.g. a
+hash of its constructor arguments) to the key. Inputs, config or outputs that are not
+JSON-compatible are simply not cached.
 """
 
 from __future__ import annotations
@@ -28,24 +29,30 @@ import hashlib
 import importlib
 import inspect
 import json
+import string
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from portfolio_core.ports import (
+    LLM,
     Cache,
+    CompletionOptions,
     InvalidInputError,
+    Message,
     PipelineResult,
     PipelineStep,
+    PortError,
     StepResult,
     StepStatus,
 )
 
 __all__ = [
     "FunctionStep",
+    "LLMStep",
     "MemoryPipeline",
     "MemoryPipelineConfig",
     "Step",
@@ -187,6 +194,69 @@ def step(
     return wrap
 
 
+class LLMStep(Step):
+    """A step that fills a prompt template from the context and asks an LLM.
+
+    ``prompt`` is a ``str.format`` template; its placeholders are the step's required
+    inputs. The answer's text is written to ``output``. A port error from the LLM becomes an
+    error result. Cacheable by default (meaningful at temperature 0); the prompt, system
+    prompt and token limit are part of the cache key through :attr:`fingerprint`.
+    """
+
+    def __init__(
+        self,
+        name: str | None = None,
+        *,
+        llm: LLM,
+        prompt: str,
+        output: str = "answer",
+        system: str | None = None,
+        max_tokens: int = 256,
+        cacheable: bool = True,
+        version: str = "1",
+    ) -> None:
+        super().__init__(name or "llm")
+        fields = {f for _, f, _, _ in string.Formatter().parse(prompt) if f}
+        if any(not f.isidentifier() for f in fields):
+            raise InvalidInputError(f"prompt placeholders must be plain names: {sorted(fields)}")
+        self._llm = llm
+        self.prompt = prompt
+        self.output = output
+        self.system = system
+        self.max_tokens = max_tokens
+        self._inputs = frozenset(fields)
+        self._cacheable = cacheable
+        self.version = version
+        self.fingerprint = hashlib.sha256(
+            json.dumps([prompt, system, max_tokens, output]).encode()
+        ).hexdigest()[:16]
+
+    @property
+    def required_inputs(self) -> frozenset[str]:
+        return self._inputs
+
+    @property
+    def output_schema(self) -> Mapping[str, type]:
+        return {self.output: str}
+
+    @property
+    def cacheable(self) -> bool:
+        return self._cacheable
+
+    async def execute(self, context: Mapping[str, Any], config: Mapping[str, Any]) -> StepResult:
+        text = self.prompt.format(**{k: context[k] for k in self._inputs})
+        messages = [Message("user", text)]
+        if self.system:
+            messages.insert(0, Message("system", self.system))
+        try:
+            completion = await self._llm.complete(
+                messages, CompletionOptions(max_tokens=self.max_tokens)
+            )
+        except PortError as exc:
+            return StepResult.error(f"{type(exc).__name__}: {exc}")
+        return StepResult.ok(**{self.output: completion.text})
+
+
 _REGISTERED: dict[str, Callable[..., PipelineStep]] = {}
 
 
@@ -231,6 +301,8 @@ class StepSpec(BaseModel):
     args: dict[str, Any] = Field(default_factory=dict)
     config: dict[str, Any] = Field(default_factory=dict)
     retries: int = Field(default=0, ge=0)
+    uses: list[Literal["llm"]] = Field(default_factory=list)
+    """Adapters of the pipeline passed to the step's constructor by keyword (``llm``)."""
 
 
 class MemoryPipelineConfig(BaseModel):
@@ -328,23 +400,38 @@ class MemoryPipeline:
         self._order_names = order
 
     @classmethod
-    def from_config(cls, config: MemoryPipelineConfig, *, cache: Cache | None = None) -> Self:
-        """Build from a manifest; steps named by ``module:Class`` or registered name."""
+    def from_config(
+        cls, config: MemoryPipelineConfig, *, cache: Cache | None = None, llm: LLM | None = None
+    ) -> Self:
+        """Build from a manifest; steps named by ``module:Class`` or registered name.
+
+        ``cache`` caches cacheable steps; ``llm`` is handed to steps whose spec lists it in
+        ``uses`` (e.g. :class:`LLMStep`).
+        """
+        available: dict[str, object] = {"llm": llm}
         steps: list[PipelineStep] = []
         configs: dict[str, Mapping[str, Any]] = {}
         retries: dict[str, int] = {}
         for spec in config.steps:
             target = _resolve_step(spec.use)
             built: object
+            injected: dict[str, object] = {}
+            for name in spec.uses:
+                if available.get(name) is None:
+                    raise InvalidInputError(
+                        f"step {spec.use!r} uses {name!r}, which the pipeline was not given",
+                        field="uses",
+                    )
+                injected[name] = available[name]
             if isinstance(target, type):
-                kwargs = dict(spec.args)
+                kwargs = {**spec.args, **injected}
                 if spec.name is not None:
                     kwargs.setdefault("name", spec.name)
                 built = target(**kwargs)
-            elif isinstance(target, PipelineStep) and not spec.args:
+            elif isinstance(target, PipelineStep) and not spec.args and not injected:
                 built = target
             elif callable(target):
-                built = target(**spec.args)
+                built = target(**spec.args, **injected)
             else:
                 built = target
             if not isinstance(built, PipelineStep):
@@ -530,6 +617,7 @@ class MemoryPipeline:
     def _cache_key(node: _Node, context: Mapping[str, Any]) -> str | None:
         s = node.step
         payload = {
+            "fingerprint": getattr(s, "fingerprint", None),
             "config": node.config,
             "inputs": {k: context[k] for k in sorted(s.required_inputs)},
         }
