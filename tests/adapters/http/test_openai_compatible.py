@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -26,6 +26,7 @@ from portfolio_core.ports import (
     ToolSpec,
     UnavailableError,
 )
+from portfolio_core.testing.contracts.llm import LLMContract
 
 HI = [Message("system", "be nice"), Message("user", "hello")]
 KEY = "sk-test-very-secret"
@@ -278,3 +279,65 @@ def test_retry_after_header_forms() -> None:
     assert _retry_after("soon") is None
     later = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
     assert 25 < (_retry_after(later) or 0) <= 30
+
+
+@pytest.fixture
+def chat_server() -> Iterator[str]:
+    """A tiny OpenAI-compatible server: answers with the words of the last message, truncated
+    to max_tokens, whole or as server-sent events."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            return
+
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+            words = ("echo " + body["messages"][-1]["content"]).split()
+            limit = body.get("max_tokens", 256)
+            finish = "length" if len(words) > limit else "stop"
+            words = words[:limit]
+            usage = {"prompt_tokens": 5 * len(body["messages"]), "completion_tokens": len(words)}
+            if body.get("stream"):
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.end_headers()
+                for i, word in enumerate(words):
+                    piece = word if i == 0 else " " + word
+                    event = {"choices": [{"delta": {"content": piece}, "finish_reason": None}]}
+                    self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
+                end = {"choices": [{"delta": {}, "finish_reason": finish}]}
+                self.wfile.write(f"data: {json.dumps(end)}\n\n".encode())
+                self.wfile.write(
+                    f"data: {json.dumps({'choices': [], 'usage': usage})}\n\n".encode()
+                )
+                self.wfile.write(b"data: [DONE]\n\n")
+                return
+            raw = json.dumps(
+                {
+                    "model": body["model"],
+                    "choices": [{"message": {"content": " ".join(words)}, "finish_reason": finish}],
+                    "usage": usage,
+                }
+            ).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+
+
+class TestOpenAICompatibleLLMContract(LLMContract):
+    @pytest.fixture
+    def make_adapter(self, chat_server: str) -> Callable[[], OpenAICompatibleLLM]:
+        return lambda: OpenAICompatibleLLM(chat_server, "m", api_key=KEY, timeout=10)

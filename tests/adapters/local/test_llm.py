@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pytest
 
@@ -21,6 +21,7 @@ from portfolio_core.ports import (
     UnavailableError,
     UnsupportedError,
 )
+from portfolio_core.testing.contracts.llm import LLMContract
 
 EOS = 256
 
@@ -65,6 +66,8 @@ class EchoEngine:
         prompt: str | Sequence[int],
         cache: AgentBlocks | None = None,
         max_tokens: int = 256,
+        *,
+        temperature: float = 0.0,
     ) -> str:
         ids = list(prompt.encode()) if isinstance(prompt, str) else list(prompt)
         text = bytes(ids).decode()
@@ -204,3 +207,26 @@ async def test_end_to_end_over_the_local_engine() -> None:
         assert 1 <= c.usage.output_tokens <= 6
         assert c.model == "tiny"
     await llm.aclose()
+
+
+class TestLocalLLMContract(LLMContract):
+    @pytest.fixture
+    def make_adapter(self) -> Callable[[], LocalLLM]:
+        from portfolio_core.adapters.local.byte_tokenizer import ByteTokenizer as RealTokenizer
+        from portfolio_core.adapters.local.generation_engine import LocalGenerationEngine
+        from portfolio_core.adapters.local.numpy_backend import NumpyModelBackend
+
+        backend = NumpyModelBackend(seed=1)
+
+        def make() -> LocalLLM:
+            tokenizer = RealTokenizer()
+            engine = LocalGenerationEngine(backend, tokenizer, num_blocks=64)
+            return LocalLLM(engine=engine, tokenizer=tokenizer)
+
+        return make
+
+
+class TestLocalLLMOverATestEngineContract(LLMContract):
+    @pytest.fixture
+    def make_adapter(self) -> Callable[[], LocalLLM]:
+        return lambda: LocalLLM(engine=EchoEngine(), tokenizer=ByteTokenizer())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -11,6 +13,7 @@ from pydantic import BaseModel
 from portfolio_core.adapters.memory.agent import MemoryAgent, MemoryAgentConfig, tool
 from portfolio_core.adapters.memory.scripted_llm import ScriptedLLM
 from portfolio_core.ports import (
+    LLM,
     Agent,
     AgentOptions,
     Completion,
@@ -20,6 +23,7 @@ from portfolio_core.ports import (
     ToolCall,
     Usage,
 )
+from portfolio_core.testing.contracts.agent import AgentContract
 
 
 @tool
@@ -167,3 +171,21 @@ async def test_from_config_imports_tools() -> None:
     assert agent.max_iterations == 4
     with pytest.raises(InvalidInputError):
         MemoryAgent.from_config(MemoryAgentConfig(tools=["nowhere:x"]), llm=ScriptedLLM())
+
+
+class TestMemoryAgentContract(AgentContract):
+    @pytest.fixture
+    def make_adapter(self) -> Callable[..., MemoryAgent]:
+        def make(llm: LLM | None = None) -> MemoryAgent:
+            return MemoryAgent(llm or ScriptedLLM(), [add, divide])
+
+        return make
+
+
+class TestMemoryAgentWithHandlerContract(AgentContract):
+    @pytest.fixture
+    def make_adapter(self) -> Callable[..., MemoryAgent]:
+        def make(llm: LLM | None = None) -> MemoryAgent:
+            return MemoryAgent(llm or ScriptedLLM(), [add], final_answer_handler=lambda t: "x")
+
+        return make

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import pytest
@@ -18,20 +18,23 @@ from portfolio_core.adapters.memory.pipeline import (
     step,
 )
 from portfolio_core.ports import InvalidInputError, Pipeline, PipelineStep, StepResult, StepStatus
+from portfolio_core.testing.contracts.pipeline import PipelineContract, PipelineStepContract
 from tests.ports.minimal_adapters import MinimalCache
 
 RUNS: dict[str, int] = {}
 
 
-@step(outputs={"words": list}, cacheable=True)
-def split(text: str) -> list[str]:
+def _split(text: str) -> list[str]:
     RUNS["split"] = RUNS.get("split", 0) + 1
     return text.split()
 
 
-@step(outputs={"count": int})
-def count(words: list) -> int:  # type: ignore[type-arg]
+def _count(words: list) -> int:  # type: ignore[type-arg]
     return len(words)
+
+
+split = step(outputs={"words": list}, name="split", cacheable=True)(_split)
+count = step(outputs={"count": int}, name="count")(_count)
 
 
 @register_step("shout")
@@ -44,7 +47,7 @@ class Shout(Step):
         super().__init__(name)
         self.suffix = suffix
 
-    async def execute(self, context: Mapping[str, Any], config: Mapping[str, Any]) -> StepResult:
+    async def run(self, context: Mapping[str, Any], config: Mapping[str, Any]) -> StepResult:
         return StepResult.ok(loud=context["text"].upper() + self.suffix * config.get("times", 1))
 
 
@@ -214,9 +217,7 @@ def _graph_step(i: int, reads: set[int]) -> Step:
         inputs: ClassVar[frozenset[str]] = frozenset(f"k{j}" for j in reads)
         outputs: ClassVar[Mapping[str, type]] = {f"k{i}": int}
 
-        async def execute(
-            self, context: Mapping[str, Any], config: Mapping[str, Any]
-        ) -> StepResult:
+        async def run(self, context: Mapping[str, Any], config: Mapping[str, Any]) -> StepResult:
             return StepResult.ok(**{f"k{i}": 1 + sum(context[k] for k in self.inputs)})
 
     return G(f"s{i}")
@@ -299,3 +300,46 @@ async def test_llm_step_in_code_and_from_config() -> None:
     assert "UnavailableError" in result.steps["ask"].message
     with pytest.raises(InvalidInputError, match="uses 'llm'"):
         MemoryPipeline.from_config(cfg)
+
+
+class TestMemoryPipelineContract(PipelineContract):
+    @pytest.fixture
+    def make_adapter(self) -> Callable[[], MemoryPipeline]:
+        return lambda: MemoryPipeline(
+            [count, split, Shout()], inputs={"text": str}, cache=MinimalCache()
+        )
+
+    @pytest.fixture
+    def pipeline_inputs(self) -> Mapping[str, Any]:
+        return {"text": "ports and adapters"}
+
+
+class TestFunctionStepContract(PipelineStepContract):
+    @pytest.fixture
+    def make_adapter(self) -> Callable[[], PipelineStep]:
+        return lambda: step(outputs={"words": list}, name="split", cacheable=True)(_split)
+
+
+class TestFunctionStepWithListInputContract(PipelineStepContract):
+    @pytest.fixture
+    def make_adapter(self) -> Callable[[], PipelineStep]:
+        return lambda: step(outputs={"count": int}, name="count")(_count)
+
+    @pytest.fixture
+    def valid_context(self) -> Mapping[str, Any]:
+        return {"words": ["a", "b"]}
+
+
+class TestStepSubclassContract(PipelineStepContract):
+    @pytest.fixture
+    def make_adapter(self) -> type[Shout]:
+        return Shout
+
+
+class TestLLMStepContract(PipelineStepContract):
+    @pytest.fixture
+    def make_adapter(self) -> Callable[[], PipelineStep]:
+        from portfolio_core.adapters.memory.pipeline import LLMStep
+        from portfolio_core.adapters.memory.scripted_llm import ScriptedLLM
+
+        return lambda: LLMStep("ask", llm=ScriptedLLM(echo=True), prompt="Q: {text}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
@@ -21,6 +22,7 @@ from portfolio_core.ports import (
     Router,
     RoutingStrategy,
 )
+from portfolio_core.testing.contracts.router import RouterContract
 
 HI = [Message("user", "hello")]
 
@@ -423,3 +425,12 @@ async def test_rate_limit_holds_under_concurrent_requests() -> None:
     answers = await asyncio.gather(*(router.complete(HI) for _ in range(5)))
     assert sorted(a.provider or "" for a in answers) == ["limited"] * 3 + ["spill"] * 2
     assert slow.calls == 3
+
+
+class TestMemoryRouterContract(RouterContract):
+    @pytest.fixture
+    def make_adapter(self) -> Callable[..., MemoryRouter]:
+        def make(clock: Callable[[], float] | None = None) -> MemoryRouter:
+            return MemoryRouter(clock=clock or Clock())
+
+        return make

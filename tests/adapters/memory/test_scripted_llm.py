@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from portfolio_core.adapters.memory.scripted_llm import (
@@ -18,6 +20,7 @@ from portfolio_core.ports import (
     RateLimitedError,
     UnavailableError,
 )
+from portfolio_core.testing.contracts.llm import LLMContract
 
 HI = [Message("user", "hello there")]
 
@@ -137,3 +140,15 @@ def test_from_config() -> None:
     llm = ScriptedLLM.from_config(cfg)
     assert llm.fail_every == 2
     assert "calls=0" in repr(llm)
+
+
+class TestScriptedLLMContract(LLMContract):
+    @pytest.fixture
+    def make_adapter(self) -> type[ScriptedLLM]:
+        return ScriptedLLM
+
+
+class TestEchoingScriptedLLMContract(LLMContract):
+    @pytest.fixture
+    def make_adapter(self) -> Callable[[], ScriptedLLM]:
+        return lambda: ScriptedLLM(echo=True, chunk_size=2)

@@ -172,6 +172,8 @@ class OpenAICompatibleLLM:
             raise InvalidInputError("the conversation is empty", field="messages")
         if opts.max_tokens < 1:
             raise InvalidInputError("max_tokens must be at least 1", field="max_tokens")
+        if opts.temperature < 0:
+            raise InvalidInputError("temperature must not be negative", field="temperature")
         body: dict[str, Any] = {
             "model": opts.model or self.model,
             "messages": [_message_json(m) for m in messages],

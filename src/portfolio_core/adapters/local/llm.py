@@ -8,7 +8,7 @@ batching) instead of running one after another. A cancelled call aborts its requ
 
 The adapter should own its engine: generations finished by ``step()`` for requests this
 adapter did not submit are dropped. Sampling is whatever the engine does (greedy in the
-reference engine); ``temperature`` and ``seed`` are not passed on. Tool calling and
+reference engine at temperature 0); ``temperature`` is passed on, ``seed`` is not. Tool calling and
 incremental streaming are not supported (``stream`` raises UnsupportedError).
 
 Chat template (``{role}`` markers are plain text, so user input cannot forge them)::
@@ -125,10 +125,14 @@ class LocalLLM:
             raise InvalidInputError("the conversation is empty", field="messages")
         if opts.max_tokens < 1:
             raise InvalidInputError("max_tokens must be at least 1", field="max_tokens")
+        if opts.temperature < 0:
+            raise InvalidInputError("temperature must not be negative", field="temperature")
         if opts.tools:
             require(self, LLMCapability.TOOLS, "tool calling")
         prompt = self._tokenizer.encode(render_chat(messages), add_special_tokens=True)
-        uid = self._engine.submit(self.agent_id, prompt, None, opts.max_tokens)
+        uid = self._engine.submit(
+            self.agent_id, prompt, None, opts.max_tokens, temperature=opts.temperature
+        )
         future: asyncio.Future[CompletedGeneration] = asyncio.get_running_loop().create_future()
         self._waiting[uid] = future
         if self._driver is None or self._driver.done():

@@ -181,7 +181,9 @@ class MemoryAgent:
     """A tool-using agent over any LLM; see the module docstring."""
 
     config_model: ClassVar[type[BaseModel]] = MemoryAgentConfig
-    capabilities: ClassVar[frozenset[str]] = declare(AgentCapability.FINAL_ANSWER_HANDLER)
+    #: The class supports a final-answer handler; an instance declares the capability only
+    #: when one is configured (without one, reaching max_iterations raises).
+    capabilities: frozenset[str] = declare(AgentCapability.FINAL_ANSWER_HANDLER)
 
     def __init__(
         self,
@@ -215,6 +217,8 @@ class MemoryAgent:
         self.max_tokens = max_tokens
         self.temperature = temperature
         self.final_answer_handler = final_answer_handler
+        if final_answer_handler is None:
+            self.capabilities = frozenset()
         self._tracer = trace.get_tracer("portfolio_core.agent", tracer_provider=tracer_provider)
 
     @classmethod

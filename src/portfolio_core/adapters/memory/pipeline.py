@@ -75,7 +75,10 @@ _TYPE_NAMES: dict[str, type] = {
 
 
 class Step:
-    """A convenient base for pipeline steps: declare the class attributes, write ``execute``.
+    """A convenient base for pipeline steps: declare the class attributes, write ``run``.
+
+    ``execute`` validates the context first and returns an error result naming the
+    problems, so ``run`` only ever sees valid input.
 
     ``validate_input`` checks that every required input is present and, for keys in
     ``input_schema``, has the declared type.
@@ -116,7 +119,15 @@ class Step:
         return problems
 
     async def execute(self, context: Mapping[str, Any], config: Mapping[str, Any]) -> StepResult:
-        raise NotImplementedError  # pragma: no cover - subclasses implement it
+        """Validate ``context`` (problems give an error result), then :meth:`run` the step."""
+        problems = self.validate_input(context)
+        if problems:
+            return StepResult.error(f"invalid input for step {self.name!r}: {'; '.join(problems)}")
+        return await self.run(context, config)
+
+    async def run(self, context: Mapping[str, Any], config: Mapping[str, Any]) -> StepResult:
+        """The step's work, on a validated context; subclasses implement it."""
+        raise NotImplementedError(f"step {self.name!r} does not implement run")
 
 
 class FunctionStep(Step):
@@ -161,7 +172,7 @@ class FunctionStep(Step):
     def cacheable(self) -> bool:
         return self._cacheable
 
-    async def execute(self, context: Mapping[str, Any], config: Mapping[str, Any]) -> StepResult:
+    async def run(self, context: Mapping[str, Any], config: Mapping[str, Any]) -> StepResult:
         kwargs = {k: context[k] for k in self._inputs}
         if self._takes_config:
             kwargs["config"] = config
@@ -243,7 +254,7 @@ class LLMStep(Step):
     def cacheable(self) -> bool:
         return self._cacheable
 
-    async def execute(self, context: Mapping[str, Any], config: Mapping[str, Any]) -> StepResult:
+    async def run(self, context: Mapping[str, Any], config: Mapping[str, Any]) -> StepResult:
         text = self.prompt.format(**{k: context[k] for k in self._inputs})
         messages = [Message("user", text)]
         if self.system:
