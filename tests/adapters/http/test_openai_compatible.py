@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -235,7 +236,10 @@ async def test_timeout_and_refused_connection(server: tuple[str, Script]) -> Non
             await llm.complete(HI)
     finally:
         await llm.aclose()
-    dead = OpenAICompatibleLLM("http://127.0.0.1:9/v1", "m", timeout=1)
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        free_port = probe.getsockname()[1]
+    dead = OpenAICompatibleLLM(f"http://127.0.0.1:{free_port}/v1", "m", timeout=1)
     try:
         with pytest.raises(UnavailableError):
             await dead.complete(HI)
