@@ -9,8 +9,9 @@ Contract
 * Neither call mutates ``messages``. Neither is idempotent in general (a provider may bill
   twice); with ``temperature == 0`` and a fixed ``seed`` a local adapter is deterministic.
 * Raises :class:`~portfolio_core.ports.errors.InvalidInputError` for an empty conversation or
-  bad options (``max_tokens < 1``, a negative ``temperature``), :class:`~portfolio_core.ports.errors.RateLimitedError` (with ``retry_after``)
-  on a provider 429, :class:`~portfolio_core.ports.errors.UnavailableError` on 5xx or a
+  bad options (``max_tokens < 1``, a negative ``temperature``),
+  :class:`~portfolio_core.ports.errors.RateLimitedError` (with ``retry_after``) on a
+  provider 429, :class:`~portfolio_core.ports.errors.UnavailableError` on 5xx or a
   refused connection, :class:`~portfolio_core.ports.errors.PortTimeoutError` on a deadline.
 * ``usage.output_tokens`` never exceeds ``max_tokens``. Offering ``tools`` to an adapter that
   does not declare ``LLMCapability.TOOLS`` raises

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from portfolio_core.adapters.memory.router import MemoryRouter, MemoryRouterConfig
 from portfolio_core.adapters.memory.scripted_llm import ScriptedLLM
 from portfolio_core.ports import (
+    Completion,
     ConflictError,
     InvalidInputError,
     Message,
@@ -21,6 +22,7 @@ from portfolio_core.ports import (
     RouteOptions,
     Router,
     RoutingStrategy,
+    Usage,
 )
 from portfolio_core.testing.contracts.router import RouterContract
 
@@ -434,3 +436,28 @@ class TestMemoryRouterContract(RouterContract):
             return MemoryRouter(clock=clock or Clock())
 
         return make
+
+
+async def test_stats_report_latency_percentiles() -> None:
+    router, clock = make()
+
+    class Timed:
+        def __init__(self) -> None:
+            self.n = 0
+
+        async def complete(self, messages: object, opts: object = None) -> object:
+            self.n += 1
+            clock.now += 0.010 * self.n  # 10 ms, 20 ms, ... 100 ms
+            return Completion("ok", "m", Usage(1, 1))
+
+        def stream(self, messages: object, opts: object = None) -> object:
+            raise NotImplementedError
+
+    router.add_provider(Provider("t", "m"), Timed())  # type: ignore[arg-type]
+    for _ in range(10):
+        await router.complete(HI)
+    (stats,) = router.stats()
+    assert stats.attempts == 10
+    assert stats.p50_latency_ms == pytest.approx(60.0)
+    assert stats.p95_latency_ms == pytest.approx(100.0)
+    assert stats.mean_latency_ms == pytest.approx(55.0)

@@ -81,6 +81,7 @@ __all__ = [
 ]
 
 _MINUTE = 60.0
+_LATENCY_WINDOW = 512
 
 
 class ProviderSettings(BaseModel):
@@ -118,7 +119,11 @@ class MemoryRouterConfig(BaseModel):
 
 @dataclass(frozen=True, slots=True)
 class ProviderStats:
-    """A snapshot of one provider's health as the router sees it."""
+    """A snapshot of one provider's health as the router sees it.
+
+    Latencies cover every attempt (failed ones included); percentiles are over the last
+    512 attempts.
+    """
 
     name: str
     attempts: int
@@ -128,6 +133,8 @@ class ProviderStats:
     cooling_for: float
     last_error: str
     mean_latency_ms: float | None
+    p50_latency_ms: float | None = None
+    p95_latency_ms: float | None = None
 
 
 @dataclass(slots=True)
@@ -145,6 +152,17 @@ class _State:
     last_error: str = ""
     recent_failures: deque[float] = field(default_factory=deque)
     recent_requests: deque[float] = field(default_factory=deque)
+    latencies: deque[float] = field(default_factory=lambda: deque(maxlen=_LATENCY_WINDOW))
+
+    def record_latency(self, seconds: float) -> None:
+        self.latency_total += seconds
+        self.latencies.append(seconds)
+
+    def percentile_ms(self, q: float) -> float | None:
+        if not self.latencies:
+            return None
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000.0
 
 
 class MemoryRouter:
@@ -308,6 +326,8 @@ class MemoryRouter:
                 max(0.0, s.cooldown_until - now),
                 s.last_error,
                 (s.latency_total / s.attempts * 1000.0) if s.attempts else None,
+                s.percentile_ms(0.5),
+                s.percentile_ms(0.95),
             )
             for s in self._states.values()
         ]
@@ -465,16 +485,16 @@ class MemoryRouter:
             self._record_failure(state, exc, start)
             raise
         except PortError as exc:
-            state.latency_total += self._clock() - start
+            state.record_latency(self._clock() - start)
             state.last_error = f"{type(exc).__name__}: {exc}"
             raise
-        state.latency_total += self._clock() - start
+        state.record_latency(self._clock() - start)
         state.successes += 1
         return completion
 
     def _record_failure(self, state: _State, exc: PortError, start: float) -> None:
         now = self._clock()
-        state.latency_total += now - start
+        state.record_latency(now - start)
         state.failures += 1
         state.last_error = f"{type(exc).__name__}: {exc}"
         recent = state.recent_failures
@@ -541,7 +561,7 @@ class MemoryRouter:
                 last_error = exc
                 failed.add(state.provider.name)
                 continue
-            state.latency_total += self._clock() - start
+            state.record_latency(self._clock() - start)
             state.successes += 1
             return
 
