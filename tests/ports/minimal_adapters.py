@@ -231,8 +231,6 @@ class MinimalGenerationEngine:
         prompt: str | Sequence[int],
         cache: p.AgentBlocks | None = None,
         max_tokens: int = 256,
-        *,
-        temperature: float = 0.0,
     ) -> str:
         return "uid-1"
 

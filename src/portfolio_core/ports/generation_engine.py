@@ -61,14 +61,12 @@ class GenerationEngine(Protocol):
         prompt: str | Sequence[int],
         cache: AgentBlocks | None = None,
         max_tokens: int = 256,
-        *,
-        temperature: float = 0.0,
     ) -> str:
         """Queue a generation; returns its uid.
 
         ``cache`` is an earlier :class:`CompletedGeneration` ``blocks`` of the same model:
-        the prefix it shares with the prompt is not recomputed. ``temperature == 0`` is
-        greedy decoding.
+        the prefix it shares with the prompt is not recomputed. Decoding is greedy unless
+        an adapter offers more (the local engine takes a keyword-only ``temperature``).
         """
         ...
 

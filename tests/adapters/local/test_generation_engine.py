@@ -6,22 +6,27 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from portfolio_core.adapters.local.byte_tokenizer import ByteTokenizer
+from portfolio_core.adapters.local.detokenizer import StreamingDetokenizer
 from portfolio_core.adapters.local.generation_engine import (
+    EngineStats,
     LocalGenerationEngine,
     LocalGenerationEngineConfig,
 )
 from portfolio_core.adapters.local.numpy_backend import NumpyModelBackend
 from portfolio_core.adapters.local.scripted_backend import ScriptedModelBackend
 from portfolio_core.ports import (
+    AgentBlocks,
     CompletedGeneration,
     FinishReason,
     GenerationEngine,
     InvalidInputError,
+    NotFoundError,
     PoolExhaustedError,
+    UnavailableError,
 )
 
 TOK = ByteTokenizer()
@@ -75,33 +80,36 @@ def expected(backend: ScriptedModelBackend, prompt: list[int], max_tokens: int) 
 
 # -- randomised workloads ------------------------------------------------------------------
 
-PREFIXES = [[], list(range(65, 65 + 13)), list(range(97, 97 + 37)), [7] * 24]
+PREFIXES = [[], list(range(65, 65 + 13)), list(range(97, 97 + 37)), [7] * 24, [9] * 17]
 
+submit_op = st.tuples(
+    st.just("submit"),
+    st.sampled_from(range(len(PREFIXES))),
+    st.lists(st.integers(0, 255), min_size=1, max_size=12),
+    st.integers(1, 40),
+)
 workloads = st.fixed_dictionaries(
     {
-        "block_size": st.sampled_from([2, 4, 16]),
-        "num_blocks": st.integers(8, 40),
+        "block_size": st.sampled_from([2, 4, 4, 16]),
+        "num_blocks": st.integers(6, 32),
         "max_num_seqs": st.integers(1, 8),
         "budget": st.integers(4, 64),
         "ops": st.lists(
             st.one_of(
-                st.tuples(
-                    st.just("submit"),
-                    st.sampled_from(range(len(PREFIXES))),
-                    st.lists(st.integers(0, 255), min_size=1, max_size=12),
-                    st.integers(1, 40),
-                ),
-                st.tuples(st.just("step")),
+                submit_op,
+                st.tuples(st.just("step"), st.integers(1, 4)),
+                submit_op,
                 st.tuples(st.just("abort"), st.integers(0, 30)),
+                st.tuples(st.just("step"), st.integers(1, 4)),
             ),
-            min_size=1,
+            min_size=8,
             max_size=40,
         ),
     }
 )
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(workload=workloads, prefix_caching=st.booleans())
 def test_random_workloads_keep_invariants_and_outputs(
     workload: dict[str, object], prefix_caching: bool
@@ -135,10 +143,15 @@ def test_random_workloads_keep_invariants_and_outputs(
                 if engine.abort(uid):
                     aborted.add(uid)
         else:
-            for c in engine.step():
-                done[c.uid] = c
+            for _ in range(op[1]):
+                for c in engine.step():
+                    done[c.uid] = c
+                check_invariants(engine, sharing=prefix_caching)
         check_invariants(engine, sharing=prefix_caching)
     done.update(run_all(engine, sharing=prefix_caching))
+    stats = engine.stats()
+    event(f"preempted: {stats.preemptions > 0}")
+    event(f"prefix hits: {stats.prefix_hit_tokens > 0}")
     assert set(done) == set(uids)
     for uid in uids:
         c = done[uid]
@@ -150,6 +163,43 @@ def test_random_workloads_keep_invariants_and_outputs(
         assert c.finish_reason is (
             FinishReason.STOP if c.tokens[-1] in EOS else FinishReason.LENGTH
         )
+
+
+def stress(seed: int) -> EngineStats:
+    """A seeded workload on a tight pool with shared prefixes; checks invariants and outputs."""
+    rng = np.random.default_rng(seed)
+    caching = seed % 2 == 0
+    backend, engine = scripted_engine(
+        block_size=int(rng.choice([2, 4])),
+        num_blocks=int(rng.integers(14, 24)),
+        max_num_seqs=int(rng.integers(2, 8)),
+        max_num_batched_tokens=int(rng.integers(8, 48)),
+        enable_prefix_caching=caching,
+    )
+    wanted: dict[str, tuple[int, ...]] = {}
+    done: dict[str, CompletedGeneration] = {}
+    for _ in range(40):
+        if rng.random() < 0.5:
+            prompt = PREFIXES[int(rng.integers(1, len(PREFIXES)))][: int(rng.integers(8, 40))]
+            prompt = prompt + rng.integers(0, 255, int(rng.integers(1, 6))).tolist()
+            max_tokens = int(rng.integers(1, 24))
+            bs = engine.config.block_size
+            if -(-(len(prompt) + max_tokens - 1) // bs) > engine.num_blocks:
+                continue
+            uid = engine.submit("a", prompt, max_tokens=max_tokens)
+            wanted[uid] = expected(backend, prompt, max_tokens)
+        for c in engine.step():
+            done[c.uid] = c
+        check_invariants(engine, sharing=caching)
+    done.update(run_all(engine, sharing=caching))
+    assert {uid: c.tokens for uid, c in done.items()} == wanted
+    return engine.stats()
+
+
+def test_seeded_stress_with_preemption_and_prefix_hits() -> None:
+    stats = [stress(seed) for seed in range(12)]
+    assert sum(s.preemptions > 0 for s in stats) >= 8
+    assert all(s.prefix_hit_tokens > 0 for s in stats[::2])  # even seeds: caching on
 
 
 def test_outputs_do_not_depend_on_batch_mix_or_prefix_caching() -> None:
@@ -336,11 +386,19 @@ def test_invalid_submissions(kwargs: dict[str, object], field: str) -> None:
     assert not engine.has_unfinished()
 
 
-def test_cache_from_another_model_is_refused(model: NumpyModelBackend) -> None:
+def test_cache_from_another_model_or_malformed_is_refused(model: NumpyModelBackend) -> None:
     other = NumpyModelBackend(seed=9).generate([1, 2], max_tokens=2).cache
     engine = LocalGenerationEngine(model, TOK, num_blocks=8)
     with pytest.raises(InvalidInputError):
         engine.submit("a", [1, 2, 3], cache=other)
+    good = model.generate([1, 2], max_tokens=2).cache
+    assert good is not None
+    bad = AgentBlocks("a", (*good.tokens, 5), good.keys, good.values, good.spec_hash)
+    with pytest.raises(InvalidInputError):
+        engine.submit("a", [1, 2, 3], cache=bad)
+    with pytest.raises(InvalidInputError):
+        model.generate([1, 2, 3], bad)
+    assert not engine.has_unfinished()
 
 
 def test_sizing_from_the_model_spec() -> None:
@@ -358,3 +416,53 @@ def test_really_batches_decodes() -> None:
         engine.submit("a", [i + 1, 2, 3], max_tokens=10)
     run_all(engine)
     assert backend.forward_calls == 10  # one forward per step for all eight requests
+
+
+def test_streaming_with_output_tokens() -> None:
+    backend, engine = scripted_engine(block_size=4, num_blocks=32, eos_modulus=10_000)
+    uid = engine.submit("a", [1, 2, 3], max_tokens=6)
+    detok = StreamingDetokenizer(TOK)
+    seen = 0
+    text = ""
+    while engine.has_unfinished():
+        finished = engine.step()
+        tokens = finished[0].tokens if finished else engine.output_tokens(uid)
+        text += detok.extend(list(tokens[seen:]))
+        seen = len(tokens)
+    text += detok.finish()
+    assert text == TOK.decode(expected(backend, [1, 2, 3], 6))
+    with pytest.raises(NotFoundError):
+        engine.output_tokens(uid)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_numpy_outputs_same_with_and_without_prefix_caching(dtype: str) -> None:
+    model = NumpyModelBackend(dtype=dtype, seed=11)
+    shared = TOK.encode("A shared system prompt that spans several blocks. " * 2)
+    prompts = [shared + TOK.encode(f"Q{i}") for i in range(5)]
+    outs = []
+    for caching in (True, False):
+        engine = LocalGenerationEngine(
+            model, TOK, num_blocks=96, block_size=8, enable_prefix_caching=caching
+        )
+        first = engine.submit("a", prompts[0], max_tokens=12)
+        done = run_all(engine, sharing=caching)
+        uids = [first] + [engine.submit("a", p, max_tokens=12) for p in prompts[1:]]
+        done.update(run_all(engine, sharing=caching))
+        outs.append([done[u].tokens for u in uids])
+        assert (engine.stats().prefix_hit_tokens > 0) is caching
+    assert outs[0] == outs[1]
+
+
+def test_close_drops_everything_and_is_idempotent() -> None:
+    _, engine = scripted_engine(block_size=4, num_blocks=16)
+    engine.submit("a", [1, 2, 3], max_tokens=20)
+    engine.step()
+    engine.close()
+    engine.close()
+    assert not engine.has_unfinished()
+    assert all(rc == 0 for rc in engine.snapshot().ref_counts)
+    with pytest.raises(UnavailableError):
+        engine.submit("a", [1], max_tokens=1)
+    with pytest.raises(UnavailableError):
+        engine.step()

@@ -92,12 +92,26 @@ def write_kv(
         kv.values[layer][slots] = v_arr.transpose(1, 0, 2)
 
 
-def check_cache(cache: AgentBlocks | None, spec_hash: str) -> None:
-    if cache is not None and cache.spec_hash != spec_hash:
+def check_cache(cache: AgentBlocks | None, spec: ModelCacheSpec) -> None:
+    """InvalidInputError unless ``cache`` is None or an AgentBlocks of this model, well formed."""
+    if cache is None:
+        return
+    if cache.spec_hash != spec.spec_hash:
         raise InvalidInputError(
-            f"cache was built by another model (spec {cache.spec_hash}, this model {spec_hash})",
+            f"cache was built by another model (spec {cache.spec_hash}, "
+            f"this model {spec.spec_hash})",
             field="cache",
         )
+    shape = (spec.n_kv_heads, len(cache.tokens), spec.head_dim)
+    arrays = (*cache.keys, *cache.values)
+    if len(cache.keys) != spec.n_layers or len(cache.values) != spec.n_layers:
+        raise InvalidInputError(
+            f"cache has {len(cache.keys)} key and {len(cache.values)} value arrays, "
+            f"expected {spec.n_layers} of each",
+            field="cache",
+        )
+    if any(tuple(np.shape(a)) != shape for a in arrays):
+        raise InvalidInputError(f"cache arrays must have shape {shape}", field="cache")
 
 
 def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
@@ -119,18 +133,31 @@ def check_tokens(tokens: Sequence[int], vocab_size: int, field: str = "prompt_to
 
 
 def check_batch(batch: Sequence[ForwardSequence], spec: ModelCacheSpec, block_size: int) -> None:
-    for seq in batch:
-        check_tokens(seq.tokens, spec.vocab_size, field="batch")
-        end = seq.start + len(seq.tokens)
-        if seq.start < 0 or end > spec.max_seq_len:
-            raise InvalidInputError(
-                f"positions {seq.start}..{end - 1} outside 0..{spec.max_seq_len - 1}", field="batch"
-            )
-        if end > len(seq.block_table) * block_size:
-            raise InvalidInputError(
-                f"block table of {len(seq.block_table)} blocks does not cover position {end - 1}",
-                field="batch",
-            )
+    """Validate a forward batch with a constant number of Python operations per sequence."""
+    if not batch:
+        return
+    tokens = np.fromiter(
+        (t for seq in batch for t in seq.tokens),
+        dtype=np.int64,
+        count=sum(len(s.tokens) for s in batch),
+    )
+    if any(not seq.tokens for seq in batch):
+        raise InvalidInputError("every sequence must feed at least one token", field="batch")
+    if tokens.min() < 0 or tokens.max() >= spec.vocab_size:
+        raise InvalidInputError(
+            f"token ids outside the vocabulary (size {spec.vocab_size})", field="batch"
+        )
+    starts = np.fromiter((s.start for s in batch), dtype=np.int64, count=len(batch))
+    ends = starts + np.fromiter((len(s.tokens) for s in batch), dtype=np.int64, count=len(batch))
+    covered = np.fromiter((len(s.block_table) for s in batch), np.int64, len(batch)) * block_size
+    if starts.min() < 0 or ends.max() > spec.max_seq_len:
+        raise InvalidInputError(f"positions outside 0..{spec.max_seq_len - 1}", field="batch")
+    if (ends > covered).any():
+        i = int(np.flatnonzero(ends > covered)[0])
+        raise InvalidInputError(
+            f"block table of sequence {i} does not cover position {int(ends[i]) - 1}",
+            field="batch",
+        )
 
 
 def sample(logits: FloatArray, temperature: float, rng: np.random.Generator) -> int:

@@ -20,8 +20,13 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from portfolio_core.adapters.local._block_pool import BlockPool, chain_hash
-from portfolio_core.adapters.local._numpy_ops import common_prefix, sample
-from portfolio_core.ports.errors import InvalidInputError, PoolExhaustedError
+from portfolio_core.adapters.local._numpy_ops import check_cache, common_prefix, sample
+from portfolio_core.ports.errors import (
+    InvalidInputError,
+    NotFoundError,
+    PoolExhaustedError,
+    UnavailableError,
+)
 from portfolio_core.ports.generation_engine import CompletedGeneration, FinishReason
 from portfolio_core.ports.model_backend import AgentBlocks, ForwardSequence, PagedModelBackend
 from portfolio_core.ports.tokenizer import Tokenizer
@@ -156,6 +161,7 @@ class LocalGenerationEngine:
         self._prefix_hit_tokens = 0
         self._computed_tokens = 0
         self._steps = 0
+        self._closed = False
 
     @classmethod
     def from_config(
@@ -177,6 +183,28 @@ class LocalGenerationEngine:
     def num_blocks(self) -> int:
         return self._pool.num_blocks
 
+    def close(self) -> None:
+        """Drop every queued and running request and the KV storage (idempotent).
+
+        Nothing is returned for the dropped requests; ``submit`` and ``step`` raise
+        UnavailableError afterwards.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        for req in self._running:
+            self._pool.release(req.blocks)
+            req.blocks = []
+        self._running.clear()
+        self._waiting.clear()
+        self._requests.clear()
+        self._pending.clear()
+        self._kv = None
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise UnavailableError("the engine is closed", port="GenerationEngine")
+
     # -- the port -----------------------------------------------------------------------
 
     def submit(
@@ -196,6 +224,7 @@ class LocalGenerationEngine:
         ids outside the vocabulary, ``max_tokens < 1``, a prompt of ``max_seq_len`` tokens
         or more, a cache of another model) or PoolExhaustedError (cannot fit even alone).
         """
+        self._check_open()
         tokens = (
             self._tokenizer.encode(prompt) if isinstance(prompt, str) else [int(t) for t in prompt]
         )
@@ -213,10 +242,7 @@ class LocalGenerationEngine:
                 f"prompt of {len(tokens)} tokens leaves no room (max_seq_len {spec.max_seq_len})",
                 field="prompt",
             )
-        if cache is not None and cache.spec_hash != spec.spec_hash:
-            raise InvalidInputError(
-                f"cache was built by another model (spec {cache.spec_hash})", field="cache"
-            )
+        check_cache(cache, spec)
         longest = min(len(tokens) + max_tokens, spec.max_seq_len) - 1  # last token never fed
         needed = -(-max(longest, len(tokens)) // self._bs)
         if needed > self._pool.num_blocks:
@@ -246,6 +272,7 @@ class LocalGenerationEngine:
 
     def step(self) -> list[CompletedGeneration]:
         """Schedule, run one batched forward, sample; return what finished (aborts too)."""
+        self._check_open()
         self._steps += 1
         finished, self._pending = self._pending, []
         scheduled = self._schedule()
@@ -260,17 +287,19 @@ class LocalGenerationEngine:
             for req, n in scheduled
         ]
         logits = self._backend.forward(self._kv, batch)
-        greedy = np.argmax(logits, axis=-1)
+        greedy = np.argmax(logits, axis=-1).tolist()
         max_len = self._spec.max_seq_len
+        caching = self.config.enable_prefix_caching
+        bs = self._bs
         for i, (req, n) in enumerate(scheduled):
             req.num_computed += n
             self._computed_tokens += n
-            if self.config.enable_prefix_caching:
+            if caching and req.num_computed // bs > req.num_registered:
                 self._register_full_blocks(req)
             if req.num_computed < len(req.tokens):
                 continue  # a prefill chunk: nothing to sample yet
             if req.temperature == 0.0:
-                token = int(greedy[i])
+                token = greedy[i]
             else:
                 token = sample(np.asarray(logits[i]), req.temperature, req.rng)
             req.output.append(token)
@@ -308,6 +337,15 @@ class LocalGenerationEngine:
 
     # -- introspection -------------------------------------------------------------------
 
+    def output_tokens(self, uid: str) -> tuple[int, ...]:
+        """Tokens generated so far by an unfinished request (for streaming: feed the new
+        ones to a :class:`~portfolio_core.adapters.local.detokenizer.StreamingDetokenizer`
+        after each ``step``). NotFoundError once the request has finished or is unknown."""
+        req = self._requests.get(uid)
+        if req is None:
+            raise NotFoundError(f"no unfinished request {uid!r}", key=uid, port="GenerationEngine")
+        return tuple(req.output)
+
     def snapshot(self) -> PoolSnapshot:
         pool = self._pool
         return PoolSnapshot(
@@ -340,20 +378,25 @@ class LocalGenerationEngine:
         scheduled: list[tuple[_Request, int]] = []
         pool = self._pool
         preempted = False
+        bs = self._bs
+        running = self._running
         i = 0
-        while i < len(self._running) and budget > 0:
-            req = self._running[i]
-            n = min(len(req.tokens) - req.num_computed, budget)
-            need = self._blocks_for(req.num_computed + n) - len(req.blocks)
-            while need > pool.num_free:
-                victim = self._running[-1]
-                self._preempt(victim)
-                preempted = True
-                if victim is req:
-                    break
-            if req.num_computed == 0 and not req.blocks:
-                break  # req itself was preempted, and so was every request after it
+        while i < len(running) and budget > 0:  # the hot loop of a decode step
+            req = running[i]
+            computed = req.num_computed
+            n = len(req.tokens) - computed
+            if n > budget:
+                n = budget
+            need = -(-(computed + n) // bs) - len(req.blocks)
             if need > 0:
+                while need > pool.num_free:
+                    victim = running[-1]
+                    self._preempt(victim)
+                    preempted = True
+                    if victim is req:
+                        break
+                if not req.blocks:
+                    break  # req itself was preempted, and so was every request after it
                 req.blocks.extend(pool.allocate(need))
             scheduled.append((req, n))
             budget -= n

@@ -165,7 +165,8 @@ class NumpyModelBackend:
         kvh = self._kvh
         g = h // kvh
         qh = q.reshape(b, t, kvh, g, d).transpose(0, 2, 3, 1, 4).reshape(b, kvh, g * t, d)
-        scores = (qh @ k.transpose(0, 2, 3, 1)) * self._scale  # (B, KVH, G*T, L)
+        # contiguous operands: a strided matmul operand costs far more than the copy
+        scores = (qh @ np.ascontiguousarray(k.transpose(0, 2, 3, 1))) * self._scale
         allowed = np.arange(length)[None, None, :] <= q_pos[:, :, None]  # (B, T, L)
         if not allowed.all():
             mask = np.broadcast_to(allowed[:, None, None], (b, 1, g, t, length))
@@ -173,7 +174,7 @@ class NumpyModelBackend:
         scores -= scores.max(axis=-1, keepdims=True)
         np.exp(scores, out=scores)
         scores /= scores.sum(axis=-1, keepdims=True)
-        out = scores @ v.transpose(0, 2, 1, 3)  # (B, KVH, G*T, D)
+        out = scores @ np.ascontiguousarray(v.transpose(0, 2, 1, 3))  # (B, KVH, G*T, D)
         result: FloatArray = out.reshape(b, kvh, g, t, d).transpose(0, 3, 1, 2, 4)
         return result.reshape(b, t, h, d)
 
@@ -230,7 +231,7 @@ class NumpyModelBackend:
         spec = self._spec
         prompt = [int(t) for t in prompt_tokens]
         ops.check_tokens(prompt, spec.vocab_size)
-        ops.check_cache(cache, self._spec_hash)
+        ops.check_cache(cache, self._spec)
         if max_tokens < 1:
             raise InvalidInputError("max_tokens must be at least 1", field="max_tokens")
         if len(prompt) >= spec.max_seq_len:
@@ -355,7 +356,10 @@ class NumpyModelBackend:
             for rows, slots, q_pos in groups:
                 b, t = q_pos.shape
                 out[rows] = self._attention(
-                    q[rows].reshape(b, t, self._h, self._hd), keys[slots], values[slots], q_pos
+                    q[rows].reshape(b, t, self._h, self._hd),
+                    np.take(keys, slots, axis=0),  # much faster than keys[slots]
+                    np.take(values, slots, axis=0),
+                    q_pos,
                 ).reshape(b * t, self._h, self._hd)
             return out
 

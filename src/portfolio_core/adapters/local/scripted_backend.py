@@ -130,7 +130,7 @@ class ScriptedModelBackend:
         """Follow the script (``temperature`` is ignored: the script is the distribution)."""
         prompt = [int(t) for t in prompt_tokens]
         ops.check_tokens(prompt, self._spec.vocab_size)
-        ops.check_cache(cache, self._spec_hash)
+        ops.check_cache(cache, self._spec)
         if max_tokens < 1:
             raise InvalidInputError("max_tokens must be at least 1", field="max_tokens")
         if len(prompt) >= self._spec.max_seq_len:
