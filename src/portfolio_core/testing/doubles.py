@@ -1106,8 +1106,6 @@ class ScriptedGenerationEngine(_Scripted):
         prompt: str | Sequence[int],
         cache: AgentBlocks | None = None,
         max_tokens: int = 256,
-        *,
-        temperature: float = 0.0,
     ) -> str:
         if self._answers.get("submit"):
             uid = cast(str, self._answer("submit", agent_id, prompt, cache, max_tokens))
@@ -1153,8 +1151,6 @@ class RecordingGenerationEngine(_Recording[GenerationEngine]):
         prompt: str | Sequence[int],
         cache: AgentBlocks | None = None,
         max_tokens: int = 256,
-        *,
-        temperature: float = 0.0,
     ) -> str:
         return cast(str, self._sync("submit", agent_id, prompt, cache, max_tokens))
 

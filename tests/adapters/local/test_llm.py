@@ -66,8 +66,6 @@ class EchoEngine:
         prompt: str | Sequence[int],
         cache: AgentBlocks | None = None,
         max_tokens: int = 256,
-        *,
-        temperature: float = 0.0,
     ) -> str:
         ids = list(prompt.encode()) if isinstance(prompt, str) else list(prompt)
         text = bytes(ids).decode()

@@ -8,8 +8,9 @@ batching) instead of running one after another. A cancelled call aborts its requ
 
 The adapter should own its engine: generations finished by ``step()`` for requests this
 adapter did not submit are dropped. Sampling is whatever the engine does (greedy in the
-reference engine at temperature 0); ``temperature`` is passed on, ``seed`` is not. Tool calling and
-incremental streaming are not supported (``stream`` raises UnsupportedError).
+reference engine); ``temperature`` and ``seed`` are not passed on (the port has neither).
+Tool calling and incremental streaming are not supported (``stream`` raises
+UnsupportedError).
 
 Chat template (``{role}`` markers are plain text, so user input cannot forge them)::
 
@@ -130,9 +131,7 @@ class LocalLLM:
         if opts.tools:
             require(self, LLMCapability.TOOLS, "tool calling")
         prompt = self._tokenizer.encode(render_chat(messages), add_special_tokens=True)
-        uid = self._engine.submit(
-            self.agent_id, prompt, None, opts.max_tokens, temperature=opts.temperature
-        )
+        uid = self._engine.submit(self.agent_id, prompt, None, opts.max_tokens)
         future: asyncio.Future[CompletedGeneration] = asyncio.get_running_loop().create_future()
         self._waiting[uid] = future
         if self._driver is None or self._driver.done():
