@@ -429,3 +429,28 @@ def test_health_records_checks_made_elsewhere() -> None:
         (HealthState.UNHEALTHY, HealthState.HEALTHY),
     ]
     assert health.status is HealthState.HEALTHY
+
+
+async def test_stream_span_carries_usage_of_the_last_chunk(otel: Any) -> None:
+    from portfolio_core.ports import CompletionChunk
+
+    class Streamer(PricedLLM):
+        async def stream(self, messages: Sequence[Message], opts: Any = None) -> Any:
+            yield CompletionChunk("a")
+            yield CompletionChunk("b", "stop", Usage(7, 2))
+
+    telemetry, exporter, _ = otel
+    llm = wrap(
+        Streamer(),
+        port=port_by_key("llm"),
+        name="s",
+        adapter_type="s",
+        telemetry={},
+        protection=None,
+        runtime=telemetry,
+    )
+    assert [c.text async for c in llm.stream([Message("user", "x")])] == ["a", "b"]
+    (span,) = exporter.get_finished_spans()
+    assert span.name == "llm.stream"
+    assert span.attributes[GEN_AI_USAGE_INPUT_TOKENS] == 7  # type: ignore[index]
+    assert span.attributes["portfolio_core.outcome"] == "ok"  # type: ignore[index]
