@@ -1,0 +1,1 @@
+"""Small helpers several adapter technologies share (not a technology folder)."""
