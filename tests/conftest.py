@@ -8,6 +8,8 @@ import uuid
 
 import pytest
 
+pytest_plugins = ["pytester"]
+
 POSTGRES_ENV = "PORTFOLIO_CORE_TEST_POSTGRES_URL"
 REDIS_ENV = "PORTFOLIO_CORE_TEST_REDIS_URL"
 

@@ -1,1 +1,49 @@
-"""The conformance kit: contract test bases, state machines and test doubles."""
+"""The conformance kit: prove that an adapter honours its port.
+
+* :class:`ContractSuite` and the per-port suites in :mod:`portfolio_core.testing.contracts`
+  (subclass one, provide the ``make_adapter`` fixture, run pytest);
+* :func:`clause`, :func:`requires`, :func:`requires_absent`, :func:`expect_unsupported` and
+  :func:`expected_failure` for writing and opting out of clauses;
+* :class:`FakeClock`, :class:`LoopRunner`, :func:`run_concurrently`, :func:`one_winner`,
+  :func:`run_in_threads` for time and concurrency; :mod:`portfolio_core.testing.machines` for
+  hypothesis state machines (needs hypothesis);
+* :mod:`portfolio_core.testing.doubles`: recording and scripted adapters for application tests.
+
+The pytest plugin (:mod:`portfolio_core.testing.plugin`) is registered by entry point and
+needs no configuration. Install with ``pip install portfolio-core[testing]``.
+"""
+
+from __future__ import annotations
+
+from portfolio_core.testing.clauses import (
+    Clause,
+    clause,
+    clause_of,
+    expect_unsupported,
+    expected_failure,
+    requires,
+    requires_absent,
+)
+from portfolio_core.testing.clock import FakeClock
+from portfolio_core.testing.concurrency import one_winner, run_concurrently, run_in_threads
+from portfolio_core.testing.loop import LoopRunner, close_adapter, open_adapter
+from portfolio_core.testing.suite import ContractSuite, Factory
+
+__all__ = [
+    "Clause",
+    "ContractSuite",
+    "Factory",
+    "FakeClock",
+    "LoopRunner",
+    "clause",
+    "clause_of",
+    "close_adapter",
+    "expect_unsupported",
+    "expected_failure",
+    "one_winner",
+    "open_adapter",
+    "requires",
+    "requires_absent",
+    "run_concurrently",
+    "run_in_threads",
+]
