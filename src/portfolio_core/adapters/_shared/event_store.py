@@ -56,6 +56,8 @@ def dumps(value: Mapping[str, Any], what: str) -> str:
 
 
 def loads(text: str | bytes) -> dict[str, Any]:
+    if text == "{}":
+        return {}
     value = json.loads(text)
     assert isinstance(value, dict)
     return value
@@ -125,9 +127,15 @@ def encode_batch(
             value = getattr(event, name)
             if value is not None and not isinstance(value, str):
                 raise InvalidInputError(f"events[{i}].{name} must be a string", field=name)
-        data = dumps(event.data, "data")
-        metadata = dumps(event.metadata, "metadata")
-        size = len(data.encode()) + len(metadata.encode()) + len(event.type) + len(event.id)
+        data = "{}" if type(event.data) is dict and not event.data else dumps(event.data, "data")
+        metadata = (
+            "{}"
+            if type(event.metadata) is dict and not event.metadata
+            else dumps(event.metadata, "metadata")
+        )
+        size = len(data) + len(metadata) + len(event.type) + len(event.id)
+        if size * 4 > max_event_bytes:  # only then can the UTF-8 size exceed the limit
+            size = sum(len(s.encode()) for s in (data, metadata, event.type, event.id))
         if size > max_event_bytes:
             raise InvalidInputError(
                 f"events[{i}] is {size} bytes, more than max_event_bytes={max_event_bytes}",

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -318,6 +319,7 @@ class SQLiteEventStoreConfig(BaseModel):
     max_event_bytes: int = Field(DEFAULT_MAX_EVENT_BYTES, gt=0)
     synchronous: Literal["full", "normal"] = "full"
     busy_timeout: float = Field(30.0, gt=0)
+    inline: bool = True
     indexed_fields: list[str] = Field(default_factory=list)
     subscription_batch: int = Field(256, gt=0)
     poll_interval: float = Field(0.05, gt=0)
@@ -328,7 +330,12 @@ class SQLiteEventStore(_SQLBase):
 
     Several processes may share the file: appends serialise on SQLite's write lock
     (``BEGIN IMMEDIATE``, waiting up to ``busy_timeout`` seconds, then UnavailableError).
-    Calls run on one worker thread per store, so the event loop never blocks on the disk.
+    With ``inline=True`` (the default) a call first runs on the event loop's thread on a
+    connection that never waits: when the database is free (the common case) it costs no
+    thread hop, at the price of blocking the loop for the statement itself (including the
+    commit's fsync). If another writer holds the lock, the call moves to the store's worker
+    thread, which waits up to ``busy_timeout`` without blocking the loop. ``inline=False``
+    runs every call on the worker thread.
     Subscribers are woken at once by appends in this process and poll every
     ``poll_interval`` seconds for appends by other processes.
     """
@@ -346,6 +353,7 @@ class SQLiteEventStore(_SQLBase):
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         synchronous: Literal["full", "normal"] = "full",
         busy_timeout: float = 30.0,
+        inline: bool = True,
         indexed_fields: Sequence[str] = (),
         subscription_batch: int = 256,
         poll_interval: float = 0.05,
@@ -361,8 +369,11 @@ class SQLiteEventStore(_SQLBase):
         self._synchronous = synchronous
         self._busy_timeout = busy_timeout
         self._indexed = [check_name(f, "indexed_fields") for f in indexed_fields]
+        self._inline = inline
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
+        self._fast: sqlite3.Connection | None = None
+        self._fast_lock = threading.Lock()
         self._last_time = 0
         self._insert = (
             f"INSERT INTO {self.table} ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -382,46 +393,65 @@ class SQLiteEventStore(_SQLBase):
     # -- worker thread ------------------------------------------------------------------
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(conn, *args)``: inline on a never-waiting connection when the database
+        is free (no thread hop), else on the worker thread's patient connection."""
         if self._executor is None:
             await self.start()
         assert self._executor is not None
-        loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._executor, fn, *args)
+            if self._fast is not None and self._fast_lock.acquire(blocking=False):
+                try:
+                    return fn(self._fast, *args)
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) and "busy" not in str(exc):
+                        raise
+                finally:
+                    self._fast_lock.release()
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._executor, fn, self._conn, *args)
         except sqlite3.OperationalError as exc:
             raise UnavailableError(f"SQLite event store: {exc}", port=PORT) from exc
         except sqlite3.DatabaseError as exc:
             raise UnavailableError(f"SQLite event store failed: {exc}", port=PORT) from exc
 
-    def _open(self) -> None:
+    def _connect(self, busy_timeout: float) -> sqlite3.Connection:
         conn = sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=False, timeout=self._busy_timeout
+            self.path, isolation_level=None, check_same_thread=False, timeout=busy_timeout
         )
+        conn.execute(f"PRAGMA synchronous={self._synchronous.upper()}")
+        conn.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+        return conn
+
+    def _open(self) -> None:
+        conn = self._connect(self._busy_timeout)
         try:
             if self.path != ":memory:":
                 conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(f"PRAGMA synchronous={self._synchronous.upper()}")
-            conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout * 1000)}")
             table = event_table(self.table, postgres=False)
             conn.execute("BEGIN IMMEDIATE")
             for statement in ddl(table, SQLITE, self._indexed):
                 conn.execute(statement)
             conn.execute("COMMIT")
+            if self._inline and self.path != ":memory:":
+                self._fast = self._connect(0.0)
         except BaseException:
             conn.close()
             raise
         self._conn = conn
 
-    def _select(self, sql: str, params: Sequence[Any]) -> list[Row]:
-        assert self._conn is not None
-        return self._conn.execute(sql, params).fetchall()
+    @staticmethod
+    def _select(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[Row]:
+        return conn.execute(sql, params).fetchall()
 
     def _write(
-        self, tenant: str, stream: str, batch: list[EncodedEvent], expected: ExpectedVersion
+        self,
+        conn: sqlite3.Connection,
+        tenant: str,
+        stream: str,
+        batch: list[EncodedEvent],
+        expected: ExpectedVersion,
     ) -> tuple[int, tuple[int, ...]] | None:
-        """Append inside one IMMEDIATE transaction; None means "an id is already stored"."""
-        conn = self._conn
-        assert conn is not None
+        """Append inside one IMMEDIATE transaction; None means "check ids and version"."""
         conn.execute("BEGIN IMMEDIATE")
         try:
             current, last = conn.execute(self._heads, (tenant, stream, tenant)).fetchone()
@@ -464,9 +494,8 @@ class SQLiteEventStore(_SQLBase):
         n = len(batch)
         return current + n, tuple(range(last + 1, last + n + 1))
 
-    def _version(self, tenant: str, stream: str) -> int:
-        assert self._conn is not None
-        row = self._conn.execute(
+    def _version(self, conn: sqlite3.Connection, tenant: str, stream: str) -> int:
+        row = conn.execute(
             f"SELECT max(version) FROM {self.table} WHERE tenant = ? AND stream = ?",
             (tenant, stream),
         ).fetchone()
@@ -514,6 +543,10 @@ class SQLiteEventStore(_SQLBase):
         conn, self._conn = self._conn, None
         if conn is not None:
             await asyncio.get_running_loop().run_in_executor(executor, conn.close)
+        with self._fast_lock:
+            fast, self._fast = self._fast, None
+            if fast is not None:
+                fast.close()
         executor.shutdown(wait=True)
 
 
