@@ -25,6 +25,10 @@ class _Command(Protocol):
 #: name -> (one-line help, module implementing it)
 COMMANDS: dict[str, tuple[str, str]] = {
     "ports": ("list the ports with a one-line summary each", "portfolio_core._commands.ports"),
+    "conformance": (
+        "run the conformance kit against an adapter factory; per-clause report",
+        "portfolio_core.testing.conformance",
+    ),
     "adapters": (
         "list installed adapters per port (entry points)",
         "portfolio_core.manifest._commands.adapters",

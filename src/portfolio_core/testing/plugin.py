@@ -127,7 +127,7 @@ def kit_session(config: pytest.Config) -> KitSession:
     return config.stash.get(_SESSION, KitSession())
 
 
-# -- fixtures -------------------------------------------------------------------------------
+# -- fixtures ----------------------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -153,7 +153,7 @@ def kit_settings(request: pytest.FixtureRequest) -> KitSettings:
     return request.config.stash.get(_SETTINGS, KitSettings())
 
 
-# -- the tamper guard -------------------------------------------------------------------------
+# -- the tamper guard --------------------------------------------------------------------------
 
 
 def _is_contract_class(cls: type) -> bool:
@@ -218,7 +218,7 @@ def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: objec
         )
 
 
-# -- clause-named failures and outcomes -----------------------------------------------------------
+# -- clause-named failures and outcomes --------------------------------------------------------
 
 
 def _clause_mark(item: pytest.Item) -> tuple[str, str] | None:

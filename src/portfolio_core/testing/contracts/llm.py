@@ -1,0 +1,134 @@
+"""Contract suite of the LLM port (async)."""
+
+from __future__ import annotations
+
+import pytest
+
+from portfolio_core.ports.errors import InvalidInputError
+from portfolio_core.ports.llm import (
+    LLM,
+    Completion,
+    CompletionChunk,
+    CompletionOptions,
+    LLMCapability,
+    Message,
+    ToolSpec,
+)
+from portfolio_core.testing.clauses import (
+    clause,
+    expect_unsupported,
+    requires,
+    requires_absent,
+)
+from portfolio_core.testing.suite import ContractSuite
+
+__all__ = ["LLMContract"]
+
+CONVERSATION = (
+    Message("system", "You are terse."),
+    Message("user", "Say hello."),
+)
+GREEDY = CompletionOptions(max_tokens=16, temperature=0.0, seed=7)
+FINISH_REASONS = {"stop", "length", "tool_calls"}
+
+
+async def _collect(llm: LLM, opts: CompletionOptions | None = None) -> list[CompletionChunk]:
+    return [chunk async for chunk in llm.stream(list(CONVERSATION), opts)]
+
+
+class LLMContract(ContractSuite[LLM]):
+    """The promises of :class:`~portfolio_core.ports.LLM` (see docs/ports/llm.md)."""
+
+    port_key = "llm"
+    capability_names = frozenset(c.value for c in LLMCapability)
+
+    @clause("llm.complete.usage", "complete returns a completion whose usage is filled in")
+    async def test_complete_reports_usage(self, adapter: LLM) -> None:
+        completion = await adapter.complete(list(CONVERSATION), GREEDY)
+        assert isinstance(completion, Completion)
+        assert isinstance(completion.text, str)
+        assert completion.usage is not None, "usage must always be filled in"
+        assert completion.usage.input_tokens > 0, "a non-empty prompt has input tokens"
+        assert completion.usage.output_tokens >= 0
+        assert completion.finish_reason in FINISH_REASONS, completion.finish_reason
+        assert bool(completion.tool_calls) == (completion.finish_reason == "tool_calls"), (
+            "finish_reason is 'tool_calls' exactly when the completion carries tool calls"
+        )
+
+    @clause("llm.complete.max_tokens", "a completion never has more output tokens than max_tokens")
+    @pytest.mark.parametrize("max_tokens", [1, 4])
+    async def test_max_tokens_respected(self, adapter: LLM, max_tokens: int) -> None:
+        opts = CompletionOptions(max_tokens=max_tokens, temperature=0.0, seed=7)
+        completion = await adapter.complete(list(CONVERSATION), opts)
+        assert completion.usage.output_tokens <= max_tokens
+
+    @clause("llm.complete.no_mutation", "complete and stream never mutate the messages passed in")
+    async def test_messages_not_mutated(self, adapter: LLM) -> None:
+        messages = list(CONVERSATION)
+        await adapter.complete(messages, GREEDY)
+        assert messages == list(CONVERSATION)
+
+    @clause("llm.complete.empty_rejected", "an empty conversation raises InvalidInputError")
+    async def test_empty_conversation_rejected(self, adapter: LLM) -> None:
+        with pytest.raises(InvalidInputError):
+            await adapter.complete([], GREEDY)
+
+    @clause(
+        "llm.options.invalid",
+        "bad options (max_tokens < 1, negative temperature) raise InvalidInputError",
+    )
+    @pytest.mark.parametrize(
+        "opts",
+        [
+            CompletionOptions(max_tokens=0),
+            CompletionOptions(max_tokens=-5),
+            CompletionOptions(temperature=-1.0),
+        ],
+        ids=["max_tokens=0", "max_tokens<0", "temperature<0"],
+    )
+    async def test_bad_options_rejected(self, adapter: LLM, opts: CompletionOptions) -> None:
+        with pytest.raises(InvalidInputError):
+            await adapter.complete(list(CONVERSATION), opts)
+
+    @clause(
+        "llm.offline.deterministic",
+        "an offline model with temperature 0 and a seed is deterministic",
+    )
+    @requires(LLMCapability.OFFLINE)
+    async def test_offline_greedy_is_deterministic(self, adapter: LLM) -> None:
+        first = await adapter.complete(list(CONVERSATION), GREEDY)
+        second = await adapter.complete(list(CONVERSATION), GREEDY)
+        assert first.text == second.text
+
+    @clause("llm.stream.concatenates", "streamed chunk texts concatenate to the completion's text")
+    @requires(LLMCapability.STREAMING, LLMCapability.OFFLINE)
+    async def test_stream_matches_complete(self, adapter: LLM) -> None:
+        whole = await adapter.complete(list(CONVERSATION), GREEDY)
+        chunks = await _collect(adapter, GREEDY)
+        assert "".join(c.text for c in chunks) == whole.text
+
+    @clause(
+        "llm.stream.final_chunk", "only the last chunk carries finish_reason, and it carries usage"
+    )
+    @requires(LLMCapability.STREAMING)
+    async def test_stream_last_chunk(self, adapter: LLM) -> None:
+        chunks = await _collect(adapter, GREEDY)
+        assert chunks, "a stream yields at least one chunk"
+        assert all(isinstance(c, CompletionChunk) for c in chunks)
+        last = chunks[-1]
+        assert last.finish_reason in FINISH_REASONS, "the last chunk must carry finish_reason"
+        assert last.usage is not None, "the last chunk must carry usage"
+        assert all(c.finish_reason is None for c in chunks[:-1]), "finish_reason before the end"
+
+    @clause("llm.stream.unsupported", "without streaming support, stream raises UnsupportedError")
+    @requires_absent(LLMCapability.STREAMING)
+    async def test_stream_unsupported(self, adapter: LLM) -> None:
+        with expect_unsupported(LLMCapability.STREAMING):
+            await _collect(adapter, GREEDY)
+
+    @clause("llm.tools.unsupported", "without tool support, offering tools raises UnsupportedError")
+    @requires_absent(LLMCapability.TOOLS)
+    async def test_tools_unsupported(self, adapter: LLM) -> None:
+        opts = CompletionOptions(tools=(ToolSpec("lookup", "Look something up"),))
+        with expect_unsupported(LLMCapability.TOOLS):
+            await adapter.complete(list(CONVERSATION), opts)
