@@ -99,9 +99,11 @@ if TYPE_CHECKING:
     )
     from portfolio_core.ports.model_backend import (
         AgentBlocks,
+        ForwardSequence,
         Generation,
         ModelBackend,
         ModelCacheSpec,
+        PagedModelBackend,
     )
     from portfolio_core.ports.pipeline import (
         Pipeline,
@@ -171,6 +173,7 @@ _EXPORTS: dict[str, str] = {
     "EventStoreCapability": "event_store",
     "ExpectedVersion": "event_store",
     "FinishReason": "generation_engine",
+    "ForwardSequence": "model_backend",
     "Generation": "model_backend",
     "GenerationEngine": "generation_engine",
     "HealthStatus": "router",
@@ -188,6 +191,7 @@ _EXPORTS: dict[str, str] = {
     "OnError": "stream",
     "OnHandlerError": "event_store",
     "PORTS": "catalogue",
+    "PagedModelBackend": "model_backend",
     "Pipeline": "pipeline",
     "PipelineResult": "pipeline",
     "PipelineStep": "pipeline",
@@ -268,6 +272,7 @@ __all__ = [
     "EventStoreCapability",
     "ExpectedVersion",
     "FinishReason",
+    "ForwardSequence",
     "Generation",
     "GenerationEngine",
     "HealthStatus",
@@ -285,6 +290,7 @@ __all__ = [
     "OnError",
     "OnHandlerError",
     "PORTS",
+    "PagedModelBackend",
     "Pipeline",
     "PipelineResult",
     "PipelineStep",
