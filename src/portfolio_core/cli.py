@@ -29,6 +29,26 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "run the conformance kit against an adapter factory; per-clause report",
         "portfolio_core.testing.conformance",
     ),
+    "adapters": (
+        "list installed adapters per port (entry points)",
+        "portfolio_core.manifest._commands.adapters",
+    ),
+    "check": (
+        "validate and wire a manifest; list every problem (exit 1)",
+        "portfolio_core.manifest._commands.check",
+    ),
+    "describe": (
+        "show a manifest's resolved wiring and where each value came from",
+        "portfolio_core.manifest._commands.describe",
+    ),
+    "health": (
+        "wire a manifest, start it and ping every adapter",
+        "portfolio_core.manifest._commands.health",
+    ),
+    "migrate": (
+        "print a manifest upgraded to the current schema_version",
+        "portfolio_core.manifest._commands.migrate",
+    ),
 }
 
 

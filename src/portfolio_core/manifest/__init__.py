@@ -1,1 +1,34 @@
-"""YAML manifests: loading, validation, interpolation, secrets and wiring."""
+"""YAML manifests: loading, validation, interpolation, secrets and wiring.
+
+``load(path)`` returns the built adapters of a valid manifest (usually through
+``Registry.from_manifest``) or raises one :class:`ManifestError` listing every problem with
+its ``file:line:column`` and YAML path. See docs/manifest.md for the format.
+"""
+
+from __future__ import annotations
+
+from portfolio_core.manifest.errors import (
+    ManifestDeprecationWarning,
+    ManifestError,
+    Origin,
+    Problem,
+)
+from portfolio_core.manifest.migrations import CURRENT_SCHEMA_VERSION, register_migration
+from portfolio_core.manifest.secrets import SecretsBackend
+from portfolio_core.manifest.wiring import ManifestSource, Plan, Wiring, build, load, plan
+
+__all__ = [
+    "CURRENT_SCHEMA_VERSION",
+    "ManifestDeprecationWarning",
+    "ManifestError",
+    "ManifestSource",
+    "Origin",
+    "Plan",
+    "Problem",
+    "SecretsBackend",
+    "Wiring",
+    "build",
+    "load",
+    "plan",
+    "register_migration",
+]

@@ -1,0 +1,222 @@
+"""Health of wired adapters: periodic pings, an overall status, transitions as events.
+
+An adapter offers health by defining ``async def ping(self) -> None`` (raise when unhealthy).
+:class:`HealthAggregator` pings every registered adapter concurrently, each within
+``timeout`` seconds, keeps the last result per adapter, computes the overall status
+(``healthy`` when all are, ``unhealthy`` when none is, ``degraded`` otherwise; ``unknown``
+before the first check), and on every change of an adapter's health emits a structured log
+line ``health changed`` and calls the registered listeners with a :class:`HealthChange`.
+Adapters marked by hand (:meth:`mark_unhealthy`) stay so until marked healthy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import structlog
+
+from portfolio_core.boundary.telemetry import Telemetry, default_telemetry
+
+__all__ = ["AdapterHealth", "HealthAggregator", "HealthChange", "HealthState"]
+
+_log = structlog.get_logger("portfolio_core.boundary.health")
+
+
+class HealthState(StrEnum):
+    HEALTHY = "healthy"
+    DEGRADED = "degraded"
+    UNHEALTHY = "unhealthy"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterHealth:
+    """Last known health of one adapter."""
+
+    name: str
+    port: str
+    state: HealthState
+    detail: str = ""
+    latency_s: float | None = None
+    checked_at: float | None = None  # monotonic seconds
+    manual: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class HealthChange:
+    """An adapter's health changed from ``old`` to ``new``."""
+
+    name: str
+    port: str
+    old: HealthState
+    new: HealthState
+    detail: str
+
+
+Listener = Callable[[HealthChange], None]
+
+
+@dataclass
+class _Entry:
+    port: str
+    ping: Callable[[], Awaitable[Any]] | None
+    health: AdapterHealth
+
+
+class HealthAggregator:
+    """See the module docstring. Use :meth:`check` for one round, :meth:`start` /
+    :meth:`aclose` for periodic checks every ``interval`` seconds."""
+
+    def __init__(
+        self,
+        *,
+        interval: float = 30.0,
+        timeout: float = 5.0,
+        telemetry: Telemetry | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.interval = interval
+        self.timeout = timeout
+        self._telemetry = telemetry or default_telemetry()
+        self._telemetry.ensure_instruments()
+        self._clock = clock
+        self._entries: dict[str, _Entry] = {}
+        self._listeners: list[Listener] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, name: str, port: str, adapter: object) -> None:
+        """Track ``adapter`` (its ``ping``, when it has one) under ``name``."""
+        ping = getattr(adapter, "ping", None)
+        self._entries[name] = _Entry(
+            port,
+            ping if callable(ping) else None,
+            AdapterHealth(name, port, HealthState.UNKNOWN if ping else HealthState.HEALTHY),
+        )
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call ``listener`` with every :class:`HealthChange` (its errors are logged)."""
+        self._listeners.append(listener)
+
+    def _set(self, name: str, health: AdapterHealth) -> None:
+        entry = self._entries[name]
+        old = entry.health
+        entry.health = health
+        changed = old.state != health.state
+        if health.state in (HealthState.HEALTHY, HealthState.UNHEALTHY):
+            self._telemetry.health_checked(
+                name, entry.port, health.state is HealthState.HEALTHY, changed
+            )
+        if not changed:
+            return
+        change = HealthChange(name, entry.port, old.state, health.state, health.detail)
+        _log.warning(
+            "health changed",
+            adapter=name,
+            port=entry.port,
+            old=old.state.value,
+            new=health.state.value,
+            detail=health.detail,
+        )
+        for listener in list(self._listeners):
+            try:
+                listener(change)
+            except Exception:
+                _log.exception("health listener failed", adapter=name)
+
+    def mark_unhealthy(self, name: str, detail: str = "marked unhealthy") -> None:
+        """Mark ``name`` unhealthy until :meth:`mark_healthy`; pings do not override it."""
+        entry = self._entries[name]
+        self._set(
+            name,
+            AdapterHealth(
+                name, entry.port, HealthState.UNHEALTHY, detail, None, self._clock(), True
+            ),
+        )
+
+    def mark_healthy(self, name: str) -> None:
+        """Clear a manual mark; ``name`` counts as healthy until its next ping says otherwise."""
+        entry = self._entries[name]
+        self._set(
+            name, AdapterHealth(name, entry.port, HealthState.HEALTHY, "", None, self._clock())
+        )
+
+    def record(
+        self, name: str, healthy: bool, detail: str = "", latency_s: float | None = None
+    ) -> None:
+        """Record a check made elsewhere (e.g. by the registry): updates the status, and
+        emits a transition when the health changed. ``name`` is added if unknown (port
+        ``"unknown"``). A manual mark is not overridden."""
+        entry = self._entries.get(name)
+        if entry is None:
+            entry = self._entries[name] = _Entry(
+                "unknown", None, AdapterHealth(name, "unknown", HealthState.UNKNOWN)
+            )
+        if entry.health.manual:
+            return
+        state = HealthState.HEALTHY if healthy else HealthState.UNHEALTHY
+        self._set(name, AdapterHealth(name, entry.port, state, detail, latency_s, self._clock()))
+
+    async def _ping_one(self, name: str, entry: _Entry) -> None:
+        if entry.health.manual or entry.ping is None:
+            return
+        start = self._clock()
+        try:
+            async with asyncio.timeout(self.timeout):
+                await entry.ping()
+        except TimeoutError:
+            state, detail = HealthState.UNHEALTHY, f"ping timed out after {self.timeout}s"
+        except Exception as exc:
+            state, detail = HealthState.UNHEALTHY, f"{type(exc).__name__}: {exc}"
+        else:
+            state, detail = HealthState.HEALTHY, ""
+        now = self._clock()
+        self._set(name, AdapterHealth(name, entry.port, state, detail, now - start, now))
+
+    async def check(self) -> HealthState:
+        """Ping every adapter once, concurrently; returns the overall status."""
+        await asyncio.gather(*(self._ping_one(n, e) for n, e in list(self._entries.items())))
+        return self.status
+
+    @property
+    def status(self) -> HealthState:
+        """Overall status from the last results."""
+        states = [e.health.state for e in self._entries.values()]
+        if not states:
+            return HealthState.HEALTHY
+        if HealthState.UNKNOWN in states:
+            return HealthState.UNKNOWN
+        healthy = sum(s is HealthState.HEALTHY for s in states)
+        if healthy == len(states):
+            return HealthState.HEALTHY
+        return HealthState.UNHEALTHY if healthy == 0 else HealthState.DEGRADED
+
+    def snapshot(self) -> dict[str, AdapterHealth]:
+        """The last known health of every adapter, by name."""
+        return {name: e.health for name, e in self._entries.items()}
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.check()
+            except Exception:  # pragma: no cover - check() catches per adapter
+                _log.exception("health check round failed")
+            await asyncio.sleep(self.interval)
+
+    def start(self) -> None:
+        """Start periodic checks on the running loop (idempotent)."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def aclose(self) -> None:
+        """Stop periodic checks (idempotent)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

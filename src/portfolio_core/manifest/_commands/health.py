@@ -1,0 +1,38 @@
+"""``portfolio-core health FILE``: build, start, ping every adapter, stop."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from portfolio_core.manifest._commands import add_manifest_arguments, overrides_of, report
+from portfolio_core.manifest.errors import ManifestError
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    add_manifest_arguments(parser)
+    parser.add_argument("--timeout", type=float, default=2.0, help="seconds per ping")
+
+
+async def _check(args: argparse.Namespace) -> int:
+    from portfolio_core.registry import Registry
+
+    registry = Registry.from_manifest(args.file, profile=args.profile, overrides=overrides_of(args))
+    try:
+        await registry.start()
+        result = await registry.health(timeout=args.timeout)
+    finally:
+        await registry.aclose()
+    for name, entry in result.entries.items():
+        status = "healthy" if entry.healthy else "UNHEALTHY"
+        latency = f" {entry.latency_s * 1000:.1f} ms" if entry.latency_s is not None else ""
+        print(f"{name:<20} {status:<9} {entry.detail}{latency}")
+    print("overall:", "healthy" if result.healthy else "UNHEALTHY")
+    return 0 if result.healthy else 1
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        return asyncio.run(_check(args))
+    except ManifestError as exc:
+        return report(exc)

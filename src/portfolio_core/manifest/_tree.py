@@ -1,0 +1,235 @@
+"""YAML parsed into plain containers that remember where every key and value came from.
+
+PyYAML's composer gives each node a start mark; this module keeps those marks as
+:class:`~portfolio_core.manifest.errors.Origin` values beside the data, so that every later
+step (merge, interpolation, validation) can point back at a file, line and column.
+Duplicate keys (which PyYAML silently collapses) and keys YAML reads as booleans or numbers
+are reported as problems rather than accepted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from portfolio_core.manifest.errors import Origin, Problem
+
+__all__ = ["LList", "LMap", "find_origin", "load_yaml_file", "load_yaml_text", "to_plain", "walk"]
+
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class LMap(dict[str, Any]):
+    """A mapping that remembers the origin of itself, of each key and of each value."""
+
+    __slots__ = ("key_origins", "origin", "value_origins")
+
+    def __init__(self, origin: Origin) -> None:
+        super().__init__()
+        self.origin = origin
+        self.key_origins: dict[str, Origin] = {}
+        self.value_origins: dict[str, Origin] = {}
+
+    def set(self, key: str, value: Any, key_origin: Origin, value_origin: Origin) -> None:
+        self[key] = value
+        self.key_origins[key] = key_origin
+        self.value_origins[key] = value_origin
+
+    def remove(self, key: str) -> Any:
+        self.key_origins.pop(key, None)
+        self.value_origins.pop(key, None)
+        return self.pop(key)
+
+    def rename(self, old: str, new: str) -> None:
+        """Move ``old`` to ``new`` keeping its origins (used by migrations)."""
+        key_origin = self.key_origins.get(old, self.origin)
+        value_origin = self.value_origins.get(old, self.origin)
+        self.set(new, self.remove(old), key_origin, value_origin)
+
+
+class LList(list[Any]):
+    """A list that remembers the origin of itself and of each item."""
+
+    __slots__ = ("origin", "origins")
+
+    def __init__(self, origin: Origin) -> None:
+        super().__init__()
+        self.origin = origin
+        self.origins: list[Origin] = []
+
+
+def _origin(node: yaml.Node, source: str, layer: str) -> Origin:
+    mark = node.start_mark
+    return Origin(source, mark.line + 1, mark.column + 1, layer)
+
+
+class _Builder:
+    def __init__(self, loader: Any, source: str, layer: str, problems: list[Problem]) -> None:
+        self.loader = loader
+        self.source = source
+        self.layer = layer
+        self.problems = problems
+        self.active: set[int] = set()
+
+    def build(self, node: yaml.Node, path: tuple[str | int, ...]) -> Any:
+        if id(node) in self.active:
+            self.problems.append(
+                Problem(
+                    "yaml-syntax",
+                    "recursive YAML alias",
+                    path,
+                    _origin(node, self.source, self.layer),
+                )
+            )
+            return None
+        if isinstance(node, yaml.ScalarNode):
+            return self.loader.construct_object(node, deep=True)
+        self.active.add(id(node))
+        try:
+            if isinstance(node, yaml.SequenceNode):
+                return self._sequence(node, path)
+            assert isinstance(node, yaml.MappingNode)
+            return self._mapping(node, path)
+        finally:
+            self.active.discard(id(node))
+
+    def _sequence(self, node: yaml.SequenceNode, path: tuple[str | int, ...]) -> LList:
+        out = LList(_origin(node, self.source, self.layer))
+        for index, item in enumerate(node.value):
+            out.append(self.build(item, (*path, index)))
+            out.origins.append(_origin(item, self.source, self.layer))
+        return out
+
+    def _mapping(self, node: yaml.MappingNode, path: tuple[str | int, ...]) -> LMap:
+        out = LMap(_origin(node, self.source, self.layer))
+        self.loader.flatten_mapping(node)
+        for key_node, value_node in node.value:
+            key_origin = _origin(key_node, self.source, self.layer)
+            if not isinstance(key_node, yaml.ScalarNode):
+                self.problems.append(
+                    Problem("invalid-key", "mapping keys must be plain strings", path, key_origin)
+                )
+                continue
+            key = self.loader.construct_object(key_node, deep=True)
+            if not isinstance(key, str):
+                self.problems.append(
+                    Problem(
+                        "invalid-key",
+                        f"key {key_node.value!r} is read by YAML as "
+                        f"{type(key).__name__}, not a string",
+                        path,
+                        key_origin,
+                        hint=f"quote it: '{key_node.value}'",
+                    )
+                )
+                continue
+            if key in out:
+                first = out.key_origins[key]
+                self.problems.append(
+                    Problem(
+                        "duplicate-key",
+                        f"duplicate key {key!r} (first defined at line {first.line}); "
+                        "YAML would silently keep only the last one",
+                        (*path, key),
+                        key_origin,
+                    )
+                )
+                continue
+            value = self.build(value_node, (*path, key))
+            out.set(key, value, key_origin, _origin(value_node, self.source, self.layer))
+        return out
+
+
+def load_yaml_text(text: str, source: str, problems: list[Problem], layer: str = "file") -> Any:
+    """Parse one YAML document; problems are appended, and ``None`` returned on failure."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        return _Builder(loader, source, layer, problems).build(node, ())
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        origin = Origin(source, mark.line + 1, mark.column + 1, layer) if mark else Origin(source)
+        message = " ".join(str(p) for p in (exc.context, exc.problem) if p) or "invalid YAML"
+        problems.append(Problem("yaml-syntax", f"invalid YAML: {message}", (), origin))
+    except yaml.YAMLError as exc:
+        problems.append(Problem("yaml-syntax", f"invalid YAML: {exc}", (), Origin(source)))
+    except RecursionError:
+        problems.append(Problem("yaml-syntax", "YAML nested too deeply", (), Origin(source)))
+    except (ValueError, TypeError, OverflowError) as exc:  # constructor edge cases
+        problems.append(Problem("yaml-syntax", f"invalid YAML value: {exc}", (), Origin(source)))
+    finally:
+        loader.dispose()
+    return None
+
+
+def load_yaml_file(
+    path: Path, display: str, problems: list[Problem], origin: Origin, layer: str = "file"
+) -> Any:
+    """Read and parse ``path``; an unreadable file is a problem located at ``origin``."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        problems.append(Problem("file-not-found", f"file not found: {display}", (), origin))
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.append(
+            Problem(
+                "file-unreadable", f"cannot read {display}: {exc.__class__.__name__}", (), origin
+            )
+        )
+        return None
+    return load_yaml_text(text, display, problems, layer)
+
+
+def find_origin(
+    tree: Any, path: Sequence[str | int], *, key: bool = False, root: Origin | None = None
+) -> Origin | None:
+    """The origin of the value at ``path`` (of its key with ``key=True``); when the path
+    does not exist, the origin of the deepest existing ancestor."""
+    current = tree
+    found = getattr(tree, "origin", root)
+    for index, part in enumerate(path):
+        last = index == len(path) - 1
+        if isinstance(current, LMap) and isinstance(part, str) and part in current:
+            found = (current.key_origins if key and last else current.value_origins).get(
+                part, found
+            )
+            current = current[part]
+        elif isinstance(current, LList) and isinstance(part, int) and 0 <= part < len(current):
+            found = current.origins[part]
+            current = current[part]
+        else:
+            break
+    return found
+
+
+def to_plain(value: Any) -> Any:
+    """Strip origins: LMap/LList become dict/list (for dumping or hashing)."""
+    if isinstance(value, dict):
+        return {k: to_plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [to_plain(v) for v in value]
+    return value
+
+
+def walk(
+    value: Any, path: tuple[str | int, ...] = ()
+) -> Iterator[tuple[tuple[str | int, ...], Any]]:
+    """Every leaf (non-container) with its path, in document order."""
+    if isinstance(value, dict):
+        if not value:
+            yield path, value
+        for k, v in value.items():
+            yield from walk(v, (*path, k))
+    elif isinstance(value, list):
+        if not value:
+            yield path, value
+        for i, v in enumerate(value):
+            yield from walk(v, (*path, i))
+    else:
+        yield path, value

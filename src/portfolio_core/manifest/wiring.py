@@ -1,0 +1,633 @@
+"""From a composed manifest to built adapters: validate everything, then build in
+dependency order. Nothing is handed out unless the whole manifest is valid and every
+adapter was built."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import EntryPoint
+from pathlib import Path
+from typing import Any
+
+import pydantic
+from pydantic import SecretStr
+
+from portfolio_core.manifest import _boundary
+from portfolio_core.manifest._compose import Composed, compose
+from portfolio_core.manifest._resolve import (
+    ResolveFailure,
+    check_class,
+    check_instance,
+    dependency_params,
+    resolve_adapter,
+)
+from portfolio_core.manifest._tree import LList, LMap, find_origin, to_plain
+from portfolio_core.manifest.errors import (
+    ManifestDeprecationWarning,
+    ManifestError,
+    Origin,
+    Problem,
+    did_you_mean,
+)
+from portfolio_core.ports.catalogue import PORTS, PortInfo
+
+__all__ = ["ManifestSource", "Plan", "PlannedEntry", "WiredEntry", "Wiring", "load", "plan"]
+
+_ENTRY_KEYS = ("port", "adapter", "default", "config", "uses", "telemetry", "protection")
+_TOP_KEYS = ("schema_version", "adapters")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
+_PORTS = {p.key: p for p in PORTS}
+
+
+@dataclass(frozen=True)
+class ManifestSource:
+    """What to load: a file, a profile, explicit overrides and the environment to read."""
+
+    path: Path
+    profile: str | None = None
+    overrides: Mapping[str, object] | None = None
+    environ: Mapping[str, str] | None = None
+
+
+@dataclass
+class PlannedEntry:
+    """One validated entry, not yet built."""
+
+    name: str
+    port: PortInfo
+    adapter: str
+    cls: type
+    config: pydantic.BaseModel | None  # None only while a plan is being rejected
+    uses: dict[str, str | list[str]]
+    default: bool
+    telemetry: dict[str, Any] | None
+    protection: dict[str, Any] | None
+    fallback: str | None
+    origin: Origin
+
+    def dependencies(self) -> list[str]:
+        names: list[str] = []
+        for value in self.uses.values():
+            names.extend([value] if isinstance(value, str) else value)
+        if self.fallback:
+            names.append(self.fallback)
+        return names
+
+
+@dataclass
+class Plan:
+    """A manifest that passed validation: entries in dependency order, defaults per port."""
+
+    source: ManifestSource
+    composed: Composed
+    entries: dict[str, PlannedEntry]
+    order: list[str]
+    defaults: dict[str, str]
+
+
+@dataclass
+class WiredEntry:
+    """A built adapter: ``instance`` is what ``from_config`` returned, ``adapter`` what the
+    registry hands out (the same object unless telemetry or protection is configured)."""
+
+    plan: PlannedEntry
+    instance: object
+    adapter: object
+
+    @property
+    def name(self) -> str:
+        return self.plan.name
+
+    @property
+    def port(self) -> PortInfo:
+        return self.plan.port
+
+
+@dataclass
+class Wiring:
+    """Every adapter of a manifest, built, in dependency order."""
+
+    plan: Plan | None
+    entries: dict[str, WiredEntry] = field(default_factory=dict)
+    order: list[str] = field(default_factory=list)
+    defaults: dict[str, str] = field(default_factory=dict)
+    secret_values: frozenset[str] = frozenset()
+
+
+class _Validator:
+    def __init__(self, tree: LMap, problems: list[Problem]) -> None:
+        self.tree = tree
+        self.problems = problems
+        self.eps: dict[str, dict[str, list[EntryPoint]]] = {}
+
+    def origin(self, path: tuple[str | int, ...], *, key: bool = False) -> Origin | None:
+        return find_origin(self.tree, path, key=key)
+
+    def add(
+        self,
+        kind: str,
+        message: str,
+        path: tuple[str | int, ...],
+        *,
+        key: bool = False,
+        hint: str | None = None,
+    ) -> None:
+        self.problems.append(Problem(kind, message, path, self.origin(path, key=key), hint))
+
+    def unknown_keys(
+        self, mapping: LMap, allowed: tuple[str, ...], path: tuple[str | int, ...], what: str
+    ) -> None:
+        for key in mapping:
+            if key not in allowed:
+                self.add(
+                    "unknown-key",
+                    f"unknown key {key!r} in {what}",
+                    (*path, key),
+                    key=True,
+                    hint=did_you_mean(key, allowed) or f"allowed: {', '.join(allowed)}",
+                )
+
+    def entries(self) -> dict[str, PlannedEntry]:
+        self.unknown_keys(self.tree, _TOP_KEYS, (), "the manifest")
+        adapters = self.tree.get("adapters")
+        if adapters is None:
+            return {}
+        if not isinstance(adapters, LMap):
+            self.add(
+                "invalid-type",
+                "adapters must be a mapping of entry names to entries",
+                ("adapters",),
+            )
+            return {}
+        planned: dict[str, PlannedEntry] = {}
+        for name, entry in adapters.items():
+            result = self.entry(name, entry)
+            if result is not None:
+                planned[name] = result
+        return planned
+
+    def entry(self, name: str, entry: Any) -> PlannedEntry | None:
+        path: tuple[str | int, ...] = ("adapters", name)
+        if not _NAME.match(name):
+            self.add("invalid-name", f"entry name {name!r} must be an identifier", path, key=True)
+        if not isinstance(entry, LMap):
+            self.add(
+                "invalid-type", "an adapter entry must be a mapping with port and adapter", path
+            )
+            return None
+        self.unknown_keys(entry, _ENTRY_KEYS, path, f"adapter entry {name!r}")
+        ok = True
+        for required in ("port", "adapter"):
+            if required not in entry:
+                self.add("missing-key", f"missing required key {required!r}", path)
+                ok = False
+            elif not isinstance(entry[required], str) or not entry[required]:
+                self.add(
+                    "invalid-type", f"{required} must be a non-empty string", (*path, required)
+                )
+                ok = False
+        port: PortInfo | None = None
+        if ok:
+            port = _PORTS.get(entry["port"])
+            if port is None:
+                self.add(
+                    "unknown-port",
+                    f"unknown port {entry['port']!r}",
+                    (*path, "port"),
+                    hint=did_you_mean(entry["port"], _PORTS) or f"ports: {', '.join(_PORTS)}",
+                )
+        default = self.boolean(entry.get("default", False), (*path, "default"))
+        config = entry.get("config")
+        if config is None:
+            config = LMap(entry.origin)
+        elif not isinstance(config, LMap):
+            self.add("invalid-type", "config must be a mapping", (*path, "config"))
+            config = None
+        uses = self.uses(entry.get("uses"), (*path, "uses"))
+        sections: dict[str, dict[str, Any] | None] = {}
+        for section in ("telemetry", "protection"):
+            value = entry.get(section)
+            if value is not None and not isinstance(value, LMap):
+                self.add("invalid-type", f"{section} must be a mapping", (*path, section))
+                value = None
+            sections[section] = to_plain(value) if value else None
+        if port is None or not ok:
+            return None
+        cls = resolve_adapter(port, entry["adapter"], self.eps)
+        if isinstance(cls, ResolveFailure):
+            self.add(cls.kind, cls.message, (*path, "adapter"), hint=cls.hint)
+            return None
+        for message in check_class(cls, port):
+            self.add("port-mismatch", message, (*path, "adapter"))
+        model = self.config_model(cls, path)
+        if model is None or config is None or uses is None:
+            return None
+        validated = self.config(model, config, path)
+        fallback = self.fallback(sections["protection"], path)
+        for rel, message in _boundary.boundary_problems(
+            port, sections["telemetry"], sections["protection"]
+        ):
+            self.add("invalid-boundary", message, (*path, *rel))
+        return PlannedEntry(
+            name=name,
+            port=port,
+            adapter=entry["adapter"],
+            cls=cls,
+            config=validated,
+            uses=uses,
+            default=bool(default),
+            telemetry=sections["telemetry"],
+            protection=sections["protection"],
+            fallback=fallback,
+            origin=self.origin(path, key=True) or entry.origin,
+        )
+
+    def boolean(self, value: Any, path: tuple[str | int, ...]) -> bool | None:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        self.add("invalid-type", f"must be true or false, not {value!r}", path)
+        return None
+
+    def uses(self, value: Any, path: tuple[str | int, ...]) -> dict[str, str | list[str]] | None:
+        if value is None:
+            return {}
+        if not isinstance(value, LMap):
+            self.add("invalid-type", "uses must map keyword names to entry names", path)
+            return None
+        out: dict[str, str | list[str]] = {}
+        for keyword, target in value.items():
+            if isinstance(target, str) and target:
+                out[keyword] = target
+            elif isinstance(target, LList) and all(isinstance(t, str) and t for t in target):
+                out[keyword] = list(target)
+            else:
+                self.add(
+                    "invalid-type",
+                    "a uses value is an entry name or a list of entry names",
+                    (*path, keyword),
+                )
+                return None
+        return out
+
+    def fallback(
+        self, protection: dict[str, Any] | None, path: tuple[str | int, ...]
+    ) -> str | None:
+        if not protection or "fallback" not in protection:
+            return None
+        value = protection["fallback"]
+        if isinstance(value, str):
+            return value
+        if isinstance(value, dict) and isinstance(value.get("adapter"), str):
+            return str(value["adapter"])
+        return None  # the boundary reports the malformed section
+
+    def config_model(
+        self, cls: type, path: tuple[str | int, ...]
+    ) -> type[pydantic.BaseModel] | None:
+        model = getattr(cls, "config_model", None)
+        if not (isinstance(model, type) and issubclass(model, pydantic.BaseModel)):
+            self.add(
+                "not-an-adapter",
+                f"{cls.__module__}.{cls.__qualname__} has no config_model "
+                "(a pydantic model): it does not follow the adapter contract",
+                (*path, "adapter"),
+                hint="see docs/manifest.md, 'Writing an adapter'",
+            )
+            return None
+        if model.model_config.get("extra") != "forbid":
+            self.add(
+                "not-an-adapter",
+                f"{cls.__qualname__}.config_model ({model.__qualname__}) must set "
+                "model_config = ConfigDict(extra='forbid'): otherwise a misspelt key is "
+                "silently ignored",
+                (*path, "adapter"),
+            )
+            return None
+        if not callable(getattr(cls, "from_config", None)):
+            self.add(
+                "not-an-adapter",
+                f"{cls.__qualname__} has no from_config classmethod",
+                (*path, "adapter"),
+            )
+            return None
+        return model
+
+    def config(
+        self, model: type[pydantic.BaseModel], config: LMap, path: tuple[str | int, ...]
+    ) -> pydantic.BaseModel | None:
+        try:
+            return model.model_validate(to_plain(config))
+        except pydantic.ValidationError as exc:
+            fields = list(model.model_fields)
+            for error in exc.errors(include_url=False, include_input=False):
+                loc = tuple(error["loc"])
+                full = (*path, "config", *loc)
+                kind = error["type"]
+                hint = None
+                if kind == "extra_forbidden":
+                    message = f"unknown key {loc[-1]!r} for {model.__qualname__}"
+                    hint = did_you_mean(str(loc[-1]), fields) if len(loc) == 1 else None
+                    self.add(
+                        "unknown-key",
+                        message,
+                        full,
+                        key=True,
+                        hint=hint or f"allowed: {', '.join(fields)}",
+                    )
+                    continue
+                if kind == "missing":
+                    self.add("missing-key", f"missing required key {loc[-1]!r}", full)
+                    continue
+                if _value_at(config, loc) is not None and isinstance(
+                    _value_at(config, loc), SecretStr
+                ):
+                    hint = "this value is a secret: type the field pydantic.SecretStr"
+                self.add("invalid-config", error["msg"], full, hint=hint)
+            return None
+        except Exception as exc:  # a model validator raising something else
+            self.add("invalid-config", f"{type(exc).__name__}: {exc}", (*path, "config"))
+            return None
+
+
+def _value_at(tree: Any, loc: tuple[Any, ...]) -> Any:
+    for part in loc:
+        if (isinstance(tree, dict) and part in tree) or (
+            isinstance(tree, list) and isinstance(part, int) and 0 <= part < len(tree)
+        ):
+            tree = tree[part]
+        else:
+            return None
+    return tree
+
+
+def _check_graph(entries: dict[str, PlannedEntry], v: _Validator) -> list[str]:
+    """Check uses/fallback targets, keywords and defaults; return the dependency order."""
+    for entry in entries.values():
+        base = ("adapters", entry.name)
+        params = dependency_params(entry.cls)
+        for keyword, target in entry.uses.items():
+            path = (*base, "uses", keyword)
+            names = [target] if isinstance(target, str) else target
+            for index, other in enumerate(names):
+                where = path if isinstance(target, str) else (*path, index)
+                if other not in entries:
+                    known = v.tree.get("adapters")
+                    if not (isinstance(known, LMap) and other in known):
+                        v.add(
+                            "unknown-entry",
+                            f"no adapter entry named {other!r}",
+                            where,
+                            hint=did_you_mean(other, known or ()),
+                        )
+            if params is None:
+                continue
+            deps, var_keyword = params
+            dep = deps.get(keyword)
+            if dep is None:
+                if not var_keyword:
+                    v.add(
+                        "unknown-dependency",
+                        f"{entry.cls.__qualname__}.from_config takes no keyword {keyword!r}",
+                        path,
+                        key=True,
+                        hint=did_you_mean(keyword, deps)
+                        or f"it takes: {', '.join(deps) or 'none'}",
+                    )
+                continue
+            many = not isinstance(target, str)
+            if dep.many is not None and dep.many != many:
+                shape = "a list of entry names" if dep.many else "one entry name"
+                v.add("invalid-dependency", f"{keyword} expects {shape}", path)
+                continue
+            if dep.port is not None:
+                for index, other in enumerate(names):
+                    got = entries.get(other)
+                    if got is not None and got.port.key != dep.port.key:
+                        v.add(
+                            "invalid-dependency",
+                            f"{keyword} expects a {dep.port.key} adapter; {other!r} is a "
+                            f"{got.port.key} adapter",
+                            path if not many else (*path, index),
+                        )
+        if params is not None:
+            deps, _ = params
+            for dep in deps.values():
+                if dep.required and dep.name not in entry.uses:
+                    v.add(
+                        "missing-dependency",
+                        f"{entry.cls.__qualname__} needs uses.{dep.name}"
+                        + (f" (a {dep.port.key} adapter)" if dep.port else ""),
+                        base,
+                        key=True,
+                    )
+        if entry.fallback is not None:
+            fallback_entry = entries.get(entry.fallback)
+            fb_path: tuple[str | int, ...] = (*base, "protection", "fallback")
+            if isinstance((entry.protection or {}).get("fallback"), dict):
+                fb_path = (*fb_path, "adapter")
+            if fallback_entry is None:
+                known = v.tree.get("adapters")
+                if not (isinstance(known, LMap) and entry.fallback in known):
+                    v.add(
+                        "unknown-entry",
+                        f"no adapter entry named {entry.fallback!r}",
+                        fb_path,
+                        hint=did_you_mean(entry.fallback, known or ()),
+                    )
+            elif fallback_entry.port.key != entry.port.key:
+                v.add(
+                    "invalid-dependency",
+                    f"a fallback must be of the same port ({entry.port.key}); "
+                    f"{entry.fallback!r} is a {fallback_entry.port.key} adapter",
+                    fb_path,
+                )
+            elif entry.fallback == entry.name:
+                v.add("dependency-cycle", "an adapter cannot be its own fallback", fb_path)
+    # cycles and order
+    order: list[str] = []
+    state: dict[str, int] = {}
+    reported: set[frozenset[str]] = set()
+
+    def visit(name: str, stack: list[str]) -> None:
+        state[name] = 1
+        for dep in entries[name].dependencies():
+            if dep not in entries or (dep == name and entries[name].fallback == name):
+                continue
+            if state.get(dep) == 1:
+                cycle = [*stack[stack.index(dep) :], dep]
+                if frozenset(cycle) not in reported:
+                    reported.add(frozenset(cycle))
+                    v.add(
+                        "dependency-cycle",
+                        "dependency cycle: " + " -> ".join(cycle),
+                        ("adapters", dep, "uses"),
+                    )
+            elif state.get(dep) is None:
+                visit(dep, [*stack, dep])
+        state[name] = 2
+        order.append(name)
+
+    for name in entries:
+        if name not in state:
+            visit(name, [name])
+    return order
+
+
+def _defaults(entries: dict[str, PlannedEntry], v: _Validator) -> dict[str, str]:
+    by_port: dict[str, list[PlannedEntry]] = {}
+    for entry in entries.values():
+        by_port.setdefault(entry.port.key, []).append(entry)
+    defaults: dict[str, str] = {}
+    for key, group in by_port.items():
+        marked = [e for e in group if e.default]
+        if len(marked) > 1:
+            for extra in marked[1:]:
+                v.add(
+                    "duplicate-default",
+                    f"several {key} entries are marked default: "
+                    f"{', '.join(e.name for e in marked)}",
+                    ("adapters", extra.name, "default"),
+                )
+        if marked:
+            defaults[key] = marked[0].name
+        elif len(group) == 1:
+            defaults[key] = group[0].name
+    return defaults
+
+
+def _raise(problems: list[Problem], secrets: set[str] | frozenset[str]) -> None:
+    if problems:
+        raise ManifestError([p.redacted(secrets) for p in problems])
+
+
+def plan(
+    path: str | os.PathLike[str],
+    *,
+    profile: str | None = None,
+    overrides: Mapping[str, object] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Plan:
+    """Load and validate a manifest without building anything.
+
+    Raises :class:`ManifestError` listing every problem. Emits
+    :class:`ManifestDeprecationWarning` for each old key a migration rewrote.
+    """
+    problems: list[Problem] = []
+    source = ManifestSource(Path(path), profile, overrides, environ)
+    composed = compose(
+        path, profile=profile, overrides=overrides, environ=environ, problems=problems
+    )
+    if composed is None:
+        _raise(problems, set())
+        raise AssertionError("unreachable: compose returned None without a problem")
+    for origin, message in composed.deprecations:
+        warnings.warn(f"{origin.location}: {message}", ManifestDeprecationWarning, stacklevel=3)
+    validator = _Validator(composed.tree, problems)
+    entries = validator.entries()
+    order = _check_graph(entries, validator)
+    defaults = _defaults(entries, validator)
+    _raise(problems, composed.secret_values)
+    return Plan(source, composed, entries, order, defaults)
+
+
+def _close_quietly(instance: object) -> None:
+    close = getattr(instance, "close", None)
+    try:
+        if callable(close):
+            close()
+            return
+        aclose = getattr(instance, "aclose", None)
+        if callable(aclose):
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                asyncio.run(aclose())
+    except Exception:  # best effort while unwinding a failed build
+        return
+
+
+def build(planned: Plan) -> Wiring:
+    """Build every adapter of ``planned`` in dependency order.
+
+    All or nothing: when any ``from_config`` raises or an instance does not satisfy its port,
+    the adapters already built are closed and :class:`ManifestError` lists every failure.
+    """
+    problems: list[Problem] = []
+    secrets = planned.composed.secret_values
+    wired: dict[str, WiredEntry] = {}
+    for name in planned.order:
+        entry = planned.entries[name]
+        if any(dep not in wired for dep in entry.dependencies()):
+            continue  # a dependency failed: already reported
+        kwargs: dict[str, object] = {}
+        for keyword, target in entry.uses.items():
+            if isinstance(target, str):
+                kwargs[keyword] = wired[target].adapter
+            else:
+                kwargs[keyword] = {t: wired[t].adapter for t in target}
+        path = ("adapters", name)
+        try:
+            assert entry.config is not None  # plan() rejects invalid configs
+            instance = entry.cls.from_config(entry.config, **kwargs)  # type: ignore[attr-defined]
+        except Exception as exc:
+            problems.append(
+                Problem(
+                    "build-failed",
+                    f"{entry.cls.__qualname__}.from_config raised {type(exc).__name__}: {exc}",
+                    path,
+                    entry.origin,
+                )
+            )
+            continue
+        mismatches = check_instance(instance, entry.port)
+        if mismatches:
+            for message in mismatches:
+                problems.append(Problem("port-mismatch", message, (*path, "adapter"), entry.origin))
+            _close_quietly(instance)
+            continue
+        try:
+            adapter = _boundary.wrap(
+                instance,
+                port=entry.port,
+                name=name,
+                adapter_type=entry.adapter,
+                telemetry=entry.telemetry,
+                protection=entry.protection,
+                fallback=wired[entry.fallback].adapter if entry.fallback else None,
+            )
+        except Exception as exc:
+            problems.append(
+                Problem(
+                    "build-failed",
+                    f"wrapping failed: {type(exc).__name__}: {exc}",
+                    path,
+                    entry.origin,
+                )
+            )
+            _close_quietly(instance)
+            continue
+        wired[name] = WiredEntry(entry, instance, adapter)
+    if problems:
+        for name in reversed(list(wired)):
+            _close_quietly(wired[name].instance)
+        _raise(problems, secrets)
+    return Wiring(planned, wired, list(planned.order), dict(planned.defaults), frozenset(secrets))
+
+
+def load(
+    path: str | os.PathLike[str],
+    *,
+    profile: str | None = None,
+    overrides: Mapping[str, object] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Wiring:
+    """:func:`plan` then :func:`build`: the adapters of a valid manifest, or
+    :class:`ManifestError`."""
+    return build(plan(path, profile=profile, overrides=overrides, environ=environ))

@@ -1,0 +1,18 @@
+"""The registry: typed lookup of wired adapters, health, counters and lifecycle.
+
+Built from a manifest (:meth:`Registry.from_manifest`) or by hand (:meth:`Registry.register`).
+A lookup is one dict access: ``registry.get(Cache)`` returns the port's default adapter,
+``registry.get(Cache, "sessions")`` a named one, typed as the port for mypy.
+"""
+
+from __future__ import annotations
+
+from portfolio_core.registry._registry import (
+    CallStats,
+    EntryHealth,
+    EntryInfo,
+    HealthReport,
+    Registry,
+)
+
+__all__ = ["CallStats", "EntryHealth", "EntryInfo", "HealthReport", "Registry"]

@@ -1,0 +1,495 @@
+"""The :class:`Registry` and what it reports."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Protocol, Self, TypeVar
+
+from portfolio_core.ports.capabilities import capabilities_of
+from portfolio_core.ports.catalogue import PORTS, PortInfo
+from portfolio_core.ports.errors import NotFoundError
+
+if TYPE_CHECKING:
+    from portfolio_core.manifest.wiring import ManifestSource, Wiring
+
+__all__ = ["CallStats", "EntryHealth", "EntryInfo", "HealthReport", "Registry"]
+
+P = TypeVar("P")
+_BY_PROTOCOL = {p.protocol: p for p in PORTS}
+_REDACTED = "**********"
+
+
+class HealthSink(Protocol):
+    """Receives the result of each health check (``HealthAggregator.record`` fits)."""
+
+    def record(
+        self, name: str, healthy: bool, detail: str = "", latency_s: float | None = None
+    ) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class EntryInfo:
+    """Metadata of one registered adapter."""
+
+    name: str
+    port: PortInfo
+    adapter_type: str
+    adapter_class: type
+    default: bool
+    wrapped: bool
+    uses: Mapping[str, str | list[str]]
+    location: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallStats:
+    """Calls and errors (including calls refused by protection) counted by the boundary
+    proxy, summed over the port's methods; per-method figures are on
+    ``registry.get(...).boundary_stats``."""
+
+    calls: int
+    errors: int
+
+
+@dataclass(frozen=True, slots=True)
+class EntryHealth:
+    """The health of one entry. ``marked`` is true when set by ``mark_*`` rather than a ping."""
+
+    name: str
+    healthy: bool
+    detail: str = ""
+    latency_s: float | None = None
+    marked: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class HealthReport:
+    """Every entry's health; ``healthy`` is true only when all entries are."""
+
+    healthy: bool
+    entries: Mapping[str, EntryHealth]
+
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    info: EntryInfo
+    instance: object
+    adapter: object
+
+
+@dataclass(frozen=True, slots=True)
+class _State:
+    """One immutable generation of wiring; swapped in with a single assignment."""
+
+    lookup: Mapping[object, object]
+    items: Mapping[str, _Item]
+    order: tuple[str, ...]
+    secrets: frozenset[str]
+
+
+_EMPTY = _State({}, {}, (), frozenset())
+
+
+def _state_from_wiring(wiring: Wiring) -> _State:
+    items: dict[str, _Item] = {}
+    lookup: dict[object, object] = {}
+    for name in wiring.order:
+        wired = wiring.entries[name]
+        plan = wired.plan
+        info = EntryInfo(
+            name=name,
+            port=plan.port,
+            adapter_type=plan.adapter,
+            adapter_class=plan.cls,
+            default=wiring.defaults.get(plan.port.key) == name,
+            wrapped=wired.adapter is not wired.instance,
+            uses=dict(plan.uses),
+            location=plan.origin.location,
+        )
+        items[name] = _Item(info, wired.instance, wired.adapter)
+        lookup[(plan.port.protocol, name)] = wired.adapter
+        if info.default:
+            lookup[plan.port.protocol] = wired.adapter
+    return _State(lookup, items, tuple(wiring.order), wiring.secret_values)
+
+
+def _redact(text: str, secrets: frozenset[str]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, _REDACTED)
+    return text
+
+
+class Registry:
+    """Wired adapters by port and name.
+
+    Guarantees:
+
+    * a registry built from a manifest holds either the whole wiring or nothing: every
+      adapter is built and checked before any is handed out; :meth:`reload` swaps the new
+      wiring in with one assignment and keeps the old one when the new one fails;
+    * :meth:`get` is a dict lookup (no locking, no checks: conformance was checked at load);
+    * :meth:`start` starts adapters in dependency order; :meth:`aclose` stops them in reverse
+      order, every one of them even when some fail (then it raises an ``ExceptionGroup``);
+    * a registry holding adapters that is garbage-collected without :meth:`aclose` emits a
+      ``ResourceWarning``.
+    """
+
+    def __init__(self) -> None:
+        self._state: _State = _EMPTY
+        self._lookup: Mapping[object, object] = self._state.lookup
+        self._source: ManifestSource | None = None
+        self._marks: dict[str, EntryHealth] = {}
+        self._started = False
+        self._closed = False
+        self._health_sinks: list[HealthSink] = []
+
+    # -- building --------------------------------------------------------------------------
+
+    @classmethod
+    def from_manifest(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        profile: str | None = None,
+        overrides: Mapping[str, object] | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> Self:
+        """Load, validate and build ``path``; raises ``ManifestError`` listing every problem
+        (and then no adapter is left open)."""
+        from portfolio_core.manifest.wiring import ManifestSource, load
+
+        wiring = load(path, profile=profile, overrides=overrides, environ=environ)
+        registry = cls()
+        registry._source = ManifestSource(Path(path), profile, overrides, environ)
+        registry._swap(_state_from_wiring(wiring))
+        return registry
+
+    @classmethod
+    def from_wiring(cls, wiring: Wiring) -> Self:
+        """A registry over already built adapters (see ``portfolio_core.manifest.load``)."""
+        registry = cls()
+        if wiring.plan is not None:
+            registry._source = wiring.plan.source
+        registry._swap(_state_from_wiring(wiring))
+        return registry
+
+    def register(
+        self,
+        name: str,
+        adapter: object,
+        *,
+        port: Callable[..., object],
+        default: bool = False,
+    ) -> None:
+        """Add ``adapter`` by hand under ``name`` for ``port`` (a port protocol).
+
+        The first adapter of a port, or one registered with ``default=True``, is what
+        ``get(port)`` returns. Raises ``TypeError`` when the adapter does not satisfy the
+        port (same check as a manifest load) and ``ValueError`` when the name is taken.
+        """
+        from portfolio_core.manifest._resolve import check_class, check_instance
+
+        info = _BY_PROTOCOL.get(port)  # type: ignore[call-overload]
+        if info is None:
+            raise TypeError(f"{port!r} is not a port protocol")
+        problems = check_class(type(adapter), info) + check_instance(adapter, info)
+        if problems:
+            raise TypeError("; ".join(problems))
+        state = self._state
+        if name in state.items:
+            raise ValueError(f"an adapter named {name!r} is already registered")
+        is_default = default or info.protocol not in state.lookup
+        entry = EntryInfo(
+            name,
+            info,
+            type(adapter).__qualname__,
+            type(adapter),
+            is_default,
+            False,
+            {},
+            "registered by hand",
+        )
+        items = {**state.items, name: _Item(entry, adapter, adapter)}
+        lookup = {**state.lookup, (info.protocol, name): adapter}
+        if is_default:
+            lookup[info.protocol] = adapter
+            for other_name, other in state.items.items():
+                if other.info.port is info and other.info.default:
+                    items[other_name] = _Item(
+                        _with_default(other.info, False), other.instance, other.adapter
+                    )
+        self._swap(_State(lookup, items, (*state.order, name), state.secrets))
+
+    def _swap(self, state: _State) -> None:
+        self._state = state
+        self._lookup = state.lookup
+
+    # -- lookup ----------------------------------------------------------------------------
+
+    def get(self, port: Callable[..., P], name: str | None = None) -> P:
+        """The adapter for ``port`` (its default, or the entry ``name``).
+
+        ``port`` is annotated ``Callable[..., P]`` rather than ``type[P]`` so that mypy
+        accepts protocol classes and infers ``P`` (it rejects protocols for ``type[P]``).
+        Raises :class:`~portfolio_core.ports.errors.NotFoundError` naming what exists.
+        """
+        try:
+            return self._lookup[port if name is None else (port, name)]  # type: ignore[return-value]
+        except KeyError:
+            raise self._not_found(port, name) from None
+
+    def _not_found(self, port: object, name: str | None) -> NotFoundError:
+        info = _BY_PROTOCOL.get(port)  # type: ignore[call-overload]
+        label = getattr(info, "name", repr(port))
+        names = [n for n, item in self._state.items.items() if item.info.port is info]
+        if name is None and len(names) > 1:
+            return NotFoundError(
+                f"several {label} adapters are registered ({', '.join(names)}) and none is "
+                "the default: name one, or mark one 'default: true'",
+                key=label,
+            )
+        if name is not None:
+            other = self._state.items.get(name)
+            extra = f"; {name!r} is a {other.info.port.name}" if other else ""
+            return NotFoundError(
+                f"no {label} adapter named {name!r} (registered: {', '.join(names) or 'none'})"
+                + extra,
+                key=name,
+            )
+        return NotFoundError(f"no {label} adapter is registered", key=label)
+
+    def names(self, port: Callable[..., object] | None = None) -> list[str]:
+        """Entry names, in dependency order, optionally only those of ``port``."""
+        return [
+            n
+            for n, item in self._state.items.items()
+            if port is None or item.info.port.protocol is port
+        ]
+
+    def metadata(self, name: str) -> EntryInfo:
+        """What is known about entry ``name``; raises NotFoundError."""
+        return self._item(name).info
+
+    def capabilities(self, name: str) -> frozenset[str]:
+        """The capabilities entry ``name`` declares (read with ``capabilities_of``)."""
+        return capabilities_of(self._item(name).instance)
+
+    def find_by_capability(self, port: Callable[..., P], capability: str) -> dict[str, P]:
+        """Adapters of ``port`` declaring ``capability``, by entry name, in order."""
+        return {
+            name: item.adapter  # type: ignore[misc]
+            for name, item in self._state.items.items()
+            if item.info.port.protocol is port and str(capability) in capabilities_of(item.instance)
+        }
+
+    def stats(self, name: str) -> CallStats | None:
+        """Calls and errors of entry ``name`` from its boundary proxy, or ``None`` when the
+        entry has no telemetry configured (nothing counts calls of a raw adapter)."""
+        item = self._item(name)
+        if item.adapter is item.instance:
+            return None
+        per_method = getattr(item.adapter, "boundary_stats", None)
+        if not isinstance(per_method, Mapping):
+            return None
+        calls = sum(int(getattr(m, "calls", 0)) for m in per_method.values())
+        errors = sum(
+            int(getattr(m, "errors", 0)) + int(getattr(m, "rejected", 0))
+            for m in per_method.values()
+        )
+        return CallStats(calls, errors)
+
+    def _item(self, name: str) -> _Item:
+        try:
+            return self._state.items[name]
+        except KeyError:
+            raise NotFoundError(f"no adapter entry named {name!r}", key=name) from None
+
+    # -- health ----------------------------------------------------------------------------
+
+    def report_health_to(self, sink: HealthSink) -> None:
+        """Record every result of :meth:`health` into ``sink`` too — e.g. the boundary's
+        ``HealthAggregator``, which emits health transitions as events and metrics."""
+        self._health_sinks.append(sink)
+
+    def mark_unhealthy(self, name: str, reason: str = "marked unhealthy") -> None:
+        """Report ``name`` unhealthy (without pinging) until :meth:`mark_healthy`."""
+        self._item(name)
+        self._marks[name] = EntryHealth(name, False, reason, None, True)
+
+    def mark_healthy(self, name: str) -> None:
+        """Clear a mark set by :meth:`mark_unhealthy`; pings decide again."""
+        self._item(name)
+        self._marks.pop(name, None)
+
+    async def health(self, *, timeout: float = 2.0) -> HealthReport:
+        """Ping every adapter that has ``ping`` concurrently, each bounded by ``timeout``
+        seconds. Adapters without ``ping`` count as healthy; marks override pings. Error
+        details never contain secret values."""
+        state = self._state
+
+        async def check(name: str, item: _Item) -> EntryHealth:
+            if name in self._marks:
+                return self._marks[name]
+            ping = getattr(item.instance, "ping", None)
+            if not callable(ping):
+                return EntryHealth(name, True, "no ping")
+            started = time.perf_counter()
+            try:
+                result = ping()
+                if inspect.isawaitable(result):
+                    await asyncio.wait_for(result, timeout)
+            except TimeoutError:
+                return EntryHealth(name, False, f"ping timed out after {timeout}s")
+            except Exception as exc:
+                detail = _redact(f"{type(exc).__name__}: {exc}", state.secrets)
+                return EntryHealth(name, False, detail, time.perf_counter() - started)
+            return EntryHealth(name, True, "ok", time.perf_counter() - started)
+
+        results = await asyncio.gather(*(check(n, i) for n, i in state.items.items()))
+        entries = {r.name: r for r in results}
+        for sink in self._health_sinks:
+            for r in results:
+                sink.record(r.name, r.healthy, r.detail, r.latency_s)
+        return HealthReport(all(r.healthy for r in results), entries)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start adapters in dependency order. If one fails, those already started are
+        stopped (in reverse) and the error is raised."""
+        await self._start_state(self._state)
+        self._started = True
+
+    async def _start_state(self, state: _State) -> None:
+        started: list[_Item] = []
+        for name in state.order:
+            item = state.items[name]
+            start = getattr(item.instance, "start", None)
+            if callable(start):
+                try:
+                    result = start()
+                    if inspect.isawaitable(result):
+                        await result
+                except BaseException:
+                    await _stop_all(started, state.secrets, raise_errors=False)
+                    raise
+            started.append(item)
+
+    async def aclose(self) -> None:
+        """Stop every adapter in reverse dependency order (``aclose()`` or ``close()``).
+
+        Idempotent. Every adapter is stopped even when some fail; failures are raised
+        together as an ``ExceptionGroup`` afterwards.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        state = self._state
+        items = [state.items[n] for n in state.order]
+        await _stop_all(items, state.secrets, raise_errors=True)
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def reload(self) -> None:
+        """Re-read the manifest this registry was built from and swap the new wiring in.
+
+        The new adapters are built (and started, if this registry was started) before the
+        swap; on any failure they are closed, the old wiring stays in place and the error
+        (usually ``ManifestError``) is raised. After the swap the old adapters are closed.
+        """
+        if self._source is None:
+            raise RuntimeError("reload() needs a registry built from a manifest")
+        from portfolio_core.manifest.wiring import load
+
+        source = self._source
+        wiring = load(
+            source.path,
+            profile=source.profile,
+            overrides=source.overrides,
+            environ=source.environ,
+        )
+        new = _state_from_wiring(wiring)
+        if self._started:
+            try:
+                await self._start_state(new)
+            except BaseException:
+                await _stop_all(list(new.items.values()), new.secrets, raise_errors=False)
+                raise
+        old = self._state
+        self._swap(new)
+        await _stop_all([old.items[n] for n in old.order], old.secrets, raise_errors=False)
+
+    def __del__(self) -> None:
+        try:
+            if self._closed or not self._state.items:
+                return
+            if any(
+                hasattr(i.instance, a)
+                for i in self._state.items.values()
+                for a in ("aclose", "close", "start")
+            ):
+                warnings.warn(
+                    f"unclosed Registry with {len(self._state.items)} adapters: "
+                    "call 'await registry.aclose()' or use 'async with registry'",
+                    ResourceWarning,
+                    stacklevel=2,
+                    source=self,
+                )
+        except AttributeError:  # partially initialised
+            return
+
+    def __repr__(self) -> str:
+        names = ", ".join(self._state.items)
+        return f"<Registry [{names}]>"
+
+
+def _with_default(info: EntryInfo, default: bool) -> EntryInfo:
+    return EntryInfo(
+        info.name,
+        info.port,
+        info.adapter_type,
+        info.adapter_class,
+        default,
+        info.wrapped,
+        info.uses,
+        info.location,
+    )
+
+
+async def _stop_all(items: list[_Item], secrets: frozenset[str], *, raise_errors: bool) -> None:
+    errors: list[Exception] = []
+    for item in reversed(items):
+        try:
+            aclose = getattr(item.instance, "aclose", None)
+            if callable(aclose):
+                await aclose()
+                continue
+            close = getattr(item.instance, "close", None)
+            if callable(close):
+                result = close()
+                if inspect.isawaitable(result):
+                    await result
+        except Exception as exc:
+            exc.add_note(f"while stopping adapter {item.info.name!r}")
+            errors.append(exc)
+    if errors and raise_errors:
+        raise ExceptionGroup(_redact(f"{len(errors)} adapter(s) failed to stop", secrets), errors)

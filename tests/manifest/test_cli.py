@@ -1,0 +1,75 @@
+"""``portfolio-core check|describe|adapters|health`` on manifests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from portfolio_core.cli import main
+
+Write = Callable[[str, str], Path]
+F = "tests.manifest.fakes"
+SECRET = "cli-secret-value-123"
+
+
+@pytest.fixture
+def good(write: Write) -> Path:
+    return write(
+        "good.yaml",
+        f"""
+        schema_version: 1
+        adapters:
+          cache:
+            port: cache
+            adapter: {F}:DictCache
+            config: {{password: "${{secret:env:CLI_PW}}", max_entries: 3}}
+        """,
+    )
+
+
+def test_check_ok_and_failing(
+    good: Path, write: Write, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLI_PW", SECRET)
+    assert main(["check", str(good)]) == 0
+    assert "ok (1 adapter wired)" in capsys.readouterr().out
+    bad = write(
+        "bad.yaml", "schema_version: 1\nadapters:\n  a: {port: cahce, adapter: x}\n  b: 3\n"
+    )
+    assert main(["check", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert "2 problems" in err
+    assert "bad.yaml:3:" in err
+    assert "bad.yaml:4:" in err
+
+
+def test_describe_redacts_and_accepts_overrides(
+    good: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLI_PW", SECRET)
+    assert main(["describe", str(good), "--set", "adapters.cache.config.max_entries=9"]) == 0
+    out = capsys.readouterr().out
+    assert SECRET not in out
+    assert "config.password = '**********'" in out
+    assert "config.max_entries = 9    # override adapters.cache.config.max_entries" in out
+
+
+def test_health_command(
+    good: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLI_PW", SECRET)
+    assert main(["health", str(good)]) == 0
+    assert "overall: healthy" in capsys.readouterr().out
+
+
+def test_adapters_lists_entry_points_and_conflicts(
+    entry_points: Callable[..., None], capsys: pytest.CaptureFixture[str]
+) -> None:
+    entry_points("cache", "dict", f"{F}:DictCache", dist="pkg-a")
+    assert main(["adapters", "--port", "cache"]) == 0
+    assert f"dict                 {F}:DictCache  [pkg-a]" in capsys.readouterr().out
+    entry_points("cache", "dict", f"{F}:TTLCache", dist="pkg-b")
+    assert main(["adapters"]) == 1
+    assert "CONFLICT" in capsys.readouterr().out
