@@ -257,6 +257,15 @@ class MinimalCacheStore:
     def delete(self, agent_id: str) -> bool:
         return False
 
+    def pin(self, agent_id: str) -> None:
+        raise p.UnsupportedError("no pinning", capability=p.CacheStoreCapability.PINNING)
+
+    def unpin(self, agent_id: str) -> bool:
+        raise p.UnsupportedError("no pinning", capability=p.CacheStoreCapability.PINNING)
+
+    def stats(self) -> p.CacheStoreStats:
+        return p.CacheStoreStats()
+
 
 class MinimalCachePersistence:
     def save(self, agent_id: str, blocks: p.AgentBlocks) -> None:
