@@ -245,6 +245,10 @@ class MinimalGenerationEngine:
 
 
 class MinimalCacheStore:
+    @property
+    def block_size(self) -> int:
+        return 16
+
     def get(self, agent_id: str, tokens: Sequence[int]) -> p.CacheHit | None:
         return None
 

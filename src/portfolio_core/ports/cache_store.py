@@ -9,7 +9,7 @@ Contract
   of another agent (``blocks.agent_id != agent_id``) or blocks covering no token; nothing is
   stored then.
 * ``get(agent_id, tokens)`` matches the agent's entry against ``tokens`` at block
-  granularity (``block_size`` tokens, 16 by default) and returns a :class:`CacheHit`:
+  granularity (``block_size`` tokens, a property of the store) and returns a :class:`CacheHit`:
 
   - the entry is a prefix of ``tokens`` (equal included): it is returned whole,
     ``matched_tokens == len(entry.tokens)``;
@@ -95,6 +95,11 @@ class CacheStoreStats:
 @runtime_checkable
 class CacheStore(Protocol):
     """Per-agent KV cache store; see the module docstring."""
+
+    @property
+    def block_size(self) -> int:
+        """Tokens per block: the granularity of prefix matching."""
+        ...
 
     def get(self, agent_id: str, tokens: Sequence[int]) -> CacheHit | None:
         """The agent's entry matched against ``tokens`` at block granularity, or None."""

@@ -86,7 +86,8 @@ class MemoryCacheStore:
     """
 
     config_model: ClassVar[type[BaseModel]] = MemoryCacheStoreConfig
-    capabilities = declare(CacheStoreCapability.PINNING, CacheStoreCapability.TIERS)
+    #: the class offers both; an instance without warm tier or persistence drops TIERS
+    capabilities: frozenset[str] = declare(CacheStoreCapability.PINNING, CacheStoreCapability.TIERS)
 
     def __init__(
         self,
@@ -114,6 +115,12 @@ class MemoryCacheStore:
         self._hits_by_tier = dict.fromkeys(Tier, 0)
         self._evictions = 0
         self._promotions = 0
+        #: what this instance offers: TIERS only when it has a tier below hot
+        self.capabilities = (
+            type(self).capabilities
+            if len(self.tiers) > 1
+            else declare(CacheStoreCapability.PINNING)
+        )
         if persistence is not None and config.spec_hash is not None:
             for agent in persistence.list_cached_agents():
                 self._cold[agent] = _Cold(config.spec_hash, 0)
@@ -215,9 +222,9 @@ class MemoryCacheStore:
             if found is None:
                 raise NotFoundError(f"no cache for agent {agent_id!r}", key=agent_id, port=_PORT)
             blocks, tier = found
+            self._pins[agent_id] = self._pins.get(agent_id, 0) + 1  # first: never a victim
             if tier is not Tier.HOT:
                 self._promote(agent_id, blocks, tier)
-            self._pins[agent_id] = self._pins.get(agent_id, 0) + 1
 
     def unpin(self, agent_id: str) -> bool:
         with self._lock:
