@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from pathlib import Path
+
 import pytest
 
 pytest.importorskip("numpy")

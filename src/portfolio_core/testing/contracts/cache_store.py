@@ -157,15 +157,14 @@ class CacheStoreContract(ContractSuite[CacheStore]):
         assert covers(hit.blocks, entry, want), "trimmed blocks are not the entry's prefix"
         assert hit.exact is (want == n)
         again = adapter.get("a", entry.tokens)
-        assert again is not None and again.matched_tokens == len(entry.tokens), (
-            "trimming for a hit changed the stored entry"
-        )
+        assert again is not None, "trimming for a hit dropped the stored entry"
+        assert again.matched_tokens == len(entry.tokens), "trimming changed the stored entry"
 
     @clause(
         "cache_store.get.diverging",
         "an entry diverging from the query matches its common prefix rounded down to blocks",
     )
-    @pytest.mark.parametrize("at_block,offset", [(2, 0), (2, 3), (0, 5)])
+    @pytest.mark.parametrize(("at_block", "offset"), [(2, 0), (2, 3), (0, 5)])
     def test_diverging(self, adapter: CacheStore, at_block: int, offset: int) -> None:
         bs = adapter.block_size
         entry = kv_blocks("a", kv_tokens(1, 4 * bs))
@@ -197,7 +196,8 @@ class CacheStoreContract(ContractSuite[CacheStore]):
         second = kv_blocks("a", kv_tokens(2, 40), seed=2)
         adapter.put("a", second)
         hit = adapter.get("a", second.tokens)
-        assert hit is not None and hit.exact, "the new entry is not found"
+        assert hit is not None, "the new entry is not found"
+        assert hit.exact, "the new entry is not an exact hit"
         assert covers(hit.blocks, second, 40), "get returned the replaced entry"
         first_only = adapter.get("a", kv_tokens(1, 40))
         assert first_only is None or first_only.matched_tokens <= 16, "the old entry survived"
@@ -258,7 +258,8 @@ class CacheStoreContract(ContractSuite[CacheStore]):
         adapter.evict("a")
         first = adapter.get("a", entry.tokens)
         second = adapter.get("a", entry.tokens)
-        assert first is not None and second is not None
+        assert first is not None, "the evicted entry was lost"
+        assert second is not None, "the promoted entry was lost"
         assert second.tier is CacheTier.HOT, f"a second hit found it in {second.tier}"
         assert adapter.stats().entries.get(CacheTier.HOT) == 1
 
