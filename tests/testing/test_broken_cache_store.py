@@ -1,5 +1,6 @@
 """The CacheStore kit catches every deliberately broken memory CacheStore, on its clause."""
 
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """The safetensors CachePersistence: the kit's suite, plus torn files and wrong models."""
+# ruff: noqa: E402  (imports after importorskip: skipped without the llm extra)
 
 from __future__ import annotations
 

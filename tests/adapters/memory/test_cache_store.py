@@ -1,4 +1,5 @@
 """The memory CacheStore beyond the kit: tiers in detail, adoption, wiring by manifest."""
+# ruff: noqa: E402  (imports after importorskip: skipped without the llm extra)
 
 from __future__ import annotations
 
