@@ -1,6 +1,5 @@
 """The CacheStore kit catches every deliberately broken memory CacheStore, on its clause."""
 
-
 from __future__ import annotations
 
 import pytest

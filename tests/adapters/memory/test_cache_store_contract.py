@@ -1,6 +1,5 @@
 """The memory CacheStore passes the CacheStore kit in each of its tier layouts."""
 
-
 from __future__ import annotations
 
 import itertools
