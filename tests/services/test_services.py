@@ -1,6 +1,5 @@
 """Agent, model and inference services over the local engine and the memory CacheStore."""
 
-
 from __future__ import annotations
 
 import threading

@@ -37,7 +37,7 @@ class PrefixOffByOneBlock(Base):
 
     clause = "cache_store.get.longer_trimmed"
 
-    def _match(self, stored: tuple[int, ...], query: tuple[int, ...]) -> int:
+    def _match(self, stored: Sequence[int], query: Sequence[int]) -> int:
         n = super()._match(stored, query)
         return n if n == len(stored) else max(0, n - self.block_size)
 
@@ -47,9 +47,9 @@ class TrimReturnsTooManyTokens(Base):
 
     clause = "cache_store.get.longer_trimmed"
 
-    def _match(self, stored: tuple[int, ...], query: tuple[int, ...]) -> int:
+    def _match(self, stored: Sequence[int], query: Sequence[int]) -> int:
         n = super()._match(stored, query)
-        if n < len(stored) and stored[: len(query)] == query:
+        if n < len(stored) and list(stored[: len(query)]) == list(query):
             return len(query)
         return n
 
@@ -72,7 +72,7 @@ class DivergenceMatchesPartialBlock(Base):
 
     clause = "cache_store.get.diverging"
 
-    def _match(self, stored: tuple[int, ...], query: tuple[int, ...]) -> int:
+    def _match(self, stored: Sequence[int], query: Sequence[int]) -> int:
         n = 0
         for a, b in zip(stored, query, strict=False):
             if a != b:

@@ -106,6 +106,9 @@ class MemoryCacheStore:
         self._lock = threading.RLock()
         self._hot: OrderedDict[str, AgentBlocks] = OrderedDict()
         self._hot_bytes = 0
+        #: hot entries' tokens as lists, so a list query (what tokenizers return) is compared
+        #: without converting it to a tuple first
+        self._hot_lists: dict[str, list[int]] = {}
         self._warm: OrderedDict[str, _Warm] = OrderedDict()
         self._warm_bytes = 0
         self._cold: OrderedDict[str, _Cold] = OrderedDict()
@@ -155,6 +158,7 @@ class MemoryCacheStore:
         """Forget the in-memory tiers (idempotent); files in the cold tier stay."""
         with self._lock:
             self._hot.clear()
+            self._hot_lists.clear()
             self._warm.clear()
             self._hot_bytes = self._warm_bytes = 0
             self._pins.clear()
@@ -162,14 +166,18 @@ class MemoryCacheStore:
     # -- the port -----------------------------------------------------------------------
 
     def get(self, agent_id: str, tokens: Sequence[int]) -> CacheHit | None:
-        query = tokens if type(tokens) is tuple else tuple(tokens)
+        query: Sequence[int] = tokens if type(tokens) in (tuple, list) else tuple(tokens)
         with self._lock:
             found = self._find(agent_id)
             if found is None or not query:
                 self._misses += 1
                 return None
             blocks, tier = found
-            matched = self._match(blocks.tokens, query)
+            stored: Sequence[int] = blocks.tokens
+            if type(query) is list:
+                listed = self._hot_lists.get(agent_id) if tier is Tier.HOT else None
+                stored = listed if listed is not None else list(stored)
+            matched = self._match(stored, query)
             if matched == 0:
                 self._misses += 1
                 return None
@@ -198,6 +206,7 @@ class MemoryCacheStore:
         with self._lock:
             self._remove_everywhere(agent_id, keep_pins=True)
             self._hot[agent_id] = blocks
+            self._hot_lists[agent_id] = list(blocks.tokens)
             self._hot_bytes += blocks.nbytes
             self._enforce()
 
@@ -282,20 +291,28 @@ class MemoryCacheStore:
 
     # -- internals ------------------------------------------------------------------------
 
-    def _match(self, stored: tuple[int, ...], query: tuple[int, ...]) -> int:
-        """Tokens of ``stored`` usable for ``query`` (see the port's matching rule)."""
+    def _match(self, stored: Sequence[int], query: Sequence[int]) -> int:
+        """Tokens of ``stored`` usable for ``query`` (see the port's matching rule).
+
+        First one slice comparison (the entry is a prefix of the query: the usual case);
+        otherwise chunks of 16 blocks (C-level, stopping at the first difference), then
+        single blocks inside the chunk that differs.
+        """
         n = len(stored)
-        if len(query) >= n and query[:n] == stored:
+        if len(query) >= n and query[:n] == stored:  # the usual case: one comparison
             return n
+        m = min(n, len(query))
         bs = self._bs
-        lo, hi = 0, min(n, len(query)) // bs  # blocks known to match / upper bound
-        while lo < hi:  # binary search for the last matching block, comparing new parts only
-            mid = (lo + hi + 1) // 2
-            if query[lo * bs : mid * bs] == stored[lo * bs : mid * bs]:
-                lo = mid
-            else:
-                hi = mid - 1
-        return lo * bs
+        step = bs * 16
+        i = 0
+        while i < m:
+            j = min(i + step, m)
+            if query[i:j] != stored[i:j]:
+                while i + bs <= j and query[i : i + bs] == stored[i : i + bs]:
+                    i += bs
+                return i
+            i = j
+        return n if m == n else (m // bs) * bs
 
     def _find(self, agent_id: str) -> tuple[AgentBlocks, Tier] | None:
         blocks = self._hot.get(agent_id)
@@ -317,6 +334,7 @@ class MemoryCacheStore:
     def _promote(self, agent_id: str, blocks: AgentBlocks, tier: Tier) -> None:
         self._drop(agent_id, tier)
         self._hot[agent_id] = blocks
+        self._hot_lists[agent_id] = list(blocks.tokens)
         self._hot_bytes += blocks.nbytes
         self._promotions += 1
         self._enforce()
@@ -324,6 +342,7 @@ class MemoryCacheStore:
     def _drop(self, agent_id: str, tier: Tier) -> None:
         if tier is Tier.HOT:
             self._hot_bytes -= self._hot.pop(agent_id).nbytes
+            self._hot_lists.pop(agent_id, None)
         elif tier is Tier.WARM:
             self._warm_bytes -= len(self._warm.pop(agent_id).payload)
         else:
