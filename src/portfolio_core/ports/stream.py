@@ -2,19 +2,68 @@
 
 Contract
 --------
-* ``stream(source, opts)`` is an async iterator of :class:`StreamMessage`. It waits at most
-  ``opts.timeout`` seconds for the next message and then raises
-  :class:`~portfolio_core.ports.errors.PortTimeoutError` (``None`` waits forever; an adapter
-  over a finite source simply ends).
-* Buffers hold at most ``opts.buffer_size`` messages: a slow consumer slows the producer;
-  nothing is dropped silently.
-* ``write_stream(sink, items)`` appends every item in order and returns how many it wrote.
-* ``transform(source, fn, opts)`` applies ``fn`` (sync or async) to each item, honouring
-  ``opts.on_error``: ``halt`` re-raises the first failure, ``skip`` drops the failing item,
-  ``retry`` calls ``fn`` again up to ``opts.max_retries`` times and then halts.
-* With a consumer ``group`` (capability ``ACKNOWLEDGE``), delivery is at-least-once: a
-  message not passed to ``ack`` is delivered again to the group after its consumer dies or
-  ``opts.claim_after`` seconds pass. ``ack`` is idempotent.
+
+**Sources and sinks.**
+A source (or sink: the same thing, named by a non-empty string) is an ordered,
+append-only log of messages. ``write_stream(sink, items)`` appends every item in order and
+returns how many it wrote. Message ids are unique within a source and follow write order.
+Payloads are JSON-compatible values (``None``, bool, int, float, str, lists and
+string-keyed dicts of those), stored as copies; anything else raises
+:class:`~portfolio_core.ports.errors.InvalidInputError` naming the item's index, the items
+before it written and none after it.
+
+**Reading.**
+``stream(source, opts)`` is an async iterator of :class:`StreamMessage`, in write order.
+
+* Without ``opts.group`` every call is an independent reader that starts at the oldest
+  message the source still retains (fan-out: two readers each see every message). No
+  acknowledgement is involved.
+* With ``opts.group`` (capability ``ACKNOWLEDGE``) the readers of one group share its
+  messages: each message is delivered to one consumer of the group, and every group sees
+  every message. A group is created by its first read and starts at the oldest retained
+  message. Delivery is at-least-once: a message not passed to ``ack`` is delivered again
+  (to any consumer of the group) once its consumer *stops* (its iterator is closed) or
+  after it has been pending ``opts.claim_after`` seconds (a consumer that *died* without
+  closing). ``ack`` is idempotent; acknowledging an unknown or already acknowledged
+  message does nothing (an id the adapter could never have issued raises
+  ``InvalidInputError``).
+* ``opts.follow`` (default ``True``) waits for new messages at the end of the source;
+  ``False`` ends the iteration when nothing is available right now.
+* ``opts.timeout`` bounds each wait for the next message: after that many seconds
+  without one the iterator raises
+  :class:`~portfolio_core.ports.errors.PortTimeoutError` (``None`` waits forever).
+
+**Backpressure.**
+Buffers hold at most ``opts.buffer_size`` messages and nothing is dropped silently: a
+writer whose sink already holds ``buffer_size`` messages that its consumers have not
+released waits (up to ``opts.timeout``, then ``PortTimeoutError``, with the items
+before the blocked one written) until a consumer releases one. What counts as
+"released" is adapter-specific and documented by each adapter (acknowledged by every
+group, read by every open reader, ...). A reader's ``buffer_size`` bounds how many
+messages it fetches ahead.
+
+**Errors while reading and transforming (``opts.on_error``).**
+* ``halt`` (default): raise the first failure (a record that cannot be decoded raises
+  ``InvalidInputError`` saying where it is: line number, entry id).
+* ``skip``: drop the failing item and go on (a skipped group message is acknowledged, so
+  it is not redelivered forever).
+* ``retry``: try the failing step again up to ``opts.max_retries`` more times, waiting
+  ``opts.retry_delay`` seconds between attempts, then behave as ``halt``.
+
+``transform(source, fn, opts)`` applies ``fn`` (sync or async) to each item of any async
+iterable, in order, with the same policy. ``opts.timeout`` bounds each wait for the next
+item of ``source`` (raising ``PortTimeoutError``) and each call of an async ``fn`` (a
+call that times out is a failure the policy handles).
+
+**Optional parts.**
+``ACKNOWLEDGE``: consumer groups and ``ack`` (without it, ``ack`` and reading with a
+group raise ``UnsupportedError``). ``PERSISTENT``: messages survive a restart.
+``TENANT_SCOPED``: every source name is namespaced by the current tenant
+(:func:`~portfolio_core.ports.tenant.require_tenant`, failing closed with
+``TenantRequiredError``); no call made for one tenant reads, lists, counts or
+acknowledges another tenant's messages. ``INSPECT``: the adapter also offers
+``async sources() -> list[str]`` (the current namespace's source names, sorted) and
+``async count(source) -> int`` (messages the source retains; 0 when it does not exist).
 """
 
 from __future__ import annotations
@@ -24,6 +73,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
+from portfolio_core.ports.errors import InvalidInputError
+
 __all__ = ["OnError", "Stream", "StreamCapability", "StreamMessage", "StreamOptions"]
 
 T = TypeVar("T")
@@ -31,32 +82,88 @@ U = TypeVar("U")
 
 
 class OnError(StrEnum):
+    """What a reader or a transform does with an item that fails."""
+
     SKIP = "skip"
+    """Drop the failing item and continue."""
     HALT = "halt"
+    """Raise the failure."""
     RETRY = "retry"
+    """Try again up to ``max_retries`` more times, then halt."""
 
 
 class StreamCapability(StrEnum):
+    """Optional parts of the Stream port."""
+
     ACKNOWLEDGE = "stream.acknowledge"
     """Consumer groups with acknowledgement and redelivery (at-least-once)."""
     PERSISTENT = "stream.persistent"
+    """Messages survive a restart of the process."""
     TENANT_SCOPED = "stream.tenant_scoped"
+    """Source names are namespaced per tenant; calls without a tenant fail closed."""
+    INSPECT = "stream.inspect"
+    """Offers ``sources()`` and ``count(source)``."""
 
 
 @dataclass(frozen=True, slots=True)
 class StreamOptions:
+    """Options of one ``stream``/``write_stream``/``transform`` call.
+
+    Attributes:
+        buffer_size: messages a buffer holds before its producer waits (at least 1).
+        timeout: seconds each wait may last before ``PortTimeoutError``; ``None``: forever.
+        on_error: the error policy (see :class:`OnError`).
+        max_retries: further attempts under ``OnError.RETRY`` (at least 0).
+        retry_delay: seconds between retry attempts.
+        group: consumer group to read in (needs ``ACKNOWLEDGE``); ``None`` reads alone.
+        consumer: this reader's name within ``group``; ``None`` picks a unique one.
+        claim_after: seconds a delivered, unacknowledged message stays with its consumer
+            before another consumer of the group may receive it.
+        follow: wait for new messages at the end of the source (``False`` ends there).
+    """
+
     buffer_size: int = 64
     timeout: float | None = None
     on_error: OnError = OnError.HALT
     max_retries: int = 3
+    retry_delay: float = 0.0
     group: str | None = None
     consumer: str | None = None
     claim_after: float = 30.0
+    follow: bool = True
+
+    def __post_init__(self) -> None:
+        if self.buffer_size < 1:
+            raise InvalidInputError("buffer_size must be at least 1", field="buffer_size")
+        if self.timeout is not None and self.timeout < 0:
+            raise InvalidInputError("timeout must be >= 0 or None", field="timeout")
+        if self.max_retries < 0:
+            raise InvalidInputError("max_retries must be >= 0", field="max_retries")
+        if self.retry_delay < 0:
+            raise InvalidInputError("retry_delay must be >= 0", field="retry_delay")
+        if self.claim_after < 0:
+            raise InvalidInputError("claim_after must be >= 0", field="claim_after")
+        if self.group is not None and not self.group:
+            raise InvalidInputError("group must be a non-empty string or None", field="group")
+        if self.consumer is not None and not self.consumer:
+            raise InvalidInputError("consumer must be a non-empty string or None", field="consumer")
+        on_error: object = self.on_error
+        if not isinstance(on_error, OnError):  # a plain string from a config file
+            try:
+                object.__setattr__(self, "on_error", OnError(str(on_error)))
+            except ValueError:
+                raise InvalidInputError(
+                    f"on_error must be one of skip, halt, retry, not {on_error!r}",
+                    field="on_error",
+                ) from None
 
 
 @dataclass(frozen=True, slots=True)
 class StreamMessage:
-    """A message read from a source; ``id`` is unique and ordered within the source."""
+    """A message read from a source; ``id`` is unique and ordered within the source.
+
+    ``source`` is the name the caller used (never a tenant-prefixed internal name).
+    """
 
     id: str
     payload: Any
@@ -66,12 +173,12 @@ class StreamMessage:
 
 @runtime_checkable
 class Stream(Protocol):
-    """Async streams of messages; see the module docstring."""
+    """Async streams of messages; see the module docstring for the contract."""
 
     def stream(
         self, source: str, opts: StreamOptions | None = None
     ) -> AsyncIterator[StreamMessage]:
-        """Iterate the messages of ``source``."""
+        """Iterate the messages of ``source`` (alone, or in ``opts.group``)."""
         ...
 
     async def write_stream(
@@ -80,7 +187,11 @@ class Stream(Protocol):
         items: AsyncIterable[Any] | Iterable[Any],
         opts: StreamOptions | None = None,
     ) -> int:
-        """Append every item to ``sink``; returns the count written."""
+        """Append every item to ``sink`` in order, waiting while its buffer is full.
+
+        Returns the count written. Raises ``PortTimeoutError`` when a wait exceeds
+        ``opts.timeout`` and ``InvalidInputError`` for a payload the adapter cannot store.
+        """
         ...
 
     def transform(
@@ -89,7 +200,7 @@ class Stream(Protocol):
         fn: Callable[[T], Awaitable[U]] | Callable[[T], U],
         opts: StreamOptions | None = None,
     ) -> AsyncIterator[U]:
-        """Map ``fn`` over ``source`` honouring ``opts.on_error``."""
+        """Map ``fn`` over ``source`` in order, honouring ``opts.on_error`` and timeout."""
         ...
 
     async def ack(
@@ -97,6 +208,7 @@ class Stream(Protocol):
     ) -> None:
         """Acknowledge ``message`` for ``opts.group``; idempotent.
 
-        Raises UnsupportedError without capability ``ACKNOWLEDGE``.
+        Raises ``UnsupportedError`` without capability ``ACKNOWLEDGE`` and
+        ``InvalidInputError`` when ``opts.group`` is not set.
         """
         ...

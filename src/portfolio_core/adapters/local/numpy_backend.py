@@ -165,8 +165,10 @@ class NumpyModelBackend:
         kvh = self._kvh
         g = h // kvh
         qh = q.reshape(b, t, kvh, g, d).transpose(0, 2, 3, 1, 4).reshape(b, kvh, g * t, d)
-        # contiguous operands: a strided matmul operand costs far more than the copy
-        scores = (qh @ np.ascontiguousarray(k.transpose(0, 2, 3, 1))) * self._scale
+        kt, vt = k.transpose(0, 2, 3, 1), v.transpose(0, 2, 1, 3)
+        if t > 1:  # prefill: big products, where contiguous operands repay the copy
+            kt, vt = np.ascontiguousarray(kt), np.ascontiguousarray(vt)
+        scores = (qh @ kt) * self._scale  # (B, KVH, G*T, L)
         allowed = np.arange(length)[None, None, :] <= q_pos[:, :, None]  # (B, T, L)
         if not allowed.all():
             mask = np.broadcast_to(allowed[:, None, None], (b, 1, g, t, length))
@@ -174,7 +176,7 @@ class NumpyModelBackend:
         scores -= scores.max(axis=-1, keepdims=True)
         np.exp(scores, out=scores)
         scores /= scores.sum(axis=-1, keepdims=True)
-        out = scores @ np.ascontiguousarray(v.transpose(0, 2, 1, 3))  # (B, KVH, G*T, D)
+        out = scores @ vt  # (B, KVH, G*T, D)
         result: FloatArray = out.reshape(b, kvh, g, t, d).transpose(0, 3, 1, 2, 4)
         return result.reshape(b, t, h, d)
 
