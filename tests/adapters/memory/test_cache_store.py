@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -119,3 +120,20 @@ adapters:
     store.put("a", kv_blocks("a", kv_tokens(1, 40)))
     store.put("b", kv_blocks("b", kv_tokens(2, 40)))
     assert files.list_cached_agents() == ["a"]
+
+
+def test_a_miss_in_a_lower_tier_decodes_and_loads_nothing(tmp_path: Path) -> None:
+    loads: list[str] = []
+
+    class Counting(SafetensorsCachePersistence):
+        def load(self, agent_id: str, spec_hash: str) -> Any:
+            loads.append(agent_id)
+            return super().load(agent_id, spec_hash)
+
+    store = MemoryCacheStore(max_entries=0, persistence=Counting(tmp_path, fsync=False))
+    store.put("a", kv_blocks("a", kv_tokens(1, 40)))
+    assert store.tier_of("a") is CacheTier.COLD
+    assert store.get("a", [999_999] * 40) is None
+    assert loads == [], "a miss loaded the file"
+    assert store.get("a", kv_tokens(1, 40)) is not None
+    assert loads == ["a"]

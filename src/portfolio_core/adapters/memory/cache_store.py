@@ -73,6 +73,8 @@ class _Warm:
 class _Cold:
     spec_hash: str
     raw_bytes: int
+    #: known when this store spilled the entry (None for adopted files)
+    tokens: tuple[int, ...] | None = None
 
 
 class MemoryCacheStore:
@@ -168,12 +170,22 @@ class MemoryCacheStore:
     def get(self, agent_id: str, tokens: Sequence[int]) -> CacheHit | None:
         query: Sequence[int] = tokens if type(tokens) in (tuple, list) else tuple(tokens)
         with self._lock:
-            found = self._find(agent_id)
-            if found is None or not query:
+            # Match on the tokens first: a lower tier's tensors are decoded or loaded only
+            # for a hit.
+            known = self._tokens_of(agent_id) if query else None
+            if known is not None:
+                stored: Sequence[int] = known
+                if type(query) is list and type(known) is not list:
+                    stored = list(known)
+                if self._match(stored, query) == 0:
+                    self._misses += 1
+                    return None
+            found = self._find(agent_id) if query else None
+            if found is None:
                 self._misses += 1
                 return None
             blocks, tier = found
-            stored: Sequence[int] = blocks.tokens
+            stored = blocks.tokens
             if type(query) is list:
                 listed = self._hot_lists.get(agent_id) if tier is Tier.HOT else None
                 stored = listed if listed is not None else list(stored)
@@ -314,6 +326,15 @@ class MemoryCacheStore:
             i = j
         return n if m == n else (m // bs) * bs
 
+    def _tokens_of(self, agent_id: str) -> Sequence[int] | None:
+        """The entry's tokens when known without decoding: None for hot entries (cheap to
+        match directly), unknown agents and adopted cold files."""
+        warm = self._warm.get(agent_id)
+        if warm is not None:
+            return warm.tokens
+        cold = self._cold.get(agent_id)
+        return cold.tokens if cold is not None else None
+
     def _find(self, agent_id: str) -> tuple[AgentBlocks, Tier] | None:
         blocks = self._hot.get(agent_id)
         if blocks is not None:
@@ -370,7 +391,7 @@ class MemoryCacheStore:
             assert self._persistence is not None
             self._persistence.save(agent_id, blocks)  # first: a failed save loses nothing
             self._drop(agent_id, tier)
-            self._cold[agent_id] = _Cold(blocks.spec_hash, blocks.nbytes)
+            self._cold[agent_id] = _Cold(blocks.spec_hash, blocks.nbytes, blocks.tokens)
 
     def _enforce(self) -> None:
         cfg = self.config
