@@ -97,6 +97,7 @@ if TYPE_CHECKING:
         ToolCall,
         ToolSpec,
         Usage,
+        estimate_tokens,
     )
     from portfolio_core.ports.model_backend import (
         AgentBlocks,
@@ -234,6 +235,7 @@ _EXPORTS: dict[str, str] = {
     "capabilities_of": "capabilities",
     "current_tenant": "tenant",
     "declare": "capabilities",
+    "estimate_tokens": "llm",
     "port_by_key": "catalogue",
     "port_of": "catalogue",
     "require": "capabilities",
@@ -334,6 +336,7 @@ __all__ = [
     "capabilities_of",
     "current_tenant",
     "declare",
+    "estimate_tokens",
     "port_by_key",
     "port_of",
     "require",
