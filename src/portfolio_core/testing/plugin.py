@@ -270,10 +270,7 @@ def _detail(report: pytest.TestReport) -> str:
         return str(longrepr)
     crash = getattr(report.longrepr, "reprcrash", None)
     if crash is not None:
-        message = str(crash.message)
-        if message.startswith("[clause "):
-            message = message.split("] ", 1)[-1]
-        return message
+        return str(crash.message)
     return str(report.longrepr or "").strip().splitlines()[0] if report.longrepr else ""
 
 
