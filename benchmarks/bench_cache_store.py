@@ -4,7 +4,9 @@
     tokenizer returns it) and the agent's stored entry covers its first 4,000 tokens (the
     conversation so far), among 256 agents that share a 1,024-token system prompt. A second
     row times a prompt that diverges from the entry at token 2,500 (the hit is trimmed to
-    whole blocks, found by binary search over block slices).
+    whole blocks). A third row passes the prompt as an int64 NumPy array (what an array-based
+    tokenizer pipeline yields): the store then compares raw bytes (memcmp) instead of Python
+    int objects. The peer gets the same prompt as a list.
 
 The peer, measured in the same run on the same entries, is the baseline such stores
 replace: a naive linear scan over every stored entry (agent id, tokens, blocks), comparing
@@ -98,16 +100,20 @@ def main() -> None:
             *conversation(200, PROMPT)[DIVERGE_AT + 1 :],
         ],
     }
+    prompts["whole entry, prompt as an int64 array"] = np.asarray(
+        conversation(200, PROMPT), dtype=np.int64
+    )
     rows = []
     print("median wall us per lookup (median CPU us, best wall us)")
     print(f"{'case':40} {'ours':>8} {'(cpu':>7} {'best)':>7} {'peer':>8} {'(cpu':>7} {'best)':>7}")
     for case, prompt in prompts.items():
         hit = store.get(target, prompt)
         assert hit is not None
-        assert hit.matched_tokens == linear_scan_get(entries, target, prompt)
+        listed = prompt.tolist() if isinstance(prompt, np.ndarray) else prompt
+        assert hit.matched_tokens == linear_scan_get(entries, target, listed)
         ours, ours_cpu, ours_best = per_call_us(lambda p=prompt: store.get(target, p), LOOKUPS)
         peer, peer_cpu, peer_best = per_call_us(
-            lambda p=prompt: linear_scan_get(entries, target, p), 50
+            lambda p=listed: linear_scan_get(entries, target, p), 50
         )
         print(
             f"{case:40} {ours:8.1f} {ours_cpu:7.1f} {ours_best:7.1f} "

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 np = pytest.importorskip("numpy")
 pytest.importorskip("safetensors")
@@ -137,3 +139,45 @@ def test_a_miss_in_a_lower_tier_decodes_and_loads_nothing(tmp_path: Path) -> Non
     assert loads == [], "a miss loaded the file"
     assert store.get("a", kv_tokens(1, 40)) is not None
     assert loads == ["a"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    stored_len=st.integers(1, 70),
+    query_len=st.integers(0, 80),
+    change=st.one_of(st.none(), st.integers(0, 79)),
+)
+def test_an_int64_array_query_matches_like_a_list(
+    stored_len: int, query_len: int, change: int | None
+) -> None:
+    store = MemoryCacheStore(block_size=8)
+    entry = kv_blocks("a", kv_tokens(1, stored_len))
+    store.put("a", entry)
+    query = list(kv_tokens(1, query_len))
+    if change is not None and change < query_len:
+        query[change] = 123_456_789
+    want = store.get("a", query)
+    got = store.get("a", np.asarray(query, dtype=np.int64))
+    assert (want is None) == (got is None)
+    if want is not None and got is not None:
+        assert (got.matched_tokens, got.exact, got.tier) == (
+            want.matched_tokens,
+            want.exact,
+            want.tier,
+        )
+        assert got.blocks.tokens == want.blocks.tokens
+    assert store.stats().hits + store.stats().misses == 2
+
+
+def test_an_array_query_for_a_lower_tier_entry_takes_the_general_path() -> None:
+    store = MemoryCacheStore(warm=True)
+    store.put("a", kv_blocks("a", kv_tokens(1, 40)))
+    store.evict("a")
+    hit = store.get("a", np.asarray(kv_tokens(1, 40), dtype=np.int64))
+    assert hit is not None
+    assert hit.tier is CacheTier.WARM
+    assert hit.exact
+    hit = store.get("a", np.asarray(kv_tokens(1, 40), dtype=np.int64))
+    assert hit is not None
+    assert hit.tier is CacheTier.HOT
+    assert store.get("a", np.asarray(kv_tokens(1, 40), dtype=np.int32)) is not None  # converted

@@ -18,6 +18,7 @@ from __future__ import annotations
 import pickle
 import threading
 import zlib
+from array import array
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -111,6 +112,8 @@ class MemoryCacheStore:
         #: hot entries' tokens as lists, so a list query (what tokenizers return) is compared
         #: without converting it to a tuple first
         self._hot_lists: dict[str, list[int]] = {}
+        #: hot entries' tokens as int64 bytes, made on the first buffer query
+        self._hot_packed: dict[str, bytes] = {}
         self._warm: OrderedDict[str, _Warm] = OrderedDict()
         self._warm_bytes = 0
         self._cold: OrderedDict[str, _Cold] = OrderedDict()
@@ -161,6 +164,7 @@ class MemoryCacheStore:
         with self._lock:
             self._hot.clear()
             self._hot_lists.clear()
+            self._hot_packed.clear()
             self._warm.clear()
             self._hot_bytes = self._warm_bytes = 0
             self._pins.clear()
@@ -168,7 +172,14 @@ class MemoryCacheStore:
     # -- the port -----------------------------------------------------------------------
 
     def get(self, agent_id: str, tokens: Sequence[int]) -> CacheHit | None:
-        query: Sequence[int] = tokens if type(tokens) in (tuple, list) else tuple(tokens)
+        packed = None if type(tokens) in (tuple, list) else _packed(tokens)
+        query: Sequence[int]
+        if packed is not None:
+            if agent_id in self._hot:
+                return self._get_packed(agent_id, packed)
+            query = array("q", packed).tolist()
+        else:
+            query = tokens if type(tokens) in (tuple, list) else tuple(tokens)
         with self._lock:
             # Match on the tokens first: a lower tier's tensors are decoded or loaded only
             # for a hit.
@@ -202,6 +213,26 @@ class MemoryCacheStore:
             if matched < len(blocks.tokens):
                 blocks = _trim(blocks, matched)
             return CacheHit(blocks, matched, matched == len(query), tier)
+
+    def _get_packed(self, agent_id: str, packed: bytes) -> CacheHit | None:
+        """``get`` of a hot entry for an int64 buffer query: memcmp instead of int objects."""
+        with self._lock:
+            blocks = self._hot.get(agent_id)
+            if blocks is None:  # moved since the caller looked: take the general path
+                return self.get(agent_id, array("q", packed).tolist())
+            stored = self._hot_packed.get(agent_id)
+            if stored is None:
+                stored = self._hot_packed[agent_id] = array("q", blocks.tokens).tobytes()
+            matched = _match_packed(stored, packed, self._bs)
+            if matched == 0:
+                self._misses += 1
+                return None
+            self._hits += 1
+            self._hits_by_tier[Tier.HOT] += 1
+            self._hot.move_to_end(agent_id)
+            if matched < len(blocks.tokens):
+                blocks = _trim(blocks, matched)
+            return CacheHit(blocks, matched, matched * 8 == len(packed), Tier.HOT)
 
     def put(self, agent_id: str, blocks: AgentBlocks) -> None:
         _check_agent(agent_id)
@@ -364,6 +395,7 @@ class MemoryCacheStore:
         if tier is Tier.HOT:
             self._hot_bytes -= self._hot.pop(agent_id).nbytes
             self._hot_lists.pop(agent_id, None)
+            self._hot_packed.pop(agent_id, None)
         elif tier is Tier.WARM:
             self._warm_bytes -= len(self._warm.pop(agent_id).payload)
         else:
@@ -438,6 +470,39 @@ class MemoryCacheStore:
 def _check_agent(agent_id: str) -> None:
     if not isinstance(agent_id, str) or not agent_id:
         raise InvalidInputError("agent_id must be a non-empty string", field="agent_id", port=_PORT)
+
+
+def _packed(tokens: Sequence[int]) -> bytes | None:
+    """The bytes of a 1-D C-contiguous int64 buffer (a NumPy array, ``array("q")``), else None."""
+    try:
+        view = memoryview(tokens)  # type: ignore[arg-type]  # any buffer; others raise
+    except TypeError:
+        return None
+    with view:
+        if view.ndim != 1 or view.itemsize != 8 or view.format not in ("q", "l", "<q", "<l"):
+            return None
+        if not view.c_contiguous:
+            return None
+        return view.tobytes()
+
+
+def _match_packed(stored: bytes, query: bytes, bs: int) -> int:
+    """The port's matching rule on int64 bytes (8 per token), compared with memcmp."""
+    n = len(stored)
+    if len(query) >= n and query.startswith(stored):
+        return n // 8
+    m = min(n, len(query))
+    block = 8 * bs
+    step = block * 16
+    i = 0
+    while i < m:
+        j = min(i + step, m)
+        if query[i:j] != stored[i:j]:
+            while i + block <= j and query[i : i + block] == stored[i : i + block]:
+                i += block
+            return i // 8
+        i = j
+    return n // 8 if m == n else (m // block) * bs
 
 
 def _trim(blocks: AgentBlocks, n: int) -> AgentBlocks:
