@@ -79,6 +79,7 @@ def failures(tmp_path_factory: pytest.TempPathFactory) -> _Failures:
             "--no-header",
             "--tb=no",
             "--kit-max-examples=10",
+            "--hypothesis-seed=0",
             "--kit-steps=10",
             "-k",
             "not test_state_machine or LosesOldest",

@@ -126,7 +126,7 @@ class LLMStreamsSilentlyWithoutCapability(ok.EchoLLM):
 
 class RouterIgnoresExclude(ok.SimpleRouter):
     suite = "router"
-    clause = "router.route.registered_healthy"
+    clause = "router.exclude.respected"
 
     def _candidates(self, opts: p.RouteOptions) -> list[p.Provider]:
         return super()._candidates(
