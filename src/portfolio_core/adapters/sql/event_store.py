@@ -624,13 +624,26 @@ class PostgresEventStore(_SQLBase):
         import psycopg
 
         try:
-            return await psycopg.AsyncConnection.connect(
+            conn = await psycopg.AsyncConnection.connect(
                 self._url.get_secret_value(), autocommit=autocommit
             )
         except psycopg.Error as exc:
             raise UnavailableError(
                 f"cannot connect to PostgreSQL: {type(exc).__name__}", port=PORT
             ) from None
+        # Session-wide, once per connection: the append lock (and the DDL lock in start)
+        # wait at most lock_timeout. Set here rather than with SET LOCAL in every append,
+        # which cost a statement per append. The connections serve only this store.
+        try:
+            await conn.execute(f"SET lock_timeout = '{int(self._lock_timeout * 1000)}ms'")
+            if not autocommit:
+                await conn.commit()
+        except psycopg.Error as exc:
+            await conn.close()
+            raise UnavailableError(
+                f"cannot configure PostgreSQL connection: {type(exc).__name__}", port=PORT
+            ) from None
+        return conn
 
     async def start(self) -> None:
         """Connect and create the schema, table and indexes if missing; idempotent."""
@@ -711,9 +724,6 @@ class PostgresEventStore(_SQLBase):
         async with self._connection() as conn:
             try:
                 async with conn.pipeline(), conn.transaction():
-                    await conn.execute(
-                        f"SET LOCAL lock_timeout = '{int(self._lock_timeout * 1000)}ms'"
-                    )
                     await conn.execute(
                         "SELECT pg_advisory_xact_lock(hashtext(%s))",
                         (f"pc-events:{self._qualified}:{tenant}",),
