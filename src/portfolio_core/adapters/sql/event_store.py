@@ -86,19 +86,29 @@ PORT = "EventStore"
 Row = tuple[Any, ...]
 
 
+_decode = json.JSONDecoder().decode
+
+
 def _to_event(row: Row) -> RecordedEvent:
+    """One row (in ``COLUMNS`` order) as a RecordedEvent. SQLite hands JSON over as text
+    (decoded here; the empty object, the usual metadata, without the parser), psycopg hands
+    ``jsonb`` over already decoded."""
     (_, position, stream, version, event_id, type_, data, metadata, corr, caus, at) = row
+    if data.__class__ is str:
+        data = {} if data == "{}" else _decode(data)
+    if metadata.__class__ is str:
+        metadata = {} if metadata == "{}" else _decode(metadata)
     return RecordedEvent(
-        id=event_id,
-        stream=stream,
-        type=type_,
-        data=json.loads(data) if isinstance(data, str) else data,
-        metadata=json.loads(metadata) if isinstance(metadata, str) else metadata,
-        version=version,
-        position=position,
-        recorded_at=datetime.fromtimestamp(at / 1_000_000, UTC),
-        correlation_id=corr,
-        causation_id=caus,
+        event_id,
+        stream,
+        type_,
+        data,
+        metadata,
+        version,
+        position,
+        datetime.fromtimestamp(at / 1_000_000, UTC),
+        corr,
+        caus,
     )
 
 
