@@ -87,6 +87,7 @@ Row = tuple[Any, ...]
 
 
 _decode = json.JSONDecoder().decode
+_MAX_POSITION = 2**63 - 1
 
 
 def _to_event(row: Row) -> RecordedEvent:
@@ -235,11 +236,16 @@ class _SQLBase:
         ph = self._ph
         sql = (
             f"SELECT {COLUMNS} FROM {self._qualified} WHERE tenant = {ph} AND position >= {ph} "
-            "ORDER BY position"
         )
+        params: list[Any] = [tenant, from_position]
         if limit is not None:
-            sql += f" LIMIT {int(limit)}"
-        return [_to_event(r) for r in await self._fetch(sql, [tenant, from_position])]
+            # Positions are gapless, so a page of ``limit`` events is exactly the positions
+            # [from, from + limit): a bounded range scan on the primary key, whatever the
+            # planner believes about the table, and one statement text for every page size.
+            sql += f"AND position < {ph} "
+            params.append(min(from_position + limit, _MAX_POSITION))
+        sql += "ORDER BY position"
+        return [_to_event(r) for r in await self._fetch(sql, params)]
 
     async def query(self, query: EventQuery) -> list[RecordedEvent]:
         validate_query(query)
