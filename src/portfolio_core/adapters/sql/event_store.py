@@ -90,6 +90,12 @@ _decode = json.JSONDecoder().decode
 _MAX_POSITION = 2**63 - 1
 
 
+def _load_json(data: str | bytes) -> Any:
+    if isinstance(data, str):
+        return {} if data == "{}" else _decode(data)
+    return {} if data == b"{}" else _decode(data.decode())
+
+
 def _to_event(row: Row) -> RecordedEvent:
     """One row (in ``COLUMNS`` order) as a RecordedEvent. SQLite hands JSON over as text
     (decoded here; the empty object, the usual metadata, without the parser), psycopg hands
@@ -234,9 +240,7 @@ class _SQLBase:
         validate_position(from_position, limit)
         tenant = self._tenant()
         ph = self._ph
-        sql = (
-            f"SELECT {COLUMNS} FROM {self._qualified} WHERE tenant = {ph} AND position >= {ph} "
-        )
+        sql = f"SELECT {COLUMNS} FROM {self._qualified} WHERE tenant = {ph} AND position >= {ph} "
         params: list[Any] = [tenant, from_position]
         if limit is not None:
             # Positions are gapless, so a page of ``limit`` events is exactly the positions
@@ -638,6 +642,7 @@ class PostgresEventStore(_SQLBase):
 
     async def _connect(self, *, autocommit: bool = True) -> Any:
         import psycopg
+        from psycopg.types.json import set_json_loads
 
         try:
             conn = await psycopg.AsyncConnection.connect(
@@ -647,6 +652,9 @@ class PostgresEventStore(_SQLBase):
             raise UnavailableError(
                 f"cannot connect to PostgreSQL: {type(exc).__name__}", port=PORT
             ) from None
+        # jsonb arrives as UTF-8 bytes: decode without json.loads' encoding sniffing, and
+        # the empty object (the usual metadata) without the parser.
+        set_json_loads(_load_json, conn)
         # Session-wide, once per connection: the append lock (and the DDL lock in start)
         # wait at most lock_timeout. Set here rather than with SET LOCAL in every append,
         # which cost a statement per append. The connections serve only this store.
