@@ -7,7 +7,7 @@ until commit: on SQLite the database write lock (``BEGIN IMMEDIATE``), on Postgr
 transaction-scoped advisory lock per table and tenant. Commits therefore happen in position
 order, so a reader tailing ``read_all`` can never skip an event that commits after it read
 past (the bigserial visibility bug cannot happen), and positions have no gaps (a rolled back
-append assigns nothing). See docs/decisions/0005-event-positions.md.
+append assigns nothing). See docs/decisions/0008-event-store-positions.md.
 """
 
 from __future__ import annotations
