@@ -28,6 +28,8 @@ class AgentCapability(StrEnum):
     """Optional parts of the Agent port."""
 
     FINAL_ANSWER_HANDLER = "agent.final_answer_handler"
+    """A configured handler turns a run that reached ``max_iterations`` into an answer
+    instead of raising. An adapter may declare it per instance (only when configured)."""
 
 
 @dataclass(frozen=True, slots=True)

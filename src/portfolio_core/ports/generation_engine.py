@@ -13,8 +13,12 @@ Contract
   uid returns ``False``.
 * ``submit`` raises :class:`~portfolio_core.ports.errors.PoolExhaustedError` only when the
   request could not fit even in an empty pool, and
-  :class:`~portfolio_core.ports.errors.InvalidInputError` for an empty prompt or
-  ``max_tokens < 1``.
+  :class:`~portfolio_core.ports.errors.InvalidInputError` for an empty prompt,
+  ``max_tokens < 1``, or a ``cache`` from another model (``spec_hash``).
+* ``token_count`` counts generated tokens, the stop token included; ``text`` is their
+  decoding without special tokens. ``blocks`` (when the engine returns them) covers the
+  prompt and every generated token but the last, and can be passed back as ``cache``;
+  aborted generations have ``blocks is None``.
 """
 
 from __future__ import annotations
@@ -58,7 +62,12 @@ class GenerationEngine(Protocol):
         cache: AgentBlocks | None = None,
         max_tokens: int = 256,
     ) -> str:
-        """Queue a generation; returns its uid."""
+        """Queue a generation; returns its uid.
+
+        ``cache`` is an earlier :class:`CompletedGeneration` ``blocks`` of the same model:
+        the prefix it shares with the prompt is not recomputed. Decoding is greedy unless
+        an adapter offers more (the local engine takes a keyword-only ``temperature``).
+        """
         ...
 
     def step(self) -> list[CompletedGeneration]:

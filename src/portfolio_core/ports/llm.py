@@ -9,9 +9,13 @@ Contract
 * Neither call mutates ``messages``. Neither is idempotent in general (a provider may bill
   twice); with ``temperature == 0`` and a fixed ``seed`` a local adapter is deterministic.
 * Raises :class:`~portfolio_core.ports.errors.InvalidInputError` for an empty conversation or
-  bad options, :class:`~portfolio_core.ports.errors.RateLimitedError` (with ``retry_after``)
-  on a provider 429, :class:`~portfolio_core.ports.errors.UnavailableError` on 5xx or a
+  bad options (``max_tokens < 1``, a negative ``temperature``),
+  :class:`~portfolio_core.ports.errors.RateLimitedError` (with ``retry_after``) on a
+  provider 429, :class:`~portfolio_core.ports.errors.UnavailableError` on 5xx or a
   refused connection, :class:`~portfolio_core.ports.errors.PortTimeoutError` on a deadline.
+* ``usage.output_tokens`` never exceeds ``max_tokens``. Offering ``tools`` to an adapter that
+  does not declare ``LLMCapability.TOOLS`` raises
+  :class:`~portfolio_core.ports.errors.UnsupportedError`.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ __all__ = [
     "ToolCall",
     "ToolSpec",
     "Usage",
+    "estimate_tokens",
 ]
 
 Role = Literal["system", "user", "assistant", "tool"]
@@ -138,3 +143,25 @@ class LLM(Protocol):
         not declare ``LLMCapability.STREAMING``.
         """
         ...
+
+
+def estimate_tokens(messages: Sequence[Message], *, chars_per_token: float = 4.0) -> int:
+    """A provider-independent estimate of the input tokens of ``messages``.
+
+    Roughly ``len(text) / chars_per_token`` plus four tokens of framing per message (role
+    markers). Routers use it for context-window and cost decisions, and adapters whose
+    backend reports no usage fall back to it, so that ``Completion.usage`` is always set.
+    Deterministic; never raises for well-formed messages.
+    """
+    if chars_per_token <= 0:
+        from portfolio_core.ports.errors import InvalidInputError
+
+        raise InvalidInputError("chars_per_token must be positive", field="chars_per_token")
+    chars = 0
+    for message in messages:
+        chars += len(message.content)
+        for call in message.tool_calls:
+            chars += len(call.name) + sum(
+                len(str(k)) + len(str(v)) for k, v in call.arguments.items()
+            )
+    return int(chars / chars_per_token + 0.999) + 4 * len(messages)

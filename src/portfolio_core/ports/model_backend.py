@@ -11,6 +11,12 @@ Contract
   not mutated; the returned :class:`Generation` carries the extended cache.
 * Raises InvalidInputError for an empty prompt, ids outside the vocabulary, or a length
   beyond ``max_seq_len``.
+* An :class:`AgentBlocks` covers exactly the tokens whose keys and values were computed:
+  the prompt and every generated token but the last (which was sampled, never fed back).
+
+:class:`PagedModelBackend` is the lower-level interface a batching engine drives: the
+backend owns the KV storage (``allocate_kv_cache``), the engine owns which block holds
+which positions (block tables), and ``forward`` runs one batched step over many sequences.
 """
 
 from __future__ import annotations
@@ -19,7 +25,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["AgentBlocks", "Generation", "ModelBackend", "ModelCacheSpec"]
+__all__ = [
+    "AgentBlocks",
+    "ForwardSequence",
+    "Generation",
+    "ModelBackend",
+    "ModelCacheSpec",
+    "PagedModelBackend",
+]
 
 _DTYPE_BYTES = {"float16": 2, "bfloat16": 2, "float32": 4, "float64": 8}
 
@@ -102,4 +115,56 @@ class ModelBackend(Protocol):
         stop_ids: frozenset[int] = frozenset(),
     ) -> Generation:
         """Extend ``prompt_tokens`` by at most ``max_tokens`` tokens."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardSequence:
+    """One sequence's share of a batched forward step.
+
+    ``tokens`` are fed at positions ``start .. start + len(tokens) - 1``; positions before
+    ``start`` must already hold keys and values in the cache. ``block_table[i]`` is the
+    physical block holding positions ``i * block_size .. (i + 1) * block_size - 1`` and must
+    cover every position up to ``start + len(tokens) - 1``.
+    """
+
+    tokens: tuple[int, ...]
+    start: int
+    block_table: tuple[int, ...]
+
+
+@runtime_checkable
+class PagedModelBackend(ModelBackend, Protocol):
+    """A model whose KV cache lives in a block pool addressed by block tables.
+
+    Contract: ``forward`` writes the keys and values of every fed token into the slots its
+    block table names, and never touches other blocks; its logits for a sequence are the
+    same whatever else is in the batch (up to floating-point reassociation). Blocks are
+    referred to by index ``0 .. num_blocks - 1`` of the cache from ``allocate_kv_cache``.
+    """
+
+    def allocate_kv_cache(self, num_blocks: int, block_size: int) -> Any:
+        """Fresh KV storage of ``num_blocks`` blocks of ``block_size`` positions each."""
+        ...
+
+    def forward(self, kv_cache: Any, batch: Sequence[ForwardSequence]) -> Any:
+        """Run one step; logits of each sequence's last fed token, shape (len(batch), vocab)."""
+        ...
+
+    def read_kv(
+        self, kv_cache: Any, block_table: Sequence[int], num_tokens: int
+    ) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+        """Per-layer keys and values of positions ``0 .. num_tokens - 1``, each of shape
+        ``(n_kv_heads, num_tokens, head_dim)`` (the layout of :class:`AgentBlocks`)."""
+        ...
+
+    def write_kv(
+        self,
+        kv_cache: Any,
+        block_table: Sequence[int],
+        start: int,
+        keys: Sequence[Any],
+        values: Sequence[Any],
+    ) -> None:
+        """Store per-layer keys/values (``AgentBlocks`` layout) at positions from ``start``."""
         ...

@@ -6,7 +6,9 @@ Contract
   writes, with their Python types). A pipeline is validated when built: every required input
   is produced by an earlier step or supplied as a pipeline input, types agree, and the step
   graph has no cycle; otherwise :class:`~portfolio_core.ports.errors.InvalidInputError`
-  names the steps involved.
+  names the steps involved. A step may also declare an optional ``input_schema`` attribute
+  (``Mapping[str, type]``) giving the types it expects for some inputs; pipelines use it
+  to report type mismatches when they are built.
 * ``validate_input`` returns the list of problems with a context (empty when valid); it never
   raises for bad input.
 * ``execute`` returns a :class:`StepResult` with status ``ok`` (and outputs matching the

@@ -1,0 +1,1 @@
+"""Adapters that reach a service over HTTP (httpx): OpenAI-compatible LLM endpoints."""

@@ -1,0 +1,171 @@
+"""NumPy building blocks shared by the local backends (private)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from portfolio_core.ports.errors import InvalidInputError
+from portfolio_core.ports.model_backend import AgentBlocks, ForwardSequence, ModelCacheSpec
+
+FloatArray = npt.NDArray[np.floating[Any]]
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(eq=False)
+class PagedKV:
+    """KV storage of a block pool: ``keys[layer, slot, kv_head, dim]``, slot = block * size + i."""
+
+    keys: FloatArray
+    values: FloatArray
+    num_blocks: int
+    block_size: int
+
+
+def allocate(spec: ModelCacheSpec, num_blocks: int, block_size: int) -> PagedKV:
+    if num_blocks < 1 or block_size < 1:
+        raise InvalidInputError("num_blocks and block_size must be positive", field="num_blocks")
+    shape = (spec.n_layers, num_blocks * block_size, spec.n_kv_heads, spec.head_dim)
+    return PagedKV(
+        np.zeros(shape, dtype=spec.dtype), np.zeros(shape, dtype=spec.dtype), num_blocks, block_size
+    )
+
+
+def check_kv(kv: object) -> PagedKV:
+    if not isinstance(kv, PagedKV):
+        raise InvalidInputError("kv_cache must come from allocate_kv_cache", field="kv_cache")
+    return kv
+
+
+def slots_of(block_table: Sequence[int], start: int, stop: int, block_size: int) -> IntArray:
+    """Pool slots of positions ``start .. stop - 1``."""
+    pos = np.arange(start, stop, dtype=np.int64)
+    table = np.asarray(block_table, dtype=np.int64)
+    if stop > len(table) * block_size:
+        raise InvalidInputError(
+            f"block table of {len(table)} blocks does not cover position {stop - 1}",
+            field="block_table",
+        )
+    result: IntArray = table[pos // block_size] * block_size + pos % block_size
+    return result
+
+
+def read_kv(
+    kv: PagedKV, block_table: Sequence[int], num_tokens: int
+) -> tuple[tuple[FloatArray, ...], tuple[FloatArray, ...]]:
+    slots = slots_of(block_table, 0, num_tokens, kv.block_size)
+    keys = tuple(
+        np.ascontiguousarray(kv.keys[i][slots].transpose(1, 0, 2)) for i in range(len(kv.keys))
+    )
+    values = tuple(
+        np.ascontiguousarray(kv.values[i][slots].transpose(1, 0, 2)) for i in range(len(kv.values))
+    )
+    return keys, values
+
+
+def write_kv(
+    kv: PagedKV,
+    block_table: Sequence[int],
+    start: int,
+    keys: Sequence[Any],
+    values: Sequence[Any],
+) -> None:
+    if len(keys) != len(kv.keys) or len(values) != len(kv.values):
+        raise InvalidInputError("one key and one value array per layer expected", field="keys")
+    if not keys:
+        return
+    n = int(np.shape(keys[0])[1])
+    slots = slots_of(block_table, start, start + n, kv.block_size)
+    for layer, (k, v) in enumerate(zip(keys, values, strict=True)):
+        k_arr, v_arr = np.asarray(k), np.asarray(v)
+        expected = (kv.keys.shape[2], n, kv.keys.shape[3])
+        if k_arr.shape != expected or v_arr.shape != expected:
+            raise InvalidInputError(
+                f"layer {layer}: expected key/value shape {expected}, got {k_arr.shape}",
+                field="keys",
+            )
+        kv.keys[layer][slots] = k_arr.transpose(1, 0, 2)
+        kv.values[layer][slots] = v_arr.transpose(1, 0, 2)
+
+
+def check_cache(cache: AgentBlocks | None, spec: ModelCacheSpec) -> None:
+    """InvalidInputError unless ``cache`` is None or an AgentBlocks of this model, well formed."""
+    if cache is None:
+        return
+    if cache.spec_hash != spec.spec_hash:
+        raise InvalidInputError(
+            f"cache was built by another model (spec {cache.spec_hash}, "
+            f"this model {spec.spec_hash})",
+            field="cache",
+        )
+    shape = (spec.n_kv_heads, len(cache.tokens), spec.head_dim)
+    arrays = (*cache.keys, *cache.values)
+    if len(cache.keys) != spec.n_layers or len(cache.values) != spec.n_layers:
+        raise InvalidInputError(
+            f"cache has {len(cache.keys)} key and {len(cache.values)} value arrays, "
+            f"expected {spec.n_layers} of each",
+            field="cache",
+        )
+    if any(tuple(np.shape(a)) != shape for a in arrays):
+        raise InvalidInputError(f"cache arrays must have shape {shape}", field="cache")
+
+
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+def check_tokens(tokens: Sequence[int], vocab_size: int, field: str = "prompt_tokens") -> None:
+    if not tokens:
+        raise InvalidInputError("the prompt is empty", field=field)
+    for t in tokens:
+        if not 0 <= int(t) < vocab_size:
+            raise InvalidInputError(
+                f"token id {t} is outside the vocabulary (size {vocab_size})", field=field
+            )
+
+
+def check_batch(batch: Sequence[ForwardSequence], spec: ModelCacheSpec, block_size: int) -> None:
+    """Validate a forward batch with a constant number of Python operations per sequence."""
+    if not batch:
+        return
+    tokens = np.fromiter(
+        (t for seq in batch for t in seq.tokens),
+        dtype=np.int64,
+        count=sum(len(s.tokens) for s in batch),
+    )
+    if any(not seq.tokens for seq in batch):
+        raise InvalidInputError("every sequence must feed at least one token", field="batch")
+    if tokens.min() < 0 or tokens.max() >= spec.vocab_size:
+        raise InvalidInputError(
+            f"token ids outside the vocabulary (size {spec.vocab_size})", field="batch"
+        )
+    starts = np.fromiter((s.start for s in batch), dtype=np.int64, count=len(batch))
+    ends = starts + np.fromiter((len(s.tokens) for s in batch), dtype=np.int64, count=len(batch))
+    covered = np.fromiter((len(s.block_table) for s in batch), np.int64, len(batch)) * block_size
+    if starts.min() < 0 or ends.max() > spec.max_seq_len:
+        raise InvalidInputError(f"positions outside 0..{spec.max_seq_len - 1}", field="batch")
+    if (ends > covered).any():
+        i = int(np.flatnonzero(ends > covered)[0])
+        raise InvalidInputError(
+            f"block table of sequence {i} does not cover position {int(ends[i]) - 1}",
+            field="batch",
+        )
+
+
+def sample(logits: FloatArray, temperature: float, rng: np.random.Generator) -> int:
+    """Greedy for ``temperature == 0``, else a draw from softmax(logits / temperature)."""
+    if temperature <= 0.0:
+        return int(np.argmax(logits))
+    z = logits.astype(np.float64) / temperature
+    z -= z.max()
+    p = np.exp(z)
+    p /= p.sum()
+    return int(rng.choice(len(p), p=p))

@@ -1,0 +1,367 @@
+"""The reference decoder-only transformer, in NumPy, with seeded random weights.
+
+Architecture: token embedding, ``n_layers`` pre-norm blocks (RMSNorm, grouped-query
+attention with rotary position embeddings, SwiGLU MLP), a final RMSNorm and an untied output
+projection. Weights are drawn from ``numpy.random.default_rng(seed)``: nothing is
+downloaded, and the same config always gives the same model.
+
+Three attention paths share every other line of the model: full recomputation (no cache,
+:meth:`NumpyModelBackend.reference_logits`), a contiguous per-sequence cache (``generate``)
+and the paged block pool (``forward``), so tests can check that all three agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from itertools import chain
+from typing import Any, ClassVar, Literal, Self
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from portfolio_core.adapters.local import _numpy_ops as ops
+from portfolio_core.adapters.local._numpy_ops import FloatArray, IntArray, PagedKV
+from portfolio_core.ports.errors import InvalidInputError
+from portfolio_core.ports.model_backend import (
+    AgentBlocks,
+    ForwardSequence,
+    Generation,
+    ModelCacheSpec,
+)
+
+__all__ = ["NumpyModelBackend", "NumpyModelBackendConfig"]
+
+#: attend(layer, q (N, H, D), k (N, KVH, D), v (N, KVH, D)) -> (N, H, D)
+_Attend = Callable[[int, FloatArray, FloatArray, FloatArray], FloatArray]
+
+
+class NumpyModelBackendConfig(BaseModel):
+    """Shape and seed of the reference model (small by default: 2 layers, d_model 64)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    n_layers: int = Field(2, ge=1)
+    d_model: int = Field(64, ge=4)
+    n_heads: int = Field(4, ge=1)
+    n_kv_heads: int = Field(2, ge=1)
+    d_ff: int = Field(128, ge=1)
+    vocab_size: int = Field(259, ge=2)
+    max_seq_len: int = Field(2048, ge=2)
+    dtype: Literal["float32", "float64"] = "float32"
+    seed: int = 0
+    rope_theta: float = 10000.0
+    norm_eps: float = 1e-6
+
+    @model_validator(mode="after")
+    def _shapes(self) -> Self:
+        if self.d_model % self.n_heads:
+            raise ValueError("d_model must be a multiple of n_heads")
+        if self.n_heads % self.n_kv_heads:
+            raise ValueError("n_heads must be a multiple of n_kv_heads")
+        if (self.d_model // self.n_heads) % 2:
+            raise ValueError("the head size must be even (rotary embeddings)")
+        return self
+
+
+class NumpyModelBackend:
+    """A small, deterministic transformer: a ``ModelBackend`` and a ``PagedModelBackend``.
+
+    ``NumpyModelBackend()`` builds the default model; keyword arguments override any field
+    of :class:`NumpyModelBackendConfig` (``NumpyModelBackend(dtype="float64", seed=3)``).
+    Instances hold only read-only weights, so one backend may serve several engines; each
+    engine owns the KV storage it allocates.
+    """
+
+    config_model: ClassVar[type[BaseModel]] = NumpyModelBackendConfig
+
+    def __init__(self, config: NumpyModelBackendConfig | None = None, **overrides: Any) -> None:
+        if config is None:
+            try:
+                config = NumpyModelBackendConfig(**overrides)
+            except ValueError as exc:
+                raise InvalidInputError(f"invalid model config: {exc}", field="config") from exc
+        elif overrides:
+            config = config.model_copy(update=overrides)
+        self.config = config
+        c = config
+        self._dtype = np.dtype(c.dtype)
+        self._h, self._kvh = c.n_heads, c.n_kv_heads
+        self._hd = c.d_model // c.n_heads
+        self._spec = ModelCacheSpec(
+            n_layers=c.n_layers,
+            n_kv_heads=c.n_kv_heads,
+            head_dim=self._hd,
+            dtype=c.dtype,
+            vocab_size=c.vocab_size,
+            max_seq_len=c.max_seq_len,
+            model_id=(
+                f"numpy-ref:seed={c.seed}:d={c.d_model}:h={c.n_heads}:ff={c.d_ff}:"
+                f"theta={c.rope_theta}:eps={c.norm_eps}"
+            ),
+        )
+        self._spec_hash = self._spec.spec_hash
+        rng = np.random.default_rng(c.seed)
+
+        def w(shape: tuple[int, ...], fan_in: int) -> FloatArray:
+            out: FloatArray = (rng.standard_normal(shape) / np.sqrt(fan_in)).astype(self._dtype)
+            return out
+
+        d, qkv = c.d_model, (self._h + 2 * self._kvh) * self._hd
+        self._embed = w((c.vocab_size, d), 1)
+        self._layers = [
+            (
+                np.ones(d, dtype=self._dtype),
+                w((d, qkv), d),
+                w((self._h * self._hd, d), self._h * self._hd),
+                np.ones(d, dtype=self._dtype),
+                w((d, 2 * c.d_ff), d),
+                w((c.d_ff, d), c.d_ff),
+            )
+            for _ in range(c.n_layers)
+        ]
+        self._final_norm = np.ones(d, dtype=self._dtype)
+        self._lm_head = w((d, c.vocab_size), d)
+        inv = 1.0 / (c.rope_theta ** (np.arange(0, self._hd, 2, dtype=np.float64) / self._hd))
+        angles = np.outer(np.arange(c.max_seq_len, dtype=np.float64), inv)
+        self._cos = np.cos(angles).astype(self._dtype)
+        self._sin = np.sin(angles).astype(self._dtype)
+        self._scale = self._dtype.type(1.0 / np.sqrt(self._hd))
+        self._rng = np.random.default_rng(c.seed + 1)
+
+    @classmethod
+    def from_config(cls, config: NumpyModelBackendConfig) -> Self:
+        return cls(config)
+
+    def __repr__(self) -> str:
+        c = self.config
+        return (
+            f"NumpyModelBackend(layers={c.n_layers}, d_model={c.d_model}, heads={c.n_heads}/"
+            f"{c.n_kv_heads}, vocab={c.vocab_size}, dtype={c.dtype}, seed={c.seed})"
+        )
+
+    # -- model ---------------------------------------------------------------------------
+
+    def extract_model_spec(self) -> ModelCacheSpec:
+        return self._spec
+
+    def _norm(self, x: FloatArray, weight: FloatArray) -> FloatArray:
+        var = np.mean(x * x, axis=-1, keepdims=True)
+        out: FloatArray = x / np.sqrt(var + self.config.norm_eps) * weight
+        return out
+
+    def _rope(self, x: FloatArray, positions: IntArray) -> FloatArray:
+        half = self._hd // 2
+        cos = self._cos[positions][:, None, :]
+        sin = self._sin[positions][:, None, :]
+        x1, x2 = x[..., :half], x[..., half:]
+        return np.concatenate((x1 * cos - x2 * sin, x1 * sin + x2 * cos), axis=-1)
+
+    def _attention(
+        self, q: FloatArray, k: FloatArray, v: FloatArray, q_pos: IntArray
+    ) -> FloatArray:
+        """q (B, T, H, D), k/v (B, L, KVH, D), q_pos (B, T) -> (B, T, H, D); causal."""
+        b, t, h, d = q.shape
+        length = k.shape[1]
+        kvh = self._kvh
+        g = h // kvh
+        qh = q.reshape(b, t, kvh, g, d).transpose(0, 2, 3, 1, 4).reshape(b, kvh, g * t, d)
+        # contiguous operands: a strided matmul operand costs far more than the copy
+        scores = (qh @ np.ascontiguousarray(k.transpose(0, 2, 3, 1))) * self._scale
+        allowed = np.arange(length)[None, None, :] <= q_pos[:, :, None]  # (B, T, L)
+        if not allowed.all():
+            mask = np.broadcast_to(allowed[:, None, None], (b, 1, g, t, length))
+            scores = np.where(mask.reshape(b, 1, g * t, length), scores, -np.inf)
+        scores -= scores.max(axis=-1, keepdims=True)
+        np.exp(scores, out=scores)
+        scores /= scores.sum(axis=-1, keepdims=True)
+        out = scores @ np.ascontiguousarray(v.transpose(0, 2, 1, 3))  # (B, KVH, G*T, D)
+        result: FloatArray = out.reshape(b, kvh, g, t, d).transpose(0, 3, 1, 2, 4)
+        return result.reshape(b, t, h, d)
+
+    def _run(self, tokens: IntArray, positions: IntArray, attend: _Attend) -> FloatArray:
+        """Hidden states (N, d_model) of packed tokens; ``attend`` supplies the context."""
+        n = len(tokens)
+        h, kvh, hd = self._h, self._kvh, self._hd
+        x = self._embed[tokens]
+        for layer, (attn_norm, wqkv, wo, mlp_norm, wgu, wdown) in enumerate(self._layers):
+            qkv = self._norm(x, attn_norm) @ wqkv
+            q = self._rope(qkv[:, : h * hd].reshape(n, h, hd), positions)
+            k = self._rope(qkv[:, h * hd : (h + kvh) * hd].reshape(n, kvh, hd), positions)
+            v = np.ascontiguousarray(qkv[:, (h + kvh) * hd :].reshape(n, kvh, hd))
+            x = x + attend(layer, q, k, v).reshape(n, h * hd) @ wo
+            gate, up = np.split(self._norm(x, mlp_norm) @ wgu, 2, axis=-1)
+            x = x + (gate / (1.0 + np.exp(-gate)) * up) @ wdown
+        return x
+
+    def _logits(self, hidden: FloatArray) -> FloatArray:
+        out: FloatArray = self._norm(hidden, self._final_norm) @ self._lm_head
+        return out
+
+    def reference_logits(self, tokens: Sequence[int]) -> FloatArray:
+        """Logits at every position by full recomputation, no cache (for tests): (N, vocab)."""
+        ops.check_tokens(tokens, self._spec.vocab_size)
+        ids = np.asarray(tokens, dtype=np.int64)
+        if len(ids) > self._spec.max_seq_len:
+            raise InvalidInputError("sequence longer than max_seq_len", field="tokens")
+        pos = np.arange(len(ids), dtype=np.int64)
+
+        def attend(layer: int, q: FloatArray, k: FloatArray, v: FloatArray) -> FloatArray:
+            out: FloatArray = self._attention(q[None], k[None], v[None], pos[None])[0]
+            return out
+
+        return self._logits(self._run(ids, pos, attend))
+
+    # -- contiguous cache: the ModelBackend port ------------------------------------------
+
+    def generate(
+        self,
+        prompt_tokens: Sequence[int],
+        cache: AgentBlocks | None = None,
+        *,
+        max_tokens: int = 64,
+        temperature: float = 0.0,
+        stop_ids: frozenset[int] = frozenset(),
+    ) -> Generation:
+        """Greedy (or sampled) generation with a contiguous per-sequence KV cache.
+
+        A ``cache`` of any prefix is reused: only tokens past the common prefix (and at
+        least the last prompt token) are computed. The returned cache covers the prompt and
+        every generated token but the last.
+        """
+        spec = self._spec
+        prompt = [int(t) for t in prompt_tokens]
+        ops.check_tokens(prompt, spec.vocab_size)
+        ops.check_cache(cache, self._spec)
+        if max_tokens < 1:
+            raise InvalidInputError("max_tokens must be at least 1", field="max_tokens")
+        if len(prompt) >= spec.max_seq_len:
+            raise InvalidInputError(
+                f"prompt of {len(prompt)} tokens leaves no room (max_seq_len {spec.max_seq_len})",
+                field="prompt_tokens",
+            )
+        shape = (spec.n_layers, spec.max_seq_len, spec.n_kv_heads, spec.head_dim)
+        kc, vc = np.zeros(shape, self._dtype), np.zeros(shape, self._dtype)
+        done = 0
+        if cache is not None:
+            done = min(ops.common_prefix(cache.tokens, prompt), len(prompt) - 1)
+            for layer in range(spec.n_layers):
+                kc[layer, :done] = np.asarray(cache.keys[layer])[:, :done].transpose(1, 0, 2)
+                vc[layer, :done] = np.asarray(cache.values[layer])[:, :done].transpose(1, 0, 2)
+
+        def feed(tokens: list[int], start: int) -> FloatArray:
+            pos = np.arange(start, start + len(tokens), dtype=np.int64)
+            end = start + len(tokens)
+
+            def attend(layer: int, q: FloatArray, k: FloatArray, v: FloatArray) -> FloatArray:
+                kc[layer, start:end] = k
+                vc[layer, start:end] = v
+                out: FloatArray = self._attention(
+                    q[None], kc[layer, None, :end], vc[layer, None, :end], pos[None]
+                )[0]
+                return out
+
+            hidden = self._run(np.asarray(tokens, dtype=np.int64), pos, attend)
+            row: FloatArray = self._logits(hidden[-1:])[0]
+            return row
+
+        logits = feed(prompt[done:], done)
+        out: list[int] = []
+        reason = "length"
+        while True:
+            token = ops.sample(logits, temperature, self._rng)
+            out.append(token)
+            if token in stop_ids:
+                reason = "stop"
+                break
+            if len(out) >= max_tokens or len(prompt) + len(out) >= spec.max_seq_len:
+                break
+            logits = feed([token], len(prompt) + len(out) - 1)
+        covered = len(prompt) + len(out) - 1
+        blocks = AgentBlocks(
+            agent_id=cache.agent_id if cache is not None else "",
+            tokens=tuple(prompt + out[:-1]),
+            keys=tuple(
+                np.ascontiguousarray(kc[i, :covered].transpose(1, 0, 2))
+                for i in range(spec.n_layers)
+            ),
+            values=tuple(
+                np.ascontiguousarray(vc[i, :covered].transpose(1, 0, 2))
+                for i in range(spec.n_layers)
+            ),
+            spec_hash=self._spec_hash,
+        )
+        return Generation(tuple(out), reason, blocks)
+
+    # -- paged cache: the PagedModelBackend port -----------------------------------------
+
+    def allocate_kv_cache(self, num_blocks: int, block_size: int) -> PagedKV:
+        return ops.allocate(self._spec, num_blocks, block_size)
+
+    def read_kv(
+        self, kv_cache: Any, block_table: Sequence[int], num_tokens: int
+    ) -> tuple[tuple[FloatArray, ...], tuple[FloatArray, ...]]:
+        return ops.read_kv(ops.check_kv(kv_cache), block_table, num_tokens)
+
+    def write_kv(
+        self,
+        kv_cache: Any,
+        block_table: Sequence[int],
+        start: int,
+        keys: Sequence[Any],
+        values: Sequence[Any],
+    ) -> None:
+        ops.write_kv(ops.check_kv(kv_cache), block_table, start, keys, values)
+
+    def forward(self, kv_cache: Any, batch: Sequence[ForwardSequence]) -> FloatArray:
+        """One batched step over every sequence: projections and MLP run on all fed tokens
+        at once; attention runs once for all single-token (decode) sequences together,
+        padded to the longest context, and once per multi-token (prefill) chunk."""
+        kv = ops.check_kv(kv_cache)
+        n = len(batch)
+        if n == 0:
+            return np.zeros((0, self._spec.vocab_size), dtype=self._dtype)
+        ops.check_batch(batch, self._spec, kv.block_size)
+        bs = kv.block_size
+        lens = np.fromiter((len(s.tokens) for s in batch), dtype=np.int64, count=n)
+        starts = np.fromiter((s.start for s in batch), dtype=np.int64, count=n)
+        total = int(lens.sum())
+        tokens = np.fromiter(chain.from_iterable(s.tokens for s in batch), np.int64, total)
+        ends = np.cumsum(lens)
+        first_row = ends - lens
+        width = max(len(s.block_table) for s in batch)
+        tables = np.zeros((n, width), dtype=np.int64)
+        for i, s in enumerate(batch):
+            tables[i, : len(s.block_table)] = s.block_table
+        seq_of_row = np.repeat(np.arange(n), lens)
+        positions = np.arange(total, dtype=np.int64) - first_row[seq_of_row] + starts[seq_of_row]
+        new_slots = tables[seq_of_row, positions // bs] * bs + positions % bs
+        decode = np.flatnonzero(lens == 1)
+        groups: list[tuple[IntArray, IntArray, IntArray]] = []  # rows, gather slots, q_pos
+        if len(decode):
+            ctx = int(starts[decode].max()) + 1
+            j = np.arange(ctx)
+            slots = tables[decode][:, j // bs] * bs + j % bs
+            groups.append((first_row[decode], slots, starts[decode][:, None]))
+        for idx in np.flatnonzero(lens > 1):
+            i = int(idx)
+            rows = np.arange(first_row[i], ends[i])
+            j = np.arange(int(starts[i] + lens[i]))
+            groups.append((rows, (tables[i, j // bs] * bs + j % bs)[None], positions[rows][None]))
+
+        def attend(layer: int, q: FloatArray, k: FloatArray, v: FloatArray) -> FloatArray:
+            keys, values = kv.keys[layer], kv.values[layer]
+            keys[new_slots] = k
+            values[new_slots] = v
+            out = np.empty_like(q)
+            for rows, slots, q_pos in groups:
+                b, t = q_pos.shape
+                out[rows] = self._attention(
+                    q[rows].reshape(b, t, self._h, self._hd),
+                    np.take(keys, slots, axis=0),  # much faster than keys[slots]
+                    np.take(values, slots, axis=0),
+                    q_pos,
+                ).reshape(b * t, self._h, self._hd)
+            return out
+
+        hidden = self._run(tokens, positions, attend)
+        return self._logits(hidden[ends - 1])

@@ -1,0 +1,230 @@
+"""The local LLM over GenerationEngine + Tokenizer ports, with small engines written here."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+
+import pytest
+
+from portfolio_core.adapters.local.llm import LocalLLM, LocalLLMConfig, render_chat
+from portfolio_core.ports import (
+    LLM,
+    AgentBlocks,
+    CompletedGeneration,
+    CompletionOptions,
+    FinishReason,
+    GenerationEngine,
+    InvalidInputError,
+    Message,
+    ToolSpec,
+    UnavailableError,
+    UnsupportedError,
+)
+from portfolio_core.testing.contracts.llm import LLMContract
+
+EOS = 256
+
+
+class ByteTokenizer:
+    def encode(self, text: str, *, add_special_tokens: bool = False) -> list[int]:
+        return list(text.encode())
+
+    def decode(self, ids: Sequence[int], *, skip_special_tokens: bool = True) -> str:
+        return bytes(i for i in ids if i < 256).decode(errors="replace")
+
+    @property
+    def eos_token_id(self) -> int:
+        return EOS
+
+    @property
+    def eos_token_ids(self) -> frozenset[int]:
+        return frozenset({EOS})
+
+    @property
+    def bos_token_id(self) -> int | None:
+        return None
+
+    @property
+    def vocab_size(self) -> int:
+        return 257
+
+
+class EchoEngine:
+    """Generates the last user line of the prompt back, one token per step, then EOS."""
+
+    def __init__(self) -> None:
+        self.pending: dict[str, tuple[list[int], int, list[int]]] = {}
+        self.steps = 0
+        self.max_batch = 0
+        self.aborted: list[str] = []
+        self._n = 0
+
+    def submit(
+        self,
+        agent_id: str,
+        prompt: str | Sequence[int],
+        cache: AgentBlocks | None = None,
+        max_tokens: int = 256,
+    ) -> str:
+        ids = list(prompt.encode()) if isinstance(prompt, str) else list(prompt)
+        text = bytes(ids).decode()
+        user = text.split("<|user|>\n")[-1].split("\n")[0]
+        self._n += 1
+        uid = f"u{self._n}"
+        self.pending[uid] = ([*user.encode(), EOS], max_tokens, [])
+        return uid
+
+    def step(self) -> list[CompletedGeneration]:
+        self.steps += 1
+        self.max_batch = max(self.max_batch, len(self.pending))
+        done = []
+        for uid, (target, limit, out) in list(self.pending.items()):
+            out.append(target[len(out)])
+            if out[-1] == EOS or len(out) >= limit:
+                reason = FinishReason.STOP if out[-1] == EOS else FinishReason.LENGTH
+                done.append(CompletedGeneration(uid, "", None, reason, len(out), tuple(out)))
+                del self.pending[uid]
+        return done
+
+    def abort(self, uid: str) -> bool:
+        self.aborted.append(uid)
+        return self.pending.pop(uid, None) is not None
+
+    def has_unfinished(self) -> bool:
+        return bool(self.pending)
+
+
+def make() -> tuple[LocalLLM, EchoEngine]:
+    engine = EchoEngine()
+    assert isinstance(engine, GenerationEngine)
+    return LocalLLM(engine=engine, tokenizer=ByteTokenizer()), engine
+
+
+def test_chat_template() -> None:
+    text = render_chat([Message("system", "s"), Message("user", "u")])
+    assert text == "<|system|>\ns\n<|user|>\nu\n<|assistant|>\n"
+
+
+async def test_complete_generates_with_usage() -> None:
+    llm, _ = make()
+    assert isinstance(llm, LLM)
+    c = await llm.complete([Message("system", "be kind"), Message("user", "hello")])
+    assert c.text == "hello"
+    assert c.finish_reason == "stop"
+    assert c.usage.input_tokens == len(
+        render_chat([Message("system", "be kind"), Message("user", "hello")])
+    )
+    assert c.usage.output_tokens == 6  # five bytes and EOS
+    await llm.aclose()
+
+
+async def test_concurrent_requests_are_batched() -> None:
+    llm, engine = make()
+    words = ["alpha", "beta", "gamma", "delta"]
+    results = await asyncio.gather(*(llm.complete([Message("user", w)]) for w in words))
+    assert [r.text for r in results] == words
+    assert engine.max_batch == 4
+    assert engine.steps <= 6  # longest answer plus EOS, not the sum
+    await llm.aclose()
+
+
+async def test_max_tokens_and_stop() -> None:
+    llm, _ = make()
+    c = await llm.complete([Message("user", "abcdef")], CompletionOptions(max_tokens=3))
+    assert (c.text, c.finish_reason, c.usage.output_tokens) == ("abc", "length", 3)
+    c = await llm.complete([Message("user", "abcdef")], CompletionOptions(stop=("d",)))
+    assert c.text == "abc"
+    await llm.aclose()
+
+
+async def test_cancellation_aborts_the_request() -> None:
+    class Endless(EchoEngine):
+        def step(self) -> list[CompletedGeneration]:
+            self.steps += 1
+            return []
+
+    engine = Endless()
+    llm = LocalLLM(engine=engine, tokenizer=ByteTokenizer())
+    task = asyncio.create_task(llm.complete([Message("user", "x")]))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert engine.aborted
+    await llm.aclose()
+
+
+async def test_engine_failure_becomes_unavailable() -> None:
+    class Broken(EchoEngine):
+        def step(self) -> list[CompletedGeneration]:
+            raise RuntimeError("kaput")
+
+    llm = LocalLLM(engine=Broken(), tokenizer=ByteTokenizer())
+    with pytest.raises(UnavailableError, match="kaput"):
+        await llm.complete([Message("user", "hi")])
+
+
+async def test_unsupported_and_bad_input() -> None:
+    llm, _ = make()
+    with pytest.raises(InvalidInputError):
+        await llm.complete([])
+    with pytest.raises(UnsupportedError):
+        await llm.complete([Message("user", "x")], CompletionOptions(tools=(ToolSpec("t", "d"),)))
+    with pytest.raises(UnsupportedError):
+        _ = [c async for c in llm.stream([Message("user", "x")])]
+
+
+def test_from_config() -> None:
+    llm = LocalLLM.from_config(
+        LocalLLMConfig(model="tiny"), engine=EchoEngine(), tokenizer=ByteTokenizer()
+    )
+    assert llm.model == "tiny"
+
+
+async def test_end_to_end_over_the_local_engine() -> None:
+    from portfolio_core.adapters.local.byte_tokenizer import ByteTokenizer as RealTokenizer
+    from portfolio_core.adapters.local.generation_engine import LocalGenerationEngine
+    from portfolio_core.adapters.local.numpy_backend import NumpyModelBackend
+
+    tokenizer = RealTokenizer()
+    backend = NumpyModelBackend(seed=3)
+    engine = LocalGenerationEngine(backend, tokenizer, num_blocks=64)
+    llm = LocalLLM(engine=engine, tokenizer=tokenizer, model="tiny")
+    questions = [[Message("user", q)] for q in ("hello", "ports and adapters", "hello")]
+    opts = CompletionOptions(max_tokens=6)
+    together = await asyncio.gather(*(llm.complete(q, opts) for q in questions))
+    alone = [await llm.complete(q, opts) for q in questions]
+    assert [c.text for c in together] == [c.text for c in alone]  # greedy: batching-invariant
+    assert together[0].text == together[2].text
+    for c, q in zip(together, questions, strict=True):
+        assert c.usage.input_tokens == len(
+            tokenizer.encode(render_chat(q), add_special_tokens=True)
+        )
+        assert 1 <= c.usage.output_tokens <= 6
+        assert c.model == "tiny"
+    await llm.aclose()
+
+
+class TestLocalLLMContract(LLMContract):
+    @pytest.fixture
+    def make_adapter(self) -> Callable[[], LocalLLM]:
+        from portfolio_core.adapters.local.byte_tokenizer import ByteTokenizer as RealTokenizer
+        from portfolio_core.adapters.local.generation_engine import LocalGenerationEngine
+        from portfolio_core.adapters.local.numpy_backend import NumpyModelBackend
+
+        backend = NumpyModelBackend(seed=1)
+
+        def make() -> LocalLLM:
+            tokenizer = RealTokenizer()
+            engine = LocalGenerationEngine(backend, tokenizer, num_blocks=64)
+            return LocalLLM(engine=engine, tokenizer=tokenizer)
+
+        return make
+
+
+class TestLocalLLMOverATestEngineContract(LLMContract):
+    @pytest.fixture
+    def make_adapter(self) -> Callable[[], LocalLLM]:
+        return lambda: LocalLLM(engine=EchoEngine(), tokenizer=ByteTokenizer())
