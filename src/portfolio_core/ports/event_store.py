@@ -43,6 +43,8 @@ Subscribing
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -100,14 +102,18 @@ class EventStoreCapability(StrEnum):
 
 
 def _new_id() -> str:
-    import uuid  # deferred: importing uuid costs more than every port together
-
-    return str(uuid.uuid4())
+    """A fresh time-ordered UUID (version 7: 48-bit Unix milliseconds, then 74 random bits)
+    in canonical text form. Ids made later sort later (to the millisecond), so a store's
+    unique index on ids grows at its right edge instead of being written all over."""
+    ts = f"{time.time_ns() // 1_000_000:012x}"
+    r = os.urandom(10).hex()
+    return f"{ts[:8]}-{ts[8:]}-7{r[:3]}-{'89ab'[int(r[3], 16) & 3]}{r[4:7]}-{r[7:19]}"
 
 
 @dataclass(frozen=True, slots=True)
 class NewEvent:
-    """An event to append. ``id`` defaults to a fresh UUID; supply one for idempotency."""
+    """An event to append. ``id`` defaults to a fresh time-ordered UUID (version 7); supply
+    your own to make retries idempotent."""
 
     type: str
     data: Mapping[str, Any] = field(default_factory=dict)

@@ -1,0 +1,190 @@
+"""The reference EventStore: every clause of the port, in process, as simply as possible.
+
+Thread-safe (one lock), usable from several event loops. Positions are gapless and local to
+a partition (the whole store, or one tenant when ``tenant_scoped``). Stored events are kept as
+encoded JSON, so nothing a caller does to a returned event changes the store.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import ClassVar, Self
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from portfolio_core.adapters._shared.event_store import (
+    DEFAULT_MAX_EVENT_BYTES,
+    EventIndex,
+    PollingSubscription,
+    Wakeup,
+    encode_batch,
+    query_rows,
+    row_to_event,
+    subscription_query,
+    validate_expected,
+    validate_position,
+    validate_query,
+    validate_read_args,
+    validate_stream,
+    validate_subscribe,
+)
+from portfolio_core.ports.capabilities import declare
+from portfolio_core.ports.event_store import (
+    AppendResult,
+    Direction,
+    EventHandler,
+    EventQuery,
+    EventStoreCapability,
+    ExpectedVersion,
+    NewEvent,
+    OnHandlerError,
+    RecordedEvent,
+    StreamState,
+    Subscription,
+)
+from portfolio_core.ports.tenant import require_tenant
+
+__all__ = ["MemoryEventStore", "MemoryEventStoreConfig"]
+
+
+class MemoryEventStoreConfig(BaseModel):
+    """Configuration of :class:`MemoryEventStore`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_event_bytes: int = Field(DEFAULT_MAX_EVENT_BYTES, gt=0)
+    tenant_scoped: bool = False
+    subscription_batch: int = Field(256, gt=0)
+    poll_interval: float = Field(1.0, gt=0)
+
+
+class MemoryEventStore:
+    """In-process event store (the executable specification of the EventStore port).
+
+    Construct directly (``MemoryEventStore()``) or from a manifest (``memory``). Subscribers
+    are woken in process by every append (``poll_interval`` is only a safety net).
+    """
+
+    config_model: ClassVar[type[BaseModel]] = MemoryEventStoreConfig
+    capabilities = declare(
+        EventStoreCapability.SUBSCRIBE,
+        EventStoreCapability.QUERY,
+        EventStoreCapability.GAPLESS,
+        EventStoreCapability.TENANT_SCOPED,
+    )
+
+    def __init__(
+        self,
+        *,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        tenant_scoped: bool = False,
+        subscription_batch: int = 256,
+        poll_interval: float = 1.0,
+    ) -> None:
+        self.max_event_bytes = max_event_bytes
+        self.tenant_scoped = tenant_scoped
+        self._batch = subscription_batch
+        self._poll = poll_interval
+        self._lock = threading.Lock()
+        self._index = EventIndex()
+        self._wakeup = Wakeup()
+        self._subs: dict[str, PollingSubscription] = {}
+
+    @classmethod
+    def from_config(cls, config: MemoryEventStoreConfig) -> Self:
+        return cls(**config.model_dump())
+
+    def __repr__(self) -> str:
+        return f"MemoryEventStore(tenant_scoped={self.tenant_scoped})"
+
+    def _tenant(self) -> str:
+        return require_tenant().tenant_id if self.tenant_scoped else ""
+
+    async def append(
+        self,
+        stream: str,
+        events: Sequence[NewEvent],
+        expected_version: ExpectedVersion = StreamState.ANY,
+    ) -> AppendResult:
+        expected = validate_expected(expected_version)
+        batch = encode_batch(stream, events, self.max_event_bytes)
+        tenant = self._tenant()
+        with self._lock:
+            planned = self._index.plan(tenant, stream, batch, expected)
+            if isinstance(planned, tuple):
+                return AppendResult(stream, planned[0], planned[1])
+            self._index.add(tenant, planned)
+        self._wakeup.notify()
+        return AppendResult(stream, planned[-1].version, tuple(r.position for r in planned))
+
+    async def read(
+        self,
+        stream: str,
+        from_version: int = 1,
+        limit: int | None = None,
+        direction: Direction = Direction.FORWARDS,
+    ) -> list[RecordedEvent]:
+        validate_stream(stream)
+        validate_read_args(from_version, limit)
+        backwards = Direction(direction) is Direction.BACKWARDS
+        tenant = self._tenant()
+        with self._lock:
+            rows = self._index.read(tenant, stream, from_version, limit, backwards)
+        return [row_to_event(r) for r in rows]
+
+    async def read_all(
+        self, from_position: int = 1, limit: int | None = None
+    ) -> list[RecordedEvent]:
+        validate_position(from_position, limit)
+        tenant = self._tenant()
+        with self._lock:
+            rows = self._index.read_all(tenant, from_position, limit)
+        return [row_to_event(r) for r in rows]
+
+    async def query(self, query: EventQuery) -> list[RecordedEvent]:
+        validate_query(query)
+        tenant = self._tenant()
+        with self._lock:
+            rows = self._index.read_all(tenant, query.from_position, None)
+        return query_rows(rows, query)
+
+    async def subscribe(
+        self,
+        handler: EventHandler,
+        *,
+        stream: str | None = None,
+        from_position: int = 1,
+        filter: EventQuery | None = None,
+        on_error: OnHandlerError = OnHandlerError.STOP,
+    ) -> Subscription:
+        validate_subscribe(stream, filter, from_position)
+        self._tenant()  # fail closed now, not in the background task
+        build = subscription_query(stream, filter or EventQuery())
+
+        async def fetch(position: int, limit: int) -> list[RecordedEvent]:
+            return await self.query(build(position, limit))
+
+        sub = PollingSubscription(
+            handler,
+            fetch,
+            from_position=from_position,
+            on_error=on_error,
+            wakeup=self._wakeup,
+            poll_interval=self._poll,
+            batch_size=self._batch,
+        )
+        self._subs[sub.id] = sub
+        return sub
+
+    async def unsubscribe(self, subscription: Subscription) -> None:
+        sub = self._subs.pop(subscription.id, None)
+        if sub is not None:
+            await sub.stop()
+
+    async def aclose(self) -> None:
+        """Stop every subscription; idempotent."""
+        for sub_id in list(self._subs):
+            sub = self._subs.pop(sub_id, None)
+            if sub is not None:
+                await sub.stop()

@@ -1,0 +1,171 @@
+"""The event table (SQLAlchemy Core) shared by the SQLite and PostgreSQL event stores, and
+the query builder that turns an EventQuery into SQL for either dialect."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
+from sqlalchemy.schema import CreateIndex, CreateTable
+
+from portfolio_core.ports.errors import InvalidInputError
+from portfolio_core.ports.event_store import EventQuery
+
+NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,47}$")
+
+COLUMNS = (
+    "tenant, position, stream, version, event_id, type, data, metadata, "
+    "correlation_id, causation_id, recorded_at"
+)
+
+
+def check_name(name: str, what: str) -> str:
+    if not NAME.match(name):
+        raise InvalidInputError(
+            f"{what} must match {NAME.pattern} (letters, digits, underscore)", field=what
+        )
+    return name
+
+
+def event_table(name: str, *, postgres: bool, schema: str | None = None) -> Table:
+    """The events table: one row per event, partitioned by ``tenant`` ('' when unscoped)."""
+    json_type: Any = postgresql.JSONB() if postgres else Text()
+    md = MetaData(schema=schema)
+    kwargs: dict[str, Any] = {} if postgres else {"sqlite_with_rowid": False}
+    table = Table(
+        name,
+        md,
+        Column("tenant", Text, nullable=False),
+        Column("position", BigInteger, nullable=False),
+        Column("stream", Text, nullable=False),
+        Column("version", Integer, nullable=False),
+        Column("event_id", Text, nullable=False),
+        Column("type", Text, nullable=False),
+        Column("data", json_type, nullable=False),
+        Column("metadata", json_type, nullable=False),
+        Column("correlation_id", Text),
+        Column("causation_id", Text),
+        Column("recorded_at", BigInteger, nullable=False),
+        PrimaryKeyConstraint("tenant", "position", name=f"{name}_pk"),
+        UniqueConstraint("tenant", "stream", "version", name=f"{name}_stream_version"),
+        UniqueConstraint("tenant", "event_id", name=f"{name}_event_id"),
+        **kwargs,
+    )
+    Index(f"{name}_type", table.c.tenant, table.c.type, table.c.position)
+    Index(
+        f"{name}_correlation",
+        table.c.tenant,
+        table.c.correlation_id,
+        table.c.position,
+    )
+    Index(f"{name}_time", table.c.tenant, table.c.recorded_at)
+    if postgres:
+        Index(
+            f"{name}_data",
+            table.c.data,
+            postgresql_using="gin",
+            postgresql_ops={"data": "jsonb_path_ops"},
+        )
+        Index(
+            f"{name}_metadata",
+            table.c.metadata,
+            postgresql_using="gin",
+            postgresql_ops={"metadata": "jsonb_path_ops"},
+        )
+    return table
+
+
+def ddl(table: Table, dialect: Dialect, indexed_fields: Sequence[str] = ()) -> list[str]:
+    """CREATE statements (idempotent) for ``table`` and its indexes."""
+    out = [str(CreateTable(table, if_not_exists=True).compile(dialect=dialect))]
+    for index in sorted(table.indexes, key=lambda i: str(i.name)):
+        out.append(str(CreateIndex(index, if_not_exists=True).compile(dialect=dialect)))
+    for field in indexed_fields:
+        check_name(field, "indexed_fields")
+        expr = f"json_extract(data, '$.{field}')"
+        out.append(
+            f"CREATE INDEX IF NOT EXISTS {table.name}_data_{field} "
+            f"ON {table.name} (tenant, {expr}, position)"
+        )
+    return out
+
+
+SQLITE = sqlite.dialect()
+POSTGRES = postgresql.psycopg.dialect()  # type: ignore[no-untyped-call]
+_ = text  # re-exported for callers composing statements
+
+
+def micros(moment: datetime) -> int:
+    return int(moment.timestamp() * 1_000_000)
+
+
+def build_query(
+    qualified: str,
+    tenant: str,
+    query: EventQuery,
+    *,
+    postgres: bool,
+) -> tuple[str, list[Any], bool]:
+    """SQL selecting candidate rows for ``query`` in position order.
+
+    Returns ``(sql, params, exact)``: when ``exact`` is false the caller must re-check each
+    row with the reference matcher (JSON equality the SQL prefilter cannot express exactly)
+    and apply ``limit`` itself.
+    """
+    ph = "%s" if postgres else "?"
+    where = [f"tenant = {ph}", f"position >= {ph}"]
+    params: list[Any] = [tenant, query.from_position]
+    exact = True
+    if query.types:
+        where.append(f"type IN ({', '.join(ph for _ in query.types)})")
+        params.extend(sorted(query.types))
+    if query.streams:
+        where.append(f"stream IN ({', '.join(ph for _ in query.streams)})")
+        params.extend(sorted(query.streams))
+    if query.correlation_id is not None:
+        where.append(f"correlation_id = {ph}")
+        params.append(query.correlation_id)
+    if query.since is not None:
+        where.append(f"recorded_at >= {ph}")
+        params.append(micros(query.since))
+    if query.until is not None:
+        where.append(f"recorded_at < {ph}")
+        params.append(micros(query.until))
+    for column, fields in (("data", query.data), ("metadata", query.metadata)):
+        for key, value in fields.items():
+            exact = False  # numbers vs booleans, containment: always re-checked
+            if postgres:
+                where.append(f"{column} @> %s::jsonb")
+                params.append(json.dumps({key: value}))
+            else:
+                path = "$." + json.dumps(key)
+                if isinstance(value, bool | dict | list):
+                    where.append(f"json_type({column}, ?) IS NOT NULL")
+                    params.append(path)
+                elif value is None:
+                    where.append(f"json_type({column}, ?) = 'null'")
+                    params.append(path)
+                else:
+                    where.append(f"json_extract({column}, ?) = ?")
+                    params.extend([path, value])
+    sql = f"SELECT {COLUMNS} FROM {qualified} WHERE {' AND '.join(where)} ORDER BY position"
+    if exact and query.limit is not None:
+        sql += f" LIMIT {int(query.limit)}"
+    return sql, params, exact

@@ -1,0 +1,795 @@
+"""EventStore on SQL: SQLite (the embedded default) and PostgreSQL (psycopg 3).
+
+Both use one table (``_event_schema.event_table``, created on :meth:`start`), partitioned by a
+``tenant`` column ('' unless ``tenant_scoped``). Global positions are assigned by the writer
+as ``max(position) + 1`` *while holding the partition's write lock*, and the lock is held
+until commit: on SQLite the database write lock (``BEGIN IMMEDIATE``), on PostgreSQL a
+transaction-scoped advisory lock per table and tenant. Commits therefore happen in position
+order, so a reader tailing ``read_all`` can never skip an event that commits after it read
+past (the bigserial visibility bug cannot happen), and positions have no gaps (a rolled back
+append assigns nothing). See docs/decisions/0005-event-positions.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Self, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from portfolio_core.adapters._shared.event_store import (
+    DEFAULT_MAX_EVENT_BYTES,
+    EncodedEvent,
+    PollingSubscription,
+    Wakeup,
+    check_expected,
+    encode_batch,
+    idempotent_replay,
+    matches,
+    validate_expected,
+    validate_position,
+    validate_query,
+    validate_read_args,
+    validate_stream,
+)
+from portfolio_core.adapters.sql._event_schema import (
+    COLUMNS,
+    POSTGRES,
+    SQLITE,
+    build_query,
+    check_name,
+    ddl,
+    event_table,
+)
+from portfolio_core.ports.capabilities import declare
+from portfolio_core.ports.errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    UnavailableError,
+    WrongExpectedVersionError,
+)
+from portfolio_core.ports.event_store import (
+    AppendResult,
+    Direction,
+    EventHandler,
+    EventQuery,
+    EventStoreCapability,
+    ExpectedVersion,
+    NewEvent,
+    OnHandlerError,
+    RecordedEvent,
+    StreamState,
+    Subscription,
+)
+from portfolio_core.ports.tenant import require_tenant
+
+__all__ = [
+    "PostgresEventStore",
+    "PostgresEventStoreConfig",
+    "SQLiteEventStore",
+    "SQLiteEventStoreConfig",
+]
+
+T = TypeVar("T")
+PORT = "EventStore"
+Row = tuple[Any, ...]
+
+
+def _to_event(row: Row) -> RecordedEvent:
+    (_, position, stream, version, event_id, type_, data, metadata, corr, caus, at) = row
+    return RecordedEvent(
+        id=event_id,
+        stream=stream,
+        type=type_,
+        data=json.loads(data) if isinstance(data, str) else data,
+        metadata=json.loads(metadata) if isinstance(metadata, str) else metadata,
+        version=version,
+        position=position,
+        recorded_at=datetime.fromtimestamp(at / 1_000_000, UTC),
+        correlation_id=corr,
+        causation_id=caus,
+    )
+
+
+def _read_sql(qualified: str, ph: str, direction: Direction, limit: int | None) -> str:
+    if direction is Direction.FORWARDS:
+        sql = (
+            f"SELECT {COLUMNS} FROM {qualified} WHERE tenant = {ph} AND stream = {ph} "
+            f"AND version >= {ph} ORDER BY version"
+        )
+    else:
+        sql = (
+            f"SELECT {COLUMNS} FROM {qualified} WHERE tenant = {ph} AND stream = {ph} "
+            f"AND version <= {ph} ORDER BY version DESC"
+        )
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    return sql
+
+
+class _SQLBase:
+    """What both SQL stores share: validation, tenant partition, queries, subscriptions."""
+
+    capabilities = declare(
+        EventStoreCapability.SUBSCRIBE,
+        EventStoreCapability.QUERY,
+        EventStoreCapability.PERSISTENT,
+        EventStoreCapability.SHARED,
+        EventStoreCapability.GAPLESS,
+        EventStoreCapability.TENANT_SCOPED,
+    )
+    _ph: ClassVar[str]
+    _postgres: ClassVar[bool]
+
+    def __init__(
+        self,
+        *,
+        table: str,
+        tenant_scoped: bool,
+        max_event_bytes: int,
+        subscription_batch: int,
+        poll_interval: float,
+    ) -> None:
+        self.table = check_name(table, "table")
+        self.tenant_scoped = tenant_scoped
+        self.max_event_bytes = max_event_bytes
+        self._batch = subscription_batch
+        self._poll = poll_interval
+        self._wakeup = Wakeup()
+        self._subs: dict[str, PollingSubscription] = {}
+
+    @property
+    def _qualified(self) -> str:
+        return self.table
+
+    def _tenant(self) -> str:
+        return require_tenant().tenant_id if self.tenant_scoped else ""
+
+    async def _fetch(self, sql: str, params: Sequence[Any]) -> list[Row]:
+        raise NotImplementedError  # pragma: no cover - both subclasses define it
+
+    async def _append_rows(
+        self, tenant: str, stream: str, batch: list[EncodedEvent], expected: ExpectedVersion
+    ) -> tuple[int, tuple[int, ...]]:
+        raise NotImplementedError  # pragma: no cover - both subclasses define it
+
+    async def _replay(
+        self, tenant: str, stream: str, batch: list[EncodedEvent], expected: ExpectedVersion
+    ) -> tuple[int, tuple[int, ...]] | None:
+        ph = self._ph
+        ids = [e.id for e in batch]
+        rows = await self._fetch(
+            f"SELECT event_id, stream, version, position FROM {self._qualified} "
+            f"WHERE tenant = {ph} AND event_id IN ({', '.join(ph for _ in ids)})",
+            [tenant, *ids],
+        )
+        found = {r[0]: (r[1], r[2], r[3]) for r in rows}
+        return idempotent_replay(stream, batch, expected, [found.get(i) for i in ids])
+
+    async def append(
+        self,
+        stream: str,
+        events: Sequence[NewEvent],
+        expected_version: ExpectedVersion = StreamState.ANY,
+    ) -> AppendResult:
+        expected = validate_expected(expected_version)
+        batch = encode_batch(stream, events, self.max_event_bytes)
+        tenant = self._tenant()
+        version, positions = await self._append_rows(tenant, stream, batch, expected)
+        self._wakeup.notify()
+        return AppendResult(stream, version, positions)
+
+    async def read(
+        self,
+        stream: str,
+        from_version: int = 1,
+        limit: int | None = None,
+        direction: Direction = Direction.FORWARDS,
+    ) -> list[RecordedEvent]:
+        validate_stream(stream)
+        validate_read_args(from_version, limit)
+        direction = Direction(direction)
+        tenant = self._tenant()
+        start = from_version
+        if direction is Direction.BACKWARDS and from_version == 0:
+            start = 2**31 - 1
+        rows = await self._fetch(
+            _read_sql(self._qualified, self._ph, direction, limit), [tenant, stream, start]
+        )
+        if not rows:
+            exists = await self._fetch(
+                f"SELECT 1 FROM {self._qualified} WHERE tenant = {self._ph} "
+                f"AND stream = {self._ph} LIMIT 1",
+                [tenant, stream],
+            )
+            if not exists:
+                raise NotFoundError(f"no stream {stream!r}", key=stream, port=PORT)
+        return [_to_event(r) for r in rows]
+
+    async def read_all(
+        self, from_position: int = 1, limit: int | None = None
+    ) -> list[RecordedEvent]:
+        validate_position(from_position, limit)
+        tenant = self._tenant()
+        ph = self._ph
+        sql = (
+            f"SELECT {COLUMNS} FROM {self._qualified} WHERE tenant = {ph} AND position >= {ph} "
+            "ORDER BY position"
+        )
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [_to_event(r) for r in await self._fetch(sql, [tenant, from_position])]
+
+    async def query(self, query: EventQuery) -> list[RecordedEvent]:
+        validate_query(query)
+        tenant = self._tenant()
+        if query.limit == 0:
+            return []
+        sql, params, exact = build_query(self._qualified, tenant, query, postgres=self._postgres)
+        events = [_to_event(r) for r in await self._fetch(sql, params)]
+        if exact:
+            return events
+        out = [e for e in events if matches(e, query)]
+        return out if query.limit is None else out[: query.limit]
+
+    async def subscribe(
+        self,
+        handler: EventHandler,
+        *,
+        stream: str | None = None,
+        from_position: int = 1,
+        filter: EventQuery | None = None,
+        on_error: OnHandlerError = OnHandlerError.STOP,
+    ) -> Subscription:
+        if stream is not None:
+            validate_stream(stream)
+        if filter is not None:
+            validate_query(filter)
+        if isinstance(from_position, bool) or not isinstance(from_position, int):
+            raise InvalidInputError("from_position must be an int", field="from_position")
+        self._tenant()
+        await self._before_subscribe()
+        base = filter or EventQuery()
+        streams = frozenset({stream}) if stream is not None else base.streams
+        if stream is not None and base.streams and stream not in base.streams:
+            streams = frozenset({"\x00none"})
+
+        async def fetch(position: int, limit: int) -> list[RecordedEvent]:
+            q = EventQuery(
+                types=base.types,
+                streams=streams,
+                correlation_id=base.correlation_id,
+                since=base.since,
+                until=base.until,
+                data=base.data,
+                metadata=base.metadata,
+                from_position=max(position, base.from_position),
+                limit=limit,
+            )
+            return await self.query(q)
+
+        sub = PollingSubscription(
+            handler,
+            fetch,
+            from_position=from_position,
+            on_error=on_error,
+            wakeup=self._wakeup,
+            poll_interval=self._poll,
+            batch_size=self._batch,
+        )
+        self._subs[sub.id] = sub
+        return sub
+
+    async def _before_subscribe(self) -> None:
+        return None
+
+    async def unsubscribe(self, subscription: Subscription) -> None:
+        sub = self._subs.pop(subscription.id, None)
+        if sub is not None:
+            await sub.stop()
+
+    async def _stop_subscriptions(self) -> None:
+        for sub_id in list(self._subs):
+            sub = self._subs.pop(sub_id, None)
+            if sub is not None:
+                await sub.stop()
+
+
+# ------------------------------------------------------------------------------- SQLite
+
+
+class SQLiteEventStoreConfig(BaseModel):
+    """Configuration of :class:`SQLiteEventStore` (``sqlite`` in a manifest)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str = Field(..., description="database file, or ':memory:'")
+    table: str = "pc_events"
+    tenant_scoped: bool = False
+    max_event_bytes: int = Field(DEFAULT_MAX_EVENT_BYTES, gt=0)
+    synchronous: Literal["full", "normal"] = "full"
+    busy_timeout: float = Field(30.0, gt=0)
+    inline: bool = True
+    indexed_fields: list[str] = Field(default_factory=list)
+    subscription_batch: int = Field(256, gt=0)
+    poll_interval: float = Field(0.05, gt=0)
+
+
+class SQLiteEventStore(_SQLBase):
+    """Event store in one SQLite file (WAL journal, ``synchronous=FULL`` by default).
+
+    Several processes may share the file: appends serialise on SQLite's write lock
+    (``BEGIN IMMEDIATE``, waiting up to ``busy_timeout`` seconds, then UnavailableError).
+    With ``inline=True`` (the default) a call first runs on the event loop's thread on a
+    connection that never waits: when the database is free (the common case) it costs no
+    thread hop, at the price of blocking the loop for the statement itself (including the
+    commit's fsync). If another writer holds the lock, the call moves to the store's worker
+    thread, which waits up to ``busy_timeout`` without blocking the loop. ``inline=False``
+    runs every call on the worker thread.
+    Subscribers are woken at once by appends in this process and poll every
+    ``poll_interval`` seconds for appends by other processes.
+    """
+
+    config_model: ClassVar[type[BaseModel]] = SQLiteEventStoreConfig
+    _ph = "?"
+    _postgres = False
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        table: str = "pc_events",
+        tenant_scoped: bool = False,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        synchronous: Literal["full", "normal"] = "full",
+        busy_timeout: float = 30.0,
+        inline: bool = True,
+        indexed_fields: Sequence[str] = (),
+        subscription_batch: int = 256,
+        poll_interval: float = 0.05,
+    ) -> None:
+        super().__init__(
+            table=table,
+            tenant_scoped=tenant_scoped,
+            max_event_bytes=max_event_bytes,
+            subscription_batch=subscription_batch,
+            poll_interval=poll_interval,
+        )
+        self.path = str(path)
+        self._synchronous = synchronous
+        self._busy_timeout = busy_timeout
+        self._indexed = [check_name(f, "indexed_fields") for f in indexed_fields]
+        self._inline = inline
+        self._executor: ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._fast: sqlite3.Connection | None = None
+        self._fast_lock = threading.Lock()
+        self._last_time = 0
+        self._insert = (
+            f"INSERT INTO {self.table} ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        )
+        self._heads = (
+            f"SELECT (SELECT max(version) FROM {self.table} WHERE tenant = ? AND stream = ?), "
+            f"(SELECT max(position) FROM {self.table} WHERE tenant = ?)"
+        )
+
+    @classmethod
+    def from_config(cls, config: SQLiteEventStoreConfig) -> Self:
+        return cls(**config.model_dump())
+
+    def __repr__(self) -> str:
+        return f"SQLiteEventStore(path={self.path!r}, table={self.table!r})"
+
+    # -- worker thread ------------------------------------------------------------------
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(conn, *args)``: inline on a never-waiting connection when the database
+        is free (no thread hop), else on the worker thread's patient connection."""
+        if self._executor is None:
+            await self.start()
+        assert self._executor is not None
+        try:
+            if self._fast is not None and self._fast_lock.acquire(blocking=False):
+                try:
+                    return fn(self._fast, *args)
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) and "busy" not in str(exc):
+                        raise
+                finally:
+                    self._fast_lock.release()
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._executor, fn, self._conn, *args)
+        except sqlite3.OperationalError as exc:
+            raise UnavailableError(f"SQLite event store: {exc}", port=PORT) from exc
+        except sqlite3.DatabaseError as exc:
+            raise UnavailableError(f"SQLite event store failed: {exc}", port=PORT) from exc
+
+    def _connect(self, busy_timeout: float) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=busy_timeout
+        )
+        conn.execute(f"PRAGMA synchronous={self._synchronous.upper()}")
+        conn.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+        return conn
+
+    def _open(self) -> None:
+        conn = self._connect(self._busy_timeout)
+        try:
+            if self.path != ":memory:":
+                conn.execute("PRAGMA journal_mode=WAL")
+            table = event_table(self.table, postgres=False)
+            conn.execute("BEGIN IMMEDIATE")
+            for statement in ddl(table, SQLITE, self._indexed):
+                conn.execute(statement)
+            conn.execute("COMMIT")
+            if self._inline and self.path != ":memory:":
+                self._fast = self._connect(0.0)
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+
+    @staticmethod
+    def _select(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[Row]:
+        return conn.execute(sql, params).fetchall()
+
+    def _write(
+        self,
+        conn: sqlite3.Connection,
+        tenant: str,
+        stream: str,
+        batch: list[EncodedEvent],
+        expected: ExpectedVersion,
+    ) -> tuple[int, tuple[int, ...]] | None:
+        """Append inside one IMMEDIATE transaction; None means "check ids and version"."""
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            current, last = conn.execute(self._heads, (tenant, stream, tenant)).fetchone()
+            current = current or 0
+            last = last or 0
+            try:
+                check_expected(stream, expected, current)
+            except WrongExpectedVersionError:
+                conn.execute("ROLLBACK")
+                return None
+            now = max(int(time.time() * 1_000_000), self._last_time)
+            self._last_time = now
+            conn.executemany(
+                self._insert,
+                [
+                    (
+                        tenant,
+                        last + i + 1,
+                        stream,
+                        current + i + 1,
+                        e.id,
+                        e.type,
+                        e.data,
+                        e.metadata,
+                        e.correlation_id,
+                        e.causation_id,
+                        now,
+                    )
+                    for i, e in enumerate(batch)
+                ],
+            )
+            conn.execute("COMMIT")
+        except sqlite3.IntegrityError:
+            conn.execute("ROLLBACK")
+            return None
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        n = len(batch)
+        return current + n, tuple(range(last + 1, last + n + 1))
+
+    def _version(self, conn: sqlite3.Connection, tenant: str, stream: str) -> int:
+        row = conn.execute(
+            f"SELECT max(version) FROM {self.table} WHERE tenant = ? AND stream = ?",
+            (tenant, stream),
+        ).fetchone()
+        return int(row[0] or 0)
+
+    # -- async API ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the database and create the table and indexes if missing; idempotent."""
+        if self._executor is not None:
+            return
+        executor = ThreadPoolExecutor(1, thread_name_prefix="pc-sqlite-events")
+        try:
+            await asyncio.get_running_loop().run_in_executor(executor, self._open)
+        except sqlite3.Error as exc:
+            executor.shutdown(wait=False)
+            raise UnavailableError(f"cannot open SQLite event store: {exc}", port=PORT) from exc
+        self._executor = executor
+
+    async def _fetch(self, sql: str, params: Sequence[Any]) -> list[Row]:
+        return await self._call(self._select, sql, params)
+
+    async def _append_rows(
+        self, tenant: str, stream: str, batch: list[EncodedEvent], expected: ExpectedVersion
+    ) -> tuple[int, tuple[int, ...]]:
+        done = await self._call(self._write, tenant, stream, batch, expected)
+        if done is not None:
+            return done
+        replay = await self._replay(tenant, stream, batch, expected)
+        if replay is not None:
+            return replay
+        actual = await self._call(self._version, tenant, stream)
+        check_expected(stream, expected, actual)
+        raise ConflictError(f"append to {stream!r} conflicted with a concurrent writer", port=PORT)
+
+    async def ping(self) -> None:
+        await self._fetch("SELECT 1", ())
+
+    async def aclose(self) -> None:
+        """Stop subscriptions and close the database; idempotent."""
+        await self._stop_subscriptions()
+        executor, self._executor = self._executor, None
+        if executor is None:
+            return
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await asyncio.get_running_loop().run_in_executor(executor, conn.close)
+        with self._fast_lock:
+            fast, self._fast = self._fast, None
+            if fast is not None:
+                fast.close()
+        executor.shutdown(wait=True)
+
+
+# ---------------------------------------------------------------------------- PostgreSQL
+
+
+class PostgresEventStoreConfig(BaseModel):
+    """Configuration of :class:`PostgresEventStore` (``postgres`` in a manifest)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: SecretStr
+    table: str = "pc_events"
+    db_schema: str | None = None
+    tenant_scoped: bool = False
+    max_event_bytes: int = Field(DEFAULT_MAX_EVENT_BYTES, gt=0)
+    pool_size: int = Field(4, gt=0)
+    lock_timeout: float = Field(30.0, gt=0)
+    subscription_batch: int = Field(256, gt=0)
+    poll_interval: float = Field(1.0, gt=0)
+
+
+class PostgresEventStore(_SQLBase):
+    """Event store in PostgreSQL via psycopg 3 (async), shared by many processes.
+
+    ``data`` and ``metadata`` are ``jsonb`` with GIN (``jsonb_path_ops``) indexes, so equality
+    filters on any top-level field use an index. An append is one round trip (pipelined:
+    advisory lock, one ``INSERT ... SELECT`` that checks the expected version, NOTIFY,
+    COMMIT). Subscribers are woken by LISTEN/NOTIFY, with ``poll_interval`` as a fallback.
+    One instance serves one event loop.
+    """
+
+    config_model: ClassVar[type[BaseModel]] = PostgresEventStoreConfig
+    _ph = "%s"
+    _postgres = True
+
+    def __init__(
+        self,
+        url: str | SecretStr,
+        *,
+        table: str = "pc_events",
+        db_schema: str | None = None,
+        tenant_scoped: bool = False,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        pool_size: int = 4,
+        lock_timeout: float = 30.0,
+        subscription_batch: int = 256,
+        poll_interval: float = 1.0,
+    ) -> None:
+        super().__init__(
+            table=table,
+            tenant_scoped=tenant_scoped,
+            max_event_bytes=max_event_bytes,
+            subscription_batch=subscription_batch,
+            poll_interval=poll_interval,
+        )
+        self._url = url if isinstance(url, SecretStr) else SecretStr(url)
+        self.db_schema = check_name(db_schema, "db_schema") if db_schema else None
+        self._pool_size = pool_size
+        self._lock_timeout = lock_timeout
+        self._channel = f"{self.db_schema or ''}_{self.table}_events"[-63:]
+        self._pool: asyncio.Queue[Any] | None = None
+        self._conns: list[Any] = []
+        self._listener: Any = None
+        self._listen_task: asyncio.Task[None] | None = None
+        self._start_lock = asyncio.Lock()
+        q = self._qualified
+        self._insert_head = (
+            f"INSERT INTO {q} ({COLUMNS}) "
+            "SELECT %(tenant)s, m.p + u.o, %(stream)s, m.v + u.o, u.id, u.type, "
+            "u.data::jsonb, u.metadata::jsonb, u.corr, u.caus, m.t "
+            f"FROM (SELECT coalesce((SELECT max(position) FROM {q} WHERE tenant = %(tenant)s), 0)"
+            " AS p, coalesce((SELECT max(version) FROM "
+            f"{q} WHERE tenant = %(tenant)s AND stream = %(stream)s), 0) AS v, "
+            "(extract(epoch FROM clock_timestamp()) * 1000000)::bigint AS t) AS m, "
+            "unnest(%(ids)s::text[], %(types)s::text[], %(data)s::text[], %(meta)s::text[], "
+            "%(corr)s::text[], %(caus)s::text[]) WITH ORDINALITY "
+            "AS u(id, type, data, metadata, corr, caus, o) WHERE "
+        )
+
+    @classmethod
+    def from_config(cls, config: PostgresEventStoreConfig) -> Self:
+        return cls(**config.model_dump())
+
+    def __repr__(self) -> str:
+        return f"PostgresEventStore(table={self._qualified!r}, url=**********)"
+
+    @property
+    def _qualified(self) -> str:
+        return f"{self.db_schema}.{self.table}" if self.db_schema else self.table
+
+    async def _connect(self, *, autocommit: bool = True) -> Any:
+        import psycopg
+
+        try:
+            return await psycopg.AsyncConnection.connect(
+                self._url.get_secret_value(), autocommit=autocommit
+            )
+        except psycopg.Error as exc:
+            raise UnavailableError(
+                f"cannot connect to PostgreSQL: {type(exc).__name__}", port=PORT
+            ) from None
+
+    async def start(self) -> None:
+        """Connect and create the schema, table and indexes if missing; idempotent."""
+        async with self._start_lock:
+            if self._pool is not None:
+                return
+            import psycopg
+
+            conn = await self._connect()
+            try:
+                async with conn.transaction():
+                    await conn.execute(
+                        "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"pc-ddl:{self._qualified}",)
+                    )
+                    if self.db_schema:
+                        await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self.db_schema}")
+                    table = event_table(self.table, postgres=True, schema=self.db_schema)
+                    for statement in ddl(table, POSTGRES):
+                        await conn.execute(statement)
+            except psycopg.Error as exc:
+                await conn.close()
+                raise UnavailableError(f"cannot create event table: {exc}", port=PORT) from exc
+            pool: asyncio.Queue[Any] = asyncio.Queue()
+            self._conns = [conn]
+            pool.put_nowait(conn)
+            for _ in range(self._pool_size - 1):
+                extra = await self._connect()
+                self._conns.append(extra)
+                pool.put_nowait(extra)
+            self._pool = pool
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> Any:
+        if self._pool is None:
+            await self.start()
+        assert self._pool is not None
+        conn = await self._pool.get()
+        try:
+            yield conn
+        finally:
+            self._pool.put_nowait(conn)
+
+    async def _fetch(self, sql: str, params: Sequence[Any]) -> list[Row]:
+        import psycopg
+
+        async with self._connection() as conn:
+            try:
+                cur = await conn.execute(sql, params)
+                return list(await cur.fetchall())
+            except psycopg.Error as exc:
+                raise UnavailableError(f"PostgreSQL read failed: {exc}", port=PORT) from exc
+
+    async def _append_rows(
+        self, tenant: str, stream: str, batch: list[EncodedEvent], expected: ExpectedVersion
+    ) -> tuple[int, tuple[int, ...]]:
+        import psycopg
+
+        if expected is StreamState.ANY:
+            cond = "TRUE"
+        elif expected is StreamState.NO_STREAM:
+            cond = "m.v = 0"
+        elif expected is StreamState.STREAM_EXISTS:
+            cond = "m.v > 0"
+        else:
+            cond = "m.v = %(expected)s"
+        params = {
+            "tenant": tenant,
+            "stream": stream,
+            "expected": expected if isinstance(expected, int) else 0,
+            "ids": [e.id for e in batch],
+            "types": [e.type for e in batch],
+            "data": [e.data for e in batch],
+            "meta": [e.metadata for e in batch],
+            "corr": [e.correlation_id for e in batch],
+            "caus": [e.causation_id for e in batch],
+        }
+        rows: list[Row] = []
+        async with self._connection() as conn:
+            try:
+                async with conn.pipeline(), conn.transaction():
+                    await conn.execute(
+                        f"SET LOCAL lock_timeout = '{int(self._lock_timeout * 1000)}ms'"
+                    )
+                    await conn.execute(
+                        "SELECT pg_advisory_xact_lock(hashtext(%s))",
+                        (f"pc-events:{self._qualified}:{tenant}",),
+                    )
+                    cur = await conn.execute(
+                        self._insert_head + cond + " RETURNING position, version", params
+                    )
+                    await conn.execute("SELECT pg_notify(%s, %s)", (self._channel, tenant))
+                rows = list(await cur.fetchall())
+            except psycopg.errors.UniqueViolation:
+                rows = []
+            except psycopg.errors.LockNotAvailable as exc:
+                raise UnavailableError("timed out waiting for the append lock", port=PORT) from exc
+            except psycopg.Error as exc:
+                raise UnavailableError(f"PostgreSQL append failed: {exc}", port=PORT) from exc
+        if rows:
+            rows.sort()
+            return rows[-1][1], tuple(r[0] for r in rows)
+        replay = await self._replay(tenant, stream, batch, expected)
+        if replay is not None:
+            return replay
+        found = await self._fetch(
+            f"SELECT coalesce(max(version), 0) FROM {self._qualified} "
+            "WHERE tenant = %s AND stream = %s",
+            [tenant, stream],
+        )
+        check_expected(stream, expected, int(found[0][0]))
+        raise ConflictError(f"append to {stream!r} conflicted with a concurrent writer", port=PORT)
+
+    async def _before_subscribe(self) -> None:
+        if self._listen_task is not None and not self._listen_task.done():
+            return
+        self._listener = await self._connect()
+        await self._listener.execute(f'LISTEN "{self._channel}"')
+        self._listen_task = asyncio.get_running_loop().create_task(self._listen())
+
+    async def _listen(self) -> None:
+        import psycopg
+
+        with contextlib.suppress(psycopg.Error):
+            async for _ in self._listener.notifies():
+                self._wakeup.notify()
+
+    async def ping(self) -> None:
+        await self._fetch("SELECT 1", ())
+
+    async def aclose(self) -> None:
+        """Stop subscriptions, the listener and every connection; idempotent."""
+        await self._stop_subscriptions()
+        task, self._listen_task = self._listen_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            await listener.close()
+        conns, self._conns = self._conns, []
+        self._pool = None
+        for conn in conns:
+            await conn.close()

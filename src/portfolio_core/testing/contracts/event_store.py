@@ -1,0 +1,578 @@
+"""Contract suite of the EventStore port (async, stateful), with its state machine.
+
+Every test states one clause of :mod:`portfolio_core.ports.event_store`. The state machine
+(:class:`EventStoreMachine`) drives the adapter beside a pure model written from the port's
+docstring: plain lists of ``(stream, id, type, data)``, nothing borrowed from an adapter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import strategies as st
+from hypothesis.stateful import invariant, precondition, rule
+
+from portfolio_core.ports.capabilities import supports
+from portfolio_core.ports.errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    UnsupportedError,
+    WrongExpectedVersionError,
+)
+from portfolio_core.ports.event_store import (
+    Direction,
+    EventQuery,
+    EventStore,
+    EventStoreCapability,
+    NewEvent,
+    OnHandlerError,
+    RecordedEvent,
+    StreamState,
+)
+from portfolio_core.testing.clauses import clause, requires, requires_absent
+from portfolio_core.testing.concurrency import one_winner, run_concurrently
+from portfolio_core.testing.machines import AdapterMachine, run_machine
+from portfolio_core.testing.plugin import KitSettings
+from portfolio_core.testing.suite import ContractSuite
+
+__all__ = ["EventStoreContract", "EventStoreMachine"]
+
+WAIT = 10.0
+
+
+def ev(type_: str = "E", i: int = 0, **kw: Any) -> NewEvent:
+    return NewEvent(type_, {"i": i, **kw})
+
+
+def _ids(events: list[RecordedEvent]) -> list[str]:
+    return [e.id for e in events]
+
+
+class EventStoreContract(ContractSuite[EventStore]):
+    """The promises of :class:`~portfolio_core.ports.EventStore` (docs/ports/event_store.md)."""
+
+    port_key = "event_store"
+    capability_names = frozenset(c.value for c in EventStoreCapability)
+
+    async def put_probe(self, adapter: EventStore) -> str:
+        await adapter.append("kit-probe", [NewEvent("Probe")])
+        return "kit-probe"
+
+    async def has_probe(self, adapter: EventStore, probe: str) -> bool:
+        return bool(await adapter.read_all())
+
+    # -- appending ---------------------------------------------------------------------
+
+    @clause("event_store.append.result", "append returns the new version and batch positions")
+    async def test_append_result(self, adapter: EventStore) -> None:
+        r1 = await adapter.append("s", [ev(i=1), ev(i=2)], StreamState.NO_STREAM)
+        assert r1.version == 2, r1
+        assert len(r1.positions) == 2, r1
+        r2 = await adapter.append("s", [ev(i=3)], 2)
+        assert r2.version == 3, r2
+        assert r1.positions[0] < r1.positions[1] < r2.positions[0], (r1, r2)
+        events = await adapter.read("s")
+        assert [e.version for e in events] == [1, 2, 3]
+        assert [e.position for e in events] == [*r1.positions, *r2.positions]
+        assert [e.data["i"] for e in events] == [1, 2, 3]
+
+    @clause(
+        "event_store.append.expected_version",
+        "an expected version that does not match raises WrongExpectedVersionError, writes nothing",
+    )
+    @pytest.mark.parametrize(
+        ("setup", "expected"),
+        [
+            (1, StreamState.NO_STREAM),
+            (0, StreamState.STREAM_EXISTS),
+            (2, 1),
+            (2, 3),
+            (0, 1),
+        ],
+    )
+    async def test_wrong_expected_version(
+        self, adapter: EventStore, setup: int, expected: Any
+    ) -> None:
+        if setup:
+            await adapter.append("s", [ev(i=n) for n in range(setup)])
+        await adapter.append("other", [ev()])
+        before = await adapter.read_all()
+        with pytest.raises(WrongExpectedVersionError) as info:
+            await adapter.append("s", [ev(i=99)], expected)
+        assert info.value.actual == setup, f"actual reported {info.value.actual}, is {setup}"
+        assert _ids(await adapter.read_all()) == _ids(before), "a refused append wrote events"
+
+    @clause("event_store.append.expected_ok", "matching expected versions (int and states) append")
+    async def test_expected_version_ok(self, adapter: EventStore) -> None:
+        await adapter.append("s", [ev()], StreamState.NO_STREAM)
+        await adapter.append("s", [ev()], StreamState.STREAM_EXISTS)
+        await adapter.append("s", [ev()], 2)
+        await adapter.append("s", [ev()], StreamState.ANY)
+        assert len(await adapter.read("s")) == 4
+
+    @clause("event_store.append.idempotent", "retrying an exact batch does not duplicate it")
+    async def test_idempotent_retry(self, adapter: EventStore) -> None:
+        batch = [ev(i=1), ev(i=2)]
+        first = await adapter.append("s", batch, StreamState.NO_STREAM)
+        again = await adapter.append("s", batch, StreamState.NO_STREAM)
+        assert again.version == first.version
+        assert again.positions == first.positions
+        again_any = await adapter.append("s", batch)
+        assert again_any.positions == first.positions
+        assert len(await adapter.read("s")) == 2, "an idempotent retry duplicated events"
+        assert len(await adapter.read_all()) == 2
+
+    @clause("event_store.append.id_conflict", "an id stored elsewhere raises ConflictError")
+    async def test_id_reused_elsewhere(self, adapter: EventStore) -> None:
+        e = ev()
+        await adapter.append("a", [e])
+        with pytest.raises(ConflictError):
+            await adapter.append("b", [ev(), e])
+        with pytest.raises(NotFoundError):
+            await adapter.read("b")
+        assert len(await adapter.read_all()) == 1, "a conflicting batch was partly written"
+
+    @clause("event_store.append.invalid", "bad input raises InvalidInputError, writes nothing")
+    @pytest.mark.parametrize(
+        "case", ["empty_batch", "empty_stream", "not_json", "nan", "oversized", "dup_ids"]
+    )
+    async def test_invalid_input(self, adapter: EventStore, case: str) -> None:
+        await adapter.append("s", [ev()])
+        limit = int(getattr(adapter, "max_event_bytes", 1_048_576))
+        good = ev()
+        stream = "s"
+        batch: list[NewEvent]
+        if case == "empty_batch":
+            batch = []
+        elif case == "empty_stream":
+            stream, batch = "", [good]
+        elif case == "not_json":
+            batch = [good, NewEvent("E", {"x": object()})]
+        elif case == "nan":
+            batch = [good, NewEvent("E", {"x": float("nan")})]
+        elif case == "oversized":
+            batch = [good, NewEvent("E", {"x": "y" * (limit + 1)})]
+        else:
+            batch = [good, good]
+        with pytest.raises(InvalidInputError):
+            await adapter.append(stream, batch)
+        assert len(await adapter.read_all()) == 1, f"{case}: invalid batch wrote events"
+
+    @clause("event_store.append.atomic", "of N concurrent appends at one version, one wins")
+    async def test_concurrent_one_winner(self, adapter: EventStore) -> None:
+        await adapter.append("s", [ev()])
+        results = await run_concurrently(8, lambda i: adapter.append("s", [ev(i=i), ev(i=i)], 1))
+        one_winner(results, WrongExpectedVersionError)
+        events = await adapter.read("s")
+        assert [e.version for e in events] == [1, 2, 3], "batches interleaved or duplicated"
+        assert events[1].data == events[2].data, "the winning batch was split"
+
+    @clause("event_store.append.race", "racing writers with retries lose and duplicate nothing")
+    async def test_writers_race(self, adapter: EventStore) -> None:
+        per_writer = 5
+
+        async def writer(w: int) -> int:
+            done = 0
+            for _ in range(200):
+                if done == per_writer:
+                    break
+                try:
+                    current = len(await adapter.read("s"))
+                except NotFoundError:
+                    current = 0
+                try:
+                    await adapter.append("s", [ev(i=w * 100 + done)], current)
+                    done += 1
+                except WrongExpectedVersionError:
+                    await asyncio.sleep(0)
+            return done
+
+        results = await run_concurrently(8, writer)
+        assert all(r == per_writer for r in results), results
+        events = await adapter.read("s")
+        assert [e.version for e in events] == list(range(1, 8 * per_writer + 1))
+        got = sorted(e.data["i"] for e in events)
+        assert got == sorted(w * 100 + k for w in range(8) for k in range(per_writer))
+
+    # -- reading -------------------------------------------------------------------------
+
+    @clause("event_store.read.not_found", "reading a stream that does not exist: NotFoundError")
+    async def test_read_unknown(self, adapter: EventStore) -> None:
+        with pytest.raises(NotFoundError):
+            await adapter.read("nope")
+
+    @clause("event_store.read.range", "read honours from_version, limit and direction")
+    async def test_read_range(self, adapter: EventStore) -> None:
+        await adapter.append("s", [ev(i=n) for n in range(1, 6)])
+        await adapter.append("t", [ev()])
+        assert [e.version for e in await adapter.read("s", 2, 2)] == [2, 3]
+        assert [e.version for e in await adapter.read("s", 6)] == []
+        back = await adapter.read("s", 0, None, Direction.BACKWARDS)
+        assert [e.version for e in back] == [5, 4, 3, 2, 1]
+        back = await adapter.read("s", 3, 2, Direction.BACKWARDS)
+        assert [e.version for e in back] == [3, 2]
+        assert all(e.stream == "s" for e in back)
+
+    @clause("event_store.read.snapshot", "returned events are snapshots, not live state")
+    async def test_read_snapshot(self, adapter: EventStore) -> None:
+        await adapter.append("s", [NewEvent("E", {"items": [1]}, {"m": {"k": 1}})])
+        first = await adapter.read("s")
+        try:
+            first[0].data["items"].append(2)
+            first[0].metadata["m"]["k"] = 2
+            first[0].data["new"] = 1  # type: ignore[index]
+        except TypeError:
+            pass  # immutable is fine too
+        first.append(first[0])
+        await adapter.append("s", [ev()])
+        assert len(first) == 2
+        again = await adapter.read("s")
+        assert again[0].data == {"items": [1]}, "mutating a returned event changed the store"
+        assert again[0].metadata == {"m": {"k": 1}}
+
+    @clause("event_store.read.round_trip", "data, metadata, ids and causation round-trip")
+    async def test_round_trip(self, adapter: EventStore) -> None:
+        data = {"s": "é✓", "n": 1, "f": 1.5, "b": True, "z": None, "l": [1, "a"], "o": {"k": []}}
+        e = NewEvent("Typed", data, {"who": "me"}, id="id-1", correlation_id="c", causation_id="d")
+        await adapter.append("s", [e])
+        (got,) = await adapter.read("s")
+        assert (got.id, got.type, got.stream) == ("id-1", "Typed", "s")
+        assert got.data == data
+        assert got.metadata == {"who": "me"}
+        assert (got.correlation_id, got.causation_id) == ("c", "d")
+        assert got.recorded_at.tzinfo is not None
+
+    @clause("event_store.read_all.order", "read_all returns every event in increasing position")
+    async def test_read_all(self, adapter: EventStore) -> None:
+        await adapter.append("a", [ev(i=1), ev(i=2)])
+        await adapter.append("b", [ev(i=3)])
+        await adapter.append("a", [ev(i=4)])
+        events = await adapter.read_all()
+        assert [e.data["i"] for e in events] == [1, 2, 3, 4]
+        positions = [e.position for e in events]
+        assert positions == sorted(set(positions)), positions
+        tail = await adapter.read_all(positions[2])
+        assert [e.data["i"] for e in tail] == [3, 4]
+        assert [e.data["i"] for e in await adapter.read_all(positions[1], 2)] == [2, 3]
+
+    @clause("event_store.read_all.gapless", "a GAPLESS store numbers positions 1, 2, 3, ...")
+    @requires(EventStoreCapability.GAPLESS)
+    async def test_gapless(self, adapter: EventStore) -> None:
+        await adapter.append("a", [ev(), ev()])
+        with pytest.raises(WrongExpectedVersionError):
+            await adapter.append("a", [ev()], 0)
+        with pytest.raises(InvalidInputError):
+            await adapter.append("a", [])
+        await adapter.append("b", [ev()])
+        assert [e.position for e in await adapter.read_all()] == [1, 2, 3]
+
+    @clause("event_store.read_all.tailing", "a tailing reader never skips an event")
+    async def test_tailing_reader(self, adapter: EventStore) -> None:
+        seen: list[int] = []
+        done = asyncio.Event()
+
+        async def tail() -> None:
+            nxt = 1
+            for _ in range(10_000):
+                batch = await adapter.read_all(nxt)
+                seen.extend(e.position for e in batch)
+                if batch:
+                    nxt = batch[-1].position + 1
+                elif done.is_set():
+                    return
+                await asyncio.sleep(0)
+
+        async def write(w: int) -> None:
+            for k in range(6):
+                await adapter.append(f"w{w}", [ev(i=k), ev(i=k)])
+
+        reader = asyncio.ensure_future(tail())
+        await asyncio.gather(*(write(w) for w in range(4)))
+        done.set()
+        await asyncio.wait_for(reader, WAIT)
+        every = [e.position for e in await adapter.read_all()]
+        assert seen == every, "the tailing reader skipped or repeated events"
+
+    # -- query ---------------------------------------------------------------------------
+
+    @clause("event_store.query.filters", "query matches type, stream, correlation, JSON fields")
+    @requires(EventStoreCapability.QUERY)
+    async def test_query(self, adapter: EventStore) -> None:
+        await adapter.append(
+            "a",
+            [
+                NewEvent("Paid", {"amount": 5, "ok": True}, {"region": "eu"}, correlation_id="c1"),
+                NewEvent("Paid", {"amount": 7, "ok": 1}, {"region": "us"}),
+                NewEvent("Sent", {"amount": 5}, correlation_id="c1"),
+            ],
+        )
+        await adapter.append("b", [NewEvent("Paid", {"amount": 5, "tags": ["x"]})])
+
+        async def q(**kw: Any) -> list[tuple[str, int]]:
+            return [(e.stream, e.version) for e in await adapter.query(EventQuery(**kw))]
+
+        assert await q(types=frozenset({"Paid"})) == [("a", 1), ("a", 2), ("b", 1)]
+        assert await q(streams=frozenset({"b"})) == [("b", 1)]
+        assert await q(correlation_id="c1") == [("a", 1), ("a", 3)]
+        assert await q(data={"amount": 5}) == [("a", 1), ("a", 3), ("b", 1)]
+        assert await q(data={"ok": True}) == [("a", 1)], "true must not equal 1"
+        assert await q(data={"ok": 1}) == [("a", 2)]
+        assert await q(data={"tags": ["x"]}) == [("b", 1)]
+        assert await q(metadata={"region": "eu"}) == [("a", 1)]
+        assert await q(types=frozenset({"Paid"}), data={"amount": 5}, limit=1) == [("a", 1)]
+        assert await q(data={"amount": 5}, from_position=3) == [("a", 3), ("b", 1)]
+        assert await q(data={"missing": None}) == []
+
+    @clause("event_store.query.time", "since is inclusive and until exclusive on recorded_at")
+    @requires(EventStoreCapability.QUERY)
+    async def test_query_time(self, adapter: EventStore) -> None:
+        await adapter.append("a", [ev()])
+        (e,) = await adapter.read_all()
+        at = e.recorded_at
+        assert await adapter.query(EventQuery(since=at - timedelta(seconds=1)))
+        assert await adapter.query(EventQuery(until=at + timedelta(seconds=1)))
+        assert not await adapter.query(EventQuery(until=at - timedelta(seconds=1)))
+        assert not await adapter.query(EventQuery(since=at + timedelta(seconds=1)))
+        assert abs(at - datetime.now(UTC)) < timedelta(minutes=5), "recorded_at is not now-ish"
+
+    @clause("event_store.query.unsupported", "without QUERY, query raises UnsupportedError")
+    @requires_absent(EventStoreCapability.QUERY)
+    async def test_query_unsupported(self, adapter: EventStore) -> None:
+        with pytest.raises(UnsupportedError):
+            await adapter.query(EventQuery())
+
+    # -- subscriptions ---------------------------------------------------------------------
+
+    @clause("event_store.subscribe.catch_up_live", "catch-up then live, in position order")
+    @requires(EventStoreCapability.SUBSCRIBE)
+    async def test_subscribe(self, adapter: EventStore) -> None:
+        await adapter.append("a", [ev(i=1), ev(i=2)])
+        got: list[int] = []
+
+        async def handler(e: RecordedEvent) -> None:
+            got.append(e.data["i"])
+
+        sub = await adapter.subscribe(handler)
+        await sub.wait_until(2, WAIT)
+        r = await adapter.append("b", [ev(i=3)])
+        await adapter.append("a", [ev(i=4)])
+        await sub.wait_until(r.positions[0] + 1, WAIT)
+        assert got == [1, 2, 3, 4]
+        assert sub.checkpoint == r.positions[0] + 1
+        await adapter.unsubscribe(sub)
+        await adapter.unsubscribe(sub)  # idempotent
+        await adapter.append("a", [ev(i=5)])
+        await asyncio.sleep(0.05)
+        assert got == [1, 2, 3, 4], "an unsubscribed handler still received events"
+
+    @clause("event_store.subscribe.filters", "stream, from_position and filter narrow delivery")
+    @requires(EventStoreCapability.SUBSCRIBE)
+    async def test_subscribe_filters(self, adapter: EventStore) -> None:
+        await adapter.append("a", [ev("X", 1), ev("Y", 2)])
+        await adapter.append("b", [ev("X", 3)])
+        await adapter.append("a", [ev("X", 4)])
+        last = (await adapter.read_all())[-1].position
+        one: list[int] = []
+        typed: list[int] = []
+        late: list[int] = []
+
+        def collect(into: list[int]) -> Any:
+            async def handler(e: RecordedEvent) -> None:
+                into.append(e.data["i"])
+
+            return handler
+
+        s1 = await adapter.subscribe(collect(one), stream="a")
+        s2 = await adapter.subscribe(collect(typed), filter=EventQuery(types=frozenset({"X"})))
+        s3 = await adapter.subscribe(collect(late), from_position=3)
+        for s in (s1, s2, s3):
+            await s.wait_until(last, WAIT)
+        assert one == [1, 2, 4]
+        assert typed == [1, 3, 4]
+        assert late == [3, 4]
+        for s in (s1, s2, s3):
+            await adapter.unsubscribe(s)
+
+    @clause("event_store.subscribe.resume", "resuming from checkpoint + 1 loses nothing")
+    @requires(EventStoreCapability.SUBSCRIBE)
+    async def test_subscribe_resume(self, adapter: EventStore) -> None:
+        got: list[int] = []
+
+        async def handler(e: RecordedEvent) -> None:
+            got.append(e.position)
+
+        sub = await adapter.subscribe(handler)
+        r = await adapter.append("a", [ev(), ev()])
+        await sub.wait_until(r.positions[-1], WAIT)
+        checkpoint = sub.checkpoint
+        await adapter.unsubscribe(sub)
+        r2 = await adapter.append("a", [ev(), ev()])
+        sub = await adapter.subscribe(handler, from_position=checkpoint + 1)
+        await sub.wait_until(r2.positions[-1], WAIT)
+        await adapter.unsubscribe(sub)
+        assert got == [*r.positions, *r2.positions]
+
+    @clause("event_store.subscribe.on_error", "stop keeps the error, skip moves on, retry retries")
+    @requires(EventStoreCapability.SUBSCRIBE)
+    @pytest.mark.parametrize("policy", list(OnHandlerError))
+    async def test_handler_errors(self, adapter: EventStore, policy: OnHandlerError) -> None:
+        await adapter.append("a", [ev(i=1), ev(i=2), ev(i=3)])
+        calls: list[int] = []
+
+        async def handler(e: RecordedEvent) -> None:
+            calls.append(e.data["i"])
+            if e.data["i"] == 2 and calls.count(2) < 2:
+                raise RuntimeError("boom")
+
+        sub = await adapter.subscribe(handler, on_error=policy)
+        if policy is OnHandlerError.STOP:
+            with pytest.raises(RuntimeError):
+                await sub.wait_until(3, WAIT)
+            assert sub.checkpoint == 1
+            assert isinstance(sub.error, RuntimeError)
+        else:
+            await sub.wait_until(3, WAIT)
+            expected = [1, 2, 3] if policy is OnHandlerError.SKIP else [1, 2, 2, 3]
+            assert calls == expected, calls
+            assert sub.error is None
+        await adapter.unsubscribe(sub)
+
+    @clause("event_store.subscribe.backpressure", "a slow handler delays delivery, drops nothing")
+    @requires(EventStoreCapability.SUBSCRIBE)
+    async def test_backpressure(self, adapter: EventStore) -> None:
+        got: list[int] = []
+        gate = asyncio.Event()
+
+        async def handler(e: RecordedEvent) -> None:
+            await gate.wait()
+            got.append(e.position)
+
+        sub = await adapter.subscribe(handler)
+        r = None
+        for k in range(20):
+            r = await adapter.append("a", [ev(i=k) for _ in range(5)])
+        assert r is not None
+        assert sub.checkpoint == 0
+        gate.set()
+        await sub.wait_until(r.positions[-1], WAIT)
+        assert got == [e.position for e in await adapter.read_all()]
+        await adapter.unsubscribe(sub)
+
+    @clause("event_store.subscribe.unsupported", "without SUBSCRIBE, subscribe raises Unsupported")
+    @requires_absent(EventStoreCapability.SUBSCRIBE)
+    async def test_subscribe_unsupported(self, adapter: EventStore) -> None:
+        async def handler(e: RecordedEvent) -> None:
+            return None
+
+        with pytest.raises(UnsupportedError):
+            await adapter.subscribe(handler)
+
+    # -- the model -----------------------------------------------------------------------
+
+    @clause("event_store.model", "any sequence of operations behaves like the reference model")
+    def test_state_machine(self, make_adapter: Any, kit_settings: KitSettings) -> None:
+        run_machine(EventStoreMachine, make_adapter, kit_settings)
+
+
+streams = st.sampled_from(["a", "b", "c"])
+types = st.sampled_from(["X", "Y"])
+payloads = st.dictionaries(
+    st.sampled_from(["k", "n"]),
+    st.one_of(st.integers(-3, 3), st.booleans(), st.text(max_size=3), st.none()),
+    max_size=2,
+)
+
+
+class EventStoreMachine(AdapterMachine[EventStore]):
+    """Random appends, retries and reads against a pure model of streams and a global log."""
+
+    def __init__(self, factory: Any, **kwargs: Any) -> None:
+        super().__init__(factory, **kwargs)
+        self.log: list[tuple[str, str, str, dict[str, Any]]] = []  # (stream, id, type, data)
+        self.last_batch: tuple[str, list[NewEvent], Any] | None = None
+        self.counter = 0
+
+    def _version(self, stream: str) -> int:
+        return sum(1 for s, *_ in self.log if s == stream)
+
+    @rule(
+        stream=streams,
+        kinds=st.lists(st.tuples(types, payloads), min_size=1, max_size=3),
+        mode=st.sampled_from(["right", "wrong", "any", "no_stream", "exists"]),
+    )
+    def append(self, stream: str, kinds: list[tuple[str, dict[str, Any]]], mode: str) -> None:
+        batch = []
+        for t, d in kinds:
+            self.counter += 1
+            batch.append(NewEvent(t, d, id=f"e{self.counter}"))
+        version = self._version(stream)
+        expected: Any = {
+            "right": version,
+            "wrong": version + 1,
+            "any": StreamState.ANY,
+            "no_stream": StreamState.NO_STREAM,
+            "exists": StreamState.STREAM_EXISTS,
+        }[mode]
+        ok = mode in ("right", "any") or (mode == "no_stream") == (version == 0)
+        if mode == "wrong":
+            ok = False
+        if ok:
+            result = self.run(self.adapter.append(stream, batch, expected))
+            assert result.version == version + len(batch), (result, version)
+            self.log.extend((stream, e.id, e.type, dict(e.data)) for e in batch)
+            self.last_batch = (stream, batch, expected)
+        else:
+            with pytest.raises(WrongExpectedVersionError):
+                self.run(self.adapter.append(stream, batch, expected))
+
+    @precondition(lambda self: self.last_batch is not None)
+    @rule()
+    def retry_last(self) -> None:
+        assert self.last_batch is not None
+        stream, batch, _ = self.last_batch
+        result = self.run(self.adapter.append(stream, copy.copy(batch), StreamState.ANY))
+        stored = [i for s, i, *_ in self.log if s == stream]
+        assert result.version == stored.index(batch[-1].id) + 1
+
+    @rule(stream=streams, start=st.integers(0, 6), limit=st.none() | st.integers(0, 4))
+    def read(self, stream: str, start: int, limit: int | None) -> None:
+        mine = [i for s, i, *_ in self.log if s == stream]
+        if not mine:
+            with pytest.raises(NotFoundError):
+                self.run(self.adapter.read(stream, start, limit))
+            return
+        got = self.run(self.adapter.read(stream, start, limit))
+        want = mine[max(start, 1) - 1 :]
+        assert _ids(got) == (want if limit is None else want[:limit])
+
+    @rule(t=types)
+    def query_type(self, t: str) -> None:
+        if not supports(self.adapter, EventStoreCapability.QUERY):
+            return
+        got = self.run(self.adapter.query(EventQuery(types=frozenset({t}))))
+        assert _ids(got) == [i for _, i, ty, _ in self.log if ty == t]
+
+    @rule(key=st.sampled_from(["k", "n"]), value=st.integers(-3, 3) | st.booleans())
+    def query_data(self, key: str, value: Any) -> None:
+        if not supports(self.adapter, EventStoreCapability.QUERY):
+            return
+        got = self.run(self.adapter.query(EventQuery(data={key: value})))
+
+        def same(a: Any) -> bool:
+            return isinstance(a, bool) == isinstance(value, bool) and a == value
+
+        assert _ids(got) == [i for *_, i, _, d in self.log if key in d and same(d[key])]
+
+    @invariant()
+    def global_log(self) -> None:
+        events = self.run(self.adapter.read_all())
+        assert _ids(events) == [i for _, i, *_ in self.log]
+        positions = [e.position for e in events]
+        assert positions == sorted(set(positions))
+        if supports(self.adapter, EventStoreCapability.GAPLESS):
+            assert positions == list(range(1, len(positions) + 1))
