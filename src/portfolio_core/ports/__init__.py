@@ -24,6 +24,10 @@ if TYPE_CHECKING:
         MAX_KEY_LENGTH,
         Cache,
         CacheCapability,
+        CacheStats,
+        Codec,
+        EnumerableCache,
+        FetchingCache,
     )
     from portfolio_core.ports.cache_persistence import (
         CachePersistence,
@@ -131,6 +135,8 @@ if TYPE_CHECKING:
         TenantContext,
         current_tenant,
         require_tenant,
+        reset_current_tenant,
+        set_current_tenant,
         tenant_scope,
     )
     from portfolio_core.ports.tokenizer import (
@@ -148,6 +154,10 @@ _EXPORTS: dict[str, str] = {
     "Cache": "cache",
     "CacheCapability": "cache",
     "CacheHit": "cache_store",
+    "CacheStats": "cache",
+    "Codec": "cache",
+    "EnumerableCache": "cache",
+    "FetchingCache": "cache",
     "CachePersistence": "cache_persistence",
     "CacheStore": "cache_store",
     "CacheStoreCapability": "cache_store",
@@ -228,6 +238,8 @@ _EXPORTS: dict[str, str] = {
     "port_of": "catalogue",
     "require": "capabilities",
     "require_tenant": "tenant",
+    "reset_current_tenant": "tenant",
+    "set_current_tenant": "tenant",
     "supports": "capabilities",
     "tenant_scope": "tenant",
 }
@@ -242,6 +254,10 @@ __all__ = [
     "Cache",
     "CacheCapability",
     "CacheHit",
+    "CacheStats",
+    "Codec",
+    "EnumerableCache",
+    "FetchingCache",
     "CachePersistence",
     "CacheStore",
     "CacheStoreCapability",
@@ -322,6 +338,8 @@ __all__ = [
     "port_of",
     "require",
     "require_tenant",
+    "reset_current_tenant",
+    "set_current_tenant",
     "supports",
     "tenant_scope",
 ]

@@ -20,15 +20,29 @@ Contract
 * Bounded adapters may evict items to respect their size; eviction is never reported as an
   error. An adapter that declares ``TENANT_SCOPED`` prefixes every key with the current
   tenant and raises :class:`~portfolio_core.ports.errors.TenantRequiredError` when none is set.
+  No sequence of calls made under one tenant can read, list, count, delete or clear another
+  tenant's items. A tenant-scoped adapter uses the current tenant's ``cache.default_ttl``
+  configuration override (seconds) when ``put`` is given no ``ttl``.
+* Adapters that own expiry take an injectable ``clock`` (seconds). Adapters whose items
+  survive a restart default to wall-clock time; in-process ones to ``time.monotonic``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["Cache", "CacheCapability", "MAX_KEY_LENGTH"]
+__all__ = [
+    "Cache",
+    "CacheCapability",
+    "CacheStats",
+    "Codec",
+    "EnumerableCache",
+    "FetchingCache",
+    "MAX_KEY_LENGTH",
+]
 
 MAX_KEY_LENGTH = 512
 
@@ -48,6 +62,32 @@ class CacheCapability(StrEnum):
     """Holds at most a configured number of items, evicting by policy."""
     FETCH = "cache.fetch"
     """Offers ``fetch(key, populate)`` that populates each missing key once under concurrency."""
+    ENUMERATE = "cache.enumerate"
+    """Offers ``keys()`` and ``count()`` over the namespace (current tenant only if scoped)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CacheStats:
+    """Counters since the adapter was created: lookups that hit or missed, size evictions."""
+
+    hits: int
+    misses: int
+    evictions: int
+    size: int
+
+
+@runtime_checkable
+class Codec(Protocol):
+    """Turns a cache value into bytes and back. ``decode(encode(v)) == v`` for valid values.
+
+    ``encode`` raises :class:`~portfolio_core.ports.errors.InvalidInputError` for a value it
+    cannot represent. Shared caches must not use a codec that can execute code on decode
+    (such as pickle): anyone who can write to the cache could then run code in every reader.
+    """
+
+    def encode(self, value: Any) -> bytes: ...
+
+    def decode(self, data: bytes) -> Any: ...
 
 
 @runtime_checkable
@@ -80,4 +120,34 @@ class Cache(Protocol):
 
     async def put_many(self, items: Mapping[str, Any], ttl: float | None = None) -> None:
         """Store every item; bad input in any item stores none of them."""
+        ...
+
+
+@runtime_checkable
+class FetchingCache(Cache, Protocol):
+    """A cache that fills misses itself, once per key (capability ``cache.fetch``)."""
+
+    async def fetch(
+        self, key: str, populate: Callable[[], Awaitable[Any]], ttl: float | None = None
+    ) -> Any:
+        """The value at ``key``; on a miss, await ``populate()`` and store its result.
+
+        Concurrent callers for the same missing key share one ``populate`` call (no
+        stampede). A caller that is cancelled while waiting does not cancel the others nor
+        the population; if ``populate`` raises, every waiter gets the error, nothing is
+        stored, and the next call tries again. A ``None`` result is returned, not stored.
+        """
+        ...
+
+
+@runtime_checkable
+class EnumerableCache(Cache, Protocol):
+    """A cache that can list and count its live keys (capability ``cache.enumerate``)."""
+
+    async def keys(self) -> list[str]:
+        """The live (unexpired) keys of this namespace, current tenant only when scoped."""
+        ...
+
+    async def count(self) -> int:
+        """``len(await keys())``, possibly computed without listing."""
         ...

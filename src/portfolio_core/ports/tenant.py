@@ -11,10 +11,18 @@ Contract
   to restore the previous value.
 * Tenant-scoped adapters call :func:`require_tenant`, which raises
   :class:`~portfolio_core.ports.errors.TenantRequiredError` when none is set (fail closed).
+* Tenant adapters may hold per-tenant configuration overrides: the context they make current
+  carries them in :attr:`TenantContext.config`, and tenant-scoped adapters read the keys
+  they document (for example the caches' ``cache.default_ttl``).
 * ``check_quota`` consumes ``cost`` units of ``resource`` for the current tenant and returns
   the remaining allowance, or raises
   :class:`~portfolio_core.ports.errors.QuotaExceededError` (consuming nothing) when the
-  allowance is spent.
+  allowance is spent (``retry_after`` says when it can succeed). Quotas are counted per
+  tenant and per resource: one tenant's use never reduces another's allowance. A resource
+  with no configured quota is unlimited (``remaining`` is then ``-1``); ``cost`` must be a
+  positive int, else :class:`~portfolio_core.ports.errors.InvalidInputError`. With no
+  tenant set, ``check_quota`` raises
+  :class:`~portfolio_core.ports.errors.TenantRequiredError`.
 """
 
 from __future__ import annotations
@@ -35,6 +43,8 @@ __all__ = [
     "TenantContext",
     "current_tenant",
     "require_tenant",
+    "reset_current_tenant",
+    "set_current_tenant",
     "tenant_scope",
 ]
 
@@ -84,23 +94,37 @@ def require_tenant() -> TenantContext:
     return ctx
 
 
-def _set(ctx: TenantContext | None) -> Token[TenantContext | None]:
+def set_current_tenant(ctx: TenantContext | None) -> Token[TenantContext | None]:
+    """Make ``ctx`` current in this context; returns the token for :func:`reset_current_tenant`.
+
+    Tenant adapters build ``set_context`` on this, so every adapter shares one variable.
+    """
     return _CURRENT.set(ctx)
 
 
-def _reset(token: Token[TenantContext | None]) -> None:
+def reset_current_tenant(token: Token[TenantContext | None]) -> None:
+    """Restore the tenant current before the matching :func:`set_current_tenant`.
+
+    Raises ``ValueError``/``RuntimeError`` (from :mod:`contextvars`) for a token created in
+    another context or already used.
+    """
     _CURRENT.reset(token)
+
+
+# former private names, still used by code written before the public ones existed
+_set = set_current_tenant
+_reset = reset_current_tenant
 
 
 @contextmanager
 def tenant_scope(tenant: str | TenantContext) -> Iterator[TenantContext]:
     """Run the body with ``tenant`` as the current tenant (the port-free helper)."""
     ctx = tenant if isinstance(tenant, TenantContext) else TenantContext(tenant)
-    token = _set(ctx)
+    token = set_current_tenant(ctx)
     try:
         yield ctx
     finally:
-        _reset(token)
+        reset_current_tenant(token)
 
 
 @runtime_checkable

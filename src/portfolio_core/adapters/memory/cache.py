@@ -1,0 +1,333 @@
+"""In-process Cache over cachetools: LRU, LFU or TTL eviction, per-item TTL, thread and
+asyncio safe, with single-flight ``fetch``. The reference adapter of the Cache port."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, ClassVar, Literal, Self
+
+import cachetools
+from pydantic import BaseModel, ConfigDict, Field
+
+from portfolio_core.adapters._shared.cache_keys import (
+    check_items,
+    check_key,
+    check_ttl,
+    scope,
+    tenant_ttl,
+)
+from portfolio_core.adapters._shared.codec import JsonCodec
+from portfolio_core.ports.cache import MAX_KEY_LENGTH, CacheCapability, CacheStats, Codec
+from portfolio_core.ports.capabilities import declare
+from portfolio_core.ports.errors import InvalidInputError, UnavailableError
+from portfolio_core.ports.tenant import require_tenant
+
+__all__ = ["MemoryCache", "MemoryCacheConfig"]
+
+Policy = Literal["lru", "lfu", "ttl"]
+_Key = tuple[str | None, str]
+_INF = float("inf")
+
+
+class _Entry:
+    """What the cachetools mapping holds: expiry (clock seconds) and the encoded value.
+
+    Immutable scalars (str, int, float, bool) are kept as they are when the codec is the
+    default JSON one; everything else is stored encoded, so ``get`` never hands out a
+    mutable object the cache also holds.
+    """
+
+    __slots__ = ("expires", "payload", "raw")
+
+    def __init__(self, expires: float, payload: Any, raw: bool) -> None:
+        self.expires = expires
+        self.payload = payload
+        self.raw = raw
+
+
+class MemoryCacheConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_entries: int = Field(default=10_000, gt=0)
+    policy: Policy = "lru"
+    default_ttl: float | None = Field(default=None, gt=0)
+    namespace: str = "default"
+    tenant_scoped: bool = False
+
+
+def _counting(base: type[cachetools.Cache[_Key, _Entry]]) -> Any:
+    class Counting(base):  # type: ignore[valid-type,misc]  # dynamic subclass of a policy
+        evictions = 0
+
+        def popitem(self) -> tuple[_Key, _Entry]:
+            item: tuple[_Key, _Entry] = super().popitem()
+            self.evictions += 1
+            return item
+
+    return Counting
+
+
+_POLICIES: dict[str, Any] = {
+    "lru": _counting(cachetools.LRUCache),
+    "lfu": _counting(cachetools.LFUCache),
+    "ttl": _counting(cachetools.TLRUCache),
+}
+
+
+def _ttu(_key: _Key, entry: _Entry, _now: float) -> float:
+    return entry.expires
+
+
+class MemoryCache:
+    """A bounded in-process cache (``max_entries`` items, evicted by ``policy``).
+
+    ``policy`` is ``"lru"``, ``"lfu"`` or ``"ttl"`` (cachetools' time-aware LRU: expired
+    items are dropped before live ones are evicted). Every policy honours per-item TTLs; an
+    expired item is never returned. One lock guards the cachetools mapping (which is not
+    thread-safe); it is never held across an ``await``, so the cache is safe to share between
+    threads and event loops. ``namespace`` only labels the instance: each instance is its
+    own store. Values go through ``codec`` (strict JSON by default).
+    """
+
+    capabilities: ClassVar[frozenset[str]] = declare(
+        CacheCapability.TTL,
+        CacheCapability.BOUNDED,
+        CacheCapability.FETCH,
+        CacheCapability.ENUMERATE,
+        CacheCapability.TENANT_SCOPED,
+    )
+    config_model: ClassVar[type[BaseModel]] = MemoryCacheConfig
+
+    def __init__(
+        self,
+        max_entries: int = 10_000,
+        *,
+        policy: Policy = "lru",
+        default_ttl: float | None = None,
+        namespace: str = "default",
+        tenant_scoped: bool = False,
+        codec: Codec | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if isinstance(max_entries, bool) or not isinstance(max_entries, int) or max_entries < 1:
+            raise InvalidInputError("max_entries must be a positive int", field="max_entries")
+        if policy not in _POLICIES:
+            raise InvalidInputError(f"unknown policy {policy!r}", field="policy")
+        self.max_entries = max_entries
+        self.policy = policy
+        self.default_ttl = check_ttl(default_ttl)
+        self.namespace = namespace
+        self.tenant_scoped = tenant_scoped
+        self._codec: Codec = codec if codec is not None else JsonCodec()
+        self._raw_ok = codec is None or type(codec) is JsonCodec
+        self._clock = clock
+        cls = _POLICIES[policy]
+        if policy == "ttl":
+            self._data = cls(maxsize=max_entries, ttu=_ttu, timer=clock)
+        else:
+            self._data = cls(maxsize=max_entries)
+        self._lock = threading.Lock()
+        self._hits = 0
+        self._misses = 0
+        self._inflight: dict[_Key, concurrent.futures.Future[Any]] = {}
+
+    @classmethod
+    def from_config(cls, config: MemoryCacheConfig) -> Self:
+        return cls(
+            config.max_entries,
+            policy=config.policy,
+            default_ttl=config.default_ttl,
+            namespace=config.namespace,
+            tenant_scoped=config.tenant_scoped,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"MemoryCache(max_entries={self.max_entries}, policy={self.policy!r}, "
+            f"namespace={self.namespace!r}, tenant_scoped={self.tenant_scoped})"
+        )
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _encode(self, value: Any, ttl: float | None, now: float) -> _Entry:
+        expires = now + ttl if ttl is not None else _INF
+        t = type(value)
+        if (t is str or t is int or t is bool) and self._raw_ok:
+            return _Entry(expires, value, True)
+        if self._raw_ok and type(value) is float:
+            self._codec.encode(value)  # rejects NaN / infinities
+            return _Entry(expires, value, True)
+        if value is None:
+            raise InvalidInputError("None cannot be stored in a cache", field="value")
+        return _Entry(expires, self._codec.encode(value), False)
+
+    def _decode(self, entry: _Entry) -> Any:
+        return entry.payload if entry.raw else self._codec.decode(entry.payload)
+
+    def _ttl(self, ttl: float | None) -> float | None:
+        ttl = tenant_ttl(check_ttl(ttl), self.tenant_scoped)
+        return ttl if ttl is not None else self.default_ttl
+
+    def _lookup(self, k: _Key, now: float) -> _Entry | None:
+        """Live entry at ``k`` (lock held); drops it when expired."""
+        entry: _Entry | None = self._data.get(k)
+        if entry is None:
+            return None
+        if entry.expires <= now:
+            del self._data[k]
+            return None
+        return entry
+
+    # -- the port --------------------------------------------------------------------------
+
+    async def get(self, key: str) -> Any | None:
+        # the hot path: checks inlined (same rules as check_key / scope)
+        if type(key) is not str or not 0 < len(key) <= MAX_KEY_LENGTH:
+            check_key(key)
+        k = (require_tenant().tenant_id if self.tenant_scoped else None, key)
+        now = self._clock()
+        with self._lock:
+            try:
+                entry: _Entry = self._data[k]
+            except KeyError:
+                self._misses += 1
+                return None
+            if entry.expires <= now:
+                del self._data[k]
+                self._misses += 1
+                return None
+            self._hits += 1
+        return entry.payload if entry.raw else self._codec.decode(entry.payload)
+
+    async def put(self, key: str, value: Any, ttl: float | None = None) -> None:
+        if type(key) is not str or not 0 < len(key) <= MAX_KEY_LENGTH:
+            check_key(key)
+        k = (require_tenant().tenant_id if self.tenant_scoped else None, key)
+        ttl = self.default_ttl if ttl is None and not self.tenant_scoped else self._ttl(ttl)
+        entry = self._encode(value, ttl, self._clock())
+        with self._lock:
+            self._data[k] = entry
+
+    async def delete(self, key: str) -> bool:
+        k = (scope(self.tenant_scoped), check_key(key))
+        now = self._clock()
+        with self._lock:
+            entry = self._data.pop(k, None)
+        return entry is not None and entry.expires > now
+
+    async def clear(self) -> None:
+        tenant = scope(self.tenant_scoped)
+        with self._lock:
+            if not self.tenant_scoped:
+                self._data.clear()
+                return
+            for k in [k for k in self._data if k[0] == tenant]:
+                del self._data[k]
+
+    async def exists(self, key: str) -> bool:
+        k = (scope(self.tenant_scoped), check_key(key))
+        now = self._clock()
+        with self._lock:
+            return self._lookup(k, now) is not None
+
+    async def get_many(self, keys: Sequence[str]) -> dict[str, Any]:
+        tenant = scope(self.tenant_scoped)
+        if isinstance(keys, str):
+            raise InvalidInputError("get_many takes a sequence of keys, not a str", field="keys")
+        wanted = [check_key(key) for key in keys]
+        now = self._clock()
+        found: dict[str, _Entry] = {}
+        with self._lock:
+            for key in wanted:
+                entry = self._lookup((tenant, key), now)
+                if entry is None:
+                    self._misses += 1
+                else:
+                    self._hits += 1
+                    found[key] = entry
+        return {key: self._decode(entry) for key, entry in found.items()}
+
+    async def put_many(self, items: Mapping[str, Any], ttl: float | None = None) -> None:
+        tenant = scope(self.tenant_scoped)
+        check_items(items)
+        ttl = self._ttl(ttl)
+        now = self._clock()
+        entries = [((tenant, key), self._encode(value, ttl, now)) for key, value in items.items()]
+        with self._lock:
+            for k, entry in entries:
+                self._data[k] = entry
+
+    # -- optional parts ----------------------------------------------------------------------
+
+    async def keys(self) -> list[str]:
+        tenant = scope(self.tenant_scoped)
+        now = self._clock()
+        with self._lock:
+            return [k[1] for k, e in self._data.items() if k[0] == tenant and e.expires > now]
+
+    async def count(self) -> int:
+        return len(await self.keys())
+
+    def stats(self) -> CacheStats:
+        """Hits, misses and size evictions since creation, and the items held (which may
+        include expired ones not yet dropped; `count()` counts live items only)."""
+        with self._lock:
+            return CacheStats(self._hits, self._misses, self._data.evictions, len(self._data))
+
+    async def fetch(
+        self, key: str, populate: Callable[[], Awaitable[Any]], ttl: float | None = None
+    ) -> Any:
+        """The value at ``key``, populating a miss once however many callers wait for it.
+
+        The first caller runs ``populate`` in a task of its own event loop; every other
+        caller (in any task, thread or loop) waits on the same result. Waiters are shielded:
+        cancelling one cancels neither the population nor the other waiters. The key is
+        released when ``populate`` finishes, whether it returned, raised or was cancelled.
+        """
+        k = (scope(self.tenant_scoped), check_key(key))
+        ttl = self._ttl(ttl)
+        value = await self.get(key)
+        if value is not None:
+            return value
+        with self._lock:
+            shared = self._inflight.get(k)
+            owner = shared is None
+            if shared is None:
+                shared = concurrent.futures.Future()
+                self._inflight[k] = shared
+        if owner:
+            task = asyncio.get_running_loop().create_task(self._populate(k, populate, ttl, shared))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+        return await asyncio.shield(asyncio.wrap_future(shared))
+
+    _background: ClassVar[set[asyncio.Task[None]]] = set()
+
+    async def _populate(
+        self,
+        k: _Key,
+        populate: Callable[[], Awaitable[Any]],
+        ttl: float | None,
+        shared: concurrent.futures.Future[Any],
+    ) -> None:
+        try:
+            value = await populate()
+            if value is not None:
+                entry = self._encode(value, ttl, self._clock())
+                with self._lock:
+                    self._data[k] = entry
+        except asyncio.CancelledError:
+            shared.set_exception(UnavailableError("the population of this key was cancelled"))
+            raise
+        except BaseException as exc:
+            shared.set_exception(exc)
+        else:
+            shared.set_result(value)
+        finally:
+            with self._lock:
+                if self._inflight.get(k) is shared:
+                    del self._inflight[k]

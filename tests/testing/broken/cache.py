@@ -1,0 +1,220 @@
+"""Deliberately broken MemoryCache variants: each must make the Cache contract suite fail.
+
+Every class names, in ``clause``, the clause its bug breaks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, ClassVar
+
+from portfolio_core.adapters.memory.cache import MemoryCache, _Entry
+from portfolio_core.ports import current_tenant
+
+
+class TtlIgnored(MemoryCache):
+    clause = "cache.ttl.expires"
+
+    async def put(self, key: str, value: Any, ttl: float | None = None) -> None:
+        await super().put(key, value)
+
+    async def put_many(self, items: Mapping[str, Any], ttl: float | None = None) -> None:
+        await super().put_many(items)
+
+
+class DeleteIsNoop(MemoryCache):
+    clause = "cache.delete.idempotent"
+
+    async def delete(self, key: str) -> bool:
+        return await self.exists(key)
+
+
+class GetReturnsStoredObject(MemoryCache):
+    clause = "cache.get.copy"
+
+    def _encode(self, value: Any, ttl: float | None, now: float) -> _Entry:
+        super()._encode(value, ttl, now)  # keep the validation
+        return _Entry(now + ttl if ttl is not None else float("inf"), value, True)
+
+
+class ClearLeaksAcrossTenants(MemoryCache):
+    clause = "cache.tenant.isolation"
+    tests = ("test_tenant_isolation_property",)  # proves the state machine catches it
+
+    async def clear(self) -> None:
+        if self.tenant_scoped and current_tenant() is not None:
+            with self._lock:
+                self._data.clear()
+            return
+        await super().clear()
+
+
+class ClearLeaksAcrossNamespaces(MemoryCache):
+    """clear() empties every instance, as if all namespaces shared one keyspace."""
+
+    clause = "cache.clear.namespace"
+    _instances: ClassVar[list[MemoryCache]] = []
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._instances.append(self)
+
+    async def clear(self) -> None:
+        for cache in self._instances:
+            with cache._lock:
+                cache._data.clear()
+
+
+class GetManyReturnsMissesAsNone(MemoryCache):
+    clause = "cache.get_many.hits_only"
+
+    async def get_many(self, keys: Sequence[str]) -> dict[str, Any]:
+        found = await super().get_many(keys)
+        return {k: found.get(k) for k in keys}
+
+
+class PutManyPartialOnBadInput(MemoryCache):
+    clause = "cache.put_many.atomic_on_bad_input"
+
+    async def put_many(self, items: Mapping[str, Any], ttl: float | None = None) -> None:
+        for key, value in items.items():
+            await self.put(key, value, ttl)
+
+
+class ExistsTrueAfterExpiry(MemoryCache):
+    clause = "cache.ttl.exists"
+
+    async def exists(self, key: str) -> bool:
+        with self._lock:
+            return any(k[1] == key for k in self._data)
+
+
+class NotFailClosed(MemoryCache):
+    """Scoped, but calls without a tenant share one anonymous space."""
+
+    clause = "cache.tenant.fail_closed"
+
+    def __init__(self, *args: Any, tenant_scoped: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)  # tenant_scoped is swallowed
+
+
+class TenantNotInKey(MemoryCache):
+    """Checks a tenant is set, but keys every tenant's items in one space."""
+
+    clause = "cache.tenant.isolation"
+
+    def __init__(
+        self, *args: Any, tenant_scoped: bool = False, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        super().__init__(*args, tenant_scoped=False, clock=clock)
+        self._check = tenant_scoped
+
+    async def get(self, key: str) -> Any | None:
+        if self._check:
+            from portfolio_core.ports import require_tenant
+
+            require_tenant()
+        return await super().get(key)
+
+
+class FetchStampede(MemoryCache):
+    clause = "cache.fetch.single_flight"
+
+    async def fetch(
+        self, key: str, populate: Callable[[], Awaitable[Any]], ttl: float | None = None
+    ) -> Any:
+        value = await self.get(key)
+        if value is None:
+            value = await populate()
+            await self.put(key, value, ttl)
+        return value
+
+
+class FetchCancelCancelsOthers(MemoryCache):
+    """Waiters share the population task without shielding it."""
+
+    clause = "cache.fetch.cancellation"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._tasks: dict[str, asyncio.Task[Any]] = {}
+
+    async def fetch(
+        self, key: str, populate: Callable[[], Awaitable[Any]], ttl: float | None = None
+    ) -> Any:
+        value = await self.get(key)
+        if value is not None:
+            return value
+        task = self._tasks.get(key)
+        if task is None:
+
+            async def run() -> Any:
+                result = await populate()
+                await self.put(key, result, ttl)
+                return result
+
+            task = self._tasks[key] = asyncio.ensure_future(run())
+        return await task
+
+
+class BadKeyAccepted(MemoryCache):
+    clause = "cache.key.invalid"
+
+    async def get(self, key: str) -> Any | None:
+        if key == "" or not isinstance(key, str):
+            return None
+        return await super().get(key)
+
+
+class NoneIsStorable(MemoryCache):
+    clause = "cache.value.invalid"
+
+    def _encode(self, value: Any, ttl: float | None, now: float) -> _Entry:
+        if value is None:
+            return _Entry(float("inf"), None, True)
+        return super()._encode(value, ttl, now)
+
+
+class KeysListExpired(MemoryCache):
+    clause = "cache.enumerate.expiry"
+
+    async def keys(self) -> list[str]:
+        with self._lock:
+            return [k[1] for k in self._data]
+
+
+class TenantDefaultTtlIgnored(MemoryCache):
+    clause = "cache.tenant.default_ttl"
+
+    def _ttl(self, ttl: float | None) -> float | None:
+        return ttl if ttl is not None else self.default_ttl
+
+
+class Unbounded(MemoryCache):
+    clause = "cache.bounded"
+
+    def __init__(self, max_entries: int = 10_000, **kwargs: Any) -> None:
+        super().__init__(10_000, **kwargs)
+
+
+VARIANTS: list[type[MemoryCache]] = [
+    TtlIgnored,
+    DeleteIsNoop,
+    GetReturnsStoredObject,
+    ClearLeaksAcrossTenants,
+    ClearLeaksAcrossNamespaces,
+    GetManyReturnsMissesAsNone,
+    PutManyPartialOnBadInput,
+    ExistsTrueAfterExpiry,
+    NotFailClosed,
+    TenantNotInKey,
+    FetchStampede,
+    FetchCancelCancelsOthers,
+    BadKeyAccepted,
+    NoneIsStorable,
+    KeysListExpired,
+    TenantDefaultTtlIgnored,
+    Unbounded,
+]
