@@ -5,7 +5,8 @@ An adapter offers health by defining ``async def ping(self) -> None`` (raise whe
 ``timeout`` seconds, keeps the last result per adapter, computes the overall status
 (``healthy`` when all are, ``unhealthy`` when none is, ``degraded`` otherwise; ``unknown``
 before the first check), and on every change of an adapter's health emits a structured log
-line ``health changed`` and calls the registered listeners with a :class:`HealthChange`.
+line ``health changed`` (not for the first observation, from ``unknown``) and calls the
+registered listeners with a :class:`HealthChange`.
 Adapters marked by hand (:meth:`mark_unhealthy`) stay so until marked healthy.
 """
 
@@ -90,13 +91,15 @@ class HealthAggregator:
         self._listeners: list[Listener] = []
         self._task: asyncio.Task[None] | None = None
 
-    def add(self, name: str, port: str, adapter: object) -> None:
-        """Track ``adapter`` (its ``ping``, when it has one) under ``name``."""
-        ping = getattr(adapter, "ping", None)
+    def add(self, name: str, port: str, adapter: object | None = None) -> None:
+        """Track ``adapter`` (its ``ping``, when it has one) under ``name``. Without an
+        adapter, ``name`` is only fed by :meth:`record` (checks made elsewhere)."""
+        ping = getattr(adapter, "ping", None) if adapter is not None else None
+        known = adapter is not None and not callable(ping)
         self._entries[name] = _Entry(
             port,
             ping if callable(ping) else None,
-            AdapterHealth(name, port, HealthState.UNKNOWN if ping else HealthState.HEALTHY),
+            AdapterHealth(name, port, HealthState.HEALTHY if known else HealthState.UNKNOWN),
         )
 
     def add_listener(self, listener: Listener) -> None:
@@ -115,14 +118,15 @@ class HealthAggregator:
         if not changed:
             return
         change = HealthChange(name, entry.port, old.state, health.state, health.detail)
-        _log.warning(
-            "health changed",
-            adapter=name,
-            port=entry.port,
-            old=old.state.value,
-            new=health.state.value,
-            detail=health.detail,
-        )
+        if old.state is not HealthState.UNKNOWN:  # a first observation is not logged
+            _log.warning(
+                "health changed",
+                adapter=name,
+                port=entry.port,
+                old=old.state.value,
+                new=health.state.value,
+                detail=health.detail,
+            )
         for listener in list(self._listeners):
             try:
                 listener(change)

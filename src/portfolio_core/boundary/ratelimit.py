@@ -120,6 +120,14 @@ class RateLimiter:
                 return True
         return False
 
+    def _window_end(self, key: str) -> float | None:
+        """End of the fixed window the last lease was taken in, while it is still running
+        (a fixed window's end does not move until it resets), else None."""
+        lease = self._leases.get(key)
+        if lease is not None and time.time() < lease.expires:
+            return lease.expires
+        return None
+
     def _store_lease(self, key: str, count: int, reset_time: float) -> None:
         with self._lock:
             lease = self._leases.get(key)
@@ -157,8 +165,10 @@ class RateLimiter:
         strategy = self.strategy
         try:
             if self.lease > 1 and strategy.hit(self.item, key, cost=self.lease):
-                stats = strategy.get_window_stats(self.item, key)
-                self._store_lease(key, self.lease - 1, stats.reset_time)
+                reset = self._window_end(key)
+                if reset is None:
+                    reset = strategy.get_window_stats(self.item, key).reset_time
+                self._store_lease(key, self.lease - 1, reset)
                 return
             if strategy.hit(self.item, key):
                 return
@@ -179,8 +189,10 @@ class RateLimiter:
         strategy = self.strategy
         try:
             if self.lease > 1 and await strategy.hit(self.item, key, cost=self.lease):
-                stats = await strategy.get_window_stats(self.item, key)
-                self._store_lease(key, self.lease - 1, stats.reset_time)
+                reset = self._window_end(key)
+                if reset is None:
+                    reset = (await strategy.get_window_stats(self.item, key)).reset_time
+                self._store_lease(key, self.lease - 1, reset)
                 return
             if await strategy.hit(self.item, key):
                 return

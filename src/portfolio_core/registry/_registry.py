@@ -18,6 +18,7 @@ from portfolio_core.ports.catalogue import PORTS, PortInfo
 from portfolio_core.ports.errors import NotFoundError
 
 if TYPE_CHECKING:
+    from portfolio_core.boundary.stats import MethodPerformance, MethodStats
     from portfolio_core.manifest.wiring import ManifestSource, Wiring
 
 __all__ = ["CallStats", "EntryHealth", "EntryInfo", "HealthReport", "Registry"]
@@ -306,6 +307,18 @@ class Registry:
             for m in per_method.values()
         )
         return CallStats(calls, errors)
+
+    def performance(self) -> list[MethodPerformance]:
+        """p50/p95/p99 latency, calls, errors and error rate per method of every adapter
+        whose boundary proxy counts calls (entries with telemetry or protection)."""
+        from portfolio_core.boundary import PerformanceMonitor, boundary_of
+
+        stats: list[MethodStats] = []
+        for item in self._state.items.values():
+            handle = boundary_of(item.adapter)
+            if handle is not None:
+                stats.extend(handle.stats.values())
+        return PerformanceMonitor(stats).report()
 
     def _item(self, name: str) -> _Item:
         try:

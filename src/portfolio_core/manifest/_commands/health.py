@@ -15,9 +15,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 async def _check(args: argparse.Namespace) -> int:
+    from portfolio_core.boundary.health import HealthAggregator
     from portfolio_core.registry import Registry
 
     registry = Registry.from_manifest(args.file, profile=args.profile, overrides=overrides_of(args))
+    aggregator = HealthAggregator(timeout=args.timeout)
+    for name in registry.names():
+        aggregator.add(name, registry.metadata(name).port.key)
+    registry.report_health_to(aggregator)
     try:
         await registry.start()
         result = await registry.health(timeout=args.timeout)
@@ -27,7 +32,7 @@ async def _check(args: argparse.Namespace) -> int:
         status = "healthy" if entry.healthy else "UNHEALTHY"
         latency = f" {entry.latency_s * 1000:.1f} ms" if entry.latency_s is not None else ""
         print(f"{name:<20} {status:<9} {entry.detail}{latency}")
-    print("overall:", "healthy" if result.healthy else "UNHEALTHY")
+    print("overall:", aggregator.status.value if not result.healthy else "healthy")
     return 0 if result.healthy else 1
 
 
