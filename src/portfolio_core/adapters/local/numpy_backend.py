@@ -126,6 +126,7 @@ class NumpyModelBackend:
         self._cos = np.cos(angles).astype(self._dtype)
         self._sin = np.sin(angles).astype(self._dtype)
         self._scale = self._dtype.type(1.0 / np.sqrt(self._hd))
+        self._inv_d = self._dtype.type(1.0 / c.d_model)
         self._rng = np.random.default_rng(c.seed + 1)
 
     @classmethod
@@ -145,14 +146,13 @@ class NumpyModelBackend:
         return self._spec
 
     def _norm(self, x: FloatArray, weight: FloatArray) -> FloatArray:
-        var = np.mean(x * x, axis=-1, keepdims=True)
+        var = np.square(x).sum(axis=-1, keepdims=True) * self._inv_d
         out: FloatArray = x / np.sqrt(var + self.config.norm_eps) * weight
         return out
 
-    def _rope(self, x: FloatArray, positions: IntArray) -> FloatArray:
+    def _rope(self, x: FloatArray, cos: FloatArray, sin: FloatArray) -> FloatArray:
+        """Rotate (N, heads, D) by per-row angles; ``cos``/``sin`` are (N, 1, D/2)."""
         half = self._hd // 2
-        cos = self._cos[positions][:, None, :]
-        sin = self._sin[positions][:, None, :]
         x1, x2 = x[..., :half], x[..., half:]
         return np.concatenate((x1 * cos - x2 * sin, x1 * sin + x2 * cos), axis=-1)
 
@@ -165,8 +165,10 @@ class NumpyModelBackend:
         kvh = self._kvh
         g = h // kvh
         qh = q.reshape(b, t, kvh, g, d).transpose(0, 2, 3, 1, 4).reshape(b, kvh, g * t, d)
-        # contiguous operands: a strided matmul operand costs far more than the copy
-        scores = (qh @ np.ascontiguousarray(k.transpose(0, 2, 3, 1))) * self._scale
+        kt, vt = k.transpose(0, 2, 3, 1), v.transpose(0, 2, 1, 3)
+        if t > 1:  # prefill: big products, where contiguous operands repay the copy
+            kt, vt = np.ascontiguousarray(kt), np.ascontiguousarray(vt)
+        scores = (qh @ kt) * self._scale  # (B, KVH, G*T, L)
         allowed = np.arange(length)[None, None, :] <= q_pos[:, :, None]  # (B, T, L)
         if not allowed.all():
             mask = np.broadcast_to(allowed[:, None, None], (b, 1, g, t, length))
@@ -174,22 +176,25 @@ class NumpyModelBackend:
         scores -= scores.max(axis=-1, keepdims=True)
         np.exp(scores, out=scores)
         scores /= scores.sum(axis=-1, keepdims=True)
-        out = scores @ np.ascontiguousarray(v.transpose(0, 2, 1, 3))  # (B, KVH, G*T, D)
+        out = scores @ vt  # (B, KVH, G*T, D)
         result: FloatArray = out.reshape(b, kvh, g, t, d).transpose(0, 3, 1, 2, 4)
         return result.reshape(b, t, h, d)
 
     def _run(self, tokens: IntArray, positions: IntArray, attend: _Attend) -> FloatArray:
         """Hidden states (N, d_model) of packed tokens; ``attend`` supplies the context."""
         n = len(tokens)
-        h, kvh, hd = self._h, self._kvh, self._hd
+        h, kvh, hd, ff = self._h, self._kvh, self._hd, self.config.d_ff
+        cos = self._cos[positions][:, None, :]  # looked up once, used by every layer
+        sin = self._sin[positions][:, None, :]
         x = self._embed[tokens]
         for layer, (attn_norm, wqkv, wo, mlp_norm, wgu, wdown) in enumerate(self._layers):
             qkv = self._norm(x, attn_norm) @ wqkv
-            q = self._rope(qkv[:, : h * hd].reshape(n, h, hd), positions)
-            k = self._rope(qkv[:, h * hd : (h + kvh) * hd].reshape(n, kvh, hd), positions)
+            # queries and keys are adjacent columns: one rotation for both
+            qk = self._rope(qkv[:, : (h + kvh) * hd].reshape(n, h + kvh, hd), cos, sin)
             v = np.ascontiguousarray(qkv[:, (h + kvh) * hd :].reshape(n, kvh, hd))
-            x = x + attend(layer, q, k, v).reshape(n, h * hd) @ wo
-            gate, up = np.split(self._norm(x, mlp_norm) @ wgu, 2, axis=-1)
+            x = x + attend(layer, qk[:, :h], qk[:, h:], v).reshape(n, h * hd) @ wo
+            gu = self._norm(x, mlp_norm) @ wgu
+            gate, up = gu[:, :ff], gu[:, ff:]
             x = x + (gate / (1.0 + np.exp(-gate)) * up) @ wdown
         return x
 
@@ -320,33 +325,62 @@ class NumpyModelBackend:
         n = len(batch)
         if n == 0:
             return np.zeros((0, self._spec.vocab_size), dtype=self._dtype)
-        ops.check_batch(batch, self._spec, kv.block_size)
         bs = kv.block_size
-        lens = np.fromiter((len(s.tokens) for s in batch), dtype=np.int64, count=n)
-        starts = np.fromiter((s.start for s in batch), dtype=np.int64, count=n)
-        total = int(lens.sum())
+        spec = self._spec
+        # validation and layout with a constant number of NumPy calls per step
+        lens_l = [len(s.tokens) for s in batch]
+        starts_l = [s.start for s in batch]
+        tables_l = [s.block_table for s in batch]
+        total = sum(lens_l)
         tokens = np.fromiter(chain.from_iterable(s.tokens for s in batch), np.int64, total)
-        ends = np.cumsum(lens)
-        first_row = ends - lens
-        width = max(len(s.block_table) for s in batch)
-        tables = np.zeros((n, width), dtype=np.int64)
-        for i, s in enumerate(batch):
-            tables[i, : len(s.block_table)] = s.block_table
-        seq_of_row = np.repeat(np.arange(n), lens)
-        positions = np.arange(total, dtype=np.int64) - first_row[seq_of_row] + starts[seq_of_row]
-        new_slots = tables[seq_of_row, positions // bs] * bs + positions % bs
-        decode = np.flatnonzero(lens == 1)
-        groups: list[tuple[IntArray, IntArray, IntArray]] = []  # rows, gather slots, q_pos
-        if len(decode):
-            ctx = int(starts[decode].max()) + 1
-            j = np.arange(ctx)
-            slots = tables[decode][:, j // bs] * bs + j % bs
-            groups.append((first_row[decode], slots, starts[decode][:, None]))
-        for idx in np.flatnonzero(lens > 1):
-            i = int(idx)
-            rows = np.arange(first_row[i], ends[i])
-            j = np.arange(int(starts[i] + lens[i]))
-            groups.append((rows, (tables[i, j // bs] * bs + j % bs)[None], positions[rows][None]))
+        ends_l = [st + ln for st, ln in zip(starts_l, lens_l, strict=True)]
+        if min(lens_l) < 1:
+            raise InvalidInputError("every sequence must feed at least one token", field="batch")
+        if tokens.min() < 0 or tokens.max() >= spec.vocab_size:
+            raise InvalidInputError(
+                f"token ids outside the vocabulary (size {spec.vocab_size})", field="batch"
+            )
+        if min(starts_l) < 0 or max(ends_l) > spec.max_seq_len:
+            raise InvalidInputError(f"positions outside 0..{spec.max_seq_len - 1}", field="batch")
+        width = max(len(t) for t in tables_l)
+        for i, (end, table) in enumerate(zip(ends_l, tables_l, strict=True)):
+            if end > len(table) * bs:
+                raise InvalidInputError(
+                    f"block table of sequence {i} does not cover position {end - 1}",
+                    field="batch",
+                )
+        tables = np.array(
+            [(*t, *(0,) * (width - len(t))) if len(t) < width else t for t in tables_l],
+            dtype=np.int64,
+        )
+        starts = np.array(starts_l, dtype=np.int64)
+        groups: list[tuple[IntArray | slice, IntArray, IntArray]] = []  # rows, slots, q_pos
+        if total == n:  # every sequence decodes one token: the common, fast case
+            positions = starts
+            last_rows: IntArray | slice = slice(None)
+            new_slots = tables[np.arange(n), starts // bs] * bs + starts % bs
+            j = np.arange(max(ends_l))
+            groups.append((slice(None), tables[:, j // bs] * bs + j % bs, starts[:, None]))
+        else:
+            lens = np.array(lens_l, dtype=np.int64)
+            ends = np.cumsum(lens)
+            first_row = ends - lens
+            last_rows = ends - 1
+            seq_of_row = np.repeat(np.arange(n), lens)
+            positions = np.arange(total) - first_row[seq_of_row] + starts[seq_of_row]
+            new_slots = tables[seq_of_row, positions // bs] * bs + positions % bs
+            decode = np.flatnonzero(lens == 1)
+            if len(decode):
+                j = np.arange(int(starts[decode].max()) + 1)
+                slots = tables[decode][:, j // bs] * bs + j % bs
+                groups.append((first_row[decode], slots, starts[decode][:, None]))
+            for idx in np.flatnonzero(lens > 1):
+                i = int(idx)
+                rows = np.arange(first_row[i], ends[i])
+                j = np.arange(ends_l[i])
+                groups.append(
+                    (rows, (tables[i, j // bs] * bs + j % bs)[None], positions[rows][None])
+                )
 
         def attend(layer: int, q: FloatArray, k: FloatArray, v: FloatArray) -> FloatArray:
             keys, values = kv.keys[layer], kv.values[layer]
@@ -364,4 +398,4 @@ class NumpyModelBackend:
             return out
 
         hidden = self._run(tokens, positions, attend)
-        return self._logits(hidden[ends - 1])
+        return self._logits(hidden[last_rows])
