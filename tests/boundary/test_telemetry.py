@@ -429,3 +429,71 @@ def test_health_records_checks_made_elsewhere() -> None:
         (HealthState.UNHEALTHY, HealthState.HEALTHY),
     ]
     assert health.status is HealthState.HEALTHY
+
+
+async def test_stream_span_carries_usage_of_the_last_chunk(otel: Any) -> None:
+    from portfolio_core.ports import CompletionChunk
+
+    class Streamer(PricedLLM):
+        async def stream(self, messages: Sequence[Message], opts: Any = None) -> Any:
+            yield CompletionChunk("a")
+            yield CompletionChunk("b", "stop", Usage(7, 2))
+
+    telemetry, exporter, _ = otel
+    llm = wrap(
+        Streamer(),
+        port=port_by_key("llm"),
+        name="s",
+        adapter_type="s",
+        telemetry={},
+        protection=None,
+        runtime=telemetry,
+    )
+    assert [c.text async for c in llm.stream([Message("user", "x")])] == ["a", "b"]
+    (span,) = exporter.get_finished_spans()
+    assert span.name == "llm.stream"
+    assert span.attributes[GEN_AI_USAGE_INPUT_TOKENS] == 7  # type: ignore[index]
+    assert span.attributes["portfolio_core.outcome"] == "ok"  # type: ignore[index]
+
+
+async def test_embeddings_are_cost_events(otel: Any) -> None:
+    telemetry, _, reader = otel
+    llm = wrap(
+        PricedLLM(),
+        port=port_by_key("llm"),
+        name="emb",
+        adapter_type="s",
+        telemetry={"cost": {"prices": {"*": {"per_embedding": 0.001}}}},
+        protection=None,
+        runtime=telemetry,
+    )
+    handle = boundary_of(llm)
+    assert handle is not None
+    handle.record_embeddings(30, model="e5")
+    embeddings = [
+        v for a, v in points(reader, "portfolio_core.cost.embeddings") if a["adapter"] == "emb"
+    ]
+    assert embeddings == [30]
+    assert handle.cost is not None
+    assert handle.cost.total_amount == pytest.approx(0.03)
+
+
+async def test_console_exporter_prints_spans() -> None:
+    from portfolio_core.boundary.exporters import console_exporters
+
+    out = io.StringIO()
+    telemetry = console_exporters(stream=out)
+    llm = wrap(
+        PricedLLM(),
+        port=port_by_key("llm"),
+        name="console",
+        adapter_type="s",
+        telemetry={},
+        protection=None,
+        runtime=telemetry,
+    )
+    try:
+        await llm.complete([Message("user", "x")])
+        assert '"name": "llm.complete"' in out.getvalue()
+    finally:
+        telemetry.shutdown()

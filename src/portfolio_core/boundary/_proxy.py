@@ -358,8 +358,10 @@ class _Guard:
         breaker = self.breaker
         probe = False
         started = False
-        span_cm = (
-            self.tracer.start_as_current_span(
+        # The span is started but not made current: an async generator's frames run in its
+        # consumer's context between items, so attaching a context here would leak into it.
+        span = (
+            self.tracer.start_span(
                 self.span_name,
                 kind=SpanKind.CLIENT,
                 attributes=self._span_attributes(),
@@ -369,8 +371,6 @@ class _Guard:
             if self.tracer is not None
             else None
         )
-        span = span_cm.__enter__() if span_cm is not None else None
-        exc_info: BaseException | None = None
         try:
             try:
                 if self.limiter is not None:
@@ -402,7 +402,6 @@ class _Guard:
                     breaker.on_success(probe)
                 raise
             except BaseException as exc:
-                exc_info = exc
                 dt = time.perf_counter() - t0
                 if isinstance(exc, Exception):
                     stats.record_error(dt, exc)
@@ -420,7 +419,6 @@ class _Guard:
                     and isinstance(exc, Exception)
                     and _is_retryable(exc)
                 ):
-                    exc_info = None
                     async for item in self.fallback_fn(*args, **kwargs):
                         yield item
                     return
@@ -436,11 +434,8 @@ class _Guard:
             if span is not None:
                 self._end_span(span, None)
         finally:
-            if span_cm is not None:
-                if exc_info is not None:
-                    span_cm.__exit__(type(exc_info), exc_info, exc_info.__traceback__)
-                else:
-                    span_cm.__exit__(None, None, None)
+            if span is not None:
+                span.end()
 
     # -- sync ------------------------------------------------------------------------------
     def _call_fallback(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

@@ -27,6 +27,7 @@ Every label drawn from data (error types, model names) goes through a
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import weakref
 from collections.abc import Iterable, Mapping
@@ -184,6 +185,15 @@ class Telemetry:
             provider = self._tracer_provider or trace.get_tracer_provider()
             self._tracer = provider.get_tracer(INSTRUMENTATION)
         return self._tracer
+
+    def shutdown(self) -> None:
+        """Flush and stop the SDK providers this Telemetry was given (readers, exporters,
+        their threads). Idempotent; the global providers are left alone."""
+        for provider in (self._tracer_provider, self._meter_provider):
+            stop = getattr(provider, "shutdown", None)
+            if callable(stop):
+                with contextlib.suppress(Exception):  # already shut down
+                    stop()
 
     # -- events pushed by breakers and the health aggregator ------------------------------
     def breaker_transition(self, port: str, adapter: str, key: int, old: str, new: str) -> None:

@@ -1,1 +1,2 @@
-"""Small helpers several adapter technologies share (not a technology folder itself)."""
+"""Small helpers several adapter technologies share (not a technology folder itself): codecs,
+cache key checks, the quota-counting tenant base. Private."""
