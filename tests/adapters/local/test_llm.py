@@ -228,3 +228,54 @@ class TestLocalLLMOverATestEngineContract(LLMContract):
     @pytest.fixture
     def make_adapter(self) -> Callable[[], LocalLLM]:
         return lambda: LocalLLM(engine=EchoEngine(), tokenizer=ByteTokenizer())
+
+
+async def test_streaming_over_the_local_engine_matches_complete() -> None:
+    from portfolio_core.adapters.local.byte_tokenizer import ByteTokenizer as RealTokenizer
+    from portfolio_core.adapters.local.generation_engine import LocalGenerationEngine
+    from portfolio_core.adapters.local.numpy_backend import NumpyModelBackend
+    from portfolio_core.ports import LLMCapability, supports
+
+    tokenizer = RealTokenizer()
+    engine = LocalGenerationEngine(NumpyModelBackend(seed=3), tokenizer, num_blocks=64)
+    llm = LocalLLM(engine=engine, tokenizer=tokenizer)
+    assert supports(llm, LLMCapability.STREAMING)
+    assert not supports(LocalLLM(engine=EchoEngine(), tokenizer=ByteTokenizer()), "llm.streaming")
+    opts = CompletionOptions(max_tokens=12)
+    question = [Message("user", "stream me")]
+    whole = await llm.complete(question, opts)
+    chunks = [c async for c in llm.stream(question, opts)]
+    assert "".join(c.text for c in chunks) == whole.text
+    assert len(chunks) > 2  # really incremental
+    assert chunks[-1].usage == whole.usage
+    assert chunks[-1].finish_reason == whole.finish_reason
+    assert all(c.finish_reason is None for c in chunks[:-1])
+    # stop sequences: never emitted past the cut
+    stop = whole.text[3:5] if len(whole.text) >= 5 else None
+    if stop:
+        cut = await llm.complete(question, CompletionOptions(max_tokens=12, stop=(stop,)))
+        streamed = [
+            c async for c in llm.stream(question, CompletionOptions(max_tokens=12, stop=(stop,)))
+        ]
+        assert "".join(c.text for c in streamed) == cut.text
+    await llm.aclose()
+
+
+async def test_stream_after_the_driver_went_idle_does_not_spin() -> None:
+    from portfolio_core.adapters.local.byte_tokenizer import ByteTokenizer as RealTokenizer
+    from portfolio_core.adapters.local.generation_engine import LocalGenerationEngine
+    from portfolio_core.adapters.local.numpy_backend import NumpyModelBackend
+
+    tokenizer = RealTokenizer()
+    engine = LocalGenerationEngine(NumpyModelBackend(seed=0), tokenizer, num_blocks=64)
+    llm = LocalLLM(engine=engine, tokenizer=tokenizer)
+    opts = CompletionOptions(max_tokens=8)
+    await asyncio.gather(*(llm.complete([Message("user", q)], opts) for q in "ab"))
+    await asyncio.sleep(0)  # let the idle driver finish
+
+    async def collect() -> str:
+        return "".join([c.text async for c in llm.stream([Message("user", "a")], opts)])
+
+    streamed = await asyncio.wait_for(collect(), timeout=20)
+    assert streamed == (await llm.complete([Message("user", "a")], opts)).text
+    await llm.aclose()

@@ -343,3 +343,16 @@ class TestLLMStepContract(PipelineStepContract):
         from portfolio_core.adapters.memory.scripted_llm import ScriptedLLM
 
         return lambda: LLMStep("ask", llm=ScriptedLLM(echo=True), prompt="Q: {text}")
+
+
+async def test_caching_through_the_memory_cache_adapter() -> None:
+    from portfolio_core.adapters.memory.cache import MemoryCache
+
+    cache = MemoryCache()
+    RUNS.clear()
+    pipe = MemoryPipeline([split, count], inputs={"text": str}, cache=cache, cache_ttl=60)
+    await pipe.run({"text": "one two"})
+    second = await pipe.run({"text": "one two"})
+    assert second.cached == frozenset({"split"})
+    assert second.context["words"] == ["one", "two"]
+    assert RUNS["split"] == 1

@@ -9,8 +9,12 @@ batching) instead of running one after another. A cancelled call aborts its requ
 The adapter should own its engine: generations finished by ``step()`` for requests this
 adapter did not submit are dropped. Sampling is whatever the engine does (greedy in the
 reference engine); ``temperature`` and ``seed`` are not passed on (the port has neither).
-Tool calling and incremental streaming are not supported (``stream`` raises
-UnsupportedError).
+Tool calling is not supported. Streaming is offered when the engine can report the tokens an
+unfinished request has generated so far (an ``output_tokens(uid)`` method, as the local
+engine has; not part of the port): the instance then declares ``LLMCapability.STREAMING``
+and yields text after each engine step, holding back a partial UTF-8 character and any
+text that could still become a stop sequence. Otherwise ``stream`` raises
+UnsupportedError.
 
 Chat template (``{role}`` markers are plain text, so user input cannot forge them)::
 
@@ -21,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -69,7 +73,8 @@ class LocalLLM:
     """In-process generation; see the module docstring."""
 
     config_model: ClassVar[type[BaseModel]] = LocalLLMConfig
-    capabilities: ClassVar[frozenset[str]] = declare(LLMCapability.OFFLINE)
+    #: Instances over an engine with ``output_tokens`` also declare streaming.
+    capabilities: frozenset[str] = declare(LLMCapability.OFFLINE)
 
     def __init__(
         self,
@@ -87,6 +92,13 @@ class LocalLLM:
         self.max_steps = max_steps
         self._waiting: dict[str, asyncio.Future[CompletedGeneration]] = {}
         self._driver: asyncio.Task[None] | None = None
+        self._stepped = asyncio.Event()
+        progress = getattr(engine, "output_tokens", None)
+        self._progress: Callable[[str], Sequence[int]] | None = (
+            progress if callable(progress) else None
+        )
+        if self._progress is not None:
+            self.capabilities = declare(LLMCapability.OFFLINE, LLMCapability.STREAMING)
 
     @classmethod
     def from_config(
@@ -122,6 +134,13 @@ class LocalLLM:
     ) -> Completion:
         """Generate a completion in process; usage counts prompt and generated tokens."""
         opts = opts or CompletionOptions()
+        uid, prompt_len, future = self._submit(messages, opts)
+        generation = await self._await(uid, future)
+        return self._finish(generation, prompt_len, opts)
+
+    def _submit(
+        self, messages: Sequence[Message], opts: CompletionOptions
+    ) -> tuple[str, int, asyncio.Future[CompletedGeneration]]:
         if not messages:
             raise InvalidInputError("the conversation is empty", field="messages")
         if opts.max_tokens < 1:
@@ -136,6 +155,11 @@ class LocalLLM:
         self._waiting[uid] = future
         if self._driver is None or self._driver.done():
             self._driver = asyncio.create_task(self._drive())
+        return uid, len(prompt), future
+
+    async def _await(
+        self, uid: str, future: asyncio.Future[CompletedGeneration]
+    ) -> CompletedGeneration:
         try:
             generation = await future
         except asyncio.CancelledError:
@@ -144,18 +168,22 @@ class LocalLLM:
             raise
         if generation.finish_reason == "abort":
             raise UnavailableError("the local generation was aborted", port="LLM")
-        if generation.tokens:
-            text = self._tokenizer.decode(
-                [t for t in generation.tokens if t not in self._tokenizer.eos_token_ids]
-            )
-        else:
-            text = generation.text
+        return generation
+
+    def _text(self, tokens: Sequence[int]) -> str:
+        eos = self._tokenizer.eos_token_ids
+        return self._tokenizer.decode([t for t in tokens if t not in eos])
+
+    def _finish(
+        self, generation: CompletedGeneration, prompt_len: int, opts: CompletionOptions
+    ) -> Completion:
+        text = self._text(generation.tokens) if generation.tokens else generation.text
         finish = str(generation.finish_reason)
         for stop in opts.stop:
             cut = text.find(stop) if stop else -1
             if cut >= 0:
                 text, finish = text[:cut], "stop"
-        usage = Usage(len(prompt), generation.token_count)
+        usage = Usage(prompt_len, generation.token_count)
         return Completion(text, opts.model or self.model, usage, finish)
 
     async def _drive(self) -> None:
@@ -177,11 +205,16 @@ class LocalLLM:
                     future = self._waiting.pop(generation.uid, None)
                     if future is not None and not future.done():
                         future.set_result(generation)
+                self._stepped.set()
+                self._stepped = asyncio.Event()
                 await asyncio.sleep(0)
         except PortError as exc:
             self._fail_all(exc)
         except Exception as exc:
             self._fail_all(UnavailableError(f"the engine failed: {type(exc).__name__}: {exc}"))
+        finally:
+            self._stepped.set()  # wake streams so they see their outcome
+            self._stepped = asyncio.Event()
 
     def _fail_all(self, exc: Exception) -> None:
         for fut in self._waiting.values():
@@ -192,6 +225,43 @@ class LocalLLM:
     async def stream(
         self, messages: Sequence[Message], opts: CompletionOptions | None = None
     ) -> AsyncIterator[CompletionChunk]:
-        """Not supported: raises UnsupportedError (the capability is not declared)."""
+        """Stream the completion step by step (when the engine reports progress).
+
+        The chunks concatenate to the text ``complete`` would return; the last one carries
+        ``finish_reason`` and ``usage``. Raises UnsupportedError when the engine cannot
+        report progress.
+        """
         require(self, LLMCapability.STREAMING, "streaming")
-        yield CompletionChunk("")  # pragma: no cover - not reached: require raises
+        progress = self._progress
+        assert progress is not None  # guaranteed by the capability check
+        opts = opts or CompletionOptions()
+        uid, prompt_len, future = self._submit(messages, opts)
+        hold = max((len(stop) for stop in opts.stop), default=1) - 1
+        sent = ""
+        try:
+            while not future.done():
+                stepped = self._stepped
+                if stepped.is_set():  # never spin on a spent event: let the driver run
+                    await asyncio.sleep(0)
+                    continue
+                await stepped.wait()
+                if future.done():
+                    break
+                try:
+                    text = self._text(progress(uid))
+                except PortError:  # finished (or aborted) since the step
+                    continue
+                if any(stop and stop in text for stop in opts.stop):
+                    continue  # the final text will be cut there
+                safe = text.rstrip("\ufffd")
+                safe = safe[: max(len(sent), len(safe) - hold)]
+                if len(safe) > len(sent) and safe.startswith(sent):
+                    yield CompletionChunk(safe[len(sent) :])
+                    sent = safe
+            completion = self._finish(await self._await(uid, future), prompt_len, opts)
+        except BaseException:
+            if self._waiting.pop(uid, None) is not None:
+                self._engine.abort(uid)
+            raise
+        rest = completion.text[len(sent) :] if completion.text.startswith(sent) else ""
+        yield CompletionChunk(rest, completion.finish_reason, completion.usage)

@@ -64,11 +64,13 @@ from portfolio_core.ports import (
     Provider,
     RateLimitedError,
     RouteOptions,
+    Router,
     RouterCapability,
     RoutingStrategy,
     UnavailableError,
     declare,
     estimate_tokens,
+    require,
     supports,
 )
 
@@ -78,6 +80,7 @@ __all__ = [
     "ProviderSettings",
     "ProviderStats",
     "RoutedLLM",
+    "RoutedLLMConfig",
 ]
 
 _MINUTE = 60.0
@@ -598,14 +601,48 @@ class MemoryRouter:
         return HealthStatus(name, state.healthy, latency, detail, datetime.now(UTC))
 
 
+class RoutedLLMConfig(BaseModel):
+    """Manifest config of :class:`RoutedLLM` (``uses: {router: <router entry>}``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    strategy: RoutingStrategy | None = None
+    required_tags: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(default_factory=list)
+    expected_output_tokens: int = Field(default=256, ge=1)
+
+
 class RoutedLLM:
-    """An LLM view of a :class:`MemoryRouter`; see :meth:`MemoryRouter.as_llm`."""
+    """An LLM that routes every call through a Router (see :meth:`MemoryRouter.as_llm`).
 
-    capabilities: ClassVar[frozenset[str]] = declare("llm.streaming", "llm.tools")
+    Over any Router, ``complete`` calls ``router.complete`` with this adapter's route options
+    (the call's CompletionOptions as ``completion``). Streaming needs a :class:`MemoryRouter`
+    (it picks the provider and falls back while nothing has been yielded); over another
+    router the instance does not declare streaming and ``stream`` raises UnsupportedError.
+    In a manifest: ``port: llm``, ``adapter: routed``, ``uses: {router: <entry>}``.
+    """
 
-    def __init__(self, router: MemoryRouter, opts: RouteOptions) -> None:
+    config_model: ClassVar[type[BaseModel]] = RoutedLLMConfig
+    capabilities: frozenset[str] = declare("llm.streaming", "llm.tools")
+
+    def __init__(self, router: Router, opts: RouteOptions | None = None) -> None:
         self._router = router
-        self._opts = opts
+        self._opts = opts or RouteOptions()
+        if not isinstance(router, MemoryRouter):
+            self.capabilities = declare("llm.tools")
+
+    @classmethod
+    def from_config(cls, config: RoutedLLMConfig, *, router: Router) -> Self:
+        """Build from a manifest over the router entry named in ``uses``."""
+        return cls(
+            router,
+            RouteOptions(
+                required_tags=frozenset(config.required_tags),
+                expected_output_tokens=config.expected_output_tokens,
+                exclude=frozenset(config.exclude),
+                strategy=config.strategy,
+            ),
+        )
 
     def __repr__(self) -> str:
         return f"RoutedLLM({self._router!r})"
@@ -621,6 +658,9 @@ class RoutedLLM:
         self, messages: Sequence[Message], opts: CompletionOptions | None = None
     ) -> AsyncIterator[CompletionChunk]:
         """Route and stream, falling back while nothing has been yielded."""
+        require(self, "llm.streaming", "streaming through a router other than MemoryRouter")
+        router = self._router
+        assert isinstance(router, MemoryRouter)
         route = dataclasses.replace(self._opts, completion=opts or self._opts.completion)
-        async for chunk in self._router._stream(messages, route):
+        async for chunk in router._stream(messages, route):
             yield chunk
