@@ -1,12 +1,9 @@
-"""The demo's own LLM adapters, named in its manifest by ``module:Class``.
+"""The demo's own LLM adapter, named in its manifest by ``module:Class``.
 
-They show what an application writes when the library's adapters do not fit: a class with a
+It shows what an application writes when the library's adapters do not fit: a class with a
 ``config_model`` and ``from_config`` that satisfies a port, depending only on ports.
-
-- :class:`RouterLLM` makes a Router usable wherever an LLM is expected (the pipeline's answer
-  step): each completion is routed, with the router's retries and fallbacks.
-- :class:`ToolPlanner` is a deterministic, rule-based "model" for the agent: it reads the
-  task, calls the calculator and the event counter, then answers from their results.
+:class:`ToolPlanner` is a deterministic, rule-based "model" for the agent: it reads the task,
+calls the calculator and the event counter, then answers from their results.
 """
 
 from __future__ import annotations
@@ -15,7 +12,7 @@ import re
 from collections.abc import AsyncIterator, Sequence
 from typing import ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from portfolio_core.ports import (
     Completion,
@@ -24,62 +21,13 @@ from portfolio_core.ports import (
     InvalidInputError,
     LLMCapability,
     Message,
-    RouteOptions,
-    Router,
     ToolCall,
     Usage,
     declare,
     estimate_tokens,
-    require,
 )
 
-__all__ = ["RouterLLM", "RouterLLMConfig", "ToolPlanner", "ToolPlannerConfig"]
-
-
-class RouterLLMConfig(BaseModel):
-    """Manifest config of :class:`RouterLLM`."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    max_tokens: int = Field(default=64, ge=1)
-    """Output tokens the router expects (and asks for when the caller gives no options)."""
-
-
-class RouterLLM:
-    """An LLM whose completions go through a Router (``uses: {router: ...}``).
-
-    ``Completion.provider`` names the provider that answered. Streaming is not offered (the
-    Router port has no streaming call): ``stream`` raises ``UnsupportedError``.
-    """
-
-    config_model: ClassVar[type[BaseModel]] = RouterLLMConfig
-    capabilities: ClassVar[frozenset[str]] = declare(LLMCapability.OFFLINE)
-
-    def __init__(self, *, router: Router, max_tokens: int = 64) -> None:
-        self._router = router
-        self.max_tokens = max_tokens
-
-    @classmethod
-    def from_config(cls, config: RouterLLMConfig, *, router: Router) -> Self:
-        return cls(router=router, max_tokens=config.max_tokens)
-
-    def __repr__(self) -> str:
-        return f"RouterLLM(max_tokens={self.max_tokens})"
-
-    async def complete(
-        self, messages: Sequence[Message], opts: CompletionOptions | None = None
-    ) -> Completion:
-        """Route and complete; raises what the router raises (``NoHealthyProviderError``)."""
-        opts = opts or CompletionOptions(max_tokens=self.max_tokens)
-        route = RouteOptions(expected_output_tokens=opts.max_tokens, completion=opts)
-        return await self._router.complete(messages, route)
-
-    async def stream(
-        self, messages: Sequence[Message], opts: CompletionOptions | None = None
-    ) -> AsyncIterator[CompletionChunk]:
-        """Not supported: raises ``UnsupportedError``."""
-        require(self, LLMCapability.STREAMING, "streaming")
-        yield CompletionChunk("")  # pragma: no cover - require raises
+__all__ = ["ToolPlanner", "ToolPlannerConfig"]
 
 
 class ToolPlannerConfig(BaseModel):
