@@ -5,40 +5,61 @@ Contract
 Versions and positions
   * Events in a stream are numbered from 1 (``RecordedEvent.version``); a stream's version is
     the number of its events (0 for a stream that does not exist).
-  * Every stored event also has a global ``position`` in the store-wide log. Positions
-    increase strictly in commit order; a reader of :meth:`EventStore.read_all` that has read
-    up to position P never later sees a new event at a position <= P (no event becomes
-    visible "behind" a tailing reader). Positions may have gaps (a failed or rolled-back
-    append can consume positions) unless the adapter declares ``GAPLESS``.
+  * Every stored event also has a global ``position`` in the store-wide log (per tenant when
+    the store is tenant scoped). Positions increase strictly in commit order; a reader of
+    :meth:`EventStore.read_all` that has read up to position P never later sees a new event
+    at a position <= P (no event becomes visible "behind" a tailing reader). Positions may
+    have gaps (a failed or rolled-back append can consume positions) unless the adapter
+    declares ``GAPLESS``: then they are exactly 1, 2, 3, ... in every partition.
 
 Appending
-  * ``append(stream, events, expected_version)`` is atomic: all events are stored, or none.
+  * ``append(stream, events, expected_version)`` is atomic: all events are stored, or none,
+    and the batch's events get consecutive versions (no other append interleaves).
   * ``expected_version`` is an int (the stream's current version, 0 meaning no events) or a
     :class:`StreamState`: ``ANY`` (no check), ``NO_STREAM`` (the stream must not exist),
     ``STREAM_EXISTS`` (it must). A mismatch raises
-    :class:`~portfolio_core.ports.errors.WrongExpectedVersionError` and writes nothing.
-  * Idempotency: every event carries an ``id``. If the whole batch is already stored in
-    that stream, in order, directly after ``expected_version``, the append succeeds without
-    writing and returns the original result. An id that exists elsewhere raises
-    :class:`~portfolio_core.ports.errors.ConflictError`.
+    :class:`~portfolio_core.ports.errors.WrongExpectedVersionError` (with the actual
+    version) and writes nothing. Of several concurrent appends with the same expected
+    version, exactly one succeeds.
+  * Idempotency: every event carries an ``id`` (a fresh UUIDv7 unless given). If the whole
+    batch is already stored in that stream, in order, directly after ``expected_version``
+    (or anywhere, with ``ANY``), the append succeeds without writing and returns the
+    original result. An id stored anywhere else, or a batch overlapping a stored one only in
+    part, raises :class:`~portfolio_core.ports.errors.ConflictError` and writes nothing.
   * Bad input raises :class:`~portfolio_core.ports.errors.InvalidInputError` and writes
-    nothing: an empty batch, an empty stream name, data or metadata that is not
-    JSON-serialisable, an event larger than the adapter's ``max_event_bytes``.
+    nothing: an empty batch, an empty stream name, an id repeated in the batch, data or
+    metadata that is not a JSON object (non-serialisable values, NaN, infinities), an event
+    larger than the adapter's ``max_event_bytes`` (data + metadata + type + id, UTF-8).
 
 Reading
   * ``read`` of a stream that does not exist raises
-    :class:`~portfolio_core.ports.errors.NotFoundError`. Results are snapshots: later
-    appends do not change a returned list.
-  * ``read_all`` and ``query`` return events in position order.
+    :class:`~portfolio_core.ports.errors.NotFoundError`. Forwards it returns versions
+    ``>= from_version``; backwards, versions ``<= from_version`` (0 meaning the last) in
+    descending order; at most ``limit``.
+  * Results are snapshots: later appends do not change a returned list, and changing a
+    returned event's data does not change the store.
+  * ``read_all`` and ``query`` return events in position order. ``query`` (capability
+    ``QUERY``) matches every given filter: event types, streams, correlation id,
+    ``since <= recorded_at < until``, and equality of top-level fields of ``data`` and
+    ``metadata`` as JSON values (``true`` does not equal ``1``; ``1`` equals ``1.0``).
 
 Subscribing
-  * ``subscribe`` first delivers stored events from ``from_position`` (catch-up) then new
-    ones as they commit (live), in position order, at least once. The subscription's
+  * ``subscribe`` (capability ``SUBSCRIBE``) first delivers stored events from
+    ``from_position`` (catch-up) then new ones as they commit (live), in position order, at
+    least once; ``stream`` and ``filter`` narrow what is delivered. The subscription's
     ``checkpoint`` is the position of the last event the handler finished; persisting it and
-    subscribing again from ``checkpoint + 1`` loses nothing. A slow handler slows delivery
-    (bounded buffer) rather than dropping events. ``on_error`` decides what a handler
-    exception does: ``stop`` the subscription (keeping the exception), ``retry`` the event,
-    or ``skip`` it.
+    subscribing again from ``checkpoint + 1`` loses nothing. Delivery is pulled in bounded
+    batches: a slow handler slows delivery rather than dropping events or buffering without
+    bound. ``on_error`` decides what a handler exception does: ``stop`` the subscription
+    (keeping the exception in ``error``; ``wait_until`` re-raises it), ``retry`` the event
+    (with backoff, a few times, then stop), or ``skip`` it. ``unsubscribe`` is idempotent.
+
+Tenancy
+  * An adapter declaring ``TENANT_SCOPED`` and built with ``tenant_scoped=True`` reads
+    :func:`~portfolio_core.ports.tenant.require_tenant` on every call (no tenant:
+    :class:`~portfolio_core.ports.errors.TenantRequiredError`) and keeps each tenant's streams,
+    ids and positions apart: no call made for one tenant reads, queries, lists or counts
+    another tenant's events. A subscription keeps the tenant current when it was made.
 """
 
 from __future__ import annotations

@@ -69,11 +69,13 @@ def event_table(name: str, *, postgres: bool, schema: str | None = None) -> Tabl
         **kwargs,
     )
     Index(f"{name}_type", table.c.tenant, table.c.type, table.c.position)
-    Index(
+    Index(  # partial: events without a correlation id cost no index write
         f"{name}_correlation",
         table.c.tenant,
         table.c.correlation_id,
         table.c.position,
+        sqlite_where=table.c.correlation_id.isnot(None),
+        postgresql_where=table.c.correlation_id.isnot(None),
     )
     Index(f"{name}_time", table.c.tenant, table.c.recorded_at)
     if postgres:
