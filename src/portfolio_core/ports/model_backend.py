@@ -141,6 +141,10 @@ class PagedModelBackend(ModelBackend, Protocol):
     block table names, and never touches other blocks; its logits for a sequence are the
     same whatever else is in the batch (up to floating-point reassociation). Blocks are
     referred to by index ``0 .. num_blocks - 1`` of the cache from ``allocate_kv_cache``.
+    ``forward``, ``read_kv`` and ``write_kv`` raise
+    :class:`~portfolio_core.ports.errors.InvalidInputError` for ids outside the vocabulary,
+    positions beyond ``max_seq_len``, a block table too short for the positions addressed,
+    arrays of the wrong shape, or storage that did not come from ``allocate_kv_cache``.
     """
 
     def allocate_kv_cache(self, num_blocks: int, block_size: int) -> Any:

@@ -109,7 +109,7 @@ workloads = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(workload=workloads, prefix_caching=st.booleans())
 def test_random_workloads_keep_invariants_and_outputs(
     workload: dict[str, object], prefix_caching: bool

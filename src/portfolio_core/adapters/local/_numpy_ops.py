@@ -59,10 +59,12 @@ def read_kv(
 ) -> tuple[tuple[FloatArray, ...], tuple[FloatArray, ...]]:
     slots = slots_of(block_table, 0, num_tokens, kv.block_size)
     keys = tuple(
-        np.ascontiguousarray(kv.keys[i][slots].transpose(1, 0, 2)) for i in range(len(kv.keys))
+        np.ascontiguousarray(np.take(kv.keys[i], slots, axis=0).transpose(1, 0, 2))
+        for i in range(len(kv.keys))
     )
     values = tuple(
-        np.ascontiguousarray(kv.values[i][slots].transpose(1, 0, 2)) for i in range(len(kv.values))
+        np.ascontiguousarray(np.take(kv.values[i], slots, axis=0).transpose(1, 0, 2))
+        for i in range(len(kv.values))
     )
     return keys, values
 
