@@ -57,7 +57,7 @@ def test_two_runs_show_the_cache_and_the_event_log_at_work(
         assert "closed -> open" in out
         assert re.search(r"llm\s+flaky\s+complete\s+\d+\s+[1-9]\d*", out), out
         assert "Health: healthy" in out
-    assert "half-open -> closed" in first
+    # (whether the breaker half-opens again within a run depends on timing: not asserted)
     # the agent used both tools, and its event count reflects the earlier run
     assert "calculator(expression='(17 + 25) * 3') -> 126" in second
     assert f"count_events(event_type='QuestionAsked') -> {2 * questions} QuestionAsked" in second
