@@ -35,11 +35,13 @@ from portfolio_core.adapters._shared.event_store import (
     encode_batch,
     idempotent_replay,
     matches,
+    subscription_query,
     validate_expected,
     validate_position,
     validate_query,
     validate_read_args,
     validate_stream,
+    validate_subscribe,
 )
 from portfolio_core.adapters.sql._event_schema import (
     COLUMNS,
@@ -53,7 +55,6 @@ from portfolio_core.adapters.sql._event_schema import (
 from portfolio_core.ports.capabilities import declare
 from portfolio_core.ports.errors import (
     ConflictError,
-    InvalidInputError,
     NotFoundError,
     UnavailableError,
     WrongExpectedVersionError,
@@ -251,32 +252,13 @@ class _SQLBase:
         filter: EventQuery | None = None,
         on_error: OnHandlerError = OnHandlerError.STOP,
     ) -> Subscription:
-        if stream is not None:
-            validate_stream(stream)
-        if filter is not None:
-            validate_query(filter)
-        if isinstance(from_position, bool) or not isinstance(from_position, int):
-            raise InvalidInputError("from_position must be an int", field="from_position")
-        self._tenant()
+        validate_subscribe(stream, filter, from_position)
+        self._tenant()  # fail closed now, not in the background task
         await self._before_subscribe()
-        base = filter or EventQuery()
-        streams = frozenset({stream}) if stream is not None else base.streams
-        if stream is not None and base.streams and stream not in base.streams:
-            streams = frozenset({"\x00none"})
+        build = subscription_query(stream, filter or EventQuery())
 
         async def fetch(position: int, limit: int) -> list[RecordedEvent]:
-            q = EventQuery(
-                types=base.types,
-                streams=streams,
-                correlation_id=base.correlation_id,
-                since=base.since,
-                until=base.until,
-                data=base.data,
-                metadata=base.metadata,
-                from_position=max(position, base.from_position),
-                limit=limit,
-            )
-            return await self.query(q)
+            return await self.query(build(position, limit))
 
         sub = PollingSubscription(
             handler,
