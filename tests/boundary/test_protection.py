@@ -248,6 +248,16 @@ def test_sync_port_breaker() -> None:
         def delete(self, agent_id: str) -> bool:
             return False
 
+        block_size = 16
+
+        def pin(self, agent_id: str) -> None: ...
+
+        def unpin(self, agent_id: str) -> bool:
+            return False
+
+        def stats(self) -> Any:
+            return None
+
     proxy = wrap(
         Store(),
         port=STORE,
@@ -407,6 +417,16 @@ def test_sync_timeout_raises_port_timeout() -> None:
 
         def delete(self, agent_id: str) -> bool:
             return False
+
+        block_size = 16
+
+        def pin(self, agent_id: str) -> None: ...
+
+        def unpin(self, agent_id: str) -> bool:
+            return False
+
+        def stats(self) -> Any:
+            return None
 
     proxy = wrap(
         Slow(),
@@ -588,6 +608,16 @@ class FlakyStore:
 
     def delete(self, agent_id: str) -> bool:
         return False
+
+    block_size = 16
+
+    def pin(self, agent_id: str) -> None: ...
+
+    def unpin(self, agent_id: str) -> bool:
+        return False
+
+    def stats(self) -> Any:
+        return None
 
 
 def test_sync_retry_and_fallback() -> None:

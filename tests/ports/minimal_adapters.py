@@ -245,6 +245,10 @@ class MinimalGenerationEngine:
 
 
 class MinimalCacheStore:
+    @property
+    def block_size(self) -> int:
+        return 16
+
     def get(self, agent_id: str, tokens: Sequence[int]) -> p.CacheHit | None:
         return None
 
@@ -256,6 +260,15 @@ class MinimalCacheStore:
 
     def delete(self, agent_id: str) -> bool:
         return False
+
+    def pin(self, agent_id: str) -> None:
+        raise p.UnsupportedError("no pinning", capability=p.CacheStoreCapability.PINNING)
+
+    def unpin(self, agent_id: str) -> bool:
+        raise p.UnsupportedError("no pinning", capability=p.CacheStoreCapability.PINNING)
+
+    def stats(self) -> p.CacheStoreStats:
+        return p.CacheStoreStats()
 
 
 class MinimalCachePersistence:

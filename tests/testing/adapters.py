@@ -133,7 +133,7 @@ class SimpleRouter:
     ) -> p.Completion:
         opts = opts or p.RouteOptions()
         failed: set[str] = set()
-        while True:
+        for _ in range(len(self.providers) + 1):
             try:
                 chosen = await self.route(
                     messages,
@@ -156,6 +156,7 @@ class SimpleRouter:
             return p.Completion(
                 done.text, done.model, done.usage, done.finish_reason, done.tool_calls, chosen.name
             )
+        raise p.UnavailableError("every provider failed")
 
     async def register_provider(self, provider: p.Provider, llm: p.LLM) -> None:
         known = self.providers.get(provider.name)

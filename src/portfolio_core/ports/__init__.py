@@ -36,6 +36,7 @@ if TYPE_CHECKING:
         CacheHit,
         CacheStore,
         CacheStoreCapability,
+        CacheStoreStats,
         CacheTier,
     )
     from portfolio_core.ports.capabilities import (
@@ -161,6 +162,7 @@ _EXPORTS: dict[str, str] = {
     "CachePersistence": "cache_persistence",
     "CacheStore": "cache_store",
     "CacheStoreCapability": "cache_store",
+    "CacheStoreStats": "cache_store",
     "CacheTier": "cache_store",
     "CompletedGeneration": "generation_engine",
     "Completion": "llm",
@@ -261,6 +263,7 @@ __all__ = [
     "CachePersistence",
     "CacheStore",
     "CacheStoreCapability",
+    "CacheStoreStats",
     "CacheTier",
     "CompletedGeneration",
     "Completion",

@@ -2,28 +2,52 @@
 
 Contract
 --------
-* ``get(agent_id, tokens)`` returns the stored cache of that agent sharing the longest
-  prefix with ``tokens``, at block granularity, as a :class:`CacheHit`: ``exact`` when the
-  entry covers exactly ``tokens``; a shorter stored prefix is returned whole; a longer
-  entry is trimmed to the matched prefix. ``None`` on no match.
-* ``put`` stores (replacing) the agent's entry; the store respects its entry and byte
-  limits by evicting least recently used, unpinned entries (moving them down a tier when
-  tiers exist). A pinned entry is never evicted.
-* ``evict`` moves an entry one tier down (dropping it from the last tier) and returns
-  whether it was present; ``delete`` removes it from every tier. Both are idempotent.
-* A hit in a lower tier moves the entry back to the hot tier.
+* Each agent has at most one entry: the :class:`~portfolio_core.ports.AgentBlocks` last
+  ``put`` for it. ``put`` replaces the agent's entry (in whatever tier it was) and puts it in
+  the hot tier as the most recently used. ``put`` raises
+  :class:`~portfolio_core.ports.errors.InvalidInputError` for an empty ``agent_id``, blocks
+  of another agent (``blocks.agent_id != agent_id``) or blocks covering no token; nothing is
+  stored then.
+* ``get(agent_id, tokens)`` matches the agent's entry against ``tokens`` at block
+  granularity (``block_size`` tokens, a property of the store) and returns a :class:`CacheHit`:
+
+  - the entry is a prefix of ``tokens`` (equal included): it is returned whole,
+    ``matched_tokens == len(entry.tokens)``;
+  - otherwise (the entry is longer, or diverges): the entry trimmed to the longest common
+    prefix rounded **down** to a whole number of blocks; ``None`` when that is zero blocks.
+
+  ``exact`` is ``matched_tokens == len(tokens)`` (the hit covers the whole query). ``tier``
+  is the tier the entry was found in. ``None`` for an unknown agent or empty ``tokens``.
+  The returned blocks are never aliased by the store's later changes (trimming copies).
+* A hit makes the entry the most recently used and moves it back to the hot tier. A miss
+  changes nothing but the statistics.
+* Limits: ``max_entries`` and ``max_bytes`` of the hot tier (and of the lower tiers, when
+  configured) are respected after every call by moving least recently used, **unpinned**
+  entries one tier down (dropping them from the last tier). Pinned entries are never moved
+  by eviction; a tier holding only pinned entries may exceed its limits until they are
+  unpinned (the next call that changes the store then restores the limits).
+* ``evict`` moves the agent's entry one tier down (dropping it from the last tier) and
+  returns whether it was present; it raises
+  :class:`~portfolio_core.ports.errors.ConflictError` for a pinned entry. ``delete`` removes
+  the entry from every tier (pins included) and returns whether it was present. Both are
+  idempotent for an absent agent.
+* Pinning (capability ``PINNING``): ``pin`` marks the entry as in use (counted: every
+  ``pin`` needs an ``unpin``), promoting it to the hot tier; it raises NotFoundError when the
+  agent has no entry. ``unpin`` returns whether a pin was released. Without the capability
+  both raise :class:`~portfolio_core.ports.errors.UnsupportedError`.
+* ``stats`` is a snapshot: hits and misses since creation, and entries and bytes per tier.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
 from portfolio_core.ports.model_backend import AgentBlocks
 
-__all__ = ["CacheHit", "CacheStore", "CacheStoreCapability", "CacheTier"]
+__all__ = ["CacheHit", "CacheStore", "CacheStoreCapability", "CacheStoreStats", "CacheTier"]
 
 
 class CacheTier(StrEnum):
@@ -33,7 +57,9 @@ class CacheTier(StrEnum):
 
 
 class CacheStoreCapability(StrEnum):
+    #: entries move down to warm/cold tiers instead of being dropped
     TIERS = "cache_store.tiers"
+    #: ``pin``/``unpin`` protect entries in use from eviction
     PINNING = "cache_store.pinning"
 
 
@@ -47,16 +73,40 @@ class CacheHit:
     tier: CacheTier = CacheTier.HOT
 
 
+@dataclass(frozen=True, slots=True)
+class CacheStoreStats:
+    """A snapshot of a store's counters and occupancy (``entries``/``bytes`` by tier)."""
+
+    hits: int = 0
+    misses: int = 0
+    hits_by_tier: Mapping[CacheTier, int] = field(default_factory=dict)
+    entries: Mapping[CacheTier, int] = field(default_factory=dict)
+    bytes: Mapping[CacheTier, int] = field(default_factory=dict)
+    evictions: int = 0
+    promotions: int = 0
+
+    @property
+    def hit_rate(self) -> float:
+        """Hits over lookups (0.0 before the first lookup)."""
+        total = self.hits + self.misses
+        return self.hits / total if total else 0.0
+
+
 @runtime_checkable
 class CacheStore(Protocol):
     """Per-agent KV cache store; see the module docstring."""
 
+    @property
+    def block_size(self) -> int:
+        """Tokens per block: the granularity of prefix matching."""
+        ...
+
     def get(self, agent_id: str, tokens: Sequence[int]) -> CacheHit | None:
-        """The longest stored prefix of ``tokens`` for ``agent_id``."""
+        """The agent's entry matched against ``tokens`` at block granularity, or None."""
         ...
 
     def put(self, agent_id: str, blocks: AgentBlocks) -> None:
-        """Store ``blocks`` as the agent's cache."""
+        """Store ``blocks`` as the agent's entry (replacing), in the hot tier."""
         ...
 
     def evict(self, agent_id: str) -> bool:
@@ -65,4 +115,16 @@ class CacheStore(Protocol):
 
     def delete(self, agent_id: str) -> bool:
         """Remove the agent's entry from every tier; whether it was present."""
+        ...
+
+    def pin(self, agent_id: str) -> None:
+        """Protect the agent's entry from eviction until the matching ``unpin``."""
+        ...
+
+    def unpin(self, agent_id: str) -> bool:
+        """Release one pin of the agent's entry; whether there was one."""
+        ...
+
+    def stats(self) -> CacheStoreStats:
+        """Hits, misses, entries and bytes per tier (a snapshot)."""
         ...

@@ -112,7 +112,9 @@ class ClauseReport:
     @property
     def detail(self) -> str:
         wanted = self.outcome
-        return next((d for o, d in self.outcomes if o == wanted and d), "")
+        found = next((d for o, d in self.outcomes if o == wanted and d), "")
+        prefix = f"[clause {self.clause}] "
+        return found.removeprefix(prefix)
 
 
 def summarise(outcomes: list[Any]) -> list[ClauseReport]:

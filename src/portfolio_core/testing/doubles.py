@@ -44,9 +44,14 @@ from typing import Any, Generic, TypeVar, cast
 from portfolio_core.ports.agent import Agent, AgentCapability, AgentOptions, AgentResult, ToolResult
 from portfolio_core.ports.cache import Cache, CacheCapability
 from portfolio_core.ports.cache_persistence import CachePersistence
-from portfolio_core.ports.cache_store import CacheHit, CacheStore, CacheStoreCapability
+from portfolio_core.ports.cache_store import (
+    CacheHit,
+    CacheStore,
+    CacheStoreCapability,
+    CacheStoreStats,
+)
 from portfolio_core.ports.capabilities import capabilities_of
-from portfolio_core.ports.errors import InvalidInputError, NotFoundError
+from portfolio_core.ports.errors import InvalidInputError, NotFoundError, UnsupportedError
 from portfolio_core.ports.event_store import (
     AppendResult,
     Direction,
@@ -1182,6 +1187,23 @@ class ScriptedCacheStore(_Scripted):
     def delete(self, agent_id: str) -> bool:
         return bool(self._answer("delete", agent_id))
 
+    @property
+    def block_size(self) -> int:
+        return 16
+
+    def pin(self, agent_id: str) -> None:
+        raise UnsupportedError(
+            "ScriptedCacheStore has no pinning", capability=CacheStoreCapability.PINNING.value
+        )
+
+    def unpin(self, agent_id: str) -> bool:
+        raise UnsupportedError(
+            "ScriptedCacheStore has no pinning", capability=CacheStoreCapability.PINNING.value
+        )
+
+    def stats(self) -> CacheStoreStats:
+        return CacheStoreStats()
+
 
 class RecordingCacheStore(_Recording[CacheStore]):
     """Records calls to a KV cache store."""
@@ -1200,6 +1222,19 @@ class RecordingCacheStore(_Recording[CacheStore]):
 
     def delete(self, agent_id: str) -> bool:
         return cast(bool, self._sync("delete", agent_id))
+
+    @property
+    def block_size(self) -> int:
+        return self.target.block_size
+
+    def pin(self, agent_id: str) -> None:
+        self._sync("pin", agent_id)
+
+    def unpin(self, agent_id: str) -> bool:
+        return cast(bool, self._sync("unpin", agent_id))
+
+    def stats(self) -> CacheStoreStats:
+        return cast(CacheStoreStats, self._sync("stats"))
 
 
 class ScriptedCachePersistence(_Scripted):

@@ -7,7 +7,7 @@ otherwise those clauses are skipped with the reason.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
 
@@ -17,7 +17,12 @@ from portfolio_core.ports.llm import Completion, ToolCall, ToolSpec, Usage
 from portfolio_core.testing.clauses import clause, requires_absent
 from portfolio_core.testing.clock import FakeClock
 from portfolio_core.testing.doubles import ScriptedLLM
-from portfolio_core.testing.loop import accepts_keyword, close_adapter, open_adapter
+from portfolio_core.testing.loop import (
+    LoopRunner,
+    accepts_keyword,
+    close_adapter,
+    open_adapter,
+)
 from portfolio_core.testing.suite import ContractSuite, Factory
 
 __all__ = ["AgentContract"]
@@ -42,8 +47,8 @@ class AgentContract(ContractSuite[Agent]):
 
     @pytest.fixture
     def scripted_agent(
-        self, make_adapter: Factory, kit_clock: FakeClock, kit_runner: object
-    ) -> object:
+        self, make_adapter: Factory, kit_clock: FakeClock, kit_runner: LoopRunner
+    ) -> Iterator[ScriptedAgent]:
         """An async function: agent over a given ScriptedLLM (skips without ``llm=``)."""
         if not accepts_keyword(make_adapter, "llm"):
             pytest.skip("the factory does not accept llm=, so the kit cannot script the model")
@@ -56,7 +61,7 @@ class AgentContract(ContractSuite[Agent]):
 
         yield build
         for agent in made:
-            kit_runner.run(close_adapter(agent))  # type: ignore[attr-defined]
+            kit_runner.run(close_adapter(agent))
 
     @clause("agent.max_iterations.positive", "max_iterations is a positive int")
     def test_max_iterations(self, adapter: Agent) -> None:

@@ -1,0 +1,546 @@
+"""Contract suite of the CacheStore port (sync), with a state machine over a pure model.
+
+Blocks are built with NumPy (the ``llm`` extra); the suite is skipped without it.
+
+The factory: called with no arguments it returns a fresh, empty, unlimited store. Clauses
+about limits call it with ``max_entries=`` or ``max_bytes=`` (limits of the **hot** tier) and
+are skipped when the factory does not name those keywords; the state machine also passes
+``block_size=`` when the factory accepts it. A store declaring ``cache_store.tiers`` must
+have at least one tier below hot able to hold a handful of entries (the suite stores fewer
+than ten).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from hypothesis import strategies as st
+from hypothesis.stateful import invariant, rule
+
+from portfolio_core.ports.cache_store import CacheHit, CacheStore, CacheStoreCapability, CacheTier
+from portfolio_core.ports.capabilities import supports
+from portfolio_core.ports.errors import ConflictError, InvalidInputError, NotFoundError
+from portfolio_core.ports.model_backend import AgentBlocks
+from portfolio_core.testing.clauses import clause, expect_unsupported, requires, requires_absent
+from portfolio_core.testing.loop import accepts_keyword
+from portfolio_core.testing.machines import AdapterMachine, run_machine
+from portfolio_core.testing.plugin import KitSettings
+from portfolio_core.testing.suite import ContractSuite, Factory
+
+__all__ = ["CacheStoreContract", "CacheStoreMachine", "kv_blocks", "kv_tokens"]
+
+SPEC = "kit-store-spec"
+TIERS = CacheStoreCapability.TIERS
+PINNING = CacheStoreCapability.PINNING
+
+
+def kv_tokens(seed: int, length: int) -> tuple[int, ...]:
+    """Tokens shared by every seed for the first ``8 * seed`` positions, then seed-specific."""
+    split = 8 * seed
+    return tuple(p % 50 if p < split else 1000 * (seed + 1) + p for p in range(length))
+
+
+def kv_blocks(agent_id: str, tokens: Sequence[int], seed: int = 0, layers: int = 2) -> AgentBlocks:
+    """Blocks whose tensor value at position ``p`` of layer ``i`` encodes (seed, i, p)."""
+    np = pytest.importorskip("numpy")
+    n = len(tokens)
+    pos = np.arange(n, dtype=np.float32).reshape(1, n, 1)
+    keys = tuple(
+        np.broadcast_to(pos + 10_000 * seed + 100_000 * i, (1, n, 2)).copy() for i in range(layers)
+    )
+    values = tuple(-k for k in keys)
+    return AgentBlocks(agent_id, tuple(tokens), keys, values, SPEC)
+
+
+def covers(hit_blocks: AgentBlocks, entry: AgentBlocks, n: int) -> bool:
+    """Whether ``hit_blocks`` is exactly ``entry`` cut to its first ``n`` tokens."""
+    np = pytest.importorskip("numpy")
+    if hit_blocks.tokens != entry.tokens[:n] or hit_blocks.spec_hash != entry.spec_hash:
+        return False
+    if len(hit_blocks.keys) != len(entry.keys) or len(hit_blocks.values) != len(entry.values):
+        return False
+    pairs = zip((*hit_blocks.keys, *hit_blocks.values), (*entry.keys, *entry.values), strict=True)
+    return all(np.array_equal(np.asarray(a), np.asarray(b)[:, :n]) for a, b in pairs)
+
+
+def expected_match(stored: Sequence[int], query: Sequence[int], block_size: int) -> int:
+    """The port's matching rule, written token by token (independent of any adapter)."""
+    common = 0
+    for a, b in zip(stored, query, strict=False):
+        if a != b:
+            break
+        common += 1
+    if common == len(stored):
+        return common
+    return (common // block_size) * block_size
+
+
+@contextmanager
+def limited(make_adapter: Factory, **limits: Any) -> Iterator[Any]:
+    """A store from the factory with limits, closed afterwards; skips if not accepted."""
+    for name in limits:
+        if not accepts_keyword(make_adapter, name):
+            pytest.skip(f"the factory does not accept {name}=")
+    store = make_adapter(**limits)
+    try:
+        yield store
+    finally:
+        close = getattr(store, "close", None)
+        if callable(close):
+            close()
+
+
+class CacheStoreContract(ContractSuite[CacheStore]):
+    """The promises of :class:`~portfolio_core.ports.CacheStore` (docs/ports/cache_store.md)."""
+
+    port_key = "cache_store"
+    capability_names = frozenset(c.value for c in CacheStoreCapability)
+
+    def put_probe(self, adapter: CacheStore) -> str:
+        adapter.put("kit-probe", kv_blocks("kit-probe", kv_tokens(0, 20)))
+        return "kit-probe"
+
+    def has_probe(self, adapter: CacheStore, probe: str) -> bool:
+        return adapter.get(probe, kv_tokens(0, 20)) is not None
+
+    # -- matching ------------------------------------------------------------------------
+
+    @clause("cache_store.get.exact", "an entry equal to the query is returned whole, exact")
+    def test_exact(self, adapter: CacheStore) -> None:
+        entry = kv_blocks("a", kv_tokens(1, 3 * adapter.block_size + 5))
+        adapter.put("a", entry)
+        hit = adapter.get("a", list(entry.tokens))
+        assert hit is not None, "get of the stored tokens missed"
+        assert isinstance(hit, CacheHit)
+        assert hit.matched_tokens == len(entry.tokens), f"matched {hit.matched_tokens}"
+        assert hit.exact, "an equal query is an exact hit"
+        assert covers(hit.blocks, entry, len(entry.tokens)), "the returned blocks differ"
+
+    @clause(
+        "cache_store.get.shorter_prefix",
+        "an entry that is a prefix of the query is returned whole, not exact",
+    )
+    def test_shorter_prefix(self, adapter: CacheStore) -> None:
+        bs = adapter.block_size
+        entry = kv_blocks("a", kv_tokens(1, 2 * bs + 3))  # ends inside a block: still whole
+        adapter.put("a", entry)
+        query = [*entry.tokens, 7, 8, 9]
+        hit = adapter.get("a", query)
+        assert hit is not None, "a query extending the entry missed"
+        assert hit.matched_tokens == len(entry.tokens), (
+            f"matched {hit.matched_tokens} tokens, the entry has {len(entry.tokens)}"
+        )
+        assert not hit.exact, "a hit covering part of the query is not exact"
+        assert covers(hit.blocks, entry, len(entry.tokens))
+
+    @clause(
+        "cache_store.get.longer_trimmed",
+        "a longer entry is trimmed to the query rounded down to whole blocks",
+    )
+    @pytest.mark.parametrize("extra", [0, 1, 5])
+    def test_longer_trimmed(self, adapter: CacheStore, extra: int) -> None:
+        bs = adapter.block_size
+        entry = kv_blocks("a", kv_tokens(1, 5 * bs))
+        adapter.put("a", entry)
+        n = 3 * bs + extra
+        hit = adapter.get("a", entry.tokens[:n])
+        want = (n // bs) * bs
+        assert hit is not None, "a query that is a prefix of the entry missed"
+        assert hit.matched_tokens == want, f"matched {hit.matched_tokens}, want {want}"
+        assert len(hit.blocks.tokens) == want, (
+            f"the hit's blocks cover {len(hit.blocks.tokens)} tokens, want {want}"
+        )
+        assert covers(hit.blocks, entry, want), "trimmed blocks are not the entry's prefix"
+        assert hit.exact is (want == n)
+        again = adapter.get("a", entry.tokens)
+        assert again is not None, "trimming for a hit dropped the stored entry"
+        assert again.matched_tokens == len(entry.tokens), "trimming changed the stored entry"
+
+    @clause(
+        "cache_store.get.diverging",
+        "an entry diverging from the query matches its common prefix rounded down to blocks",
+    )
+    @pytest.mark.parametrize(("at_block", "offset"), [(2, 0), (2, 3), (0, 5)])
+    def test_diverging(self, adapter: CacheStore, at_block: int, offset: int) -> None:
+        bs = adapter.block_size
+        entry = kv_blocks("a", kv_tokens(1, 4 * bs))
+        adapter.put("a", entry)
+        d = at_block * bs + offset
+        query = [*entry.tokens[:d], 999_999, *entry.tokens[d + 1 :]]
+        hit = adapter.get("a", query)
+        want = at_block * bs
+        if want == 0:
+            assert hit is None, "a divergence inside the first block must miss"
+            return
+        assert hit is not None, f"a query sharing {d} tokens missed"
+        assert hit.matched_tokens == want, f"matched {hit.matched_tokens}, want {want}"
+        assert covers(hit.blocks, entry, want)
+        assert not hit.exact
+
+    @clause("cache_store.get.isolated", "an agent never gets another agent's entry")
+    def test_isolated(self, adapter: CacheStore) -> None:
+        entry = kv_blocks("a", kv_tokens(1, 40))
+        adapter.put("a", entry)
+        assert adapter.get("b", entry.tokens) is None
+        assert adapter.get("a", []) is None, "an empty query must miss"
+
+    # -- put / delete / evict ------------------------------------------------------------
+
+    @clause("cache_store.put.replaces", "put replaces the agent's entry")
+    def test_put_replaces(self, adapter: CacheStore) -> None:
+        adapter.put("a", kv_blocks("a", kv_tokens(1, 40), seed=1))
+        second = kv_blocks("a", kv_tokens(2, 40), seed=2)
+        adapter.put("a", second)
+        hit = adapter.get("a", second.tokens)
+        assert hit is not None, "the new entry is not found"
+        assert hit.exact, "the new entry is not an exact hit"
+        assert covers(hit.blocks, second, 40), "get returned the replaced entry"
+        first_only = adapter.get("a", kv_tokens(1, 40))
+        assert first_only is None or first_only.matched_tokens <= 16, "the old entry survived"
+
+    @clause(
+        "cache_store.put.invalid",
+        "put of bad input raises InvalidInputError and stores nothing",
+    )
+    def test_put_invalid(self, adapter: CacheStore) -> None:
+        tokens = kv_tokens(1, 20)
+        with pytest.raises(InvalidInputError):
+            adapter.put("", kv_blocks("", tokens))
+        with pytest.raises(InvalidInputError):
+            adapter.put("a", kv_blocks("b", tokens))
+        with pytest.raises(InvalidInputError):
+            adapter.put("a", kv_blocks("a", ()))
+        assert adapter.get("a", tokens) is None, "refused blocks were stored"
+        assert adapter.get("b", tokens) is None, "refused blocks were stored"
+
+    @clause("cache_store.delete", "delete returns whether the entry existed and removes it")
+    def test_delete(self, adapter: CacheStore) -> None:
+        entry = kv_blocks("a", kv_tokens(1, 40))
+        adapter.put("a", entry)
+        assert adapter.delete("a") is True
+        assert adapter.delete("a") is False
+        assert adapter.get("a", entry.tokens) is None
+        assert adapter.evict("a") is False, "evict of a deleted agent reported it present"
+
+    @clause("cache_store.evict.absent", "evict of an unknown agent returns False")
+    def test_evict_absent(self, adapter: CacheStore) -> None:
+        assert adapter.evict("nobody") is False
+
+    @clause("cache_store.evict.drops", "without tiers, an evicted entry is gone")
+    @requires_absent(TIERS)
+    def test_evict_drops(self, adapter: CacheStore) -> None:
+        entry = kv_blocks("a", kv_tokens(1, 40))
+        adapter.put("a", entry)
+        assert adapter.evict("a") is True
+        assert adapter.get("a", entry.tokens) is None
+
+    @clause("cache_store.evict.moves_down", "with tiers, an evicted entry moves to a lower tier")
+    @requires(TIERS)
+    def test_evict_moves_down(self, adapter: CacheStore) -> None:
+        entry = kv_blocks("a", kv_tokens(1, 40))
+        adapter.put("a", entry)
+        assert adapter.evict("a") is True
+        assert adapter.stats().entries.get(CacheTier.HOT, 0) == 0, "still counted as hot"
+        hit = adapter.get("a", entry.tokens)
+        assert hit is not None, "the evicted entry was dropped, not moved down"
+        assert hit.tier is not CacheTier.HOT, f"found in {hit.tier} right after evict"
+        assert covers(hit.blocks, entry, 40), "the lower tier changed the tensors"
+
+    @clause("cache_store.hit.promotes", "a hit in a lower tier moves the entry back to hot")
+    @requires(TIERS)
+    def test_hit_promotes(self, adapter: CacheStore) -> None:
+        entry = kv_blocks("a", kv_tokens(1, 40))
+        adapter.put("a", entry)
+        adapter.evict("a")
+        first = adapter.get("a", entry.tokens)
+        second = adapter.get("a", entry.tokens)
+        assert first is not None, "the evicted entry was lost"
+        assert second is not None, "the promoted entry was lost"
+        assert second.tier is CacheTier.HOT, f"a second hit found it in {second.tier}"
+        assert adapter.stats().entries.get(CacheTier.HOT) == 1
+
+    @clause("cache_store.delete.everywhere", "delete removes the entry from every tier")
+    @requires(TIERS)
+    def test_delete_everywhere(self, adapter: CacheStore) -> None:
+        entry = kv_blocks("a", kv_tokens(1, 40))
+        adapter.put("a", entry)
+        adapter.evict("a")
+        assert adapter.delete("a") is True, "delete of an entry in a lower tier returned False"
+        assert adapter.get("a", entry.tokens) is None, "a lower tier kept a copy"
+        assert sum(adapter.stats().entries.values()) == 0, "a tier still counts the entry"
+
+    # -- limits --------------------------------------------------------------------------
+
+    @clause(
+        "cache_store.lru.entries",
+        "over max_entries, the least recently used entry leaves the hot tier",
+    )
+    def test_lru_entries(self, make_adapter: Factory) -> None:
+        with limited(make_adapter, max_entries=2) as store:
+            entries = {a: kv_blocks(a, kv_tokens(i + 1, 40)) for i, a in enumerate("abc")}
+            store.put("a", entries["a"])
+            store.put("b", entries["b"])
+            assert store.get("a", entries["a"].tokens) is not None  # a is now the newest
+            store.put("c", entries["c"])
+            _assert_hot(store, "a", entries["a"], "the recently used entry")
+            _assert_hot(store, "c", entries["c"], "the newest entry")
+            _assert_left_hot(store, "b", entries["b"], "the least recently used entry")
+
+    @clause("cache_store.lru.bytes", "over max_bytes, least recently used entries leave hot")
+    def test_lru_bytes(self, make_adapter: Factory) -> None:
+        entries = {a: kv_blocks(a, kv_tokens(i + 1, 40)) for i, a in enumerate("abc")}
+        size = entries["a"].nbytes
+        with limited(make_adapter, max_bytes=2 * size + size // 2) as store:
+            for a in "abc":
+                store.put(a, entries[a])
+            stats = store.stats()
+            assert stats.bytes.get(CacheTier.HOT, 0) <= 2 * size + size // 2, (
+                f"hot tier holds {stats.bytes.get(CacheTier.HOT)} bytes over its limit"
+            )
+            assert stats.entries.get(CacheTier.HOT) == 2
+            _assert_left_hot(store, "a", entries["a"], "the oldest entry")
+            _assert_hot(store, "c", entries["c"], "the newest entry")
+
+    # -- pinning -------------------------------------------------------------------------
+
+    @clause("cache_store.pin.protects", "a pinned entry is never evicted to honour limits")
+    @requires(PINNING)
+    def test_pin_protects(self, make_adapter: Factory) -> None:
+        with limited(make_adapter, max_entries=1) as store:
+            a, b = kv_blocks("a", kv_tokens(1, 40)), kv_blocks("b", kv_tokens(2, 40))
+            store.put("a", a)
+            store.pin("a")
+            store.put("b", b)
+            _assert_hot(store, "a", a, "the pinned entry")
+            _assert_left_hot(store, "b", b, "the unpinned newer entry")
+            assert store.unpin("a") is True
+            assert store.unpin("a") is False, "unpin released a pin that was not there"
+            store.put("b", b)
+            _assert_left_hot(store, "a", a, "the unpinned older entry")
+
+    @clause("cache_store.pin.evict_refused", "evict of a pinned entry raises ConflictError")
+    @requires(PINNING)
+    def test_pin_evict_refused(self, adapter: CacheStore) -> None:
+        entry = kv_blocks("a", kv_tokens(1, 40))
+        adapter.put("a", entry)
+        adapter.pin("a")
+        adapter.pin("a")
+        with pytest.raises(ConflictError):
+            adapter.evict("a")
+        adapter.unpin("a")
+        with pytest.raises(ConflictError):
+            adapter.evict("a")  # pins are counted: one is still held
+        adapter.unpin("a")
+        assert adapter.evict("a") is True
+        hit = adapter.get("a", entry.tokens)
+        assert hit is None or hit.tier is not CacheTier.HOT
+
+    @clause("cache_store.pin.missing", "pin of an unknown agent raises NotFoundError")
+    @requires(PINNING)
+    def test_pin_missing(self, adapter: CacheStore) -> None:
+        with pytest.raises(NotFoundError):
+            adapter.pin("nobody")
+        assert adapter.unpin("nobody") is False
+
+    @clause("cache_store.pin.unsupported", "without pinning, pin raises UnsupportedError")
+    @requires_absent(PINNING)
+    def test_pin_unsupported(self, adapter: CacheStore) -> None:
+        adapter.put("a", kv_blocks("a", kv_tokens(1, 40)))
+        with expect_unsupported(PINNING):
+            adapter.pin("a")
+
+    # -- stats ---------------------------------------------------------------------------
+
+    @clause("cache_store.stats", "stats counts hits and misses and the hot tier's entries/bytes")
+    def test_stats(self, adapter: CacheStore) -> None:
+        entry = kv_blocks("a", kv_tokens(1, 40))
+        adapter.put("a", entry)
+        adapter.get("a", entry.tokens)
+        adapter.get("a", [999_999] * 40)
+        adapter.get("b", entry.tokens)
+        stats = adapter.stats()
+        assert (stats.hits, stats.misses) == (1, 2), f"hits/misses {stats.hits}/{stats.misses}"
+        assert abs(stats.hit_rate - 1 / 3) < 1e-9
+        assert stats.entries.get(CacheTier.HOT) == 1
+        assert stats.bytes.get(CacheTier.HOT) == entry.nbytes
+
+    @clause("cache_store.model", "any sequence of operations behaves like the reference model")
+    def test_state_machine(self, make_adapter: Factory, kit_settings: KitSettings) -> None:
+        pytest.importorskip("numpy")
+        if not accepts_keyword(make_adapter, "max_entries"):
+            pytest.skip("the factory does not accept max_entries=")
+        run_machine(CacheStoreMachine, make_adapter, kit_settings)
+
+
+def _assert_hot(store: CacheStore, agent: str, entry: AgentBlocks, what: str) -> None:
+    hit = store.get(agent, entry.tokens)
+    assert hit is not None, f"{what} ({agent}) was dropped"
+    assert hit.tier is CacheTier.HOT, f"{what} ({agent}) left the hot tier (found in {hit.tier})"
+
+
+def _assert_left_hot(store: CacheStore, agent: str, entry: AgentBlocks, what: str) -> None:
+    hit = store.get(agent, entry.tokens)
+    if supports(store, TIERS):
+        assert hit is not None, f"{what} ({agent}) was dropped instead of moved down"
+        assert hit.tier is not CacheTier.HOT, f"{what} ({agent}) was not evicted from hot"
+    else:
+        assert hit is None, f"{what} ({agent}) was not evicted"
+
+
+AGENTS = ("a", "b", "c", "d")
+HOT_LIMIT = 2
+BLOCK = 4
+
+
+class CacheStoreMachine(AdapterMachine[CacheStore]):
+    """Puts, gets, evicts, deletes, pins against a pure model of a 2-entry hot tier.
+
+    The model: an ordered dict of hot agents (least recently used first), a set of agents in
+    lower tiers (with TIERS; assumed large enough), the stored tokens/seed per agent, pin
+    counts and hit/miss counters.
+    """
+
+    def __init__(self, factory: Factory, **kwargs: Any) -> None:
+        def limited_factory(**kw: Any) -> Any:
+            if accepts_keyword(factory, "block_size"):
+                kw["block_size"] = BLOCK
+            return factory(max_entries=HOT_LIMIT, **kw)
+
+        super().__init__(limited_factory, **kwargs)
+        self.bs = self.adapter.block_size
+        self.tiers = supports(self.adapter, TIERS)
+        self.pinning = supports(self.adapter, PINNING)
+        self.hot: OrderedDict[str, None] = OrderedDict()
+        self.lower: set[str] = set()
+        self.entries: dict[str, tuple[tuple[int, ...], int]] = {}
+        self.pins: dict[str, int] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def _enforce(self) -> None:
+        while len(self.hot) > HOT_LIMIT:
+            victim = next((a for a in self.hot if not self.pins.get(a)), None)
+            if victim is None:
+                return
+            del self.hot[victim]
+            if self.tiers:
+                self.lower.add(victim)
+            else:
+                del self.entries[victim]
+
+    def _to_hot(self, agent: str) -> None:
+        self.lower.discard(agent)
+        self.hot[agent] = None
+        self.hot.move_to_end(agent)
+
+    @rule(
+        agent=st.sampled_from(AGENTS),
+        seed=st.integers(1, 3),
+        blocks=st.integers(1, 4),
+        tail=st.integers(0, 3),
+    )
+    def put(self, agent: str, seed: int, blocks: int, tail: int) -> None:
+        tokens = kv_tokens(seed, blocks * self.bs + tail)
+        self.adapter.put(agent, kv_blocks(agent, tokens, seed))
+        self.entries[agent] = (tokens, seed)
+        self._to_hot(agent)
+        self._enforce()
+
+    @rule(
+        agent=st.sampled_from(AGENTS),
+        seed=st.integers(1, 3),
+        length=st.integers(1, 20),
+        change=st.one_of(st.none(), st.integers(0, 19)),
+    )
+    def get(self, agent: str, seed: int, length: int, change: int | None) -> None:
+        query = list(kv_tokens(seed, length))
+        if change is not None and change < length:
+            query[change] = 777_777
+        hit = self.adapter.get(agent, query)
+        stored = self.entries.get(agent)
+        want = expected_match(stored[0], query, self.bs) if stored else 0
+        if want == 0:
+            assert hit is None, (
+                f"get({agent!r}) hit {hit and hit.matched_tokens} tokens, model: miss"
+            )
+            self.misses += 1
+            return
+        assert stored is not None
+        assert hit is not None, f"get({agent!r}) missed; the model matches {want} tokens"
+        assert hit.matched_tokens == want, f"matched {hit.matched_tokens}, model {want}"
+        assert hit.exact is (want == len(query))
+        assert covers(hit.blocks, kv_blocks(agent, stored[0], stored[1]), want)
+        was_hot = agent in self.hot
+        assert (hit.tier is CacheTier.HOT) is was_hot, (
+            f"found {agent!r} in {hit.tier}; the model has it {'hot' if was_hot else 'lower'}"
+        )
+        self.hits += 1
+        self._to_hot(agent)
+        self._enforce()
+
+    @rule(data=st.data())
+    def evict_hot(self, data: st.DataObject) -> None:
+        if not self.hot:
+            return
+        agent = data.draw(st.sampled_from(sorted(self.hot)))
+        if self.pins.get(agent):
+            with pytest.raises(ConflictError):
+                self.adapter.evict(agent)
+            return
+        assert self.adapter.evict(agent) is True
+        del self.hot[agent]
+        if self.tiers:
+            self.lower.add(agent)
+        else:
+            del self.entries[agent]
+
+    @rule(agent=st.sampled_from(AGENTS))
+    def delete(self, agent: str) -> None:
+        assert self.adapter.delete(agent) is (agent in self.entries)
+        self.entries.pop(agent, None)
+        self.hot.pop(agent, None)
+        self.lower.discard(agent)
+        self.pins.pop(agent, None)
+
+    @rule(agent=st.sampled_from(AGENTS))
+    def pin(self, agent: str) -> None:
+        if not self.pinning:
+            return
+        if agent not in self.entries:
+            with pytest.raises(NotFoundError):
+                self.adapter.pin(agent)
+            return
+        self.adapter.pin(agent)
+        self.pins[agent] = self.pins.get(agent, 0) + 1
+        if agent not in self.hot:
+            self._to_hot(agent)
+            self._enforce()
+
+    @rule(agent=st.sampled_from(AGENTS))
+    def unpin(self, agent: str) -> None:
+        if not self.pinning:
+            return
+        held = self.pins.get(agent, 0)
+        assert self.adapter.unpin(agent) is (held > 0)
+        if held == 1:
+            del self.pins[agent]
+            self._enforce()
+        elif held > 1:
+            self.pins[agent] = held - 1
+
+    @invariant()
+    def counts(self) -> None:
+        stats = self.adapter.stats()
+        assert stats.entries.get(CacheTier.HOT, 0) == len(self.hot), (
+            f"hot tier holds {stats.entries.get(CacheTier.HOT, 0)}, model {len(self.hot)}"
+        )
+        assert (stats.hits, stats.misses) == (self.hits, self.misses)
+        if self.tiers:
+            total = sum(stats.entries.values())
+            assert total == len(self.entries), (
+                f"{total} entries in all tiers, model {len(self.entries)}"
+            )

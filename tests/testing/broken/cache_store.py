@@ -1,0 +1,232 @@
+"""Deliberately broken variants of the memory CacheStore, one bug each.
+
+Each names the clause of the CacheStore kit it breaks (``clause``). All run with a warm tier
+so that the tier clauses apply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
+
+from portfolio_core.adapters.memory.cache_store import MemoryCacheStore
+from portfolio_core.ports import AgentBlocks, CacheHit, CacheTier
+
+
+class Base(MemoryCacheStore):
+    clause: ClassVar[str] = ""
+
+    def __init__(self, **kw: Any) -> None:
+        kw.setdefault("warm", True)
+        super().__init__(**kw)
+
+
+def factory_for(cls: type[Base]) -> Callable[..., Base]:
+    """A factory naming the limit keywords the kit passes."""
+
+    def make(
+        max_entries: int | None = None, max_bytes: int | None = None, block_size: int = 16
+    ) -> Base:
+        return cls(max_entries=max_entries, max_bytes=max_bytes, block_size=block_size)
+
+    return make
+
+
+class PrefixOffByOneBlock(Base):
+    """A diverging or longer entry matches one block less than it should."""
+
+    clause = "cache_store.get.longer_trimmed"
+
+    def _match(self, stored: Sequence[int], query: Sequence[int]) -> int:
+        n = super()._match(stored, query)
+        return n if n == len(stored) else max(0, n - self.block_size)
+
+
+class TrimReturnsTooManyTokens(Base):
+    """A longer entry is trimmed to the query's length, not to whole blocks."""
+
+    clause = "cache_store.get.longer_trimmed"
+
+    def _match(self, stored: Sequence[int], query: Sequence[int]) -> int:
+        n = super()._match(stored, query)
+        if n < len(stored) and list(stored[: len(query)]) == list(query):
+            return len(query)
+        return n
+
+
+class TrimKeepsWholeTensors(Base):
+    """A trimmed hit reports the right count but hands out the untrimmed entry."""
+
+    clause = "cache_store.get.longer_trimmed"
+
+    def get(self, agent_id: str, tokens: Sequence[int]) -> CacheHit | None:
+        hit = super().get(agent_id, tokens)
+        whole = self._hot.get(agent_id)
+        if hit is None or whole is None:
+            return hit
+        return CacheHit(whole, hit.matched_tokens, hit.exact, hit.tier)
+
+
+class DivergenceMatchesPartialBlock(Base):
+    """A diverging entry matches token by token instead of whole blocks."""
+
+    clause = "cache_store.get.diverging"
+
+    def _match(self, stored: Sequence[int], query: Sequence[int]) -> int:
+        n = 0
+        for a, b in zip(stored, query, strict=False):
+            if a != b:
+                break
+            n += 1
+        return n
+
+
+class ExactWhenEntryMatchedWhole(Base):
+    """``exact`` is set whenever the whole entry matched, even if the query is longer."""
+
+    clause = "cache_store.get.shorter_prefix"
+
+    def get(self, agent_id: str, tokens: Sequence[int]) -> CacheHit | None:
+        hit = super().get(agent_id, tokens)
+        if hit is None:
+            return None
+        return CacheHit(hit.blocks, hit.matched_tokens, True, hit.tier)
+
+
+class PinnedEntryEvicted(Base):
+    """Limits evict the least recently used entry even when it is pinned."""
+
+    clause = "cache_store.pin.protects"
+
+    def _shrink(self, tier: CacheTier, max_entries: int | None, max_bytes: int | None) -> None:
+        pins, self._pins = self._pins, {}
+        try:
+            super()._shrink(tier, max_entries, max_bytes)
+        finally:
+            self._pins = pins
+
+
+class EvictIgnoresPin(Base):
+    """An explicit evict moves a pinned entry down."""
+
+    clause = "cache_store.pin.evict_refused"
+
+    def evict(self, agent_id: str) -> bool:
+        pins = self._pins.pop(agent_id, 0)
+        try:
+            return super().evict(agent_id)
+        finally:
+            if pins:
+                self._pins[agent_id] = pins
+
+
+class LruOrderIsInsertionOrder(Base):
+    """A hit does not refresh recency: eviction is first in, first out."""
+
+    clause = "cache_store.lru.entries"
+
+    def get(self, agent_id: str, tokens: Sequence[int]) -> CacheHit | None:
+        order = list(self._hot)
+        hit = super().get(agent_id, tokens)
+        if agent_id in order and agent_id in self._hot:
+            for a in order:
+                if a in self._hot:
+                    self._hot.move_to_end(a)
+        return hit
+
+
+class ByteLimitIgnored(Base):
+    """``max_bytes`` is never enforced."""
+
+    clause = "cache_store.lru.bytes"
+
+    def __init__(self, **kw: Any) -> None:
+        kw["max_bytes"] = None
+        super().__init__(**kw)
+
+
+class DeleteLeavesLowerCopy(Base):
+    """delete removes only the hot copy; a warm copy survives."""
+
+    clause = "cache_store.delete.everywhere"
+
+    def delete(self, agent_id: str) -> bool:
+        with self._lock:
+            if agent_id in self._hot:
+                self._drop(agent_id, CacheTier.HOT)
+                return True
+            return agent_id in self._warm
+
+
+class HitDoesNotPromote(Base):
+    """A hit in the warm tier leaves the entry there."""
+
+    clause = "cache_store.hit.promotes"
+
+    def _promote(self, agent_id: str, blocks: AgentBlocks, tier: CacheTier) -> None:
+        self._promotions += 1
+
+
+class EvictDropsEntry(Base):
+    """evict drops the entry instead of moving it down a tier."""
+
+    clause = "cache_store.evict.moves_down"
+
+    def evict(self, agent_id: str) -> bool:
+        if self._pins.get(agent_id):
+            return super().evict(agent_id)
+        return self.delete(agent_id)
+
+
+class PutKeepsOldEntry(Base):
+    """put of an agent that already has an entry keeps the old one."""
+
+    clause = "cache_store.put.replaces"
+
+    def put(self, agent_id: str, blocks: AgentBlocks) -> None:
+        if self.tier_of(agent_id) is None:
+            super().put(agent_id, blocks)
+
+
+class AcceptsAnotherAgentsBlocks(Base):
+    """put does not check that the blocks belong to the agent."""
+
+    clause = "cache_store.put.invalid"
+
+    def put(self, agent_id: str, blocks: AgentBlocks) -> None:
+        if agent_id and blocks.tokens:
+            blocks = AgentBlocks(
+                agent_id, blocks.tokens, blocks.keys, blocks.values, blocks.spec_hash
+            )
+        super().put(agent_id, blocks)
+
+
+class MissesNotCounted(Base):
+    """stats counts hits but forgets misses."""
+
+    clause = "cache_store.stats"
+
+    def get(self, agent_id: str, tokens: Sequence[int]) -> CacheHit | None:
+        misses = self._misses
+        hit = super().get(agent_id, tokens)
+        self._misses = misses
+        return hit
+
+
+VARIANTS: tuple[type[Base], ...] = (
+    PrefixOffByOneBlock,
+    TrimReturnsTooManyTokens,
+    TrimKeepsWholeTensors,
+    DivergenceMatchesPartialBlock,
+    ExactWhenEntryMatchedWhole,
+    PinnedEntryEvicted,
+    EvictIgnoresPin,
+    LruOrderIsInsertionOrder,
+    ByteLimitIgnored,
+    DeleteLeavesLowerCopy,
+    HitDoesNotPromote,
+    EvictDropsEntry,
+    PutKeepsOldEntry,
+    AcceptsAnotherAgentsBlocks,
+    MissesNotCounted,
+)

@@ -1,0 +1,329 @@
+"""Deliberately broken variants of the small adapters of the ports whose suites the kit owns.
+
+Each variant has one bug and names, in ``clause``, the clause the kit must report broken;
+``suite`` names the contract suite that must catch it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+
+from portfolio_core import ports as p
+from tests.testing import adapters as ok
+
+# -- Tokenizer ---------------------------------------------------------------------------------
+
+
+class TokenizerDropsNonAscii(ok.ByteTokenizer):
+    suite = "tokenizer"
+    clause = "tokenizer.round_trip"
+
+    def encode(self, text: str, *, add_special_tokens: bool = False) -> list[int]:
+        return [i for i in super().encode(text, add_special_tokens=add_special_tokens) if i < 128]
+
+
+class TokenizerForgesEos(ok.ByteTokenizer):
+    suite = "tokenizer"
+    clause = "tokenizer.special.not_forged"
+
+    def encode(self, text: str, *, add_special_tokens: bool = False) -> list[int]:
+        if text == "<|eos|>":
+            return [self.EOS]
+        return super().encode(text, add_special_tokens=add_special_tokens)
+
+
+class TokenizerDecodesAnyId(ok.ByteTokenizer):
+    suite = "tokenizer"
+    clause = "tokenizer.decode.rejects_out_of_vocab"
+
+    def decode(self, ids: Sequence[int], *, skip_special_tokens: bool = True) -> str:
+        return super().decode([i for i in ids if 0 <= i < self.vocab_size])
+
+
+class TokenizerIgnoresBos(ok.ByteTokenizer):
+    suite = "tokenizer"
+    clause = "tokenizer.bos.prepended"
+
+    def encode(self, text: str, *, add_special_tokens: bool = False) -> list[int]:
+        return super().encode(text)
+
+
+# -- LLM ---------------------------------------------------------------------------------------
+
+
+class LLMWithoutUsage(ok.EchoLLM):
+    suite = "llm"
+    clause = "llm.complete.usage"
+
+    async def complete(
+        self, messages: Sequence[p.Message], opts: p.CompletionOptions | None = None
+    ) -> p.Completion:
+        done = await super().complete(messages, opts)
+        return p.Completion(done.text, done.model, p.Usage(0, 0), done.finish_reason)
+
+
+class LLMIgnoresMaxTokens(ok.EchoLLM):
+    suite = "llm"
+    clause = "llm.complete.max_tokens"
+
+    async def complete(
+        self, messages: Sequence[p.Message], opts: p.CompletionOptions | None = None
+    ) -> p.Completion:
+        opts = opts or p.CompletionOptions()
+        done = await super().complete(
+            messages, p.CompletionOptions(max_tokens=256, temperature=opts.temperature)
+        )
+        return p.Completion(done.text, done.model, p.Usage(done.usage.input_tokens, 3), "stop")
+
+
+class LLMAcceptsEmptyConversation(ok.EchoLLM):
+    suite = "llm"
+    clause = "llm.complete.empty_rejected"
+
+    async def complete(
+        self, messages: Sequence[p.Message], opts: p.CompletionOptions | None = None
+    ) -> p.Completion:
+        if not messages:
+            return p.Completion("", "echo", p.Usage(0, 0))
+        return await super().complete(messages, opts)
+
+
+class LLMStreamLosesLastChunk(ok.EchoLLM):
+    suite = "llm"
+    clause = "llm.stream.concatenates"
+
+    async def stream(
+        self, messages: Sequence[p.Message], opts: p.CompletionOptions | None = None
+    ) -> AsyncIterator[p.CompletionChunk]:
+        done = await self.complete(messages, opts)
+        yield p.CompletionChunk(done.text[:-1], done.finish_reason, done.usage)
+
+
+class LLMStreamWithoutFinalChunk(ok.EchoLLM):
+    suite = "llm"
+    clause = "llm.stream.final_chunk"
+
+    async def stream(
+        self, messages: Sequence[p.Message], opts: p.CompletionOptions | None = None
+    ) -> AsyncIterator[p.CompletionChunk]:
+        done = await self.complete(messages, opts)
+        yield p.CompletionChunk(done.text)
+
+
+class LLMStreamsSilentlyWithoutCapability(ok.EchoLLM):
+    """Does not declare streaming, yet streams instead of raising UnsupportedError."""
+
+    suite = "llm"
+    clause = "llm.stream.unsupported"
+    capabilities = p.declare(p.LLMCapability.OFFLINE)
+
+
+# -- Router ------------------------------------------------------------------------------------
+
+
+class RouterIgnoresExclude(ok.SimpleRouter):
+    suite = "router"
+    clause = "router.exclude.respected"
+
+    def _candidates(self, opts: p.RouteOptions) -> list[p.Provider]:
+        return super()._candidates(
+            p.RouteOptions(required_tags=opts.required_tags, strategy=opts.strategy)
+        )
+
+
+class RouterIgnoresTags(ok.SimpleRouter):
+    suite = "router"
+    clause = "router.route.registered_healthy"
+
+    def _candidates(self, opts: p.RouteOptions) -> list[p.Provider]:
+        return super()._candidates(p.RouteOptions(exclude=opts.exclude, strategy=opts.strategy))
+
+
+class RouterOverwritesOnConflict(ok.SimpleRouter):
+    suite = "router"
+    clause = "router.register.conflict"
+
+    async def register_provider(self, provider: p.Provider, llm: p.LLM) -> None:
+        self.providers[provider.name] = (provider, llm)
+
+
+class RouterRetriesNonRetryable(ok.SimpleRouter):
+    suite = "router"
+    clause = "router.complete.non_retryable"
+
+    async def complete(
+        self, messages: Sequence[p.Message], opts: p.RouteOptions | None = None
+    ) -> p.Completion:
+        last: Exception | None = None
+        for provider, llm in sorted(self.providers.values(), key=lambda x: x[0].group):
+            try:
+                done = await llm.complete(messages)
+            except p.PortError as exc:
+                last = exc
+                continue
+            return p.Completion(done.text, done.model, done.usage, provider=provider.name)
+        raise p.UnavailableError(f"all failed: {last}")
+
+
+class RouterListIsLive(ok.SimpleRouter):
+    suite = "router"
+    clause = "router.list.snapshot"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.order: list[p.Provider] = []
+
+    async def register_provider(self, provider: p.Provider, llm: p.LLM) -> None:
+        await super().register_provider(provider, llm)
+        if provider not in self.order:
+            self.order.append(provider)
+
+    async def list_providers(self) -> list[p.Provider]:
+        return self.order
+
+
+# -- Agent -------------------------------------------------------------------------------------
+
+
+class AgentRaisesOnUnknownTool(ok.LoopAgent):
+    suite = "agent"
+    clause = "agent.execute_tool.unknown"
+
+    async def execute_tool(self, call: p.ToolCall) -> p.ToolResult:
+        if call.name != "add":
+            raise p.NotFoundError(f"no tool {call.name}")
+        return await super().execute_tool(call)
+
+
+class AgentIgnoresIterationBound(ok.LoopAgent):
+    suite = "agent"
+    clause = "agent.run.max_iterations"
+
+    async def run(self, task: str, opts: p.AgentOptions | None = None) -> p.AgentResult:
+        return await super().run(task, p.AgentOptions(max_iterations=self.max_iterations + 2))
+
+
+# -- Pipeline ----------------------------------------------------------------------------------
+
+
+class StepAcceptsAnyContext(ok.UpperStep):
+    suite = "pipeline_step"
+    clause = "pipeline_step.validate.missing_inputs"
+
+    def validate_input(self, context: Any) -> list[str]:
+        return []
+
+
+class StepWritesUndeclaredOutput(ok.UpperStep):
+    suite = "pipeline_step"
+    clause = "pipeline_step.execute.schema"
+
+    async def execute(self, context: Any, config: Any) -> p.StepResult:
+        return p.StepResult.ok(upper=str(context["text"]).upper(), extra=1)
+
+
+# -- ModelBackend ------------------------------------------------------------------------------
+
+
+class BackendAcceptsForeignCache(ok.ToyBackend):
+    suite = "model_backend"
+    clause = "model_backend.cache.foreign_rejected"
+
+    def generate(self, prompt_tokens: Sequence[int], cache: Any = None, **kw: Any) -> p.Generation:
+        return super().generate(prompt_tokens, None, **kw)
+
+
+class BackendOverrunsMaxTokens(ok.ToyBackend):
+    suite = "model_backend"
+    clause = "model_backend.generate.bounds"
+
+    def generate(self, prompt_tokens: Sequence[int], cache: Any = None, **kw: Any) -> p.Generation:
+        kw["max_tokens"] = kw.get("max_tokens", 64) + 1
+        return super().generate(prompt_tokens, cache, **kw)
+
+
+class BackendMutatesCache(ok.ToyBackend):
+    suite = "model_backend"
+    clause = "model_backend.cache.not_mutated"
+
+    def generate(self, prompt_tokens: Sequence[int], cache: Any = None, **kw: Any) -> p.Generation:
+        if cache is not None:
+            for array in cache.keys:
+                np.add(array, 1, out=array)
+        return super().generate(prompt_tokens, cache, **kw)
+
+
+# -- GenerationEngine --------------------------------------------------------------------------
+
+
+class EngineReturnsFinishedTwice(ok.ToyEngine):
+    suite = "generation_engine"
+    clause = "generation_engine.finish.exactly_once"
+    replay: ClassVar[list[p.CompletedGeneration]] = []
+
+    def step(self) -> list[p.CompletedGeneration]:
+        done = super().step()
+        again, self.replay[:] = list(self.replay), done
+        return done + again
+
+
+class EngineAbortIsNoop(ok.ToyEngine):
+    suite = "generation_engine"
+    clause = "generation_engine.abort"
+
+    def abort(self, uid: str) -> bool:
+        return uid in self.running
+
+
+# -- CachePersistence --------------------------------------------------------------------------
+
+
+class PersistenceIgnoresSpecHash(ok.DirPersistence):
+    suite = "cache_persistence"
+    clause = "cache_persistence.load.foreign_model"
+
+    def load(self, agent_id: str, spec_hash: str) -> p.AgentBlocks:
+        path = self._path(agent_id)
+        if path.exists():
+            with np.load(path) as data:
+                spec_hash = str(data["spec"])
+        return super().load(agent_id, spec_hash)
+
+
+class PersistenceDeleteIsNoop(ok.DirPersistence):
+    suite = "cache_persistence"
+    clause = "cache_persistence.delete.idempotent"
+
+    def delete(self, agent_id: str) -> bool:
+        return self.exists(agent_id)
+
+
+class PersistenceListUnsorted(ok.DirPersistence):
+    suite = "cache_persistence"
+    clause = "cache_persistence.list.sorted"
+
+    def list_cached_agents(self) -> list[str]:
+        return sorted(super().list_cached_agents(), reverse=True)
+
+
+class PersistenceLosesOldestOnSave(ok.DirPersistence):
+    """Keeps only the most recent agent (a 'cache' of one), so earlier saves vanish."""
+
+    suite = "cache_persistence"
+    clause = "cache_persistence.model"
+
+    def save(self, agent_id: str, blocks: p.AgentBlocks) -> None:
+        for other in self.list_cached_agents():
+            if other != agent_id:
+                super().delete(other)
+        super().save(agent_id, blocks)
+
+
+VARIANTS: list[type] = [
+    obj
+    for obj in list(globals().values())
+    if isinstance(obj, type) and obj.__module__ == __name__ and hasattr(obj, "clause")
+]
