@@ -24,6 +24,10 @@ class _Command(Protocol):
 
 #: name -> (one-line help, module implementing it)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": (
+        "run the offline end-to-end demo (router, cache, event store, pipeline, agent)",
+        "portfolio_core._commands.demo",
+    ),
     "ports": ("list the ports with a one-line summary each", "portfolio_core._commands.ports"),
     "conformance": (
         "run the conformance kit against an adapter factory; per-clause report",

@@ -1,0 +1,113 @@
+"""`portfolio-core demo` runs offline, twice, and the second run shows its persisted state."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from portfolio_core.cli import main
+from portfolio_core.demo._run import FRESH, QUESTIONS, find_manifest
+from portfolio_core.demo.tools import calculator, evaluate
+from portfolio_core.ports import InvalidInputError
+from portfolio_core.registry import Registry
+
+EVENTS = re.compile(r"Events: (\d+) stored this run, (\d+) in total")
+CACHE = re.compile(r"Cache: (\d+) of (\d+) answers served from the response cache")
+
+
+def _run(state: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> str:
+    status = main(["demo", "--state-dir", str(state), *extra])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    assert "Traceback" not in captured.out + captured.err
+    return captured.out
+
+
+def _numbers(pattern: re.Pattern[str], text: str) -> tuple[int, int]:
+    match = pattern.search(text)
+    assert match is not None, text
+    return int(match.group(1)), int(match.group(2))
+
+
+def test_two_runs_show_the_cache_and_the_event_log_at_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = tmp_path / "state"
+    first = _run(state, capsys)
+    second = _run(state, capsys)
+
+    assert "portfolio-core demo, run 1" in first
+    assert "portfolio-core demo, run 2" in second
+    questions = len(QUESTIONS) + len(FRESH)
+    hits_1, lookups_1 = _numbers(CACHE, first)
+    hits_2, lookups_2 = _numbers(CACHE, second)
+    assert lookups_1 == lookups_2 == questions
+    assert hits_1 == 1  # the duplicate question, once normalised
+    assert hits_2 == len(QUESTIONS)  # every question asked before; the fresh ones miss
+    new_1, total_1 = _numbers(EVENTS, first)
+    new_2, total_2 = _numbers(EVENTS, second)
+    assert new_1 == total_1 > 0
+    assert new_2 > 0
+    assert total_2 == total_1 + new_2
+    # the flaky provider fails, the router falls back to the local model, the breaker opens
+    for out in (first, second):
+        assert "fallback: flaky failed with a 500" in out
+        assert "closed -> open" in out
+        assert re.search(r"llm\s+flaky\s+complete\s+\d+\s+[1-9]\d*", out), out
+        assert "Health: healthy" in out
+    # (whether the breaker half-opens again within a run depends on timing: not asserted)
+    # the agent used both tools, and its event count reflects the earlier run
+    assert "calculator(expression='(17 + 25) * 3') -> 126" in second
+    assert f"count_events(event_type='QuestionAsked') -> {2 * questions} QuestionAsked" in second
+    assert (state / "events.db").is_file()
+    assert (state / "cache.db").is_file()
+
+
+def test_reset_starts_over(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    state = tmp_path / "state"
+    _run(state, capsys, "--no-progress")
+    again = _run(state, capsys, "--no-progress", "--reset")
+    assert "portfolio-core demo, run 1" in again
+    assert _numbers(CACHE, again)[0] == 1
+
+
+def test_progress_goes_to_stderr_and_degrades_without_a_terminal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["demo", "--state-dir", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    assert "demo: 15/15 done" in captured.err
+    assert "\r" not in captured.err
+    assert "demo:" not in captured.out
+
+
+def test_a_missing_manifest_is_a_message_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = main(["demo", "--state-dir", str(tmp_path), "--manifest", str(tmp_path / "no.yaml")])
+    captured = capsys.readouterr()
+    assert status == 1
+    assert "Traceback" not in captured.err
+    assert "no.yaml" in captured.err
+
+
+async def test_the_manifest_wires_every_part_of_the_demo(tmp_path: Path) -> None:
+    registry = Registry.from_manifest(find_manifest(), environ={"DEMO_STATE_DIR": str(tmp_path)})
+    async with registry:
+        kinds = {name: registry.metadata(name).adapter_type for name in registry.names()}
+        assert kinds["router"] == "memory"
+        assert kinds["local"] == "local"
+        assert kinds["events"] == "sqlite"
+        assert kinds["responses"] == "sqlite"
+        assert registry.metadata("flaky").wrapped
+
+
+def test_the_calculator_parses_instead_of_executing() -> None:
+    assert calculator("(17 + 25) * 3") == "126"
+    assert calculator("2 ** 10 / 8") == "128"
+    assert calculator("1 / 3") == "0.333333"
+    for bad in ("__import__('os')", "2 ** 1000", "1 / 0", "x + 1"):
+        with pytest.raises(InvalidInputError):
+            evaluate(bad)
