@@ -163,6 +163,57 @@ class EventStoreContract(ContractSuite[EventStore]):
             await adapter.append(stream, batch)
         assert len(await adapter.read_all()) == 1, f"{case}: invalid batch wrote events"
 
+    @clause(
+        "event_store.append.rejects_nul",
+        "a string containing U+0000 anywhere in an event raises InvalidInputError naming the "
+        "field, writes nothing",
+    )
+    @pytest.mark.parametrize(
+        ("case", "field"),
+        [
+            ("data_value", "data"),
+            ("data_key", "data"),
+            ("data_nested", "data"),
+            ("metadata_value", "metadata"),
+            ("metadata_key", "metadata"),
+            ("type", "type"),
+            ("id", "id"),
+            ("correlation_id", "correlation_id"),
+            ("causation_id", "causation_id"),
+            ("stream", "stream"),
+        ],
+    )
+    async def test_rejects_nul(self, adapter: EventStore, case: str, field: str) -> None:
+        await adapter.append("s", [ev()])
+        before = await adapter.read_all()
+        nul = "a\x00b"
+        stream = "s"
+        bad: NewEvent
+        if case == "data_value":
+            bad = NewEvent("E", {"x": nul})
+        elif case == "data_key":
+            bad = NewEvent("E", {nul: 1})
+        elif case == "data_nested":
+            bad = NewEvent("E", {"x": [1, {"y": ["ok", nul]}]})
+        elif case == "metadata_value":
+            bad = NewEvent("E", metadata={"m": nul})
+        elif case == "metadata_key":
+            bad = NewEvent("E", metadata={nul: "v"})
+        elif case == "type":
+            bad = NewEvent(nul)
+        elif case == "id":
+            bad = NewEvent("E", id=nul)
+        elif case == "correlation_id":
+            bad = NewEvent("E", correlation_id=nul)
+        elif case == "causation_id":
+            bad = NewEvent("E", causation_id=nul)
+        else:
+            stream, bad = nul, ev()
+        with pytest.raises(InvalidInputError) as info:
+            await adapter.append(stream, [ev(i=1), bad])
+        assert info.value.field == field, f"{case}: error names {info.value.field!r}, not {field!r}"
+        assert _ids(await adapter.read_all()) == _ids(before), f"{case}: refused batch wrote events"
+
     @clause("event_store.append.atomic", "of N concurrent appends at one version, one wins")
     async def test_concurrent_one_winner(self, adapter: EventStore) -> None:
         await adapter.append("s", [ev()])
