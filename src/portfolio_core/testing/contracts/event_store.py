@@ -530,11 +530,15 @@ class EventStoreContract(ContractSuite[EventStore]):
         run_machine(EventStoreMachine, make_adapter, kit_settings)
 
 
+# Only valid input: U+0000 is refused by every adapter (clause event_store.append.rejects_nul
+# checks that), so generated text never contains it, nor lone surrogates (not UTF-8, as with
+# st.text()'s default alphabet). Streams, types and keys are fixed ASCII.
 streams = st.sampled_from(["a", "b", "c"])
 types = st.sampled_from(["X", "Y"])
+texts = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=3)
 payloads = st.dictionaries(
     st.sampled_from(["k", "n"]),
-    st.one_of(st.integers(-3, 3), st.booleans(), st.text(max_size=3), st.none()),
+    st.one_of(st.integers(-3, 3), st.booleans(), texts, st.none()),
     max_size=2,
 )
 
