@@ -43,16 +43,59 @@ MAX_STREAM_NAME = 255
 _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
+def _nul_path(value: object, path: str) -> str | None:
+    """The path of the first string (key or value) inside ``value`` containing U+0000."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if isinstance(key, str) and "\x00" in key:
+                return f"{path} key {key!r}"
+            found = _nul_path(item, f"{path}[{key!r}]")
+            if found is not None:
+                return found
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            found = _nul_path(item, f"{path}[{i}]")
+            if found is not None:
+                return found
+    return None
+
+
 def dumps(value: Mapping[str, Any], what: str) -> str:
-    """Encode ``value`` as compact JSON or raise InvalidInputError naming ``what``."""
+    """Encode ``value`` as compact JSON or raise InvalidInputError naming ``what``.
+
+    Strings (keys or values, at any depth) containing U+0000 are refused: PostgreSQL's jsonb
+    and text cannot hold it, so every adapter refuses it alike.
+    """
     if not isinstance(value, Mapping):
         raise InvalidInputError(f"event {what} must be a JSON object (a mapping)", field=what)
     try:
-        return _ENCODER.encode(value)
+        text = _ENCODER.encode(value)
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(
             f"event {what} is not JSON-serialisable: {exc}", field=what, port=PORT
         ) from exc
+    # The encoder writes U+0000 as the escape \u0000 (a control character is always
+    # escaped), so a string without that text cannot hold one; only then walk the value.
+    if "\\u0000" in text:
+        where = _nul_path(value, what)
+        if where is not None:
+            raise InvalidInputError(
+                f"event {where} contains the NUL character U+0000, which is not accepted",
+                field=what,
+                port=PORT,
+            )
+    return text
+
+
+def _refuse_nul(value: str, what: str, field: str) -> None:
+    if "\x00" in value:
+        raise InvalidInputError(
+            f"{what} contains the NUL character U+0000, which is not accepted",
+            field=field,
+            port=PORT,
+        )
 
 
 def loads(text: str | bytes) -> dict[str, Any]:
@@ -70,8 +113,7 @@ def validate_stream(stream: object) -> str:
         raise InvalidInputError(
             f"stream name longer than {MAX_STREAM_NAME} characters", field="stream", port=PORT
         )
-    if "\x00" in stream:
-        raise InvalidInputError("stream name contains NUL", field="stream", port=PORT)
+    _refuse_nul(stream, "stream name", "stream")
     return stream
 
 
@@ -118,6 +160,8 @@ def encode_batch(
             raise InvalidInputError(f"events[{i}].type must be non-empty", field="type", port=PORT)
         if not isinstance(event.id, str) or not event.id:
             raise InvalidInputError(f"events[{i}].id must be non-empty", field="id", port=PORT)
+        _refuse_nul(event.type, f"events[{i}].type", "type")
+        _refuse_nul(event.id, f"events[{i}].id", "id")
         if event.id in seen:
             raise InvalidInputError(
                 f"event id {event.id!r} appears twice in one batch", field="id", port=PORT
@@ -127,6 +171,8 @@ def encode_batch(
             value = getattr(event, name)
             if value is not None and not isinstance(value, str):
                 raise InvalidInputError(f"events[{i}].{name} must be a string", field=name)
+            if value is not None:
+                _refuse_nul(value, f"events[{i}].{name}", name)
         data = "{}" if type(event.data) is dict and not event.data else dumps(event.data, "data")
         metadata = (
             "{}"
@@ -223,6 +269,12 @@ def validate_query(query: EventQuery) -> None:
         raise InvalidInputError("limit must be >= 0", field="limit", port=PORT)
     for what in ("data", "metadata"):
         dumps(getattr(query, what), what)
+    for what in ("types", "streams"):
+        for value in getattr(query, what):
+            if isinstance(value, str):
+                _refuse_nul(value, f"query {what}", what)
+    if isinstance(query.correlation_id, str):
+        _refuse_nul(query.correlation_id, "query correlation_id", "correlation_id")
 
 
 def matches(event: RecordedEvent, query: EventQuery) -> bool:
@@ -560,8 +612,8 @@ def query_rows(rows: Sequence[IndexedRow], query: EventQuery) -> list[RecordedEv
 def subscription_query(stream: str | None, base: EventQuery) -> Callable[[int, int], EventQuery]:
     """The query a subscription fetches with, from a position and a batch size."""
     streams = frozenset({stream}) if stream is not None else base.streams
-    if stream is not None and base.streams and stream not in base.streams:
-        streams = frozenset({"\x00none"})
+    # A stream outside the filter's streams: nothing can match, so ask for nothing.
+    disjoint = stream is not None and bool(base.streams) and stream not in base.streams
 
     def build(position: int, limit: int) -> EventQuery:
         return EventQuery(
@@ -573,7 +625,7 @@ def subscription_query(stream: str | None, base: EventQuery) -> Callable[[int, i
             data=base.data,
             metadata=base.metadata,
             from_position=max(position, base.from_position),
-            limit=limit,
+            limit=0 if disjoint else limit,
         )
 
     return build
