@@ -379,6 +379,26 @@ class EventStoreContract(ContractSuite[EventStore]):
         assert await q(data={"amount": 5}, from_position=3) == [("a", 3), ("b", 1)]
         assert await q(data={"missing": None}) == []
 
+    @clause("event_store.query.rejects_nul", "a query filter string with U+0000 is refused")
+    @requires(EventStoreCapability.QUERY)
+    @pytest.mark.parametrize(
+        ("kw", "field"),
+        [
+            ({"types": frozenset({"a\x00"})}, "types"),
+            ({"streams": frozenset({"a\x00"})}, "streams"),
+            ({"correlation_id": "a\x00"}, "correlation_id"),
+            ({"data": {"k": "a\x00"}}, "data"),
+            ({"metadata": {"a\x00": 1}}, "metadata"),
+        ],
+    )
+    async def test_query_rejects_nul(
+        self, adapter: EventStore, kw: dict[str, Any], field: str
+    ) -> None:
+        await adapter.append("a", [ev()])
+        with pytest.raises(InvalidInputError) as info:
+            await adapter.query(EventQuery(**kw))
+        assert info.value.field == field, f"error names {info.value.field!r}, not {field!r}"
+
     @clause("event_store.query.time", "since is inclusive and until exclusive on recorded_at")
     @requires(EventStoreCapability.QUERY)
     async def test_query_time(self, adapter: EventStore) -> None:
@@ -441,12 +461,19 @@ class EventStoreContract(ContractSuite[EventStore]):
         s1 = await adapter.subscribe(collect(one), stream="a")
         s2 = await adapter.subscribe(collect(typed), filter=EventQuery(types=frozenset({"X"})))
         s3 = await adapter.subscribe(collect(late), from_position=3)
+        none: list[int] = []
+        s4 = await adapter.subscribe(
+            collect(none), stream="a", filter=EventQuery(streams=frozenset({"b"}))
+        )
         for s in (s1, s2, s3):
             await s.wait_until(last, WAIT)
         assert one == [1, 2, 4]
         assert typed == [1, 3, 4]
         assert late == [3, 4]
-        for s in (s1, s2, s3):
+        await asyncio.sleep(0.05)
+        assert none == [], "a stream outside the filter's streams still delivered events"
+        assert s4.error is None, f"a disjoint stream and filter failed: {s4.error!r}"
+        for s in (s1, s2, s3, s4):
             await adapter.unsubscribe(s)
 
     @clause("event_store.subscribe.resume", "resuming from checkpoint + 1 loses nothing")
