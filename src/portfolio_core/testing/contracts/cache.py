@@ -134,7 +134,10 @@ class CacheContract(ContractSuite[Cache]):
         await adapter.put("k", {"two": 2})
         assert await adapter.get("k") == {"two": 2}
 
-    @clause("cache.key.any_text", "any non-empty key of up to the maximum length is a distinct key")
+    @clause(
+        "cache.key.any_text",
+        "any non-empty key (no U+0000) up to the maximum length is a distinct key",
+    )
     @pytest.mark.parametrize(
         "key", ["a", "with space", "a:b:c", "*?[]", "ünï/../\\", "k" * MAX_KEY_LENGTH], ids=repr
     )
