@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from portfolio_core.ports.errors import (
     ConflictError,
@@ -41,61 +41,19 @@ DEFAULT_MAX_EVENT_BYTES = 1_048_576
 MAX_STREAM_NAME = 255
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-
-
-def _nul_path(value: object, path: str) -> str | None:
-    """The path of the first string (key or value) inside ``value`` containing U+0000."""
-    if isinstance(value, str):
-        return path if "\x00" in value else None
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            if isinstance(key, str) and "\x00" in key:
-                return f"{path} key {key!r}"
-            found = _nul_path(item, f"{path}[{key!r}]")
-            if found is not None:
-                return found
-    elif isinstance(value, list | tuple):
-        for i, item in enumerate(value):
-            found = _nul_path(item, f"{path}[{i}]")
-            if found is not None:
-                return found
-    return None
+_encode = _ENCODER.encode
 
 
 def dumps(value: Mapping[str, Any], what: str) -> str:
-    """Encode ``value`` as compact JSON or raise InvalidInputError naming ``what``.
-
-    Strings (keys or values, at any depth) containing U+0000 are refused: PostgreSQL's jsonb
-    and text cannot hold it, so every adapter refuses it alike.
-    """
+    """Encode ``value`` as compact JSON or raise InvalidInputError naming ``what``."""
     if not isinstance(value, Mapping):
         raise InvalidInputError(f"event {what} must be a JSON object (a mapping)", field=what)
     try:
-        text = _ENCODER.encode(value)
+        return _ENCODER.encode(value)
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(
             f"event {what} is not JSON-serialisable: {exc}", field=what, port=PORT
         ) from exc
-    # The encoder writes U+0000 as the escape \u0000 (a control character is always
-    # escaped), so a string without that text cannot hold one; only then walk the value.
-    if "\\u0000" in text:
-        where = _nul_path(value, what)
-        if where is not None:
-            raise InvalidInputError(
-                f"event {where} contains the NUL character U+0000, which is not accepted",
-                field=what,
-                port=PORT,
-            )
-    return text
-
-
-def _refuse_nul(value: str, what: str, field: str) -> None:
-    if "\x00" in value:
-        raise InvalidInputError(
-            f"{what} contains the NUL character U+0000, which is not accepted",
-            field=field,
-            port=PORT,
-        )
 
 
 def loads(text: str | bytes) -> dict[str, Any]:
@@ -113,7 +71,8 @@ def validate_stream(stream: object) -> str:
         raise InvalidInputError(
             f"stream name longer than {MAX_STREAM_NAME} characters", field="stream", port=PORT
         )
-    _refuse_nul(stream, "stream name", "stream")
+    if "\x00" in stream:
+        raise InvalidInputError("stream name contains NUL", field="stream", port=PORT)
     return stream
 
 
@@ -129,9 +88,11 @@ def validate_expected(expected: object) -> ExpectedVersion:
     return expected
 
 
-@dataclass(frozen=True, slots=True)
-class EncodedEvent:
-    """A validated new event with its JSON already encoded (what adapters store)."""
+class EncodedEvent(NamedTuple):
+    """A validated new event with its JSON already encoded (what adapters store).
+
+    A named tuple: immutable, and built several times cheaper than a frozen dataclass,
+    which matters once per appended event."""
 
     id: str
     type: str
@@ -141,7 +102,7 @@ class EncodedEvent:
     causation_id: str | None
 
 
-def encode_batch(
+def _encode_batch(
     stream: str, events: Sequence[NewEvent], max_event_bytes: int
 ) -> list[EncodedEvent]:
     """Validate a whole batch before anything is written; raise InvalidInputError on the
@@ -156,44 +117,50 @@ def encode_batch(
     for i, event in enumerate(events):
         if not isinstance(event, NewEvent):
             raise InvalidInputError(f"events[{i}] is not a NewEvent", field="events", port=PORT)
-        if not isinstance(event.type, str) or not event.type:
+        type_, id_ = event.type, event.id
+        if not isinstance(type_, str) or not type_:
             raise InvalidInputError(f"events[{i}].type must be non-empty", field="type", port=PORT)
-        if not isinstance(event.id, str) or not event.id:
+        if not isinstance(id_, str) or not id_:
             raise InvalidInputError(f"events[{i}].id must be non-empty", field="id", port=PORT)
-        _refuse_nul(event.type, f"events[{i}].type", "type")
-        _refuse_nul(event.id, f"events[{i}].id", "id")
-        if event.id in seen:
+        if id_ in seen:
             raise InvalidInputError(
-                f"event id {event.id!r} appears twice in one batch", field="id", port=PORT
+                f"event id {id_!r} appears twice in one batch", field="id", port=PORT
             )
-        seen.add(event.id)
-        for name in ("correlation_id", "causation_id"):
-            value = getattr(event, name)
-            if value is not None and not isinstance(value, str):
-                raise InvalidInputError(f"events[{i}].{name} must be a string", field=name)
-            if value is not None:
-                _refuse_nul(value, f"events[{i}].{name}", name)
-        data = "{}" if type(event.data) is dict and not event.data else dumps(event.data, "data")
-        metadata = (
-            "{}"
-            if type(event.metadata) is dict and not event.metadata
-            else dumps(event.metadata, "metadata")
-        )
-        size = len(data) + len(metadata) + len(event.type) + len(event.id)
+        seen.add(id_)
+        corr, caus = event.correlation_id, event.causation_id
+        if corr is not None and not isinstance(corr, str):
+            raise InvalidInputError(
+                f"events[{i}].correlation_id must be a string", field="correlation_id"
+            )
+        if caus is not None and not isinstance(caus, str):
+            raise InvalidInputError(
+                f"events[{i}].causation_id must be a string", field="causation_id"
+            )
+        data = _encode_object(event.data, "data")
+        metadata = _encode_object(event.metadata, "metadata")
+        size = len(data) + len(metadata) + len(type_) + len(id_)
         if size * 4 > max_event_bytes:  # only then can the UTF-8 size exceed the limit
-            size = sum(len(s.encode()) for s in (data, metadata, event.type, event.id))
+            size = sum(len(s.encode()) for s in (data, metadata, type_, id_))
         if size > max_event_bytes:
             raise InvalidInputError(
                 f"events[{i}] is {size} bytes, more than max_event_bytes={max_event_bytes}",
                 field="events",
                 port=PORT,
             )
-        out.append(
-            EncodedEvent(
-                event.id, event.type, data, metadata, event.correlation_id, event.causation_id
-            )
-        )
+        out.append(EncodedEvent(id_, type_, data, metadata, corr, caus))
     return out
+
+
+def _encode_object(value: Mapping[str, Any], what: str) -> str:
+    """``dumps(value, what)``, with a shortcut for plain dicts (the usual case)."""
+    if value.__class__ is dict:
+        if not value:
+            return "{}"
+        try:
+            return _encode(value)
+        except (TypeError, ValueError):
+            pass  # dumps raises the specific error
+    return dumps(value, what)
 
 
 def check_expected(stream: str, expected: ExpectedVersion, actual: int) -> None:
@@ -247,6 +214,63 @@ def idempotent_replay(
     )
 
 
+def encode_batch(
+    stream: str, events: Sequence[NewEvent], max_event_bytes: int
+) -> list[EncodedEvent]:
+    """Validate and encode a whole batch before anything is written; raise InvalidInputError
+    on the first problem: empty batch, bad event, duplicate id in the batch, oversized event,
+    or a string containing U+0000 (see :func:`refuse_nul`)."""
+    batch = _encode_batch(stream, events, max_event_bytes)
+    for i, (event, encoded) in enumerate(zip(events, batch, strict=True)):
+        refuse_nul(i, event, encoded)
+    return batch
+
+
+def refuse_nul(i: int, event: NewEvent, encoded: EncodedEvent) -> None:
+    """Raise InvalidInputError naming the field when a string of ``event`` (type, id,
+    correlation or causation id, any key or string value of data or metadata) contains
+    U+0000. PostgreSQL's jsonb and text cannot hold it; every adapter refuses it alike.
+
+    The JSON encoder always writes U+0000 as the escape ``\\u0000``, so encoded JSON
+    without that text holds none; only then is the value walked to find it."""
+    for name in ("type", "id", "correlation_id", "causation_id"):
+        value = getattr(encoded, name)
+        if value is not None and "\x00" in value:
+            _nul_error(f"events[{i}].{name}", name)
+    for name in ("data", "metadata"):
+        if "\\u0000" in getattr(encoded, name):
+            where = _nul_path(getattr(event, name), f"events[{i}].{name}")
+            if where is not None:
+                _nul_error(where, name)
+
+
+def _nul_path(value: object, path: str) -> str | None:
+    """The path of the first string (key or value) inside ``value`` containing U+0000."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if isinstance(key, str) and "\x00" in key:
+                return f"{path} key {key!r}"
+            found = _nul_path(item, f"{path}[{key!r}]")
+            if found is not None:
+                return found
+    elif isinstance(value, list | tuple):
+        for k, item in enumerate(value):
+            found = _nul_path(item, f"{path}[{k}]")
+            if found is not None:
+                return found
+    return None
+
+
+def _nul_error(what: str, field: str) -> None:
+    raise InvalidInputError(
+        f"{what} contains the NUL character U+0000, which is not accepted",
+        field=field,
+        port=PORT,
+    )
+
+
 def json_equal(a: object, b: object) -> bool:
     """JSON value equality: numbers compare by value, booleans are not numbers."""
     if isinstance(a, bool) or isinstance(b, bool):
@@ -269,12 +293,15 @@ def validate_query(query: EventQuery) -> None:
         raise InvalidInputError("limit must be >= 0", field="limit", port=PORT)
     for what in ("data", "metadata"):
         dumps(getattr(query, what), what)
+        where = _nul_path(getattr(query, what), f"query {what}")
+        if where is not None:
+            _nul_error(where, what)
     for what in ("types", "streams"):
         for value in getattr(query, what):
-            if isinstance(value, str):
-                _refuse_nul(value, f"query {what}", what)
-    if isinstance(query.correlation_id, str):
-        _refuse_nul(query.correlation_id, "query correlation_id", "correlation_id")
+            if isinstance(value, str) and "\x00" in value:
+                _nul_error(f"query {what}", what)
+    if isinstance(query.correlation_id, str) and "\x00" in query.correlation_id:
+        _nul_error("query correlation_id", "correlation_id")
 
 
 def matches(event: RecordedEvent, query: EventQuery) -> bool:
