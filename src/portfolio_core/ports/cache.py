@@ -2,11 +2,12 @@
 
 Contract
 --------
-* Keys are non-empty strings of at most 512 characters; values are JSON-compatible
+* Keys are non-empty strings of at most 512 characters without the NUL character U+0000
+  (PostgreSQL text cannot hold it, so every adapter refuses it); values are JSON-compatible
   (``None``, bool, int, float, str, lists and string-keyed dicts of those), except that
   ``None`` itself cannot be stored, so that ``get`` returning ``None`` always means a miss.
   Anything else raises :class:`~portfolio_core.ports.errors.InvalidInputError` and stores
-  nothing.
+  nothing. Strings inside values may contain U+0000; they round-trip unchanged.
 * ``put`` overwrites; after it returns, ``get`` of that key returns an equal value until the
   TTL passes, the key is deleted or evicted, or the cache is cleared. ``ttl`` is in seconds
   and must be positive; ``None`` means no expiry. An expired item is never returned, whether

@@ -30,6 +30,15 @@ Appending
     nothing: an empty batch, an empty stream name, an id repeated in the batch, data or
     metadata that is not a JSON object (non-serialisable values, NaN, infinities), an event
     larger than the adapter's ``max_event_bytes`` (data + metadata + type + id, UTF-8).
+  * No string may contain the NUL character U+0000: not the stream name, an event's type,
+    id, correlation or causation id, nor any key or string value of ``data`` or
+    ``metadata`` at any depth. Such a batch raises
+    :class:`~portfolio_core.ports.errors.InvalidInputError` whose ``field`` names the part
+    (``stream``, ``type``, ``id``, ``correlation_id``, ``causation_id``, ``data``,
+    ``metadata``) and writes nothing, in every adapter alike: PostgreSQL's ``jsonb`` and
+    ``text`` cannot hold U+0000, and rewriting it (dropping it, or storing an escape) would
+    silently change the caller's data. The same strings in a query or subscription filter
+    raise InvalidInputError too (no stored event can contain them).
 
 Reading
   * ``read`` of a stream that does not exist raises

@@ -24,6 +24,8 @@ def check_key(key: Any) -> str:
             f"got {type(key).__name__} of length {len(key) if isinstance(key, str) else '-'}",
             field="key",
         )
+    if "\x00" in key:
+        raise InvalidInputError("cache keys cannot contain the NUL character U+0000", field="key")
     return key
 
 

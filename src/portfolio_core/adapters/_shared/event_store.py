@@ -102,7 +102,7 @@ class EncodedEvent(NamedTuple):
     causation_id: str | None
 
 
-def encode_batch(
+def _encode_batch(
     stream: str, events: Sequence[NewEvent], max_event_bytes: int
 ) -> list[EncodedEvent]:
     """Validate a whole batch before anything is written; raise InvalidInputError on the
@@ -214,6 +214,63 @@ def idempotent_replay(
     )
 
 
+def encode_batch(
+    stream: str, events: Sequence[NewEvent], max_event_bytes: int
+) -> list[EncodedEvent]:
+    """Validate and encode a whole batch before anything is written; raise InvalidInputError
+    on the first problem: empty batch, bad event, duplicate id in the batch, oversized event,
+    or a string containing U+0000 (see :func:`refuse_nul`)."""
+    batch = _encode_batch(stream, events, max_event_bytes)
+    for i, (event, encoded) in enumerate(zip(events, batch, strict=True)):
+        refuse_nul(i, event, encoded)
+    return batch
+
+
+def refuse_nul(i: int, event: NewEvent, encoded: EncodedEvent) -> None:
+    """Raise InvalidInputError naming the field when a string of ``event`` (type, id,
+    correlation or causation id, any key or string value of data or metadata) contains
+    U+0000. PostgreSQL's jsonb and text cannot hold it; every adapter refuses it alike.
+
+    The JSON encoder always writes U+0000 as the escape ``\\u0000``, so encoded JSON
+    without that text holds none; only then is the value walked to find it."""
+    for name in ("type", "id", "correlation_id", "causation_id"):
+        value = getattr(encoded, name)
+        if value is not None and "\x00" in value:
+            _nul_error(f"events[{i}].{name}", name)
+    for name in ("data", "metadata"):
+        if "\\u0000" in getattr(encoded, name):
+            where = _nul_path(getattr(event, name), f"events[{i}].{name}")
+            if where is not None:
+                _nul_error(where, name)
+
+
+def _nul_path(value: object, path: str) -> str | None:
+    """The path of the first string (key or value) inside ``value`` containing U+0000."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if isinstance(key, str) and "\x00" in key:
+                return f"{path} key {key!r}"
+            found = _nul_path(item, f"{path}[{key!r}]")
+            if found is not None:
+                return found
+    elif isinstance(value, list | tuple):
+        for k, item in enumerate(value):
+            found = _nul_path(item, f"{path}[{k}]")
+            if found is not None:
+                return found
+    return None
+
+
+def _nul_error(what: str, field: str) -> None:
+    raise InvalidInputError(
+        f"{what} contains the NUL character U+0000, which is not accepted",
+        field=field,
+        port=PORT,
+    )
+
+
 def json_equal(a: object, b: object) -> bool:
     """JSON value equality: numbers compare by value, booleans are not numbers."""
     if isinstance(a, bool) or isinstance(b, bool):
@@ -236,6 +293,15 @@ def validate_query(query: EventQuery) -> None:
         raise InvalidInputError("limit must be >= 0", field="limit", port=PORT)
     for what in ("data", "metadata"):
         dumps(getattr(query, what), what)
+        where = _nul_path(getattr(query, what), f"query {what}")
+        if where is not None:
+            _nul_error(where, what)
+    for what in ("types", "streams"):
+        for value in getattr(query, what):
+            if isinstance(value, str) and "\x00" in value:
+                _nul_error(f"query {what}", what)
+    if isinstance(query.correlation_id, str) and "\x00" in query.correlation_id:
+        _nul_error("query correlation_id", "correlation_id")
 
 
 def matches(event: RecordedEvent, query: EventQuery) -> bool:
@@ -573,8 +639,8 @@ def query_rows(rows: Sequence[IndexedRow], query: EventQuery) -> list[RecordedEv
 def subscription_query(stream: str | None, base: EventQuery) -> Callable[[int, int], EventQuery]:
     """The query a subscription fetches with, from a position and a batch size."""
     streams = frozenset({stream}) if stream is not None else base.streams
-    if stream is not None and base.streams and stream not in base.streams:
-        streams = frozenset({"\x00none"})
+    # A stream outside the filter's streams: nothing can match, so ask for nothing.
+    disjoint = stream is not None and bool(base.streams) and stream not in base.streams
 
     def build(position: int, limit: int) -> EventQuery:
         return EventQuery(
@@ -586,7 +652,7 @@ def subscription_query(stream: str | None, base: EventQuery) -> Callable[[int, i
             data=base.data,
             metadata=base.metadata,
             from_position=max(position, base.from_position),
-            limit=limit,
+            limit=0 if disjoint else limit,
         )
 
     return build

@@ -186,7 +186,7 @@ class MemoryCache:
 
     async def get(self, key: str) -> Any | None:
         # the hot path: checks inlined (same rules as check_key / scope)
-        if type(key) is not str or not 0 < len(key) <= MAX_KEY_LENGTH:
+        if type(key) is not str or not 0 < len(key) <= MAX_KEY_LENGTH or "\x00" in key:
             check_key(key)
         k = (require_tenant().tenant_id if self.tenant_scoped else None, key)
         now = self._clock()
@@ -204,7 +204,7 @@ class MemoryCache:
         return entry.payload if entry.raw else self._codec.decode(entry.payload)
 
     async def put(self, key: str, value: Any, ttl: float | None = None) -> None:
-        if type(key) is not str or not 0 < len(key) <= MAX_KEY_LENGTH:
+        if type(key) is not str or not 0 < len(key) <= MAX_KEY_LENGTH or "\x00" in key:
             check_key(key)
         k = (require_tenant().tenant_id if self.tenant_scoped else None, key)
         ttl = self.default_ttl if ttl is None and not self.tenant_scoped else self._ttl(ttl)

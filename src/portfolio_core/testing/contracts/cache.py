@@ -47,9 +47,11 @@ VALUES: list[Any] = [
     {},
     [1, "a", None, [2.5, {"x": False}]],
     {"nested": {"list": [1, 2, 3], "none": None}, "s": "v"},
+    "nul \x00 inside",
+    {"k\x00": ["v\x00", {"\x00": "\x00"}]},
 ]
 BAD_VALUES: list[Any] = [None, (1, 2), {1, 2}, b"bytes", {1: "int key"}, float("nan"), object()]
-BAD_KEYS: list[Any] = ["", "k" * (MAX_KEY_LENGTH + 1), 7, None, b"k"]
+BAD_KEYS: list[Any] = ["", "k" * (MAX_KEY_LENGTH + 1), 7, None, b"k", "nul\x00key"]
 BAD_TTLS: list[Any] = [0, -1, float("nan"), float("inf"), "10", True]
 
 json_values = st.recursive(
@@ -132,7 +134,10 @@ class CacheContract(ContractSuite[Cache]):
         await adapter.put("k", {"two": 2})
         assert await adapter.get("k") == {"two": 2}
 
-    @clause("cache.key.any_text", "any non-empty key of up to the maximum length is a distinct key")
+    @clause(
+        "cache.key.any_text",
+        "any non-empty key (no U+0000) up to the maximum length is a distinct key",
+    )
     @pytest.mark.parametrize(
         "key", ["a", "with space", "a:b:c", "*?[]", "ünï/../\\", "k" * MAX_KEY_LENGTH], ids=repr
     )
