@@ -658,7 +658,9 @@ class TenantIsolationMachine(AdapterMachine[Stream]):
 
     Whatever they do, a tenant only ever reads its own tags, lists only sources it used, counts
     at most what it wrote, and its acks with the other tenant's ids never take the other
-    tenant's messages away.
+    tenant's messages away. Such an ack does acknowledge the caller's *own* pending message
+    with the same id in the same source (ids are only unique within a source), so the model
+    drops those ids from the caller's pending set.
     """
 
     def __init__(self, factory: Callable[..., Any], **kwargs: Any) -> None:
@@ -704,9 +706,14 @@ class TenantIsolationMachine(AdapterMachine[Stream]):
         if not self.groups:
             return
         other = "bob" if tenant == "alice" else "alice"
-        for m in self.seen_ids[other][-5:]:
+        foreign = self.seen_ids[other][-5:]
+        for m in foreign:
             ack = functools.partial(self.adapter.ack, source, m, StreamOptions(group="g"))
             self._as(tenant, ack)
+        # ids are per source, so they collide across tenants (and sources): an ack names a
+        # message of the caller's own ``source``, and these acks legitimately acknowledged
+        # any of ``tenant``'s own pending messages there with the same ids
+        self.grouped.get((tenant, source), set()).difference_update(m.id for m in foreign)
         # the other tenant's unacknowledged messages are all still there for its group
         self.used[other].add(source)
         mine = self._as(
