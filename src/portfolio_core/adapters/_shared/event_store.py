@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from portfolio_core.ports.errors import (
     ConflictError,
@@ -41,6 +41,7 @@ DEFAULT_MAX_EVENT_BYTES = 1_048_576
 MAX_STREAM_NAME = 255
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+_encode = _ENCODER.encode
 
 
 def dumps(value: Mapping[str, Any], what: str) -> str:
@@ -87,9 +88,11 @@ def validate_expected(expected: object) -> ExpectedVersion:
     return expected
 
 
-@dataclass(frozen=True, slots=True)
-class EncodedEvent:
-    """A validated new event with its JSON already encoded (what adapters store)."""
+class EncodedEvent(NamedTuple):
+    """A validated new event with its JSON already encoded (what adapters store).
+
+    A named tuple: immutable, and built several times cheaper than a frozen dataclass,
+    which matters once per appended event."""
 
     id: str
     type: str
@@ -114,40 +117,50 @@ def encode_batch(
     for i, event in enumerate(events):
         if not isinstance(event, NewEvent):
             raise InvalidInputError(f"events[{i}] is not a NewEvent", field="events", port=PORT)
-        if not isinstance(event.type, str) or not event.type:
+        type_, id_ = event.type, event.id
+        if not isinstance(type_, str) or not type_:
             raise InvalidInputError(f"events[{i}].type must be non-empty", field="type", port=PORT)
-        if not isinstance(event.id, str) or not event.id:
+        if not isinstance(id_, str) or not id_:
             raise InvalidInputError(f"events[{i}].id must be non-empty", field="id", port=PORT)
-        if event.id in seen:
+        if id_ in seen:
             raise InvalidInputError(
-                f"event id {event.id!r} appears twice in one batch", field="id", port=PORT
+                f"event id {id_!r} appears twice in one batch", field="id", port=PORT
             )
-        seen.add(event.id)
-        for name in ("correlation_id", "causation_id"):
-            value = getattr(event, name)
-            if value is not None and not isinstance(value, str):
-                raise InvalidInputError(f"events[{i}].{name} must be a string", field=name)
-        data = "{}" if type(event.data) is dict and not event.data else dumps(event.data, "data")
-        metadata = (
-            "{}"
-            if type(event.metadata) is dict and not event.metadata
-            else dumps(event.metadata, "metadata")
-        )
-        size = len(data) + len(metadata) + len(event.type) + len(event.id)
+        seen.add(id_)
+        corr, caus = event.correlation_id, event.causation_id
+        if corr is not None and not isinstance(corr, str):
+            raise InvalidInputError(
+                f"events[{i}].correlation_id must be a string", field="correlation_id"
+            )
+        if caus is not None and not isinstance(caus, str):
+            raise InvalidInputError(
+                f"events[{i}].causation_id must be a string", field="causation_id"
+            )
+        data = _encode_object(event.data, "data")
+        metadata = _encode_object(event.metadata, "metadata")
+        size = len(data) + len(metadata) + len(type_) + len(id_)
         if size * 4 > max_event_bytes:  # only then can the UTF-8 size exceed the limit
-            size = sum(len(s.encode()) for s in (data, metadata, event.type, event.id))
+            size = sum(len(s.encode()) for s in (data, metadata, type_, id_))
         if size > max_event_bytes:
             raise InvalidInputError(
                 f"events[{i}] is {size} bytes, more than max_event_bytes={max_event_bytes}",
                 field="events",
                 port=PORT,
             )
-        out.append(
-            EncodedEvent(
-                event.id, event.type, data, metadata, event.correlation_id, event.causation_id
-            )
-        )
+        out.append(EncodedEvent(id_, type_, data, metadata, corr, caus))
     return out
+
+
+def _encode_object(value: Mapping[str, Any], what: str) -> str:
+    """``dumps(value, what)``, with a shortcut for plain dicts (the usual case)."""
+    if value.__class__ is dict:
+        if not value:
+            return "{}"
+        try:
+            return _encode(value)
+        except (TypeError, ValueError):
+            pass  # dumps raises the specific error
+    return dumps(value, what)
 
 
 def check_expected(stream: str, expected: ExpectedVersion, actual: int) -> None:
