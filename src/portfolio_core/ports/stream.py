@@ -61,7 +61,10 @@ group raise ``UnsupportedError``). ``PERSISTENT``: messages survive a restart.
 ``TENANT_SCOPED``: every source name is namespaced by the current tenant
 (:func:`~portfolio_core.ports.tenant.require_tenant`, failing closed with
 ``TenantRequiredError``); no call made for one tenant reads, lists, counts or
-acknowledges another tenant's messages. ``INSPECT``: the adapter also offers
+acknowledges another tenant's messages. Message ids are unique only within a source, so
+they collide across tenants: ``ack`` names the message with that id in the *caller's*
+source, so acknowledging another tenant's id acknowledges the caller's own message with
+that id, if any, and never the other tenant's. ``INSPECT``: the adapter also offers
 ``async sources() -> list[str]`` (the current namespace's source names, sorted) and
 ``async count(source) -> int`` (messages the source retains; 0 when it does not exist).
 """

@@ -229,6 +229,22 @@ class TenantLeak(Broken):
         return sorted({name for _t, name in self._sources})
 
 
+class AckCrossesTenants(Broken):
+    """ack resolves the id in every tenant's source of that name, not only the caller's."""
+
+    clause = "stream.tenant.ack_isolated"
+
+    async def ack(
+        self, source: str, message: StreamMessage, opts: StreamOptions | None = None
+    ) -> None:
+        await super().ack(source, message, opts)  # validates group and id
+        group = (opts or StreamOptions()).group
+        for (_tenant, name), src in self._sources.items():
+            held = src.groups[group].pending if name == source and group in src.groups else {}
+            if held.pop(int(message.id), None) is not None:
+                src.release()
+
+
 class FailsOpen(Broken):
     """With no tenant set, a scoped adapter uses a shared namespace instead of refusing."""
 
@@ -255,5 +271,6 @@ VARIANTS: list[type[Broken]] = [
     NoRedeliveryOnClose,
     ClaimAfterIgnored,
     TenantLeak,
+    AckCrossesTenants,
     FailsOpen,
 ]

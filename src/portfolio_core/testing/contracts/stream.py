@@ -80,6 +80,11 @@ async def ensure_group(adapter: Stream, source: str, group: str = "g") -> None:
     assert await take(it, 1) == [], "a new source must be empty"
 
 
+async def ensure_group_read(adapter: Stream, source: str, consumer: str) -> None:
+    """Read ``source`` to its end in group ``g`` as ``consumer`` (creating the group)."""
+    await take(adapter.stream(source, group_opts(consumer)), 10**6)
+
+
 class Flaky:
     """A transform function failing ``failures`` times per item, counting calls."""
 
@@ -497,6 +502,60 @@ class StreamContract(ContractSuite[Stream]):
         factory = functools.partial(make_adapter, tenant_scoped=True)
         run_machine(TenantIsolationMachine, factory, kit_settings)
 
+    @clause(
+        "stream.tenant.ack_isolated",
+        "acknowledging, for one tenant, the ids of another tenant's messages (ids may collide "
+        "across tenants) leaves the other tenant's messages pending for its group",
+    )
+    @requires(ACK, StreamCapability.TENANT_SCOPED)
+    async def test_tenant_ack_isolated(self, make_adapter: Factory) -> None:
+        if not accepts_keyword(make_adapter, "tenant_scoped"):
+            pytest.skip("the factory does not accept tenant_scoped=, so the kit cannot scope it")
+        scoped: Stream = await open_adapter(functools.partial(make_adapter, tenant_scoped=True))
+        g = StreamOptions(group="g")
+        try:
+            with tenant_scope("alice"):
+                await scoped.write_stream("s", [{"t": "alice"}])
+            with tenant_scope("bob"):
+                await scoped.write_stream("s", [{"t": "bob"}, {"t": "bob"}])
+                bobs = await take(scoped.stream("s", group_opts("bob")), 10)
+            assert [m.payload for m in bobs] == [{"t": "bob"}] * 2
+            with tenant_scope("alice"):
+                for m in bobs:  # alice has no group yet: nothing of hers to acknowledge
+                    await scoped.ack("s", m, g)
+                    await scoped.ack("other", m, g)
+                await ensure_group_read(scoped, "s", "alice")
+                for m in bobs:  # alice's group now exists and may hold a colliding id
+                    await scoped.ack("s", m, g)
+            with tenant_scope("bob"):
+                again = await take(scoped.stream("s", group_opts("bob")), 10)
+            assert [m.id for m in again] == [m.id for m in bobs], (
+                f"alice's acks took bob's pending messages away: bob now gets {again}"
+            )
+            assert all(m.payload == {"t": "bob"} for m in again)
+        finally:
+            await close_adapter(scoped)
+
+    @clause(
+        "stream.tenant.isolation",
+        "no sequence of operations lets one tenant read, list, count or ack another's messages",
+    )
+    @requires(StreamCapability.TENANT_SCOPED)
+    def test_tenant_isolation_known_sequences(
+        self, make_adapter: Factory, kit_settings: KitSettings
+    ) -> None:
+        """Replay, every run, sequences the isolation machine once needed luck to find."""
+        if not accepts_keyword(make_adapter, "tenant_scoped"):
+            pytest.skip("the factory does not accept tenant_scoped=, so the kit cannot scope it")
+        factory = functools.partial(make_adapter, tenant_scoped=True)
+        for steps in TENANT_ISOLATION_SEQUENCES:
+            machine = TenantIsolationMachine(factory, timeout=kit_settings.timeout)
+            try:
+                for rule_name, kwargs in steps:
+                    getattr(machine, rule_name)(**kwargs)
+            finally:
+                machine.teardown()
+
     # -- the model -------------------------------------------------------------------------------
 
     @clause("stream.model", "any sequence of writes, group reads and acks behaves like the model")
@@ -568,13 +627,40 @@ class StreamMachine(AdapterMachine[Stream]):
 
 TENANTS = st.sampled_from(["alice", "bob"])
 
+TENANT_ISOLATION_SEQUENCES: list[list[tuple[str, dict[str, Any]]]] = [
+    # a tenant acks, in its own source, ids equal to its own pending ids: that acknowledges
+    # its own messages (ids are per source), which the other tenant's check must not blame
+    # on the other tenant's acks
+    [
+        ("write", {"tenant": "bob", "source": "s2", "n": 1}),
+        ("write", {"tenant": "alice", "source": "s1", "n": 1}),
+        ("read", {"tenant": "alice", "source": "s1", "grouped": False}),
+        ("read", {"tenant": "bob", "source": "s2", "grouped": True}),
+        ("ack_foreign", {"tenant": "bob", "source": "s2"}),
+        ("ack_foreign", {"tenant": "alice", "source": "s2"}),
+    ],
+    # alice writes, bob writes, bob reads in group g, alice acks bob's ids (colliding with
+    # hers), alice's group holding her own message with the same id
+    [
+        ("write", {"tenant": "alice", "source": "s1", "n": 1}),
+        ("write", {"tenant": "bob", "source": "s1", "n": 1}),
+        ("read", {"tenant": "alice", "source": "s1", "grouped": True}),
+        ("read", {"tenant": "bob", "source": "s1", "grouped": True}),
+        ("ack_foreign", {"tenant": "alice", "source": "s1"}),
+        ("ack_foreign", {"tenant": "bob", "source": "s1"}),
+    ],
+]
+"""Explicit step sequences of :class:`TenantIsolationMachine` replayed on every run."""
+
 
 class TenantIsolationMachine(AdapterMachine[Stream]):
     """Two tenants use the same source names; every payload is tagged with its writer.
 
     Whatever they do, a tenant only ever reads its own tags, lists only sources it used, counts
     at most what it wrote, and its acks with the other tenant's ids never take the other
-    tenant's messages away.
+    tenant's messages away. Such an ack does acknowledge the caller's *own* pending message
+    with the same id in the same source (ids are only unique within a source), so the model
+    drops those ids from the caller's pending set.
     """
 
     def __init__(self, factory: Callable[..., Any], **kwargs: Any) -> None:
@@ -620,9 +706,14 @@ class TenantIsolationMachine(AdapterMachine[Stream]):
         if not self.groups:
             return
         other = "bob" if tenant == "alice" else "alice"
-        for m in self.seen_ids[other][-5:]:
+        foreign = self.seen_ids[other][-5:]
+        for m in foreign:
             ack = functools.partial(self.adapter.ack, source, m, StreamOptions(group="g"))
             self._as(tenant, ack)
+        # ids are per source, so they collide across tenants (and sources): an ack names a
+        # message of the caller's own ``source``, and these acks legitimately acknowledged
+        # any of ``tenant``'s own pending messages there with the same ids
+        self.grouped.get((tenant, source), set()).difference_update(m.id for m in foreign)
         # the other tenant's unacknowledged messages are all still there for its group
         self.used[other].add(source)
         mine = self._as(
