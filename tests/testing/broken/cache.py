@@ -40,8 +40,10 @@ class GetReturnsStoredObject(MemoryCache):
 
 
 class ClearLeaksAcrossTenants(MemoryCache):
-    clause = "cache.tenant.isolation"
-    tests = ("test_tenant_isolation_property",)  # proves the state machine catches it
+    """clear() by one tenant empties every tenant's items."""
+
+    clause = "cache.tenant.clear_isolated"
+    tests = ("test_tenant_clear_isolated",)
 
     async def clear(self) -> None:
         if self.tenant_scoped and current_tenant() is not None:

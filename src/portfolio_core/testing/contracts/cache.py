@@ -455,6 +455,30 @@ class CacheContract(ContractSuite[Cache]):
                 kit_runner.run(call())
 
     @clause(
+        "cache.tenant.clear_isolated",
+        "clear() by one tenant removes only that tenant's items, never another tenant's",
+    )
+    def test_tenant_clear_isolated(self, scoped_adapter: Any, kit_runner: LoopRunner) -> None:
+        async def body() -> None:
+            with tenant_scope("alice"):
+                await scoped_adapter.put("shared-key", "alice's")
+            with tenant_scope("bob"):
+                await scoped_adapter.put("shared-key", "bob's")
+                await scoped_adapter.put("bob-only", 2)
+            with tenant_scope("alice"):
+                await scoped_adapter.clear()
+                assert await scoped_adapter.get("shared-key") is None, "clear left alice's item"
+            with tenant_scope("bob"):
+                assert await scoped_adapter.get("shared-key") == "bob's", (
+                    "alice's clear() removed bob's item"
+                )
+                assert await scoped_adapter.get("bob-only") == 2, (
+                    "alice's clear() removed bob's item"
+                )
+
+        kit_runner.run(body())
+
+    @clause(
         "cache.tenant.default_ttl",
         "a scoped cache applies the tenant's cache.default_ttl override when put has no ttl",
     )
