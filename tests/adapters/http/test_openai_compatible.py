@@ -249,13 +249,18 @@ async def test_timeout_and_refused_connection(server: tuple[str, Script]) -> Non
         await dead.aclose()
 
 
-async def test_ping(server: tuple[str, Script]) -> None:
-    url, _ = server
+async def test_ping_passes_on_a_healthy_server_and_fails_on_an_unwell_one(
+    server: tuple[str, Script],
+) -> None:
+    url, script = server
     llm = OpenAICompatibleLLM(url, "m")
     await llm.start()
-    await llm.ping()
+    await llm.ping()  # the server answers 200
+    script.status = 503
+    with pytest.raises(UnavailableError):
+        await llm.ping()
     await llm.aclose()
-    await llm.aclose()
+    await llm.aclose()  # idempotent
 
 
 async def test_bad_input_and_secret_hygiene() -> None:
