@@ -30,6 +30,7 @@ import importlib
 import inspect
 import json
 import string
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -74,7 +75,7 @@ _TYPE_NAMES: dict[str, type] = {
 }
 
 
-class Step:
+class Step(ABC):
     """A convenient base for pipeline steps: declare the class attributes, write ``run``.
 
     ``execute`` validates the context first and returns an error result naming the
@@ -125,9 +126,9 @@ class Step:
             return StepResult.error(f"invalid input for step {self.name!r}: {'; '.join(problems)}")
         return await self.run(context, config)
 
+    @abstractmethod
     async def run(self, context: Mapping[str, Any], config: Mapping[str, Any]) -> StepResult:
         """The step's work, on a validated context; subclasses implement it."""
-        raise NotImplementedError(f"step {self.name!r} does not implement run")
 
 
 class FunctionStep(Step):

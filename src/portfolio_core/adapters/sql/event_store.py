@@ -18,6 +18,7 @@ import json
 import sqlite3
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -135,7 +136,7 @@ def _read_sql(qualified: str, ph: str, direction: Direction, limit: int | None) 
     return sql
 
 
-class _SQLBase:
+class _SQLBase(ABC):
     """What both SQL stores share: validation, tenant partition, queries, subscriptions."""
 
     capabilities = declare(
@@ -173,13 +174,15 @@ class _SQLBase:
     def _tenant(self) -> str:
         return require_tenant().tenant_id if self.tenant_scoped else ""
 
+    @abstractmethod
     async def _fetch(self, sql: str, params: Sequence[Any]) -> list[Row]:
-        raise NotImplementedError  # pragma: no cover - both subclasses define it
+        """Run a read query; each store does it with its own driver."""
 
+    @abstractmethod
     async def _append_rows(
         self, tenant: str, stream: str, batch: list[EncodedEvent], expected: ExpectedVersion
     ) -> tuple[int, tuple[int, ...]]:
-        raise NotImplementedError  # pragma: no cover - both subclasses define it
+        """Write one batch under the position lock; returns the version and positions."""
 
     async def _replay(
         self, tenant: str, stream: str, batch: list[EncodedEvent], expected: ExpectedVersion
