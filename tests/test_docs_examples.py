@@ -22,4 +22,7 @@ def _blocks() -> list[tuple[str, str]]:
 
 @pytest.mark.parametrize(("where", "code"), _blocks(), ids=[w for w, _ in _blocks()])
 def test_docs_example_runs(where: str, code: str) -> None:
-    exec(compile(code, where, "exec"), {"__name__": "__docs__"})
+    try:
+        exec(compile(code, where, "exec"), {"__name__": "__docs__"})
+    except Exception as exc:
+        pytest.fail(f"the example in docs/{where} raised {type(exc).__name__}: {exc}")

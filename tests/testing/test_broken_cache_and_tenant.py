@@ -31,7 +31,7 @@ def _tests_of(suite: type, clause_id: str) -> list[str]:
     return names
 
 
-def _run(pytester: pytest.Pytester, module: str, suite: type, variant: type) -> None:
+def _assert_kit_catches(pytester: pytest.Pytester, module: str, suite: type, variant: type) -> None:
     pytester.makepyfile(
         test_variant=f"""
 import pytest
@@ -67,9 +67,9 @@ class TestVariant(Suite):
 
 @pytest.mark.parametrize("variant", broken_cache.VARIANTS, ids=lambda v: v.__name__)
 def test_cache_suite_catches(pytester: pytest.Pytester, variant: type) -> None:
-    _run(pytester, broken_cache.__name__, CacheContract, variant)
+    _assert_kit_catches(pytester, broken_cache.__name__, CacheContract, variant)
 
 
 @pytest.mark.parametrize("variant", broken_tenant.VARIANTS, ids=lambda v: v.__name__)
 def test_tenant_suite_catches(pytester: pytest.Pytester, variant: type) -> None:
-    _run(pytester, broken_tenant.__name__, TenantContract, variant)
+    _assert_kit_catches(pytester, broken_tenant.__name__, TenantContract, variant)
