@@ -1,0 +1,173 @@
+"""SQLite group commit: concurrent appends share one transaction and one durable commit,
+and each keeps its own guarantees (expected version, id checks, atomicity).
+
+Run with the store's default (groups written inline on the event loop by the first append
+of a group) and with ``inline=False`` (groups written by the store's worker thread)."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from portfolio_core.adapters.sql.event_store import SQLiteEventStore
+from portfolio_core.ports import (
+    ConflictError,
+    NewEvent,
+    StreamState,
+    UnavailableError,
+    WrongExpectedVersionError,
+)
+from portfolio_core.testing.concurrency import run_concurrently
+
+
+@pytest.fixture(params=[True, False], ids=["inline", "worker_thread"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SQLiteEventStore]:
+    s = SQLiteEventStore(tmp_path / "events.db", inline=request.param)
+    await s.start()
+    yield s
+    await s.aclose()
+
+
+def count_commits(store: SQLiteEventStore) -> list[str]:
+    """Every COMMIT the store's connections run from now on (a white-box probe)."""
+    commits: list[str] = []
+
+    def trace(sql: str) -> None:
+        if sql.strip().upper() == "COMMIT":
+            commits.append(sql)
+
+    for conn in (store._fast, store._conn):
+        if conn is not None:
+            conn.set_trace_callback(trace)
+    return commits
+
+
+def batch(i: int, n: int = 3) -> list[NewEvent]:
+    return [NewEvent("E", {"writer": i, "k": k}) for k in range(n)]
+
+
+async def test_concurrent_appends_share_commits(store: SQLiteEventStore) -> None:
+    commits = count_commits(store)
+    results = await run_concurrently(16, lambda i: store.append(f"s{i}", batch(i)))
+    assert not [r for r in results if isinstance(r, BaseException)], results
+    assert len(commits) < 16, f"{len(commits)} commits for 16 concurrent appends: no grouping"
+    events = await store.read_all()
+    assert [e.position for e in events] == list(range(1, 49)), "positions not gapless"
+    for i in range(16):  # each batch kept its order, its versions and consecutive positions
+        mine = [e for e in events if e.stream == f"s{i}"]
+        assert [e.version for e in mine] == [1, 2, 3]
+        assert [e.data["k"] for e in mine] == [0, 1, 2]
+        assert mine[-1].position - mine[0].position == 2, "a batch was interleaved"
+
+
+async def test_wrong_expected_version_fails_only_that_append(store: SQLiteEventStore) -> None:
+    await store.append("taken", batch(0, 1))
+    commits = count_commits(store)
+
+    async def op(i: int) -> object:
+        if i == 3:
+            return await store.append("taken", batch(i), StreamState.NO_STREAM)
+        return await store.append(f"s{i}", batch(i), StreamState.NO_STREAM)
+
+    results = await run_concurrently(8, op)
+    assert isinstance(results[3], WrongExpectedVersionError), results[3]
+    assert results[3].actual == 1
+    assert all(not isinstance(r, BaseException) for i, r in enumerate(results) if i != 3)
+    assert len(commits) < 7, "the appends were not grouped, so this test proves nothing"
+    assert len(await store.read("taken")) == 1, "the refused append wrote events"
+    assert len(await store.read_all()) == 1 + 7 * 3
+
+
+async def test_id_conflict_rolls_back_only_that_batch(store: SQLiteEventStore) -> None:
+    stored = NewEvent("E", {"first": True})
+    await store.append("a", [stored])
+    commits = count_commits(store)
+
+    async def op(i: int) -> object:
+        if i == 5:  # a new event first, then an id stored elsewhere: nothing may stay
+            return await store.append("b", [NewEvent("E", {"new": 1}), stored])
+        return await store.append(f"s{i}", batch(i))
+
+    results = await run_concurrently(8, op)
+    assert isinstance(results[5], ConflictError), results[5]
+    assert all(not isinstance(r, BaseException) for i, r in enumerate(results) if i != 5)
+    assert len(commits) < 7, "the appends were not grouped, so this test proves nothing"
+    everything = await store.read_all()
+    assert not [e for e in everything if e.stream == "b"], "part of the refused batch stayed"
+    assert [e.position for e in everything] == list(range(1, 1 + 1 + 7 * 3)), "gap left"
+
+
+async def test_exact_retry_in_the_same_group_is_idempotent(store: SQLiteEventStore) -> None:
+    same = batch(0)
+    await store.append("warm", batch(9, 1))
+    results = await run_concurrently(
+        6,
+        lambda i: store.append("s", same, StreamState.NO_STREAM)
+        if i < 2
+        else store.append(f"o{i}", batch(i)),
+    )
+    first, second = results[0], results[1]
+    assert not isinstance(first, BaseException) and not isinstance(second, BaseException)
+    assert first.positions == second.positions
+    assert len(await store.read("s")) == 3, "a retry inside a group duplicated the batch"
+
+
+async def test_cancelled_leader_still_writes_its_group(tmp_path: Path) -> None:
+    store = SQLiteEventStore(tmp_path / "events.db")
+    await store.start()
+    try:
+        await run_concurrently(4, lambda i: store.append(f"warm{i}", batch(i, 1)))
+        leader = asyncio.create_task(store.append("leader", batch(1)))
+        follower = asyncio.create_task(store.append("follower", batch(2)))
+        await asyncio.sleep(0)  # the leader queued itself and yields; the follower joins
+        leader.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await leader
+        result = await asyncio.wait_for(follower, 5)
+        assert result.version == 3
+        streams = {e.stream for e in await store.read_all()}
+        assert {"leader", "follower"} <= streams, "a cancelled leader dropped its group"
+        again = await asyncio.wait_for(store.append("after", batch(3)), 5)
+        assert again.version == 3, "the writer role was not given up"
+    finally:
+        await store.aclose()
+
+
+async def test_group_waits_for_a_lock_held_elsewhere(store: SQLiteEventStore) -> None:
+    """Another connection (another process, in effect) holds the write lock: the group is
+    handed to the worker thread, which waits for the lock instead of failing."""
+    other = sqlite3.connect(store.path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(0.3, lambda: other.execute("COMMIT"))
+    release.start()
+    try:
+        results = await run_concurrently(6, lambda i: store.append(f"s{i}", batch(i)))
+    finally:
+        release.join()
+        other.close()
+    assert all(not isinstance(r, BaseException) for r in results), results
+    assert len(await store.read_all()) == 18
+
+
+async def test_appends_queued_at_close_fail_cleanly(tmp_path: Path) -> None:
+    store = SQLiteEventStore(tmp_path / "events.db", inline=False)
+    await store.start()
+    tasks = [asyncio.create_task(store.append(f"s{i}", batch(i))) for i in range(20)]
+    await asyncio.sleep(0)
+    await store.aclose()
+    done, pending = await asyncio.wait(tasks, timeout=5)
+    assert not pending, "appends queued when the store closed never returned"
+    outcomes = [t.exception() for t in done]
+    assert all(e is None or isinstance(e, UnavailableError) for e in outcomes), outcomes
+    reopened = SQLiteEventStore(tmp_path / "events.db")
+    try:
+        stored = {e.stream for e in await reopened.read_all()}
+        succeeded = {f"s{i}" for i, t in enumerate(tasks) if t.exception() is None}
+        assert stored == succeeded, "an append reported written is missing, or the reverse"
+    finally:
+        await reopened.aclose()
