@@ -2,8 +2,9 @@
 
 Measured in the same run, on SQLite (a file) and on PostgreSQL (when
 PORTFOLIO_CORE_BENCH_POSTGRES_URL or PORTFOLIO_CORE_TEST_POSTGRES_URL is set): 10-event batches
-appended to new streams, single-event appends to new streams, and reading the global log in
-pages of 500.
+appended to new streams, single-event appends to new streams, reading the global log in
+pages of 500, and 10-event batches appended to new streams by W concurrent writers
+(``--writers``, default 8).
 
 Like with like, exactly:
 
@@ -23,11 +24,34 @@ Like with like, exactly:
   sides end with a dict per event: ours returns decoded ``RecordedEvent``s, and the peer's
   loop ``json.loads`` each notification's state.
 
+Concurrent writers: the same total number of events as the sequential batch case, split
+into 10-event batches over W writers that all share one store; the figure is the time from
+start until the last writer is done. Each side uses its own concurrency model, the one its
+API is built for: the peer's recorders are synchronous, so its writers are W
+``threading.Thread``s sharing one recorder; our API is async, so ours are W ``asyncio`` tasks
+sharing one store on one event loop. Either way it is what an application with W requests in
+flight does with that library, and either way the appends serialise on the same database
+lock (SQLite's write lock; on PostgreSQL the peer's table lock, our advisory lock), so the
+figure shows how much of that waiting each side overlaps or amortises. The concurrent case
+has its own tables (and SQLite files) on both sides; on PostgreSQL both sides get W pooled
+connections. After every run the benchmark counts what landed (the peer's notifications,
+our ``read_all`` after the previous run) and raises unless it is every event of every batch,
+ten per stream, so a lost append cannot inflate a figure.
+
+The SQLite commit floor: before the SQLite runs, a raw ``sqlite3`` connection in the same
+folder (WAL, ``synchronous=FULL``) times ~1000 one-row ``BEGIN IMMEDIATE``/``COMMIT``
+transactions (median of 3) and prints the microseconds per durable commit. A sequential
+append, whatever its software, cannot be faster than one durable commit, so the peer's
+microseconds per sequential batch divided by the floor is the ceiling for the sequential
+batch ratio on that disk; it is printed with the table, as context. Concurrent appends can
+beat it only by committing several batches at once.
+
 Rounds alternate peer and ours; each figure is the median of the rounds, and the range over
 the rounds is printed too. Tables are uniquely named and dropped at the end. Prints a table,
 then one JSON line per goal.
 
-    python benchmarks/bench_event_store.py [--rounds 5] [--events 2000] [--dir /dev/shm]
+    python benchmarks/bench_event_store.py [--rounds 5] [--events 2000] [--writers 8]
+        [--dir /dev/shm]
 
 On a slow or busy disk both sides wait for fsync and the ratio tends to 1; ``--dir`` on a
 RAM-backed folder measures the software instead.
@@ -39,10 +63,13 @@ import argparse
 import asyncio
 import json
 import os
+import sqlite3
 import statistics
 import tempfile
+import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -58,6 +85,49 @@ PAYLOAD = {"amount": 12345, "note": "x" * 48}
 
 def rate(n: int, seconds: float) -> float:
     return n / seconds if seconds > 0 else float("inf")
+
+
+def shares(batches: int, writers: int) -> list[int]:
+    """``batches`` split over ``writers`` as evenly as possible."""
+    base, extra = divmod(batches, writers)
+    return [base + (1 if i < extra else 0) for i in range(writers)]
+
+
+def check_landed(where: str, streams: list[Any], batches: int) -> None:
+    """Raise unless exactly ``batches`` streams of 10 events each landed."""
+    per_stream = Counter(streams)
+    if (
+        len(streams) != batches * 10
+        or len(per_stream) != batches
+        or set(per_stream.values()) - {10}
+    ):
+        raise RuntimeError(
+            f"{where}: expected {batches} batches of 10 events, found {len(streams)} events "
+            f"in {len(per_stream)} streams"
+        )
+
+
+def sqlite_commit_floor(directory: str, commits: int = 1000, repeats: int = 3) -> float:
+    """Microseconds per durable commit of a one-row insert on a raw connection (WAL,
+    synchronous=FULL) in ``directory``: median of ``repeats`` runs of ``commits``."""
+    path = Path(directory) / "floor.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("CREATE TABLE floor (id INTEGER PRIMARY KEY, body BLOB NOT NULL)")
+        body = json.dumps(PAYLOAD).encode()
+        runs = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            for _ in range(commits):
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute("INSERT INTO floor (body) VALUES (?)", (body,))
+                conn.execute("COMMIT")
+            runs.append((time.perf_counter() - t0) / commits * 1e6)
+    finally:
+        conn.close()
+    return statistics.median(runs)
 
 
 # ------------------------------------------------------------------------------ peer side
@@ -78,6 +148,46 @@ def peer_singles(recorder: Any, n: int) -> float:
     for _ in range(n):
         recorder.insert_events([StoredEvent(uuid.uuid4(), 1, "Evt", json.dumps(PAYLOAD).encode())])
     return rate(n, time.perf_counter() - t0)
+
+
+def peer_batches_concurrent(recorder: Any, n: int, writers: int) -> float:
+    """``n`` events in 10-event batches from ``writers`` threads sharing ``recorder``."""
+    go = threading.Event()
+    errors: list[BaseException] = []
+
+    def write(batches: int) -> None:
+        go.wait()
+        try:
+            for _ in range(batches):
+                oid = uuid.uuid4()
+                recorder.insert_events(
+                    [
+                        StoredEvent(oid, v + 1, "Evt", json.dumps(PAYLOAD).encode())
+                        for v in range(10)
+                    ]
+                )
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(k,)) for k in shares(n // 10, writers)]
+    for thread in threads:
+        thread.start()
+    t0 = time.perf_counter()
+    go.set()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - t0
+    if errors:
+        raise RuntimeError(f"{len(errors)} peer writer(s) failed") from errors[0]
+    return rate(n // 10 * 10, elapsed)
+
+
+def peer_landed(recorder: Any, after: int, batches: int) -> int:
+    """Check that the last run's batches all landed after notification ``after``; returns
+    the last notification id."""
+    page = recorder.select_notifications(after + 1, batches * 10 + 1)
+    check_landed("peer", [notification.originator_id for notification in page], batches)
+    return page[-1].id if page else after
 
 
 def peer_read(recorder: Any) -> float:
@@ -114,6 +224,31 @@ async def our_singles(store: Any, n: int) -> float:
     return rate(n, time.perf_counter() - t0)
 
 
+async def our_batches_concurrent(store: Any, n: int, writers: int) -> float:
+    """``n`` events in 10-event batches from ``writers`` tasks sharing ``store``."""
+
+    async def write(batches: int) -> None:
+        for _ in range(batches):
+            stream = str(uuid.uuid4())
+            await store.append(
+                stream, [NewEvent("Evt", PAYLOAD) for _ in range(10)], StreamState.NO_STREAM
+            )
+
+    t0 = time.perf_counter()
+    async with asyncio.TaskGroup() as group:
+        for batches in shares(n // 10, writers):
+            group.create_task(write(batches))
+    return rate(n // 10 * 10, time.perf_counter() - t0)
+
+
+async def our_landed(store: Any, after: int, batches: int) -> int:
+    """Check that the last run's batches all landed after position ``after``; returns the
+    last position."""
+    events = await store.read_all(after + 1)
+    check_landed("ours", [event.stream for event in events], batches)
+    return events[-1].position if events else after
+
+
 async def our_read(store: Any) -> float:
     t0 = time.perf_counter()
     start, count = 1, 0
@@ -131,19 +266,32 @@ async def our_read(store: Any) -> float:
 
 def run_backend(
     name: str,
-    make_peer: Callable[[], Any],
-    make_ours: Callable[[], Any],
+    make_peer: Callable[[str], Any],
+    make_ours: Callable[[str], Any],
     rounds: int,
     events: int,
+    writers: int,
     describe: Callable[[Any, Any, asyncio.AbstractEventLoop], str] | None = None,
 ) -> dict[str, tuple[float, float]]:
-    peer = make_peer()
-    ours = make_ours()
+    """``make_peer``/``make_ours`` take "seq" or "conc": the concurrent case has its own
+    tables (or files), and its own pool size."""
+    peer = make_peer("seq")
+    ours = make_ours("seq")
+    peer_c = make_peer("conc")
+    ours_c = make_ours("conc")
     loop = asyncio.new_event_loop()
     loop.run_until_complete(ours.start())
+    loop.run_until_complete(ours_c.start())
     if describe is not None:
         print(f"{name:10} {describe(peer, ours, loop)}")
-    results: dict[str, list[tuple[float, float]]] = {"batch": [], "single": [], "read": []}
+    results: dict[str, list[tuple[float, float]]] = {
+        "batch": [],
+        "single": [],
+        "read": [],
+        "concurrent": [],
+    }
+    peer_head = ours_head = 0
+    batches = events // 10
     try:
         for _ in range(rounds):
             results["batch"].append(
@@ -154,15 +302,23 @@ def run_backend(
                 (peer_singles(peer, singles), loop.run_until_complete(our_singles(ours, singles)))
             )
             results["read"].append((peer_read(peer), loop.run_until_complete(our_read(ours))))
+            peer_rate = peer_batches_concurrent(peer_c, events, writers)
+            peer_head = peer_landed(peer_c, peer_head, batches)
+            our_rate = loop.run_until_complete(our_batches_concurrent(ours_c, events, writers))
+            ours_head = loop.run_until_complete(our_landed(ours_c, ours_head, batches))
+            results["concurrent"].append((peer_rate, our_rate))
     finally:
+        loop.run_until_complete(ours_c.aclose())
         loop.run_until_complete(ours.aclose())
         loop.close()
+    labels = {"concurrent": f"batch x{writers}"}
     out = {}
     for key, pairs in results.items():
         peers, ourss = [p for p, _ in pairs], [o for _, o in pairs]
         out[key] = (statistics.median(peers), statistics.median(ourss))
         print(
-            f"{name:10} {key:7} peer {out[key][0]:>8.0f} ev/s ({min(peers):.0f}-{max(peers):.0f})"
+            f"{name:10} {labels.get(key, key):7} peer {out[key][0]:>8.0f} ev/s "
+            f"({min(peers):.0f}-{max(peers):.0f})"
             f"   ours {out[key][1]:>8.0f} ev/s ({min(ourss):.0f}-{max(ourss):.0f})"
         )
     return out
@@ -190,44 +346,79 @@ def _peer_pragma(recorder: Any, sql: str) -> Any:
 
 
 def sqlite_run(
-    rounds: int, events: int, directory: str | None = None
+    rounds: int, events: int, writers: int, directory: str | None = None
 ) -> dict[str, tuple[float, float]]:
     from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
 
     with tempfile.TemporaryDirectory(dir=directory) as tmp:
+        floor = sqlite_commit_floor(tmp)
+        print(
+            f"{'sqlite':10} commit floor: {floor:.0f} µs per durable commit "
+            "(raw sqlite3, WAL, synchronous=FULL, one-row insert; median of 3 x 1000)"
+        )
+        datastores: list[Any] = []
 
-        def make_peer() -> Any:
-            recorder = SQLiteApplicationRecorder(SQLiteDatastore(str(Path(tmp) / "peer.db")))
+        def make_peer(case: str) -> Any:
+            path = str(Path(tmp) / ("peer.db" if case == "seq" else "peer_concurrent.db"))
+            # The concurrent peer gets a connection per writer thread.
+            sizes = {"pool_size": writers, "max_overflow": 0} if case == "conc" else {}
+            datastore = SQLiteDatastore(path, **sizes)
+            datastores.append(datastore)
+            recorder = SQLiteApplicationRecorder(datastore)
             recorder.create_table()
             return recorder
 
-        return run_backend(
-            "sqlite",
-            make_peer,
-            lambda: SQLiteEventStore(Path(tmp) / "ours.db"),
-            rounds,
-            events,
-            sqlite_settings,
+        try:
+            out = run_backend(
+                "sqlite",
+                make_peer,
+                lambda case: SQLiteEventStore(
+                    Path(tmp) / ("ours.db" if case == "seq" else "ours_concurrent.db")
+                ),
+                rounds,
+                events,
+                writers,
+                sqlite_settings,
+            )
+        finally:
+            for datastore in datastores:
+                datastore.close()
+        peer_batch_us = 10 / out["batch"][0] * 1e6
+        print(
+            f"{'sqlite':10} sequential batch ceiling: peer {peer_batch_us:.0f} µs per batch / "
+            f"floor {floor:.0f} µs = {peer_batch_us / floor:.2f}x at most (context, not a goal)"
         )
+        return out
 
 
-def postgres_run(url: str, rounds: int, events: int) -> dict[str, tuple[float, float]]:
+def postgres_run(
+    url: str, rounds: int, events: int, writers: int
+) -> dict[str, tuple[float, float]]:
     import psycopg
     from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 
     suffix = uuid.uuid4().hex[:10]
-    peer_table, our_table = f"bench_peer_{suffix}", f"bench_ours_{suffix}"
+    peer_tables = {"seq": f"bench_peer_{suffix}", "conc": f"bench_peer_conc_{suffix}"}
+    our_tables = {"seq": f"bench_ours_{suffix}", "conc": f"bench_ours_conc_{suffix}"}
     parts = urlparse(url)
-    datastore = PostgresDatastore(
-        dbname=parts.path.lstrip("/"),
-        host=parts.hostname or "127.0.0.1",
-        port=parts.port or 5432,
-        user=parts.username or "postgres",
-        password=parts.password or "",
-    )
+    connect = {
+        "dbname": parts.path.lstrip("/"),
+        "host": parts.hostname or "127.0.0.1",
+        "port": parts.port or 5432,
+        "user": parts.username or "postgres",
+        "password": parts.password or "",
+    }
+    # The concurrent case: W pooled connections on both sides.
+    datastores = {
+        "seq": PostgresDatastore(**connect),
+        "conc": PostgresDatastore(**connect, pool_size=writers),
+    }
+    our_pools = {"seq": 2, "conc": writers}
 
-    def make_peer() -> Any:
-        recorder = PostgresApplicationRecorder(datastore, events_table_name=peer_table)
+    def make_peer(case: str) -> Any:
+        recorder = PostgresApplicationRecorder(
+            datastores[case], events_table_name=peer_tables[case]
+        )
         recorder.create_table()
         return recorder
 
@@ -235,15 +426,17 @@ def postgres_run(url: str, rounds: int, events: int) -> dict[str, tuple[float, f
         return run_backend(
             "postgres",
             make_peer,
-            lambda: PostgresEventStore(url, table=our_table, pool_size=2),
+            lambda case: PostgresEventStore(url, table=our_tables[case], pool_size=our_pools[case]),
             rounds,
             events,
+            writers,
         )
     finally:
-        datastore.close()
+        for datastore in datastores.values():
+            datastore.close()
         with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(f"DROP TABLE IF EXISTS {peer_table}")
-            conn.execute(f"DROP TABLE IF EXISTS {our_table}")
+            for table in (*peer_tables.values(), *our_tables.values()):
+                conn.execute(f"DROP TABLE IF EXISTS {table}")
 
 
 def goal_line(benchmark: str, pair: tuple[float, float], goal: float | None) -> None:
@@ -268,14 +461,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--events", type=int, default=2000)
+    parser.add_argument(
+        "--writers", type=int, default=8, help="concurrent writers (threads / asyncio tasks)"
+    )
     parser.add_argument("--dir", default=None, help="folder for the SQLite files (default: temp)")
     args = parser.parse_args()
-    results = {"sqlite": sqlite_run(args.rounds, args.events, args.dir)}
+    if args.writers < 1:
+        parser.error("--writers must be at least 1")
+    print(
+        f"batch x{args.writers}: 10-event batches from {args.writers} concurrent writers "
+        "(peer: threads sharing one recorder; ours: asyncio tasks sharing one store)"
+    )
+    results = {"sqlite": sqlite_run(args.rounds, args.events, args.writers, args.dir)}
     url = os.environ.get("PORTFOLIO_CORE_BENCH_POSTGRES_URL") or os.environ.get(
         "PORTFOLIO_CORE_TEST_POSTGRES_URL"
     )
     if url:
-        results["postgres"] = postgres_run(url, args.rounds, args.events)
+        results["postgres"] = postgres_run(url, args.rounds, args.events, args.writers)
     else:
         print("PostgreSQL skipped: set PORTFOLIO_CORE_BENCH_POSTGRES_URL")
     goals = {"sqlite": 1.5, "postgres": 1.0}
@@ -283,6 +485,9 @@ def main() -> None:
         goal_line(f"event_store.{backend}.append_batch10", res["batch"], goals[backend])
         goal_line(f"event_store.{backend}.append_single", res["single"], None)
         goal_line(f"event_store.{backend}.read_all", res["read"], None)
+        goal_line(
+            f"event_store.{backend}.append_batch10_concurrent", res["concurrent"], goals[backend]
+        )
 
 
 if __name__ == "__main__":
