@@ -47,6 +47,9 @@ Reading
     descending order; at most ``limit``.
   * Results are snapshots: later appends do not change a returned list, and changing a
     returned event's data does not change the store.
+  * ``recorded_at`` never decreases along positions within a partition (an adapter takes
+    the later of its clock and the previous event's time), so the events of a time range
+    are one run of consecutive positions.
   * ``read_all`` and ``query`` return events in position order. ``query`` (capability
     ``QUERY``) matches every given filter: event types, streams, correlation id,
     ``since <= recorded_at < until``, and equality of top-level fields of ``data`` and

@@ -77,8 +77,11 @@ def event_table(name: str, *, postgres: bool, schema: str | None = None) -> Tabl
         sqlite_where=table.c.correlation_id.isnot(None),
         postgresql_where=table.c.correlation_id.isnot(None),
     )
-    Index(f"{name}_time", table.c.tenant, table.c.recorded_at)
     if postgres:
+        # SQLite needs no time index: recorded_at never decreases along positions, so the
+        # SQLite store turns a time range into a position range by binary search on the
+        # primary key (decision 0014), and saves an index write per event.
+        Index(f"{name}_time", table.c.tenant, table.c.recorded_at)
         Index(
             f"{name}_data",
             table.c.data,
@@ -124,16 +127,23 @@ def build_query(
     query: EventQuery,
     *,
     postgres: bool,
+    positions: tuple[int, int | None] | None = None,
 ) -> tuple[str, list[Any], bool]:
     """SQL selecting candidate rows for ``query`` in position order.
 
+    ``positions``, when given, is a range ``[first, stop)`` (``stop`` None: unbounded)
+    known to hold every match, e.g. from a time range; it narrows the primary-key scan.
     Returns ``(sql, params, exact)``: when ``exact`` is false the caller must re-check each
     row with the reference matcher (JSON equality the SQL prefilter cannot express exactly)
     and apply ``limit`` itself.
     """
     ph = "%s" if postgres else "?"
     where = [f"tenant = {ph}", f"position >= {ph}"]
-    params: list[Any] = [tenant, query.from_position]
+    first = query.from_position if positions is None else max(query.from_position, positions[0])
+    params: list[Any] = [tenant, first]
+    if positions is not None and positions[1] is not None:
+        where.append(f"position < {ph}")
+        params.append(positions[1])
     exact = True
     if query.types:
         where.append(f"type IN ({', '.join(ph for _ in query.types)})")

@@ -52,6 +52,7 @@ from portfolio_core.adapters.sql._event_schema import (
     check_name,
     ddl,
     event_table,
+    micros,
 )
 from portfolio_core.ports.capabilities import declare
 from portfolio_core.ports.errors import (
@@ -259,12 +260,22 @@ class _SQLBase(ABC):
         tenant = self._tenant()
         if query.limit == 0:
             return []
-        sql, params, exact = build_query(self._qualified, tenant, query, postgres=self._postgres)
+        positions = await self._position_bounds(tenant, query)
+        sql, params, exact = build_query(
+            self._qualified, tenant, query, postgres=self._postgres, positions=positions
+        )
         events = [_to_event(r) for r in await self._fetch(sql, params)]
         if exact:
             return events
         out = [e for e in events if matches(e, query)]
         return out if query.limit is None else out[: query.limit]
+
+    async def _position_bounds(
+        self, tenant: str, query: EventQuery
+    ) -> tuple[int, int | None] | None:
+        """A position range holding every match of ``query``, when the store can tell one
+        cheaply; None means "scan from ``from_position``"."""
+        return None
 
     async def subscribe(
         self,
@@ -458,7 +469,13 @@ class SQLiteEventStore(_SQLBase):
         )
         self._heads = (
             f"SELECT (SELECT max(version) FROM {self.table} WHERE tenant = ? AND stream = ?), "
-            f"(SELECT max(position) FROM {self.table} WHERE tenant = ?)"
+            f"(SELECT position FROM {self.table} WHERE tenant = ? ORDER BY position DESC "
+            "LIMIT 1), "
+            f"(SELECT recorded_at FROM {self.table} WHERE tenant = ? ORDER BY position DESC "
+            "LIMIT 1)"
+        )
+        self._recorded_at = (
+            f"SELECT recorded_at FROM {self.table} WHERE tenant = ? AND position = ?"
         )
 
     @classmethod
@@ -540,13 +557,17 @@ class SQLiteEventStore(_SQLBase):
         """Check the expected version and insert, inside an open write transaction; None
         (and nothing inserted) means "check ids and version". May raise IntegrityError
         (a stored event id) after inserting some rows: the caller rolls back."""
-        current, last = conn.execute(self._heads, (tenant, stream, tenant)).fetchone()
+        current, last, last_at = conn.execute(
+            self._heads, (tenant, stream, tenant, tenant)
+        ).fetchone()
         current = current or 0
         last = last or 0
         try:
             check_expected(stream, expected, current)
         except WrongExpectedVersionError:
             return None
+        if last_at is not None and last_at > now:  # another process's clock ran ahead
+            now = last_at
         conn.executemany(
             self._insert,
             [
@@ -781,6 +802,56 @@ class SQLiteEventStore(_SQLBase):
         finally:
             self._last_append = time.monotonic()
 
+    def _time_bounds(
+        self,
+        conn: sqlite3.Connection,
+        tenant: str,
+        start: int,
+        since: int | None,
+        until: int | None,
+    ) -> tuple[int, int | None] | None:
+        """Positions ``[first, stop)`` recorded in ``[since, until)``, found by binary search
+        on the primary key: positions are gapless and ``recorded_at`` never decreases along
+        them, so the events of a time range are one run of positions. None if a position
+        is unexpectedly missing (then the caller scans)."""
+        row = conn.execute(
+            f"SELECT position FROM {self.table} WHERE tenant = ? ORDER BY position DESC LIMIT 1",
+            (tenant,),
+        ).fetchone()
+        end = (row[0] if row else 0) + 1  # one past the last position read here
+        start = max(start, 1)
+
+        def first_at(moment: int) -> int | None:
+            """The first position in [start, end) recorded at or after ``moment``."""
+            lo, hi = start, end
+            while lo < hi:
+                mid = (lo + hi) // 2
+                found = conn.execute(self._recorded_at, (tenant, mid)).fetchone()
+                if found is None:
+                    return None
+                if found[0] >= moment:
+                    hi = mid
+                else:
+                    lo = mid + 1
+            return lo
+
+        first = start if since is None else first_at(since)
+        stop = None if until is None else first_at(until)
+        if first is None or (until is not None and stop is None):
+            return None
+        if stop is not None and stop == end:
+            stop = None  # up to the end: events appended after this read may match too
+        return first, stop
+
+    async def _position_bounds(
+        self, tenant: str, query: EventQuery
+    ) -> tuple[int, int | None] | None:
+        if query.since is None and query.until is None:
+            return None
+        since = None if query.since is None else micros(query.since)
+        until = None if query.until is None else micros(query.until)
+        return await self._call(self._time_bounds, tenant, query.from_position, since, until)
+
     def _version(self, conn: sqlite3.Connection, tenant: str, stream: str) -> int:
         row = conn.execute(
             f"SELECT max(version) FROM {self.table} WHERE tenant = ? AND stream = ?",
@@ -909,7 +980,11 @@ class PostgresEventStore(_SQLBase):
             f"FROM (SELECT coalesce((SELECT max(position) FROM {q} WHERE tenant = %(tenant)s), 0)"
             " AS p, coalesce((SELECT max(version) FROM "
             f"{q} WHERE tenant = %(tenant)s AND stream = %(stream)s), 0) AS v, "
-            "(extract(epoch FROM clock_timestamp()) * 1000000)::bigint AS t) AS m, "
+            # never behind the last event (another server's or session's clock): recorded_at
+            # does not decrease along positions
+            "greatest((extract(epoch FROM clock_timestamp()) * 1000000)::bigint, "
+            f"(SELECT recorded_at FROM {q} WHERE tenant = %(tenant)s ORDER BY position DESC "
+            "LIMIT 1)) AS t) AS m, "
             "unnest(%(ids)s::text[], %(types)s::text[], %(data)s::text[], %(meta)s::text[], "
             "%(corr)s::text[], %(caus)s::text[]) WITH ORDINALITY "
             "AS u(id, type, data, metadata, corr, caus, o) WHERE "

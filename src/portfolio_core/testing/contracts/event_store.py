@@ -411,6 +411,43 @@ class EventStoreContract(ContractSuite[EventStore]):
         assert not await adapter.query(EventQuery(since=at + timedelta(seconds=1)))
         assert abs(at - datetime.now(UTC)) < timedelta(minutes=5), "recorded_at is not now-ish"
 
+    @clause(
+        "event_store.recorded_at.ordered",
+        "recorded_at never decreases along positions, so a time range is a run of positions",
+    )
+    async def test_recorded_at_never_decreases(self, adapter: EventStore) -> None:
+        for n in (1, 3, 1, 2, 1):
+            await adapter.append("a", [ev(i=k) for k in range(n)])
+            await asyncio.sleep(0.002)
+        times = [e.recorded_at for e in await adapter.read_all()]
+        assert times == sorted(times), f"recorded_at went backwards along positions: {times}"
+
+    @clause(
+        "event_store.query.time_range",
+        "every since/until pair selects exactly the events recorded in [since, until)",
+    )
+    @requires(EventStoreCapability.QUERY)
+    async def test_query_time_range(self, adapter: EventStore) -> None:
+        for n in (2, 1, 3, 1, 1, 2):  # events of one batch share their commit time
+            await adapter.append("a", [ev(i=k) for k in range(n)])
+            await asyncio.sleep(0.002)
+        events = await adapter.read_all()
+        tick = timedelta(microseconds=1)
+        stamps = sorted({e.recorded_at for e in events})
+        bounds = [stamps[0] - tick, *stamps, *(t + tick for t in stamps)]
+        for since in [None, *bounds]:
+            for until in [None, *bounds]:
+                want = [
+                    e.position
+                    for e in events
+                    if (since is None or e.recorded_at >= since)
+                    and (until is None or e.recorded_at < until)
+                ]
+                got = [
+                    e.position for e in await adapter.query(EventQuery(since=since, until=until))
+                ]
+                assert got == want, f"since={since} until={until}: got {got}, want {want}"
+
     @clause("event_store.query.unsupported", "without QUERY, query raises UnsupportedError")
     @requires_absent(EventStoreCapability.QUERY)
     async def test_query_unsupported(self, adapter: EventStore) -> None:
