@@ -107,12 +107,15 @@ async def test_exact_retry_in_the_same_group_is_idempotent(store: SQLiteEventSto
     await store.append("warm", batch(9, 1))
     results = await run_concurrently(
         6,
-        lambda i: store.append("s", same, StreamState.NO_STREAM)
-        if i < 2
-        else store.append(f"o{i}", batch(i)),
+        lambda i: (
+            store.append("s", same, StreamState.NO_STREAM)
+            if i < 2
+            else store.append(f"o{i}", batch(i))
+        ),
     )
     first, second = results[0], results[1]
-    assert not isinstance(first, BaseException) and not isinstance(second, BaseException)
+    assert not isinstance(first, BaseException), first
+    assert not isinstance(second, BaseException), second
     assert first.positions == second.positions
     assert len(await store.read("s")) == 3, "a retry inside a group duplicated the batch"
 
