@@ -1,8 +1,9 @@
-"""SQLite group commit: concurrent appends share one transaction and one durable commit,
-and each keeps its own guarantees (expected version, id checks, atomicity).
+"""Group commit in the SQL event stores: concurrent appends share one transaction and one
+durable commit, and each keeps its own guarantees (expected version, id checks, atomicity).
 
-Run with the store's default (groups written inline on the event loop by the first append
-of a group) and with ``inline=False`` (groups written by the store's worker thread)."""
+SQLite runs with its default (groups written inline on the event loop by the first append of
+a group) and with ``inline=False`` (groups written by the store's worker thread); PostgreSQL
+sends a group as one message."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ import sqlite3
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from portfolio_core.adapters.sql.event_store import SQLiteEventStore
+from portfolio_core.adapters.sql.event_store import PostgresEventStore, SQLiteEventStore
 from portfolio_core.ports import (
     ConflictError,
     NewEvent,
@@ -23,19 +25,41 @@ from portfolio_core.ports import (
     WrongExpectedVersionError,
 )
 from portfolio_core.testing.concurrency import run_concurrently
+from tests.adapters.sql.test_event_store import drop_tables
+
+Store = SQLiteEventStore | PostgresEventStore
 
 
-@pytest.fixture(params=[True, False], ids=["inline", "worker_thread"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SQLiteEventStore]:
-    s = SQLiteEventStore(tmp_path / "events.db", inline=request.param)
+@pytest.fixture(params=["sqlite_inline", "sqlite_worker_thread", "postgres"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    s: Store
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres_url")
+        table = f"{request.getfixturevalue('unique_name')}_group"
+        s = PostgresEventStore(url, table=table, pool_size=2)
+    else:
+        s = SQLiteEventStore(tmp_path / "events.db", inline=request.param == "sqlite_inline")
     await s.start()
     yield s
     await s.aclose()
+    if request.param == "postgres":
+        await asyncio.to_thread(drop_tables, url, [table])
 
 
-def count_commits(store: SQLiteEventStore) -> list[str]:
-    """Every COMMIT the store's connections run from now on (a white-box probe)."""
+def count_commits(store: Store) -> list[str]:
+    """Every commit the store makes from now on (a white-box probe): SQLite's COMMIT
+    statements, PostgreSQL's append messages (each ends with its COMMIT)."""
     commits: list[str] = []
+    if isinstance(store, PostgresEventStore):
+        for name in ("_send_many", "_send_append"):
+            original = getattr(store, name)
+
+            def counted(*args: Any, _original: Any = original, _name: str = name) -> Any:
+                commits.append(_name)
+                return _original(*args)
+
+            setattr(store, name, counted)
+        return commits
 
     def trace(sql: str) -> None:
         if sql.strip().upper() == "COMMIT":
@@ -51,7 +75,7 @@ def batch(i: int, n: int = 3) -> list[NewEvent]:
     return [NewEvent("E", {"writer": i, "k": k}) for k in range(n)]
 
 
-async def test_concurrent_appends_share_commits(store: SQLiteEventStore) -> None:
+async def test_concurrent_appends_share_commits(store: Store) -> None:
     commits = count_commits(store)
     results = await run_concurrently(16, lambda i: store.append(f"s{i}", batch(i)))
     assert not [r for r in results if isinstance(r, BaseException)], results
@@ -65,7 +89,7 @@ async def test_concurrent_appends_share_commits(store: SQLiteEventStore) -> None
         assert mine[-1].position - mine[0].position == 2, "a batch was interleaved"
 
 
-async def test_wrong_expected_version_fails_only_that_append(store: SQLiteEventStore) -> None:
+async def test_wrong_expected_version_fails_only_that_append(store: Store) -> None:
     await store.append("taken", batch(0, 1))
     commits = count_commits(store)
 
@@ -83,7 +107,7 @@ async def test_wrong_expected_version_fails_only_that_append(store: SQLiteEventS
     assert len(await store.read_all()) == 1 + 7 * 3
 
 
-async def test_id_conflict_rolls_back_only_that_batch(store: SQLiteEventStore) -> None:
+async def test_id_conflict_rolls_back_only_that_batch(store: Store) -> None:
     stored = NewEvent("E", {"first": True})
     await store.append("a", [stored])
     commits = count_commits(store)
@@ -102,7 +126,7 @@ async def test_id_conflict_rolls_back_only_that_batch(store: SQLiteEventStore) -
     assert [e.position for e in everything] == list(range(1, 1 + 1 + 7 * 3)), "gap left"
 
 
-async def test_exact_retry_in_the_same_group_is_idempotent(store: SQLiteEventStore) -> None:
+async def test_exact_retry_in_the_same_group_is_idempotent(store: Store) -> None:
     same = batch(0)
     await store.append("warm", batch(9, 1))
     results = await run_concurrently(
@@ -141,9 +165,12 @@ async def test_cancelled_leader_still_writes_its_group(tmp_path: Path) -> None:
         await store.aclose()
 
 
-async def test_group_waits_for_a_lock_held_elsewhere(store: SQLiteEventStore) -> None:
+async def test_group_waits_for_a_lock_held_elsewhere(tmp_path: Path) -> None:
     """Another connection (another process, in effect) holds the write lock: the group is
     handed to the worker thread, which waits for the lock instead of failing."""
+    store = SQLiteEventStore(tmp_path / "events.db")
+    await store.start()
+    await run_concurrently(4, lambda i: store.append(f"warm{i}", batch(i, 1)))
     other = sqlite3.connect(store.path, isolation_level=None, check_same_thread=False)
     other.execute("BEGIN IMMEDIATE")
     release = threading.Timer(0.3, lambda: other.execute("COMMIT"))
@@ -154,7 +181,26 @@ async def test_group_waits_for_a_lock_held_elsewhere(store: SQLiteEventStore) ->
         release.join()
         other.close()
     assert all(not isinstance(r, BaseException) for r in results), results
-    assert len(await store.read_all()) == 18
+    assert len(await store.read_all()) == 4 + 18
+    await store.aclose()
+
+
+async def test_unsendable_value_fails_only_its_append(store: Store) -> None:
+    """A value the driver cannot send (a lone surrogate cannot be UTF-8) fails its own
+    append; the others of its group are written."""
+    await run_concurrently(4, lambda i: store.append(f"warm{i}", batch(i, 1)))
+
+    async def op(i: int) -> object:
+        if i == 2:
+            return await store.append("bad", [NewEvent("E", {"x": "\ud800"})])
+        return await store.append(f"s{i}", batch(i))
+
+    results = await run_concurrently(6, op)
+    assert isinstance(results[2], Exception), results[2]
+    assert all(not isinstance(r, BaseException) for i, r in enumerate(results) if i != 2)
+    streams = {e.stream for e in await store.read_all()}
+    assert "bad" not in streams
+    assert {f"s{i}" for i in range(6) if i != 2} <= streams
 
 
 async def test_appends_queued_at_close_fail_cleanly(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import sqlite3
 import threading
 import time
@@ -86,6 +87,9 @@ __all__ = [
 T = TypeVar("T")
 PORT = "EventStore"
 Row = tuple[Any, ...]
+_QueuedAppend = tuple[str, dict[str, Any], "asyncio.Future[list[Row]] | None"]
+"""A PostgreSQL append waiting for the writer: condition, parameters, the caller's future
+(None for the append its caller sends itself)."""
 
 
 _decode = json.JSONDecoder().decode
@@ -636,6 +640,8 @@ class SQLiteEventStore(_SQLBase):
                     )
                 except sqlite3.IntegrityError:
                     p.result = None
+                except (ValueError, TypeError, sqlite3.InterfaceError) as exc:
+                    p.result, p.error = None, exc  # this append's values cannot be bound
                 if p.result is None:
                     conn.execute("ROLLBACK TO pc_append")
                 conn.execute("RELEASE pc_append")
@@ -972,6 +978,12 @@ class PostgresEventStore(_SQLBase):
         self._listener: Any = None
         self._listen_task: asyncio.Task[None] | None = None
         self._start_lock = asyncio.Lock()
+        # Group commit: appends waiting for the writer task, the task, and the INSERT
+        # texts of a group's members by (index in the group, expected-version condition).
+        self._appends: list[_QueuedAppend] = []
+        self._writing = False
+        self._writer: asyncio.Task[None] | None = None
+        self._many_cache: dict[tuple[int, str], str] = {}
         q = self._qualified
         self._insert_head = (
             f"INSERT INTO {q} ({COLUMNS}) "
@@ -1084,7 +1096,6 @@ class PostgresEventStore(_SQLBase):
     async def _append_rows(
         self, tenant: str, stream: str, batch: list[EncodedEvent], expected: ExpectedVersion
     ) -> tuple[int, tuple[int, ...]]:
-        import psycopg
 
         if expected is StreamState.ANY:
             cond = "TRUE"
@@ -1105,16 +1116,7 @@ class PostgresEventStore(_SQLBase):
             "corr": [e.correlation_id for e in batch],
             "caus": [e.causation_id for e in batch],
         }
-        rows: list[Row] = []
-        async with self._connection() as conn:
-            try:
-                rows = await self._send_append(conn, cond, params)
-            except psycopg.errors.UniqueViolation:
-                rows = []
-            except psycopg.errors.LockNotAvailable as exc:
-                raise UnavailableError("timed out waiting for the append lock", port=PORT) from exc
-            except psycopg.Error as exc:
-                raise UnavailableError(f"PostgreSQL append failed: {exc}", port=PORT) from exc
+        rows = await self._queue_append(cond, params)
         if rows:
             rows.sort()
             return rows[-1][1], tuple(r[0] for r in rows)
@@ -1166,6 +1168,163 @@ class PostgresEventStore(_SQLBase):
     def _lock_key(self, tenant: str) -> str:
         return f"pc-events:{self._qualified}:{tenant}"
 
+    # -- group commit --------------------------------------------------------------------
+
+    async def _queue_append(self, cond: str, params: dict[str, Any]) -> list[Row]:
+        """Send one append and return its RETURNING rows (empty: nothing written, "check
+        ids and version"). With no append in flight it is sent at once by the caller;
+        appends arriving meanwhile queue, and a writer task sends each queue as one group:
+        one message, one transaction, one commit."""
+        if not self._writing:
+            self._writing = True
+            try:
+                outcome = (await self._send_group([(cond, params, None)]))[0]
+            finally:
+                if self._appends:
+                    self._writer = asyncio.get_running_loop().create_task(self._write_groups())
+                else:
+                    self._writing = False
+            if isinstance(outcome, BaseException):
+                raise outcome
+            return outcome
+        future: asyncio.Future[list[Row]] = asyncio.get_running_loop().create_future()
+        self._appends.append((cond, params, future))
+        return await future
+
+    async def _write_groups(self) -> None:
+        """The writer task: send the waiting appends group by group until none is left."""
+        try:
+            while self._appends:
+                group: list[_QueuedAppend] = []
+                events = 0
+                while self._appends and (not group or events < _GROUP_EVENTS):
+                    group.append(self._appends.pop(0))
+                    events += len(group[-1][1]["ids"])
+                outcomes: list[list[Row] | BaseException]
+                try:
+                    outcomes = await self._send_group(group)
+                except Exception as exc:  # e.g. the pool cannot connect: UnavailableError
+                    outcomes = [exc] * len(group)
+                except BaseException:  # the writer is cancelled: nobody may wait forever
+                    group.extend(self._appends)
+                    self._appends = []
+                    error = UnavailableError("the append was cancelled with its writer", port=PORT)
+                    for _, _, future in group:
+                        if future is not None and not future.done():
+                            future.set_exception(error)
+                    raise
+                for (_, _, future), outcome in zip(group, outcomes, strict=True):
+                    if future is None or future.done():  # a cancelled caller: outcome stands
+                        continue
+                    if isinstance(outcome, BaseException):
+                        future.set_exception(outcome)
+                    else:
+                        future.set_result(outcome)
+        finally:
+            self._writing = False
+
+    async def _send_group(self, group: list[_QueuedAppend]) -> list[list[Row] | BaseException]:
+        """Each append's rows or error. One append goes alone; several go in one message
+        (see :meth:`_send_many`). If that message fails for a reason that may belong to
+        one append, each is sent alone so only that one fails."""
+        import psycopg
+
+        async with self._connection() as conn:
+            if len(group) > 1:
+                try:
+                    return list(await self._send_many(conn, [(c, p) for c, p, _ in group]))
+                except psycopg.errors.LockNotAvailable as exc:
+                    error = UnavailableError("timed out waiting for the append lock", port=PORT)
+                    error.__cause__ = exc
+                    return [error] * len(group)
+                except psycopg.OperationalError as exc:
+                    error = UnavailableError(f"PostgreSQL append failed: {exc}", port=PORT)
+                    error.__cause__ = exc
+                    return [error] * len(group)
+                except Exception:
+                    pass
+            return [await self._send_one(conn, cond, params) for cond, params, _ in group]
+
+    async def _send_one(
+        self, conn: Any, cond: str, params: dict[str, Any]
+    ) -> list[Row] | BaseException:
+        import psycopg
+
+        try:
+            return await self._send_append(conn, cond, params)
+        except psycopg.errors.UniqueViolation:
+            return []
+        except psycopg.errors.LockNotAvailable as exc:
+            error = UnavailableError("timed out waiting for the append lock", port=PORT)
+            error.__cause__ = exc
+            return error
+        except psycopg.Error as exc:
+            error = UnavailableError(f"PostgreSQL append failed: {exc}", port=PORT)
+            error.__cause__ = exc
+            return error
+        except Exception as exc:  # e.g. a value psycopg cannot send: this append's error
+            return exc
+
+    def _many_sql(self, index: int, cond: str) -> str:
+        """The INSERT of the ``index``-th append of a group, its parameters suffixed with
+        ``_index``. Beyond the expected-version check it inserts nothing if any of its
+        ids is stored (a unique violation would abort the whole group's transaction)."""
+        key = (index, cond)
+        sql = self._many_cache.get(key)
+        if sql is None:
+            sql = (
+                self._insert_head
+                + cond
+                + f" AND NOT EXISTS (SELECT 1 FROM {self._qualified} WHERE tenant = "
+                "%(tenant)s AND event_id = ANY(%(ids)s::text[])) RETURNING position, version"
+            )
+            sql = re.sub(r"%\((\w+)\)s", rf"%(\1_{index})s", sql)
+            if len(self._many_cache) < 4096:
+                self._many_cache[key] = sql
+        return sql
+
+    async def _send_many(
+        self, conn: Any, appends: list[tuple[str, dict[str, Any]]]
+    ) -> list[list[Row]]:
+        """Lock every tenant of the group (in a fixed order), insert each append, notify
+        and commit, in one message and one round trip. An append whose expected version
+        does not hold or whose ids are stored inserts nothing and returns no rows; the
+        others are unaffected. Any error aborts the whole transaction (nothing written)."""
+        import psycopg
+
+        values: dict[str, Any] = {"channel": self._channel}
+        statements = ["BEGIN"]
+        tenants = sorted({params["tenant"] for _, params in appends})
+        for j, tenant in enumerate(tenants):
+            statements.append(f"SELECT pg_advisory_xact_lock(hashtext(%(lock_{j})s))")
+            values[f"lock_{j}"] = self._lock_key(tenant)
+        for i, (cond, params) in enumerate(appends):
+            statements.append(self._many_sql(i, cond))
+            for name, value in params.items():
+                values[f"{name}_{i}"] = value
+        for j, tenant in enumerate(tenants):
+            statements.append(f"SELECT pg_notify(%(channel)s, %(notify_{j})s)")
+            values[f"notify_{j}"] = tenant
+        statements.append("COMMIT")
+        try:
+            async with psycopg.AsyncClientCursor(conn) as cur:
+                await cur.execute("; ".join(statements), values)
+                for _ in range(len(tenants)):
+                    cur.nextset()  # BEGIN -> the locks -> the first INSERT
+                out: list[list[Row]] = []
+                for _ in appends:
+                    cur.nextset()
+                    out.append(list(await cur.fetchall()))
+                return out
+        finally:
+            status = conn.info.transaction_status
+            if status in (
+                psycopg.pq.TransactionStatus.INTRANS,
+                psycopg.pq.TransactionStatus.INERROR,
+            ):
+                with contextlib.suppress(psycopg.Error):
+                    await conn.execute("ROLLBACK")
+
     async def _before_subscribe(self) -> None:
         if self._listen_task is not None and not self._listen_task.done():
             return
@@ -1184,7 +1343,12 @@ class PostgresEventStore(_SQLBase):
         await self._fetch("SELECT 1", ())
 
     async def aclose(self) -> None:
-        """Stop subscriptions, the listener and every connection; idempotent."""
+        """Finish the appends already queued, then stop subscriptions, the listener and
+        every connection; idempotent."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            with contextlib.suppress(Exception):
+                await writer
         await self._stop_subscriptions()
         task, self._listen_task = self._listen_task, None
         if task is not None:
