@@ -40,7 +40,14 @@ class TestReference(CacheStoreContract):
         return factory_for(Base)
 """
     )
-    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--kit-max-examples=10", "-q")
+    result = pytester.runpytest_inprocess(
+        "-p",
+        "no:cacheprovider",
+        "-o",
+        "asyncio_default_fixture_loop_scope=function",
+        "--kit-max-examples=10",
+        "-q",
+    )
     assert result.ret == 0, result.stdout.str()[-3000:]
 
 
@@ -61,6 +68,14 @@ class TestVariant(CacheStoreContract):
     # Only the targeted clause's tests run (the whole suite per variant is too slow for CI);
     # test_reference_passes shows the reference passes them all.
     selected = " or ".join(clause_tests(variant.clause))
-    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-q", "-k", selected)
+    result = pytester.runpytest_inprocess(
+        "-p",
+        "no:cacheprovider",
+        "-o",
+        "asyncio_default_fixture_loop_scope=function",
+        "-q",
+        "-k",
+        selected,
+    )
     assert result.ret == 1, f"the kit did not catch {variant.__name__}"
     result.stdout.fnmatch_lines([f"*[[]clause {variant.clause}*"])

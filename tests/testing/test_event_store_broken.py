@@ -56,7 +56,13 @@ def run_suite(pytester: pytest.Pytester, variant: type, test: str) -> pytest.Run
     pytester.makeconftest(CONFTEST)
     pytester.makepyfile(test_variant=SUITE.format(name=variant.__name__))
     return pytester.runpytest_inprocess(
-        "-p", "no:cacheprovider", "--kit-max-examples=20", "-k", test
+        "-p",
+        "no:cacheprovider",
+        "-o",
+        "asyncio_default_fixture_loop_scope=function",
+        "--kit-max-examples=20",
+        "-k",
+        test,
     )
 
 
@@ -76,7 +82,16 @@ def test_state_machine_catches(pytester: pytest.Pytester, variant: type) -> None
 
 def test_reference_passes(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_variant=SUITE.format(name="MemoryEventStore"))
-    assert pytester.runpytest_inprocess("-p", "no:cacheprovider", "--kit-max-examples=5").ret == 0
+    assert (
+        pytester.runpytest_inprocess(
+            "-p",
+            "no:cacheprovider",
+            "-o",
+            "asyncio_default_fixture_loop_scope=function",
+            "--kit-max-examples=5",
+        ).ret
+        == 0
+    )
 
 
 def test_at_least_ten_variants() -> None:
