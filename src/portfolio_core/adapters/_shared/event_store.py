@@ -400,6 +400,8 @@ class Wakeup:
             self._waiters.discard((loop, event))
 
     def notify(self) -> None:
+        if not self._waiters:  # nobody to wake: one registering now reads before it waits
+            return
         with self._lock:
             waiters = list(self._waiters)
         for loop, event in waiters:
