@@ -78,7 +78,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from _thread import allocate_lock
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -134,13 +135,66 @@ class EventStoreCapability(StrEnum):
     TENANT_SCOPED = "event_store.tenant_scoped"
 
 
+_ID_BATCH = 512
+# The random parts of ids are drawn from the OS this many at a time, which costs a fraction
+# of one urandom call and one formatting per id. The 10 random bytes of each are masked to
+# version 7 and variant 10 (74 random bits remain) and written as "7xxx-Vxxx-xxxxxxxxxxxx",
+# the text after an id's timestamp.
+_ID_MASK = int.from_bytes(bytes.fromhex("0fff3fffffffffffffff") * _ID_BATCH, "big")
+_ID_BITS = int.from_bytes(bytes.fromhex("70008000000000000000") * _ID_BATCH, "big")
+
+
+def _random_tails() -> list[str]:
+    """``_ID_BATCH`` fresh id tails ("7xxx-Vxxx-xxxxxxxxxxxx", 74 random bits each)."""
+    n = _ID_BATCH
+    raw = int.from_bytes(os.urandom(10 * n), "big") & _ID_MASK | _ID_BITS
+    # "7xxx-Vxxx-xxxx-xxxx-xxxx-" per tail (25 characters): drop the last two inner
+    # dashes, then the dash after each tail separates it from the next.
+    text = bytearray(raw.to_bytes(10 * n, "big").hex("-", 2).encode())
+    del text[19::25]
+    del text[14::24]
+    text[22::23] = b" " * (n - 1)
+    return text.decode().split(" ")
+
+
+_id_lock = allocate_lock()
+_id_tails: Iterator[str] = iter(())
+_id_stamp = (-1, "")  # the last millisecond an id was made in, and its text
+
+
 def _new_id() -> str:
-    """A fresh time-ordered UUID (version 7: 48-bit Unix milliseconds, then 74 random bits)
-    in canonical text form. Ids made later sort later (to the millisecond), so a store's
-    unique index on ids grows at its right edge instead of being written all over."""
-    ts = f"{time.time_ns() // 1_000_000:012x}"
-    r = os.urandom(10).hex()
-    return f"{ts[:8]}-{ts[8:]}-7{r[:3]}-{'89ab'[int(r[3], 16) & 3]}{r[4:7]}-{r[7:19]}"
+    """A fresh time-ordered UUID (version 7: 48-bit Unix milliseconds, then 74 random bits
+    from the OS's CSPRNG) in canonical text form. Ids made later sort later (to the
+    millisecond), so a store's unique index on ids grows at its right edge instead of being
+    written all over. Safe to call from any thread; a forked child never reuses random bits
+    drawn before the fork."""
+    global _id_stamp, _id_tails
+    ms = time.time_ns() // 1_000_000
+    stamp = _id_stamp
+    if stamp[0] != ms:
+        h = f"{ms:012x}"
+        _id_stamp = stamp = (ms, f"{h[:8]}-{h[8:]}-")
+    lock = _id_lock
+    lock.acquire()
+    try:
+        for tail in _id_tails:
+            return stamp[1] + tail
+        _id_tails = tails = iter(_random_tails())
+        return stamp[1] + next(tails)
+    finally:
+        lock.release()
+
+
+def _forget_ids_after_fork() -> None:
+    """In a forked child: drop the parent's unused random bits (the child must not hand out
+    the ids the parent will), and the lock, which another parent thread may have held."""
+    global _id_lock, _id_tails
+    _id_lock = allocate_lock()
+    _id_tails = iter(())
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_ids_after_fork)
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,6 +44,32 @@ _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(","
 _encode = _ENCODER.encode
 
 
+def _chunk_encoder() -> Callable[[object, int], Sequence[str]]:
+    """``f(value, 0)``: the chunks of ``_ENCODER.encode(value)`` for a dict, the same text and
+    errors, except that a circular value exceeds the recursion limit (RecursionError)."""
+    try:
+        from _json import make_encoder
+    except ImportError:  # no C accelerator
+        return lambda value, _level: (_encode(value),)
+    # What JSONEncoder.iterencode builds on every call (for ensure_ascii=False, no indent),
+    # built once; without the markers dict (cycle detection) it keeps no state between calls.
+    e = _ENCODER
+    return make_encoder(
+        None,
+        e.default,
+        json.encoder.encode_basestring,
+        None,
+        e.key_separator,
+        e.item_separator,
+        e.sort_keys,
+        e.skipkeys,
+        e.allow_nan,
+    )
+
+
+_encode_chunks = _chunk_encoder()
+
+
 def dumps(value: Mapping[str, Any], what: str) -> str:
     """Encode ``value`` as compact JSON or raise InvalidInputError naming ``what``."""
     if not isinstance(value, Mapping):
@@ -102,18 +128,26 @@ class EncodedEvent(NamedTuple):
     causation_id: str | None
 
 
-def _encode_batch(
+def encode_batch(
     stream: str, events: Sequence[NewEvent], max_event_bytes: int
 ) -> list[EncodedEvent]:
-    """Validate a whole batch before anything is written; raise InvalidInputError on the
-    first problem (empty batch, bad event, duplicate id in the batch, oversized event)."""
+    """Validate and encode a whole batch before anything is written; raise InvalidInputError
+    on the first problem: empty batch, bad event, duplicate id in the batch, oversized event;
+    and only if the batch has none of those, on the first string containing U+0000 (see
+    :func:`refuse_nul`)."""
     validate_stream(stream)
-    if isinstance(events, NewEvent) or not isinstance(events, Sequence):
+    if events.__class__ is not list and (
+        isinstance(events, NewEvent) or not isinstance(events, Sequence)
+    ):
         raise InvalidInputError("events must be a sequence of NewEvent", field="events", port=PORT)
     if not events:
         raise InvalidInputError("cannot append an empty batch", field="events", port=PORT)
     out: list[EncodedEvent] = []
+    append = out.append
     seen: set[str] = set()
+    remember = seen.add
+    new_tuple = tuple.__new__
+    nul_from = -1  # the first event that may contain U+0000, checked after the others
     for i, event in enumerate(events):
         if not isinstance(event, NewEvent):
             raise InvalidInputError(f"events[{i}] is not a NewEvent", field="events", port=PORT)
@@ -126,7 +160,7 @@ def _encode_batch(
             raise InvalidInputError(
                 f"event id {id_!r} appears twice in one batch", field="id", port=PORT
             )
-        seen.add(id_)
+        remember(id_)
         corr, caus = event.correlation_id, event.causation_id
         if corr is not None and not isinstance(corr, str):
             raise InvalidInputError(
@@ -147,7 +181,22 @@ def _encode_batch(
                 field="events",
                 port=PORT,
             )
-        out.append(EncodedEvent(id_, type_, data, metadata, corr, caus))
+        # The JSON encoder writes U+0000 as the escape \u0000, so JSON without that text
+        # holds none (with it, refuse_nul walks the value to be sure).
+        if nul_from < 0 and (
+            "\x00" in type_
+            or "\x00" in id_
+            or "\\u0000" in data
+            or "\\u0000" in metadata
+            or (corr is not None and "\x00" in corr)
+            or (caus is not None and "\x00" in caus)
+        ):
+            nul_from = i
+        # EncodedEvent(...) without the named tuple's Python-level __new__
+        append(new_tuple(EncodedEvent, (id_, type_, data, metadata, corr, caus)))
+    if nul_from >= 0:
+        for i in range(nul_from, len(out)):
+            refuse_nul(i, events[i], out[i])
     return out
 
 
@@ -157,8 +206,8 @@ def _encode_object(value: Mapping[str, Any], what: str) -> str:
         if not value:
             return "{}"
         try:
-            return _encode(value)
-        except (TypeError, ValueError):
+            return "".join(_encode_chunks(value, 0))
+        except (TypeError, ValueError, RecursionError):
             pass  # dumps raises the specific error
     return dumps(value, what)
 
@@ -212,18 +261,6 @@ def idempotent_replay(
         f"version {other_version}, and the batch is not an exact retry of that append",
         port=PORT,
     )
-
-
-def encode_batch(
-    stream: str, events: Sequence[NewEvent], max_event_bytes: int
-) -> list[EncodedEvent]:
-    """Validate and encode a whole batch before anything is written; raise InvalidInputError
-    on the first problem: empty batch, bad event, duplicate id in the batch, oversized event,
-    or a string containing U+0000 (see :func:`refuse_nul`)."""
-    batch = _encode_batch(stream, events, max_event_bytes)
-    for i, (event, encoded) in enumerate(zip(events, batch, strict=True)):
-        refuse_nul(i, event, encoded)
-    return batch
 
 
 def refuse_nul(i: int, event: NewEvent, encoded: EncodedEvent) -> None:
@@ -363,6 +400,8 @@ class Wakeup:
             self._waiters.discard((loop, event))
 
     def notify(self) -> None:
+        if not self._waiters:  # nobody to wake: one registering now reads before it waits
+            return
         with self._lock:
             waiters = list(self._waiters)
         for loop, event in waiters:

@@ -23,6 +23,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from json.scanner import make_scanner
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Self, TypeVar
 
@@ -92,8 +93,22 @@ _QueuedAppend = tuple[str, dict[str, Any], "asyncio.Future[list[Row]] | None"]
 (None for the append its caller sends itself)."""
 
 
-_decode = json.JSONDecoder().decode
+_DECODER = json.JSONDecoder()
+_scan = make_scanner(_DECODER)  # type: ignore[arg-type]
 _MAX_POSITION = 2**63 - 1
+
+
+def _decode(text: str) -> Any:
+    """The value of the JSON ``text``; raises what ``JSONDecoder().decode`` raises."""
+    try:  # the scanner alone, without decode's two whitespace matches and calls around it
+        value, end = _scan(text, 0)
+    except (StopIteration, ValueError):
+        return _DECODER.decode(text)  # leading whitespace, or the error to raise
+    return value if end == len(text) else _DECODER.decode(text)
+
+
+_last_recorded = (-1, datetime.fromtimestamp(0, UTC))
+"""The last commit time converted (microseconds, datetime): events of one append share it."""
 
 
 def _load_json(data: str | bytes) -> Any:
@@ -111,17 +126,12 @@ def _to_event(row: Row) -> RecordedEvent:
         data = {} if data == "{}" else _decode(data)
     if metadata.__class__ is str:
         metadata = {} if metadata == "{}" else _decode(metadata)
+    global _last_recorded
+    recorded = _last_recorded
+    if recorded[0] != at:
+        _last_recorded = recorded = (at, datetime.fromtimestamp(at / 1_000_000, UTC))
     return RecordedEvent(
-        event_id,
-        stream,
-        type_,
-        data,
-        metadata,
-        version,
-        position,
-        datetime.fromtimestamp(at / 1_000_000, UTC),
-        corr,
-        caus,
+        event_id, stream, type_, data, metadata, version, position, recorded[1], corr, caus
     )
 
 
