@@ -39,6 +39,9 @@ Appending
     ``text`` cannot hold U+0000, and rewriting it (dropping it, or storing an escape) would
     silently change the caller's data. The same strings in a query or subscription filter
     raise InvalidInputError too (no stored event can contain them).
+  * Likewise every string must be Unicode text: one holding a lone surrogate (U+D800 to
+    U+DFFF, e.g. from ``surrogateescape`` decoding) cannot be stored as UTF-8 and raises
+    InvalidInputError naming the part, writes nothing, in every adapter alike.
 
 Reading
   * ``read`` of a stream that does not exist raises

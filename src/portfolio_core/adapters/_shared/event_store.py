@@ -99,7 +99,26 @@ def validate_stream(stream: object) -> str:
         )
     if "\x00" in stream:
         raise InvalidInputError("stream name contains NUL", field="stream", port=PORT)
+    if not is_text(stream):
+        raise InvalidInputError(
+            "stream name contains a lone surrogate, which is not Unicode text",
+            field="stream",
+            port=PORT,
+        )
     return stream
+
+
+def is_text(value: str) -> bool:
+    """Whether ``value`` is valid Unicode text, i.e. encodable as UTF-8: no lone surrogate
+    (U+D800 to U+DFFF, which ``"\\udc80"`` escapes and ``surrogateescape`` decoding make).
+    Constant time for ASCII strings."""
+    if value.isascii():
+        return True
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def validate_expected(expected: object) -> ExpectedVersion:
@@ -134,7 +153,8 @@ def encode_batch(
     """Validate and encode a whole batch before anything is written; raise InvalidInputError
     on the first problem: empty batch, bad event, duplicate id in the batch, oversized event;
     and only if the batch has none of those, on the first string containing U+0000 (see
-    :func:`refuse_nul`)."""
+    :func:`refuse_nul`), then on the first string that is not Unicode text (see
+    :func:`refuse_surrogates`)."""
     validate_stream(stream)
     if events.__class__ is not list and (
         isinstance(events, NewEvent) or not isinstance(events, Sequence)
@@ -148,6 +168,7 @@ def encode_batch(
     remember = seen.add
     new_tuple = tuple.__new__
     nul_from = -1  # the first event that may contain U+0000, checked after the others
+    text_from = -1  # the first event that may hold a lone surrogate, likewise
     for i, event in enumerate(events):
         if not isinstance(event, NewEvent):
             raise InvalidInputError(f"events[{i}] is not a NewEvent", field="events", port=PORT)
@@ -192,11 +213,23 @@ def encode_batch(
             or (caus is not None and "\x00" in caus)
         ):
             nul_from = i
+        if text_from < 0 and not (
+            data.isascii()
+            and metadata.isascii()
+            and type_.isascii()
+            and id_.isascii()
+            and (corr is None or corr.isascii())
+            and (caus is None or caus.isascii())
+        ):
+            text_from = i
         # EncodedEvent(...) without the named tuple's Python-level __new__
         append(new_tuple(EncodedEvent, (id_, type_, data, metadata, corr, caus)))
     if nul_from >= 0:
         for i in range(nul_from, len(out)):
             refuse_nul(i, events[i], out[i])
+    if text_from >= 0:
+        for i in range(text_from, len(out)):
+            refuse_surrogates(i, events[i], out[i])
     return out
 
 
@@ -281,23 +314,54 @@ def refuse_nul(i: int, event: NewEvent, encoded: EncodedEvent) -> None:
                 _nul_error(where, name)
 
 
+def refuse_surrogates(i: int, event: NewEvent, encoded: EncodedEvent) -> None:
+    """Raise InvalidInputError naming the field when a string of ``event`` (type, id,
+    correlation or causation id, any key or string value of data or metadata) holds a lone
+    surrogate: it is not Unicode text, SQLite and PostgreSQL cannot store it as UTF-8, and
+    every adapter refuses it alike rather than fail in the driver or store it in one adapter
+    only."""
+    for name in ("type", "id", "correlation_id", "causation_id"):
+        value = getattr(encoded, name)
+        if value is not None and not is_text(value):
+            _surrogate_error(f"events[{i}].{name}", name)
+    for name in ("data", "metadata"):
+        if not is_text(getattr(encoded, name)):
+            where = _bad_string_path(
+                getattr(event, name), f"events[{i}].{name}", lambda v: not is_text(v)
+            )
+            _surrogate_error(where or f"events[{i}].{name}", name)
+
+
 def _nul_path(value: object, path: str) -> str | None:
     """The path of the first string (key or value) inside ``value`` containing U+0000."""
+    return _bad_string_path(value, path, lambda v: "\x00" in v)
+
+
+def _bad_string_path(value: object, path: str, bad: Callable[[str], bool]) -> str | None:
+    """The path of the first string (key or value) inside ``value`` for which ``bad``."""
     if isinstance(value, str):
-        return path if "\x00" in value else None
+        return path if bad(value) else None
     if isinstance(value, Mapping):
         for key, item in value.items():
-            if isinstance(key, str) and "\x00" in key:
+            if isinstance(key, str) and bad(key):
                 return f"{path} key {key!r}"
-            found = _nul_path(item, f"{path}[{key!r}]")
+            found = _bad_string_path(item, f"{path}[{key!r}]", bad)
             if found is not None:
                 return found
     elif isinstance(value, list | tuple):
         for k, item in enumerate(value):
-            found = _nul_path(item, f"{path}[{k}]")
+            found = _bad_string_path(item, f"{path}[{k}]", bad)
             if found is not None:
                 return found
     return None
+
+
+def _surrogate_error(what: str, field: str) -> None:
+    raise InvalidInputError(
+        f"{what} contains a lone surrogate, which is not Unicode text and cannot be stored",
+        field=field,
+        port=PORT,
+    )
 
 
 def _nul_error(what: str, field: str) -> None:
@@ -333,12 +397,19 @@ def validate_query(query: EventQuery) -> None:
         where = _nul_path(getattr(query, what), f"query {what}")
         if where is not None:
             _nul_error(where, what)
+        where = _bad_string_path(getattr(query, what), f"query {what}", lambda v: not is_text(v))
+        if where is not None:
+            _surrogate_error(where, what)
     for what in ("types", "streams"):
         for value in getattr(query, what):
             if isinstance(value, str) and "\x00" in value:
                 _nul_error(f"query {what}", what)
+            if isinstance(value, str) and not is_text(value):
+                _surrogate_error(f"query {what}", what)
     if isinstance(query.correlation_id, str) and "\x00" in query.correlation_id:
         _nul_error("query correlation_id", "correlation_id")
+    if isinstance(query.correlation_id, str) and not is_text(query.correlation_id):
+        _surrogate_error("query correlation_id", "correlation_id")
 
 
 def matches(event: RecordedEvent, query: EventQuery) -> bool:

@@ -45,6 +45,21 @@ __all__ = ["EventStoreContract", "EventStoreMachine"]
 WAIT = 10.0
 
 
+_STRING_CASES = [
+    ("data_value", "data"),
+    ("data_key", "data"),
+    ("data_nested", "data"),
+    ("metadata_value", "metadata"),
+    ("metadata_key", "metadata"),
+    ("type", "type"),
+    ("id", "id"),
+    ("correlation_id", "correlation_id"),
+    ("causation_id", "causation_id"),
+    ("stream", "stream"),
+]
+"""Where a refused string can hide in an append, and the field the error must name."""
+
+
 def ev(type_: str = "E", i: int = 0, **kw: Any) -> NewEvent:
     return NewEvent(type_, {"i": i, **kw})
 
@@ -168,25 +183,25 @@ class EventStoreContract(ContractSuite[EventStore]):
         "a string containing U+0000 anywhere in an event raises InvalidInputError naming the "
         "field, writes nothing",
     )
-    @pytest.mark.parametrize(
-        ("case", "field"),
-        [
-            ("data_value", "data"),
-            ("data_key", "data"),
-            ("data_nested", "data"),
-            ("metadata_value", "metadata"),
-            ("metadata_key", "metadata"),
-            ("type", "type"),
-            ("id", "id"),
-            ("correlation_id", "correlation_id"),
-            ("causation_id", "causation_id"),
-            ("stream", "stream"),
-        ],
-    )
+    @pytest.mark.parametrize(("case", "field"), _STRING_CASES)
     async def test_rejects_nul(self, adapter: EventStore, case: str, field: str) -> None:
+        await self._refused_string(adapter, case, field, "a\x00b")
+
+    @clause(
+        "event_store.append.rejects_surrogates",
+        "a string holding a lone surrogate (not Unicode text) anywhere in an event raises "
+        "InvalidInputError naming the field, writes nothing",
+    )
+    @pytest.mark.parametrize(("case", "field"), _STRING_CASES)
+    async def test_rejects_surrogates(self, adapter: EventStore, case: str, field: str) -> None:
+        await self._refused_string(adapter, case, field, "a\udc80b")
+
+    @staticmethod
+    async def _refused_string(adapter: EventStore, case: str, field: str, nul: str) -> None:
+        """Append a batch whose second event holds ``nul`` at ``case``: refused, naming
+        ``field``, nothing written."""
         await adapter.append("s", [ev()])
         before = await adapter.read_all()
-        nul = "a\x00b"
         stream = "s"
         bad: NewEvent
         if case == "data_value":
@@ -392,6 +407,29 @@ class EventStoreContract(ContractSuite[EventStore]):
         ],
     )
     async def test_query_rejects_nul(
+        self, adapter: EventStore, kw: dict[str, Any], field: str
+    ) -> None:
+        await adapter.append("a", [ev()])
+        with pytest.raises(InvalidInputError) as info:
+            await adapter.query(EventQuery(**kw))
+        assert info.value.field == field, f"error names {info.value.field!r}, not {field!r}"
+
+    @clause(
+        "event_store.query.rejects_surrogates",
+        "a query filter string holding a lone surrogate is refused",
+    )
+    @requires(EventStoreCapability.QUERY)
+    @pytest.mark.parametrize(
+        ("kw", "field"),
+        [
+            ({"types": frozenset({"a\udc80"})}, "types"),
+            ({"streams": frozenset({"a\udc80"})}, "streams"),
+            ({"correlation_id": "a\udc80"}, "correlation_id"),
+            ({"data": {"k": "a\udc80"}}, "data"),
+            ({"metadata": {"a\udc80": 1}}, "metadata"),
+        ],
+    )
+    async def test_query_rejects_surrogates(
         self, adapter: EventStore, kw: dict[str, Any], field: str
     ) -> None:
         await adapter.append("a", [ev()])
