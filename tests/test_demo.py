@@ -15,6 +15,8 @@ from portfolio_core.registry import Registry
 
 EVENTS = re.compile(r"Events: (\d+) stored this run, (\d+) in total")
 CACHE = re.compile(r"Cache: (\d+) of (\d+) answers served from the response cache")
+BREAKER = re.compile(r"\n  flaky: (\S+) now; ")
+HEALTH = re.compile(r"Health: (\w+) \((\d+)/(\d+) entries healthy\)")
 
 
 def _run(state: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> str:
@@ -29,6 +31,25 @@ def _numbers(pattern: re.Pattern[str], text: str) -> tuple[int, int]:
     match = pattern.search(text)
     assert match is not None, text
     return int(match.group(1)), int(match.group(2))
+
+
+def _assert_health_agrees_with_the_breaker(out: str) -> None:
+    """The summary never calls the flaky provider healthy while its breaker is open."""
+    breaker = BREAKER.search(out)
+    health = HEALTH.search(out)
+    assert breaker is not None, out
+    assert health is not None, out
+    status, ok, total = health.group(1), int(health.group(2)), int(health.group(3))
+    if breaker.group(1) == "open":
+        assert (status, ok) == ("degraded", total - 1), out
+        assert "\n  flaky: circuit breaker open; " in out
+    elif breaker.group(1) == "half-open":
+        assert (status, ok) == ("healthy", total), out
+        assert "\n  flaky: circuit breaker half-open; probing" in out
+    else:
+        assert breaker.group(1) == "closed"
+        assert (status, ok) == ("healthy", total), out
+        assert "\n  flaky: circuit breaker" not in out
 
 
 def test_two_runs_show_the_cache_and_the_event_log_at_work(
@@ -56,13 +77,31 @@ def test_two_runs_show_the_cache_and_the_event_log_at_work(
         assert "fallback: flaky failed with a 500" in out
         assert "closed -> open" in out
         assert re.search(r"llm\s+flaky\s+complete\s+\d+\s+[1-9]\d*", out), out
-        assert "Health: healthy" in out
+        _assert_health_agrees_with_the_breaker(out)
     # (whether the breaker half-opens again within a run depends on timing: not asserted)
     # the agent used both tools, and its event count reflects the earlier run
     assert "calculator(expression='(17 + 25) * 3') -> 126" in second
     assert f"count_events(event_type='QuestionAsked') -> {2 * questions} QuestionAsked" in second
     assert (state / "events.db").is_file()
     assert (state / "cache.db").is_file()
+
+
+def test_a_breaker_still_open_at_the_end_makes_the_health_degraded(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With a long reset timeout the flaky provider's breaker, opened by its first two
+    failures, is still open when the demo checks health: the summary says so in both places."""
+    manifest = tmp_path / "manifest.yaml"
+    text = find_manifest().read_text()
+    assert "reset_timeout: 0.1" in text
+    manifest.write_text(text.replace("reset_timeout: 0.1", "reset_timeout: 600"))
+    out = _run(tmp_path / "state", capsys, "--no-progress", "--manifest", str(manifest))
+    assert "\n  flaky: open now; " in out
+    assert "closed -> open during question 2" in out
+    assert "Health: healthy" not in out
+    assert "Health: degraded (" in out
+    assert re.search(r"\n  flaky: circuit breaker open; calls refused until .* UTC", out), out
+    _assert_health_agrees_with_the_breaker(out)
 
 
 def test_reset_starts_over(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

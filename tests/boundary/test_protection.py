@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from typing import Any
 
+import pybreaker
 import pytest
 
 from portfolio_core.boundary import (
     Breaker,
+    BreakerStorageError,
     BulkheadFullError,
     CircuitOpenError,
     RateLimitStorageError,
@@ -229,6 +232,82 @@ def test_breaker_uses_the_monotonic_clock() -> None:
         breaker.admit()
     clock.now += 0.1
     assert breaker.admit() is True  # the probe
+
+
+OPEN_UNTIL = re.compile(
+    r"circuit breaker open; calls refused until \d\d:\d\d:\d\d UTC "
+    r"\(in (\d+\.\d s|\d+ ms)\)"
+)
+
+
+def test_breaker_health_follows_its_state_without_changing_it() -> None:
+    clock = FakeClock()
+    breaker = Breaker("b", fail_max=1, reset_timeout=10, success_threshold=2, clock=clock)
+    assert breaker.health() == (True, "")
+    breaker.admit()
+    breaker.on_failure(UnavailableError("x"), False)
+
+    healthy, detail = breaker.health()
+    match = OPEN_UNTIL.fullmatch(detail)
+    assert not healthy
+    assert match is not None, detail
+    assert match.group(1) == "10.0 s"
+    clock.now += 9.75
+    match = OPEN_UNTIL.fullmatch(breaker.health()[1])
+    assert match is not None
+    assert match.group(1) == "250 ms"
+    clock.now += 0.25
+    assert breaker.health() == (
+        False,
+        "circuit breaker open; reset timeout passed, the next call is admitted as a probe",
+    )
+    assert breaker.state == "open"  # reading health admitted nothing
+
+    assert breaker.admit() is True  # the probe half-opens it
+    probing = (
+        True,
+        "circuit breaker half-open; probing one call at a time until 2 in a row succeed",
+    )
+    assert breaker.health() == probing
+    breaker.on_success(True)
+    assert breaker.health() == probing  # one of two successes
+    assert breaker.admit() is True
+    breaker.on_success(True)
+    assert breaker.state == "closed"
+    assert breaker.health() == (True, "")
+
+
+class _FlakyStorage(pybreaker.CircuitMemoryStorage):  # type: ignore[misc]
+    """In-memory breaker storage whose state cannot be read while ``down``."""
+
+    down = False
+
+    @property
+    def state(self) -> str:
+        if self.down:
+            raise ConnectionError("storage down")
+        return str(super().state)
+
+    @state.setter
+    def state(self, value: str) -> None:
+        pybreaker.CircuitMemoryStorage.state.fset(self, value)
+
+
+@pytest.mark.parametrize("fail_open", [True, False])
+def test_breaker_health_when_its_storage_cannot_be_read(fail_open: bool) -> None:
+    storage = _FlakyStorage("closed")
+    breaker = Breaker("b", storage=storage, fail_open_on_storage_error=fail_open)
+    storage.down = True
+    if fail_open:  # calls go through: the breaker does not make the adapter unhealthy
+        assert breaker.admit() is False
+        assert breaker.health() == (True, "")
+    else:
+        with pytest.raises(BreakerStorageError):
+            breaker.admit()
+        assert breaker.health() == (
+            False,
+            "circuit breaker storage unavailable; calls refused (fail closed)",
+        )
 
 
 def test_sync_port_breaker() -> None:

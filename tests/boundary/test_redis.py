@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,8 +13,10 @@ import pytest
 
 from portfolio_core.boundary import BreakerStorageError, CircuitOpenError, boundary_of, wrap
 from portfolio_core.boundary.breaker import Breaker, make_storage
+from portfolio_core.cli import main
 from portfolio_core.ports import UnavailableError, port_by_key
-from tests.boundary.test_protection import ScriptedCache, _closed_port
+from portfolio_core.registry import Registry
+from tests.boundary.test_protection import OPEN_UNTIL, ScriptedCache, _closed_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -111,11 +114,86 @@ def test_breaker_storage_down_policy(redis_url: str, cleanup: str, fail_open: bo
         breaker._storage._redis.ping()  # type: ignore[attr-defined]
     if fail_open:
         assert breaker.admit() is False
+        assert breaker.health() == (True, "")
     else:
         with pytest.raises(BreakerStorageError):
             breaker.admit()
+        assert breaker.health() == (
+            False,
+            "circuit breaker storage unavailable; calls refused (fail closed)",
+        )
 
 
 def test_breaker_storage_unreachable_at_wiring_fails_at_load() -> None:
     with pytest.raises(UnavailableError):
         make_storage(f"redis://127.0.0.1:{_closed_port()}/0", "x", True)
+
+
+def _shared_breaker_app(tmp_path: Path, redis_url: str, name: str) -> tuple[Path, Any]:
+    """A manifest whose ``shared`` entry uses the breaker ``name`` kept in Redis, and a
+    wrapped adapter on the same breaker standing in for another process."""
+    breaker = {"fail_max": 1, "reset_timeout": 600, "storage": redis_url, "name": name}
+    path = tmp_path / "app.yaml"
+    path.write_text(
+        "schema_version: 1\n"
+        "adapters:\n"
+        "  shared:\n"
+        "    port: cache\n"
+        "    adapter: tests.manifest.fakes:DictCache\n"
+        f"    protection: {{circuit_breaker: {json.dumps(breaker)}}}\n"
+        "  plain: {port: cache, adapter: 'tests.manifest.fakes:DictCache'}\n"
+    )
+    other = wrap(
+        ScriptedCache(errors=[UnavailableError("down")]),
+        port=port_by_key("cache"),
+        name="other",
+        adapter_type="t",
+        telemetry=None,
+        protection={"circuit_breaker": breaker},
+    )
+    return path, other
+
+
+async def test_registry_health_reads_the_breaker_shared_through_redis(
+    redis_url: str, cleanup: str, tmp_path: Path
+) -> None:
+    path, other = _shared_breaker_app(tmp_path, redis_url, cleanup)
+    shared = boundary_of(other).breaker  # type: ignore[union-attr]
+    assert shared is not None
+    async with Registry.from_manifest(path, environ={}) as registry:
+        assert (await registry.health()).healthy
+        with pytest.raises(UnavailableError, match="down"):
+            await other.get("k")  # another process's call opens the shared breaker
+        report = await registry.health()
+        entry = report.entries["shared"]
+        assert not entry.healthy  # though its ping succeeds
+        assert OPEN_UNTIL.fullmatch(entry.detail), entry.detail
+        assert report.status == "degraded"
+
+        shared.pybreaker.half_open()  # the other process is probing
+        entry = (await registry.health()).entries["shared"]
+        assert entry.healthy
+        assert entry.detail.startswith("circuit breaker half-open; probing")
+
+        shared.close()
+        report = await registry.health()
+        assert report.entries["shared"].detail == "ok"
+        assert report.status == "healthy"
+
+
+def test_health_command_reads_the_breaker_shared_through_redis(
+    redis_url: str, cleanup: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, other = _shared_breaker_app(tmp_path, redis_url, cleanup)
+    shared = boundary_of(other).breaker  # type: ignore[union-attr]
+    assert shared is not None
+    shared.open()
+    assert main(["health", str(path)]) == 1
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.startswith("shared"))
+    assert "UNHEALTHY" in line
+    assert "circuit breaker open; calls refused until" in line
+    assert "overall: degraded" in out
+    shared.close()
+    assert main(["health", str(path)]) == 0
+    assert "overall: healthy" in capsys.readouterr().out

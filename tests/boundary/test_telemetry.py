@@ -36,7 +36,7 @@ from portfolio_core.ports import (
     port_by_key,
     tenant_scope,
 )
-from tests.boundary.test_protection import ScriptedCache
+from tests.boundary.test_protection import OPEN_UNTIL, FakeClock, ScriptedCache
 
 
 class PricedLLM:
@@ -399,6 +399,38 @@ async def test_health_ping_timeout_is_unhealthy() -> None:
     assert await health.check() is HealthState.UNHEALTHY
     health.start()
     await health.aclose()
+
+
+@pytest.mark.parametrize("with_ping", [True, False])
+async def test_health_aggregator_judges_a_wrapped_adapter_by_its_breaker_too(
+    with_ping: bool,
+) -> None:
+    class Pinged(ScriptedCache):
+        async def ping(self) -> None:
+            return None
+
+    clock = FakeClock()
+    raw = (Pinged if with_ping else ScriptedCache)(errors=[UnavailableError("down")])
+    cache = wrap(
+        raw,
+        port=port_by_key("cache"),
+        name="guarded",
+        adapter_type="m",
+        telemetry=None,
+        protection={"circuit_breaker": {"fail_max": 1, "reset_timeout": 10}},
+        clock=clock,
+    )
+    health = HealthAggregator()
+    health.add("guarded", "cache", cache)
+    assert await health.check() is HealthState.HEALTHY
+    with pytest.raises(UnavailableError):
+        await cache.get("k")
+    assert await health.check() is HealthState.UNHEALTHY  # even though a ping succeeds
+    assert OPEN_UNTIL.fullmatch(health.snapshot()["guarded"].detail)
+    clock.now += 10
+    assert await cache.get("k") == "value:k"  # the probe succeeds: closed again
+    assert await health.check() is HealthState.HEALTHY
+    assert health.snapshot()["guarded"].detail == ""
 
 
 async def test_metrics_off_exports_nothing(otel: Any) -> None:

@@ -19,7 +19,8 @@ Guarantees:
   still happen;
 * the reset timeout is measured with a monotonic clock (injectable), from the moment this
   process first saw the breaker open; pybreaker's wall-clock ``opened_at`` is only used to
-  notice that another process re-opened a shared breaker.
+  notice that another process re-opened a shared breaker;
+* :meth:`Breaker.health` reads the state for health checks without changing it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pybreaker
@@ -129,6 +131,49 @@ class Breaker:
     def state(self) -> str:
         """``closed``, ``open`` or ``half-open`` as the storage says."""
         return str(self._cb.current_state)
+
+    def health(self) -> tuple[bool, str]:
+        """What this breaker means for its adapter's health right now, as
+        ``(healthy, detail)``; the detail never names the breaker's storage.
+
+        * closed: ``(True, "")`` -- the breaker has nothing to say;
+        * open: not healthy, the detail saying until when calls are refused or, once the
+          reset timeout has passed, that the next call will be admitted as a probe;
+        * half-open: healthy, the detail saying that calls are being probed;
+        * storage unreadable: like closed when failing open (calls go through), not healthy
+          when failing closed (calls are refused).
+
+        Reading never changes the state: it admits no call and does not move an open breaker
+        to half-open. Raises nothing.
+        """
+        try:
+            state = str(self._storage.state)
+        except Exception:
+            state = STORAGE_UNAVAILABLE
+        if state == CLOSED:
+            return True, ""
+        if state == OPEN:
+            remaining = self._remaining_open(self._clock())
+            if remaining <= 0:
+                return False, (
+                    "circuit breaker open; reset timeout passed, "
+                    "the next call is admitted as a probe"
+                )
+            until = datetime.now(UTC) + timedelta(seconds=remaining)
+            left = f"{remaining:.1f} s" if remaining >= 1 else f"{remaining * 1000:.0f} ms"
+            return False, (
+                f"circuit breaker open; calls refused until {until:%H:%M:%S} UTC (in {left})"
+            )
+        if state == HALF_OPEN:
+            needed = (
+                "one succeeds"
+                if self._success_threshold <= 1
+                else f"{self._success_threshold} in a row succeed"
+            )
+            return True, f"circuit breaker half-open; probing one call at a time until {needed}"
+        if self._fail_open:
+            return True, ""
+        return False, "circuit breaker storage unavailable; calls refused (fail closed)"
 
     @property
     def pybreaker(self) -> pybreaker.CircuitBreaker:

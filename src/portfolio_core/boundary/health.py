@@ -8,6 +8,11 @@ before the first check), and on every change of an adapter's health emits a stru
 line ``health changed`` (not for the first observation, from ``unknown``) and calls the
 registered listeners with a :class:`HealthChange`.
 Adapters marked by hand (:meth:`mark_unhealthy`) stay so until marked healthy.
+
+An adapter wrapped by the boundary with a circuit breaker is judged by its ping *and* its
+breaker (:func:`with_breaker`): an open breaker makes it unhealthy even when the ping succeeds.
+``ping`` is not a port method: the boundary forwards it unguarded, so a ping is never refused,
+limited or counted by protection, and never moves a breaker.
 """
 
 from __future__ import annotations
@@ -22,9 +27,10 @@ from typing import Any
 
 import structlog
 
+from portfolio_core.boundary import boundary_of
 from portfolio_core.boundary.telemetry import Telemetry, default_telemetry
 
-__all__ = ["AdapterHealth", "HealthAggregator", "HealthChange", "HealthState"]
+__all__ = ["AdapterHealth", "HealthAggregator", "HealthChange", "HealthState", "with_breaker"]
 
 _log = structlog.get_logger("portfolio_core.boundary.health")
 
@@ -63,11 +69,34 @@ class HealthChange:
 Listener = Callable[[HealthChange], None]
 
 
+def with_breaker(adapter: object, healthy: bool, detail: str) -> tuple[bool, str]:
+    """``(healthy, detail)`` for ``adapter`` from a ping's verdict, with its boundary circuit
+    breaker taken into account (what each breaker state means: ``Breaker.health``).
+
+    An adapter without a boundary breaker, or whose breaker is closed, keeps the ping's
+    verdict. Otherwise it is healthy only when the ping and the breaker both say so -- open:
+    not healthy, even when the ping succeeded; half-open: healthy, probing -- and the detail
+    is the breaker's, followed by ``"; ping: <the ping's detail>"`` when the ping failed.
+    Never changes the breaker's state.
+    """
+    handle = boundary_of(adapter)
+    if handle is None or handle.breaker is None:
+        return healthy, detail
+    breaker_ok, breaker_detail = handle.breaker.health()
+    if not breaker_detail:
+        return healthy, detail
+    if healthy:
+        return breaker_ok, breaker_detail
+    return False, f"{breaker_detail}; ping: {detail}"
+
+
 @dataclass
 class _Entry:
     port: str
     ping: Callable[[], Awaitable[Any]] | None
     health: AdapterHealth
+    adapter: object | None = None
+    guarded: bool = False  # wrapped by the boundary with a circuit breaker
 
 
 class HealthAggregator:
@@ -92,14 +121,18 @@ class HealthAggregator:
         self._task: asyncio.Task[None] | None = None
 
     def add(self, name: str, port: str, adapter: object | None = None) -> None:
-        """Track ``adapter`` (its ``ping``, when it has one) under ``name``. Without an
-        adapter, ``name`` is only fed by :meth:`record` (checks made elsewhere)."""
+        """Track ``adapter`` (its ``ping``, when it has one, and its boundary circuit
+        breaker, when it is wrapped with one) under ``name``. Without an adapter, ``name`` is
+        only fed by :meth:`record` (checks made elsewhere)."""
         ping = getattr(adapter, "ping", None) if adapter is not None else None
         known = adapter is not None and not callable(ping)
+        handle = boundary_of(adapter)
         self._entries[name] = _Entry(
             port,
             ping if callable(ping) else None,
             AdapterHealth(name, port, HealthState.HEALTHY if known else HealthState.UNKNOWN),
+            adapter,
+            handle is not None and handle.breaker is not None,
         )
 
     def add_listener(self, listener: Listener) -> None:
@@ -167,20 +200,23 @@ class HealthAggregator:
         self._set(name, AdapterHealth(name, entry.port, state, detail, latency_s, self._clock()))
 
     async def _ping_one(self, name: str, entry: _Entry) -> None:
-        if entry.health.manual or entry.ping is None:
+        if entry.health.manual or (entry.ping is None and not entry.guarded):
             return
         start = self._clock()
-        try:
-            async with asyncio.timeout(self.timeout):
-                await entry.ping()
-        except TimeoutError:
-            state, detail = HealthState.UNHEALTHY, f"ping timed out after {self.timeout}s"
-        except Exception as exc:
-            state, detail = HealthState.UNHEALTHY, f"{type(exc).__name__}: {exc}"
-        else:
-            state, detail = HealthState.HEALTHY, ""
+        healthy, detail = True, ""
+        if entry.ping is not None:
+            try:
+                async with asyncio.timeout(self.timeout):
+                    await entry.ping()
+            except TimeoutError:
+                healthy, detail = False, f"ping timed out after {self.timeout}s"
+            except Exception as exc:
+                healthy, detail = False, f"{type(exc).__name__}: {exc}"
+        healthy, detail = with_breaker(entry.adapter, healthy, detail)
         now = self._clock()
-        self._set(name, AdapterHealth(name, entry.port, state, detail, now - start, now))
+        state = HealthState.HEALTHY if healthy else HealthState.UNHEALTHY
+        latency = now - start if entry.ping is not None else None
+        self._set(name, AdapterHealth(name, entry.port, state, detail, latency, now))
 
     async def check(self) -> HealthState:
         """Ping every adapter once, concurrently; returns the overall status."""

@@ -387,10 +387,10 @@ def render(report: DemoReport) -> str:
     if report.health is not None:
         entries = report.health.entries
         ok = sum(1 for e in entries.values() if e.healthy)
-        status = "healthy" if report.health.healthy else ("degraded" if ok else "unhealthy")
-        add(f"Health: {status} ({ok}/{len(entries)} entries healthy)")
+        add(f"Health: {report.health.status} ({ok}/{len(entries)} entries healthy)")
         for e in entries.values():
-            if not e.healthy:
+            breaker = report.breakers.get(e.name)
+            if not e.healthy or (breaker is not None and breaker[0] != "closed"):
                 add(f"  {e.name}: {e.detail}")
     add(f"Finished in {report.total_s:.1f} s. Run again to see the cache and the event log grow;")
     add("--reset starts over.")

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Protocol, Self, TypeVar
+from typing import TYPE_CHECKING, Literal, Protocol, Self, TypeVar
 
 from portfolio_core.ports.capabilities import capabilities_of
 from portfolio_core.ports.catalogue import PORTS, PortInfo
@@ -77,6 +77,16 @@ class HealthReport:
 
     healthy: bool
     entries: Mapping[str, EntryHealth]
+
+    @property
+    def status(self) -> Literal["healthy", "degraded", "unhealthy"]:
+        """``healthy`` when ``healthy`` is true, ``unhealthy`` when no entry is healthy,
+        ``degraded`` when some are (the overall status ``HealthAggregator`` computes)."""
+        if self.healthy:
+            return "healthy"
+        if any(e.healthy for e in self.entries.values()):
+            return "degraded"
+        return "unhealthy"
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,27 +355,40 @@ class Registry:
 
     async def health(self, *, timeout: float = 2.0) -> HealthReport:
         """Ping every adapter that has ``ping`` concurrently, each bounded by ``timeout``
-        seconds. Adapters without ``ping`` count as healthy; marks override pings. Error
-        details never contain secret values."""
+        seconds. Adapters without ``ping`` count as healthy as far as the ping goes.
+
+        An entry whose boundary circuit breaker is open is unhealthy even when its ping
+        succeeds, with a detail saying until when calls are refused; half-open is healthy,
+        with a detail saying that calls are being probed (the rule of
+        ``portfolio_core.boundary.health.with_breaker``). Reading the breaker never changes
+        it. Marks override both. Every sink registered with :meth:`report_health_to`
+        receives exactly the verdicts returned. Details never contain secret values."""
+        from portfolio_core.boundary.health import with_breaker
+
         state = self._state
 
-        async def check(name: str, item: _Item) -> EntryHealth:
-            if name in self._marks:
-                return self._marks[name]
+        async def ping_of(item: _Item) -> tuple[bool, str, float | None]:
             ping = getattr(item.instance, "ping", None)
             if not callable(ping):
-                return EntryHealth(name, True, "no ping")
+                return True, "no ping", None
             started = time.perf_counter()
             try:
                 result = ping()
                 if inspect.isawaitable(result):
                     await asyncio.wait_for(result, timeout)
             except TimeoutError:
-                return EntryHealth(name, False, f"ping timed out after {timeout}s")
+                return False, f"ping timed out after {timeout}s", None
             except Exception as exc:
                 detail = _redact(f"{type(exc).__name__}: {exc}", state.secrets)
-                return EntryHealth(name, False, detail, time.perf_counter() - started)
-            return EntryHealth(name, True, "ok", time.perf_counter() - started)
+                return False, detail, time.perf_counter() - started
+            return True, "ok", time.perf_counter() - started
+
+        async def check(name: str, item: _Item) -> EntryHealth:
+            if name in self._marks:
+                return self._marks[name]
+            healthy, detail, latency = await ping_of(item)
+            healthy, detail = with_breaker(item.adapter, healthy, detail)
+            return EntryHealth(name, healthy, detail, latency)
 
         results = await asyncio.gather(*(check(n, i) for n, i in state.items.items()))
         entries = {r.name: r for r in results}

@@ -32,7 +32,7 @@ async def _check(args: argparse.Namespace) -> int:
         status = "healthy" if entry.healthy else "UNHEALTHY"
         latency = f" {entry.latency_s * 1000:.1f} ms" if entry.latency_s is not None else ""
         print(f"{name:<20} {status:<9} {entry.detail}{latency}")
-    print("overall:", aggregator.status.value if not result.healthy else "healthy")
+    print("overall:", result.status)
     return 0 if result.healthy else 1
 
 
