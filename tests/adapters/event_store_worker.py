@@ -1,7 +1,8 @@
 """A child process for the EventStore fault and race tests (run with ``python -m``).
 
-python -m tests.adapters.event_store_worker crash <kind> <target>
-    appends 4-event batches forever, printing "ack <n>" after each acknowledged append
+python -m tests.adapters.event_store_worker crash <kind> <target> [<writers>]
+    appends 4-event batches forever from <writers> concurrent tasks (default 1; several make
+    the SQL stores group their commits), printing "ack <n>" after each acknowledged append
 python -m tests.adapters.event_store_worker race <kind> <target> <writer> <count>
     appends <count> events to stream "race" with expected versions, retrying on conflict
 """
@@ -31,14 +32,18 @@ def open_store(kind: str, target: str) -> Any:
     return PostgresEventStore(url, table=table, pool_size=1)
 
 
-async def crash(kind: str, target: str) -> None:
+async def crash(kind: str, target: str, writers: int = 1) -> None:
     store = open_store(kind, target)
     await store.start()
     pid = os.getpid()
-    for i in range(100_000):
-        n = f"{pid}-{i}"
-        await store.append(f"b{n}", [NewEvent("E", {"n": n, "k": k}) for k in range(4)], 0)
-        print(f"ack {n}", flush=True)
+
+    async def writer(w: int) -> None:
+        for i in range(100_000):
+            n = f"{pid}-{w}-{i}"
+            await store.append(f"b{n}", [NewEvent("E", {"n": n, "k": k}) for k in range(4)], 0)
+            print(f"ack {n}", flush=True)
+
+    await asyncio.gather(*(writer(w) for w in range(writers)))
 
 
 async def race(store: Any, writer: int, count: int) -> int:
@@ -71,6 +76,6 @@ async def race_process(kind: str, target: str, first: int, writers: int, count: 
 if __name__ == "__main__":
     mode, kind, target, *rest = sys.argv[1:]
     if mode == "crash":
-        asyncio.run(crash(kind, target))
+        asyncio.run(crash(kind, target, *(int(x) for x in rest)))
     else:
         asyncio.run(race_process(kind, target, *(int(x) for x in rest)))

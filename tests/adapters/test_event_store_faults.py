@@ -35,12 +35,18 @@ def worker(*args: str) -> subprocess.Popen[str]:
     )
 
 
-@pytest.mark.parametrize("kind", ["file", "sqlite"])
-def test_sigkill_mid_appends_loses_no_acknowledged_batch(tmp_path: Path, kind: str) -> None:
+@pytest.mark.parametrize(
+    ("kind", "writers"),
+    [("file", 1), ("sqlite", 1), ("sqlite", 8)],
+    ids=["file", "sqlite", "sqlite_group_commit"],
+)
+def test_sigkill_mid_appends_loses_no_acknowledged_batch(
+    tmp_path: Path, kind: str, writers: int
+) -> None:
     target = str(tmp_path / ("events.log" if kind == "file" else "events.db"))
     acked: list[str] = []
     for _round in range(2):  # kill, reopen, kill again: recovery keeps working
-        proc = worker("crash", kind, target)
+        proc = worker("crash", kind, target, str(writers))
         assert proc.stdout is not None
         deadline = time.monotonic() + 30
         start = len(acked)
