@@ -346,7 +346,7 @@ _GROUP_EVENTS = 2048
 
 
 class _PendingAppend:
-    """One append waiting for the writer thread, and what the writer decided for it."""
+    """One append waiting to be written with its group, and what the writer decided for it."""
 
     __slots__ = ("batch", "error", "expected", "future", "loop", "result", "stream", "tenant")
 
