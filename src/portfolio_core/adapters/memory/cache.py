@@ -22,7 +22,7 @@ from portfolio_core.adapters._shared.cache_keys import (
     scope,
     tenant_ttl,
 )
-from portfolio_core.adapters._shared.codec import JsonCodec
+from portfolio_core.adapters._shared.codec import JsonCodec, check_json_value
 from portfolio_core.ports.cache import MAX_KEY_LENGTH, CacheCapability, CacheStats, Codec
 from portfolio_core.ports.capabilities import declare
 from portfolio_core.ports.errors import InvalidInputError, UnavailableError
@@ -241,7 +241,7 @@ class MemoryCache:
         if (t is str or t is int or t is bool) and self._raw_ok:
             return _Entry(expires, value, True)
         if self._raw_ok and type(value) is float:
-            self._codec.encode(value)  # rejects NaN / infinities
+            check_json_value(value)  # rejects NaN / infinities
             return _Entry(expires, value, True)
         if value is None:
             raise InvalidInputError("None cannot be stored in a cache", field="value")
