@@ -368,24 +368,30 @@ def test_fetch_single_flight_across_threads_and_loops() -> None:
     assert calls == 1
 
 
-def test_safe_under_threads() -> None:
-    cache = MemoryCache(50, policy="lfu")
+@pytest.mark.parametrize("policy", ["lru", "lfu", "ttl"])
+def test_safe_under_threads(policy: Any) -> None:
+    cache = MemoryCache(50, policy=policy)
+    errors: list[BaseException] = []
 
     def worker(n: int) -> None:
         async def body() -> None:
             for i in range(300):
-                await cache.put(f"k{(i * n) % 80}", i)
+                await cache.put(f"k{(i * n) % 80}", i, ttl=None if i % 3 else 0.001)
                 await cache.get(f"k{i % 80}")
                 if i % 50 == 0:
                     await cache.delete(f"k{i % 80}")
 
-        asyncio.run(body())
+        try:
+            asyncio.run(body())
+        except BaseException as exc:  # reported below: a thread's error would go unseen
+            errors.append(exc)
 
     threads = [threading.Thread(target=worker, args=(n,)) for n in range(1, 5)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(30)
+    assert errors == []
     assert cache.stats().size <= 50
 
 
