@@ -1,9 +1,9 @@
 """MemoryCache against a bare cachetools TTLCache behind a lock, and RedisCache.get_many of 100
 keys against 100 sequential redis-py GETs, each pair measured in the same run.
 
-Memory: measured for the default policy (``lru``) and for ``ttl`` (cachetools' TLRUCache,
-whose per-item expiry heap makes every put dearer than TTLCache's single global TTL). Both
-sides run inside one coroutine on one event loop; ours is ``await cache.get(k)``
+Memory: measured for the default policy (``lru``) and for ``ttl`` (time-aware LRU: per-item
+expiry, expired items dropped before live ones are evicted, where TTLCache has one global
+TTL). Both sides run inside one coroutine on one event loop; ours is ``await cache.get(k)``
 / ``await cache.put(k, v)`` (key checks, expiry, counters, value copying by the codec), the
 peer is ``with lock: ttlcache[k]`` (no validation, no copy). Values are short strings.
 Redis: needs a server at ``$PORTFOLIO_CORE_TEST_REDIS_URL`` (default
@@ -162,7 +162,7 @@ async def redis_bench() -> None:
 
 async def main() -> None:
     await memory("lru")  # the default: LRU eviction, per-item expiry checked on read
-    await memory("ttl")  # cachetools TLRUCache: expired items dropped before evicting
+    await memory("ttl")  # time-aware LRU: expired items dropped before evicting
     await redis_bench()
 
 

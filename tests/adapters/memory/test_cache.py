@@ -6,9 +6,18 @@ import asyncio
 import threading
 from typing import Any
 
+import cachetools
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from portfolio_core.adapters.memory.cache import MemoryCache, MemoryCacheConfig
+from portfolio_core.adapters.memory.cache import (
+    MemoryCache,
+    MemoryCacheConfig,
+    _counting,
+    _Entry,
+    _TimeAwareLRU,
+)
 from portfolio_core.ports import (
     Cache,
     FetchingCache,
@@ -82,6 +91,140 @@ async def test_ttl_policy_drops_expired_before_evicting_live() -> None:
     await cache.put("new", 3)
     assert await cache.get("live") == 1
     assert cache.stats().evictions == 0
+
+
+async def test_ttl_policy_drops_every_expired_item_before_evicting_a_live_one() -> None:
+    clock = Clock()
+    cache = MemoryCache(4, policy="ttl", clock=clock)
+    await cache.put("old", 1)  # live, and the least recently used
+    await cache.put("a", 2, ttl=1)
+    await cache.put("b", 3, ttl=2)
+    await cache.put("c", 4, ttl=10)
+    clock.now += 5  # a and b have expired, c has not
+    await cache.put("n1", 5)  # a full cache: both expired items go, no live one
+    await cache.put("n2", 6)
+    assert await cache.get_many(["old", "c", "n1", "n2"]) == {"old": 1, "c": 4, "n1": 5, "n2": 6}
+    assert cache.stats().evictions == 0
+    await cache.put("n3", 7)  # full of live items: the least recently used goes
+    assert await cache.get("old") is None
+    assert cache.stats().evictions == 1
+
+
+async def test_ttl_policy_evicts_the_least_recently_read_or_written() -> None:
+    cache = MemoryCache(3, policy="ttl")
+    await cache.put("a", 1, ttl=60)
+    await cache.put("b", 2)
+    await cache.put("c", 3, ttl=60)
+    await cache.get_many(["a"])
+    await cache.get("b")
+    await cache.put("d", 4)  # evicts c
+    await cache.put("a", 10)  # an overwrite is a use too
+    await cache.put("e", 5)  # evicts b
+    assert await cache.get_many(["a", "b", "c", "d", "e"]) == {"a": 10, "d": 4, "e": 5}
+    stats = cache.stats()
+    assert (stats.evictions, stats.size) == (2, 3)
+
+
+async def test_ttl_policy_the_latest_expiry_of_a_key_wins() -> None:
+    clock = Clock()
+    cache = MemoryCache(4, policy="ttl", clock=clock)
+    await cache.put("renewed", 1, ttl=1)
+    await cache.put("renewed", 2, ttl=100)
+    await cache.put("unbounded", 1, ttl=1)
+    await cache.put("unbounded", 2)
+    await cache.put("shortened", 3, ttl=100)
+    await cache.put("shortened", 4, ttl=1)
+    await cache.put("filler", 5)
+    clock.now += 2
+    await cache.put("new", 6)  # full: only the item expired by now goes
+    assert await cache.get_many(["renewed", "unbounded", "shortened", "filler", "new"]) == {
+        "renewed": 2,
+        "unbounded": 2,
+        "filler": 5,
+        "new": 6,
+    }
+    assert cache.stats().evictions == 0
+
+
+async def test_ttl_policy_size_counts_live_items_only() -> None:
+    clock = Clock()
+    cache = MemoryCache(10, policy="ttl", clock=clock)
+    await cache.put("a", 1, ttl=1)
+    await cache.put("b", 2, ttl=5)
+    await cache.put("c", 3)
+    await cache.put("a", 4, ttl=1)  # an overwrite is not a new item
+    assert cache.stats().size == 3
+    clock.now += 2
+    assert cache.stats().size == 2
+    await cache.delete("c")
+    assert cache.stats().size == 1
+    clock.now += 10
+    assert cache.stats().size == 0
+    await cache.put("d", 5, ttl=1)
+    assert cache.stats().size == 1
+    assert cache.stats().evictions == 0
+
+
+async def test_ttl_policy_overwrites_do_not_pile_up_expiry_records() -> None:
+    clock = Clock()
+    cache = MemoryCache(10, policy="ttl", clock=clock)
+    await cache.put("early", 0, ttl=10)  # written once: its expiry must survive the churn
+    await cache.put("late", 0, ttl=1000)
+    for i in range(5_000):
+        await cache.put(f"k{i % 5}", i, ttl=60 + i % 7)
+    assert len(cache._data._deadlines) <= 2 * 7 + 8, "one expiry record kept per put"
+    assert cache.stats().size == 7
+    clock.now += 20
+    assert cache.stats().size == 6
+    clock.now += 100
+    assert cache.stats().size == 1
+    assert await cache.get("late") == 0
+
+
+_keys = st.sampled_from("abcd")
+_ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("put"), _keys, st.none() | st.floats(0.5, 10), st.integers(0, 9)),
+        st.tuples(st.just("get"), _keys),
+        st.tuples(st.just("delete"), _keys),
+        st.tuples(st.just("tick"), st.floats(0, 6)),
+        st.tuples(st.just("len")),
+    ),
+    max_size=80,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(ops=_ops, maxsize=st.integers(1, 3))
+def test_ttl_policy_mapping_behaves_like_cachetools_tlru(ops: list[Any], maxsize: int) -> None:
+    """The same live items, evictions and sizes as cachetools' TLRUCache after every step."""
+    clock = Clock()
+    ours = _TimeAwareLRU(maxsize, clock)
+    oracle = _counting(cachetools.TLRUCache)(
+        maxsize=maxsize, ttu=lambda _k, entry, _now: entry.expires, timer=clock
+    )
+
+    def live(entry: _Entry | None) -> Any:
+        return entry.payload if entry is not None and entry.expires > clock.now else None
+
+    for op in ops:
+        if op[0] == "put":
+            _, key, ttl, value = op
+            entry = _Entry(clock.now + ttl if ttl is not None else float("inf"), value, True)
+            ours[(None, key)] = entry
+            oracle[(None, key)] = entry
+        elif op[0] == "get":
+            assert live(ours.get((None, op[1]))) == live(oracle.get((None, op[1]))), op
+        elif op[0] == "delete":
+            assert live(ours.pop((None, op[1]))) == live(oracle.pop((None, op[1]), None)), op
+        elif op[0] == "tick":
+            clock.now += op[1]
+        else:
+            assert len(ours) == len(oracle), op
+        # looked at without counting as a use: the items live now, and what they hold
+        held = {k: e.payload for k, e in ours.items() if e.expires > clock.now}
+        assert held == {k: cachetools.Cache.__getitem__(oracle, k).payload for k in oracle}, op
+        assert ours.evictions == oracle.evictions, op
 
 
 async def test_values_are_copies() -> None:
@@ -225,24 +368,30 @@ def test_fetch_single_flight_across_threads_and_loops() -> None:
     assert calls == 1
 
 
-def test_safe_under_threads() -> None:
-    cache = MemoryCache(50, policy="lfu")
+@pytest.mark.parametrize("policy", ["lru", "lfu", "ttl"])
+def test_safe_under_threads(policy: Any) -> None:
+    cache = MemoryCache(50, policy=policy)
+    errors: list[BaseException] = []
 
     def worker(n: int) -> None:
         async def body() -> None:
             for i in range(300):
-                await cache.put(f"k{(i * n) % 80}", i)
+                await cache.put(f"k{(i * n) % 80}", i, ttl=None if i % 3 else 0.001)
                 await cache.get(f"k{i % 80}")
                 if i % 50 == 0:
                     await cache.delete(f"k{i % 80}")
 
-        asyncio.run(body())
+        try:
+            asyncio.run(body())
+        except BaseException as exc:  # reported below: a thread's error would go unseen
+            errors.append(exc)
 
     threads = [threading.Thread(target=worker, args=(n,)) for n in range(1, 5)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(30)
+    assert errors == []
     assert cache.stats().size <= 50
 
 

@@ -11,6 +11,8 @@ from portfolio_core.ports.errors import InvalidInputError
 __all__ = ["JsonCodec", "check_json_value"]
 
 _SCALARS = (str, int, bool)
+# built once: json.dumps with non-default options builds an encoder on every call
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 def check_json_value(value: Any, *, field: str = "value", top: bool = True) -> None:
@@ -53,7 +55,7 @@ class JsonCodec:
 
     def encode(self, value: Any) -> bytes:
         check_json_value(value)
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+        return _ENCODER.encode(value).encode()
 
     def decode(self, data: bytes) -> Any:
         return json.loads(data)

@@ -1,5 +1,5 @@
-"""In-process Cache over cachetools: LRU, LFU or TTL eviction, per-item TTL, thread and
-asyncio safe, with single-flight ``fetch``. The reference adapter of the Cache port."""
+"""In-process Cache: LRU, LFU or time-aware LRU eviction, per-item TTL, thread and asyncio
+safe, with single-flight ``fetch``. The reference adapter of the Cache port."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import asyncio
 import concurrent.futures
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, ItemsView, Iterator, Mapping, Sequence
+from heapq import heapify, heappop, heappush
 from typing import Any, ClassVar, Literal, Self
 
 import cachetools
@@ -20,7 +22,7 @@ from portfolio_core.adapters._shared.cache_keys import (
     scope,
     tenant_ttl,
 )
-from portfolio_core.adapters._shared.codec import JsonCodec
+from portfolio_core.adapters._shared.codec import JsonCodec, check_json_value
 from portfolio_core.ports.cache import MAX_KEY_LENGTH, CacheCapability, CacheStats, Codec
 from portfolio_core.ports.capabilities import declare
 from portfolio_core.ports.errors import InvalidInputError, UnavailableError
@@ -34,7 +36,7 @@ _INF = float("inf")
 
 
 class _Entry:
-    """What the cachetools mapping holds: expiry (clock seconds) and the encoded value.
+    """What the policy's mapping holds: expiry (clock seconds) and the encoded value.
 
     Immutable scalars (str, int, float, bool) are kept as they are when the codec is the
     default JSON one; everything else is stored encoded, so ``get`` never hands out a
@@ -71,26 +73,106 @@ def _counting(base: type[cachetools.Cache[_Key, _Entry]]) -> Any:
     return Counting
 
 
+class _TimeAwareLRU:
+    """The ``ttl`` policy's mapping of keys to entries; callers hold the cache's lock.
+
+    Recency is least-recently-used over reads and writes. When a new key needs room, every
+    expired item is dropped first, and a live item (the least recently used) is evicted and
+    counted only if the mapping is still full. ``len`` counts live items only. Iteration and
+    ``items()`` may include expired items and do not count as uses.
+    """
+
+    __slots__ = ("_clock", "_deadlines", "_items", "evictions", "maxsize")
+
+    def __init__(self, maxsize: int, clock: Callable[[], float]) -> None:
+        self.maxsize = maxsize
+        self.evictions = 0
+        self._clock = clock
+        self._items: OrderedDict[_Key, _Entry] = OrderedDict()
+        # a heap of (expires, key) for the items that expire; records of items since
+        # overwritten, deleted or evicted stay until popped or compacted away
+        self._deadlines: list[tuple[float, _Key]] = []
+
+    def __getitem__(self, k: _Key) -> _Entry:
+        entry = self._items[k]
+        self._items.move_to_end(k)
+        return entry
+
+    def get(self, k: _Key) -> _Entry | None:
+        entry = self._items.get(k)
+        if entry is not None:
+            self._items.move_to_end(k)
+        return entry
+
+    def __setitem__(self, k: _Key, entry: _Entry) -> None:
+        items = self._items
+        if len(items) >= self.maxsize and k not in items:
+            self._make_room()
+        items[k] = entry
+        items.move_to_end(k)
+        if entry.expires != _INF:
+            deadlines = self._deadlines
+            heappush(deadlines, (entry.expires, k))
+            if len(deadlines) > 2 * len(items) + 8:
+                self._compact()
+
+    def __delitem__(self, k: _Key) -> None:
+        del self._items[k]
+
+    def pop(self, k: _Key, default: _Entry | None = None) -> _Entry | None:
+        return self._items.pop(k, default)
+
+    def clear(self) -> None:
+        self._items.clear()
+        self._deadlines.clear()
+
+    def __iter__(self) -> Iterator[_Key]:
+        return iter(self._items)
+
+    def items(self) -> ItemsView[_Key, _Entry]:
+        return self._items.items()
+
+    def __len__(self) -> int:
+        self._expire(self._clock())
+        return len(self._items)
+
+    def _expire(self, now: float) -> None:
+        items = self._items
+        deadlines = self._deadlines
+        while deadlines and deadlines[0][0] <= now:
+            k = heappop(deadlines)[1]
+            entry = items.get(k)
+            if entry is not None and entry.expires <= now:
+                del items[k]
+
+    def _make_room(self) -> None:
+        self._expire(self._clock())
+        if len(self._items) >= self.maxsize:
+            self._items.popitem(last=False)
+            self.evictions += 1
+
+    def _compact(self) -> None:
+        live = [(e.expires, k) for k, e in self._items.items() if e.expires != _INF]
+        heapify(live)
+        self._deadlines = live
+
+
 _POLICIES: dict[str, Any] = {
     "lru": _counting(cachetools.LRUCache),
     "lfu": _counting(cachetools.LFUCache),
-    "ttl": _counting(cachetools.TLRUCache),
+    "ttl": _TimeAwareLRU,
 }
-
-
-def _ttu(_key: _Key, entry: _Entry, _now: float) -> float:
-    return entry.expires
 
 
 class MemoryCache:
     """A bounded in-process cache (``max_entries`` items, evicted by ``policy``).
 
-    ``policy`` is ``"lru"``, ``"lfu"`` or ``"ttl"`` (cachetools' time-aware LRU: expired
-    items are dropped before live ones are evicted). Every policy honours per-item TTLs; an
-    expired item is never returned. One lock guards the cachetools mapping (which is not
-    thread-safe); it is never held across an ``await``, so the cache is safe to share between
-    threads and event loops. ``namespace`` only labels the instance: each instance is its
-    own store. Values go through ``codec`` (strict JSON by default).
+    ``policy`` is ``"lru"``, ``"lfu"`` or ``"ttl"`` (time-aware LRU: expired items are
+    dropped before live ones are evicted). Every policy honours per-item TTLs; an expired
+    item is never returned. One lock guards the policy's mapping (which is not
+    thread-safe); it is never held across an ``await``, so the cache is safe to share
+    between threads and event loops. ``namespace`` only labels the instance: each instance
+    is its own store. Values go through ``codec`` (strict JSON by default).
     """
 
     capabilities: ClassVar[frozenset[str]] = declare(
@@ -127,7 +209,7 @@ class MemoryCache:
         self._clock = clock
         cls = _POLICIES[policy]
         if policy == "ttl":
-            self._data = cls(maxsize=max_entries, ttu=_ttu, timer=clock)
+            self._data = cls(max_entries, clock)
         else:
             self._data = cls(maxsize=max_entries)
         self._lock = threading.Lock()
@@ -159,7 +241,7 @@ class MemoryCache:
         if (t is str or t is int or t is bool) and self._raw_ok:
             return _Entry(expires, value, True)
         if self._raw_ok and type(value) is float:
-            self._codec.encode(value)  # rejects NaN / infinities
+            check_json_value(value)  # rejects NaN / infinities
             return _Entry(expires, value, True)
         if value is None:
             raise InvalidInputError("None cannot be stored in a cache", field="value")
