@@ -264,3 +264,14 @@ ENTRY = [1, 2, 3, 4, 5, 6, 7, 8, 9]
 )
 def test_edge_lookups_follow_the_port_rule(query: list[int], how: str) -> None:
     check_lookup(4, ENTRY, query, how)
+
+
+def test_entries_beyond_int64_match_any_query() -> None:
+    store = MemoryCacheStore(block_size=1)
+    store.put("a", kv_blocks("a", [1, 2**63, 2**64]))
+    hit = store.get("a", np.asarray([1, -1], dtype=np.int64))
+    assert hit is not None
+    assert hit.matched_tokens == 1
+    hit = store.get("a", [1, 2**63, 2**64, 5])
+    assert hit is not None
+    assert hit.matched_tokens == 3
