@@ -16,13 +16,15 @@ limits, or ``evict``), back to hot on a hit, and ``delete`` removes them everywh
 from __future__ import annotations
 
 import pickle
+import struct
 import sys
 import threading
 import zlib
 from array import array
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, ClassVar, Self, overload
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -479,12 +481,19 @@ class _Packed(Sequence[int]):
         return iter(memoryview(self.raw).cast("Q").tolist())
 
 
+@lru_cache(maxsize=64)
+def _packer(count: int) -> Callable[..., bytes]:
+    """A function packing ``count`` ints into the bytes of unsigned 64-bit machine integers;
+    it raises ``struct.error`` for anything but an int in [0, 2**64)."""
+    return struct.Struct(f"{count}Q").pack
+
+
 def _pack_entry(tokens: Sequence[int]) -> _Packed | None:
     """An entry's tokens packed, or None unless every token is an int in [0, 2**63) (so
     that their bytes also read the same as signed 64-bit integers)."""
     try:
-        raw = array("Q", tokens).tobytes()
-    except (OverflowError, TypeError):
+        raw = _packer(len(tokens))(*tokens)
+    except struct.error:
         return None
     return _Packed(raw) if raw[_TOP_BYTE::8].isascii() else None
 
@@ -493,9 +502,11 @@ def _pack_query(tokens: Sequence[int], n: int) -> bytes | None:
     """A list or tuple query as the bytes of unsigned 64-bit machine integers (at least its
     first ``n`` tokens, what an entry of ``n`` tokens is matched against), or None when one
     of them is not an int in [0, 2**64)."""
+    if len(tokens) - n > n >> 2:
+        tokens = tokens[:n]
     try:
-        return array("Q", tokens if len(tokens) - n <= n >> 2 else tokens[:n]).tobytes()
-    except (OverflowError, TypeError):
+        return _packer(len(tokens))(*tokens)
+    except struct.error:
         return None
 
 
