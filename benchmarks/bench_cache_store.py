@@ -5,15 +5,15 @@
     conversation so far), among 256 agents that share a 1,024-token system prompt. A second
     row times a prompt that diverges from the entry at token 2,500 (the hit is trimmed to
     whole blocks). A third row passes the prompt as an int64 NumPy array (what an array-based
-    tokenizer pipeline yields): the store then compares raw bytes (memcmp) instead of Python
-    int objects. The peer gets the same prompt as a list.
+    tokenizer pipeline yields): the store then compares its bytes without first reading
+    Python int objects into machine integers. The peer gets the same prompt as a list.
 
 The peer, measured in the same run on the same entries, is the baseline such stores
 replace: a naive linear scan over every stored entry (agent id, tokens, blocks), comparing
 token prefixes one token at a time in Python and keeping the longest block-granular match
 for the agent. It is not a published library -- there is no off-the-shelf peer for this
-lookup -- so read the ratio as "how much the per-agent index and C-level tuple comparison
-buy", not as a comparison with another project. Both return the same match (checked).
+lookup -- so read the ratio as "how much the per-agent index and C-level comparison buy",
+not as a comparison with another project. Both return the same match (checked).
 
 The JSON lines carry median wall-clock times; the table also prints median CPU time and the
 best repeat, which on a machine shared with other work show the uncontended cost.

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 np = pytest.importorskip("numpy")
@@ -19,7 +19,7 @@ from portfolio_core.adapters.file.cache_persistence import SafetensorsCachePersi
 from portfolio_core.adapters.memory.cache_store import MemoryCacheStore
 from portfolio_core.manifest import load
 from portfolio_core.ports import CachePersistence, CacheStore, CacheTier
-from portfolio_core.testing.contracts.cache_store import kv_blocks, kv_tokens
+from portfolio_core.testing.contracts.cache_store import expected_match, kv_blocks, kv_tokens
 
 
 def test_three_tiers_move_down_one_at_a_time(tmp_path: Path) -> None:
@@ -181,3 +181,97 @@ def test_an_array_query_for_a_lower_tier_entry_takes_the_general_path() -> None:
     assert hit is not None
     assert hit.tier is CacheTier.HOT
     assert store.get("a", np.asarray(kv_tokens(1, 40), dtype=np.int32)) is not None  # converted
+
+
+@st.composite
+def entries_and_queries(draw: st.DrawFn) -> tuple[int, list[int], list[int]]:
+    """A block size, an entry's tokens and a query sharing some prefix with them.
+
+    The query keeps ``keep`` tokens of the entry (often a block boundary, 0 or all of them),
+    then goes on with other tokens (none: it ends there); so it diverges at a boundary or
+    inside a block, is shorter, equal, longer or empty. Tokens are small (so that the rest
+    may coincide with the entry), up to 2**63 - 1, and in one example of five anything from
+    -2**64 to 2**64 (not kept as machine integers).
+    """
+    bs = draw(st.sampled_from([1, 2, 4, 16]))
+    if draw(st.integers(0, 4)) == 0:
+        token = st.integers(-(2**64), 2**64 + 1)
+    else:
+        token = st.integers(0, 3) | st.integers(0, 2**63 - 1)
+    stored = draw(st.lists(token, min_size=1, max_size=5 * bs + 3))
+    n = len(stored)
+    boundaries = sorted({min(k * bs, n) for k in range(n // bs + 2)})
+    keep = draw(st.sampled_from(boundaries) | st.integers(0, n))
+    rest = draw(st.lists(token, max_size=2 * bs + 2))
+    return bs, stored, stored[:keep] + rest
+
+
+HOW = ["list", "tuple", "int64", "warm"]
+
+
+def check_lookup(bs: int, stored: list[int], query: list[int], how: str) -> None:
+    """``get`` of ``query`` for an entry of ``stored`` agrees with the naive token-by-token
+    rule; ``how``: the query as a list, a tuple or an int64 array, or a list for an entry
+    in the warm tier."""
+    store = MemoryCacheStore(block_size=bs, warm=True)
+    store.put("a", kv_blocks("a", stored))
+    tokens: Any = query
+    if how == "tuple":
+        tokens = tuple(query)
+    elif how == "int64":
+        tokens = np.asarray(query, dtype=np.int64)
+    elif how == "warm":
+        store.evict("a")
+    want = expected_match(stored, query, bs)
+    hit = store.get("a", tokens)
+    if want == 0:
+        assert hit is None
+        assert store.stats().misses == 1
+        return
+    assert hit is not None
+    assert hit.matched_tokens == want
+    assert hit.exact is (want == len(query))
+    assert hit.blocks.tokens == tuple(stored[:want])
+    assert hit.blocks.keys[0].shape[1] == want
+    assert hit.tier is (CacheTier.WARM if how == "warm" else CacheTier.HOT)
+
+
+@settings(max_examples=400, deadline=None)
+@given(case=entries_and_queries(), how=st.sampled_from(HOW))
+def test_lookups_follow_the_port_rule_token_by_token(
+    case: tuple[int, list[int], list[int]], how: str
+) -> None:
+    assume(how != "int64" or all(-(2**63) <= t < 2**63 for t in case[2]))
+    check_lookup(*case, how)
+
+
+ENTRY = [1, 2, 3, 4, 5, 6, 7, 8, 9]
+
+
+@pytest.mark.parametrize("how", HOW)
+@pytest.mark.parametrize(
+    "query",
+    [
+        [1, 2, 3, 4, 0, 6, 7, 8, 9],  # diverging at a block boundary
+        [1, 2, 3, 4, 5, 6, 0],  # inside a block
+        [0, 2, 3, 4, 5, 6, 7, 8, 9],  # at 0
+        [1, 2, 3, 4, 5],  # shorter than the entry
+        ENTRY,  # equal
+        [*ENTRY, 1],  # longer
+        [],  # empty
+        [1, 2, 3, 4, 5, 6, 7, 8, -9],  # a token not kept as a machine integer
+    ],
+)
+def test_edge_lookups_follow_the_port_rule(query: list[int], how: str) -> None:
+    check_lookup(4, ENTRY, query, how)
+
+
+def test_entries_beyond_int64_match_any_query() -> None:
+    store = MemoryCacheStore(block_size=1)
+    store.put("a", kv_blocks("a", [1, 2**63, 2**64]))
+    hit = store.get("a", np.asarray([1, -1], dtype=np.int64))
+    assert hit is not None
+    assert hit.matched_tokens == 1
+    hit = store.get("a", [1, 2**63, 2**64, 5])
+    assert hit is not None
+    assert hit.matched_tokens == 3

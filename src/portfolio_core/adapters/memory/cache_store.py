@@ -16,13 +16,16 @@ limits, or ``evict``), back to hot on a hit, and ``delete`` removes them everywh
 from __future__ import annotations
 
 import pickle
+import struct
+import sys
 import threading
 import zlib
 from array import array
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Self
+from functools import lru_cache
+from typing import Any, ClassVar, Self, overload
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -83,9 +86,9 @@ class MemoryCacheStore:
 
     Guarantees beyond the port: tensors are shared, not copied (the hot tier hands out the
     object it was given; a trimmed hit slices it with ``[:, :n]``), so callers treat them as
-    read-only, as engines do; a lookup whose entry is a prefix of the query costs one tuple
-    comparison in C. A cold load that the persistence refuses (another model) counts as a
-    miss and leaves the file alone.
+    read-only, as engines do; a lookup of a hot entry reads each query token once, however
+    far the query and the entry agree. A cold load that the persistence refuses (another
+    model) counts as a miss and leaves the file alone.
     """
 
     config_model: ClassVar[type[BaseModel]] = MemoryCacheStoreConfig
@@ -109,17 +112,16 @@ class MemoryCacheStore:
         self._lock = threading.RLock()
         self._hot: OrderedDict[str, AgentBlocks] = OrderedDict()
         self._hot_bytes = 0
-        #: hot entries' tokens as lists, so a list query (what tokenizers return) is compared
-        #: without converting it to a tuple first
-        self._hot_lists: dict[str, list[int]] = {}
-        #: hot entries' tokens as int64 bytes, made on the first buffer query
-        self._hot_packed: dict[str, bytes] = {}
+        #: hot entries' tokens as machine integers (when all lie in [0, 2**63)), what a
+        #: query is compared with
+        self._hot_packed: dict[str, _Packed] = {}
         self._warm: OrderedDict[str, _Warm] = OrderedDict()
         self._warm_bytes = 0
         self._cold: OrderedDict[str, _Cold] = OrderedDict()
         self._pins: dict[str, int] = {}
         self._hits = 0
         self._misses = 0
+        #: hits of the lower tiers (the hot tier's are the rest of _hits)
         self._hits_by_tier = dict.fromkeys(Tier, 0)
         self._evictions = 0
         self._promotions = 0
@@ -163,7 +165,6 @@ class MemoryCacheStore:
         """Forget the in-memory tiers (idempotent); files in the cold tier stay."""
         with self._lock:
             self._hot.clear()
-            self._hot_lists.clear()
             self._hot_packed.clear()
             self._warm.clear()
             self._hot_bytes = self._warm_bytes = 0
@@ -172,67 +173,37 @@ class MemoryCacheStore:
     # -- the port -----------------------------------------------------------------------
 
     def get(self, agent_id: str, tokens: Sequence[int]) -> CacheHit | None:
-        packed = None if type(tokens) in (tuple, list) else _packed(tokens)
-        query: Sequence[int]
-        if packed is not None:
-            if agent_id in self._hot:
-                return self._get_packed(agent_id, packed)
-            query = array("q", packed).tolist()
-        else:
-            query = tokens if type(tokens) in (tuple, list) else tuple(tokens)
+        kind = type(tokens)
+        buffer = None if kind is list or kind is tuple else _int64_buffer(tokens)
+        if buffer is None and kind is not list and kind is not tuple:
+            tokens = tuple(tokens)
+        stored = self._hot_packed.get(agent_id)
+        if stored is not None and len(tokens):
+            # Read outside the lock: the query is converted once, then compared in C.
+            raw = buffer if buffer is not None else _pack_query(tokens, len(stored))
+            if raw is not None:
+                with self._lock:
+                    blocks = self._hot.get(agent_id)
+                    if blocks is not None and self._hot_packed.get(agent_id) is stored:
+                        matched = self._match(stored, _Packed(raw))
+                        return self._answer(agent_id, blocks, Tier.HOT, matched, len(tokens))
+        # Lower tiers, entries or queries holding tokens outside [0, 2**63), and entries
+        # changed since the look above: compare tuples of int objects.
+        query = tuple(tokens if buffer is None else array("q", buffer).tolist())
         with self._lock:
             # Match on the tokens first: a lower tier's tensors are decoded or loaded only
             # for a hit.
             known = self._tokens_of(agent_id) if query else None
-            if known is not None:
-                stored: Sequence[int] = known
-                if type(query) is list and type(known) is not list:
-                    stored = list(known)
-                if self._match(stored, query) == 0:
-                    self._misses += 1
-                    return None
+            if known is not None and self._match(tuple(known), query) == 0:
+                self._misses += 1
+                return None
             found = self._find(agent_id) if query else None
             if found is None:
                 self._misses += 1
                 return None
             blocks, tier = found
-            stored = blocks.tokens
-            if type(query) is list:
-                listed = self._hot_lists.get(agent_id) if tier is Tier.HOT else None
-                stored = listed if listed is not None else list(stored)
-            matched = self._match(stored, query)
-            if matched == 0:
-                self._misses += 1
-                return None
-            self._hits += 1
-            self._hits_by_tier[tier] += 1
-            if tier is Tier.HOT:
-                self._hot.move_to_end(agent_id)
-            else:
-                self._promote(agent_id, blocks, tier)
-            if matched < len(blocks.tokens):
-                blocks = _trim(blocks, matched)
-            return CacheHit(blocks, matched, matched == len(query), tier)
-
-    def _get_packed(self, agent_id: str, packed: bytes) -> CacheHit | None:
-        """``get`` of a hot entry for an int64 buffer query: memcmp instead of int objects."""
-        with self._lock:
-            blocks = self._hot.get(agent_id)
-            if blocks is None:  # moved since the caller looked: take the general path
-                return self.get(agent_id, array("q", packed).tolist())
-            stored = self._hot_packed.get(agent_id)
-            if stored is None:
-                stored = self._hot_packed[agent_id] = array("q", blocks.tokens).tobytes()
-            matched = _match_packed(stored, packed, self._bs)
-            if matched == 0:
-                self._misses += 1
-                return None
-            self._hits += 1
-            self._hits_by_tier[Tier.HOT] += 1
-            self._hot.move_to_end(agent_id)
-            if matched < len(blocks.tokens):
-                blocks = _trim(blocks, matched)
-            return CacheHit(blocks, matched, matched * 8 == len(packed), Tier.HOT)
+            matched = self._match(tuple(blocks.tokens), query)
+            return self._answer(agent_id, blocks, tier, matched, len(query))
 
     def put(self, agent_id: str, blocks: AgentBlocks) -> None:
         _check_agent(agent_id)
@@ -249,7 +220,7 @@ class MemoryCacheStore:
         with self._lock:
             self._remove_everywhere(agent_id, keep_pins=True)
             self._hot[agent_id] = blocks
-            self._hot_lists[agent_id] = list(blocks.tokens)
+            self._pack_hot(agent_id, blocks)
             self._hot_bytes += blocks.nbytes
             self._enforce()
 
@@ -303,7 +274,10 @@ class MemoryCacheStore:
             return CacheStoreStats(
                 hits=self._hits,
                 misses=self._misses,
-                hits_by_tier=dict(self._hits_by_tier),
+                hits_by_tier={
+                    **self._hits_by_tier,
+                    Tier.HOT: self._hits - sum(self._hits_by_tier.values()),
+                },
                 entries=entries,
                 bytes=sizes,
                 evictions=self._evictions,
@@ -337,25 +311,34 @@ class MemoryCacheStore:
     def _match(self, stored: Sequence[int], query: Sequence[int]) -> int:
         """Tokens of ``stored`` usable for ``query`` (see the port's matching rule).
 
-        First one slice comparison (the entry is a prefix of the query: the usual case);
-        otherwise chunks of 16 blocks (C-level, stopping at the first difference), then
-        single blocks inside the chunk that differs.
+        Both are of one type: tuples of ints, or packed tokens.
         """
-        n = len(stored)
-        if len(query) >= n and query[:n] == stored:  # the usual case: one comparison
-            return n
-        m = min(n, len(query))
-        bs = self._bs
-        step = bs * 16
-        i = 0
-        while i < m:
-            j = min(i + step, m)
-            if query[i:j] != stored[i:j]:
-                while i + bs <= j and query[i : i + bs] == stored[i : i + bs]:
-                    i += bs
-                return i
-            i = j
-        return n if m == n else (m // bs) * bs
+        if type(stored) is _Packed and type(query) is _Packed:
+            return _matched_raw(stored.raw, query.raw, self._bs)
+        return _matched_tokens(stored, query, self._bs)
+
+    def _answer(
+        self, agent_id: str, blocks: AgentBlocks, tier: Tier, matched: int, wanted: int
+    ) -> CacheHit | None:
+        """Count and return the lookup of ``wanted`` tokens that matched ``matched`` of the
+        entry ``blocks`` found in ``tier`` (a miss for none)."""
+        if matched == 0:
+            self._misses += 1
+            return None
+        self._hits += 1
+        if tier is Tier.HOT:
+            self._hot.move_to_end(agent_id)
+        else:
+            self._hits_by_tier[tier] += 1
+            self._promote(agent_id, blocks, tier)
+        if matched < len(blocks.tokens):
+            blocks = _trim(blocks, matched)
+        return CacheHit(blocks, matched, matched == wanted, tier)
+
+    def _pack_hot(self, agent_id: str, blocks: AgentBlocks) -> None:
+        packed = _pack_entry(blocks.tokens)
+        if packed is not None:
+            self._hot_packed[agent_id] = packed
 
     def _tokens_of(self, agent_id: str) -> Sequence[int] | None:
         """The entry's tokens when known without decoding: None for hot entries (cheap to
@@ -386,7 +369,7 @@ class MemoryCacheStore:
     def _promote(self, agent_id: str, blocks: AgentBlocks, tier: Tier) -> None:
         self._drop(agent_id, tier)
         self._hot[agent_id] = blocks
-        self._hot_lists[agent_id] = list(blocks.tokens)
+        self._pack_hot(agent_id, blocks)
         self._hot_bytes += blocks.nbytes
         self._promotions += 1
         self._enforce()
@@ -394,7 +377,6 @@ class MemoryCacheStore:
     def _drop(self, agent_id: str, tier: Tier) -> None:
         if tier is Tier.HOT:
             self._hot_bytes -= self._hot.pop(agent_id).nbytes
-            self._hot_lists.pop(agent_id, None)
             self._hot_packed.pop(agent_id, None)
         elif tier is Tier.WARM:
             self._warm_bytes -= len(self._warm.pop(agent_id).payload)
@@ -472,8 +454,67 @@ def _check_agent(agent_id: str) -> None:
         raise InvalidInputError("agent_id must be a non-empty string", field="agent_id", port=_PORT)
 
 
-def _packed(tokens: Sequence[int]) -> bytes | None:
-    """The bytes of a 1-D C-contiguous int64 buffer (a NumPy array, ``array("q")``), else None."""
+#: where the most significant byte of each 8-byte machine integer sits
+_TOP_BYTE = 7 if sys.byteorder == "little" else 0
+
+
+class _Packed(Sequence[int]):
+    """Tokens held as the bytes of unsigned 64-bit machine integers (native byte order)."""
+
+    __slots__ = ("raw",)
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw = raw
+
+    def __len__(self) -> int:
+        return len(self.raw) // 8
+
+    @overload
+    def __getitem__(self, index: int) -> int: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[int]: ...
+    def __getitem__(self, index: int | slice) -> int | list[int]:
+        items = memoryview(self.raw).cast("Q")
+        return items[index] if isinstance(index, int) else items[index].tolist()
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(memoryview(self.raw).cast("Q").tolist())
+
+
+@lru_cache(maxsize=64)
+def _packer(count: int) -> Callable[..., bytes]:
+    """A function packing ``count`` ints into the bytes of unsigned 64-bit machine integers;
+    it raises ``struct.error`` for anything but an int in [0, 2**64)."""
+    return struct.Struct(f"{count}Q").pack
+
+
+def _pack_entry(tokens: Sequence[int]) -> _Packed | None:
+    """An entry's tokens packed, or None unless every token is an int in [0, 2**63) (so
+    that their bytes also read the same as signed 64-bit integers)."""
+    try:
+        raw = _packer(len(tokens))(*tokens)
+    except struct.error:
+        return None
+    return _Packed(raw) if raw[_TOP_BYTE::8].isascii() else None
+
+
+def _pack_query(tokens: Sequence[int], n: int) -> bytes | None:
+    """A list or tuple query as the bytes of unsigned 64-bit machine integers (at least its
+    first ``n`` tokens, what an entry of ``n`` tokens is matched against), or None when one
+    of them is not an int in [0, 2**64)."""
+    if len(tokens) - n > n >> 2:
+        tokens = tokens[:n]
+    try:
+        return _packer(len(tokens))(*tokens)
+    except struct.error:
+        return None
+
+
+def _int64_buffer(tokens: Sequence[int]) -> bytes | None:
+    """The bytes of a 1-D C-contiguous int64 buffer (a NumPy array, ``array("q")``), else None.
+
+    Read as unsigned, a negative token is one of at least 2**63, equal to no packed entry's.
+    """
     try:
         view = memoryview(tokens)  # type: ignore[arg-type]  # any buffer; others raise
     except TypeError:
@@ -486,23 +527,63 @@ def _packed(tokens: Sequence[int]) -> bytes | None:
         return view.tobytes()
 
 
-def _match_packed(stored: bytes, query: bytes, bs: int) -> int:
-    """The port's matching rule on int64 bytes (8 per token), compared with memcmp."""
+def _matched_raw(stored: bytes, query: bytes, block_size: int) -> int:
+    """:func:`_matched_tokens` of tokens packed as 8 bytes each."""
     n = len(stored)
-    if len(query) >= n and query.startswith(stored):
-        return n // 8
-    m = min(n, len(query))
-    block = 8 * bs
-    step = block * 16
-    i = 0
-    while i < m:
-        j = min(i + step, m)
-        if query[i:j] != stored[i:j]:
-            while i + block <= j and query[i : i + block] == stored[i : i + block]:
-                i += block
-            return i // 8
-        i = j
-    return n // 8 if m == n else (m // block) * bs
+    m = len(query)
+    if m >= n:
+        if query.startswith(stored):
+            return n // 8
+        hi = n
+    elif stored.startswith(query):
+        return (m // 8) - (m // 8) % block_size
+    else:
+        hi = m
+    # As in _matched_tokens, in bytes; slices of a memoryview compare without copies.
+    block = 8 * block_size
+    view = memoryview(stored)
+    lo = 0
+    while hi - lo > block:
+        mid = (lo + hi) // (2 * block) * block
+        if mid == lo:
+            mid += block
+        if query.startswith(view[lo:mid], lo):
+            lo = mid
+        else:
+            hi = mid
+    return lo // 8
+
+
+def _matched_tokens(stored: Sequence[int], query: Sequence[int], block_size: int) -> int:
+    """The port's matching rule: ``len(stored)`` when ``stored`` is a prefix of ``query``,
+    else their common prefix rounded down to a multiple of ``block_size``.
+
+    ``stored`` and ``query`` are of one sequence type whose slices compare element-wise
+    (tuples, lists, arrays of one typecode).
+    """
+    n = len(stored)
+    m = len(query)
+    if m >= n:
+        if (query if m == n else query[:n]) == stored:
+            return n
+        hi = n
+    elif query == stored[:m]:
+        return m - m % block_size
+    else:
+        hi = m
+    # Binary search over block boundaries for the block holding the first difference.
+    # Tokens before lo (a block boundary) are known equal and never compared again; the
+    # first difference lies before hi. The work stays linear in the length.
+    lo = 0
+    while hi - lo > block_size:
+        mid = (lo + hi) // (2 * block_size) * block_size
+        if mid == lo:
+            mid += block_size
+        if query[lo:mid] == stored[lo:mid]:
+            lo = mid
+        else:
+            hi = mid
+    return lo
 
 
 def _trim(blocks: AgentBlocks, n: int) -> AgentBlocks:
