@@ -34,6 +34,7 @@ from portfolio_core.ports.event_store import (
     OnHandlerError,
     RecordedEvent,
     StreamState,
+    Subscription,
 )
 
 PORT = "EventStore"
@@ -766,6 +767,58 @@ def subscription_query(stream: str | None, base: EventQuery) -> Callable[[int, i
         )
 
     return build
+
+
+class SubscriptionSet:
+    """The polling subscriptions of one store: each reads through the store's ``query``, is
+    woken by its ``wakeup``, and is stopped by ``close`` or, with every other, by
+    ``close_all`` when the store closes."""
+
+    def __init__(self, wakeup: Wakeup, *, poll_interval: float, batch_size: int) -> None:
+        self.wakeup = wakeup
+        self._poll = poll_interval
+        self._batch = batch_size
+        self._subs: dict[str, PollingSubscription] = {}
+
+    def open(
+        self,
+        query: Callable[[EventQuery], Awaitable[list[RecordedEvent]]],
+        handler: EventHandler,
+        *,
+        stream: str | None,
+        from_position: int,
+        filter: EventQuery | None,
+        on_error: OnHandlerError,
+    ) -> PollingSubscription:
+        """Start a subscription (arguments already validated) and keep it until closed."""
+        build = subscription_query(stream, filter or EventQuery())
+
+        async def fetch(position: int, limit: int) -> list[RecordedEvent]:
+            return await query(build(position, limit))
+
+        sub = PollingSubscription(
+            handler,
+            fetch,
+            from_position=from_position,
+            on_error=on_error,
+            wakeup=self.wakeup,
+            poll_interval=self._poll,
+            batch_size=self._batch,
+        )
+        self._subs[sub.id] = sub
+        return sub
+
+    async def close(self, subscription: Subscription) -> None:
+        """Stop ``subscription`` if it is one of these; idempotent."""
+        sub = self._subs.pop(subscription.id, None)
+        if sub is not None:
+            await sub.stop()
+
+    async def close_all(self) -> None:
+        for sub_id in list(self._subs):
+            sub = self._subs.pop(sub_id, None)
+            if sub is not None:
+                await sub.stop()
 
 
 def validate_subscribe(

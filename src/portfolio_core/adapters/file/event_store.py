@@ -37,12 +37,11 @@ from portfolio_core.adapters._shared.event_store import (
     EncodedEvent,
     EventIndex,
     IndexedRow,
-    PollingSubscription,
+    SubscriptionSet,
     Wakeup,
     encode_batch,
     query_rows,
     row_to_event,
-    subscription_query,
     validate_expected,
     validate_position,
     validate_query,
@@ -159,12 +158,12 @@ class FileEventStore:
         self.fsync_interval = fsync_interval
         self.tenant_scoped = tenant_scoped
         self.max_event_bytes = max_event_bytes
-        self._batch = subscription_batch
-        self._poll = poll_interval
         self._lock = threading.Lock()
         self._index = EventIndex()
         self._wakeup = Wakeup()
-        self._subs: dict[str, PollingSubscription] = {}
+        self._subscriptions = SubscriptionSet(
+            self._wakeup, poll_interval=poll_interval, batch_size=subscription_batch
+        )
         self._fd: int | None = None
         self._size = 0
         self._last_sync = 0.0
@@ -356,27 +355,17 @@ class FileEventStore:
     ) -> Subscription:
         validate_subscribe(stream, filter, from_position)
         self._tenant()
-        build = subscription_query(stream, filter or EventQuery())
-
-        async def fetch(position: int, limit: int) -> list[RecordedEvent]:
-            return await self.query(build(position, limit))
-
-        sub = PollingSubscription(
+        return self._subscriptions.open(
+            self.query,
             handler,
-            fetch,
+            stream=stream,
             from_position=from_position,
+            filter=filter,
             on_error=on_error,
-            wakeup=self._wakeup,
-            poll_interval=self._poll,
-            batch_size=self._batch,
         )
-        self._subs[sub.id] = sub
-        return sub
 
     async def unsubscribe(self, subscription: Subscription) -> None:
-        sub = self._subs.pop(subscription.id, None)
-        if sub is not None:
-            await sub.stop()
+        await self._subscriptions.close(subscription)
 
     async def ping(self) -> None:
         if self._fd is None:
@@ -384,10 +373,7 @@ class FileEventStore:
 
     async def aclose(self) -> None:
         """Stop subscriptions, fsync and close the log (releasing its lock); idempotent."""
-        for sub_id in list(self._subs):
-            sub = self._subs.pop(sub_id, None)
-            if sub is not None:
-                await sub.stop()
+        await self._subscriptions.close_all()
         executor, self._executor = self._executor, None
         with self._lock:
             fd, self._fd = self._fd, None

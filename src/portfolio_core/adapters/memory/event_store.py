@@ -16,12 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from portfolio_core.adapters._shared.event_store import (
     DEFAULT_MAX_EVENT_BYTES,
     EventIndex,
-    PollingSubscription,
+    SubscriptionSet,
     Wakeup,
     encode_batch,
     query_rows,
     row_to_event,
-    subscription_query,
     validate_expected,
     validate_position,
     validate_query,
@@ -84,12 +83,12 @@ class MemoryEventStore:
     ) -> None:
         self.max_event_bytes = max_event_bytes
         self.tenant_scoped = tenant_scoped
-        self._batch = subscription_batch
-        self._poll = poll_interval
         self._lock = threading.Lock()
         self._index = EventIndex()
         self._wakeup = Wakeup()
-        self._subs: dict[str, PollingSubscription] = {}
+        self._subscriptions = SubscriptionSet(
+            self._wakeup, poll_interval=poll_interval, batch_size=subscription_batch
+        )
 
     @classmethod
     def from_config(cls, config: MemoryEventStoreConfig) -> Self:
@@ -160,31 +159,18 @@ class MemoryEventStore:
     ) -> Subscription:
         validate_subscribe(stream, filter, from_position)
         self._tenant()  # fail closed now, not in the background task
-        build = subscription_query(stream, filter or EventQuery())
-
-        async def fetch(position: int, limit: int) -> list[RecordedEvent]:
-            return await self.query(build(position, limit))
-
-        sub = PollingSubscription(
+        return self._subscriptions.open(
+            self.query,
             handler,
-            fetch,
+            stream=stream,
             from_position=from_position,
+            filter=filter,
             on_error=on_error,
-            wakeup=self._wakeup,
-            poll_interval=self._poll,
-            batch_size=self._batch,
         )
-        self._subs[sub.id] = sub
-        return sub
 
     async def unsubscribe(self, subscription: Subscription) -> None:
-        sub = self._subs.pop(subscription.id, None)
-        if sub is not None:
-            await sub.stop()
+        await self._subscriptions.close(subscription)
 
     async def aclose(self) -> None:
         """Stop every subscription; idempotent."""
-        for sub_id in list(self._subs):
-            sub = self._subs.pop(sub_id, None)
-            if sub is not None:
-                await sub.stop()
+        await self._subscriptions.close_all()

@@ -32,13 +32,12 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from portfolio_core.adapters._shared.event_store import (
     DEFAULT_MAX_EVENT_BYTES,
     EncodedEvent,
-    PollingSubscription,
+    SubscriptionSet,
     Wakeup,
     check_expected,
     encode_batch,
     idempotent_replay,
     matches,
-    subscription_query,
     validate_expected,
     validate_position,
     validate_query,
@@ -177,10 +176,10 @@ class _SQLBase(ABC):
         self.table = check_name(table, "table")
         self.tenant_scoped = tenant_scoped
         self.max_event_bytes = max_event_bytes
-        self._batch = subscription_batch
-        self._poll = poll_interval
         self._wakeup = Wakeup()
-        self._subs: dict[str, PollingSubscription] = {}
+        self._subscriptions = SubscriptionSet(
+            self._wakeup, poll_interval=poll_interval, batch_size=subscription_batch
+        )
 
     @property
     def _qualified(self) -> str:
@@ -303,36 +302,23 @@ class _SQLBase(ABC):
         validate_subscribe(stream, filter, from_position)
         self._tenant()  # fail closed now, not in the background task
         await self._before_subscribe()
-        build = subscription_query(stream, filter or EventQuery())
-
-        async def fetch(position: int, limit: int) -> list[RecordedEvent]:
-            return await self.query(build(position, limit))
-
-        sub = PollingSubscription(
+        return self._subscriptions.open(
+            self.query,
             handler,
-            fetch,
+            stream=stream,
             from_position=from_position,
+            filter=filter,
             on_error=on_error,
-            wakeup=self._wakeup,
-            poll_interval=self._poll,
-            batch_size=self._batch,
         )
-        self._subs[sub.id] = sub
-        return sub
 
     async def _before_subscribe(self) -> None:
         return None
 
     async def unsubscribe(self, subscription: Subscription) -> None:
-        sub = self._subs.pop(subscription.id, None)
-        if sub is not None:
-            await sub.stop()
+        await self._subscriptions.close(subscription)
 
     async def _stop_subscriptions(self) -> None:
-        for sub_id in list(self._subs):
-            sub = self._subs.pop(sub_id, None)
-            if sub is not None:
-                await sub.stop()
+        await self._subscriptions.close_all()
 
 
 # ------------------------------------------------------------------------------- SQLite
