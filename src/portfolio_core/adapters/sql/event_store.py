@@ -943,6 +943,22 @@ def _batch_json(batch: list[EncodedEvent]) -> str:
     )
 
 
+def _append_error(exc: Exception) -> Exception:
+    """The error an append reports for ``exc``: the port's UnavailableError for a driver
+    error (a lock wait that timed out said so), anything else unchanged (e.g. a value the
+    driver cannot send)."""
+    import psycopg
+
+    if isinstance(exc, psycopg.errors.LockNotAvailable):
+        error = UnavailableError("timed out waiting for the append lock", port=PORT)
+    elif isinstance(exc, psycopg.Error):
+        error = UnavailableError(f"PostgreSQL append failed: {exc}", port=PORT)
+    else:
+        return exc
+    error.__cause__ = exc
+    return error
+
+
 class PostgresEventStoreConfig(BaseModel):
     """Configuration of :class:`PostgresEventStore` (``postgres`` in a manifest)."""
 
@@ -1254,15 +1270,9 @@ class PostgresEventStore(_SQLBase):
             if len(group) > 1:
                 try:
                     return list(await self._send_many(conn, [(c, p) for c, p, _ in group]))
-                except psycopg.errors.LockNotAvailable as exc:
-                    error = UnavailableError("timed out waiting for the append lock", port=PORT)
-                    error.__cause__ = exc
-                    return [error] * len(group)
-                except psycopg.OperationalError as exc:
-                    error = UnavailableError(f"PostgreSQL append failed: {exc}", port=PORT)
-                    error.__cause__ = exc
-                    return [error] * len(group)
-                except Exception:
+                except (psycopg.errors.LockNotAvailable, psycopg.OperationalError) as exc:
+                    return [_append_error(exc)] * len(group)  # the whole group's fault
+                except Exception:  # may be one append's fault: each alone, below
                     pass
             return [await self._send_one(conn, cond, params) for cond, params, _ in group]
 
@@ -1275,16 +1285,8 @@ class PostgresEventStore(_SQLBase):
             return await self._send_append(conn, cond, params)
         except psycopg.errors.UniqueViolation:
             return []
-        except psycopg.errors.LockNotAvailable as exc:
-            error = UnavailableError("timed out waiting for the append lock", port=PORT)
-            error.__cause__ = exc
-            return error
-        except psycopg.Error as exc:
-            error = UnavailableError(f"PostgreSQL append failed: {exc}", port=PORT)
-            error.__cause__ = exc
-            return error
-        except Exception as exc:  # e.g. a value psycopg cannot send: this append's error
-            return exc
+        except Exception as exc:
+            return _append_error(exc)
 
     def _many_sql(self, index: int, cond: str) -> str:
         """The INSERT of the ``index``-th append of a group, its parameters suffixed with
