@@ -498,16 +498,14 @@ class SQLiteEventStore(_SQLBase):
                 try:
                     return fn(self._fast, *args)
                 except sqlite3.OperationalError as exc:
-                    if "locked" not in str(exc) and "busy" not in str(exc):
+                    if not _busy(exc):
                         raise
                 finally:
                     self._fast_lock.release()
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self._executor, fn, self._conn, *args)
-        except sqlite3.OperationalError as exc:
-            raise UnavailableError(f"SQLite event store: {exc}", port=PORT) from exc
         except sqlite3.DatabaseError as exc:
-            raise UnavailableError(f"SQLite event store failed: {exc}", port=PORT) from exc
+            raise _unavailable(exc) from exc
 
     def _connect(self, busy_timeout: float) -> sqlite3.Connection:
         conn = sqlite3.connect(
