@@ -458,6 +458,14 @@ def postgres_run(
         "conc": PostgresDatastore(**connect, pool_size=writers),
     }
     our_pools = {"seq": 2, "conc": writers}
+    # The peer's recorder also creates functions in the database (its insert helper); the
+    # run drops the ones it created, and leaves any that were there before.
+    functions_sql = (
+        "SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n "
+        "ON n.oid = p.pronamespace WHERE n.nspname = current_schema()"
+    )
+    with psycopg.connect(url, autocommit=True) as conn:
+        functions_before = {row[0] for row in conn.execute(functions_sql)}
 
     def make_peer(case: str) -> Any:
         recorder = PostgresApplicationRecorder(
@@ -481,6 +489,8 @@ def postgres_run(
         with psycopg.connect(url, autocommit=True) as conn:
             for table in (*peer_tables.values(), *our_tables.values()):
                 conn.execute(f"DROP TABLE IF EXISTS {table}")
+            for function in {row[0] for row in conn.execute(functions_sql)} - functions_before:
+                conn.execute(f"DROP FUNCTION IF EXISTS {function}")
 
 
 def goal_line(benchmark: str, pair: tuple[float, float], goal: float | None) -> None:
