@@ -208,6 +208,27 @@ class _Guard:
         if span is not None and self.genai:
             span.set_attributes(genai_attributes(self.port.key, self.method, args, kwargs, result))
 
+    def _failed(
+        self,
+        exc: BaseException,
+        seconds: float,
+        breaker: Breaker | None,
+        probe: bool,
+        span: Any,
+    ) -> None:
+        """Account a call that raised after ``seconds``: an error (counted, and a breaker
+        failure) or a cancellation (counted apart, and never a breaker failure)."""
+        if isinstance(exc, Exception):
+            self.stats.record_error(seconds, exc)
+            if breaker is not None:
+                breaker.on_failure(exc, probe)
+        else:
+            self.stats.record_cancelled(seconds)
+            if breaker is not None:
+                breaker.on_cancel(probe)
+        if span is not None:
+            self._end_span(span, exc)
+
     @staticmethod
     def _end_span(span: Any, exc: BaseException | None, rejected: bool = False) -> None:
         if exc is None:
@@ -271,17 +292,7 @@ class _Guard:
             else:
                 result = await self.fn(*args, **kwargs)
         except BaseException as exc:
-            dt = time.perf_counter() - t0
-            if isinstance(exc, Exception):
-                stats.record_error(dt, exc)
-                if breaker is not None:
-                    breaker.on_failure(exc, probe)
-            else:
-                stats.record_cancelled(dt)
-                if breaker is not None:
-                    breaker.on_cancel(probe)
-            if span is not None:
-                self._end_span(span, exc)
+            self._failed(exc, time.perf_counter() - t0, breaker, probe, span)
             raise
         finally:
             if self.bulkhead_sem is not None:
@@ -402,17 +413,7 @@ class _Guard:
                     breaker.on_success(probe)
                 raise
             except BaseException as exc:
-                dt = time.perf_counter() - t0
-                if isinstance(exc, Exception):
-                    stats.record_error(dt, exc)
-                    if breaker is not None:
-                        breaker.on_failure(exc, probe)
-                else:
-                    stats.record_cancelled(dt)
-                    if breaker is not None:
-                        breaker.on_cancel(probe)
-                if span is not None:
-                    self._end_span(span, exc)
+                self._failed(exc, time.perf_counter() - t0, breaker, probe, span)
                 if (
                     not started
                     and self.fallback_fn is not None
@@ -494,17 +495,7 @@ class _Guard:
         try:
             result = self._inner(args, kwargs) if self.inner else self.fn(*args, **kwargs)
         except BaseException as exc:
-            dt = time.perf_counter() - t0
-            if isinstance(exc, Exception):
-                stats.record_error(dt, exc)
-                if breaker is not None:
-                    breaker.on_failure(exc, probe)
-            else:
-                stats.record_cancelled(dt)
-                if breaker is not None:
-                    breaker.on_cancel(probe)
-            if span is not None:
-                self._end_span(span, exc)
+            self._failed(exc, time.perf_counter() - t0, breaker, probe, span)
             raise
         finally:
             if sem is not None:
