@@ -27,7 +27,7 @@ from typing import Any
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("LITELLM_TELEMETRY", "False")
 
-from portfolio_core.adapters.memory.router import MemoryRouter
+from portfolio_core.adapters.orchestration.router import MemoryRouter
 from portfolio_core.adapters.memory.scripted_llm import ScriptedLLM
 from portfolio_core.ports import Message, Provider, RouteOptions
 

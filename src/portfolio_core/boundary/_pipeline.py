@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import random
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -42,6 +41,7 @@ from portfolio_core.boundary.breaker import (
 )
 from portfolio_core.boundary.config import BulkheadConfig, RetryConfig
 from portfolio_core.boundary.ratelimit import RateLimiter, RateLimitStorageError
+from portfolio_core.boundary.retry import is_retryable, retry_delay
 from portfolio_core.boundary.stats import MethodStats
 from portfolio_core.boundary.telemetry import (
     ATTR_ADAPTER,
@@ -63,8 +63,6 @@ __all__ = [
     "Layer",
     "admission_layers",
     "awrap_call",
-    "is_retryable",
-    "retry_delay",
     "wrap_call",
 ]
 
@@ -79,23 +77,6 @@ _log = structlog.get_logger("portfolio_core.boundary")
 
 class BulkheadFullError(UnavailableError):
     """The bulkhead's concurrent-call limit was reached (and ``max_wait`` passed)."""
-
-
-def is_retryable(exc: BaseException) -> bool:
-    """Whether retrying the same call may succeed: a port error whose class says so."""
-    return isinstance(exc, PortError) and exc.retryable
-
-
-def retry_delay(cfg: RetryConfig, attempt: int, exc: BaseException) -> float:
-    """Seconds to wait before attempt ``attempt + 1``: exponential backoff with jitter; a
-    ``retry_after`` hint on ``exc`` wins when it is longer and within ``max_backoff`` (a hint
-    that is not a finite number in that range is ignored)."""
-    delay = min(cfg.max_backoff, cfg.backoff * cfg.multiplier ** (attempt - 1))
-    delay *= 1.0 - cfg.jitter * random.random()
-    hint = getattr(exc, "retry_after", None)
-    if isinstance(hint, int | float) and delay < hint <= cfg.max_backoff:
-        delay = float(hint)
-    return delay
 
 
 def _reason(exc: BaseException) -> str:

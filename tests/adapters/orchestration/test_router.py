@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from portfolio_core.adapters.memory.router import MemoryRouter, MemoryRouterConfig
 from portfolio_core.adapters.memory.scripted_llm import ScriptedLLM
+from portfolio_core.adapters.orchestration.router import MemoryRouter, MemoryRouterConfig
 from portfolio_core.ports import (
     Completion,
     ConflictError,
@@ -178,6 +178,41 @@ async def test_retry_after_is_honoured_for_429() -> None:
     assert (await router.route(HI)).name == "limited"
 
 
+@pytest.mark.parametrize(
+    ("retry_after", "cooling_for"),
+    [
+        (float("inf"), 300.0),  # capped at max_retry_after
+        (2_300_000_000.0, 300.0),  # "retry in the year 2099": capped too
+        (1e308, 300.0),
+        (float("nan"), 30.0),  # not a number: no hint, the router's own cooldown
+        (-5.0, 0.0),  # in the past: usable again at once
+        (42.0, 42.0),  # an ordinary hint is honoured
+    ],
+)
+async def test_retry_after_is_capped_so_no_hint_disables_a_provider_for_good(
+    retry_after: float, cooling_for: float
+) -> None:
+    router, clock = make(cooldown_seconds=30)
+    router.add_provider(
+        Provider("limited", "m"),
+        ScriptedLLM(fail_every=2, fail_with="429", retry_after=retry_after),
+    )
+    router.add_provider(Provider("other", "m"), ScriptedLLM())
+    assert (await router.complete(HI)).provider == "limited"  # call 1 succeeds
+    assert (await router.complete(HI)).provider == "other"  # call 2: 429, falls over
+    assert {s.name: s.cooling_for for s in router.stats()}["limited"] == pytest.approx(cooling_for)
+    clock.now += cooling_for + 0.1
+    assert (await router.route(HI)).name == "limited"
+
+
+def test_max_retry_after_is_configurable_and_must_be_finite() -> None:
+    cfg = MemoryRouterConfig.model_validate({"max_retry_after": 60})
+    assert MemoryRouter.from_config(cfg, llms={}).max_retry_after == 60
+    for bad in (-1.0, float("inf"), float("nan")):
+        with pytest.raises(InvalidInputError, match="max_retry_after"):
+            MemoryRouter(max_retry_after=bad)
+
+
 async def test_allowed_fails_delays_cooldown_for_5xx() -> None:
     router, _ = make(allowed_fails=1)
     flaky = ScriptedLLM(fail_every=1)
@@ -334,7 +369,7 @@ def test_from_config_wires_providers_in_order() -> None:
 
 
 async def test_router_as_llm_completes_and_streams_with_fallback() -> None:
-    from portfolio_core.adapters.memory.agent import MemoryAgent
+    from portfolio_core.adapters.orchestration.agent import MemoryAgent
     from portfolio_core.ports import LLM, CompletionOptions
 
     router, _ = make()

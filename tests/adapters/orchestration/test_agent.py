@@ -10,8 +10,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pydantic import BaseModel
 
-from portfolio_core.adapters.memory.agent import MemoryAgent, MemoryAgentConfig, tool
 from portfolio_core.adapters.memory.scripted_llm import ScriptedLLM
+from portfolio_core.adapters.orchestration.agent import MemoryAgent, MemoryAgentConfig, tool
 from portfolio_core.ports import (
     LLM,
     Agent,
