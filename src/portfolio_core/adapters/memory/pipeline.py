@@ -11,7 +11,8 @@ from portfolio_core.adapters.orchestration.pipeline import *  # noqa: F403
 from portfolio_core.adapters.orchestration.pipeline import __all__ as __all__
 
 warnings.warn(
-    "portfolio_core.adapters.memory.pipeline moved to portfolio_core.adapters.orchestration.pipeline",
+    "portfolio_core.adapters.memory.pipeline moved to "
+    "portfolio_core.adapters.orchestration.pipeline",
     DeprecationWarning,
     stacklevel=2,
 )
