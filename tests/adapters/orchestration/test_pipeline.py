@@ -294,10 +294,10 @@ def _reaches(reads: list[set[int]], j: int) -> bool:
 
 
 async def test_llm_step_in_code_and_from_config() -> None:
-    from portfolio_core.adapters.memory.scripted_llm import ScriptedLLM
+    from portfolio_core.adapters.memory.simulated_llm import SimulatedLLM
     from portfolio_core.adapters.orchestration.pipeline import LLMStep
 
-    llm = ScriptedLLM(echo=True)
+    llm = SimulatedLLM(echo=True)
     summarise = LLMStep("summary", llm=llm, prompt="Summarise: {text}", output="summary")
     cache = MinimalCache()
     pipe = MemoryPipeline([summarise, count, split], inputs={"text": str}, cache=cache)
@@ -310,7 +310,7 @@ async def test_llm_step_in_code_and_from_config() -> None:
     third = await MemoryPipeline([other], inputs=["text"], cache=cache).run({"text": "a b"})
     assert third.context["summary"] == "Shorten: a b"  # a new prompt is a new cache key
 
-    failing = ScriptedLLM(fail_every=1)
+    failing = SimulatedLLM(fail_every=1)
     cfg = MemoryPipelineConfig.model_validate(
         {
             "inputs": {"text": "str"},
@@ -368,10 +368,10 @@ class TestStepSubclassContract(PipelineStepContract):
 class TestLLMStepContract(PipelineStepContract):
     @pytest.fixture
     def make_adapter(self) -> Callable[[], PipelineStep]:
-        from portfolio_core.adapters.memory.scripted_llm import ScriptedLLM
+        from portfolio_core.adapters.memory.simulated_llm import SimulatedLLM
         from portfolio_core.adapters.orchestration.pipeline import LLMStep
 
-        return lambda: LLMStep("ask", llm=ScriptedLLM(echo=True), prompt="Q: {text}")
+        return lambda: LLMStep("ask", llm=SimulatedLLM(echo=True), prompt="Q: {text}")
 
 
 async def test_caching_through_the_memory_cache_adapter() -> None:

@@ -11,8 +11,7 @@ from portfolio_core.adapters.orchestration.agent import *  # noqa: F403
 from portfolio_core.adapters.orchestration.agent import __all__ as __all__
 
 warnings.warn(
-    "portfolio_core.adapters.memory.agent moved to "
-    "portfolio_core.adapters.orchestration.agent",
+    "portfolio_core.adapters.memory.agent moved to portfolio_core.adapters.orchestration.agent",
     DeprecationWarning,
     stacklevel=2,
 )

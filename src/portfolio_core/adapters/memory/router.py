@@ -11,8 +11,7 @@ from portfolio_core.adapters.orchestration.router import *  # noqa: F403
 from portfolio_core.adapters.orchestration.router import __all__ as __all__
 
 warnings.warn(
-    "portfolio_core.adapters.memory.router moved to "
-    "portfolio_core.adapters.orchestration.router",
+    "portfolio_core.adapters.memory.router moved to portfolio_core.adapters.orchestration.router",
     DeprecationWarning,
     stacklevel=2,
 )
