@@ -320,6 +320,7 @@ class Guard:
         "on_release",
         "on_success",
         "port",
+        "size",
         "span_name",
         "stats",
         "tracer",
@@ -348,6 +349,7 @@ class Guard:
         self.method = method
         self.stats = stats
         self.layers = layers
+        self.size = len(layers)
         self.admits = tuple(layer.admit for layer in layers)
         self.admit_async = tuple((layer.admit, layer.aadmit) for layer in layers)
         self.on_success = _indexed(layers, "succeeded")
@@ -480,13 +482,15 @@ class Guard:
             return self._run(args, kwargs, span)
 
     def _run(self, args: tuple[Any, ...], kwargs: dict[str, Any], span: Any = None) -> Any:
-        tokens: list[Any] = []
-        if self.layers:
+        tokens: list[Any] = [None] * self.size
+        if self.size:
+            i = 0
             try:
                 for admit in self.admits:
-                    tokens.append(admit())
+                    tokens[i] = admit()
+                    i += 1
             except BaseException as exc:
-                self._refused(exc, tokens, span)
+                self._refused(exc, tokens[:i], span)
                 raise
         t0 = time.perf_counter()
         try:
@@ -533,13 +537,15 @@ class Guard:
         return tokens
 
     async def _arun(self, args: tuple[Any, ...], kwargs: dict[str, Any], span: Any = None) -> Any:
-        tokens: list[Any] = []
-        if self.layers:
+        tokens: list[Any] = [None] * self.size
+        if self.size:
+            i = 0
             try:
                 for admit, aadmit in self.admit_async:
-                    tokens.append(admit() if aadmit is None else await aadmit())
+                    tokens[i] = admit() if aadmit is None else await aadmit()
+                    i += 1
             except BaseException as exc:
-                self._refused(exc, tokens, span)
+                self._refused(exc, tokens[:i], span)
                 raise
         t0 = time.perf_counter()
         try:
