@@ -52,6 +52,7 @@ if TYPE_CHECKING:
         port_of,
     )
     from portfolio_core.ports.errors import (
+        AccessDeniedError,
         ConflictError,
         InvalidInputError,
         MaxIterationsExceededError,
@@ -168,6 +169,7 @@ _EXPORTS: dict[str, str] = {
     "Completion": "llm",
     "CompletionChunk": "llm",
     "CompletionOptions": "llm",
+    "AccessDeniedError": "errors",
     "ConflictError": "errors",
     "Direction": "event_store",
     "EventHandler": "event_store",
@@ -247,6 +249,7 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = [
+    "AccessDeniedError",
     "Agent",
     "AgentBlocks",
     "AgentCapability",
