@@ -53,6 +53,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "print a manifest upgraded to the current schema_version",
         "portfolio_core.manifest._commands.migrate",
     ),
+    "serve": (
+        "serve a manifest's async ports over HTTP and WebSocket (the portal)",
+        "portfolio_core._commands.serve",
+    ),
 }
 
 
