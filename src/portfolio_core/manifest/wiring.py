@@ -330,6 +330,14 @@ class _Validator:
                 )
                 return None
             return f"local://{target}"
+        if not port.is_async:
+            self.add(
+                "invalid-address",
+                f"{port.key} is a synchronous, in-process port: it is not reached by address "
+                "(only async ports are served by a portal)",
+                path,
+            )
+            return None
         return value
 
     def alias(

@@ -269,9 +269,7 @@ def _spec(
         handler_hint = hints.get(sub.handler)
         item = typing.get_args(handler_hint)[0][0] if handler_hint is not None else Any
         kept = tuple(p for p in params if p.name not in sub.local)
-        return replace(
-            base, kind=CallKind.SUBSCRIBE, params=kept, result=item, subscription=sub
-        )
+        return replace(base, kind=CallKind.SUBSCRIBE, params=kept, result=item, subscription=sub)
     if handle_param:
         return replace(base, kind=CallKind.UNSUBSCRIBE)
     if callables or not all(_writable(p.hint) for p in params) or not _writable(result):

@@ -25,7 +25,7 @@ from portfolio_core.adapters.remote._subscription import RemoteSubscription
 from portfolio_core.adapters.remote._ws import Channel, WsLink
 from portfolio_core.ports.capabilities import capabilities_of
 from portfolio_core.ports.catalogue import PortInfo, port_by_key
-from portfolio_core.ports.errors import InvalidInputError, UnsupportedError
+from portfolio_core.ports.errors import InvalidInputError, PortTimeoutError, UnsupportedError
 from portfolio_core.ports.event_store import OnHandlerError
 from portfolio_core.ports.tenant import current_tenant
 from portfolio_core.wire import (
@@ -244,12 +244,13 @@ class RemoteAdapter:
                 payload = {**payload, TENANT_PARAM: loads(encode_tenant(tenant))}
             link = await self._ws()
             future = link.call(self._methods[spec.name], dumps(payload))
+            deadline = asyncio.timeout(self._timeout)
             try:
-                async with asyncio.timeout(self._timeout):
+                async with deadline:
                     return await future
             except TimeoutError:
-                from portfolio_core.ports.errors import PortTimeoutError
-
+                if not deadline.expired():  # a PortTimeoutError the server sent
+                    raise
                 raise PortTimeoutError(
                     f"{self.address}: {spec.name} got no answer within {self._timeout} s",
                     timeout=self._timeout,
@@ -500,6 +501,7 @@ def _method_source(spec: MethodSpec, signature: inspect.Signature) -> str:
 
     def args_without(skip: str) -> str:
         return "{" + ", ".join(f"{n!r}: {n}" for n in names if n != skip) + "}"
+
     name = spec.name
     if spec.kind is CallKind.CALL:
         return (
