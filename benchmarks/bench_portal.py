@@ -308,6 +308,46 @@ async def run_goals(registry: Any, peer_port: int, Cache: Any, LLM: Any, Message
     else:
         print("redis-py GET: no Redis server answered; that line is skipped", file=sys.stderr)
     await ttft(registry, LLM, Message)
+    if not SMOKE:
+        await client_choice(over_http.address.base)
+
+
+async def client_choice(base: str) -> None:
+    """Not a goal: the same portal endpoint driven by a bare httpx and a bare aiohttp client
+    (the measurement behind the remote adapter's choice of aiohttp; docs/decisions/0015)."""
+    import aiohttp
+    import httpx
+
+    url = f"{base}/v1/entries/responses/get"
+    body = json.dumps({"key": KEY}).encode()
+    headers = {"authorization": f"Bearer {API_KEY}", "content-type": "application/json"}
+    hx = httpx.AsyncClient(limits=httpx.Limits(max_connections=100, max_keepalive_connections=100))
+    ah = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100))
+
+    async def with_httpx() -> Any:
+        return (await hx.post(url, content=body, headers=headers)).json()
+
+    async def with_aiohttp() -> Any:
+        async with ah.post(url, data=body, headers=headers) as response:
+            return json.loads(await response.read())
+
+    table: dict[str, list[float]] = {
+        "httpx 1": [],
+        "aiohttp 1": [],
+        "httpx 64": [],
+        "aiohttp 64": [],
+    }
+    for _ in range(3):
+        for callers in (1, 64):
+            table[f"httpx {callers}"].append(await rate(with_httpx, callers, ROUND_SECONDS))
+            table[f"aiohttp {callers}"].append(await rate(with_aiohttp, callers, ROUND_SECONDS))
+    await hx.aclose()
+    await ah.close()
+    print(
+        "client choice against the portal, calls/s (median of 3): "
+        + ", ".join(f"{k}={statistics.median(v):,.0f}" for k, v in table.items()),
+        file=sys.stderr,
+    )
 
 
 async def redis_peer() -> Callable[[], Awaitable[Any]] | None:

@@ -6,6 +6,8 @@ object under the same name) is noticed on the next call and the entry rebound.
 
 from __future__ import annotations
 
+import collections.abc
+import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +32,9 @@ class Bound:
     call: Callable[..., Any]
     validator: pydantic.TypeAdapter[Any]
     stats: Any = None
+    plain_arguments: bool = False
+    """Whether every argument is a JSON type (str, numbers, bool, lists, dicts, Any): parsed
+    JSON can then be validated as is, strictly, without being written out again."""
     """Per-method counters the portal attaches (see ``_metrics``)."""
 
 
@@ -57,6 +62,25 @@ def invalid_arguments(spec: MethodSpec, exc: pydantic.ValidationError) -> Invali
         f"invalid arguments for {spec.port}.{spec.name}: {listed}",
         field=str(first) if first is not None else None,
     )
+
+
+_JSON_TYPES = (str, int, float, bool, type(None))
+
+
+def _plain_hint(hint: Any) -> bool:
+    if hint is Any or hint in _JSON_TYPES:
+        return True
+    args = typing.get_args(hint)
+    origin = typing.get_origin(hint)
+    if origin in (list, dict) or type(hint).__name__ == "UnionType" or origin is typing.Union:
+        return all(_plain_hint(a) for a in args)
+    if origin in (collections.abc.Sequence, collections.abc.Mapping):
+        return all(_plain_hint(a) for a in args)
+    return False
+
+
+def _plain(spec: MethodSpec) -> bool:
+    return all(_plain_hint(p.hint) for p in spec.params)
 
 
 def _unsupported(spec: MethodSpec) -> Callable[..., Any]:
@@ -132,7 +156,9 @@ class Dispatcher:
                 target = _unsupported(spec)
             if target is None:
                 continue
-            bound = Bound(name, spec, target, arguments_validator(spec))
+            bound = Bound(
+                name, spec, target, arguments_validator(spec), plain_arguments=_plain(spec)
+            )
             if self._on_bind is not None:
                 self._on_bind(bound)
             served.methods[method] = bound

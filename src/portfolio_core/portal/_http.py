@@ -40,7 +40,6 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 _log = structlog.get_logger("portfolio_core.portal")
-_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 _JSON = b"application/json"
 
 
@@ -52,20 +51,29 @@ class ClientGone(Exception):
     """The client disconnected before its request was read."""
 
 
+_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_SQUARE = bytes.maketrans(b"{}", b"[]")
+
+
 def json_too_deep(body: bytes, limit: int) -> bool:
-    """Whether the JSON text nests arrays/objects deeper than ``limit`` (strings skipped)."""
+    """Whether the JSON text nests arrays/objects deeper than ``limit`` (strings skipped).
+
+    The brackets outside strings are kept and innermost pairs removed pass by pass (each pass
+    in C): the text nests deeper than ``limit`` exactly when brackets remain after ``limit``
+    passes. Malformed text is left for the parser to refuse.
+    """
     if body.count(b"[") + body.count(b"{") <= limit:
         return False
-    depth = 0
-    for match in _TOKENS.finditer(body):
-        token = match.group()
-        if token in (b"[", b"{"):
-            depth += 1
-            if depth > limit:
-                return True
-        elif token in (b"]", b"}"):
-            depth -= 1
-    return False
+    brackets = _STRINGS.sub(b"", body).translate(_SQUARE, _NOT_BRACKETS)
+    for _ in range(limit):
+        if not brackets:
+            return False
+        shorter = brackets.replace(b"[]", b"")
+        if len(shorter) == len(brackets):
+            return False  # unbalanced: not JSON, the parser says so
+        brackets = shorter
+    return bool(brackets)
 
 
 async def read_body(receive: Receive, limit: int, declared: int | None) -> bytes:

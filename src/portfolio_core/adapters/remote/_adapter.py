@@ -25,7 +25,7 @@ from portfolio_core.adapters.remote._subscription import RemoteSubscription
 from portfolio_core.adapters.remote._ws import Channel, WsLink
 from portfolio_core.ports.capabilities import capabilities_of
 from portfolio_core.ports.catalogue import PortInfo, port_by_key
-from portfolio_core.ports.errors import InvalidInputError, PortTimeoutError, UnsupportedError
+from portfolio_core.ports.errors import InvalidInputError, UnsupportedError
 from portfolio_core.ports.event_store import OnHandlerError
 from portfolio_core.ports.tenant import current_tenant
 from portfolio_core.wire import (
@@ -86,6 +86,8 @@ class RemoteAdapter:
     config_model: ClassVar[type[BaseModel]] = RemoteConfig
     _specs: ClassVar[Mapping[str, MethodSpec]]
     _encoders: ClassVar[dict[str, tuple[tuple[str, Any, bool], ...]]]
+    _materialised: ClassVar[dict[str, tuple[tuple[str, Any, bool], ...]]]
+    _result_decoders: ClassVar[dict[str, Callable[[Any], Any]]]
 
     def __init__(
         self,
@@ -242,24 +244,18 @@ class RemoteAdapter:
         if self.address.websocket:
             if tenant is not None:
                 payload = {**payload, TENANT_PARAM: loads(encode_tenant(tenant))}
-            link = await self._ws()
-            future = link.call(self._methods[spec.name], dumps(payload))
-            deadline = asyncio.timeout(self._timeout)
-            try:
-                async with deadline:
-                    return await future
-            except TimeoutError:
-                if not deadline.expired():  # a PortTimeoutError the server sent
-                    raise
-                raise PortTimeoutError(
-                    f"{self.address}: {spec.name} got no answer within {self._timeout} s",
-                    timeout=self._timeout,
-                ) from None
+            link = self._link
+            if link is None or not link.alive:
+                link = await self._ws()
+            return await link.call(self._methods[spec.name], dumps(payload), self._timeout)
         headers = {TENANT_HEADER: encode_tenant(tenant)} if tenant is not None else None
         return loads(await self._http.post(self._urls[spec.name], dumps(payload), headers))
 
     async def _call(self, spec: MethodSpec, args: dict[str, Any]) -> Any:
-        materialised = [p for p in self._encoders[spec.name] if p[2]]
+        materialised = self._materialised[spec.name]
+        if not materialised:
+            result = await self._send(spec, self._payload(spec, args))
+            return self._result_decoders[spec.name](result)
         refused: InvalidInputError | None = None
         for name, _encode, _ in materialised:
             value = args.get(name, _MISSING)
@@ -575,6 +571,14 @@ def remote_adapter_class(port_key: str) -> type[RemoteAdapter]:
     body["_encoders"] = {
         name: tuple((p.name, encoder_for(p.hint), p.materialise) for p in spec.params)
         for name, spec in specs.items()
+    }
+    body["_materialised"] = {
+        name: tuple(e for e in encoders if e[2]) for name, encoders in body["_encoders"].items()
+    }
+    body["_result_decoders"] = {
+        name: result_validator(spec.result)
+        for name, spec in specs.items()
+        if spec.kind is CallKind.CALL
     }
     body["__doc__"] = (
         f"The {port.name} port served by a portal, reached by address (generated from the "

@@ -21,6 +21,7 @@ from portfolio_core.adapters.remote._http import HttpTransport, transport_error
 from portfolio_core.ports.errors import (
     AccessDeniedError,
     PortError,
+    PortTimeoutError,
     UnavailableError,
 )
 from portfolio_core.wire import CANCEL, CREDIT, ITEM, OPENED, dumps, error_from_problem, loads
@@ -129,7 +130,8 @@ class WsLink:
         self._ws = ws
         self.url = url
         self._ids = itertools.count(1)
-        self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._pending: dict[int, tuple[asyncio.Future[Any], float]] = {}
+        self._sweeper: asyncio.Task[None] | None = None
         self._channels: dict[int, Channel] = {}
         self._out: list[bytes] = []
         self._wake = asyncio.Event()
@@ -176,10 +178,12 @@ class WsLink:
         with contextlib.suppress(PortError):
             self._send(dumps({"jsonrpc": "2.0", "method": method, "params": params}))
 
-    def call(self, method: str, params: bytes) -> asyncio.Future[Any]:
-        """Send a call (``params``: a JSON object's bytes); the future gets the raw result."""
+    def call(self, method: str, params: bytes, timeout: float) -> asyncio.Future[Any]:
+        """Send a call (``params``: a JSON object's bytes); the future gets the raw result,
+        or PortTimeoutError when no answer came within ``timeout`` seconds."""
         rid = next(self._ids)
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
         self._send(
             b'{"jsonrpc":"2.0","id":'
             + str(rid).encode()
@@ -189,8 +193,28 @@ class WsLink:
             + params
             + b"}"
         )
-        self._pending[rid] = future
+        self._pending[rid] = (future, loop.time() + timeout)
+        if self._sweeper is None or self._sweeper.done():
+            self._sweeper = asyncio.ensure_future(self._sweep(timeout))
         return future
+
+    async def _sweep(self, timeout: float) -> None:
+        """Fail calls past their deadline (one task per link instead of a timer per call:
+        a deadline is honoured within a fifth of the timeout, at most 0.25 s late)."""
+        interval = max(0.01, min(0.25, timeout / 5))
+        loop = asyncio.get_running_loop()
+        while self._pending:
+            await asyncio.sleep(interval)
+            now = loop.time()
+            late = [rid for rid, (_, deadline) in self._pending.items() if deadline <= now]
+            for rid in late:
+                future, _deadline = self._pending.pop(rid)
+                if not future.done():
+                    future.set_exception(
+                        PortTimeoutError(
+                            f"{self.url}: no answer within {timeout} s", timeout=timeout
+                        )
+                    )
 
     def open_channel(
         self, method: str, params: bytes, credit: int, initial: int | None = None
@@ -269,8 +293,9 @@ class WsLink:
         rid = frame.get("id")
         if rid is not None:
             error = _rpc_error(frame["error"]) if "error" in frame else None
-            future = self._pending.pop(rid, None)
-            if future is not None:
+            pending = self._pending.pop(rid, None)
+            if pending is not None:
+                future = pending[0]
                 if not future.done():
                     if error is not None:
                         future.set_exception(error)
@@ -296,7 +321,7 @@ class WsLink:
         if self.lost is None:
             self.lost = error
         pending, self._pending = self._pending, {}
-        for future in pending.values():
+        for future, _deadline in pending.values():
             if not future.done():
                 future.set_exception(self.lost)
                 future.exception()
@@ -306,6 +331,8 @@ class WsLink:
 
     async def close(self) -> None:
         self._fail(UnavailableError(f"WebSocket {self.url} closed by the client"))
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         for task in (self._writer, self._reader):
             task.cancel()
         with contextlib.suppress(Exception):
