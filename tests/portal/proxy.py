@@ -93,5 +93,11 @@ class FaultProxy:
 
     async def _close_server(self) -> None:
         self._server.close()
+        assert self._resume is not None
+        self._resume.set()
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._server.wait_closed(), 2)
