@@ -122,6 +122,43 @@ async def test_client_manifest_and_call_at(
     }
 
 
+def test_serve_with_several_workers(tmp_path: Path) -> None:
+    port = free_port()
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text(
+        "schema_version: 1\nadapters:\n  c: {port: cache, adapter: memory}\nportal: {}\n"
+    )
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "portfolio_core.cli",
+            "serve",
+            str(manifest),
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+            "--log-level",
+            "warning",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_ready(port, server)
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/v1/entries/c/exists",
+            data=b'{"key": "k"}',
+            headers={"content-type": "application/json"},
+        )
+        assert urllib.request.urlopen(request, timeout=5).read() == b"false"
+    finally:
+        server.terminate()
+        server.wait(20)
+
+
 def test_serve_reports_a_bad_manifest_with_its_location(tmp_path: Path) -> None:
     manifest = tmp_path / "bad.yaml"
     manifest.write_text(

@@ -8,8 +8,8 @@
   details that come back as the same exception classes;
 * the HTTP paths, header names and JSON-RPC method names below are the protocol's constants.
 
-It imports only :mod:`portfolio_core.ports` (and pydantic), so that both the portal and the
-``remote`` adapters may use it. See docs/portal/wire.md.
+It imports :mod:`portfolio_core.ports` (and pydantic) and nothing above them, so that both
+the portal and the ``remote`` adapters may use it. See docs/portal/wire.md.
 """
 
 from __future__ import annotations
