@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
+from portfolio_core.adapters._shared.codec import check_json_value
 from portfolio_core.ports.errors import (
     ConflictError,
     InvalidInputError,
@@ -75,6 +76,12 @@ def dumps(value: Mapping[str, Any], what: str) -> str:
     """Encode ``value`` as compact JSON or raise InvalidInputError naming ``what``."""
     if not isinstance(value, Mapping):
         raise InvalidInputError(f"event {what} must be a JSON object (a mapping)", field=what)
+    for key, item in value.items():
+        if type(key) is not str:
+            raise InvalidInputError(
+                f"event {what} has a non-string key {key!r}", field=what, port=PORT
+            )
+        check_json_value(item, field=what, top=False, text=False, depth=2)
     try:
         return _ENCODER.encode(value)
     except (TypeError, ValueError) as exc:
@@ -235,10 +242,13 @@ def encode_batch(
 
 
 def _encode_object(value: Mapping[str, Any], what: str) -> str:
-    """``dumps(value, what)``, with a shortcut for plain dicts (the usual case)."""
+    """``dumps(value, what)``, with a shortcut for plain dicts (the usual case), after the
+    stored-value rule of :mod:`portfolio_core.ports.values` (no tuple, no non-str key, at
+    most MAX_VALUE_DEPTH deep; text is checked later, see :func:`encode_batch`)."""
     if value.__class__ is dict:
         if not value:
             return "{}"
+        check_json_value(value, field=what, top=False, text=False)
         try:
             return "".join(_encode_chunks(value, 0))
         except (TypeError, ValueError, RecursionError):
