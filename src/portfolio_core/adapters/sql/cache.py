@@ -22,6 +22,7 @@ from portfolio_core.adapters._shared.cache_keys import (
     tenant_ttl,
 )
 from portfolio_core.adapters._shared.codec import JsonCodec
+from portfolio_core.adapters._shared.urls import check_url, display_url
 from portfolio_core.ports.cache import CacheCapability, Codec
 from portfolio_core.ports.capabilities import declare
 from portfolio_core.ports.errors import InvalidInputError, UnavailableError
@@ -82,7 +83,7 @@ class SqlCache:
     ) -> None:
         if not _TABLE.match(table):
             raise InvalidInputError("table must be a plain SQL identifier", field="table")
-        raw = url.get_secret_value() if isinstance(url, SecretStr) else url
+        raw = check_url(url.get_secret_value() if isinstance(url, SecretStr) else url, port="Cache")
         if raw.startswith(("postgresql://", "postgres://")):
             raw = "postgresql+psycopg://" + raw.split("://", 1)[1]
         self._url = raw
@@ -100,13 +101,20 @@ class SqlCache:
         self._start_lock = asyncio.Lock()
 
     def __repr__(self) -> str:
-        safe = sa.engine.make_url(self._url).render_as_string(hide_password=True)
+        safe = display_url(self._url)
         return f"{type(self).__name__}(url={safe!r}, table={self.table_name!r})"
 
     # -- lifecycle -------------------------------------------------------------------------------
 
     def _make_engine(self) -> Engine:
-        url = sa.engine.make_url(self._url)
+        try:
+            url = sa.engine.make_url(self._url)
+        except (sa.exc.ArgumentError, ValueError):
+            raise InvalidInputError(
+                "url is not a valid database URL (not shown: it may hold a password)",
+                field="url",
+                port="Cache",
+            ) from None
         if url.get_backend_name() == "sqlite":
             return sa.create_engine(url, connect_args={"timeout": 30})
         return sa.create_engine(url, pool_pre_ping=True, pool_size=5)
