@@ -126,6 +126,14 @@ class PieceQuotingCache(DictCache):
         )
 
 
+class FailingStart(DictCache):
+    """Its start fails quoting the password, as a driver's connection error might."""
+
+    async def start(self) -> None:
+        secret = self.config.password.get_secret_value() if self.config.password else ""
+        raise ConnectionError(f"cannot log in with {secret}")
+
+
 class FailingStop(DictCache):
     async def aclose(self) -> None:
         EVENTS.append(f"stop {self.config.namespace}")
