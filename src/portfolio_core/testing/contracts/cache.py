@@ -25,6 +25,7 @@ from portfolio_core.ports.cache import MAX_KEY_LENGTH, Cache, CacheCapability
 from portfolio_core.ports.capabilities import supports
 from portfolio_core.ports.errors import InvalidInputError, TenantRequiredError
 from portfolio_core.ports.tenant import TenantContext, tenant_scope
+from portfolio_core.ports.values import MAX_VALUE_DEPTH
 from portfolio_core.testing.adversarial import ADVERSARIAL_IDS, adversarial_ids
 from portfolio_core.testing.clauses import clause, expect_unsupported, requires, requires_absent
 from portfolio_core.testing.clock import FakeClock
@@ -52,8 +53,39 @@ VALUES: list[Any] = [
     "nul \x00 inside",
     {"k\x00": ["v\x00", {"\x00": "\x00"}]},
 ]
-BAD_VALUES: list[Any] = [None, (1, 2), {1, 2}, b"bytes", {1: "int key"}, float("nan"), object()]
-BAD_KEYS: list[Any] = ["", "k" * (MAX_KEY_LENGTH + 1), 7, None, b"k", "nul\x00key"]
+
+
+def _nested(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+BAD_VALUES: list[Any] = [
+    None,
+    (1, 2),
+    {1, 2},
+    b"bytes",
+    {1: "int key"},
+    float("nan"),
+    object(),
+    {"k": [1, (2,)]},
+    "lone \udc80 surrogate",
+    {"k": ["\ud800"]},
+    {"\udfff": 1},
+    _nested(MAX_VALUE_DEPTH + 1),
+    _nested(5000),
+]
+BAD_KEYS: list[Any] = [
+    "",
+    "k" * (MAX_KEY_LENGTH + 1),
+    7,
+    None,
+    b"k",
+    "nul\x00key",
+    "lone\udc80surrogate",
+]
 BAD_TTLS: list[Any] = [0, -1, float("nan"), float("inf"), "10", True]
 
 json_values = st.recursive(
@@ -168,7 +200,7 @@ class CacheContract(ContractSuite[Cache]):
         )
 
     @clause("cache.value.invalid", "a value that is not JSON-compatible raises InvalidInputError")
-    @pytest.mark.parametrize("value", BAD_VALUES, ids=lambda v: type(v).__name__)
+    @pytest.mark.parametrize("value", BAD_VALUES, ids=lambda v: type(v).__name__[:8])
     async def test_bad_value(self, adapter: Cache, value: Any) -> None:
         await adapter.put("k", "old")
         with pytest.raises(InvalidInputError):
