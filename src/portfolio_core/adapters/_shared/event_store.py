@@ -37,6 +37,7 @@ from portfolio_core.ports.event_store import (
     StreamState,
     Subscription,
 )
+from portfolio_core.ports.values import MAX_VALUE_DEPTH
 
 PORT = "EventStore"
 DEFAULT_MAX_EVENT_BYTES = 1_048_576
@@ -241,6 +242,41 @@ def encode_batch(
     return out
 
 
+_NESTED = frozenset((dict, list, tuple))
+
+
+def _check_containers(value: Any, what: str, depth: int) -> None:
+    """The part of the stored-value rule the JSON encoder would not enforce: no tuple (it
+    writes a list), no non-str key (it writes a string), at most MAX_VALUE_DEPTH deep.
+    Scalars and other types are left to the encoder, which refuses what is not JSON."""
+    cls = value.__class__
+    if cls is tuple:
+        raise InvalidInputError(
+            f"event {what} holds a tuple, which JSON would turn into a list (got tuple); "
+            "pass a list",
+            field=what,
+            port=PORT,
+        )
+    if depth > MAX_VALUE_DEPTH:
+        raise InvalidInputError(
+            f"event {what} is nested more than {MAX_VALUE_DEPTH} containers deep",
+            field=what,
+            port=PORT,
+        )
+    if cls is dict:
+        for key, item in value.items():
+            if key.__class__ is not str:
+                raise InvalidInputError(
+                    f"event {what} has a non-string key {key!r}", field=what, port=PORT
+                )
+            if item.__class__ in _NESTED:
+                _check_containers(item, what, depth + 1)
+    else:
+        for item in value:
+            if item.__class__ in _NESTED:
+                _check_containers(item, what, depth + 1)
+
+
 def _encode_object(value: Mapping[str, Any], what: str) -> str:
     """``dumps(value, what)``, with a shortcut for plain dicts (the usual case), after the
     stored-value rule of :mod:`portfolio_core.ports.values` (no tuple, no non-str key, at
@@ -248,7 +284,7 @@ def _encode_object(value: Mapping[str, Any], what: str) -> str:
     if value.__class__ is dict:
         if not value:
             return "{}"
-        check_json_value(value, field=what, top=False, text=False)
+        _check_containers(value, what, 1)
         try:
             return "".join(_encode_chunks(value, 0))
         except (TypeError, ValueError, RecursionError):
