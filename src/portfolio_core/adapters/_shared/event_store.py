@@ -242,7 +242,7 @@ def encode_batch(
     return out
 
 
-_NESTED = frozenset((dict, list, tuple))
+_NESTED: frozenset[type[Any]] = frozenset((dict, list, tuple))
 
 
 def _check_containers(value: Any, what: str, depth: int) -> None:
