@@ -135,6 +135,12 @@ class JsonlStream:
     def close(self) -> None:
         """Nothing stays open between calls; idempotent."""
 
+    @staticmethod
+    def tenant_folder(tenant_id: str) -> str:
+        """The name of ``tenant_id``'s folder under ``root/_tenants`` (the injective,
+        case-safe name encoding every file adapter shares)."""
+        return _tenant_dir(tenant_id)
+
     # -- internals ---------------------------------------------------------------------------
 
     def _base(self) -> Path:
