@@ -125,6 +125,7 @@ async def test_tenant_folder_names_are_the_shared_injective_encoding(tmp_path: P
     assert folders == sorted(["acme-1", "%41cme", "a%2Eb", "%F3%A0%80%81", "%EE%80%801"]), (
         "ids that are plain lowercase keep their folder; the rest are escaped byte by byte"
     )
+    assert JsonlStream.tenant_folder("Acme") == "%41cme"
 
 
 async def test_tenant_directories(tmp_path: Path) -> None:
