@@ -53,6 +53,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "print a manifest upgraded to the current schema_version",
         "portfolio_core.manifest._commands.migrate",
     ),
+    "recover": (
+        "salvage a damaged file event log (into a new file) or file cache (damaged entries "
+        "moved aside); never deletes anything",
+        "portfolio_core._commands.recover",
+    ),
 }
 
 

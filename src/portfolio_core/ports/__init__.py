@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     )
     from portfolio_core.ports.errors import (
         ConflictError,
+        CorruptDataError,
         InvalidInputError,
         MaxIterationsExceededError,
         NoHealthyProviderError,
@@ -143,6 +144,7 @@ if TYPE_CHECKING:
     from portfolio_core.ports.tokenizer import (
         Tokenizer,
     )
+    from portfolio_core.ports.values import MAX_VALUE_DEPTH
 
 #: exported name -> port module that defines it
 _EXPORTS: dict[str, str] = {
@@ -169,6 +171,7 @@ _EXPORTS: dict[str, str] = {
     "CompletionChunk": "llm",
     "CompletionOptions": "llm",
     "ConflictError": "errors",
+    "CorruptDataError": "errors",
     "Direction": "event_store",
     "EventHandler": "event_store",
     "EventQuery": "event_store",
@@ -184,6 +187,7 @@ _EXPORTS: dict[str, str] = {
     "LLM": "llm",
     "LLMCapability": "llm",
     "MAX_KEY_LENGTH": "cache",
+    "MAX_VALUE_DEPTH": "values",
     "MaxIterationsExceededError": "errors",
     "Message": "llm",
     "ModelBackend": "model_backend",
@@ -270,6 +274,7 @@ __all__ = [
     "CompletionChunk",
     "CompletionOptions",
     "ConflictError",
+    "CorruptDataError",
     "Direction",
     "EventHandler",
     "EventQuery",
@@ -285,6 +290,7 @@ __all__ = [
     "LLM",
     "LLMCapability",
     "MAX_KEY_LENGTH",
+    "MAX_VALUE_DEPTH",
     "MaxIterationsExceededError",
     "Message",
     "ModelBackend",
