@@ -314,7 +314,7 @@ async def run_goals(registry: Any, peer_port: int, Cache: Any, LLM: Any, Message
 
 async def client_choice(base: str) -> None:
     """Not a goal: the same portal endpoint driven by a bare httpx and a bare aiohttp client
-    (the measurement behind the remote adapter's choice of aiohttp; docs/decisions/0015)."""
+    (the measurement behind the remote adapter's choice of aiohttp; docs/decisions/0016)."""
     import aiohttp
     import httpx
 

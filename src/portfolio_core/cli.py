@@ -57,6 +57,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "serve a manifest's async ports over HTTP and WebSocket (the portal)",
         "portfolio_core._commands.serve",
     ),
+    "recover": (
+        "salvage a damaged file event log (into a new file) or file cache (damaged entries "
+        "moved aside); never deletes anything",
+        "portfolio_core._commands.recover",
+    ),
 }
 
 

@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from portfolio_core.ports.errors import (
         AccessDeniedError,
         ConflictError,
+        CorruptDataError,
         InvalidInputError,
         MaxIterationsExceededError,
         NoHealthyProviderError,
@@ -144,6 +145,7 @@ if TYPE_CHECKING:
     from portfolio_core.ports.tokenizer import (
         Tokenizer,
     )
+    from portfolio_core.ports.values import MAX_VALUE_DEPTH
 
 #: exported name -> port module that defines it
 _EXPORTS: dict[str, str] = {
@@ -171,6 +173,7 @@ _EXPORTS: dict[str, str] = {
     "CompletionOptions": "llm",
     "AccessDeniedError": "errors",
     "ConflictError": "errors",
+    "CorruptDataError": "errors",
     "Direction": "event_store",
     "EventHandler": "event_store",
     "EventQuery": "event_store",
@@ -186,6 +189,7 @@ _EXPORTS: dict[str, str] = {
     "LLM": "llm",
     "LLMCapability": "llm",
     "MAX_KEY_LENGTH": "cache",
+    "MAX_VALUE_DEPTH": "values",
     "MaxIterationsExceededError": "errors",
     "Message": "llm",
     "ModelBackend": "model_backend",
@@ -273,6 +277,7 @@ __all__ = [
     "CompletionChunk",
     "CompletionOptions",
     "ConflictError",
+    "CorruptDataError",
     "Direction",
     "EventHandler",
     "EventQuery",
@@ -288,6 +293,7 @@ __all__ = [
     "LLM",
     "LLMCapability",
     "MAX_KEY_LENGTH",
+    "MAX_VALUE_DEPTH",
     "MaxIterationsExceededError",
     "Message",
     "ModelBackend",

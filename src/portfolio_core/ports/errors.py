@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 __all__ = [
     "AccessDeniedError",
     "ConflictError",
+    "CorruptDataError",
     "InvalidInputError",
     "MaxIterationsExceededError",
     "NoHealthyProviderError",
@@ -169,6 +170,34 @@ class PortTimeoutError(PortError, TimeoutError):
     ) -> None:
         super().__init__(message, port=port)
         self.timeout = timeout
+
+
+class CorruptDataError(PortError):
+    """Stored data failed its integrity check (a bad checksum, an unreadable record).
+
+    Raised instead of returning damaged data or silently dropping it; nothing was repaired
+    or deleted. Not retryable: the same call fails until the data is recovered (see the
+    ``portfolio-core recover`` command for the file adapters).
+
+    Attributes:
+        location: the file (or table) holding the damaged data, when known.
+        offset: byte offset of the first damaged record in that file, when known.
+        record: ordinal (1-based) of the first damaged record, when known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        location: str | None = None,
+        offset: int | None = None,
+        record: int | None = None,
+        port: str | None = None,
+    ) -> None:
+        super().__init__(message, port=port)
+        self.location = location
+        self.offset = offset
+        self.record = record
 
 
 class PoolExhaustedError(PortError):
