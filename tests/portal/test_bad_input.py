@@ -162,3 +162,27 @@ async def test_client_disconnect_mid_stream_closes_the_adapters_iterator(
     await asyncio.sleep(0.1)
     assert llm.sent == sent
     assert llm.sent < 10_000
+
+
+@pytest.mark.parametrize("scheme", ["http", "ws"])
+async def test_the_deepest_value_a_port_stores_passes_the_depth_limit(
+    served: ServedRegistry, scheme: str
+) -> None:
+    from portfolio_core.adapters.memory.event_store import MemoryEventStore
+    from portfolio_core.adapters.remote import RemoteEventStore
+    from portfolio_core.ports import EventStore, NewEvent
+    from portfolio_core.ports.values import MAX_VALUE_DEPTH
+
+    deep: object = 1
+    for _ in range(MAX_VALUE_DEPTH - 1):  # inside the data dict: MAX_VALUE_DEPTH in all
+        deep = [deep]
+    name = served.add(EventStore, MemoryEventStore)
+    remote = RemoteEventStore(served.address(name, scheme))
+    try:
+        await remote.append("s", [NewEvent("Deep", {"x": deep})])
+        (event,) = await remote.read("s")
+        assert event.data == {"x": deep}
+        with pytest.raises(InvalidInputError):
+            await remote.append("s", [NewEvent("Deeper", {"x": [deep]})])
+    finally:
+        await remote.aclose()

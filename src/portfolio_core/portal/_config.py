@@ -13,6 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from portfolio_core.ports.values import MAX_VALUE_DEPTH
+
 __all__ = [
     "ApiKey",
     "AuthConfig",
@@ -102,10 +104,11 @@ class AuthConfig(_Model):
 
 class LimitsConfig(_Model):
     """Bounds on what a request may carry (413 past ``max_body_bytes``, 400 past
-    ``max_json_depth``)."""
+    ``max_json_depth``). The default depth admits any value a port stores
+    (``MAX_VALUE_DEPTH`` containers) inside the request's own envelope."""
 
     max_body_bytes: int = Field(default=1_048_576, ge=1024, le=1 << 30)
-    max_json_depth: int = Field(default=64, ge=2, le=1000)
+    max_json_depth: int = Field(default=MAX_VALUE_DEPTH + 8, ge=2, le=1000)
 
 
 class CorsConfig(_Model):

@@ -30,6 +30,7 @@ from typing_extensions import TypedDict
 
 from portfolio_core.ports.errors import InvalidInputError
 from portfolio_core.ports.tenant import TenantContext
+from portfolio_core.ports.values import MAX_VALUE_DEPTH
 from portfolio_core.wire._methods import MethodSpec
 
 __all__ = [
@@ -66,9 +67,10 @@ def _check_text(value: str, field: str) -> str:
     return value
 
 
-def check_json(value: Any, field: str) -> Any:
+def check_json(value: Any, field: str, depth: int = 0) -> Any:
     """Return ``value`` when it is strictly JSON (dicts with string keys, lists, strings,
-    finite numbers, booleans, ``None``), else raise InvalidInputError naming ``field``."""
+    finite numbers, booleans, ``None``) nested at most ``MAX_VALUE_DEPTH`` containers deep
+    (the ports' value rule), else raise InvalidInputError naming ``field``."""
     kind = type(value)
     if kind is str:
         return _check_text(value, field)
@@ -78,29 +80,37 @@ def check_json(value: Any, field: str) -> Any:
         if math.isfinite(value):
             return value
         raise _bad(field, repr(value))
-    if kind is list:
-        for item in value:
-            check_json(item, field)
-        return value
-    if kind is dict:
+    if kind is list or kind is dict:
+        depth += 1
+        if depth > MAX_VALUE_DEPTH:
+            raise InvalidInputError(
+                f"{field}: nested deeper than {MAX_VALUE_DEPTH} lists and dicts", field=field
+            )
+        if kind is list:
+            for item in value:
+                check_json(item, field, depth)
+            return value
         for key, item in value.items():
             if type(key) is not str:
                 raise _bad(field, f"a non-string key {key!r}")
             _check_text(key, field)
-            check_json(item, field)
+            check_json(item, field, depth)
         return value
     raise _bad(field, f"a {kind.__name__}")
 
 
-def _plain_copy(value: Any, field: str) -> Any:
+def _plain_copy(value: Any, field: str, depth: int = 0) -> Any:
     """Like :func:`check_json` but accepting any Mapping and copying to plain dicts."""
-    if isinstance(value, Mapping) and type(value) is not dict:
-        return {_check_key(k, field): _plain_copy(v, field) for k, v in value.items()}
-    if type(value) is dict:
-        return {_check_key(k, field): _plain_copy(v, field) for k, v in value.items()}
-    if type(value) is list:
-        return [_plain_copy(v, field) for v in value]
-    return check_json(value, field)
+    if isinstance(value, Mapping) or type(value) is list:
+        depth += 1
+        if depth > MAX_VALUE_DEPTH:
+            raise InvalidInputError(
+                f"{field}: nested deeper than {MAX_VALUE_DEPTH} lists and dicts", field=field
+            )
+        if isinstance(value, Mapping):
+            return {_check_key(k, field): _plain_copy(v, field, depth) for k, v in value.items()}
+        return [_plain_copy(v, field, depth) for v in value]
+    return check_json(value, field, depth)
 
 
 def _check_key(key: Any, field: str) -> str:
