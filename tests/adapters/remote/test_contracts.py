@@ -25,17 +25,20 @@ from portfolio_core.adapters.remote import (
     RemoteCache,
     RemoteEventStore,
     RemoteLLM,
+    RemotePipeline,
     RemoteStream,
     RemoteTenant,
 )
 from portfolio_core.adapters.sql.event_store import SQLiteEventStore
-from portfolio_core.ports import LLM, Cache, EventStore, Stream, Tenant
+from portfolio_core.ports import LLM, Cache, EventStore, Pipeline, Stream, Tenant
 from portfolio_core.testing.contracts.cache import CacheContract
 from portfolio_core.testing.contracts.event_store import EventStoreContract
 from portfolio_core.testing.contracts.llm import LLMContract
+from portfolio_core.testing.contracts.pipeline import PipelineContract
 from portfolio_core.testing.contracts.stream import StreamContract
 from portfolio_core.testing.contracts.tenant import TenantContract
 from tests.portal.served import ServedRegistry
+from tests.testing.adapters import SequencePipeline
 
 
 class TestRemoteCacheOverHttp(CacheContract):
@@ -166,3 +169,17 @@ class TestRemoteLLM(LLMContract):
             return RemoteLLM(served.address(name))
 
         return make
+
+
+class TestRemotePipeline(PipelineContract):
+    @pytest.fixture
+    def make_adapter(self, served: ServedRegistry) -> Callable[..., Any]:
+        def make() -> RemotePipeline:
+            name = served.add(Pipeline, SequencePipeline)
+            return RemotePipeline(served.address(name))
+
+        return make
+
+    @pytest.fixture
+    def pipeline_inputs(self) -> dict[str, Any]:
+        return {"text": "hello"}
