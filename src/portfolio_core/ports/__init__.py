@@ -52,6 +52,7 @@ if TYPE_CHECKING:
         port_of,
     )
     from portfolio_core.ports.errors import (
+        AccessDeniedError,
         ConflictError,
         CorruptDataError,
         InvalidInputError,
@@ -170,6 +171,7 @@ _EXPORTS: dict[str, str] = {
     "Completion": "llm",
     "CompletionChunk": "llm",
     "CompletionOptions": "llm",
+    "AccessDeniedError": "errors",
     "ConflictError": "errors",
     "CorruptDataError": "errors",
     "Direction": "event_store",
@@ -251,6 +253,7 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = [
+    "AccessDeniedError",
     "Agent",
     "AgentBlocks",
     "AgentCapability",

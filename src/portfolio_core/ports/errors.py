@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 __all__ = [
+    "AccessDeniedError",
     "ConflictError",
     "CorruptDataError",
     "InvalidInputError",
@@ -137,6 +138,22 @@ class InvalidInputError(PortError, ValueError):
     def __init__(self, message: str, *, field: str | None = None, port: str | None = None) -> None:
         super().__init__(message, port=port)
         self.field = field
+
+
+class AccessDeniedError(PortError):
+    """The caller may not make this call: no valid credentials, or credentials whose scope
+    does not include it. Not retryable with the same credentials.
+
+    Attributes:
+        authenticated: ``False`` when the credentials were missing or not recognised (HTTP
+            401), ``True`` when they were valid but insufficient (HTTP 403).
+    """
+
+    def __init__(
+        self, message: str, *, authenticated: bool = False, port: str | None = None
+    ) -> None:
+        super().__init__(message, port=port)
+        self.authenticated = authenticated
 
 
 class TenantRequiredError(PortError):

@@ -421,8 +421,12 @@ class Registry:
 
     async def _start_state(self, state: _State) -> None:
         started: list[_Item] = []
+        seen: set[int] = set()
         for name in state.order:
             item = state.items[name]
+            if id(item.instance) in seen:  # an entry addressed local:// shares its target
+                continue
+            seen.add(id(item.instance))
             start = getattr(item.instance, "start", None)
             if callable(start):
                 try:
@@ -528,7 +532,11 @@ def _with_default(info: EntryInfo, default: bool) -> EntryInfo:
 
 async def _stop_all(items: list[_Item], secrets: frozenset[str], *, raise_errors: bool) -> None:
     errors: list[Exception] = []
+    stopped: set[int] = set()
     for item in reversed(items):
+        if id(item.instance) in stopped:  # an entry addressed local:// shares its target
+            continue
+        stopped.add(id(item.instance))
         try:
             aclose = getattr(item.instance, "aclose", None)
             if callable(aclose):
