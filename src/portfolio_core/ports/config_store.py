@@ -64,7 +64,7 @@ Watching
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, ItemsView, Iterator, KeysView, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
@@ -149,8 +149,9 @@ class ChangeSet:
 
 
 @dataclass(frozen=True, slots=True)
-class ConfigSnapshot(Mapping[str, Any]):
-    """The values of the keys under a prefix at one version (a read-only mapping)."""
+class ConfigSnapshot:
+    """The values of the keys under a prefix at one version. Reads like a mapping
+    (``snapshot["key"]``, ``dict(snapshot)``, ``len``, ``in``, ``items()``)."""
 
     version: int
     values: Mapping[str, Any] = field(default_factory=dict)
@@ -158,11 +159,20 @@ class ConfigSnapshot(Mapping[str, Any]):
     def __getitem__(self, key: str) -> Any:
         return self.values[key]
 
+    def __contains__(self, key: object) -> bool:
+        return key in self.values
+
     def __iter__(self) -> Iterator[str]:
         return iter(self.values)
 
     def __len__(self) -> int:
         return len(self.values)
+
+    def keys(self) -> KeysView[str]:
+        return self.values.keys()
+
+    def items(self) -> ItemsView[str, Any]:
+        return self.values.items()
 
 
 @runtime_checkable
@@ -208,6 +218,8 @@ class ConfigStore(Protocol):
         """Make a new version whose keys under ``prefix`` are as at ``to_version``."""
         ...
 
-    def watch(self, prefix: str = "", *, from_version: int | None = None) -> AsyncIterator[ChangeSet]:
+    def watch(
+        self, prefix: str = "", *, from_version: int | None = None
+    ) -> AsyncIterator[ChangeSet]:
         """Change sets after ``from_version`` touching ``prefix``, in version order."""
         ...

@@ -235,9 +235,7 @@ def _reason(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def encode_changes(
-    changes: object, schemas: Schemas, max_value_bytes: int
-) -> tuple[Change, ...]:
+def encode_changes(changes: object, schemas: Schemas, max_value_bytes: int) -> tuple[Change, ...]:
     """Validate a batch and encode its values; raises InvalidInputError naming the key."""
     if not isinstance(changes, Mapping):
         raise InvalidInputError(
@@ -249,7 +247,7 @@ def encode_changes(
         raise InvalidInputError("an empty batch of changes", field="changes", port=PORT)
     out: list[Change] = []
     for key, value in changes.items():
-        validate_key(key)
+        validate_key(key, key if type(key) is str else "key")
         if value is DELETE:
             out.append((key, None))
             continue
@@ -325,9 +323,7 @@ class ConfigLog:
                 (k, e.text) for k, e in self.current.items() if k.startswith(prefix)
             )
         else:
-            items = (
-                (k, self.text_at(k, version)) for k in self._versions if k.startswith(prefix)
-            )
+            items = ((k, self.text_at(k, version)) for k in self._versions if k.startswith(prefix))
         return {k: t for k, t in items if t is not None}
 
     def rollback_changes(self, to_version: int, prefix: str) -> tuple[Change, ...]:
@@ -412,7 +408,7 @@ class LogConfigStore(ABC):
 
     # -- hooks ------------------------------------------------------------------------------
 
-    async def _ready(self) -> None:
+    async def _ready(self) -> None:  # noqa: B027 - optional hook
         """Open what the adapter needs (called before every operation); idempotent."""
 
     @abstractmethod
@@ -427,7 +423,7 @@ class LogConfigStore(ABC):
         """Store one new version atomically (after ``expected`` when given, else after the
         latest); raise StaleVersionError; return the new version once it is in ``_log``."""
 
-    async def _sync(self) -> None:
+    async def _sync(self) -> None:  # noqa: B027 - optional hook
         """Bring ``_log`` up to every committed version (server-backed adapters)."""
 
     async def _wait(self, event: asyncio.Event, after: int) -> None:
@@ -441,6 +437,9 @@ class LogConfigStore(ABC):
                 return
             self._log.add(stored)
         self._notifier.notify()
+
+    def _is_closed(self) -> bool:
+        return self._closed
 
     def _check_open(self) -> None:
         if self._closed:
@@ -579,19 +578,19 @@ class LogConfigStore(ABC):
                     change_set = to_change_set(stored, prefix)
                     if change_set is not None:
                         yield change_set
-                if self._closed:
+                if self._is_closed():
                     return
                 if self._log.version > last:
                     continue
                 await self._wait(event, last)
-                if self._closed and self._log.version <= last:
+                if self._is_closed() and self._log.version <= last:
                     return
         finally:
             self._notifier.unregister(event)
 
     # -- closing ----------------------------------------------------------------------------
 
-    async def _close(self) -> None:
+    async def _close(self) -> None:  # noqa: B027 - optional hook
         """Release what the adapter holds (after watchers were told to stop)."""
 
     async def aclose(self) -> None:

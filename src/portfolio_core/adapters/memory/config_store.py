@@ -77,4 +77,3 @@ class MemoryConfigStore(LogConfigStore):
             log.add(stored)
         self._notifier.notify()
         return stored.version
-
