@@ -58,8 +58,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "portfolio_core._commands.serve",
     ),
     "recover": (
-        "salvage a damaged file event log (into a new file) or file cache (damaged entries "
-        "moved aside); never deletes anything",
+        "salvage a damaged file event log or config log (into a new file) or file cache "
+        "(damaged entries moved aside); never deletes anything",
         "portfolio_core._commands.recover",
     ),
 }
