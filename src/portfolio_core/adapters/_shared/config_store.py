@@ -568,11 +568,21 @@ class LogConfigStore(ABC):
         log = await self._fresh()
         last = log.version if from_version is None else self._at(log, from_version)
         event = self._notifier.register()
+        backoff = 0.05
         try:
             while True:
                 event.clear()
                 if not self._local:
-                    await self._sync()
+                    try:
+                        await self._sync()
+                    except UnavailableError:
+                        # the connection dropped: wait, then catch up from `last` (no gap)
+                        if self._is_closed():
+                            return
+                        await asyncio.sleep(backoff)
+                        backoff = min(backoff * 2, 1.0)
+                        continue
+                    backoff = 0.05
                 for stored in self._log.sets[last:]:
                     last = stored.version
                     change_set = to_change_set(stored, prefix)
