@@ -158,7 +158,7 @@ class RedisConfigStore(LogConfigStore):
                 )
             except redis_errors.RedisError as exc:
                 raise UnavailableError(f"Redis failed: {type(exc).__name__}", port=PORT) from exc
-            self._add_entries(entries)
+            self._add_entries(entries or [])
 
     async def _commit(
         self,
@@ -202,7 +202,8 @@ class RedisConfigStore(LogConfigStore):
                     with contextlib.suppress(BaseException):
                         await task
         if reading.done() and not reading.cancelled() and reading.exception() is None:
-            for _stream, entries in reading.result() or []:
+            result: Any = reading.result()
+            for _stream, entries in result or []:
                 async with self._sync_lock:
                     self._add_entries(entries)
         elif reading.done() and not reading.cancelled():
