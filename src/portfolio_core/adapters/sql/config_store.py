@@ -101,8 +101,11 @@ class _SQLConfigStore(LogConfigStore):
                 self._add(self._stored(version, body))
 
     async def _wait(self, event: asyncio.Event, after: int) -> None:
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation
+        # that arrives as its timeout fires, and the watcher would never stop
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), self.poll_interval)
+            async with asyncio.timeout(self.poll_interval):
+                await event.wait()
 
 
 # -- SQLite ------------------------------------------------------------------------------------
