@@ -59,6 +59,7 @@ if TYPE_CHECKING:
         ConfigSnapshot,
         ConfigStore,
         ConfigStoreCapability,
+        ConfigValues,
     )
     from portfolio_core.ports.errors import (
         AccessDeniedError,
@@ -166,6 +167,7 @@ _EXPORTS: dict[str, str] = {
     "ConfigSnapshot": "config_store",
     "ConfigStore": "config_store",
     "ConfigStoreCapability": "config_store",
+    "ConfigValues": "config_store",
     "StaleVersionError": "errors",
     "Agent": "agent",
     "AgentBlocks": "model_backend",
@@ -278,6 +280,7 @@ __all__ = [
     "ConfigSnapshot",
     "ConfigStore",
     "ConfigStoreCapability",
+    "ConfigValues",
     "StaleVersionError",
     "AccessDeniedError",
     "Agent",

@@ -80,6 +80,7 @@ __all__ = [
     "ConfigSnapshot",
     "ConfigStore",
     "ConfigStoreCapability",
+    "ConfigValues",
 ]
 
 MAX_CONFIG_KEY_LENGTH: Final = 512
@@ -223,3 +224,8 @@ class ConfigStore(Protocol):
     ) -> AsyncIterator[ChangeSet]:
         """Change sets after ``from_version`` touching ``prefix``, in version order."""
         ...
+
+
+ConfigValues = Mapping[str, Any] | ConfigSnapshot
+"""Run-time configuration a manifest's ``${config:KEY}`` references read: a snapshot of a
+ConfigStore, or any mapping."""
