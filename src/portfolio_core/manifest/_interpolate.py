@@ -158,10 +158,11 @@ class Interpolator:
                 "load the manifest with config=<a ConfigStore snapshot>",
             )
         else:
+            version = getattr(self.config, "version", None)
             self._problem(
                 "missing-config",
-                f"config key {key!r} has no value (configuration version "
-                f"{getattr(self.config, 'version', '?')})",
+                f"config key {key!r} has no value"
+                + (f" at configuration version {version}" if version is not None else ""),
                 path,
                 origin,
                 did_you_mean(key, self.config) or f"set it, or write ${{config:{key}:-default}}",
