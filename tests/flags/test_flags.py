@@ -232,3 +232,8 @@ async def test_two_processes_on_a_shared_store_share_flags(tmp_path: Any) -> Non
         await a.aclose()
         await b.aclose()
     await asyncio.sleep(0)
+
+
+async def test_an_unhashable_attribute_matches_nothing_and_raises_nothing(flags: Flags) -> None:
+    result = flags.evaluate("new-ui", False, FlagContext("u1", attributes={"plan": ["pro"]}))
+    assert (result.value, result.reason) == (False, DEFAULT)

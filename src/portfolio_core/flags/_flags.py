@@ -76,13 +76,14 @@ class Evaluation:
 class _Outcome:
     """One way a flag can resolve, precompiled, with its evaluation count."""
 
-    __slots__ = ("hits", "reason", "value", "variant")
+    __slots__ = ("details", "hits", "reason", "value", "variant")
 
     def __init__(self, value: Any, variant: str | None, reason: str) -> None:
         self.value = value
         self.variant = variant
         self.reason = reason
         self.hits = 0
+        self.details: Any = None  # what a provider built for it once (immutable values only)
 
 
 class _Rule:
@@ -125,6 +126,8 @@ class _Flag:
                     variants[rule.variant],
                     rule.variant,
                     TARGETING_MATCH if rule.percentage >= 100 else SPLIT,
+                    # rollouts hash the salt and the targeting key with CRC-32: stable across
+                    # processes and versions (Python's hash() is randomised per process)
                 ),
             )
             for rule in definition.rules
@@ -152,10 +155,42 @@ def _hashable(value: Any) -> Any:
     return (bool, value) if type(value) is bool else value
 
 
-def bucket(salt: bytes, targeting_key: str) -> int:
-    """The rollout bucket (0 .. 9999) of ``targeting_key``: stable across processes and
-    versions (CRC-32, not Python's randomised ``hash``)."""
-    return zlib.crc32(salt + targeting_key.encode()) % _BUCKETS
+_MISSING = object()
+
+
+def resolve(
+    flag: _Flag, target: str | None, tenant: str | None, attrs: Mapping[str, Any]
+) -> _Outcome:
+    """The outcome of ``flag`` for a targeting key, tenant and attributes (no counting)."""
+    if not flag.enabled:
+        return flag.disabled
+    for rule in flag.rules:
+        tenants = rule.tenants
+        if tenants is not None:
+            if tenant is None:
+                current = current_tenant()
+                tenant = current.tenant_id if current is not None else ""
+            if tenant not in tenants:
+                continue
+        if rule.attributes:
+            matched = True
+            for name, allowed in rule.attributes:
+                value = attrs.get(name, _MISSING)
+                try:
+                    if (value if value.__class__ is not bool else (bool, value)) not in allowed:
+                        matched = False
+                        break
+                except TypeError:  # an unhashable value (a list) equals no listed scalar
+                    matched = False
+                    break
+            if not matched:
+                continue
+        if rule.threshold < _BUCKETS and (
+            target is None or zlib.crc32(flag.salt + target.encode()) % _BUCKETS >= rule.threshold
+        ):
+            continue
+        return rule.outcome
+    return flag.default
 
 
 def _compile(key: str, value: Any) -> _Flag | _Malformed:
@@ -302,9 +337,10 @@ class Flags:
                 TYPE_MISMATCH,
                 f"flag {key!r} is a {flag.kind} flag, not {kind}",
             )
-        outcome = self._resolve(flag, context or _EMPTY)
+        ctx = context or _EMPTY
+        outcome = resolve(flag, ctx.targeting_key, ctx.tenant, ctx.attributes)
         outcome.hits += 1
-        if outcome.reason == DISABLED:
+        if outcome is flag.disabled:
             return Evaluation(default, None, DISABLED)
         value = outcome.value
         if flag.kind == "object":
@@ -327,42 +363,33 @@ class Flags:
             outcome = self._unknown.setdefault(label, _Outcome(None, None, ERROR))
         return outcome
 
-    @staticmethod
-    def _resolve(flag: _Flag, context: FlagContext) -> _Outcome:
-        if not flag.enabled:
-            return flag.disabled
-        for rule in flag.rules:
-            if rule.tenants is not None:
-                tenant = context.tenant
-                if tenant is None:
-                    current = current_tenant()
-                    tenant = current.tenant_id if current is not None else None
-                if tenant not in rule.tenants:
-                    continue
-            if rule.attributes:
-                attrs = context.attributes
-                if not all(
-                    name in attrs and _hashable(attrs[name]) in allowed
-                    for name, allowed in rule.attributes
-                ):
-                    continue
-            if rule.threshold < _BUCKETS:
-                target = context.targeting_key
-                if target is None or bucket(flag.salt, target) >= rule.threshold:
-                    continue
-            return rule.outcome
-        return flag.default
+    def outcome(
+        self,
+        key: str,
+        kind: str,
+        target: str | None,
+        tenant: str | None,
+        attrs: Mapping[str, Any],
+    ) -> _Outcome | None:
+        """The counted outcome of a well-formed flag of type ``kind``, or ``None`` (then
+        :meth:`evaluate` says what is wrong). For providers: ``outcome.reason`` is
+        ``DISABLED`` when the caller's default is to be served."""
+        flag = self._flags.get(key)
+        if flag.__class__ is not _Flag or flag.kind != kind:
+            return None
+        found = resolve(flag, target, tenant, attrs)
+        found.hits += 1
+        return found
 
     def _value(self, key: str, default: Any, context: FlagContext | None, kind: str) -> Any:
         flag = self._flags.get(key)
-        if flag.__class__ is _Flag:
-            assert isinstance(flag, _Flag)
-            if flag.kind == kind:
-                outcome = self._resolve(flag, context or _EMPTY)
-                outcome.hits += 1
-                if outcome.reason == DISABLED:
-                    return default
-                return copy.deepcopy(outcome.value) if kind == "object" else outcome.value
+        if flag.__class__ is _Flag and flag.kind == kind:
+            ctx = context or _EMPTY
+            found = resolve(flag, ctx.targeting_key, ctx.tenant, ctx.attributes)
+            found.hits += 1
+            if found.reason is DISABLED:
+                return default
+            return copy.deepcopy(found.value) if kind == "object" else found.value
         return self.evaluate(key, default, context, kind=kind).value
 
     def boolean(self, key: str, default: bool, context: FlagContext | None = None) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -10,11 +11,13 @@ from openfeature.exception import ErrorCode
 from openfeature.flag_evaluation import FlagResolutionDetails, FlagValueType, Reason
 from openfeature.provider import AbstractProvider, Metadata
 
-from portfolio_core.flags._flags import Evaluation, FlagContext, Flags
+from portfolio_core.flags._flags import DISABLED, Evaluation, FlagContext, Flags
 
 __all__ = ["ConfigStoreProvider"]
 
 _REASONS = {r.value: r for r in Reason}
+_NO_ATTRIBUTES: Mapping[str, Any] = {}
+_METADATA = Metadata(name="portfolio-core ConfigStore")
 _CODES = {c.value: c for c in ErrorCode}
 
 
@@ -32,27 +35,44 @@ class ConfigStoreProvider(AbstractProvider):
         self.flags = flags
 
     def get_metadata(self) -> Metadata:
-        return Metadata(name="portfolio-core ConfigStore")
+        return _METADATA
 
     def _details(
         self, key: str, default: Any, context: EvaluationContext | None, kind: str
     ) -> FlagResolutionDetails[Any]:
+        tenant: Any
         if context is None:
-            ours = None
+            target, tenant, attrs = None, None, _NO_ATTRIBUTES
         else:
-            attrs = context.attributes
+            target, attrs = context.targeting_key, context.attributes
             tenant = attrs.get("tenant")
-            ours = FlagContext(
-                context.targeting_key, tenant if isinstance(tenant, str) else None, attrs
+            if tenant.__class__ is not str:
+                tenant = None
+        found = self.flags.outcome(key, kind, target, tenant, attrs)
+        if found is None:  # unknown, malformed or of another type: say why
+            result: Evaluation = self.flags.evaluate(
+                key, default, FlagContext(target, tenant, attrs), kind=kind
             )
-        result: Evaluation = self.flags.evaluate(key, default, ours, kind=kind)
-        return FlagResolutionDetails(
-            value=result.value,
-            variant=result.variant,
-            reason=_REASONS.get(result.reason, Reason.UNKNOWN),
-            error_code=_CODES.get(result.error_code) if result.error_code else None,
-            error_message=result.error_message,
-        )
+            return FlagResolutionDetails(
+                value=result.value,
+                reason=_REASONS.get(result.reason, Reason.UNKNOWN),
+                error_code=_CODES.get(result.error_code) if result.error_code else None,
+                error_message=result.error_message,
+            )
+        if found.reason is DISABLED:
+            return FlagResolutionDetails(value=default, reason=Reason.DISABLED)
+        if kind == "object":
+            return FlagResolutionDetails(
+                value=copy.deepcopy(found.value),
+                variant=found.variant,
+                reason=_REASONS[found.reason],
+            )
+        details = found.details
+        if details is None:  # one immutable answer per outcome, built once
+            details = found.details = FlagResolutionDetails(
+                value=found.value, variant=found.variant, reason=_REASONS[found.reason]
+            )
+        return details  # type: ignore[no-any-return]
 
     def resolve_boolean_details(
         self,
