@@ -8,6 +8,7 @@ from portfolio_core.ports.agent import Agent
 from portfolio_core.ports.cache import Cache
 from portfolio_core.ports.cache_persistence import CachePersistence
 from portfolio_core.ports.cache_store import CacheStore
+from portfolio_core.ports.config_store import ConfigStore
 from portfolio_core.ports.event_store import EventStore
 from portfolio_core.ports.generation_engine import GenerationEngine
 from portfolio_core.ports.llm import LLM
@@ -23,6 +24,7 @@ from portfolio_core.testing.doubles._scripted import (
     ScriptedCache,
     ScriptedCachePersistence,
     ScriptedCacheStore,
+    ScriptedConfigStore,
     ScriptedEventStore,
     ScriptedGenerationEngine,
     ScriptedLLM,
@@ -40,6 +42,7 @@ __all__ = [
     "RecordingCache",
     "RecordingCachePersistence",
     "RecordingCacheStore",
+    "RecordingConfigStore",
     "RecordingEventStore",
     "RecordingGenerationEngine",
     "RecordingLLM",
@@ -93,6 +96,12 @@ class RecordingStream(_Recording[Stream], port=Stream, stand_alone=ScriptedStrea
 
 class RecordingEventStore(_Recording[EventStore], port=EventStore, stand_alone=ScriptedEventStore):
     """Records calls to an event store."""
+
+
+class RecordingConfigStore(
+    _Recording[ConfigStore], port=ConfigStore, stand_alone=ScriptedConfigStore
+):
+    """Records calls to a config store."""
 
 
 class RecordingTokenizer(_Recording[Tokenizer], port=Tokenizer, stand_alone=ScriptedTokenizer):
