@@ -247,3 +247,30 @@ def test_a_missing_config_key_is_a_located_problem(tmp_path: Path) -> None:
     assert "app.timeuot" in str(problem), "no suggestion of the near key"
     with pytest.raises(ManifestError, match="run-time configuration"):
         Registry.from_manifest(path)
+
+
+async def test_handles_of_wrapped_entries_drain_too(tmp_path: Path) -> None:
+    path = tmp_path / "m.yaml"
+    text = manifest().replace(
+        "    default: true\n", "    default: true\n    telemetry: {metrics: true}\n", 1
+    )
+    write(path, text)
+    registry = Registry.from_manifest(path, hot_reload=True)
+    await registry.start()
+    try:
+        assert registry.metadata("a").wrapped, "the entry has no boundary proxy"
+        handle = registry.get(ConfigStore)
+        old = _instance(registry, "a")
+        old.gate = asyncio.Event()
+        call = asyncio.ensure_future(handle.get("x"))
+        await asyncio.sleep(0.01)
+        write(path, text.replace("label: one", "label: two"))
+        reloading = asyncio.ensure_future(registry.reload(drain_timeout=10))
+        await asyncio.sleep(0.05)
+        assert not old.closed, "a boundary-wrapped adapter was closed under a call"
+        old.gate.set()
+        assert await call == "one"
+        assert (await reloading).rebuilt == ("a",)
+        assert not old.closed_while_busy
+    finally:
+        await registry.aclose()

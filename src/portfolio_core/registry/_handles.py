@@ -60,9 +60,9 @@ class Handle:
             return value
         static = inspect.getattr_static(target, name, None)
         func = getattr(static, "__func__", static)
-        if inspect.isasyncgenfunction(func):
+        if inspect.isasyncgenfunction(func) or inspect.isasyncgenfunction(value):
             wrapper: Callable[..., Any] = self._async_gen(name)
-        elif inspect.iscoroutinefunction(func):
+        elif inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(value):
             wrapper = self._coroutine(name)
         else:
             return value  # sync methods and objects: no call to wait for
@@ -78,7 +78,7 @@ class Handle:
             finally:
                 gen.active -= 1
 
-        return functools.update_wrapper(call, getattr(type(self._pc_gen.target), name))
+        return functools.update_wrapper(call, getattr(self._pc_gen.target, name))
 
     def _async_gen(self, name: str) -> Callable[..., Any]:
         async def iterate(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
@@ -90,7 +90,7 @@ class Handle:
             finally:
                 gen.active -= 1
 
-        return functools.update_wrapper(iterate, getattr(type(self._pc_gen.target), name))
+        return functools.update_wrapper(iterate, getattr(self._pc_gen.target, name))
 
     def __repr__(self) -> str:
         return f"<handle of {self._pc_gen.target!r}>"

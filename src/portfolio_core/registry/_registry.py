@@ -608,7 +608,9 @@ class Registry:
                     retired_generations[name] = handle._pc_retarget(new.items[name].adapter)
             for name in old.items:
                 if name not in new.items:
-                    self._handles.pop(name, None)
+                    gone = self._handles.pop(name, None)
+                    if gone is not None:
+                        retired_generations[name] = gone._pc_gen
         self._source = source
         self._plan = planned
         self._swap(new)
