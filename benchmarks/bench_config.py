@@ -47,7 +47,7 @@ from portfolio_core.adapters.memory.config_store import MemoryConfigStore
 from portfolio_core.flags import ConfigStoreProvider, FlagContext, Flags
 
 SMOKE = os.environ.get("PORTFOLIO_CORE_BENCH_SMOKE") == "1"
-ROUNDS = 1 if SMOKE else 7
+ROUNDS = 1 if SMOKE else 15
 USERS = 200 if SMOKE else 5_000
 READS = 2_000 if SMOKE else 200_000
 PROPAGATIONS = 5 if SMOKE else 200
@@ -146,9 +146,12 @@ async def bench_flags() -> None:
     ours_rounds, peer_rounds = [], []
     gc.disable()
     try:
-        for _ in range(ROUNDS):
+        for n in range(ROUNDS):  # alternate which goes first, so neither always runs warm
+            if n % 2:
+                peer_rounds.append(_time_client(peer_client, contexts))
             ours_rounds.append(_time_client(ours_client, contexts))
-            peer_rounds.append(_time_client(peer_client, contexts))
+            if not n % 2:
+                peer_rounds.append(_time_client(peer_client, contexts))
     finally:
         gc.enable()
     ours, peer = statistics.median(ours_rounds), statistics.median(peer_rounds)
@@ -161,6 +164,33 @@ async def bench_flags() -> None:
         peer / ours,
         "ratio >= 1.0 (our provider adds nothing over the SDK's in-memory one)",
         peer / ours >= 1.0,
+    )
+
+    # the providers alone (what each adds inside the same client), same contexts
+    ours_provider = ConfigStoreProvider(flags)
+    peer_provider = InMemoryProvider({"new-ui": _peer_flag()})
+    ours_alone, peer_alone = [], []
+    gc.disable()
+    try:
+        for _ in range(ROUNDS):
+            for provider, into in ((ours_provider, ours_alone), (peer_provider, peer_alone)):
+                resolve = provider.resolve_boolean_details
+                start = time.perf_counter()
+                for ctx in contexts:
+                    resolve("new-ui", False, ctx)
+                into.append((time.perf_counter() - start) / len(contexts))
+    finally:
+        gc.enable()
+    ours_p, peer_p = statistics.median(ours_alone), statistics.median(peer_alone)
+    print(f"provider alone: ours {ours_p * 1e9:.0f} ns, InMemoryProvider {peer_p * 1e9:.0f} ns")
+    emit(
+        "flag resolution by the provider alone (resolve_boolean_details)",
+        ours_p * 1e9,
+        peer_p * 1e9,
+        "nanoseconds per evaluation",
+        peer_p / ours_p,
+        "informational (the client's own work dominates the goal above)",
+        True,
     )
 
     # the direct API, timed per call in batches (a call is below the timer's resolution)
@@ -220,9 +250,12 @@ async def bench_reads() -> None:
     ours_rounds, peer_rounds = [], []
     gc.disable()
     try:
-        for _ in range(ROUNDS):
+        for n in range(ROUNDS):
+            if n % 2:
+                peer_rounds.append(await _time_reads(peer_get))
             ours_rounds.append(await _time_reads(store.get))
-            peer_rounds.append(await _time_reads(peer_get))
+            if not n % 2:
+                peer_rounds.append(await _time_reads(peer_get))
     finally:
         gc.enable()
     ours, peer = statistics.median(ours_rounds), statistics.median(peer_rounds)

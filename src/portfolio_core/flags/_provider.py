@@ -11,7 +11,7 @@ from openfeature.exception import ErrorCode
 from openfeature.flag_evaluation import FlagResolutionDetails, FlagValueType, Reason
 from openfeature.provider import AbstractProvider, Metadata
 
-from portfolio_core.flags._flags import DISABLED, Evaluation, FlagContext, Flags
+from portfolio_core.flags._flags import DISABLED, Evaluation, FlagContext, Flags, _Flag, resolve
 
 __all__ = ["ConfigStoreProvider"]
 
@@ -48,7 +48,12 @@ class ConfigStoreProvider(AbstractProvider):
             tenant = attrs.get("tenant")
             if tenant.__class__ is not str:
                 tenant = None
-        found = self.flags.outcome(key, kind, target, tenant, attrs)
+        flag = self.flags._flags.get(key)  # inlined Flags.outcome: one call less
+        if flag.__class__ is _Flag and flag.kind == kind:
+            found: Any = resolve(flag, target, tenant, attrs)
+            found.hits += 1
+        else:
+            found = None
         if found is None:  # unknown, malformed or of another type: say why
             result: Evaluation = self.flags.evaluate(
                 key, default, FlagContext(target, tenant, attrs), kind=kind
