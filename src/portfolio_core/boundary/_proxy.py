@@ -24,7 +24,6 @@ import structlog
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from portfolio_core.boundary._introspect import MemberKind, members_of
 from portfolio_core.boundary.breaker import Breaker, CircuitOpenError
 from portfolio_core.boundary.config import (
     BulkheadConfig,
@@ -46,6 +45,7 @@ from portfolio_core.boundary.telemetry import (
 )
 from portfolio_core.ports.catalogue import PortInfo
 from portfolio_core.ports.errors import PortError, PortTimeoutError, UnavailableError
+from portfolio_core.ports.introspection import MemberKind, members_of
 from portfolio_core.ports.tenant import current_tenant
 
 __all__ = ["BoundaryHandle", "BulkheadFullError", "build_proxy"]
@@ -619,7 +619,8 @@ def _proxy_class(port: PortInfo, config_key: str) -> type:
     if cls is not None:
         return cls
     namespace: dict[str, Any] = {}
-    for name, kind in members_of(port.protocol):
+    for member in members_of(port.protocol):
+        name, kind = member.name, member.kind
         if kind is MemberKind.COROUTINE:
             namespace[name] = _make_coroutine(name)
         elif kind is MemberKind.ASYNC_ITERATOR:
@@ -729,7 +730,8 @@ def build_proxy(
 
     guards: dict[str, _Guard] = {}
     stats: dict[str, MethodStats] = {}
-    for member, kind in members_of(port.protocol):
+    for declared in members_of(port.protocol):
+        member, kind = declared.name, declared.kind
         if kind is MemberKind.ATTRIBUTE:
             continue
         # Sync methods of async ports are local accessors (get_context, available_tools,

@@ -1,5 +1,6 @@
-"""Finding adapter classes (entry point or ``module:Class``) and checking them against
-their port once, at load."""
+"""Finding adapter classes (entry point or ``module:Class``) and reading what their
+``from_config`` depends on. Checking a class against its port is
+:mod:`portfolio_core.ports.introspection`'s job."""
 
 from __future__ import annotations
 
@@ -20,8 +21,6 @@ from portfolio_core.ports.catalogue import PORTS, PortInfo
 __all__ = [
     "Dependency",
     "ResolveFailure",
-    "check_class",
-    "check_instance",
     "dependency_params",
     "installed_adapters",
     "resolve_adapter",
@@ -143,102 +142,6 @@ def resolve_adapter(
     if not isinstance(obj, type):
         return ResolveFailure("not-a-class", f"entry point {ref!r} ({ep.value}) is not a class")
     return obj
-
-
-_SKIP = {"__init__", "__class_getitem__", "__init_subclass__"}
-
-
-def _protocol_members(protocol: type) -> dict[str, str]:
-    """name -> ``async`` | ``sync`` | ``attribute`` for every member the protocol declares."""
-    members: dict[str, str] = {}
-    for klass in reversed(protocol.__mro__):
-        if klass in (object, typing.Protocol, typing.Generic) or not getattr(
-            klass, "_is_protocol", False
-        ):
-            continue
-        for name in getattr(klass, "__annotations__", {}):
-            if not name.startswith("_"):
-                members[name] = "attribute"
-        for name, value in vars(klass).items():
-            if name.startswith("_") or name in _SKIP:
-                continue
-            if isinstance(value, property):
-                members[name] = "attribute"
-            elif isinstance(value, (staticmethod, classmethod)):
-                members[name] = "async" if inspect.iscoroutinefunction(value.__func__) else "sync"
-            elif inspect.isfunction(value):
-                members[name] = "async" if inspect.iscoroutinefunction(value) else "sync"
-    return members
-
-
-_MEMBERS: dict[type, dict[str, str]] = {}
-
-
-_CLASS_CHECKS: weakref.WeakKeyDictionary[type, dict[str, list[str]]] = weakref.WeakKeyDictionary()
-
-
-def check_class(cls: type, port: PortInfo) -> list[str]:
-    """Problems with ``cls``'s methods against ``port`` (missing, or sync where async is
-    required and vice versa). Attributes and properties are checked on the instance.
-    Computed once per class and port."""
-    per_port = _CLASS_CHECKS.setdefault(cls, {})
-    if port.key not in per_port:
-        per_port[port.key] = _check_class(cls, port)
-    return list(per_port[port.key])
-
-
-def _check_class(cls: type, port: PortInfo) -> list[str]:
-    members = _MEMBERS.get(port.protocol)
-    if members is None:
-        members = _MEMBERS[port.protocol] = _protocol_members(port.protocol)
-    problems: list[str] = []
-    for name, kind in members.items():
-        if kind == "attribute":
-            continue
-        try:
-            attr = inspect.getattr_static(cls, name)
-        except AttributeError:
-            problems.append(f"{cls.__name__} does not implement {port.name}: missing {name}()")
-            continue
-        if isinstance(attr, (staticmethod, classmethod)):
-            attr = attr.__func__
-        function = inspect.unwrap(attr) if callable(attr) else attr
-        if not callable(function):
-            problems.append(f"{cls.__name__}.{name} must be a method ({port.name} declares one)")
-        elif kind == "async" and not inspect.iscoroutinefunction(function):
-            problems.append(
-                f"{cls.__name__}.{name} must be 'async def': {port.name}.{name} is async"
-            )
-        elif kind == "sync" and inspect.iscoroutinefunction(function):
-            problems.append(
-                f"{cls.__name__}.{name} must not be 'async def': {port.name}.{name} is sync"
-            )
-    return problems
-
-
-def check_instance(instance: object, port: PortInfo) -> list[str]:
-    """Problems with the attributes and properties the port declares, on the instance."""
-    members = _MEMBERS.get(port.protocol) or _protocol_members(port.protocol)
-    problems: list[str] = []
-    for name, kind in members.items():
-        if kind != "attribute":
-            continue
-        try:
-            inspect.getattr_static(instance, name)
-        except AttributeError:
-            if name not in _annotations(type(instance)):
-                problems.append(
-                    f"{type(instance).__name__} does not implement {port.name}: "
-                    f"missing attribute {name!r}"
-                )
-    return problems
-
-
-def _annotations(cls: type) -> set[str]:
-    names: set[str] = set()
-    for klass in cls.__mro__:
-        names.update(getattr(klass, "__annotations__", {}))
-    return names
 
 
 @dataclass(frozen=True, slots=True)

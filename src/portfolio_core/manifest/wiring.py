@@ -19,13 +19,7 @@ from pydantic import SecretStr
 
 from portfolio_core.manifest import _boundary
 from portfolio_core.manifest._compose import Composed, compose
-from portfolio_core.manifest._resolve import (
-    ResolveFailure,
-    check_class,
-    check_instance,
-    dependency_params,
-    resolve_adapter,
-)
+from portfolio_core.manifest._resolve import ResolveFailure, dependency_params, resolve_adapter
 from portfolio_core.manifest._tree import LList, LMap, find_origin, to_plain
 from portfolio_core.manifest.errors import (
     ManifestDeprecationWarning,
@@ -35,6 +29,7 @@ from portfolio_core.manifest.errors import (
     did_you_mean,
 )
 from portfolio_core.ports.catalogue import PORTS, PortInfo
+from portfolio_core.ports.introspection import check_class, check_instance
 
 __all__ = ["ManifestSource", "Plan", "PlannedEntry", "WiredEntry", "Wiring", "load", "plan"]
 
@@ -222,7 +217,7 @@ class _Validator:
         if isinstance(cls, ResolveFailure):
             self.add(cls.kind, cls.message, (*path, "adapter"), hint=cls.hint)
             return None
-        for message in check_class(cls, port):
+        for message in check_class(cls, port.protocol):
             self.add("port-mismatch", message, (*path, "adapter"))
         model = self.config_model(cls, path)
         if model is None or config is None or uses is None:
@@ -586,7 +581,7 @@ def build(planned: Plan) -> Wiring:
                 )
             )
             continue
-        mismatches = check_instance(instance, entry.port)
+        mismatches = check_instance(instance, entry.port.protocol)
         if mismatches:
             for message in mismatches:
                 problems.append(Problem("port-mismatch", message, (*path, "adapter"), entry.origin))
