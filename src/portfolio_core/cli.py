@@ -31,27 +31,27 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ports": ("list the ports with a one-line summary each", "portfolio_core._commands.ports"),
     "conformance": (
         "run the conformance kit against an adapter factory; per-clause report",
-        "portfolio_core.testing.conformance",
+        "portfolio_core._commands.conformance",
     ),
     "adapters": (
         "list installed adapters per port (entry points)",
-        "portfolio_core.manifest._commands.adapters",
+        "portfolio_core._commands.adapters",
     ),
     "check": (
         "validate and wire a manifest; list every problem (exit 1)",
-        "portfolio_core.manifest._commands.check",
+        "portfolio_core._commands.check",
     ),
     "describe": (
         "show a manifest's resolved wiring and where each value came from",
-        "portfolio_core.manifest._commands.describe",
+        "portfolio_core._commands.describe",
     ),
     "health": (
         "wire a manifest, start it and ping every adapter",
-        "portfolio_core.manifest._commands.health",
+        "portfolio_core._commands.health",
     ),
     "migrate": (
         "print a manifest upgraded to the current schema_version",
-        "portfolio_core.manifest._commands.migrate",
+        "portfolio_core._commands.migrate",
     ),
 }
 

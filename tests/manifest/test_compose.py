@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from portfolio_core.manifest import plan
-from portfolio_core.manifest._commands.describe import render
+from portfolio_core.manifest import describe, plan
 
 Write = Callable[[str, str], Path]
 F = "tests.manifest.fakes"
@@ -112,7 +111,7 @@ def test_describe_says_where_each_value_came_from(chain: Path) -> None:
         "PORTFOLIO_CORE__ADAPTERS__TTL__CONFIG__NAMESPACE": "from-env",
         "STORE_NS": "ns-from-env",
     }
-    text = render(plan(chain, environ=env))
+    text = describe(plan(chain, environ=env))
     assert "config.max_entries = 100000    # " in text
     assert "root.yaml:12:" in text
     assert "[profile:high_performance]" in text

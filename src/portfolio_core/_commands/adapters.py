@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from portfolio_core.manifest._resolve import installed_adapters
+from portfolio_core.manifest import installed_adapters
 from portfolio_core.ports.catalogue import PORTS
 
 
