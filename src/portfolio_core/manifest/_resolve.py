@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import collections.abc
 import importlib
+import importlib.metadata
 import importlib.util
 import inspect
 import traceback
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
+from portfolio_core.manifest import extras as _extras
 from portfolio_core.manifest.errors import did_you_mean
 from portfolio_core.ports.catalogue import PORTS, PortInfo
 
@@ -51,6 +53,44 @@ def installed_adapters(port: PortInfo) -> dict[str, list[EntryPoint]]:
     return found
 
 
+def _extra_failure(what: str, extras: list[str], dist: str) -> ResolveFailure | None:
+    """A ``missing-extra`` failure when one of ``extras`` of ``dist`` is not satisfied."""
+    missing = _extras.missing_extras(extras, dist)
+    if not missing:
+        return None
+    lacking = sorted({r for reqs in missing.values() for r in reqs})
+    names = ", ".join(repr(e) for e in missing)
+    plural = "s" if len(missing) > 1 else ""
+    return ResolveFailure(
+        "missing-extra",
+        f"{what} needs the {names} extra{plural} of {dist}, which is not installed "
+        f"(missing: {', '.join(lacking)})",
+        _extras.install_command(missing, dist),
+    )
+
+
+def _missing_module_failure(
+    what: str, exc: BaseException, dist: str | None
+) -> ResolveFailure | None:
+    """A ``missing-extra`` failure when ``exc`` is a missing third-party module that an extra
+    of ``dist`` provides."""
+    if not isinstance(exc, ModuleNotFoundError) or not exc.name or dist is None:
+        return None
+    extra = _extras.extra_providing(exc.name, dist)
+    if extra is None:
+        return None
+    return ResolveFailure(
+        "missing-extra",
+        f"{what} needs the {extra!r} extra of {dist}, which is not installed ({exc})",
+        _extras.install_command([extra], dist),
+    )
+
+
+def _distribution_of(module_name: str) -> str | None:
+    names = importlib.metadata.packages_distributions().get(module_name.split(".")[0])
+    return names[0] if names else None
+
+
 def _import_cause(exc: BaseException) -> str:
     frames = [
         f
@@ -75,6 +115,11 @@ def _load_class(module_name: str, attr: str, ref: str) -> type | ResolveFailure:
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:
+        failure = _missing_module_failure(
+            f"{ref!r}", exc, _distribution_of(module_name) or _extras.DISTRIBUTION
+        )
+        if failure is not None:
+            return failure
         return ResolveFailure(
             "adapter-import-failed",
             f"module {module_name} exists but importing it failed: {_import_cause(exc)}",
@@ -101,14 +146,20 @@ def resolve_adapter(
 
     ``cache`` holds the entry points already read during this load (one scan per group).
     """
+    group = cache.get(port.key)
+    if group is None:
+        group = cache[port.key] = installed_adapters(port)
     if ":" in ref:
         module_name, _, attr = ref.partition(":")
         if not module_name or not attr:
             return ResolveFailure("unknown-adapter", f"{ref!r} is not 'module:Class'")
+        for listed in group.values():  # the same class installed as an entry point
+            for ep in listed:
+                if ep.extras and (ep.module, ep.attr) == (module_name, attr):
+                    failure = _extra_failure(f"adapter {ref!r}", list(ep.extras), _dist_name(ep))
+                    if failure is not None:
+                        return failure
         return _load_class(module_name, attr, ref)
-    group = cache.get(port.key)
-    if group is None:
-        group = cache[port.key] = installed_adapters(port)
     claims = group.get(ref)
     if not claims:
         return ResolveFailure(
@@ -131,9 +182,17 @@ def resolve_adapter(
             "uninstall one, or name the class as 'module:Class'",
         )
     ep = claims[0]
+    what = f"adapter {ref!r} for port {port.key}"
+    if ep.extras:
+        failure = _extra_failure(what, list(ep.extras), _dist_name(ep))
+        if failure is not None:
+            return failure
     try:
         obj = ep.load()
     except Exception as exc:
+        failure = _missing_module_failure(what, exc, getattr(ep.dist, "name", None))
+        if failure is not None:
+            return failure
         return ResolveFailure(
             "adapter-import-failed",
             f"adapter {ref!r} ({ep.value}, from {_dist_name(ep)}) exists but importing it "
