@@ -1,5 +1,5 @@
 """What the manifest-driven subcommands (check, describe, health) share: the FILE,
-``--profile`` and ``--set`` arguments and how a :class:`ManifestError` is reported."""
+``--profile`` and ``--set`` arguments and how a ``ManifestError`` is reported."""
 
 from __future__ import annotations
 

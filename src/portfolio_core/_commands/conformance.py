@@ -3,7 +3,7 @@
 Prints one line per clause: passed, failed (with the first line of the failure) or skipped
 (with the reason). Exit status 0 when no clause failed, 1 otherwise, 2 for bad arguments
 (an unknown port, a factory that does not import or raises, an adapter of another port).
-The engine is :mod:`portfolio_core.testing.conformance`; this command needs the ``testing``
+The engine is ``portfolio_core.testing.conformance``; this command needs the ``testing``
 extra.
 """
 

@@ -161,9 +161,9 @@ def migrate_tree(
 
 
 def migrate_file(path: str | os.PathLike[str]) -> tuple[str, list[str]]:
-    """``path`` upgraded to :data:`CURRENT_SCHEMA_VERSION`: its YAML text and one notice
+    """``path`` upgraded to ``CURRENT_SCHEMA_VERSION``: its YAML text and one notice
     (``file:line:column: what changed``) per rewritten key. Only that file is migrated, not
-    what it extends; comments are not kept. Raises :class:`ManifestError`."""
+    what it extends; comments are not kept. Raises ``ManifestError``."""
     file = Path(path)
     problems: list[Problem] = []
     tree = load_yaml_file(file, str(file), problems, Origin(str(file)))

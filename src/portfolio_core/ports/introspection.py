@@ -10,10 +10,10 @@ bases declares:
 * an annotation without a value (``name: int``) and a ``@property`` are **attributes**: they
   are looked up on the instance, never called by the boundary;
 * a function is a **method**; ``@classmethod`` and ``@staticmethod`` are methods too (their
-  kind is that of the function they wrap), recorded with their :class:`Binding`;
-* a method's kind is :attr:`MemberKind.COROUTINE` for ``async def``,
-  :attr:`MemberKind.ASYNC_ITERATOR` for an async generator or a ``def`` annotated to return
-  ``AsyncIterator``/``AsyncGenerator``/``AsyncIterable``, and :attr:`MemberKind.SYNC`
+  kind is that of the function they wrap), recorded with their ``Binding``;
+* a method's kind is ``MemberKind.COROUTINE`` for ``async def``,
+  ``MemberKind.ASYNC_ITERATOR`` for an async generator or a ``def`` annotated to return
+  ``AsyncIterator``/``AsyncGenerator``/``AsyncIterable``, and ``MemberKind.SYNC``
   otherwise.
 
 An implementation satisfies a method when it has a callable of that name whose ``async``-ness
@@ -148,7 +148,7 @@ def check_class(cls: type, protocol: type) -> list[str]:
     that is not callable, or ``async def`` where the member is sync (or the reverse).
 
     Returns an empty list when ``cls`` fits. Attributes and properties are not checked here:
-    they may be set in ``__init__`` (see :func:`check_instance`). Computed once per class
+    they may be set in ``__init__`` (see ``check_instance``). Computed once per class
     and protocol.
     """
     per_protocol = _CLASS_CHECKS.setdefault(cls, {})
@@ -189,7 +189,7 @@ def _check_class(cls: type, protocol: type) -> tuple[str, ...]:
 def check_instance(instance: object, protocol: type) -> list[str]:
     """Problems with the attributes and properties ``protocol`` declares, on ``instance``:
     each must be readable on the instance or annotated on its class. Methods are checked by
-    :func:`check_class`."""
+    ``check_class``."""
     problems: list[str] = []
     annotated: set[str] | None = None
     for member in members_of(protocol):

@@ -1,7 +1,7 @@
 """The engine of ``portfolio-core conformance --port <key> module:factory``.
 
-:func:`preflight` checks, before any clause runs, that the factory imports, makes an adapter
-and that this adapter has the port's members; :func:`run_suite` then runs the port's contract
+``preflight`` checks, before any clause runs, that the factory imports, makes an adapter
+and that this adapter has the port's members; ``run_suite`` then runs the port's contract
 suite in a throwaway pytest session against the factory (any callable returning a fresh,
 empty adapter: a class, a function, a ``functools.partial``) and groups the outcomes per
 clause. The command line (``portfolio_core._commands.conformance``) prints them.
@@ -199,7 +199,7 @@ def run_suite(
     """Run ``port``'s contract suite against the factory in a throwaway pytest session.
 
     ``status`` is pytest's exit status; ``output`` is pytest's own output (empty with
-    ``verbose``, where it went to stdout). Call :func:`preflight` first for readable errors.
+    ``verbose``, where it went to stdout). Call ``preflight`` first for readable errors.
     """
     import pytest
 
