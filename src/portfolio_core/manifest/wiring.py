@@ -4,7 +4,7 @@ adapter was built."""
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import os
 import re
 import warnings
@@ -30,6 +30,7 @@ from portfolio_core.manifest.errors import (
 )
 from portfolio_core.ports.catalogue import PORTS, PortInfo
 from portfolio_core.ports.introspection import check_class, check_instance
+from portfolio_core.ports.lifecycle import close_adapter_blocking
 
 __all__ = ["ManifestSource", "Plan", "PlannedEntry", "WiredEntry", "Wiring", "load", "plan"]
 
@@ -533,19 +534,11 @@ def plan(
 
 
 def _close_quietly(instance: object) -> None:
-    close = getattr(instance, "close", None)
-    try:
-        if callable(close):
-            close()
-            return
-        aclose = getattr(instance, "aclose", None)
-        if callable(aclose):
-            try:
-                asyncio.get_running_loop()
-            except RuntimeError:
-                asyncio.run(aclose())
-    except Exception:  # best effort while unwinding a failed build
-        return
+    """Close an adapter while unwinding a failed build (the lifecycle rule of
+    ``portfolio_core.ports.lifecycle``); its errors are dropped: the build error is what
+    is reported."""
+    with contextlib.suppress(Exception):
+        close_adapter_blocking(instance)
 
 
 def build(planned: Plan) -> Wiring:

@@ -18,6 +18,7 @@ from portfolio_core.ports.capabilities import capabilities_of
 from portfolio_core.ports.catalogue import PORTS, PortInfo
 from portfolio_core.ports.errors import NotFoundError
 from portfolio_core.ports.introspection import check_class, check_instance
+from portfolio_core.ports.lifecycle import close_adapter
 
 if TYPE_CHECKING:
     from portfolio_core.boundary.stats import MethodPerformance, MethodStats
@@ -512,15 +513,7 @@ async def _stop_all(items: list[_Item], secrets: frozenset[str], *, raise_errors
     errors: list[Exception] = []
     for item in reversed(items):
         try:
-            aclose = getattr(item.instance, "aclose", None)
-            if callable(aclose):
-                await aclose()
-                continue
-            close = getattr(item.instance, "close", None)
-            if callable(close):
-                result = close()
-                if inspect.isawaitable(result):
-                    await result
+            await close_adapter(item.instance)
         except Exception as exc:
             exc.add_note(f"while stopping adapter {item.info.name!r}")
             errors.append(exc)
