@@ -36,7 +36,7 @@ from portfolio_core.ports import (
     port_by_key,
     tenant_scope,
 )
-from tests.boundary.test_protection import OPEN_UNTIL, FakeClock, ScriptedCache
+from tests.support.boundary import OPEN_UNTIL, FakeClock, ScriptedCache
 
 
 class PricedLLM:

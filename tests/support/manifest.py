@@ -1,4 +1,5 @@
-"""Helpers for manifest tests: write YAML files, fake entry points."""
+"""Fixtures for tests that load manifests: ``write`` YAML files, install fake
+``entry_points``. Registered for the whole suite as a plugin by ``tests/conftest.py``."""
 
 from __future__ import annotations
 
