@@ -562,7 +562,7 @@ def build(planned: Plan) -> Wiring:
                 kwargs[keyword] = {t: wired[t].adapter for t in target}
         path = ("adapters", name)
         try:
-            assert entry.config is not None  # plan() rejects invalid configs
+            assert entry.config is not None  # noqa: S101  (plan() rejects invalid configs)
             instance = entry.cls.from_config(entry.config, **kwargs)  # type: ignore[attr-defined]
         except Exception as exc:
             problems.append(
