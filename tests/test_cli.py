@@ -98,3 +98,13 @@ def test_the_all_extra_installs_every_feature_and_the_kit() -> None:
         assert of(extra) <= everything, f"[all] lacks {sorted(of(extra) - everything)}"
     assert of("llm") == of("local") | of("http") | of("file")
     assert unsatisfied("all") == []  # this environment has it
+
+
+def test_the_version_is_the_distribution_version(capsys: pytest.CaptureFixture[str]) -> None:
+    import portfolio_core
+
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    shown = capsys.readouterr().out.strip()
+    assert shown == f"portfolio-core {importlib.metadata.version('portfolio-core')}"
+    assert portfolio_core.__version__ == importlib.metadata.version("portfolio-core")
