@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import collections.abc
+import functools
 import importlib
 import importlib.metadata
 import importlib.util
@@ -86,9 +87,31 @@ def _missing_module_failure(
     )
 
 
+@functools.cache
+def _declared_extras(
+    top_level: str, group: str
+) -> dict[tuple[str, str], tuple[tuple[str, ...], str]]:
+    """(module, attr) -> (extras, distribution) of the entry points in ``group`` of the
+    distribution named like the top-level package ``top_level`` (``portfolio_core`` ->
+    ``portfolio-core``); empty when there is none. Read once per process: reading every
+    distribution's entry points on each load would double a manifest's load time."""
+    try:
+        dist = importlib.metadata.distribution(top_level)
+    except importlib.metadata.PackageNotFoundError:
+        return {}
+    return {
+        (ep.module, ep.attr): (tuple(ep.extras), dist.name)
+        for ep in dist.entry_points
+        if ep.group == group and ep.extras
+    }
+
+
 def _distribution_of(module_name: str) -> str | None:
-    names = importlib.metadata.packages_distributions().get(module_name.split(".")[0])
-    return names[0] if names else None
+    """The installed distribution named like the module's top-level package, if any."""
+    try:
+        return importlib.metadata.distribution(module_name.partition(".")[0]).name
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def _import_cause(exc: BaseException) -> str:
@@ -146,20 +169,20 @@ def resolve_adapter(
 
     ``cache`` holds the entry points already read during this load (one scan per group).
     """
-    group = cache.get(port.key)
-    if group is None:
-        group = cache[port.key] = installed_adapters(port)
     if ":" in ref:
         module_name, _, attr = ref.partition(":")
         if not module_name or not attr:
             return ResolveFailure("unknown-adapter", f"{ref!r} is not 'module:Class'")
-        for listed in group.values():  # the same class installed as an entry point
-            for ep in listed:
-                if ep.extras and (ep.module, ep.attr) == (module_name, attr):
-                    failure = _extra_failure(f"adapter {ref!r}", list(ep.extras), _dist_name(ep))
-                    if failure is not None:
-                        return failure
+        declared = _declared_extras(module_name.partition(".")[0], port.entry_point_group)
+        extras, dist = declared.get((module_name, attr), ((), ""))
+        if extras:  # the same class is installed as an entry point that names its extras
+            failure = _extra_failure(f"adapter {ref!r}", list(extras), dist)
+            if failure is not None:
+                return failure
         return _load_class(module_name, attr, ref)
+    group = cache.get(port.key)
+    if group is None:
+        group = cache[port.key] = installed_adapters(port)
     claims = group.get(ref)
     if not claims:
         return ResolveFailure(

@@ -133,6 +133,11 @@ def members_of(protocol: type) -> tuple[Member, ...]:
     return tuple(sorted(found.values(), key=lambda m: m.name))
 
 
+@cache
+def _attributes_of(protocol: type) -> tuple[Member, ...]:
+    return tuple(m for m in members_of(protocol) if not m.is_method)
+
+
 def method_names(protocol: type) -> list[str]:
     """Names of every member that is called (everything but attributes), sorted."""
     return [m.name for m in members_of(protocol) if m.is_method]
@@ -192,9 +197,7 @@ def check_instance(instance: object, protocol: type) -> list[str]:
     ``check_class``."""
     problems: list[str] = []
     annotated: set[str] | None = None
-    for member in members_of(protocol):
-        if member.is_method:
-            continue
+    for member in _attributes_of(protocol):
         try:
             inspect.getattr_static(instance, member.name)
         except AttributeError:
