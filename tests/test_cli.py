@@ -65,15 +65,12 @@ def test_a_command_whose_extra_is_missing_names_it_in_one_line(args: list[str]) 
 
 def test_a_package_missing_while_a_command_runs_is_named_with_its_extra(tmp_path: Path) -> None:
     manifest = tmp_path / "m.yaml"
-    manifest.write_text(
-        "schema_version: 1\nadapters:\n"
-        "  cache: {port: cache, adapter: tests.support.lazy:CacheNeedingRedisAtStart}\n"
-    )
-    done = run_cli("health", str(manifest), without=["redis"])
+    manifest.write_text("schema_version: 1\nadapters: {}\n")
+    done = run_cli("serve", str(manifest), without=["uvicorn"])
     assert done.returncode == 2, done.stderr
     assert done.stderr.splitlines() == [
-        "portfolio-core health: needs the 'redis' extra (No module named 'redis'): "
-        "pip install 'portfolio-core[redis]'"
+        "portfolio-core serve: needs the 'portal' extra (No module named 'uvicorn'): "
+        "pip install 'portfolio-core[portal]'"
     ]
 
 

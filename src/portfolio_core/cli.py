@@ -70,6 +70,16 @@ COMMANDS: dict[str, Command] = {
         "print a manifest upgraded to the current schema_version",
         "portfolio_core._commands.migrate",
     ),
+    "serve": Command(
+        "serve a manifest's async ports over HTTP and WebSocket (the portal)",
+        "portfolio_core._commands.serve",
+        extra="portal",
+    ),
+    "recover": Command(
+        "salvage a damaged file event log (into a new file) or file cache (damaged entries "
+        "moved aside); never deletes anything",
+        "portfolio_core._commands.recover",
+    ),
 }
 
 
