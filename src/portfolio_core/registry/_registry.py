@@ -13,13 +13,15 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Literal, Protocol, Self, TypeVar
 
+from portfolio_core.manifest import ManifestSource, Wiring, load
 from portfolio_core.ports.capabilities import capabilities_of
 from portfolio_core.ports.catalogue import PORTS, PortInfo
 from portfolio_core.ports.errors import NotFoundError
+from portfolio_core.ports.introspection import check_class, check_instance
+from portfolio_core.ports.lifecycle import close_adapter
 
 if TYPE_CHECKING:
     from portfolio_core.boundary.stats import MethodPerformance, MethodStats
-    from portfolio_core.manifest.wiring import ManifestSource, Wiring
 
 __all__ = ["CallStats", "EntryHealth", "EntryInfo", "HealthReport", "Registry"]
 
@@ -182,8 +184,6 @@ class Registry:
     ) -> Self:
         """Load, validate and build ``path``; raises ``ManifestError`` listing every problem
         (and then no adapter is left open)."""
-        from portfolio_core.manifest.wiring import ManifestSource, load
-
         wiring = load(path, profile=profile, overrides=overrides, environ=environ)
         registry = cls()
         registry._source = ManifestSource(Path(path), profile, overrides, environ)
@@ -213,12 +213,12 @@ class Registry:
         ``get(port)`` returns. Raises ``TypeError`` when the adapter does not satisfy the
         port (same check as a manifest load) and ``ValueError`` when the name is taken.
         """
-        from portfolio_core.manifest._resolve import check_class, check_instance
-
         info = _BY_PROTOCOL.get(port)  # type: ignore[call-overload]
         if info is None:
             raise TypeError(f"{port!r} is not a port protocol")
-        problems = check_class(type(adapter), info) + check_instance(adapter, info)
+        problems = check_class(type(adapter), info.protocol) + check_instance(
+            adapter, info.protocol
+        )
         if problems:
             raise TypeError("; ".join(problems))
         state = self._state
@@ -473,8 +473,6 @@ class Registry:
         """
         if self._source is None:
             raise RuntimeError("reload() needs a registry built from a manifest")
-        from portfolio_core.manifest.wiring import load
-
         source = self._source
         wiring = load(
             source.path,
@@ -538,15 +536,7 @@ async def _stop_all(items: list[_Item], secrets: frozenset[str], *, raise_errors
             continue
         stopped.add(id(item.instance))
         try:
-            aclose = getattr(item.instance, "aclose", None)
-            if callable(aclose):
-                await aclose()
-                continue
-            close = getattr(item.instance, "close", None)
-            if callable(close):
-                result = close()
-                if inspect.isawaitable(result):
-                    await result
+            await close_adapter(item.instance)
         except Exception as exc:
             exc.add_note(f"while stopping adapter {item.info.name!r}")
             errors.append(exc)
