@@ -306,7 +306,7 @@ async def child(kind: str, mode: str, url: str, name: str) -> None:
 
 def _propagation(kind: str, url: str, mode: str, samples: int) -> list[float]:
     name = f"bench{uuid.uuid4().hex[:10]}"
-    proc = subprocess.Popen(
+    proc = subprocess.Popen(  # noqa: S603 - this interpreter running this benchmark's child
         [sys.executable, __file__, "--child", kind, mode, url, name],
         stdout=subprocess.PIPE,
         text=True,

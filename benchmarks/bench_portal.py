@@ -76,7 +76,8 @@ def free_port() -> int:
 def process(
     args: list[str], port: int, cwd: Path, env: dict[str, str] | None = None
 ) -> Iterator[None]:
-    proc = subprocess.Popen(
+    # this interpreter or the peer's server, with arguments written in this file
+    proc = subprocess.Popen(  # noqa: S603
         args, cwd=cwd, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL
     )
     try:

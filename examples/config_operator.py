@@ -35,12 +35,13 @@ async def follow(path: str) -> None:
 
 
 async def operate(path: str, follower: subprocess.Popen[str]) -> None:
-    assert follower.stdout is not None
+    lines = follower.stdout
+    if lines is None:
+        raise RuntimeError("the follower's output is not piped")
     store = SQLiteConfigStore(path)
 
     async def heard() -> str:
-        assert follower.stdout is not None
-        line = (await asyncio.to_thread(follower.stdout.readline)).rstrip()
+        line = (await asyncio.to_thread(lines.readline)).rstrip()
         print(f"  {line}")
         return line
 
@@ -74,7 +75,7 @@ def main() -> None:
         asyncio.run(follow(sys.argv[2]))
         return
     path = str(Path(tempfile.mkdtemp()) / "config.db")
-    follower = subprocess.Popen(
+    follower = subprocess.Popen(  # noqa: S603 - this interpreter running this script
         [sys.executable, __file__, "--follow", path], stdout=subprocess.PIPE, text=True
     )
     try:

@@ -49,7 +49,7 @@ class DictCache:
 
 async def main() -> None:
     cache = DictCache()
-    assert isinstance(cache, Cache)  # runtime check against the protocol
+    assert isinstance(cache, Cache)  # noqa: S101  (a runtime check against the protocol)
     print(await greet(cache, "Ada"))
     print("cached:", await cache.exists("greeting:Ada"))
 

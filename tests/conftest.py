@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-pytest_plugins = ["pytester"]
+pytest_plugins = ["pytester", "tests.support.manifest"]
 
 POSTGRES_ENV = "PORTFOLIO_CORE_TEST_POSTGRES_URL"
 REDIS_ENV = "PORTFOLIO_CORE_TEST_REDIS_URL"

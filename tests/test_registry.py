@@ -15,7 +15,6 @@ from portfolio_core.manifest import ManifestError
 from portfolio_core.ports import Cache, CacheCapability, EventStore, NotFoundError
 from portfolio_core.registry import Registry
 from tests.manifest import fakes
-from tests.manifest.conftest import entry_points  # noqa: F401  (fixture)
 
 F = "tests.manifest.fakes"
 
@@ -264,7 +263,7 @@ async def test_protection_fallback_is_wired_as_a_dependency(tmp_path: Path) -> N
 
 async def test_short_names_resolve_through_entry_points(
     tmp_path: Path,
-    entry_points: Callable[..., None],  # noqa: F811
+    entry_points: Callable[..., None],
 ) -> None:
     entry_points("cache", "dict", f"{F}:DictCache")
     path = tmp_path / "m.yaml"

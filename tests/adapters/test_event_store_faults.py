@@ -20,7 +20,7 @@ from portfolio_core.adapters.file.event_store import FileEventStore
 from portfolio_core.adapters.memory.event_store import MemoryEventStore
 from portfolio_core.adapters.sql.event_store import PostgresEventStore, SQLiteEventStore
 from tests.adapters.event_store_worker import open_store, race
-from tests.adapters.sql.test_event_store import drop_tables
+from tests.support.postgres import drop_tables
 
 ROOT = Path(__file__).resolve().parents[2]
 

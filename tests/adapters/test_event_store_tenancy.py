@@ -25,7 +25,7 @@ from portfolio_core.ports import (
     supports,
     tenant_scope,
 )
-from tests.adapters.sql.test_event_store import drop_tables
+from tests.support.postgres import drop_tables
 
 Factory = Callable[[], Any]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from typing import Any
 
@@ -29,59 +28,10 @@ from portfolio_core.ports import (
     port_by_key,
     tenant_scope,
 )
+from tests.support.boundary import OPEN_UNTIL, FakeClock, ScriptedCache, closed_port
 
 CACHE = port_by_key("cache")
 STORE = port_by_key("cache_store")
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class ScriptedCache:
-    """A Cache whose ``get`` sleeps ``delay`` and raises the queued errors first."""
-
-    def __init__(self, delay: float = 0.0, errors: list[BaseException] | None = None) -> None:
-        self.delay = delay
-        self.errors = list(errors or [])
-        self.calls = 0
-        self.active = 0
-        self.max_active = 0
-
-    async def get(self, key: str) -> Any | None:
-        self.calls += 1
-        self.active += 1
-        self.max_active = max(self.max_active, self.active)
-        try:
-            if self.delay:
-                await asyncio.sleep(self.delay)
-            if self.errors:
-                raise self.errors.pop(0)
-            return f"value:{key}"
-        finally:
-            self.active -= 1
-
-    async def put(self, key: str, value: Any, ttl: float | None = None) -> None:
-        return None
-
-    async def delete(self, key: str) -> bool:
-        return False
-
-    async def clear(self) -> None:
-        return None
-
-    async def exists(self, key: str) -> bool:
-        return False
-
-    async def get_many(self, keys: Any) -> dict[str, Any]:
-        return {}
-
-    async def put_many(self, items: Any, ttl: float | None = None) -> None:
-        return None
 
 
 def protect(adapter: Any, protection: dict[str, Any], **kw: Any) -> Any:
@@ -232,12 +182,6 @@ def test_breaker_uses_the_monotonic_clock() -> None:
         breaker.admit()
     clock.now += 0.1
     assert breaker.admit() is True  # the probe
-
-
-OPEN_UNTIL = re.compile(
-    r"circuit breaker open; calls refused until \d\d:\d\d:\d\d UTC "
-    r"\(in (\d+\.\d s|\d+ ms)\)"
-)
 
 
 def test_breaker_health_follows_its_state_without_changing_it() -> None:
@@ -419,16 +363,8 @@ def test_sync_rate_limit(unique_name: str) -> None:
         limiter.acquire()
 
 
-def _closed_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def test_rate_limit_storage_down_fail_open_and_closed(unique_name: str) -> None:
-    url = f"redis://127.0.0.1:{_closed_port()}/0"
+    url = f"redis://127.0.0.1:{closed_port()}/0"
     opened = protect(
         ScriptedCache(),
         {

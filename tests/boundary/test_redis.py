@@ -16,7 +16,7 @@ from portfolio_core.boundary.breaker import Breaker, make_storage
 from portfolio_core.cli import main
 from portfolio_core.ports import UnavailableError, port_by_key
 from portfolio_core.registry import Registry
-from tests.boundary.test_protection import OPEN_UNTIL, ScriptedCache, _closed_port
+from tests.support.boundary import OPEN_UNTIL, ScriptedCache, closed_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -93,7 +93,7 @@ def _cut_off(breaker: Breaker) -> None:
     """Stop access to Redis: point the storage's client at a closed port."""
     client = breaker._storage._redis  # type: ignore[attr-defined]
     pool = client.connection_pool
-    pool.connection_kwargs["port"] = _closed_port()
+    pool.connection_kwargs["port"] = closed_port()
     pool.reset()
     assert client.connection_pool is pool
 
@@ -126,7 +126,7 @@ def test_breaker_storage_down_policy(redis_url: str, cleanup: str, fail_open: bo
 
 def test_breaker_storage_unreachable_at_wiring_fails_at_load() -> None:
     with pytest.raises(UnavailableError):
-        make_storage(f"redis://127.0.0.1:{_closed_port()}/0", "x", True)
+        make_storage(f"redis://127.0.0.1:{closed_port()}/0", "x", True)
 
 
 def _shared_breaker_app(tmp_path: Path, redis_url: str, name: str) -> tuple[Path, Any]:

@@ -14,8 +14,8 @@ from portfolio_core.boundary.health import HealthAggregator, HealthChange, Healt
 from portfolio_core.cli import main
 from portfolio_core.ports import Cache, UnavailableError, port_by_key
 from portfolio_core.registry import EntryHealth, Registry
-from tests.boundary.test_protection import OPEN_UNTIL, FakeClock, ScriptedCache
 from tests.manifest.fakes import CacheConfig, DictCache
+from tests.support.boundary import OPEN_UNTIL, FakeClock, ScriptedCache
 
 F = "tests.manifest.fakes"
 HERE = "tests.boundary.test_registry_integration"

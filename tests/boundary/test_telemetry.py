@@ -36,7 +36,7 @@ from portfolio_core.ports import (
     port_by_key,
     tenant_scope,
 )
-from tests.boundary.test_protection import OPEN_UNTIL, FakeClock, ScriptedCache
+from tests.support.boundary import OPEN_UNTIL, FakeClock, ScriptedCache
 
 
 class PricedLLM:
@@ -66,6 +66,22 @@ def otel() -> tuple[Telemetry, InMemorySpanExporter, InMemoryMetricReader]:
     return telemetry, exporter, reader
 
 
+def wrapped(
+    adapter: object, port: str, name: str, telemetry: dict[str, Any] | None, **more: Any
+) -> Any:
+    """``adapter`` behind the boundary as entry ``name`` of ``port`` (no protection unless
+    given)."""
+    more.setdefault("protection", None)
+    return wrap(
+        adapter, port=port_by_key(port), name=name, adapter_type="t", telemetry=telemetry, **more
+    )
+
+
+def of(reader: InMemoryMetricReader, name: str, adapter: str) -> list[tuple[dict[str, Any], float]]:
+    """The data points of metric ``portfolio_core.<name>`` for entry ``adapter``."""
+    return [(a, v) for a, v in points(reader, f"portfolio_core.{name}") if a["adapter"] == adapter]
+
+
 def points(reader: InMemoryMetricReader, name: str) -> list[tuple[dict[str, Any], float]]:
     data = reader.get_metrics_data()
     out: list[tuple[dict[str, Any], float]] = []
@@ -82,15 +98,7 @@ def points(reader: InMemoryMetricReader, name: str) -> list[tuple[dict[str, Any]
 
 async def test_llm_span_has_port_attributes_genai_and_tenant(otel: Any) -> None:
     telemetry, exporter, _ = otel
-    llm = wrap(
-        PricedLLM(),
-        port=port_by_key("llm"),
-        name="gpt",
-        adapter_type="scripted",
-        telemetry={},
-        protection=None,
-        runtime=telemetry,
-    )
+    llm = wrapped(PricedLLM(), "llm", "gpt", {}, runtime=telemetry)
     with tenant_scope("acme"):
         await llm.complete([Message("user", "hello")], CompletionOptions(model="m1"))
     (span,) = exporter.get_finished_spans()
@@ -109,15 +117,7 @@ async def test_llm_span_has_port_attributes_genai_and_tenant(otel: Any) -> None:
 
 async def test_error_span_records_outcome_and_status(otel: Any) -> None:
     telemetry, exporter, _ = otel
-    llm = wrap(
-        PricedLLM(),
-        port=port_by_key("llm"),
-        name="gpt",
-        adapter_type="s",
-        telemetry={},
-        protection=None,
-        runtime=telemetry,
-    )
+    llm = wrapped(PricedLLM(), "llm", "gpt", {}, runtime=telemetry)
     with pytest.raises(UnavailableError):
         await llm.complete([Message("user", "fail")])
     (span,) = exporter.get_finished_spans()
@@ -126,108 +126,56 @@ async def test_error_span_records_outcome_and_status(otel: Any) -> None:
     assert not span.status.is_ok
 
 
-async def test_hot_ports_have_no_spans_by_default_but_can_opt_in(otel: Any) -> None:
-    telemetry, exporter, _ = otel
-    cache = wrap(
-        ScriptedCache(),
-        port=port_by_key("cache"),
-        name="c",
-        adapter_type="m",
-        telemetry={},
-        protection=None,
-        runtime=telemetry,
-    )
-    await cache.get("k")
-    assert exporter.get_finished_spans() == ()
-    cache = wrap(
-        ScriptedCache(),
-        port=port_by_key("cache"),
-        name="c",
-        adapter_type="m",
-        telemetry={"spans": True},
-        protection=None,
-        runtime=telemetry,
-    )
-    await cache.get("k")
-    assert [s.name for s in exporter.get_finished_spans()] == ["cache.get"]
+@pytest.mark.parametrize(
+    ("telemetry", "spans"), [({}, []), ({"spans": True}, ["cache.get"])], ids=["default", "opt-in"]
+)
+async def test_hot_ports_have_no_spans_by_default_but_can_opt_in(
+    otel: Any, telemetry: dict[str, Any], spans: list[str]
+) -> None:
+    runtime, exporter, _ = otel
+    await wrapped(ScriptedCache(), "cache", "c", telemetry, runtime=runtime).get("k")
+    assert [s.name for s in exporter.get_finished_spans()] == spans
 
 
 async def test_metrics_calls_errors_durations_and_cost(otel: Any) -> None:
     telemetry, _, reader = otel
-    llm = wrap(
-        PricedLLM(),
-        port=port_by_key("llm"),
-        name="gpt",
-        adapter_type="s",
-        telemetry={
-            "cost": {
-                "prices": {"m1": {"input_per_mtok": 3.0, "output_per_mtok": 15.0, "per_call": 0.01}}
-            }
-        },
-        protection=None,
-        runtime=telemetry,
-    )
+    prices = {"m1": {"input_per_mtok": 3.0, "output_per_mtok": 15.0, "per_call": 0.01}}
+    llm = wrapped(PricedLLM(), "llm", "gpt", {"cost": {"prices": prices}}, runtime=telemetry)
     await llm.complete([Message("user", "a")], CompletionOptions(model="m1"))
     await llm.complete([Message("user", "b")], CompletionOptions(model="m1"))
     with pytest.raises(UnavailableError):
         await llm.complete([Message("user", "fail")])
-    calls = {
-        a["outcome"]: v
-        for a, v in points(reader, "portfolio_core.calls")
-        if a["adapter"] == "gpt" and a["method"] == "complete"
-    }
-    assert calls["ok"] == 2
-    assert calls["error"] == 1
-    errors = [
-        (a["error.type"], v)
-        for a, v in points(reader, "portfolio_core.errors")
-        if a["adapter"] == "gpt"
+    calls = {a["outcome"]: v for a, v in of(reader, "calls", "gpt") if a["method"] == "complete"}
+    assert (calls["ok"], calls["error"]) == (2, 1)
+    assert [(a["error.type"], v) for a, v in of(reader, "errors", "gpt")] == [
+        ("UnavailableError", 1)
     ]
-    assert errors == [("UnavailableError", 1)]
-    count = [
-        v
-        for a, v in points(reader, "portfolio_core.duration.count")
-        if a["adapter"] == "gpt" and a["method"] == "complete"
-    ]
-    assert count == [3]
+    assert [v for a, v in of(reader, "duration.count", "gpt") if a["method"] == "complete"] == [3]
     buckets = {
-        a["le"]: v
-        for a, v in points(reader, "portfolio_core.duration.bucket")
-        if a["adapter"] == "gpt" and a["method"] == "complete"
+        a["le"]: v for a, v in of(reader, "duration.bucket", "gpt") if a["method"] == "complete"
     }
     assert buckets["inf"] == 3
-    tokens = {
-        (a["direction"], a["model"]): v
-        for a, v in points(reader, "portfolio_core.cost.tokens")
-        if a["adapter"] == "gpt"
-    }
-    assert tokens[("input", "m1")] == 2000
-    assert tokens[("output", "m1")] == 1000
-    amount = [v for a, v in points(reader, "portfolio_core.cost.amount") if a["adapter"] == "gpt"]
+    tokens = {(a["direction"], a["model"]): v for a, v in of(reader, "cost.tokens", "gpt")}
+    assert tokens == {("input", "m1"): 2000, ("output", "m1"): 1000}
+    amount = [v for _, v in of(reader, "cost.amount", "gpt")]
     assert amount == [pytest.approx(2 * (1000 * 3 / 1e6 + 500 * 15 / 1e6 + 0.01))]
 
 
 async def test_breaker_transitions_are_metrics(otel: Any) -> None:
     telemetry, _, reader = otel
-    cache = wrap(
+    cache = wrapped(
         ScriptedCache(errors=[UnavailableError("x")]),
-        port=port_by_key("cache"),
-        name="brk",
-        adapter_type="m",
-        telemetry={},
+        "cache",
+        "brk",
+        {},
         protection={"circuit_breaker": {"fail_max": 1}},
         runtime=telemetry,
     )
     with pytest.raises(UnavailableError):
         await cache.get("k")
-    transitions = {
-        (a["from"], a["to"]): v
-        for a, v in points(reader, "portfolio_core.breaker.transitions")
-        if a["adapter"] == "brk"
-    }
+    transitions = {(a["from"], a["to"]): v for a, v in of(reader, "breaker.transitions", "brk")}
     assert transitions[("closed", "open")] == 1
-    state = [v for a, v in points(reader, "portfolio_core.breaker.state") if a["adapter"] == "brk"]
-    assert state == [2]
+    assert [v for _, v in of(reader, "breaker.state", "brk")] == [2]
 
 
 async def test_label_cardinality_is_bounded(otel: Any) -> None:
@@ -237,23 +185,13 @@ async def test_label_cardinality_is_bounded(otel: Any) -> None:
         pass
 
     errors: list[BaseException] = [type(f"Error{i}", (Base,), {})() for i in range(50)]
-    cache = wrap(
-        ScriptedCache(errors=errors),
-        port=port_by_key("cache"),
-        name="card",
-        adapter_type="m",
-        telemetry={"max_label_values": 5},
-        protection=None,
-        runtime=telemetry,
+    cache = wrapped(
+        ScriptedCache(errors=errors), "cache", "card", {"max_label_values": 5}, runtime=telemetry
     )
     for _ in range(50):
         with pytest.raises(Base):
             await cache.get("k")
-    types = {
-        a["error.type"]
-        for a, _ in points(reader, "portfolio_core.errors")
-        if a["adapter"] == "card"
-    }
+    types = {a["error.type"] for a, _ in of(reader, "errors", "card")}
     assert len(types) == 6
     assert "_other" in types
 
@@ -269,15 +207,7 @@ async def test_prometheus_endpoint_is_scrapable() -> None:
 
     endpoint = prometheus_endpoint(host="127.0.0.1", port=0)
     try:
-        cache = wrap(
-            ScriptedCache(),
-            port=port_by_key("cache"),
-            name="scraped",
-            adapter_type="m",
-            telemetry={},
-            protection=None,
-            runtime=endpoint.telemetry,
-        )
+        cache = wrapped(ScriptedCache(), "cache", "scraped", {}, runtime=endpoint.telemetry)
         await cache.get("k")
         status, body = await asyncio.to_thread(_scrape, endpoint.url)
         assert status == 200
@@ -300,15 +230,7 @@ async def test_log_lines_inside_a_span_carry_trace_and_span_ids(otel: Any) -> No
     out = io.StringIO()
     configure_logging(renderer="json", stream=out)
     try:
-        llm = wrap(
-            PricedLLM(),
-            port=port_by_key("llm"),
-            name="gpt",
-            adapter_type="s",
-            telemetry={},
-            protection=None,
-            runtime=telemetry,
-        )
+        llm = wrapped(PricedLLM(), "llm", "gpt", {}, runtime=telemetry)
         await llm.complete([Message("user", "x")])
         structlog.get_logger("test").info("outside")
     finally:
@@ -332,14 +254,7 @@ def test_console_rendering() -> None:
 
 
 async def test_performance_monitor_percentiles_and_error_rate() -> None:
-    cache = wrap(
-        ScriptedCache(errors=[UnavailableError("x")]),
-        port=port_by_key("cache"),
-        name="perf",
-        adapter_type="m",
-        telemetry={},
-        protection=None,
-    )
+    cache = wrapped(ScriptedCache(errors=[UnavailableError("x")]), "cache", "perf", {})
     with pytest.raises(UnavailableError):
         await cache.get("k")
     for _ in range(9):
@@ -411,12 +326,11 @@ async def test_health_aggregator_judges_a_wrapped_adapter_by_its_breaker_too(
 
     clock = FakeClock()
     raw = (Pinged if with_ping else ScriptedCache)(errors=[UnavailableError("down")])
-    cache = wrap(
+    cache = wrapped(
         raw,
-        port=port_by_key("cache"),
-        name="guarded",
-        adapter_type="m",
-        telemetry=None,
+        "cache",
+        "guarded",
+        None,
         protection={"circuit_breaker": {"fail_max": 1, "reset_timeout": 10}},
         clock=clock,
     )
@@ -435,17 +349,9 @@ async def test_health_aggregator_judges_a_wrapped_adapter_by_its_breaker_too(
 
 async def test_metrics_off_exports_nothing(otel: Any) -> None:
     telemetry, _, reader = otel
-    cache = wrap(
-        ScriptedCache(),
-        port=port_by_key("cache"),
-        name="quiet",
-        adapter_type="m",
-        telemetry={"metrics": False},
-        protection=None,
-        runtime=telemetry,
-    )
+    cache = wrapped(ScriptedCache(), "cache", "quiet", {"metrics": False}, runtime=telemetry)
     await cache.get("k")
-    assert not [a for a, _ in points(reader, "portfolio_core.calls") if a["adapter"] == "quiet"]
+    assert of(reader, "calls", "quiet") == []
 
 
 def test_health_records_checks_made_elsewhere() -> None:
@@ -472,15 +378,7 @@ async def test_stream_span_carries_usage_of_the_last_chunk(otel: Any) -> None:
             yield CompletionChunk("b", "stop", Usage(7, 2))
 
     telemetry, exporter, _ = otel
-    llm = wrap(
-        Streamer(),
-        port=port_by_key("llm"),
-        name="s",
-        adapter_type="s",
-        telemetry={},
-        protection=None,
-        runtime=telemetry,
-    )
+    llm = wrapped(Streamer(), "llm", "s", {}, runtime=telemetry)
     assert [c.text async for c in llm.stream([Message("user", "x")])] == ["a", "b"]
     (span,) = exporter.get_finished_spans()
     assert span.name == "llm.stream"
@@ -490,21 +388,17 @@ async def test_stream_span_carries_usage_of_the_last_chunk(otel: Any) -> None:
 
 async def test_embeddings_are_cost_events(otel: Any) -> None:
     telemetry, _, reader = otel
-    llm = wrap(
+    llm = wrapped(
         PricedLLM(),
-        port=port_by_key("llm"),
-        name="emb",
-        adapter_type="s",
-        telemetry={"cost": {"prices": {"*": {"per_embedding": 0.001}}}},
-        protection=None,
+        "llm",
+        "emb",
+        {"cost": {"prices": {"*": {"per_embedding": 0.001}}}},
         runtime=telemetry,
     )
     handle = boundary_of(llm)
     assert handle is not None
     handle.record_embeddings(30, model="e5")
-    embeddings = [
-        v for a, v in points(reader, "portfolio_core.cost.embeddings") if a["adapter"] == "emb"
-    ]
+    embeddings = [v for _, v in of(reader, "cost.embeddings", "emb")]
     assert embeddings == [30]
     assert handle.cost is not None
     assert handle.cost.total_amount == pytest.approx(0.03)
@@ -515,15 +409,7 @@ async def test_console_exporter_prints_spans() -> None:
 
     out = io.StringIO()
     telemetry = console_exporters(stream=out)
-    llm = wrap(
-        PricedLLM(),
-        port=port_by_key("llm"),
-        name="console",
-        adapter_type="s",
-        telemetry={},
-        protection=None,
-        runtime=telemetry,
-    )
+    llm = wrapped(PricedLLM(), "llm", "console", {}, runtime=telemetry)
     try:
         await llm.complete([Message("user", "x")])
         assert '"name": "llm.complete"' in out.getvalue()

@@ -161,3 +161,10 @@ class LaxCache(DictCache):
     """Its config model ignores unknown keys: the loader refuses it."""
 
     config_model: ClassVar[type[BaseModel]] = LaxConfig
+
+
+class TwoCloses(DictCache):
+    """Has ``aclose()`` and a synchronous best-effort ``close()``: only ``aclose`` may run."""
+
+    def close(self) -> None:
+        EVENTS.append(f"sync close {self.config.namespace}")

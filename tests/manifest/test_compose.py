@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from portfolio_core.manifest import plan
-from portfolio_core.manifest._commands.describe import render
+from portfolio_core.manifest import describe, plan
 
 Write = Callable[[str, str], Path]
 F = "tests.manifest.fakes"
@@ -112,13 +111,40 @@ def test_describe_says_where_each_value_came_from(chain: Path) -> None:
         "PORTFOLIO_CORE__ADAPTERS__TTL__CONFIG__NAMESPACE": "from-env",
         "STORE_NS": "ns-from-env",
     }
-    text = render(plan(chain, environ=env))
+    text = describe(plan(chain, environ=env))
     assert "config.max_entries = 100000    # " in text
     assert "root.yaml:12:" in text
     assert "[profile:high_performance]" in text
     assert "env PORTFOLIO_CORE__ADAPTERS__TTL__CONFIG__NAMESPACE" in text
     assert "(from env STORE_NS)" in text
     assert "config.password = None    # default" in text
+
+
+def test_describe_credits_a_default_not_the_environment_when_the_variable_is_unset(
+    write: Write,
+) -> None:
+    path = write(
+        "app.yaml",
+        f"""
+        schema_version: 1
+        adapters:
+          a:
+            port: cache
+            adapter: {F}:DictCache
+            config:
+              namespace: "${{NS:-fallback}}"
+        """,
+    )
+    unset = line_of(describe(plan(path, environ={})), "config.namespace")
+    assert unset.startswith("config.namespace = 'fallback'    # ")
+    assert unset.endswith("app.yaml:7:18 (default, NS unset)")
+    given = line_of(describe(plan(path, environ={"NS": "given"})), "config.namespace")
+    assert given.startswith("config.namespace = 'given'    # ")
+    assert given.endswith("app.yaml:7:18 (from env NS)")
+
+
+def line_of(text: str, prefix: str) -> str:
+    return next(line.strip() for line in text.splitlines() if line.strip().startswith(prefix))
 
 
 def test_interpolation_forms(write: Write) -> None:

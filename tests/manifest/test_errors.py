@@ -26,6 +26,152 @@ def only(error: ManifestError, kind: str) -> tuple[int, str]:
     return matching[0].line, str(matching[0])
 
 
+def adapters(*entries: str) -> str:
+    """A manifest with these entries (one YAML line each) under ``adapters:``."""
+    return "schema_version: 1\nadapters:\n" + "".join(f"  {entry}\n" for entry in entries)
+
+
+def entry(name: str, adapter: str, more: str = "") -> str:
+    return f"{name}: {{port: cache, adapter: '{F}:{adapter}'{more}}}"
+
+
+NAMESPACE_FROM_ENV = adapters(
+    "a:", "  port: cache", f"  adapter: {F}:DictCache", '  config: {namespace: "${NAMESPACE}"}'
+)
+
+# id: (manifest text, plan() keywords, kind, line or None, texts the problem contains)
+CASES: dict[str, tuple[str, dict[str, object], str, int | None, list[str]]] = {
+    "yaml-syntax": (adapters("a: [1, 2", "b: 3"), {}, "yaml-syntax", 4, ["invalid YAML"]),
+    "duplicate-key-not-collapsed": (
+        adapters(entry("a", "DictCache"), entry("a", "TTLCache")),
+        {},
+        "duplicate-key",
+        4,
+        ["first defined at line 3"],
+    ),
+    "boolean-key-hint": ("schema_version: 1\non: 3\n", {}, "invalid-key", 2, ["quote it"]),
+    "missing-schema-version": ("adapters: {}\n", {}, "missing-schema-version", 1, ["version: 1"]),
+    "newer-schema-version": (
+        "# comment\nschema_version: 99\n",
+        {},
+        "invalid-schema-version",
+        2,
+        ["newer than this portfolio-core understands"],
+    ),
+    "class-name-typo": (
+        adapters(entry("c", "DictCach")),
+        {},
+        "unknown-adapter",
+        3,
+        ["did you mean 'DictCache'?"],
+    ),
+    "class-without-adapter-contract": (
+        adapters(f"a: {{port: tokenizer, adapter: '{F}:NotAnAdapter'}}"),
+        {},
+        "not-an-adapter",
+        3,
+        ["has no config_model"],
+    ),
+    "config-model-ignoring-unknown-keys": (
+        adapters(entry("a", "LaxCache")),
+        {},
+        "not-an-adapter",
+        3,
+        ["extra='forbid'"],
+    ),
+    "invalid-config-value-inside-config": (
+        adapters(entry("a", "DictCache", ",\n      config: {namespace: ok, max_entries: lots}")),
+        {},
+        "invalid-config",
+        4,
+        ["adapters.a.config.max_entries", "integer"],
+    ),
+    "unset-variable-with-hint": (
+        NAMESPACE_FROM_ENV,
+        {"environ": {"NAMESPAC": "x"}},
+        "missing-env",
+        6,
+        ["NAMESPACE is not set", "did you mean 'NAMESPAC'?"],
+    ),
+    "empty-variable-is-never-an-empty-string": (
+        NAMESPACE_FROM_ENV,
+        {"environ": {"NAMESPACE": ""}},
+        "missing-env",
+        6,
+        ["NAMESPACE is not set"],
+    ),
+    "required-variable-message": (
+        adapters(entry("a", "DictCache", ',\n      config: {namespace: "${NS:?set NS first}"}')),
+        {},
+        "missing-env",
+        4,
+        ["set NS first"],
+    ),
+    "malformed-interpolation": (
+        adapters(entry("a", "DictCache", ',\n      config: {namespace: "${1BAD}"}')),
+        {},
+        "bad-interpolation",
+        4,
+        ["is not a valid reference"],
+    ),
+    "missing-required-dependency": (
+        adapters(entry("m", "MultiCache")),
+        {},
+        "missing-dependency",
+        3,
+        ["uses.members"],
+    ),
+    "dependency-of-the-wrong-shape": (
+        adapters(entry("a", "DictCache"), entry("m", "MultiCache", ", uses: {members: a}")),
+        {},
+        "invalid-dependency",
+        4,
+        ["a list of entry names"],
+    ),
+    "dependency-cycle-shown": (
+        adapters(
+            *(entry(a, "DictCache", f", uses: {{backing: {b}}}") for a, b in ("ab", "bc", "ca"))
+        ),
+        {},
+        "dependency-cycle",
+        3,
+        ["a -> b -> c -> a"],
+    ),
+    "two-defaults-for-one-port": (
+        adapters(*(entry(name, "DictCache", ", default: true") for name in "ab")),
+        {},
+        "duplicate-default",
+        4,
+        ["several cache entries are marked default: a, b"],
+    ),
+    "unknown-profile-hint": (
+        "schema_version: 1\nprofiles:\n  high_performance: {}\n",
+        {"profile": "high_perf"},
+        "unknown-profile",
+        None,
+        ["did you mean 'high_performance'?"],
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("text", "keywords", "kind", "line", "contains"), CASES.values(), ids=CASES.keys()
+)
+def test_one_problem_located_with_its_words(
+    write: Write,
+    text: str,
+    keywords: dict[str, object],
+    kind: str,
+    line: int | None,
+    contains: list[str],
+) -> None:
+    got_line, got_text = only(problems_of(write("app.yaml", text), **keywords), kind)
+    if line is not None:
+        assert got_line == line
+    for words in contains:
+        assert words in got_text
+
+
 def test_every_problem_is_reported_at_once_with_file_line_column(write: Write) -> None:
     path = write(
         "app.yaml",
@@ -52,48 +198,6 @@ def test_every_problem_is_reported_at_once_with_file_line_column(write: Write) -
     assert "did you mean 'max_entries'?" in text
 
 
-def test_yaml_syntax_error_is_located(write: Write) -> None:
-    path = write("app.yaml", "schema_version: 1\nadapters:\n  a: [1, 2\n  b: 3\n")
-    line, text = only(problems_of(path), "yaml-syntax")
-    assert line == 4
-    assert "invalid YAML" in text
-
-
-def test_duplicate_key_is_an_error_not_silently_collapsed(write: Write) -> None:
-    path = write(
-        "app.yaml",
-        f"""
-        schema_version: 1
-        adapters:
-          a: {{port: cache, adapter: {F}:DictCache}}
-          a: {{port: cache, adapter: {F}:TTLCache}}
-        """,
-    )
-    line, text = only(problems_of(path), "duplicate-key")
-    assert line == 4
-    assert "first defined at line 3" in text
-
-
-def test_boolean_key_is_reported_with_a_quoting_hint(write: Write) -> None:
-    path = write("app.yaml", "schema_version: 1\non: 3\n")
-    line, text = only(problems_of(path), "invalid-key")
-    assert line == 2
-    assert "quote it" in text
-
-
-def test_missing_schema_version(write: Write) -> None:
-    path = write("app.yaml", "adapters: {}\n")
-    line, text = only(problems_of(path), "missing-schema-version")
-    assert line == 1
-    assert "schema_version: 1" in text
-
-
-def test_newer_schema_version(write: Write) -> None:
-    path = write("app.yaml", "# comment\nschema_version: 99\n")
-    line, _ = only(problems_of(path), "invalid-schema-version")
-    assert line == 2
-
-
 def test_missing_port_and_adapter(write: Write) -> None:
     path = write("app.yaml", "schema_version: 1\nadapters:\n  a:\n    config: {}\n")
     error = problems_of(path)
@@ -101,30 +205,32 @@ def test_missing_port_and_adapter(write: Write) -> None:
     assert {p.line for p in error.problems} == {4}
 
 
-def test_unknown_entry_point_name_gets_a_hint(
-    write: Write, entry_points: Callable[..., None]
+@pytest.mark.parametrize(
+    ("installed", "kind", "contains"),
+    [
+        ([("sqlite", "DictCache", "dist-a")], "unknown-adapter", ["did you mean 'sqlite'?"]),
+        (
+            [("sqlit", "DictCache", "pkg-one"), ("sqlit", "TTLCache", "pkg-two")],
+            "ambiguous-adapter",
+            ["pkg-one", "pkg-two"],
+        ),
+    ],
+    ids=["unknown-name-hint", "name-claimed-by-two-distributions"],
+)
+def test_entry_point_names(
+    write: Write,
+    entry_points: Callable[..., None],
+    installed: list[tuple[str, str, str]],
+    kind: str,
+    contains: list[str],
 ) -> None:
-    entry_points("cache", "sqlite", f"{F}:DictCache")
-    path = write(
-        "app.yaml", "schema_version: 1\nadapters:\n  c:\n    port: cache\n    adapter: sqlit\n"
-    )
-    line, text = only(problems_of(path), "unknown-adapter")
-    assert line == 5
-    assert "did you mean 'sqlite'?" in text
-
-
-def test_entry_point_name_claimed_by_two_distributions(
-    write: Write, entry_points: Callable[..., None]
-) -> None:
-    entry_points("cache", "fast", f"{F}:DictCache", dist="pkg-one")
-    entry_points("cache", "fast", f"{F}:TTLCache", dist="pkg-two")
-    path = write(
-        "app.yaml", "schema_version: 1\nadapters:\n  c:\n    port: cache\n    adapter: fast\n"
-    )
-    line, text = only(problems_of(path), "ambiguous-adapter")
-    assert line == 5
-    assert "pkg-one" in text
-    assert "pkg-two" in text
+    for name, cls, dist in installed:
+        entry_points("cache", name, f"{F}:{cls}", dist=dist)
+    path = write("app.yaml", adapters("c: {port: cache, adapter: sqlit}"))
+    line, text = only(problems_of(path), kind)
+    assert line == 3
+    for words in contains:
+        assert words in text
 
 
 def test_import_failure_shows_the_real_cause(
@@ -152,188 +258,25 @@ def test_import_failure_shows_the_real_cause(
     assert "no module named 'tests.manifest.no_such_module'" in missing[0].message
 
 
-def test_class_name_typo_in_module_reference(write: Write) -> None:
-    path = write(
-        "app.yaml", f"schema_version: 1\nadapters:\n  c: {{port: cache, adapter: '{F}:DictCach'}}\n"
-    )
-    line, text = only(problems_of(path), "unknown-adapter")
-    assert line == 3
-    assert "did you mean 'DictCache'?" in text
-
-
 def test_port_conformance_missing_and_sync_methods(write: Write) -> None:
-    path = write(
-        "app.yaml",
-        f"""
-        schema_version: 1
-        adapters:
-          a: {{port: cache, adapter: "{F}:SyncGetCache"}}
-          b: {{port: cache, adapter: "{F}:MissingClear"}}
-        """,
-    )
-    error = problems_of(path)
-    mismatches = [p for p in error.problems if p.kind == "port-mismatch"]
+    path = write("app.yaml", adapters(entry("a", "SyncGetCache"), entry("b", "MissingClear")))
+    mismatches = [p for p in problems_of(path).problems if p.kind == "port-mismatch"]
     assert any(p.line == 3 and "must be 'async def'" in p.message for p in mismatches)
     assert any(p.line == 4 and "missing clear()" in p.message for p in mismatches)
 
 
-def test_class_without_adapter_contract(write: Write) -> None:
-    path = write(
-        "app.yaml",
-        f"schema_version: 1\nadapters:\n  a: {{port: tokenizer, adapter: '{F}:NotAnAdapter'}}\n",
-    )
-    error = problems_of(path)
-    assert any(p.line == 3 for p in error.problems)
-
-
-def test_invalid_config_value_is_located_inside_config(write: Write) -> None:
-    path = write(
-        "app.yaml",
-        f"""
-        schema_version: 1
-        adapters:
-          a:
-            port: cache
-            adapter: {F}:DictCache
-            config:
-              namespace: ok
-              max_entries: lots
-        """,
-    )
-    line, text = only(problems_of(path), "invalid-config")
-    assert line == 8
-    assert "adapters.a.config.max_entries" in text
-    assert "integer" in text
-
-
-def test_missing_env_var_is_an_error_never_empty(write: Write) -> None:
-    path = write(
-        "app.yaml",
-        f"""
-        schema_version: 1
-        adapters:
-          a:
-            port: cache
-            adapter: {F}:DictCache
-            config: {{namespace: "${{NAMESPACE}}"}}
-        """,
-    )
-    line, text = only(problems_of(path, environ={"NAMESPAC": "x"}), "missing-env")
-    assert line == 6
-    assert "NAMESPACE is not set" in text
-    assert "did you mean 'NAMESPAC'?" in text
-    line, _ = only(problems_of(path, environ={"NAMESPACE": ""}), "missing-env")
-    assert line == 6
-
-
-def test_required_variable_message(write: Write) -> None:
-    path = write(
-        "app.yaml",
-        f"""
-        schema_version: 1
-        adapters:
-          a: {{port: cache, adapter: "{F}:DictCache",
-              config: {{namespace: "${{NS:?set NS to the tenant}}"}}}}
-        """,
-    )
-    line, text = only(problems_of(path), "missing-env")
-    assert line == 4
-    assert "set NS to the tenant" in text
-
-
-def test_malformed_interpolation(write: Write) -> None:
-    path = write(
-        "app.yaml",
-        'schema_version: 1\nadapters:\n  a: {port: cache, adapter: "x:Y",\n'
-        '      config: {n: "${1BAD}"}}\n',
-    )
-    line, _ = only(problems_of(path), "bad-interpolation")
-    assert line == 4
-
-
 def test_unknown_uses_target_and_keyword(write: Write) -> None:
+    uses = ", uses: {backing: stor, extra: store}"
     path = write(
-        "app.yaml",
-        f"""
-        schema_version: 1
-        adapters:
-          store:
-            port: cache
-            adapter: {F}:DictCache
-          front:
-            port: cache
-            adapter: {F}:DictCache
-            uses: {{backing: stor, extra: store}}
-        """,
+        "app.yaml", adapters(entry("store", "DictCache"), entry("front", "DictCache", uses))
     )
     error = problems_of(path)
     unknown = [p for p in error.problems if p.kind == "unknown-entry"]
-    assert unknown[0].line == 9
+    assert unknown[0].line == 4
     assert "did you mean 'store'?" in str(unknown[0])
     keyword = [p for p in error.problems if p.kind == "unknown-dependency"]
-    assert keyword[0].line == 9
+    assert keyword[0].line == 4
     assert "takes no keyword 'extra'" in keyword[0].message
-
-
-def test_missing_required_dependency(write: Write) -> None:
-    path = write(
-        "app.yaml",
-        f"schema_version: 1\nadapters:\n  m: {{port: cache, adapter: '{F}:MultiCache'}}\n",
-    )
-    line, text = only(problems_of(path), "missing-dependency")
-    assert line == 3
-    assert "uses.members" in text
-
-
-def test_dependency_of_the_wrong_port_or_shape(write: Write) -> None:
-    path = write(
-        "app.yaml",
-        f"""
-        schema_version: 1
-        adapters:
-          a: {{port: cache, adapter: "{F}:DictCache"}}
-          m: {{port: cache, adapter: "{F}:MultiCache", uses: {{members: a}}}}
-        """,
-    )
-    line, text = only(problems_of(path), "invalid-dependency")
-    assert line == 4
-    assert "a list of entry names" in text
-
-
-def test_dependency_cycle_shows_the_cycle(write: Write) -> None:
-    path = write(
-        "app.yaml",
-        f"""
-        schema_version: 1
-        adapters:
-          a: {{port: cache, adapter: "{F}:DictCache", uses: {{backing: b}}}}
-          b: {{port: cache, adapter: "{F}:DictCache", uses: {{backing: c}}}}
-          c: {{port: cache, adapter: "{F}:DictCache", uses: {{backing: a}}}}
-        """,
-    )
-    line, text = only(problems_of(path), "dependency-cycle")
-    assert line == 3
-    assert "a -> b -> c -> a" in text
-
-
-def test_two_defaults_for_one_port(write: Write) -> None:
-    path = write(
-        "app.yaml",
-        f"""
-        schema_version: 1
-        adapters:
-          a: {{port: cache, adapter: "{F}:DictCache", default: true}}
-          b: {{port: cache, adapter: "{F}:DictCache", default: true}}
-        """,
-    )
-    line, _ = only(problems_of(path), "duplicate-default")
-    assert line == 4
-
-
-def test_unknown_profile_has_a_hint(write: Write) -> None:
-    path = write("app.yaml", "schema_version: 1\nprofiles:\n  high_performance: {}\n")
-    _, text = only(problems_of(path, profile="high_perf"), "unknown-profile")
-    assert "did you mean 'high_performance'?" in text
 
 
 def test_extends_missing_file_and_cycle(write: Write) -> None:
@@ -352,37 +295,18 @@ def test_extends_missing_file_and_cycle(write: Write) -> None:
 
 
 def test_boundary_section_problems_are_located(write: Write) -> None:
-    path = write(
-        "app.yaml",
-        f"""
-        schema_version: 1
-        adapters:
-          a:
-            port: cache
-            adapter: {F}:DictCache
-            protection:
-              retry: {{attempts: -1}}
-        """,
-    )
-    error = problems_of(path)
+    retry = ",\n      protection: {retry: {attempts: -1}}"
+    error = problems_of(write("app.yaml", adapters(entry("a", "DictCache", retry))))
     boundary = [p for p in error.problems if p.kind == "invalid-boundary"]
     assert boundary, str(error)
-    assert boundary[0].line == 7
+    assert boundary[0].line == 4
     assert boundary[0].path[:4] == ("adapters", "a", "protection", "retry")
 
 
 def test_failing_from_config_builds_nothing_and_redacts_the_secret(write: Write) -> None:
+    secret = ', config: {password: "${secret:env:DB_PASSWORD}"}'
     path = write(
-        "app.yaml",
-        f"""
-        schema_version: 1
-        adapters:
-          ok: {{port: cache, adapter: "{F}:DictCache"}}
-          bad:
-            port: cache
-            adapter: {F}:ExplodingCache
-            config: {{password: "${{secret:env:DB_PASSWORD}}"}}
-        """,
+        "app.yaml", adapters(entry("ok", "DictCache"), entry("bad", "ExplodingCache", secret))
     )
     with pytest.raises(ManifestError) as info:
         load(path, environ={"DB_PASSWORD": "hunter2-very-secret"})
@@ -393,12 +317,3 @@ def test_failing_from_config_builds_nothing_and_redacts_the_secret(write: Write)
     assert "**********" in text
     with pytest.raises(ManifestError):
         Registry.from_manifest(path, environ={"DB_PASSWORD": "hunter2-very-secret"})
-
-
-def test_a_config_model_that_ignores_unknown_keys_is_refused(write: Write) -> None:
-    path = write(
-        "app.yaml", f"schema_version: 1\nadapters:\n  a: {{port: cache, adapter: '{F}:LaxCache'}}\n"
-    )
-    line, text = only(problems_of(path), "not-an-adapter")
-    assert line == 3
-    assert "extra='forbid'" in text

@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from portfolio_core.manifest import ManifestError, plan
-from portfolio_core.manifest._commands.describe import render
+from portfolio_core.manifest import ManifestError, describe, plan
 from portfolio_core.registry import Registry
 
 Write = Callable[[str, str], Path]
@@ -49,7 +48,7 @@ def test_env_secret_is_a_secret_str_redacted_everywhere(
     assert config.password.get_secret_value() == SECRET  # type: ignore[union-attr]
     assert SECRET not in repr(config)
     assert SECRET not in str(planned.composed.tree)
-    described = render(planned)
+    described = describe(planned)
     assert SECRET not in described
     assert "config.password = '**********'" in described
     assert "(secret env:DB_PASSWORD)" in described

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from portfolio_core.portal._http import json_too_deep
-from tests.wire.test_codec import json_values
+from tests.support.strategies import json_values
 
 
 def naive_depth(text: str) -> int:

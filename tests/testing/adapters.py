@@ -454,3 +454,8 @@ class DirPersistence:
 
     def list_cached_agents(self) -> list[str]:
         return sorted(f.name[:-4] for f in self.root.glob("*.npz") if not f.name.startswith("."))
+
+
+def unreachable_database() -> object:
+    """A factory that fails the way a factory with a wrong connection string does."""
+    raise ConnectionRefusedError("cannot reach the database at 127.0.0.1:1")

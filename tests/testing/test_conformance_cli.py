@@ -78,3 +78,25 @@ def test_bad_arguments_exit_two(args: list[str], message: str) -> None:
     result = cli("conformance", *args)
     assert result.status == 2
     assert message in result.err
+
+
+def test_an_adapter_of_another_port_is_one_clear_error_naming_the_port_it_fits() -> None:
+    result = cli("conformance", "--port", "cache", "tests.testing.adapters:ByteTokenizer")
+    assert result.status == 2, result.out + result.err
+    assert result.out == ""
+    (line,) = result.err.splitlines()
+    assert line.startswith(
+        "portfolio-core conformance: ByteTokenizer does not implement Cache: missing clear()"
+    )
+    assert line.endswith("; it fits --port tokenizer")
+
+
+def test_a_factory_that_raises_is_one_clear_error() -> None:
+    result = cli("conformance", "--port", "cache", "tests.testing.adapters:unreachable_database")
+    assert result.status == 2, result.out + result.err
+    assert result.out == ""
+    assert result.err.splitlines() == [
+        "portfolio-core conformance: the factory tests.testing.adapters:unreachable_database "
+        "raised ConnectionRefusedError: cannot reach the database at 127.0.0.1:1 (it must "
+        "return a fresh, empty adapter when called with no arguments)"
+    ]

@@ -101,17 +101,17 @@ def test_scripted_persistence_behaves_like_the_port() -> None:
 def test_doubles_have_every_port_method_with_its_async_ness(port: p.PortInfo) -> None:
     import inspect
 
-    from portfolio_core.boundary._introspect import MemberKind, members_of
+    from portfolio_core.ports.introspection import MemberKind, members_of
 
     for kind in ("Recording", "Scripted"):
         cls = getattr(d, f"{kind}{port.name}")
-        for name, member_kind in members_of(port.protocol):
-            if member_kind is MemberKind.ATTRIBUTE:
+        for member in members_of(port.protocol):
+            if member.kind is MemberKind.ATTRIBUTE:
                 continue
-            method = inspect.getattr_static(cls, name)
-            assert callable(method), f"{cls.__name__}.{name}"
+            method = inspect.getattr_static(cls, member.name)
+            assert callable(method), f"{cls.__name__}.{member.name}"
             is_coroutine = inspect.iscoroutinefunction(method)
-            assert is_coroutine is (member_kind is MemberKind.COROUTINE), f"{cls.__name__}.{name}"
+            assert is_coroutine is (member.kind is MemberKind.COROUTINE), member.name
 
 
 def test_calls_are_recorded_by_the_ports_signature() -> None:

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from portfolio_core.ports.errors import InvalidInputError
 from portfolio_core.ports.event_store import EventQuery, NewEvent, RecordedEvent, StreamState
@@ -20,18 +19,7 @@ from portfolio_core.wire import (
     methods_of,
     result_validator,
 )
-
-json_values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(-(2**53), 2**53)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(st.characters(codec="utf-8")),
-    lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4)
-    ),
-    max_leaves=12,
-)
+from tests.support.strategies import json_values
 
 
 def same(a: Any, b: Any) -> bool:

@@ -7,8 +7,8 @@ import json
 import os
 import sys
 
-from portfolio_core.manifest._commands import add_manifest_arguments, overrides_of, report
-from portfolio_core.manifest.errors import ManifestError
+from portfolio_core._commands._manifest import add_manifest_arguments, overrides_of, report
+from portfolio_core.manifest import ManifestError
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -27,21 +27,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        import uvicorn
-
-        from portfolio_core.portal import PortalConfig
-        from portfolio_core.portal._server import _ENV, serve, uvicorn_options
-    except ImportError as exc:
-        print(
-            f"portfolio-core serve needs the portal extra ({exc.name} is missing): "
-            "pip install 'portfolio-core[portal]'",
-            file=sys.stderr,
-        )
-        return 2
+    # without the portal extra these raise ModuleNotFoundError, which the command line
+    # reports as one line naming the extra
+    import uvicorn
     from pydantic import ValidationError
 
     from portfolio_core.manifest import build, plan
+    from portfolio_core.portal import PortalConfig
+    from portfolio_core.portal._server import _ENV, serve, uvicorn_options
     from portfolio_core.registry import Registry
 
     try:

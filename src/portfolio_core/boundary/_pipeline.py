@@ -387,7 +387,7 @@ class Guard:
         return attrs
 
     def _start_span(self) -> Any:
-        assert self.tracer is not None
+        assert self.tracer is not None  # noqa: S101  (spans are on)
         return self.tracer.start_as_current_span(
             self.span_name,
             kind=SpanKind.CLIENT,
@@ -467,7 +467,7 @@ class Guard:
 
     # -- the sync runner ----------------------------------------------------------------------
     def _call_fallback(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        assert self.fallback_fn is not None
+        assert self.fallback_fn is not None  # noqa: S101  (only with a fallback)
         try:
             return self._call_traced(args, kwargs)
         except Exception as exc:
@@ -512,7 +512,7 @@ class Guard:
 
     # -- the async runner ---------------------------------------------------------------------
     async def _acall_fallback(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        assert self.fallback_fn is not None
+        assert self.fallback_fn is not None  # noqa: S101  (only with a fallback)
         try:
             return await self._acall_traced(args, kwargs)
         except Exception as exc:

@@ -15,7 +15,6 @@ from typing import Any
 
 import structlog
 
-from portfolio_core.boundary._introspect import MemberKind, members_of
 from portfolio_core.boundary._pipeline import BulkheadFullError, Guard, admission_layers
 from portfolio_core.boundary.breaker import Breaker
 from portfolio_core.boundary.config import ProtectionConfig, TelemetryConfig
@@ -23,6 +22,7 @@ from portfolio_core.boundary.ratelimit import RateLimiter
 from portfolio_core.boundary.stats import BoundedLabels, MethodStats
 from portfolio_core.boundary.telemetry import CostLedger, Telemetry
 from portfolio_core.ports.catalogue import PortInfo
+from portfolio_core.ports.introspection import MemberKind, members_of
 
 __all__ = ["BoundaryHandle", "BulkheadFullError", "build_proxy", "missing_methods"]
 
@@ -111,7 +111,8 @@ def _proxy_class(port: PortInfo) -> type:
     if cls is not None:
         return cls
     namespace: dict[str, Any] = {}
-    for name, kind in members_of(port.protocol):
+    for declared in members_of(port.protocol):
+        name, kind = declared.name, declared.kind
         if kind is MemberKind.COROUTINE:
             namespace[name] = _make_coroutine(name)
         elif kind is MemberKind.ASYNC_ITERATOR:
@@ -154,9 +155,9 @@ def _proxy_class(port: PortInfo) -> type:
 def missing_methods(adapter: object, port: PortInfo) -> list[str]:
     """The methods of ``port`` that ``adapter`` does not have (or has but cannot call)."""
     return [
-        member
-        for member, kind in members_of(port.protocol)
-        if kind is not MemberKind.ATTRIBUTE and not callable(getattr(adapter, member, None))
+        m.name
+        for m in members_of(port.protocol)
+        if m.is_method and not callable(getattr(adapter, m.name, None))
     ]
 
 
@@ -241,7 +242,8 @@ def build_proxy(
 
     guards: dict[str, Guard] = {}
     stats: dict[str, MethodStats] = {}
-    for member, kind in members_of(port.protocol):
+    for declared in members_of(port.protocol):
+        member, kind = declared.name, declared.kind
         if kind is MemberKind.ATTRIBUTE:
             continue
         # Sync methods of async ports are local accessors (get_context, available_tools,

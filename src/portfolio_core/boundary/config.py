@@ -252,8 +252,8 @@ def parse_sections(
     tel, problems = _problems_of("telemetry", TelemetryConfig, telemetry)
     prot, more = _problems_of("protection", ProtectionConfig, protection)
     problems.extend(more)
-    assert tel is None or isinstance(tel, TelemetryConfig)
-    assert prot is None or isinstance(prot, ProtectionConfig)
+    assert tel is None or isinstance(tel, TelemetryConfig)  # noqa: S101  (type narrowing)
+    assert prot is None or isinstance(prot, ProtectionConfig)  # noqa: S101  (type narrowing)
     if prot is not None:
         rl = prot.rate_limit
         if rl is not None and rl.lease > 1 and rl.strategy is not RateLimitStrategy.FIXED_WINDOW:

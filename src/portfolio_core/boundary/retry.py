@@ -41,7 +41,7 @@ def retry_delay(cfg: RetryConfig, attempt: int, exc: BaseException) -> float:
     ``retry_after`` hint wins when it is longer and within ``max_backoff`` (a longer or
     unusable hint is ignored)."""
     delay = min(cfg.max_backoff, cfg.backoff * cfg.multiplier ** (attempt - 1))
-    delay *= 1.0 - cfg.jitter * random.random()
+    delay *= 1.0 - cfg.jitter * random.random()  # noqa: S311  (jitter, not security)
     hint = retry_after_hint(exc)
     if hint is not None and delay < hint <= cfg.max_backoff:
         delay = hint

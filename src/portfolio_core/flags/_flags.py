@@ -325,9 +325,8 @@ class Flags:
         """The value of flag ``key`` for ``context`` with its variant and reason; never
         raises (errors return ``default`` with reason ``ERROR`` and a code)."""
         flag = self._flags.get(key)
-        if flag is None or flag.__class__ is _Malformed:
+        if not isinstance(flag, _Flag):
             return self._error(key, default, flag)
-        assert isinstance(flag, _Flag)
         if kind is not None and flag.kind != kind:
             self._miss(key).hits += 1
             return Evaluation(
@@ -349,9 +348,8 @@ class Flags:
 
     def _error(self, key: str, default: Any, flag: _Flag | _Malformed | None) -> Evaluation:
         self._miss(key).hits += 1
-        if flag is None:
+        if not isinstance(flag, _Malformed):
             return Evaluation(default, None, ERROR, FLAG_NOT_FOUND, f"no flag {key!r}")
-        assert isinstance(flag, _Malformed)
         return Evaluation(
             default, None, ERROR, PARSE_ERROR, f"flag {key!r} is malformed: {flag.message}"
         )

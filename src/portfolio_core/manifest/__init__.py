@@ -7,13 +7,19 @@ its ``file:line:column`` and YAML path. See docs/manifest.md for the format.
 
 from __future__ import annotations
 
+from portfolio_core.manifest._describe import describe
+from portfolio_core.manifest._resolve import installed_adapters
 from portfolio_core.manifest.errors import (
     ManifestDeprecationWarning,
     ManifestError,
     Origin,
     Problem,
 )
-from portfolio_core.manifest.migrations import CURRENT_SCHEMA_VERSION, register_migration
+from portfolio_core.manifest.migrations import (
+    CURRENT_SCHEMA_VERSION,
+    migrate_file,
+    register_migration,
+)
 from portfolio_core.manifest.secrets import SecretsBackend
 from portfolio_core.manifest.wiring import ManifestSource, Plan, Wiring, build, load, plan
 
@@ -28,7 +34,10 @@ __all__ = [
     "SecretsBackend",
     "Wiring",
     "build",
+    "describe",
+    "installed_adapters",
     "load",
+    "migrate_file",
     "plan",
     "register_migration",
 ]

@@ -119,8 +119,12 @@ class Interpolator:
                     self.secret_values.add(value)  # alone too: errors may quote just it
                 notes.append("secret " + body[len("secret:") :])
             else:
-                value = self._variable(body, path, origin)
-                notes.append(f"from env {re.split(r':[-?]', body, maxsplit=1)[0]}")
+                resolved = self._variable(body, path, origin)
+                if resolved is None:
+                    return text, origin
+                value, from_env = resolved
+                name = re.split(r":[-?]", body, maxsplit=1)[0]
+                notes.append(f"from env {name}" if from_env else f"default, {name} unset")
             if value is None:
                 return text, origin
             out.append(value)
@@ -169,7 +173,11 @@ class Interpolator:
             )
         return False, None
 
-    def _variable(self, body: str, path: tuple[str | int, ...], origin: Origin) -> str | None:
+    def _variable(
+        self, body: str, path: tuple[str | int, ...], origin: Origin
+    ) -> tuple[str, bool] | None:
+        """The value of ``${body}`` and whether the environment supplied it (``False`` when
+        the ``:-`` default was used); ``None`` after recording a problem."""
         name, op, arg = body, "", ""
         for candidate in (":-", ":?"):
             if candidate in body:
@@ -187,9 +195,9 @@ class Interpolator:
             return None
         value = self.environ.get(name)
         if value:
-            return value
+            return value, True
         if op == ":-":
-            return arg
+            return arg, False
         if op == ":?":
             self._problem(
                 "missing-env", f"environment variable {name} is not set: {arg}", path, origin

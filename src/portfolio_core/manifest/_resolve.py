@@ -1,9 +1,12 @@
-"""Finding adapter classes (entry point or ``module:Class``) and checking them against
-their port once, at load."""
+"""Finding adapter classes (entry point or ``module:Class``), checking that the extras they
+declare are installed, and reading what their ``from_config`` depends on. Checking a class
+against its port is ``portfolio_core.ports.introspection``'s job."""
 
 from __future__ import annotations
 
 import collections.abc
+import functools
+import importlib.metadata
 import inspect
 import sys
 import typing
@@ -18,14 +21,13 @@ from portfolio_core._references import (
     is_reference,
     resolve_reference,
 )
+from portfolio_core.manifest import extras as _extras
 from portfolio_core.manifest.errors import did_you_mean
 from portfolio_core.ports.catalogue import PORTS, PortInfo
 
 __all__ = [
     "Dependency",
     "ResolveFailure",
-    "check_class",
-    "check_instance",
     "dependency_params",
     "installed_adapters",
     "resolve_adapter",
@@ -56,12 +58,76 @@ def installed_adapters(port: PortInfo) -> dict[str, list[EntryPoint]]:
     return found
 
 
+def _extra_failure(what: str, extras: list[str], dist: str) -> ResolveFailure | None:
+    """A ``missing-extra`` failure when one of ``extras`` of ``dist`` is not satisfied."""
+    missing = _extras.missing_extras(extras, dist)
+    if not missing:
+        return None
+    lacking = sorted({r for reqs in missing.values() for r in reqs})
+    names = ", ".join(repr(e) for e in missing)
+    plural = "s" if len(missing) > 1 else ""
+    return ResolveFailure(
+        "missing-extra",
+        f"{what} needs the {names} extra{plural} of {dist}, which is not installed "
+        f"(missing: {', '.join(lacking)})",
+        _extras.install_command(missing, dist),
+    )
+
+
+def _missing_module_failure(
+    what: str, exc: BaseException | None, dist: str | None
+) -> ResolveFailure | None:
+    """A ``missing-extra`` failure when ``exc`` is a missing third-party module that an extra
+    of ``dist`` provides."""
+    if not isinstance(exc, ModuleNotFoundError) or not exc.name or dist is None:
+        return None
+    extra = _extras.extra_providing(exc.name, dist)
+    if extra is None:
+        return None
+    return ResolveFailure(
+        "missing-extra",
+        f"{what} needs the {extra!r} extra of {dist}, which is not installed ({exc})",
+        _extras.install_command([extra], dist),
+    )
+
+
+@functools.cache
+def _declared_extras(
+    top_level: str, group: str
+) -> dict[tuple[str, str], tuple[tuple[str, ...], str]]:
+    """(module, attr) -> (extras, distribution) of the entry points in ``group`` of the
+    distribution named like the top-level package ``top_level`` (``portfolio_core`` ->
+    ``portfolio-core``); empty when there is none. Read once per process: reading every
+    distribution's entry points on each load would double a manifest's load time."""
+    try:
+        dist = importlib.metadata.distribution(top_level)
+    except importlib.metadata.PackageNotFoundError:
+        return {}
+    return {
+        (ep.module, ep.attr): (tuple(ep.extras), dist.name)
+        for ep in dist.entry_points
+        if ep.group == group and ep.extras
+    }
+
+
+def _distribution_of(module_name: str) -> str | None:
+    """The installed distribution named like the module's top-level package, if any."""
+    try:
+        return importlib.metadata.distribution(module_name.partition(".")[0]).name
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
 def _load_class(ref: str) -> type | ResolveFailure:
     try:
         obj = resolve_reference(ref)
     except UnresolvedReference as exc:
         if exc.kind == "import-failed":
-            return ResolveFailure("adapter-import-failed", exc.message)
+            module_name = ref.partition(":")[0]
+            failure = _missing_module_failure(
+                repr(ref), exc.__cause__, _distribution_of(module_name) or _extras.DISTRIBUTION
+            )
+            return failure or ResolveFailure("adapter-import-failed", exc.message)
         if exc.kind == "no-attribute" and exc.module is not None:
             module = sys.modules.get(exc.module)
             classes = [n for n in exc.names if isinstance(getattr(module, n, None), type)]
@@ -84,6 +150,12 @@ def resolve_adapter(
         module_name, _, attr = ref.partition(":")
         if not module_name or not attr:
             return ResolveFailure("unknown-adapter", f"{ref!r} is not 'module:Class'")
+        declared = _declared_extras(module_name.partition(".")[0], port.entry_point_group)
+        extras, dist = declared.get((module_name, attr), ((), ""))
+        if extras:  # the same class is installed as an entry point that names its extras
+            failure = _extra_failure(f"adapter {ref!r}", list(extras), dist)
+            if failure is not None:
+                return failure
         return _load_class(ref)
     group = cache.get(port.key)
     if group is None:
@@ -110,9 +182,17 @@ def resolve_adapter(
             "uninstall one, or name the class as 'module:Class'",
         )
     ep = claims[0]
+    what = f"adapter {ref!r} for port {port.key}"
+    if ep.extras:
+        failure = _extra_failure(what, list(ep.extras), _dist_name(ep))
+        if failure is not None:
+            return failure
     try:
         obj = ep.load()
     except Exception as exc:
+        failure = _missing_module_failure(what, exc, getattr(ep.dist, "name", None))
+        if failure is not None:
+            return failure
         return ResolveFailure(
             "adapter-import-failed",
             f"adapter {ref!r} ({ep.value}, from {_dist_name(ep)}) exists but importing it "
@@ -121,102 +201,6 @@ def resolve_adapter(
     if not isinstance(obj, type):
         return ResolveFailure("not-a-class", f"entry point {ref!r} ({ep.value}) is not a class")
     return obj
-
-
-_SKIP = {"__init__", "__class_getitem__", "__init_subclass__"}
-
-
-def _protocol_members(protocol: type) -> dict[str, str]:
-    """name -> ``async`` | ``sync`` | ``attribute`` for every member the protocol declares."""
-    members: dict[str, str] = {}
-    for klass in reversed(protocol.__mro__):
-        if klass in (object, typing.Protocol, typing.Generic) or not getattr(
-            klass, "_is_protocol", False
-        ):
-            continue
-        for name in getattr(klass, "__annotations__", {}):
-            if not name.startswith("_"):
-                members[name] = "attribute"
-        for name, value in vars(klass).items():
-            if name.startswith("_") or name in _SKIP:
-                continue
-            if isinstance(value, property):
-                members[name] = "attribute"
-            elif isinstance(value, (staticmethod, classmethod)):
-                members[name] = "async" if inspect.iscoroutinefunction(value.__func__) else "sync"
-            elif inspect.isfunction(value):
-                members[name] = "async" if inspect.iscoroutinefunction(value) else "sync"
-    return members
-
-
-_MEMBERS: dict[type, dict[str, str]] = {}
-
-
-_CLASS_CHECKS: weakref.WeakKeyDictionary[type, dict[str, list[str]]] = weakref.WeakKeyDictionary()
-
-
-def check_class(cls: type, port: PortInfo) -> list[str]:
-    """Problems with ``cls``'s methods against ``port`` (missing, or sync where async is
-    required and vice versa). Attributes and properties are checked on the instance.
-    Computed once per class and port."""
-    per_port = _CLASS_CHECKS.setdefault(cls, {})
-    if port.key not in per_port:
-        per_port[port.key] = _check_class(cls, port)
-    return list(per_port[port.key])
-
-
-def _check_class(cls: type, port: PortInfo) -> list[str]:
-    members = _MEMBERS.get(port.protocol)
-    if members is None:
-        members = _MEMBERS[port.protocol] = _protocol_members(port.protocol)
-    problems: list[str] = []
-    for name, kind in members.items():
-        if kind == "attribute":
-            continue
-        try:
-            attr = inspect.getattr_static(cls, name)
-        except AttributeError:
-            problems.append(f"{cls.__name__} does not implement {port.name}: missing {name}()")
-            continue
-        if isinstance(attr, (staticmethod, classmethod)):
-            attr = attr.__func__
-        function = inspect.unwrap(attr) if callable(attr) else attr
-        if not callable(function):
-            problems.append(f"{cls.__name__}.{name} must be a method ({port.name} declares one)")
-        elif kind == "async" and not inspect.iscoroutinefunction(function):
-            problems.append(
-                f"{cls.__name__}.{name} must be 'async def': {port.name}.{name} is async"
-            )
-        elif kind == "sync" and inspect.iscoroutinefunction(function):
-            problems.append(
-                f"{cls.__name__}.{name} must not be 'async def': {port.name}.{name} is sync"
-            )
-    return problems
-
-
-def check_instance(instance: object, port: PortInfo) -> list[str]:
-    """Problems with the attributes and properties the port declares, on the instance."""
-    members = _MEMBERS.get(port.protocol) or _protocol_members(port.protocol)
-    problems: list[str] = []
-    for name, kind in members.items():
-        if kind != "attribute":
-            continue
-        try:
-            inspect.getattr_static(instance, name)
-        except AttributeError:
-            if name not in _annotations(type(instance)):
-                problems.append(
-                    f"{type(instance).__name__} does not implement {port.name}: "
-                    f"missing attribute {name!r}"
-                )
-    return problems
-
-
-def _annotations(cls: type) -> set[str]:
-    names: set[str] = set()
-    for klass in cls.__mro__:
-        names.update(getattr(klass, "__annotations__", {}))
-    return names
 
 
 @dataclass(frozen=True, slots=True)

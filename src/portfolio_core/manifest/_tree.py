@@ -107,7 +107,7 @@ class _Builder:
         try:
             if isinstance(node, yaml.SequenceNode):
                 return self._sequence(node, path)
-            assert isinstance(node, yaml.MappingNode)
+            assert isinstance(node, yaml.MappingNode)  # noqa: S101  (scalars are handled above)
             return self._mapping(node, path)
         finally:
             self.active.discard(id(node))

@@ -16,15 +16,20 @@ Version history:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from portfolio_core.manifest._tree import LMap
-from portfolio_core.manifest.errors import Origin, Problem
+import yaml
+
+from portfolio_core.manifest._tree import LMap, load_yaml_file, to_plain
+from portfolio_core.manifest.errors import ManifestError, Origin, Problem
 
 __all__ = [
     "CURRENT_SCHEMA_VERSION",
     "MigrationContext",
+    "migrate_file",
     "migrate_tree",
     "register_migration",
 ]
@@ -153,3 +158,23 @@ def migrate_tree(
     if "schema_version" in tree:
         tree["schema_version"] = CURRENT_SCHEMA_VERSION
     return context
+
+
+def migrate_file(path: str | os.PathLike[str]) -> tuple[str, list[str]]:
+    """``path`` upgraded to ``CURRENT_SCHEMA_VERSION``: its YAML text and one notice
+    (``file:line:column: what changed``) per rewritten key. Only that file is migrated, not
+    what it extends; comments are not kept. Raises ``ManifestError``."""
+    file = Path(path)
+    problems: list[Problem] = []
+    tree = load_yaml_file(file, str(file), problems, Origin(str(file)))
+    if not problems and not isinstance(tree, LMap):
+        problems.append(
+            Problem("invalid-manifest", "a manifest must be a mapping", (), Origin(str(file), 1, 1))
+        )
+    if problems or not isinstance(tree, LMap):
+        raise ManifestError(problems)
+    context = migrate_tree(tree, problems, default_version=None)
+    if problems:
+        raise ManifestError(problems)
+    text = yaml.safe_dump(to_plain(tree), sort_keys=False, allow_unicode=True)
+    return text, [f"{origin.location}: {message}" for origin, message in context.notices]

@@ -4,7 +4,7 @@ adapter was built."""
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import os
 import re
 import warnings
@@ -19,13 +19,7 @@ from pydantic import SecretStr
 
 from portfolio_core.manifest import _boundary
 from portfolio_core.manifest._compose import Composed, compose
-from portfolio_core.manifest._resolve import (
-    ResolveFailure,
-    check_class,
-    check_instance,
-    dependency_params,
-    resolve_adapter,
-)
+from portfolio_core.manifest._resolve import ResolveFailure, dependency_params, resolve_adapter
 from portfolio_core.manifest._tree import LList, LMap, find_origin, to_plain
 from portfolio_core.manifest.errors import (
     ManifestDeprecationWarning,
@@ -37,6 +31,8 @@ from portfolio_core.manifest.errors import (
 )
 from portfolio_core.ports.catalogue import PORTS, PortInfo
 from portfolio_core.ports.config_store import ConfigValues
+from portfolio_core.ports.introspection import check_class, check_instance
+from portfolio_core.ports.lifecycle import close_adapter_blocking
 
 __all__ = ["ManifestSource", "Plan", "PlannedEntry", "WiredEntry", "Wiring", "load", "plan"]
 
@@ -283,7 +279,7 @@ class _Validator:
         if isinstance(cls, ResolveFailure):
             self.add(cls.kind, cls.message, (*path, "adapter"), hint=cls.hint)
             return None
-        for message in check_class(cls, port):
+        for message in check_class(cls, port.protocol):
             self.add("port-mismatch", message, (*path, "adapter"))
         model = self.config_model(cls, path)
         if model is None or config is None or uses is None:
@@ -528,7 +524,7 @@ def _section_models() -> dict[str, type[pydantic.BaseModel]]:
         for ep in entry_points(group=SECTIONS_GROUP):
             try:
                 model = ep.load()
-            except Exception:  # its extra is not installed: the key stays unknown
+            except Exception:  # noqa: S112  (its extra is not installed: the key stays unknown)
                 continue
             if isinstance(model, type) and issubclass(model, pydantic.BaseModel):
                 found[ep.name] = model
@@ -763,19 +759,11 @@ def plan(
 
 
 def _close_quietly(instance: object) -> None:
-    close = getattr(instance, "close", None)
-    try:
-        if callable(close):
-            close()
-            return
-        aclose = getattr(instance, "aclose", None)
-        if callable(aclose):
-            try:
-                asyncio.get_running_loop()
-            except RuntimeError:
-                asyncio.run(aclose())
-    except Exception:  # best effort while unwinding a failed build
-        return
+    """Close an adapter while unwinding a failed build (the lifecycle rule of
+    ``portfolio_core.ports.lifecycle``); its errors are dropped: the build error is what
+    is reported."""
+    with contextlib.suppress(Exception):
+        close_adapter_blocking(instance)
 
 
 def build(planned: Plan, *, keep: Mapping[str, WiredEntry] | None = None) -> Wiring:
@@ -812,7 +800,7 @@ def build(planned: Plan, *, keep: Mapping[str, WiredEntry] | None = None) -> Wir
             wired[name] = WiredEntry(entry, aliased.instance, aliased.adapter)
             continue
         try:
-            assert entry.config is not None  # plan() rejects invalid configs
+            assert entry.config is not None  # noqa: S101  (plan() rejects invalid configs)
             instance = entry.cls.from_config(entry.config, **kwargs)  # type: ignore[attr-defined]
         except Exception as exc:
             problems.append(
@@ -824,7 +812,7 @@ def build(planned: Plan, *, keep: Mapping[str, WiredEntry] | None = None) -> Wir
                 )
             )
             continue
-        mismatches = check_instance(instance, entry.port)
+        mismatches = check_instance(instance, entry.port.protocol)
         if mismatches:
             for message in mismatches:
                 problems.append(Problem("port-mismatch", message, (*path, "adapter"), entry.origin))

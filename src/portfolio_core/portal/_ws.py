@@ -394,7 +394,7 @@ class _Session:
         if ctx is not None:
             set_current_tenant(ctx)
         spec = bound.spec
-        assert spec.subscription is not None
+        assert spec.subscription is not None  # noqa: S101  (subscribe specs have one)
         served = self.portal.dispatcher.entry(bound.entry)
         unsubscribe_name = next(
             (n for n, s in methods_of(spec.port).items() if s.kind is CallKind.UNSUBSCRIBE), None

@@ -13,15 +13,18 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Protocol, Self, TypeVar
 
+from portfolio_core.manifest import ManifestSource, Wiring, load
 from portfolio_core.ports.capabilities import capabilities_of
 from portfolio_core.ports.catalogue import PORTS, PortInfo
 from portfolio_core.ports.config_store import ConfigValues
 from portfolio_core.ports.errors import NotFoundError
+from portfolio_core.ports.introspection import check_class, check_instance
+from portfolio_core.ports.lifecycle import close_adapter
 from portfolio_core.registry._handles import Handle
 
 if TYPE_CHECKING:
     from portfolio_core.boundary.stats import MethodPerformance, MethodStats
-    from portfolio_core.manifest.wiring import ManifestSource, Plan, PlannedEntry, Wiring
+    from portfolio_core.manifest.wiring import Plan, PlannedEntry
 
 __all__ = [
     "CallStats",
@@ -229,8 +232,6 @@ class Registry:
         a replaced adapter finish before it is closed (at the cost of a wrapper per call);
         without it, ``get`` returns the adapters themselves.
         """
-        from portfolio_core.manifest.wiring import ManifestSource, load
-
         wiring = load(path, profile=profile, overrides=overrides, environ=environ, config=config)
         registry = cls()
         registry._source = ManifestSource(Path(path), profile, overrides, environ, config)
@@ -264,12 +265,12 @@ class Registry:
         ``get(port)`` returns. Raises ``TypeError`` when the adapter does not satisfy the
         port (same check as a manifest load) and ``ValueError`` when the name is taken.
         """
-        from portfolio_core.manifest._resolve import check_class, check_instance
-
         info = _BY_PROTOCOL.get(port)  # type: ignore[call-overload]
         if info is None:
             raise TypeError(f"{port!r} is not a port protocol")
-        problems = check_class(type(adapter), info) + check_instance(adapter, info)
+        problems = check_class(type(adapter), info.protocol) + check_instance(
+            adapter, info.protocol
+        )
         if problems:
             raise TypeError("; ".join(problems))
         state = self._state
@@ -559,7 +560,8 @@ class Registry:
 
         from portfolio_core.manifest.wiring import WiredEntry, build, plan
 
-        assert self._source is not None
+        if self._source is None:
+            raise RuntimeError("reload() needs a registry built from a manifest")
         source = self._source if config is None else replace(self._source, config=config)
         planned = plan(
             source.path,
@@ -693,15 +695,7 @@ async def _stop_all(items: list[_Item], secrets: frozenset[str], *, raise_errors
             continue
         stopped.add(id(item.instance))
         try:
-            aclose = getattr(item.instance, "aclose", None)
-            if callable(aclose):
-                await aclose()
-                continue
-            close = getattr(item.instance, "close", None)
-            if callable(close):
-                result = close()
-                if inspect.isawaitable(result):
-                    await result
+            await close_adapter(item.instance)
         except Exception as exc:
             exc.add_note(f"while stopping adapter {item.info.name!r}")
             errors.append(exc)

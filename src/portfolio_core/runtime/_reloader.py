@@ -136,7 +136,8 @@ class Reloader:
 
     def _watched(self) -> tuple[set[Path], set[Path]]:
         source = self.registry.manifest_source
-        assert source is not None
+        if source is None:  # checked in __init__; a registry keeps its source
+            return set(), set()
         files = {source.path.resolve()}
         plan = getattr(self.registry, "_plan", None)
         composed = getattr(plan, "composed", None)

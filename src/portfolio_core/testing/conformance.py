@@ -1,26 +1,34 @@
-"""``portfolio-core conformance --port <key> module:factory``: run the kit against a factory.
+"""The engine of ``portfolio-core conformance --port <key> module:factory``.
 
-Runs the port's contract suite in a throwaway pytest session against the factory (any
-callable returning a fresh, empty adapter: a class, a function, a ``functools.partial``) and
-prints one line per clause: passed, failed (with the first line of the failure) or skipped
-(with the reason). Exit status 0 when no clause failed, 1 otherwise, 2 for bad arguments.
+``preflight`` checks, before any clause runs, that the factory imports, makes an adapter
+and that this adapter has the port's members; ``run_suite`` then runs the port's contract
+suite in a throwaway pytest session against the factory (any callable returning a fresh,
+empty adapter: a class, a function, a ``functools.partial``) and groups the outcomes per
+clause. The command line (``portfolio_core._commands.conformance``) prints them.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import importlib
 import io
-import json
 import os
 import sys
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ClauseReport", "bind_suite", "configure", "load_factory", "run", "summarise"]
+__all__ = [
+    "ClauseReport",
+    "SuiteRun",
+    "bind_suite",
+    "load_factory",
+    "preflight",
+    "run_suite",
+    "summarise",
+]
 
 _TEST_MODULE = """\
 from portfolio_core.testing.conformance import bind_suite
@@ -29,25 +37,6 @@ TestConformance = bind_suite({port!r}, {factory!r})
 """
 
 _ORDER = {"failed": 0, "xpassed": 1, "passed": 2, "xfailed": 3, "skipped": 4}
-
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    from portfolio_core.ports.catalogue import PORTS
-
-    parser.add_argument(
-        "--port", required=True, choices=[p.key for p in PORTS], help="the port's catalogue key"
-    )
-    parser.add_argument(
-        "factory", help="module:attribute of a callable returning a fresh, empty adapter"
-    )
-    parser.add_argument(
-        "--max-examples", type=int, default=None, help="hypothesis examples per property"
-    )
-    parser.add_argument("-k", dest="keyword", default=None, help="only tests matching (pytest -k)")
-    parser.add_argument("--json", action="store_true", help="print the report as JSON lines")
-    parser.add_argument(
-        "-v", "--verbose", action="store_true", help="also show pytest's own output"
-    )
 
 
 def load_factory(reference: str) -> Callable[..., Any]:
@@ -134,22 +123,92 @@ class _Capture:
         self.config = config
 
 
-def run(args: argparse.Namespace) -> int:
-    import pytest
+def preflight(port: str, factory_reference: str) -> None:
+    """Check what must hold before a clause can mean anything: ``port`` names a suite, the
+    factory imports and makes an adapter (started, then closed again), and that adapter has
+    every member of the port's protocol.
 
+    Raises ``ValueError`` with one readable message naming what is wrong (and, for an adapter
+    of another port, the ``--port`` it fits).
+    """
+    from portfolio_core.ports.catalogue import PORTS, port_by_key
+    from portfolio_core.ports.introspection import check_class, check_instance
+    from portfolio_core.testing.clock import FakeClock
     from portfolio_core.testing.contracts import suite_for
-    from portfolio_core.testing.plugin import kit_session
+    from portfolio_core.testing.loop import LoopRunner, close_adapter, open_adapter
 
     try:
-        suite_for(args.port)
-        load_factory(args.factory)
-    except (LookupError, ValueError) as exc:
-        print(f"portfolio-core conformance: {exc}", file=sys.stderr)
-        return 2
+        suite_for(port)
+    except LookupError as exc:
+        raise ValueError(str(exc)) from None
+    factory = load_factory(factory_reference)
+    protocol = port_by_key(port).protocol
+    with LoopRunner() as runner:
+        try:
+            adapter = runner.run(open_adapter(factory, clock=FakeClock()))
+        except Exception as exc:
+            raise ValueError(
+                f"the factory {factory_reference} raised {type(exc).__name__}: {exc} "
+                "(it must return a fresh, empty adapter when called with no arguments)"
+            ) from exc
+        try:
+            problems = check_class(type(adapter), protocol) + check_instance(adapter, protocol)
+            if problems:
+                fits = [
+                    p.key
+                    for p in PORTS
+                    if p.key != port
+                    and not check_class(type(adapter), p.protocol)
+                    and not check_instance(adapter, p.protocol)
+                ]
+                hint = (
+                    f"; it fits --port {' or --port '.join(fits)}"
+                    if fits
+                    else f"; is --port {port} the port you meant?"
+                )
+                raise ValueError("; ".join(problems) + hint)
+        finally:
+            with contextlib.suppress(Exception):
+                runner.run(close_adapter(adapter))
+
+
+@dataclass
+class SuiteRun:
+    """What one conformance session produced."""
+
+    reports: list[ClauseReport]
+    adapter: str
+    capabilities: frozenset[str]
+    status: int
+    output: str
+
+    @property
+    def failed(self) -> bool:
+        """Whether any clause failed (or an expected failure passed)."""
+        return any(r.outcome in ("failed", "xpassed") for r in self.reports)
+
+
+def run_suite(
+    port: str,
+    factory_reference: str,
+    *,
+    max_examples: int | None = None,
+    keyword: str | None = None,
+    verbose: bool = False,
+) -> SuiteRun:
+    """Run ``port``'s contract suite against the factory in a throwaway pytest session.
+
+    ``status`` is pytest's exit status; ``output`` is pytest's own output (empty with
+    ``verbose``, where it went to stdout). Call ``preflight`` first for readable errors.
+    """
+    import pytest
+
+    from portfolio_core.testing.plugin import kit_session
+
     capture = _Capture()
     with tempfile.TemporaryDirectory(prefix="portfolio-core-conformance-") as tmp:
         path = Path(tmp) / "test_conformance.py"
-        path.write_text(_TEST_MODULE.format(port=args.port, factory=args.factory))
+        path.write_text(_TEST_MODULE.format(port=port, factory=factory_reference))
         ini = Path(tmp) / "pytest.ini"
         ini.write_text("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
         pytest_args = [
@@ -163,47 +222,17 @@ def run(args: argparse.Namespace) -> int:
             "-q",
             "--tb=short",
         ]
-        if args.max_examples:
-            pytest_args += ["--kit-max-examples", str(args.max_examples)]
-        if args.keyword:
-            pytest_args += ["-k", args.keyword]
+        if max_examples:
+            pytest_args += ["--kit-max-examples", str(max_examples)]
+        if keyword:
+            pytest_args += ["-k", keyword]
         output = io.StringIO()
-        redirect = contextlib.nullcontext() if args.verbose else contextlib.redirect_stdout(output)
+        redirect = contextlib.nullcontext() if verbose else contextlib.redirect_stdout(output)
         with redirect:
             status = pytest.main(pytest_args, plugins=[capture])
     session = kit_session(capture.config) if capture.config is not None else None
     reports = summarise(list(session.outcomes.values())) if session else []
-    if not reports:
-        print(output.getvalue())
-        print("portfolio-core conformance: no clause ran", file=sys.stderr)
-        return 1
     adapter, declared = (
         next(iter(session.adapters.values()), ("?", frozenset())) if session else ("?", frozenset())
     )
-    failed = any(r.outcome in ("failed", "xpassed") for r in reports)
-    if args.json:
-        for r in reports:
-            print(
-                json.dumps(
-                    {"clause": r.clause, "outcome": r.outcome, "detail": r.detail, "text": r.text}
-                )
-            )
-    else:
-        print(f"portfolio-core conformance: port {args.port}, factory {args.factory}")
-        print(f"adapter: {adapter}")
-        print(f"capabilities: {', '.join(sorted(declared)) or '(none declared)'}")
-        for r in reports:
-            line = f"  {r.outcome.upper():8} {r.clause}"
-            if r.detail:
-                line += f" - {r.detail}"
-            print(line)
-        counts: dict[str, int] = {}
-        for r in reports:
-            counts[r.outcome] = counts.get(r.outcome, 0) + 1
-        print(
-            f"{len(reports)} clauses: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
-        )
-    if status not in (0, 1) or (status == 1 and not failed):
-        print(output.getvalue())
-        return 1
-    return 1 if failed else 0
+    return SuiteRun(reports, adapter, declared, int(status), output.getvalue())

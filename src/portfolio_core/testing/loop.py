@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, TypeVar, cast
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from portfolio_core.ports.lifecycle import close_adapter
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -115,14 +117,3 @@ async def open_adapter(factory: Callable[..., Any], **offers: object) -> Any:
         if inspect.isawaitable(started):
             await started
     return made
-
-
-async def close_adapter(adapter: object) -> None:
-    """Release an adapter: ``aclose()`` if it has one, else ``close()`` (awaited if async)."""
-    closer = getattr(adapter, "aclose", None)
-    if not callable(closer):
-        closer = getattr(adapter, "close", None)
-    if callable(closer):
-        result = closer()
-        if inspect.isawaitable(result):
-            await cast(Coroutine[Any, Any, object], result)

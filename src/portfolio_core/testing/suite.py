@@ -21,6 +21,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 import pytest
 
 from portfolio_core.ports.capabilities import capabilities_of
+from portfolio_core.ports.introspection import members_of
 from portfolio_core.testing.clauses import clause, kit_async
 from portfolio_core.testing.clock import FakeClock
 from portfolio_core.testing.loop import LoopRunner, accepts_keyword, close_adapter, open_adapter
@@ -190,7 +191,7 @@ class ContractSuite(Generic[A]):
             pytest.skip("the suite names no port")
         missing = [
             name
-            for name in _protocol_members(protocol)
+            for name in (m.name for m in members_of(protocol))
             if not hasattr(adapter, name) and not hasattr(type(adapter), name)
         ]
         assert not missing, f"{type(adapter).__name__} lacks {', '.join(missing)}"
@@ -227,15 +228,6 @@ def _protocol_of(port_key: str) -> type | None:
     from portfolio_core.ports.catalogue import port_by_key
 
     return port_by_key(port_key).protocol
-
-
-def _protocol_members(protocol: type) -> list[str]:
-    members = getattr(protocol, "__protocol_attrs__", None)
-    if members is None:  # Python 3.11
-        from typing import _get_protocol_attrs  # type: ignore[attr-defined]
-
-        members = _get_protocol_attrs(protocol)
-    return sorted(str(m) for m in members)
 
 
 def _capability_skip_reason(

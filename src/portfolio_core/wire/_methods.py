@@ -29,10 +29,10 @@ from enum import StrEnum
 from functools import cache
 from typing import Any, Protocol, Union
 
-from portfolio_core.boundary._introspect import MemberKind, members_of
 from portfolio_core.ports.cache import CacheCapability, EnumerableCache
 from portfolio_core.ports.catalogue import PORTS, PortInfo, port_by_key
 from portfolio_core.ports.event_store import Subscription
+from portfolio_core.ports.introspection import MemberKind, members_of
 from portfolio_core.ports.stream import StreamCapability
 
 __all__ = ["CallKind", "MethodSpec", "Param", "SubscriptionSpec", "methods_of", "served_ports"]
@@ -286,7 +286,8 @@ def methods_of(port_key: str) -> Mapping[str, MethodSpec]:
     owners: list[tuple[type, str | None]] = [(port.protocol, None)]
     owners += [(proto, cap) for cap, proto in _EXTENSIONS.get(port_key, ())]
     for owner, capability in owners:
-        for name, kind in members_of(owner):
+        for member in members_of(owner):
+            name, kind = member.name, member.kind
             if name in found or kind is MemberKind.ATTRIBUTE:
                 continue
             spec = _spec(port, name, kind, owner, capability)
@@ -303,8 +304,7 @@ def served_ports() -> tuple[PortInfo, ...]:
     for port in PORTS:
         if not port.is_async:
             continue
-        members = dict(members_of(port.protocol))
         specs = methods_of(port.key)
-        if all(name in specs for name in members):
+        if all(member.name in specs for member in members_of(port.protocol)):
             out.append(port)
     return tuple(out)

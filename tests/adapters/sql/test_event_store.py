@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -11,6 +10,7 @@ import pytest
 
 from portfolio_core.adapters.sql.event_store import PostgresEventStore, SQLiteEventStore
 from portfolio_core.testing.contracts.event_store import EventStoreContract
+from tests.support.postgres import drop_tables
 
 
 class TestSQLiteEventStore(EventStoreContract):
@@ -18,17 +18,6 @@ class TestSQLiteEventStore(EventStoreContract):
     def make_adapter(self, tmp_path: Path) -> Callable[[], SQLiteEventStore]:
         counter = itertools.count()
         return lambda: SQLiteEventStore(tmp_path / f"events-{next(counter)}.db")
-
-
-def drop_tables(url: str, names: list[str]) -> None:
-    async def drop() -> None:
-        import psycopg
-
-        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-            for name in names:
-                await conn.execute(f"DROP TABLE IF EXISTS {name}")
-
-    asyncio.run(drop())
 
 
 class TestPostgresEventStore(EventStoreContract):

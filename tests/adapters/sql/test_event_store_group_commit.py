@@ -25,7 +25,7 @@ from portfolio_core.ports import (
     WrongExpectedVersionError,
 )
 from portfolio_core.testing.concurrency import run_concurrently
-from tests.adapters.sql.test_event_store import drop_tables
+from tests.support.postgres import drop_tables
 
 Store = SQLiteEventStore | PostgresEventStore
 

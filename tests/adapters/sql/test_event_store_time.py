@@ -11,7 +11,7 @@ from pathlib import Path
 
 from portfolio_core.adapters.sql.event_store import PostgresEventStore, SQLiteEventStore
 from portfolio_core.ports import EventQuery, NewEvent
-from tests.adapters.sql.test_event_store import drop_tables
+from tests.support.postgres import drop_tables
 
 AHEAD = timedelta(hours=1)
 

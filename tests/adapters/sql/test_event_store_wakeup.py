@@ -10,7 +10,7 @@ from pathlib import Path
 
 from portfolio_core.adapters.sql.event_store import PostgresEventStore, SQLiteEventStore
 from portfolio_core.ports import NewEvent, RecordedEvent
-from tests.adapters.sql.test_event_store import drop_tables
+from tests.support.postgres import drop_tables
 
 
 async def _cross_instance(reader: object, writer: object) -> float:

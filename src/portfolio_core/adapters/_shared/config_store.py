@@ -496,12 +496,7 @@ class LogConfigStore(ABC):
         chosen = log.sets[max(from_version, 1) - 1 :]
         if limit is not None:
             chosen = chosen[:limit]
-        out = []
-        for stored in chosen:
-            change_set = to_change_set(stored)
-            assert change_set is not None
-            out.append(change_set)
-        return out
+        return [c for c in map(to_change_set, chosen) if c is not None]  # none is None: no prefix
 
     # -- writing ----------------------------------------------------------------------------
 

@@ -397,7 +397,7 @@ class FileEventStore:
         tenant = self._tenant()
         if self._executor is None:
             await self.start()
-        assert self._executor is not None
+        assert self._executor is not None  # noqa: S101  (start() sets it)
         result = await asyncio.get_running_loop().run_in_executor(
             self._executor, self._append_sync, tenant, stream, batch, expected
         )

@@ -24,9 +24,9 @@ class ByteTokenizerConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    bos_token: str = "<|bos|>"
-    eos_token: str = "<|eos|>"
-    pad_token: str = "<|pad|>"
+    bos_token: str = "<|bos|>"  # noqa: S105  (a special token, not a password)
+    eos_token: str = "<|eos|>"  # noqa: S105  (a special token, not a password)
+    pad_token: str = "<|pad|>"  # noqa: S105  (a special token, not a password)
     extra_special_tokens: list[str] = Field(default_factory=list)
     #: further special tokens that also end a generation (e.g. ``"<|end_of_turn|>"``)
     extra_eos_tokens: list[str] = Field(default_factory=list)
@@ -45,9 +45,9 @@ class ByteTokenizer:
     def __init__(
         self,
         *,
-        bos_token: str = "<|bos|>",
-        eos_token: str = "<|eos|>",
-        pad_token: str = "<|pad|>",
+        bos_token: str = "<|bos|>",  # noqa: S107  (a special token, not a password)
+        eos_token: str = "<|eos|>",  # noqa: S107  (a special token, not a password)
+        pad_token: str = "<|pad|>",  # noqa: S107  (a special token, not a password)
         extra_special_tokens: Sequence[str] = (),
         extra_eos_tokens: Sequence[str] = (),
     ) -> None:

@@ -233,7 +233,7 @@ class LocalLLM:
         """
         require(self, LLMCapability.STREAMING, "streaming")
         progress = self._progress
-        assert progress is not None  # guaranteed by the capability check
+        assert progress is not None  # noqa: S101  (guaranteed by the capability check)
         opts = opts or CompletionOptions()
         uid, prompt_len, future = self._submit(messages, opts)
         hold = max((len(stop) for stop in opts.stop), default=1) - 1

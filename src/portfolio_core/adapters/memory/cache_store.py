@@ -402,7 +402,7 @@ class MemoryCacheStore:
             self._warm[agent_id] = warm
             self._warm_bytes += len(warm.payload)
         else:
-            assert self._persistence is not None
+            assert self._persistence is not None  # noqa: S101  (a cold tier implies persistence)
             self._persistence.save(agent_id, blocks)  # first: a failed save loses nothing
             self._drop(agent_id, tier)
             self._cold[agent_id] = _Cold(blocks.spec_hash, blocks.nbytes, blocks.tokens)
@@ -603,5 +603,5 @@ def _encode(blocks: AgentBlocks, level: int) -> _Warm:
 
 def _decode(agent_id: str, warm: _Warm) -> AgentBlocks:
     # Only bytes this process pickled itself are ever unpickled here.
-    keys, values = pickle.loads(zlib.decompress(warm.payload))
+    keys, values = pickle.loads(zlib.decompress(warm.payload))  # noqa: S301  (only bytes this process pickled)
     return AgentBlocks(agent_id, warm.tokens, keys, values, warm.spec_hash)

@@ -138,7 +138,7 @@ class SimulatedLLM:
         self.failures = 0
         self.requests: list[tuple[Message, ...]] = []
         self._answered = 0
-        self._random = random.Random(seed)
+        self._random = random.Random(seed)  # noqa: S311  (a seeded test double, not security)
         self._sleep = sleep
 
     @classmethod

@@ -403,7 +403,7 @@ class MemoryRouter:
         if strategy is RoutingStrategy.FALLBACK:
             return group[0]
         if strategy is RoutingStrategy.ROUND_ROBIN:
-            assert best_group is not None
+            assert best_group is not None  # noqa: S101  (set with the group)
             turn = self._rr.get(best_group, 0)
             self._rr[best_group] = turn + 1
             return group[turn % len(group)]
@@ -676,7 +676,7 @@ class RoutedLLM:
         """Route and stream, falling back while nothing has been yielded."""
         require(self, "llm.streaming", "streaming through a router other than MemoryRouter")
         router = self._router
-        assert isinstance(router, MemoryRouter)
+        assert isinstance(router, MemoryRouter)  # noqa: S101  (required above)
         route = dataclasses.replace(self._opts, completion=opts or self._opts.completion)
         async for chunk in router._stream(messages, route):
             yield chunk

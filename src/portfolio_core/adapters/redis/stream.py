@@ -135,7 +135,7 @@ class RedisStream:
 
     def _redis(self) -> aioredis.Redis:
         if self._client is None:
-            assert self._url is not None
+            assert self._url is not None  # noqa: S101  (set when no client is)
             try:
                 self._client = aioredis.Redis.from_url(self._url)
             except ValueError:
@@ -352,7 +352,7 @@ class RedisStream:
     async def _read_group(
         self, source: str, key: str, o: StreamOptions
     ) -> AsyncIterator[StreamMessage]:
-        assert o.group is not None
+        assert o.group is not None  # noqa: S101  (only called for group reads)
         group = o.group
         consumer = o.consumer or f"consumer-{uuid.uuid4().hex}"
         loop = asyncio.get_running_loop()

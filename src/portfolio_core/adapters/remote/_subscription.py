@@ -48,7 +48,7 @@ class RemoteSubscription:
         on_error: OnHandlerError,
         tenant: TenantContext | None,
     ) -> None:
-        assert spec.subscription is not None
+        assert spec.subscription is not None  # noqa: S101  (subscribe specs have one)
         self._id = f"remote-sub-{next(_ids)}-{uuid.uuid4().hex[:8]}"
         self._adapter = adapter
         self._spec = spec
@@ -129,7 +129,7 @@ class RemoteSubscription:
     async def _run(self) -> None:
         spec = self._spec
         sub = spec.subscription
-        assert sub is not None
+        assert sub is not None  # noqa: S101  (subscribe specs have one)
         decode = self._adapter._item_decoder(spec)
         delay = self._adapter._reconnect_delay
         token = set_current_tenant(self._tenant) if self._tenant is not None else None

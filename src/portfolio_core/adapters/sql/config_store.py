@@ -211,12 +211,20 @@ class SQLiteConfigStore(_SQLConfigStore):
         if self._executor is None:
             await self.start()
 
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise UnavailableError("config store is closed", port=PORT)
+        return self._conn
+
     def _select(self, version: int) -> list[tuple[int, str]]:
-        assert self._conn is not None
-        return self._conn.execute(
-            f"SELECT version, body FROM {self.table} WHERE version > ? ORDER BY version",
-            (version,),
-        ).fetchall()
+        return (
+            self._connection()
+            .execute(
+                f"SELECT version, body FROM {self.table} WHERE version > ? ORDER BY version",
+                (version,),
+            )
+            .fetchall()
+        )
 
     async def _rows_after(self, version: int) -> Sequence[tuple[int, str]]:
         return await self._call(self._select, version)
@@ -229,8 +237,7 @@ class SQLiteConfigStore(_SQLConfigStore):
         reason: str,
         rollback_of: int | None,
     ) -> StoredSet:
-        conn = self._conn
-        assert conn is not None
+        conn = self._connection()
         conn.execute("BEGIN IMMEDIATE")
         try:
             row = conn.execute(f"SELECT max(version) FROM {self.table}").fetchone()

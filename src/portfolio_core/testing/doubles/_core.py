@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
-from portfolio_core.boundary._introspect import MemberKind, members_of
 from portfolio_core.ports.capabilities import capabilities_of
+from portfolio_core.ports.introspection import MemberKind, members_of
 
 P = TypeVar("P")
 _NO_DEFAULT = object()
@@ -96,11 +96,11 @@ def _declared_by_hand(cls: type, name: str) -> bool:
 
 def _generate(cls: type, port: type, make: Callable[[str, MemberKind], object | None]) -> None:
     """Give ``cls`` every member of ``port`` it does not declare itself."""
-    for name, kind in members_of(port):
-        if not _declared_by_hand(cls, name):
-            member = make(name, kind)
+    for declared in members_of(port):
+        if not _declared_by_hand(cls, declared.name):
+            member = make(declared.name, declared.kind)
             if member is not None:
-                setattr(cls, name, member)
+                setattr(cls, declared.name, member)
 
 
 class _Scripted(_Calls):

@@ -1,23 +1,16 @@
-"""``portfolio-core describe FILE``: the resolved wiring and where each value came from.
-
-Secrets print as ``'**********'``. Nothing is built or started.
-"""
+"""What ``portfolio-core describe`` prints: a plan's wiring and where each value came from."""
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
 from pydantic import BaseModel, SecretStr
 
-from portfolio_core.manifest._commands import add_manifest_arguments, overrides_of, report
 from portfolio_core.manifest._tree import LMap, find_origin, walk
-from portfolio_core.manifest.errors import ManifestError, format_path
-from portfolio_core.manifest.wiring import Plan, plan
+from portfolio_core.manifest.errors import format_path
+from portfolio_core.manifest.wiring import Plan
 
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    add_manifest_arguments(parser)
+__all__ = ["describe"]
 
 
 def _show(value: Any) -> str:
@@ -28,7 +21,10 @@ def _show(value: Any) -> str:
     return repr(value)
 
 
-def render(planned: Plan) -> str:
+def describe(planned: Plan) -> str:
+    """The resolved wiring of ``planned``, entry by entry in start order, with the origin of
+    every value (file:line:column, layer, environment variable or default). Secret values
+    print as ``'**********'``."""
     tree = planned.composed.tree
     lines = [
         f"files: {' <- '.join(reversed(planned.composed.files))}",
@@ -65,12 +61,3 @@ def render(planned: Plan) -> str:
                 rel = format_path(path[2:])
                 lines.append(f"      {rel} = {_show(value)}    # {where}")
     return "\n".join(lines)
-
-
-def run(args: argparse.Namespace) -> int:
-    try:
-        planned = plan(args.file, profile=args.profile, overrides=overrides_of(args))
-    except ManifestError as exc:
-        return report(exc)
-    print(render(planned))
-    return 0

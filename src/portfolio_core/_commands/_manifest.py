@@ -1,5 +1,5 @@
-"""``portfolio-core`` subcommands that drive manifests: check, describe, adapters, health,
-migrate. Each module exposes ``configure(parser)`` and ``run(args) -> int``."""
+"""What the manifest-driven subcommands (check, describe, health) share: the FILE,
+``--profile`` and ``--set`` arguments and how a ``ManifestError`` is reported."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from portfolio_core.manifest.errors import ManifestError
+from portfolio_core.manifest import ManifestError
 
 __all__ = ["add_manifest_arguments", "overrides_of", "report"]
 

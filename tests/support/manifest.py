@@ -1,4 +1,5 @@
-"""Helpers for manifest tests: write YAML files, fake entry points."""
+"""Fixtures for tests that load manifests: ``write`` YAML files, install fake
+``entry_points``. Registered for the whole suite as a plugin by ``tests/conftest.py``."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import importlib
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib.metadata import EntryPoint
 from pathlib import Path
 from typing import Any
 
@@ -37,14 +39,32 @@ class FakeDist:
 
 @dataclass
 class FakeEntryPoint:
+    """An entry point of a distribution that is not installed; ``value`` is parsed as
+    ``importlib.metadata.EntryPoint`` parses it (``module:attr [extra, ...]``)."""
+
     name: str
     value: str
     group: str
     dist: FakeDist
 
+    @property
+    def _parsed(self) -> EntryPoint:
+        return EntryPoint(self.name, self.value, self.group)
+
+    @property
+    def module(self) -> str:
+        return self._parsed.module
+
+    @property
+    def attr(self) -> str:
+        return self._parsed.attr
+
+    @property
+    def extras(self) -> list[str]:
+        return list(self._parsed.extras)
+
     def load(self) -> Any:
-        module, _, attr = self.value.partition(":")
-        return getattr(importlib.import_module(module), attr)
+        return getattr(importlib.import_module(self.module), self.attr)
 
 
 @pytest.fixture

@@ -6,8 +6,10 @@ import argparse
 import asyncio
 from typing import TYPE_CHECKING
 
-from portfolio_core.manifest._commands import add_manifest_arguments, overrides_of, report
-from portfolio_core.manifest.errors import ManifestError
+from portfolio_core._commands._manifest import add_manifest_arguments, overrides_of, report
+from portfolio_core.boundary.health import HealthAggregator
+from portfolio_core.manifest import ManifestError
+from portfolio_core.registry import Registry
 
 if TYPE_CHECKING:
     from portfolio_core.registry import Registry
@@ -19,9 +21,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 async def _check(args: argparse.Namespace) -> int:
-    from portfolio_core.boundary.health import HealthAggregator
-    from portfolio_core.registry import Registry
-
     registry = Registry.from_manifest(args.file, profile=args.profile, overrides=overrides_of(args))
     aggregator = HealthAggregator(timeout=args.timeout)
     for name in registry.names():

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from portfolio_core.manifest._commands import add_manifest_arguments, overrides_of, report
-from portfolio_core.manifest.errors import ManifestError
+from portfolio_core._commands._manifest import add_manifest_arguments, overrides_of, report
+from portfolio_core.manifest import ManifestError
+from portfolio_core.registry import Registry
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -14,8 +15,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from portfolio_core.registry import Registry
-
     try:
         registry = Registry.from_manifest(
             args.file, profile=args.profile, overrides=overrides_of(args)
