@@ -22,6 +22,7 @@ import pytest
 from portfolio_core.adapters.file.config_store import FileConfigStore
 from portfolio_core.adapters.sql.config_store import PostgresConfigStore, SQLiteConfigStore
 from portfolio_core.ports import ChangeSet, ConfigStore
+from tests.adapters.config_store_support import drop_keys, drop_tables
 from tests.adapters.config_store_worker import KEYS
 from tests.portal.proxy import FaultProxy
 
@@ -114,8 +115,6 @@ async def _watch_across_a_drop(
 def test_a_postgres_watcher_resumes_after_its_connection_drops(
     postgres_url: str, unique_name: str
 ) -> None:
-    from tests.adapters.sql.test_config_store import drop_tables
-
     port = urlsplit(postgres_url).port or 5432
     proxy = FaultProxy(port)
 
@@ -140,7 +139,6 @@ def test_a_redis_watcher_resumes_after_its_connection_drops(
     redis_url: str, unique_name: str
 ) -> None:
     from portfolio_core.adapters.redis.config_store import RedisConfigStore
-    from tests.adapters.redis.test_config_store import drop
 
     port = urlsplit(redis_url).port or 6379
     proxy = FaultProxy(port)
@@ -155,7 +153,7 @@ def test_a_redis_watcher_resumes_after_its_connection_drops(
         finally:
             await watched.aclose()
             await direct.aclose()
-            await drop(redis_url, unique_name)
+            await drop_keys(redis_url, unique_name)
 
     try:
         asyncio.run(scenario())

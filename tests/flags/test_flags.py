@@ -23,16 +23,7 @@ from portfolio_core.flags import (
     Flags,
 )
 from portfolio_core.ports import InvalidInputError, tenant_scope
-
-NEW_UI = {
-    "type": "boolean",
-    "variants": {"on": True, "off": False},
-    "default_variant": "off",
-    "rules": [
-        {"when": {"tenant": ["acme"]}, "variant": "on"},
-        {"when": {"attributes": {"plan": ["pro"]}}, "variant": "on", "percentage": 50},
-    ],
-}
+from tests.flags.definitions import NEW_UI
 
 
 @pytest.fixture

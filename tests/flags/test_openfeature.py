@@ -13,7 +13,7 @@ from openfeature.flag_evaluation import Reason
 
 from portfolio_core.adapters.memory.config_store import MemoryConfigStore
 from portfolio_core.flags import ConfigStoreProvider, Flags
-from tests.flags.test_flags import NEW_UI
+from tests.flags.definitions import NEW_UI
 
 
 @pytest.fixture

@@ -13,16 +13,7 @@ import redis.asyncio as aioredis
 from portfolio_core.adapters.redis.config_store import RedisConfigStore
 from portfolio_core.ports import CorruptDataError
 from portfolio_core.testing.contracts.config_store import ConfigStoreContract
-from tests.adapters.sql.test_config_store import _two_handles_see_each_other
-
-
-async def drop(url: str, prefix: str) -> None:
-    client = aioredis.Redis.from_url(url)
-    try:
-        async for name in client.scan_iter(match=prefix + "*", count=500):
-            await client.delete(name)
-    finally:
-        await client.aclose()
+from tests.adapters.config_store_support import drop_keys, two_handles_see_each_other
 
 
 class TestRedisConfigStore(ConfigStoreContract):
@@ -38,7 +29,7 @@ class TestRedisConfigStore(ConfigStoreContract):
             )
 
         yield make
-        asyncio.run(drop(redis_url, unique_name))
+        asyncio.run(drop_keys(redis_url, unique_name))
 
 
 def test_two_redis_handles_share_one_namespace(redis_url: str, unique_name: str) -> None:
@@ -46,11 +37,11 @@ def test_two_redis_handles_share_one_namespace(redis_url: str, unique_name: str)
         a = RedisConfigStore(redis_url, namespace=unique_name)
         b = RedisConfigStore(redis_url, namespace=unique_name)
         try:
-            await _two_handles_see_each_other(a, b)
+            await two_handles_see_each_other(a, b)
         finally:
             await a.aclose()
             await b.aclose()
-            await drop(redis_url, unique_name)
+            await drop_keys(redis_url, unique_name)
 
     asyncio.run(scenario())
 
@@ -69,6 +60,6 @@ def test_a_damaged_entry_is_refused_not_skipped(redis_url: str, unique_name: str
         finally:
             await client.aclose()
             await store.aclose()
-            await drop(redis_url, unique_name)
+            await drop_keys(redis_url, unique_name)
 
     asyncio.run(scenario())

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from portfolio_core.adapters.sql.config_store import PostgresConfigStore, SQLiteConfigStore
-from portfolio_core.ports import ConfigStore, CorruptDataError
+from portfolio_core.ports import CorruptDataError
 from portfolio_core.testing.contracts.config_store import ConfigStoreContract
+from tests.adapters.config_store_support import drop_tables, two_handles_see_each_other
 
 
 class TestSQLiteConfigStore(ConfigStoreContract):
@@ -24,17 +25,6 @@ class TestSQLiteConfigStore(ConfigStoreContract):
             return SQLiteConfigStore(tmp_path / f"config-{next(counter)}.db", schemas=schemas)
 
         return make
-
-
-def drop_tables(url: str, names: list[str]) -> None:
-    async def drop() -> None:
-        import psycopg
-
-        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-            for name in names:
-                await conn.execute(f"DROP TABLE IF EXISTS {name}")
-
-    asyncio.run(drop())
 
 
 class TestPostgresConfigStore(ConfigStoreContract):
@@ -53,28 +43,12 @@ class TestPostgresConfigStore(ConfigStoreContract):
         drop_tables(postgres_url, tables)
 
 
-async def _two_handles_see_each_other(a: ConfigStore, b: ConfigStore) -> None:
-    watcher = b.watch("app.", from_version=0)
-    try:
-        assert await a.apply({"app.x": 1}, author="a") == 1
-        assert await b.get("app.x") == 1, "b did not read a's write"
-        change = await asyncio.wait_for(anext(watcher), 10)
-        assert (change.version, change.updates(), change.author) == (1, {"app.x": 1}, "a")
-        assert await b.apply({"app.x": 2}, expected_version=1) == 2
-        assert await a.get("app.x") == 2
-        assert await a.current_version() == 2
-        change = await asyncio.wait_for(anext(watcher), 10)
-        assert change.version == 2
-    finally:
-        await watcher.aclose()  # type: ignore[attr-defined]
-
-
 def test_two_sqlite_handles_share_one_file(tmp_path: Path) -> None:
     async def scenario() -> None:
         a = SQLiteConfigStore(tmp_path / "c.db", poll_interval=0.05)
         b = SQLiteConfigStore(tmp_path / "c.db", poll_interval=0.05)
         try:
-            await _two_handles_see_each_other(a, b)
+            await two_handles_see_each_other(a, b)
         finally:
             await a.aclose()
             await b.aclose()
@@ -87,7 +61,7 @@ def test_two_postgres_handles_share_one_table(postgres_url: str, unique_name: st
         a = PostgresConfigStore(postgres_url, table=unique_name)
         b = PostgresConfigStore(postgres_url, table=unique_name)
         try:
-            await _two_handles_see_each_other(a, b)
+            await two_handles_see_each_other(a, b)
         finally:
             await a.aclose()
             await b.aclose()
