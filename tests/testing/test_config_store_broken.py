@@ -8,7 +8,7 @@ import pytest
 from tests.testing.broken.config_store import (
     VARIANTS,
     RollbackOneTooFar,
-    StaleVersionIgnored,
+    VersionsJumpByTwo,
     WatchSkipsSecond,
 )
 
@@ -18,7 +18,7 @@ from portfolio_core.testing.contracts.config_store import ConfigStoreContract
 from tests.testing.broken.config_store import {name} as Variant
 
 class TestVariant(ConfigStoreContract):
-    watch_timeout = 1.0
+    watch_timeout = 0.5
 
     @pytest.fixture
     def make_adapter(self):
@@ -71,7 +71,7 @@ def test_kit_catches(pytester: pytest.Pytester, variant: type) -> None:
     result.stdout.fnmatch_lines([f"*[[]clause {variant.clause}[]]*"])  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("variant", [StaleVersionIgnored, RollbackOneTooFar, WatchSkipsSecond])
+@pytest.mark.parametrize("variant", [VersionsJumpByTwo, RollbackOneTooFar, WatchSkipsSecond])
 def test_state_machine_catches(pytester: pytest.Pytester, variant: type) -> None:
     result = run_suite(pytester, variant.__name__, "test_state_machine")
     assert result.ret == 1, f"the state machine did not catch {variant.__name__}"

@@ -496,7 +496,9 @@ class ConfigStoreContract(ContractSuite[ConfigStore]):
         "any sequence of applies, rollbacks, reads and watches behaves like the reference model",
     )
     def test_state_machine(self, make_adapter: Any, kit_settings: KitSettings) -> None:
-        run_machine(ConfigStoreMachine, make_adapter, kit_settings)
+        run_machine(
+            ConfigStoreMachine, make_adapter, kit_settings, watch_timeout=self.watch_timeout
+        )
 
 
 keys = st.sampled_from(["a.x", "a.y", "b.x", "b.y"])
@@ -514,8 +516,9 @@ class ConfigStoreMachine(AdapterMachine[ConfigStore]):
     """Random applies, stale applies, rollbacks and reads against a list of whole states; a
     watcher of ``a.`` opened at the start must deliver exactly the model's changes."""
 
-    def __init__(self, factory: Any, **kwargs: Any) -> None:
+    def __init__(self, factory: Any, *, watch_timeout: float = WAIT, **kwargs: Any) -> None:
         super().__init__(factory, **kwargs)
+        self.watch_timeout = watch_timeout
         self.states: list[dict[str, Any]] = [{}]
         self.changed: list[dict[str, Any]] = [{}]  # per version: key -> value or DELETE
         self.watcher = self.adapter.watch("a.", from_version=0)
@@ -581,7 +584,7 @@ class ConfigStoreMachine(AdapterMachine[ConfigStore]):
             wanted = {k: v for k, v in self.changed[version].items() if k.startswith("a.")}
             if not wanted:
                 continue
-            got = self.run(_next(self.watcher, 2.0))
+            got = self.run(_next(self.watcher, self.watch_timeout))
             assert got.version == version, (
                 f"the watcher delivered version {got.version}, expected {version}: skipped or "
                 "reordered"
