@@ -44,6 +44,7 @@ from portfolio_core.boundary.telemetry import (
     Telemetry,
     genai_attributes,
 )
+from portfolio_core.boundary.timeline import Severity, publish
 from portfolio_core.ports.catalogue import PortInfo
 from portfolio_core.ports.errors import PortError, PortTimeoutError, UnavailableError
 from portfolio_core.ports.tenant import current_tenant
@@ -85,6 +86,31 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, BulkheadFullError):
         return "bulkhead"
     return "rate_limit"
+
+
+def _publish_transition(port: str, name: str, old: str, new: str) -> None:
+    if old == new:
+        return
+    severity: Severity = "error" if new == "open" else "warning" if new == "half-open" else "info"
+    publish(
+        "breaker",
+        f"circuit breaker of {name!r}: {old} -> {new}",
+        entry=name,
+        severity=severity,
+        data={"port": port, "from": old, "to": new},
+    )
+
+
+def _publish_fallback(port: str, name: str, method: str, exc: BaseException) -> None:
+    publish(
+        "fallback",
+        f"{name!r} fell back on {port}.{method}",
+        entry=name,
+        severity="warning",
+        detail=f"after {type(exc).__name__}",
+        data={"port": port, "method": method, "error": type(exc).__name__},
+        coalesce=("fallback", port, name, method),
+    )
 
 
 def _retry_delay(cfg: RetryConfig, attempt: int, exc: BaseException) -> float:
@@ -253,6 +279,7 @@ class _Guard:
                 _log.warning(
                     "falling back", port=self.port.key, adapter=self.name, method=self.method
                 )
+                _publish_fallback(self.port.key, self.name, self.method, exc)
                 return await self.fallback_fn(*args, **kwargs)
         return await self._acall_traced(args, kwargs)
 
@@ -395,6 +422,7 @@ class _Guard:
                 if span is not None:
                     self._end_span(span, exc, rejected=True)
                 if self.fallback_fn is not None and _is_retryable(exc):
+                    _publish_fallback(self.port.key, self.name, self.method, exc)
                     async for item in self.fallback_fn(*args, **kwargs):
                         yield item
                     return
@@ -420,6 +448,7 @@ class _Guard:
                     and isinstance(exc, Exception)
                     and _is_retryable(exc)
                 ):
+                    _publish_fallback(self.port.key, self.name, self.method, exc)
                     async for item in self.fallback_fn(*args, **kwargs):
                         yield item
                     return
@@ -449,6 +478,7 @@ class _Guard:
                 _log.warning(
                     "falling back", port=self.port.key, adapter=self.name, method=self.method
                 )
+                _publish_fallback(self.port.key, self.name, self.method, exc)
                 return self.fallback_fn(*args, **kwargs)
         return self._call_traced(args, kwargs)
 
@@ -715,6 +745,7 @@ def build_proxy(
 
         def on_transition(old: str, new: str) -> None:
             runtime.breaker_transition(port.key, name, bkey, old, new)
+            _publish_transition(port.key, name, old, new)
             _log.warning(
                 "circuit breaker state changed",
                 port=port.key,
