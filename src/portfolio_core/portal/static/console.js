@@ -58,6 +58,53 @@
     return el("td", { "data-label": label, class: cls }, children);
   }
 
+  // Keyed updates: a node is rebuilt only when what it shows changed, so focus, open
+  // <details> and a pointer over a button survive the live updates.
+  function sync(container, items, keyOf, signOf, build) {
+    const old = new Map();
+    for (const node of [...container.children]) old.set(node.dataset.key, node);
+    let at = container.firstElementChild;
+    for (const item of items) {
+      const key = String(keyOf(item));
+      const sign = signOf(item);
+      let node = old.get(key);
+      old.delete(key);
+      if (!node || node.dataset.sign !== sign) {
+        const fresh = build(item);
+        fresh.dataset.key = key;
+        fresh.dataset.sign = sign;
+        if (node) {
+          patch(node, fresh);
+        } else {
+          node = fresh;
+          for (const child of node.children) child.__built = child.outerHTML;
+        }
+      }
+      if (node !== at) container.insertBefore(node, at);
+      else at = at.nextElementSibling;
+    }
+    for (const node of old.values()) node.remove();
+  }
+
+  // Replace the children of ``node`` that differ from those of ``fresh`` (same shape).
+  function patch(node, fresh) {
+    if (node.children.length !== fresh.children.length || node.tagName !== fresh.tagName) {
+      node.replaceWith(fresh);
+      return;
+    }
+    for (const attr of [...fresh.attributes]) node.setAttribute(attr.name, attr.value);
+    for (const attr of [...node.attributes]) if (!fresh.hasAttribute(attr.name)) node.removeAttribute(attr.name);
+    const kids = [...fresh.children];
+    [...node.children].forEach((child, i) => {
+      // compared with what the child was built as (a countdown may have changed its text)
+      const html = kids[i].outerHTML;
+      if (child.__built !== html) {
+        kids[i].__built = html;
+        child.replaceWith(kids[i]);
+      }
+    });
+  }
+
   // -- connection ---------------------------------------------------------------------------
   function setConnection(kind, text) {
     const node = $("connection");
@@ -94,7 +141,7 @@
     }
     clearTimeout(retryTimer);
     const wait = retryDelay;
-    retryDelay = Math.min(retryDelay * 2, 10000);
+    retryDelay = Math.min(retryDelay * 2, 5000);
     setConnection("lost", "Connection lost: reconnecting in " + Math.round(wait / 1000) + " s…");
     retryTimer = setTimeout(async () => {
       setConnection("reconnecting", "Reconnecting…");
@@ -115,7 +162,7 @@
   function startWatchdog() {
     clearInterval(watchdog);
     watchdog = setInterval(() => {
-      const limit = Math.max(5000, state.config.interval * 5000, 20000);
+      const limit = Math.max(5000, state.config.interval * 5000);
       if (source && lastFrame && Date.now() - lastFrame > limit) lost();
       renderCountdowns();
     }, 1000);
@@ -146,7 +193,7 @@
     renderWho();
     renderEntries();
     renderMethods();
-    renderTimeline(true);
+    renderTimeline();
     renderStores();
     renderEvents();
     renderPanels();
@@ -174,7 +221,7 @@
       }
       if (state.timeline.length > state.config.timeline)
         state.timeline.splice(0, state.timeline.length - state.config.timeline);
-      renderTimeline(false);
+      renderTimeline();
     }
     let newEvents = false;
     for (const [name, tail] of Object.entries(data.tails)) {
@@ -225,6 +272,23 @@
     });
   }
 
+  function entryRow(e) {
+    const bad = e.healthy === false || (e.breaker && e.breaker.state === "open");
+    const caps = el("div", { class: "caps" }, e.capabilities.map((c) => el("span", { class: "tag", text: c })));
+    if (!e.capabilities.length) caps.append(el("span", { class: "sub", text: "none declared" }));
+    const boundary = e.boundary.length ? el("span", { class: "sub", text: "boundary: " + e.boundary.join(", ") }) : null;
+    return el("tr", { "data-entry": e.name, class: bad ? "unhealthy" : null }, [
+      cell("Entry", [el("span", { class: "name", text: e.name }), e.default ? el("span", { class: "sub", text: "default " + e.port }) : null]),
+      cell("Port", [document.createTextNode(e.port_name)]),
+      cell("Adapter", [el("span", { text: e.adapter }), el("span", { class: "sub", title: e["class"], text: e["class"].split(".").pop() }), boundary]),
+      cell("Capabilities", [caps]),
+      cell("Configured at", [el("span", { class: "sub location", text: e.location })]),
+      cell("Health", [healthBadge(e), healthDetail(e)]),
+      cell("Breaker", breakerCell(e)),
+      cell("Calls / errors", [document.createTextNode(e.calls === null ? "not counted" : count(e.calls) + " / " + count(e.errors))], "num"),
+    ]);
+  }
+
   function healthDetail(e) {
     const d = e.detail;
     if (!d || d === "ok" || d === "no ping") return null;
@@ -237,7 +301,7 @@
     if (!b) return [el("span", { class: "sub", text: "no breaker" })];
     const parts = [el("span", { class: "badge " + b.state, "data-breaker-state": b.state, text: b.state })];
     if (b.refuses_until) {
-      parts.push(el("span", { class: "sub countdown", "data-until": b.refuses_until, text: refusing(b.refuses_until) }));
+      parts.push(el("span", { class: "sub countdown", "data-countdown": entry.name }));
     } else if (b.detail) {
       parts.push(el("span", { class: "sub", text: b.detail }));
     }
@@ -257,33 +321,21 @@
   }
 
   function renderCountdowns() {
-    for (const node of document.querySelectorAll(".countdown")) node.textContent = refusing(Number(node.dataset.until));
+    const until = new Map(state.entries.filter((e) => e.breaker && e.breaker.refuses_until).map((e) => [e.name, e.breaker.refuses_until]));
+    for (const node of document.querySelectorAll(".countdown")) {
+      const t = until.get(node.dataset.countdown);
+      node.textContent = t ? refusing(t) : "";
+    }
   }
 
   function renderEntries() {
     const body = $("entries").tBodies[0];
-    const rows = [];
-    let unhealthy = [];
+    const unhealthy = [];
     for (const e of state.entries) {
-      const bad = e.healthy === false || (e.breaker && e.breaker.state === "open");
-      if (bad) unhealthy.push(e);
-      const caps = el("div", { class: "caps" }, e.capabilities.map((c) => el("span", { class: "tag", text: c })));
-      if (!e.capabilities.length) caps.append(el("span", { class: "sub", text: "none declared" }));
-      const boundary = e.boundary.length ? el("span", { class: "sub", text: "boundary: " + e.boundary.join(", ") }) : null;
-      rows.push(
-        el("tr", { "data-entry": e.name, class: bad ? "unhealthy" : null }, [
-          cell("Entry", [el("span", { class: "name", text: e.name }), e.default ? el("span", { class: "sub", text: "default " + e.port }) : null]),
-          cell("Port", [document.createTextNode(e.port_name)]),
-          cell("Adapter", [el("span", { text: e.adapter }), el("span", { class: "sub", title: e["class"], text: e["class"].split(".").pop() }), boundary]),
-          cell("Capabilities", [caps]),
-          cell("Configured at", [el("span", { class: "sub location", text: e.location })]),
-          cell("Health", [healthBadge(e), healthDetail(e)]),
-          cell("Breaker", breakerCell(e)),
-          cell("Calls / errors", [document.createTextNode(e.calls === null ? "not counted" : count(e.calls) + " / " + count(e.errors))], "num"),
-        ]),
-      );
+      if (e.healthy === false || (e.breaker && e.breaker.state === "open")) unhealthy.push(e);
     }
-    body.replaceChildren(...rows);
+    sync(body, state.entries, (e) => e.name, (e) => JSON.stringify(e), entryRow);
+    renderCountdowns();
     const banner = $("banner");
     if (unhealthy.length) {
       banner.hidden = false;
@@ -354,21 +406,21 @@
     const body = $("methods").tBodies[0];
     $("no-methods").hidden = state.methods.length > 0;
     if (!$("view-methods").hidden || !body.children.length) {
-      body.replaceChildren(
-        ...state.methods.map((m) =>
-          el("tr", { "data-method": m.key }, [
-            cell("Method", [el("span", { class: "name", text: m.entry + "." + m.method }), el("span", { class: "sub", text: m.port })]),
-            cell("Calls", [document.createTextNode(count(m.calls))], "num"),
-            cell("Errors", [document.createTextNode(count(m.errors))], "num"),
-            cell("Refused", [document.createTextNode(count(m.rejected))], "num"),
-            cell("p50", [document.createTextNode(m.calls ? seconds(m.p50) : "–")], "num"),
-            cell("p95", [document.createTextNode(m.calls ? seconds(m.p95) : "–")], "num"),
-            cell("p99", [document.createTextNode(m.calls ? seconds(m.p99) : "–")], "num"),
-            cell("Last minutes", [chart(m.key, m.entry + "." + m.method)]),
-          ]),
-        ),
-      );
+      sync(body, state.methods, (m) => m.key, (m) => JSON.stringify([m, (state.history.get(m.key) || []).length]), methodRow);
     }
+  }
+
+  function methodRow(m) {
+    return el("tr", { "data-method": m.key }, [
+      cell("Method", [el("span", { class: "name", text: m.entry + "." + m.method }), el("span", { class: "sub", text: m.port })]),
+      cell("Calls", [document.createTextNode(count(m.calls))], "num"),
+      cell("Errors", [document.createTextNode(count(m.errors))], "num"),
+      cell("Refused", [document.createTextNode(count(m.rejected))], "num"),
+      cell("p50", [document.createTextNode(m.calls ? seconds(m.p50) : "–")], "num"),
+      cell("p95", [document.createTextNode(m.calls ? seconds(m.p95) : "–")], "num"),
+      cell("p99", [document.createTextNode(m.calls ? seconds(m.p99) : "–")], "num"),
+      cell("Last minutes", [chart(m.key, m.entry + "." + m.method)]),
+    ]);
   }
 
   // -- timeline -------------------------------------------------------------------------------
@@ -408,18 +460,18 @@
     ]);
   }
 
-  function renderTimeline(full) {
+  function renderTimeline() {
     const kinds = new Set(state.timeline.map((e) => e.kind));
     const select = $("timeline-kind");
     const chosen = select.value;
     const have = new Set([...select.options].map((o) => o.value));
     for (const k of [...kinds].sort()) if (!have.has(k)) select.append(el("option", { value: k, text: k }));
     const shown = state.timeline.filter((e) => !chosen || e.kind === chosen);
-    $("timeline").replaceChildren(...shown.slice().reverse().map(timelineItem));
+    sync($("timeline"), shown.slice().reverse(), (e) => e.id, () => "", timelineItem);
     $("timeline-empty").hidden = shown.length > 0;
     const serious = state.timeline.filter((e) => e.severity === "error").length;
     $("timeline-count").textContent = serious ? String(serious) : "";
-    if (full) return;
+    $("tab-timeline").setAttribute("aria-label", "Timeline" + (serious ? ", " + serious + " errors" : ""));
   }
 
   // -- events ---------------------------------------------------------------------------------
@@ -452,14 +504,14 @@
   }
 
   function kib(n) {
-    return n >= 1048576 ? (n / 1048576).toFixed(1) + " MB" : (n / 1024).toFixed(1) + " KB";
+    return n >= 1e6 ? (n / 1e6).toFixed(1) + " MB" : (n / 1e3).toFixed(1) + " kB";
   }
 
   function renderEvents() {
     const store = state.filter.store;
     const tail = state.tails.get(store);
     const list = state.filtered || (tail ? tail.events.filter(matches) : []);
-    $("events").replaceChildren(...list.slice().reverse().map(eventItem));
+    sync($("events"), list.slice().reverse(), (e) => e.position, () => "", eventItem);
     const note = $("events-note");
     if (!store) note.textContent = "No event store is wired.";
     else if (tail && tail.error) note.textContent = "This store cannot be read: " + tail.error;
@@ -585,7 +637,7 @@
     setupTabs();
     $("event-filters").addEventListener("submit", applyFilter);
     $("event-store").addEventListener("change", (ev) => applyFilter(ev));
-    $("timeline-kind").addEventListener("change", () => renderTimeline(true));
+    $("timeline-kind").addEventListener("change", () => renderTimeline());
     $("reload").addEventListener("click", () => act("/console/api/reload", "Reload the manifest now? New adapters are built and started before the swap; if that fails the current wiring stays."));
     connect();
     startWatchdog();
