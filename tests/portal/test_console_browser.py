@@ -8,65 +8,25 @@ whole module. Screenshots of the main views are written to ``build/screenshots/`
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from portfolio_core.boundary.timeline import default_timeline
 from portfolio_core.portal import PortalConfig
-from portfolio_core.ports import EventStore
-from portfolio_core.ports.event_store import NewEvent
-from portfolio_core.registry import Registry
 from tests.portal.browser import SCREENSHOTS, chromium
-from tests.portal.proxy import FaultProxy
-from tests.portal.served import ServedRegistry
+from tests.portal.console_site import Site
 
-MANIFEST = Path(__file__).parent / "console" / "manifest.yaml"
 SOAK_SECONDS = float(os.environ.get("PORTFOLIO_CORE_CONSOLE_SOAK_SECONDS", "20"))
 """How long the memory test keeps the page open (a manual run uses 600)."""
 HOSTILE = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=1</script>'
 READ_KEY = "read-only-key-0123456789"
 WRITE_KEY = "write-key-0123456789abcdef"
-
-
-class Site:
-    """The served registry, the proxy in front of it and what the tests do to them."""
-
-    def __init__(self, folder: Path, config: PortalConfig, key: str | None = None) -> None:
-        self.manifest = folder / "manifest.yaml"
-        shutil.copy(MANIFEST, self.manifest)
-        self.registry = Registry.from_manifest(self.manifest)
-        self.served = ServedRegistry(config, registry=self.registry)
-        self.served.run(self.registry.start())
-        self.proxy = FaultProxy(self.served.port)
-        self.base = f"http://127.0.0.1:{self.proxy.port}"
-        headers = {"authorization": f"Bearer {key}"} if key else {}
-        self.http = httpx.Client(base_url=self.served.base, timeout=10, headers=headers)
-
-    def call_flaky(self) -> int:
-        reply = self.http.post(
-            "/v1/entries/flaky/complete", json={"messages": [{"role": "user", "content": "hi"}]}
-        )
-        return reply.status_code
-
-    def append(self, stream: str, type: str, data: dict[str, Any]) -> None:
-        store = self.registry.get(EventStore, "events")
-        self.served.run(store.append(stream, [NewEvent(type, data)]))
-
-    def close(self) -> None:
-        self.http.close()
-        self.proxy.close()
-        with contextlib.suppress(Exception):
-            self.served.run(self.registry.aclose())
-        self.served.stop()
 
 
 @pytest.fixture(scope="module")
