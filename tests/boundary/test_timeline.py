@@ -32,7 +32,8 @@ def test_events_get_increasing_ids_and_are_read_after_an_id() -> None:
     assert timeline.since(b.id) == []
     assert timeline.latest(1) == [b]
     assert b.data == {"version": 3}
-    assert a.entry == "jobs" and a.severity == "error"
+    assert a.entry == "jobs"
+    assert a.severity == "error"
 
 
 def test_the_feed_is_bounded_and_long_texts_are_cut() -> None:

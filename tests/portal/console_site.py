@@ -56,5 +56,6 @@ class Site:
         from portfolio_core.ports import LLM
 
         handle = boundary_of(self.registry.get(LLM, "flaky"))
-        assert handle is not None and handle.breaker is not None
+        assert handle is not None
+        assert handle.breaker is not None
         return handle.breaker.state
