@@ -71,8 +71,10 @@ def wrap(
     a retryable port error after all protection. ``runtime`` chooses the OpenTelemetry
     providers (default: the global ones); ``clock`` is the breaker's monotonic clock.
 
-    Raises ``ValueError`` listing every problem when a section is invalid, and
-    ``UnavailableError`` when a Redis-backed breaker cannot reach Redis while wiring.
+    Raises ``ValueError`` listing every problem when a section is invalid, ``TypeError``
+    naming every missing method when ``adapter`` or ``fallback`` lacks a method of the port
+    (checked only when a proxy is built), and ``UnavailableError`` when a Redis-backed
+    breaker cannot reach Redis while wiring.
     """
     if telemetry is None and protection is None and fallback is None:
         return adapter

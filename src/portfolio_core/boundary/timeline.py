@@ -40,6 +40,8 @@ __all__ = [
     "TimelineEvent",
     "default_timeline",
     "publish",
+    "publish_fallback",
+    "publish_transition",
 ]
 
 Severity = Literal["info", "warning", "error"]
@@ -214,4 +216,31 @@ def publish(
         detail=detail,
         data=data,
         coalesce=coalesce,
+    )
+
+
+def publish_transition(port: str, name: str, old: str, new: str) -> None:
+    """Publish a circuit breaker's transition of entry ``name`` (the boundary calls this)."""
+    if old == new:
+        return
+    severity: Severity = "error" if new == "open" else "warning" if new == "half-open" else "info"
+    publish(
+        "breaker",
+        f"circuit breaker of {name!r}: {old} -> {new}",
+        entry=name,
+        severity=severity,
+        data={"port": port, "from": old, "to": new},
+    )
+
+
+def publish_fallback(port: str, name: str, method: str, exc: BaseException) -> None:
+    """Publish that entry ``name`` fell back on ``port.method`` after ``exc`` (coalesced)."""
+    publish(
+        "fallback",
+        f"{name!r} fell back on {port}.{method}",
+        entry=name,
+        severity="warning",
+        detail=f"after {type(exc).__name__}",
+        data={"port": port, "method": method, "error": type(exc).__name__},
+        coalesce=("fallback", port, name, method),
     )
