@@ -133,6 +133,28 @@ def test_a_key_sees_only_the_entries_its_scopes_name(site: Site) -> None:
     assert "llm.streaming" in flaky["capabilities"]
 
 
+def test_a_reload_diff_shows_a_scoped_key_its_own_entries_only(site: Site) -> None:
+    text = site.manifest.read_text()
+    site.manifest.write_text(
+        text.replace("reset_timeout: 60", "reset_timeout: 50").replace(
+            "max_event_bytes: 8000000", "max_event_bytes: 7000000"
+        )
+    )
+    try:
+        reply = login(site, WRITE_KEY).post("/console/api/reload", json={"confirm": True})
+        assert reply.status_code == 200
+        timeline = client(site, EVENTS_KEY).get("/console/api/state").json()["timeline"]
+        scoped = [e for e in timeline if e["kind"] == "reload"][-1]
+        assert [c["entry"] for c in scoped["data"]["changed"]] == ["events"]
+        assert "flaky" not in json.dumps(scoped)
+        every = client(site, READ_KEY).get("/console/api/state").json()["timeline"]
+        full = [e for e in every if e["kind"] == "reload"][-1]
+        assert [c["entry"] for c in full["data"]["changed"]] == ["flaky", "events"]
+        assert "flaky: protection.circuit_breaker.reset_timeout" in full["detail"]
+    finally:
+        site.manifest.write_text(text)
+
+
 def test_actions_need_a_write_scope_a_confirmation_and_the_same_origin(site: Site) -> None:
     while site.call_flaky() != 503 or site.registry_breaker_state() != "open":
         pass

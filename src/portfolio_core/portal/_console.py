@@ -110,7 +110,9 @@ def _timeline_json(event: TimelineEvent, principal: Principal) -> dict[str, Any]
     if event.entry is not None and not principal.sees(event.entry):
         return None
     data: Mapping[str, Any] = event.data
-    if event.kind == "reload" and principal is not ANONYMOUS:
+    detail = event.detail
+    if event.kind == "reload" and not principal.sees("*"):
+        # a key that does not see every entry sees the diff of its own entries only
         data = {
             **data,
             **{
@@ -119,6 +121,10 @@ def _timeline_json(event: TimelineEvent, principal: Principal) -> dict[str, Any]
                 if isinstance(data.get(key), list)
             },
         }
+        detail = "; ".join(
+            f"{c['entry']}: " + ", ".join(f["path"] for f in c["fields"])
+            for c in data.get("changed", [])
+        )
     return {
         "id": event.id,
         "kind": event.kind,
@@ -126,7 +132,7 @@ def _timeline_json(event: TimelineEvent, principal: Principal) -> dict[str, Any]
         "time": event.time,
         "entry": event.entry,
         "severity": event.severity,
-        "detail": event.detail,
+        "detail": detail,
         "data": data,
         "count": event.count,
     }
