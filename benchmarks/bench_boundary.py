@@ -299,9 +299,9 @@ def console_lines(res: dict[str, float]) -> None:
     for name, goal, met in (
         (
             "unwatched",
-            "console installed, nobody watching: no measurable cost (within 5% of the same "
+            "console installed, nobody watching: no measurable cost (within 10% of the same "
             "calls without it, same run)",
-            res["without"] / res["unwatched"] >= 0.95,
+            res["without"] / res["unwatched"] >= 0.90,
         ),
         ("watched", "console watched, updates every 50 ms: informative", True),
     ):

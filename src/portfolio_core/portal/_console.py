@@ -214,12 +214,13 @@ class _Sampler:
     async def stop(self) -> None:
         self.console.timeline.remove_listener(self._on_timeline)
         task, self.task = self.task, None
+        # forgotten before waiting: a page connecting meanwhile starts afresh
+        self.tails.clear()
+        self.history.clear()
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self.tails.clear()
-        self.history.clear()
 
     def _on_timeline(self, event: TimelineEvent) -> None:
         # called from whichever thread published; breaker moves and reloads re-check health
