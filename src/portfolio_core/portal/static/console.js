@@ -406,7 +406,9 @@
     const body = $("methods").tBodies[0];
     $("no-methods").hidden = state.methods.length > 0;
     if (!$("view-methods").hidden || !body.children.length) {
-      sync(body, state.methods, (m) => m.key, (m) => JSON.stringify([m, (state.history.get(m.key) || []).length]), methodRow);
+      // methods that have been called first, each group in registry order
+      const ordered = state.methods.filter((m) => m.calls || m.rejected).concat(state.methods.filter((m) => !(m.calls || m.rejected)));
+      sync(body, ordered, (m) => m.key, (m) => JSON.stringify([m, (state.history.get(m.key) || []).length]), methodRow);
     }
   }
 
