@@ -200,6 +200,7 @@ class _Sampler:
             self._changed = asyncio.Event()
             self._wake = asyncio.Event()
             self._health_due = True
+            self._panels_at = 0.0  # a new session samples every source at once
             self.console.timeline.add_listener(self._on_timeline)
             self.task = self.loop.create_task(self._run(), name="portfolio-core console")
             # the first sample is taken before the page is sent its state
@@ -217,6 +218,7 @@ class _Sampler:
         # forgotten before waiting: a page connecting meanwhile starts afresh
         self.tails.clear()
         self.history.clear()
+        self.panels.clear()
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
