@@ -13,7 +13,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Literal, Protocol, Self, TypeVar
 
-from portfolio_core.manifest import ManifestSource, Wiring, load
+from portfolio_core.boundary.timeline import publish
+from portfolio_core.manifest import ManifestSource, Plan, Wiring, load, plan_diff
 from portfolio_core.ports.capabilities import capabilities_of
 from portfolio_core.ports.catalogue import PORTS, PortInfo
 from portfolio_core.ports.errors import NotFoundError
@@ -106,6 +107,7 @@ class _State:
     items: Mapping[str, _Item]
     order: tuple[str, ...]
     secrets: frozenset[str]
+    plan: Plan | None = None
 
 
 _EMPTY = _State({}, {}, (), frozenset())
@@ -131,7 +133,7 @@ def _state_from_wiring(wiring: Wiring) -> _State:
         lookup[(plan.port.protocol, name)] = wired.adapter
         if info.default:
             lookup[plan.port.protocol] = wired.adapter
-    return _State(lookup, items, tuple(wiring.order), wiring.secret_values)
+    return _State(lookup, items, tuple(wiring.order), wiring.secret_values, wiring.plan)
 
 
 def starting_note(name: str) -> str:
@@ -244,7 +246,7 @@ class Registry:
                     items[other_name] = _Item(
                         _with_default(other.info, False), other.instance, other.adapter
                     )
-        self._swap(_State(lookup, items, (*state.order, name), state.secrets))
+        self._swap(_State(lookup, items, (*state.order, name), state.secrets, state.plan))
 
     def _swap(self, state: _State) -> None:
         self._state = state
@@ -470,26 +472,40 @@ class Registry:
         The new adapters are built (and started, if this registry was started) before the
         swap; on any failure they are closed, the old wiring stays in place and the error
         (usually ``ManifestError``) is raised. After the swap the old adapters are closed.
+
+        Every reload, successful or not, is published to the process's timeline
+        (``portfolio_core.boundary.timeline``): a success with what changed in the
+        manifest (secrets masked), a failure with the error (secrets masked).
         """
         if self._source is None:
             raise RuntimeError("reload() needs a registry built from a manifest")
         source = self._source
-        wiring = load(
-            source.path,
-            profile=source.profile,
-            overrides=source.overrides,
-            environ=source.environ,
-        )
-        new = _state_from_wiring(wiring)
-        if self._started:
-            try:
-                await self._start_state(new)
-            except BaseException:
-                await _stop_all(list(new.items.values()), new.secrets, raise_errors=False)
-                raise
+        try:
+            wiring = load(
+                source.path,
+                profile=source.profile,
+                overrides=source.overrides,
+                environ=source.environ,
+            )
+            new = _state_from_wiring(wiring)
+            if self._started:
+                try:
+                    await self._start_state(new)
+                except BaseException:
+                    await _stop_all(list(new.items.values()), new.secrets, raise_errors=False)
+                    raise
+        except Exception as exc:
+            publish(
+                "reload",
+                f"reload of {source.path.name} failed: the previous wiring stays",
+                severity="error",
+                detail=self.redact(f"{type(exc).__name__}: {exc}"),
+            )
+            raise
         old = self._state
         self._swap(new)
         await _stop_all([old.items[n] for n in old.order], old.secrets, raise_errors=False)
+        _publish_reload(source.path.name, old.plan, new.plan)
 
     def __del__(self) -> None:
         try:
@@ -513,6 +529,21 @@ class Registry:
     def __repr__(self) -> str:
         names = ", ".join(self._state.items)
         return f"<Registry [{names}]>"
+
+
+def _publish_reload(file: str, old: Plan | None, new: Plan | None) -> None:
+    if new is None:
+        return
+    diff = plan_diff(old, new)
+    parts = [f"{len(diff[key])} {key}" for key in ("added", "removed", "changed") if diff[key]]
+    publish(
+        "reload",
+        f"reloaded {file}: " + (", ".join(parts) if parts else "no entry changed"),
+        detail="; ".join(
+            f"{c['entry']}: " + ", ".join(f["path"] for f in c["fields"]) for c in diff["changed"]
+        ),
+        data=diff,
+    )
 
 
 def _with_default(info: EntryInfo, default: bool) -> EntryInfo:
