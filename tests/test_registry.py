@@ -272,3 +272,49 @@ async def test_short_names_resolve_through_entry_points(
     assert isinstance(registry.get(Cache), fakes.DictCache)
     assert registry.metadata("c").adapter_type == "dict"
     await registry.aclose()
+
+
+async def test_a_reload_is_published_with_the_manifest_diff_and_no_secret(tmp_path: Path) -> None:
+    from portfolio_core.boundary.timeline import default_timeline
+
+    path = tmp_path / "app.yaml"
+    path.write_text(
+        "schema_version: 1\nadapters:\n"
+        f"  main:\n    port: cache\n    adapter: '{F}:DictCache'\n"
+        "    config: {namespace: one, password: '${secret:env:PW}'}\n"
+        f"  gone:\n    port: cache\n    adapter: '{F}:DictCache'\n"
+    )
+    environ = {"PW": "first-password-value"}
+    registry = Registry.from_manifest(path, environ=environ)
+    await registry.start()
+    timeline = default_timeline()
+    last = timeline.last_id
+    environ["PW"] = "second-password-value"
+    path.write_text(
+        "schema_version: 1\nadapters:\n"
+        f"  main:\n    port: cache\n    adapter: '{F}:DictCache'\n"
+        "    config: {namespace: two, password: '${secret:env:PW}'}\n"
+        f"  added:\n    port: cache\n    adapter: '{F}:DictCache'\n"
+    )
+    await registry.reload()
+    (event,) = [e for e in timeline.since(last) if e.kind == "reload"]
+    assert event.title == "reloaded app.yaml: 1 added, 1 removed, 1 changed"
+    assert [a["entry"] for a in event.data["added"]] == ["added"]
+    assert [r["entry"] for r in event.data["removed"]] == ["gone"]
+    (changed,) = event.data["changed"]
+    assert changed["entry"] == "main"
+    assert changed["location"].endswith("app.yaml:3:3")
+    fields = {f["path"]: (f["old"], f["new"]) for f in changed["fields"]}
+    assert fields["config.namespace"] == ("'one'", "'two'")
+    assert fields["config.password"] == ("'**********'", "'**********'")  # changed, not shown
+    assert "password-value" not in repr(event)
+
+    last = timeline.last_id
+    path.write_text(path.read_text().replace("port: cache", "port: cahce", 1))
+    with pytest.raises(ManifestError):
+        await registry.reload()
+    (failed,) = [e for e in timeline.since(last) if e.kind == "reload"]
+    assert failed.severity == "error"
+    assert "previous wiring stays" in failed.title
+    assert "did you mean 'cache'" in failed.detail
+    await registry.aclose()

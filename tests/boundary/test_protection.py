@@ -28,22 +28,10 @@ from portfolio_core.ports import (
     port_by_key,
     tenant_scope,
 )
-from tests.support.boundary import OPEN_UNTIL, FakeClock, ScriptedCache, closed_port
+from tests.support.boundary import OPEN_UNTIL, FakeClock, ScriptedCache, closed_port, protect
 
 CACHE = port_by_key("cache")
 STORE = port_by_key("cache_store")
-
-
-def protect(adapter: Any, protection: dict[str, Any], **kw: Any) -> Any:
-    return wrap(
-        adapter,
-        port=CACHE,
-        name=kw.pop("name", "c"),
-        adapter_type="test",
-        telemetry=None,
-        protection=protection,
-        **kw,
-    )
 
 
 # -- circuit breaker ---------------------------------------------------------------------
@@ -57,7 +45,8 @@ async def test_breaker_lets_concurrent_async_calls_run_concurrently() -> None:
     elapsed = time.perf_counter() - start
     assert len(results) == 8
     assert cache.max_active == 8
-    assert elapsed < 0.03, f"8 concurrent 10 ms calls took {elapsed * 1000:.1f} ms"
+    # run one after another they would take 80 ms; the bound leaves room for a loaded machine
+    assert elapsed < 0.06, f"8 concurrent 10 ms calls took {elapsed * 1000:.1f} ms"
 
 
 async def test_breaker_opens_after_fail_max_and_refuses_without_calling() -> None:

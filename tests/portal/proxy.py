@@ -12,13 +12,16 @@ class FaultProxy:
     """Listens on 127.0.0.1 (an ephemeral port) and forwards to ``target_port``.
 
     ``cut()`` closes every open connection (both sides see a reset/EOF); ``stall()`` stops
-    forwarding bytes while keeping connections open; ``resume()`` forwards again.
+    forwarding bytes while keeping connections open; ``resume()`` forwards again; while
+    ``refusing`` is set, new connections are closed at once.
     """
 
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
         self._loop = asyncio.new_event_loop()
         self._pairs: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
+        self.refusing = False
+        """While true, every new connection is closed as soon as it is accepted."""
         self._flowing = threading.Event()
         self._flowing.set()
         self._resume: asyncio.Event | None = None
@@ -36,6 +39,9 @@ class FaultProxy:
         return await asyncio.start_server(self._handle, "127.0.0.1", 0)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.refusing:
+            writer.transport.abort()
+            return
         try:
             up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
         except OSError:

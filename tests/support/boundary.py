@@ -7,6 +7,9 @@ import re
 import socket
 from typing import Any
 
+from portfolio_core.boundary import wrap
+from portfolio_core.ports import port_by_key
+
 
 class FakeClock:
     def __init__(self) -> None:
@@ -69,3 +72,16 @@ def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def protect(adapter: Any, protection: dict[str, Any], **kw: Any) -> Any:
+    """``adapter`` wrapped as a Cache with only ``protection`` configured."""
+    return wrap(
+        adapter,
+        port=port_by_key("cache"),
+        name=kw.pop("name", "c"),
+        adapter_type="test",
+        telemetry=None,
+        protection=protection,
+        **kw,
+    )

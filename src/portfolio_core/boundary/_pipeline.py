@@ -52,6 +52,7 @@ from portfolio_core.boundary.telemetry import (
     CostLedger,
     genai_attributes,
 )
+from portfolio_core.boundary.timeline import publish_fallback
 from portfolio_core.ports.catalogue import PortInfo
 from portfolio_core.ports.errors import PortError, PortTimeoutError, UnavailableError
 from portfolio_core.ports.tenant import current_tenant
@@ -463,6 +464,7 @@ class Guard:
         if not is_retryable(exc):
             return False
         _log.warning("falling back", port=self.port.key, adapter=self.name, method=self.method)
+        publish_fallback(self.port.key, self.name, self.method, exc)
         return True
 
     # -- the sync runner ----------------------------------------------------------------------
@@ -589,6 +591,7 @@ class Guard:
                 tokens = await self._aadmit(span) if self.layers else []
             except PortError as exc:
                 if self.fallback_fn is not None and is_retryable(exc):
+                    publish_fallback(self.port.key, self.name, self.method, exc)
                     async for item in self.fallback_fn(*args, **kwargs):
                         yield item
                     return
@@ -611,6 +614,7 @@ class Guard:
                     and isinstance(exc, Exception)
                     and is_retryable(exc)
                 ):
+                    publish_fallback(self.port.key, self.name, self.method, exc)
                     async for item in self.fallback_fn(*args, **kwargs):
                         yield item
                     return

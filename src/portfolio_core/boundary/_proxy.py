@@ -21,6 +21,7 @@ from portfolio_core.boundary.config import ProtectionConfig, TelemetryConfig
 from portfolio_core.boundary.ratelimit import RateLimiter
 from portfolio_core.boundary.stats import BoundedLabels, MethodStats
 from portfolio_core.boundary.telemetry import CostLedger, Telemetry
+from portfolio_core.boundary.timeline import publish_transition
 from portfolio_core.ports.catalogue import PortInfo
 from portfolio_core.ports.introspection import MemberKind, members_of
 
@@ -228,6 +229,7 @@ def build_proxy(
 
         def on_transition(old: str, new: str) -> None:
             runtime.breaker_transition(port.key, name, bkey, old, new)
+            publish_transition(port.key, name, old, new)
             _log.warning(
                 "circuit breaker state changed",
                 port=port.key,

@@ -226,6 +226,18 @@ class Breaker:
             return True, ""
         return False, "circuit breaker storage unavailable; calls refused (fail closed)"
 
+    def refusing_for(self) -> float | None:
+        """Seconds for which an open breaker still refuses calls (``0.0`` once its reset
+        timeout passed: the next call is admitted as a probe); ``None`` when it is not open
+        or its storage cannot be read. Like :meth:`health`, reading changes nothing."""
+        try:
+            state = str(self._storage.state)
+        except Exception:
+            return None
+        if state != OPEN:
+            return None
+        return max(0.0, self._remaining_open(self._clock()))
+
     @property
     def pybreaker(self) -> pybreaker.CircuitBreaker:
         """The underlying pybreaker breaker (for its listeners API and inspection)."""

@@ -15,6 +15,8 @@ from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from portfolio_core.boundary.timeline import publish
+
 __all__ = [
     "DURATION_BUCKETS",
     "BoundedLabels",
@@ -139,7 +141,16 @@ class MethodStats:
         """Protection refused the call (``rate_limit``, ``circuit_open``, ``bulkhead``,
         ``storage``); the adapter was not called."""
         self.rejected += 1
-        self.rejected_by_reason[reason] = self.rejected_by_reason.get(reason, 0) + 1
+        n = self.rejected_by_reason[reason] = self.rejected_by_reason.get(reason, 0) + 1
+        publish(
+            "rejection",
+            f"{self.adapter!r} refused {self.port}.{self.method}: {reason.replace('_', ' ')}",
+            entry=self.adapter,
+            severity="warning",
+            detail=f"{n} refused for this reason since start",
+            data={"port": self.port, "method": self.method, "reason": reason},
+            coalesce=("rejection", self.port, self.adapter, self.method, reason),
+        )
 
     def recent(self) -> list[float]:
         """The recent durations (up to the last 1024), oldest first not guaranteed."""

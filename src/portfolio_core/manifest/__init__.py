@@ -8,6 +8,7 @@ its ``file:line:column`` and YAML path. See docs/manifest.md for the format.
 from __future__ import annotations
 
 from portfolio_core.manifest._describe import describe
+from portfolio_core.manifest._diff import plan_diff
 from portfolio_core.manifest._resolve import installed_adapters
 from portfolio_core.manifest.errors import (
     ManifestDeprecationWarning,
@@ -39,5 +40,6 @@ __all__ = [
     "load",
     "migrate_file",
     "plan",
+    "plan_diff",
     "register_migration",
 ]

@@ -13,6 +13,7 @@ from portfolio_core.portal._app import Portal, build_app
 from portfolio_core.portal._config import (
     ApiKey,
     AuthConfig,
+    ConsoleConfig,
     CorsConfig,
     LimitsConfig,
     OpenAIConfig,
@@ -25,6 +26,7 @@ from portfolio_core.portal._config import (
 __all__ = [
     "ApiKey",
     "AuthConfig",
+    "ConsoleConfig",
     "CorsConfig",
     "LimitsConfig",
     "OpenAIConfig",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -23,6 +23,9 @@ from portfolio_core.portal._ws import serve_websocket
 from portfolio_core.ports.errors import AccessDeniedError, PortError
 from portfolio_core.registry import Registry
 from portfolio_core.wire import API_PREFIX, PROBLEM_MEDIA_TYPE, WS_PATH, dumps, problem_for
+
+if TYPE_CHECKING:
+    from portfolio_core.portal._console import Console
 
 __all__ = ["Portal", "build_app"]
 
@@ -51,6 +54,11 @@ class Portal:
         self.metrics = PortalMetrics()
         self.security = Security(self.config.auth)
         self.dispatcher = Dispatcher(registry, self.config.expose, on_bind=self.metrics.attach)
+        self.console: Console | None = None
+        if self.config.console.enabled:
+            from portfolio_core.portal._console import Console
+
+            self.console = Console(self)
 
     # -- the one check every call goes through -------------------------------------------------
 
@@ -169,6 +177,8 @@ class Portal:
             from portfolio_core.portal._openai import openai_routes
 
             routes.extend(openai_routes(self))
+        if self.console is not None:
+            routes.extend(self.console.routes())
         return routes
 
     def app(self, *, manage_registry: bool = False) -> Starlette:

@@ -18,6 +18,7 @@ from portfolio_core.ports.values import MAX_VALUE_DEPTH
 __all__ = [
     "ApiKey",
     "AuthConfig",
+    "ConsoleConfig",
     "CorsConfig",
     "LimitsConfig",
     "OpenAIConfig",
@@ -151,6 +152,30 @@ class OpenAIConfig(_Model):
     """Model name -> LLM entry. Empty: every served LLM entry, under its entry name."""
 
 
+class ConsoleConfig(_Model):
+    """The operator console at ``/console`` (see docs/portal/console.md).
+
+    It costs nothing while nobody watches: its sampler runs only while a page is open.
+    """
+
+    enabled: bool = True
+    interval: float = Field(default=1.0, ge=0.02, le=60.0)
+    """Seconds between two live updates of an open page."""
+    health_interval: float = Field(default=5.0, ge=0.1, le=3600.0)
+    """Seconds between two health checks (pings) while a page is open; a breaker
+    transition or a reload also triggers one at once."""
+    history: int = Field(default=300, ge=10, le=3600)
+    """Samples kept for the per-method charts (``history * interval`` seconds of them)."""
+    tail: int = Field(default=50, ge=1, le=500)
+    """Latest events kept and shown per event store."""
+    timeline: int = Field(default=200, ge=10, le=1000)
+    """Timeline events shown."""
+    max_payload_bytes: int = Field(default=16_384, ge=256, le=1_048_576)
+    """An event's payload longer than this is cut, with a note saying how much was cut."""
+    session_hours: float = Field(default=8.0, gt=0, le=720.0)
+    """How long a console login lasts (a signed cookie; rotating the key ends it)."""
+
+
 class PortalConfig(_Model):
     """The ``portal:`` section. ``expose`` lists the served entries (default: every entry of an
     async port)."""
@@ -165,6 +190,7 @@ class PortalConfig(_Model):
     tls: TlsConfig | None = None
     websocket: WebSocketConfig = Field(default_factory=lambda: WebSocketConfig())
     openai: OpenAIConfig = Field(default_factory=lambda: OpenAIConfig())
+    console: ConsoleConfig = Field(default_factory=lambda: ConsoleConfig())
     metrics: bool = True
     openapi: bool = True
 

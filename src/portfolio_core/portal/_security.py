@@ -88,6 +88,14 @@ class Security:
             raise AccessDeniedError("the credentials are not valid")
         return found
 
+    def signing_key(self, name: str) -> tuple[bytes, Principal] | None:
+        """A key derived from the secret of the API key ``name`` (to sign console sessions
+        with: rotating the API key ends them) and its principal; ``None`` for no such key."""
+        for digest, principal in self._keys:
+            if principal.name == name:
+                return hmac.digest(digest, b"portfolio-core console session", "sha256"), principal
+        return None
+
     @staticmethod
     def authorize(principal: Principal, entry: str, method: str, read_only: bool) -> None:
         """Raise AccessDeniedError (403) unless ``principal`` may call ``entry.method``."""

@@ -13,7 +13,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Protocol, Self, TypeVar
 
-from portfolio_core.manifest import ManifestSource, Wiring, load
+from portfolio_core.boundary.timeline import publish
+from portfolio_core.manifest import ManifestSource, Plan, Wiring, load, plan_diff
 from portfolio_core.ports.capabilities import capabilities_of
 from portfolio_core.ports.catalogue import PORTS, PortInfo
 from portfolio_core.ports.config_store import ConfigValues
@@ -134,6 +135,7 @@ class _State:
     items: Mapping[str, _Item]
     order: tuple[str, ...]
     secrets: frozenset[str]
+    plan: Plan | None = None
 
 
 _EMPTY = _State({}, {}, (), frozenset())
@@ -167,7 +169,7 @@ def _state_from_wiring(wiring: Wiring, handles: dict[str, Handle] | None = None)
         lookup[(plan.port.protocol, name)] = handed
         if info.default:
             lookup[plan.port.protocol] = handed
-    return _State(lookup, items, tuple(wiring.order), wiring.secret_values)
+    return _State(lookup, items, tuple(wiring.order), wiring.secret_values, wiring.plan)
 
 
 def starting_note(name: str) -> str:
@@ -296,7 +298,7 @@ class Registry:
                     items[other_name] = _Item(
                         _with_default(other.info, False), other.instance, other.adapter
                     )
-        self._swap(_State(lookup, items, (*state.order, name), state.secrets))
+        self._swap(_State(lookup, items, (*state.order, name), state.secrets, state.plan))
 
     def _swap(self, state: _State) -> None:
         self._state = state
@@ -546,7 +548,9 @@ class Registry:
         the calls in flight on it finished (at most ``drain_timeout`` seconds).
 
         ``config`` replaces the run-time configuration ``${config:KEY}`` reads (default:
-        the one last given). Reloads are serialised.
+        the one last given). Reloads are serialised. Every reload, successful or not, is
+        published to the process's timeline (``portfolio_core.boundary.timeline``): a success
+        with what changed in the manifest, a failure with the error (secrets masked).
         """
         if self._source is None:
             raise RuntimeError("reload() needs a registry built from a manifest")
@@ -563,44 +567,54 @@ class Registry:
         if self._source is None:
             raise RuntimeError("reload() needs a registry built from a manifest")
         source = self._source if config is None else replace(self._source, config=config)
-        planned = plan(
-            source.path,
-            profile=source.profile,
-            overrides=source.overrides,
-            environ=source.environ,
-            config=source.config,
-        )
-        old = self._state
-        old_entries = self._plan.entries if self._plan is not None else {}
-        keep: dict[str, WiredEntry] = {}
-        changed: set[str] = set()
-        for name in planned.order:
-            entry = planned.entries[name]
-            before = old_entries.get(name)
-            item = old.items.get(name)
-            if (
-                before is not None
-                and item is not None
-                and _same_entry(before, entry)
-                and not any(dep in changed for dep in entry.dependencies())
-            ):
-                keep[name] = WiredEntry(entry, item.instance, item.adapter)
-            else:
-                changed.add(name)
-        wiring = build(planned, keep=keep)
-        new = _state_from_wiring(wiring, self._handles)
-        if self._started:
-            fresh = _State(
-                new.lookup,
-                {n: i for n, i in new.items.items() if n in changed},
-                tuple(n for n in new.order if n in changed),
-                new.secrets,
+        try:
+            planned = plan(
+                source.path,
+                profile=source.profile,
+                overrides=source.overrides,
+                environ=source.environ,
+                config=source.config,
             )
-            try:
-                await self._start_state(fresh)
-            except BaseException:
-                await _stop_all(list(fresh.items.values()), new.secrets, raise_errors=False)
-                raise
+            old = self._state
+            old_entries = self._plan.entries if self._plan is not None else {}
+            keep: dict[str, WiredEntry] = {}
+            changed: set[str] = set()
+            for name in planned.order:
+                entry = planned.entries[name]
+                before = old_entries.get(name)
+                item = old.items.get(name)
+                if (
+                    before is not None
+                    and item is not None
+                    and _same_entry(before, entry)
+                    and not any(dep in changed for dep in entry.dependencies())
+                ):
+                    keep[name] = WiredEntry(entry, item.instance, item.adapter)
+                else:
+                    changed.add(name)
+            wiring = build(planned, keep=keep)
+            new = _state_from_wiring(wiring, self._handles)
+            if self._started:
+                fresh = _State(
+                    new.lookup,
+                    {n: i for n, i in new.items.items() if n in changed},
+                    tuple(n for n in new.order if n in changed),
+                    new.secrets,
+                    new.plan,
+                )
+                try:
+                    await self._start_state(fresh)
+                except BaseException:
+                    await _stop_all(list(fresh.items.values()), new.secrets, raise_errors=False)
+                    raise
+        except Exception as exc:
+            publish(
+                "reload",
+                f"reload of {source.path.name} failed: the previous wiring stays",
+                severity="error",
+                detail=self.redact(f"{type(exc).__name__}: {exc}"),
+            )
+            raise
         kept_instances = {id(i.instance) for n, i in new.items.items() if n in keep}
         retired_generations: dict[str, Any] = {}
         if self._handles is not None:
@@ -626,6 +640,7 @@ class Registry:
                 if not await wait:
                     undrained.append(name)
         await _stop_all(retired, old.secrets, raise_errors=False)
+        _publish_reload(source.path.name, old.plan, new.plan)
         return ReloadReport(
             rebuilt=tuple(n for n in planned.order if n in changed and n in old.items),
             kept=tuple(n for n in planned.order if n in keep),
@@ -671,6 +686,21 @@ def _same_entry(before: PlannedEntry, after: PlannedEntry) -> bool:
         and before.fallback == after.fallback
         and before.alias == after.alias
         and before.port is after.port
+    )
+
+
+def _publish_reload(file: str, old: Plan | None, new: Plan | None) -> None:
+    if new is None:
+        return
+    diff = plan_diff(old, new)
+    parts = [f"{len(diff[key])} {key}" for key in ("added", "removed", "changed") if diff[key]]
+    publish(
+        "reload",
+        f"reloaded {file}: " + (", ".join(parts) if parts else "no entry changed"),
+        detail="; ".join(
+            f"{c['entry']}: " + ", ".join(f["path"] for f in c["fields"]) for c in diff["changed"]
+        ),
+        data=diff,
     )
 
 
