@@ -260,16 +260,16 @@ class PostgresJobQueue:
                 for event in self._wakeups.values():  # missed notifications while away
                     event.set()
                 async for note in self._listener.notifies():
-                    event = self._wakeups.get(note.payload)
-                    if event is not None:
-                        event.set()
+                    woken = self._wakeups.get(note.payload)
+                    if woken is not None:
+                        woken.set()
             except (psycopg.Error, UnavailableError):
                 pass
             listener, self._listener = self._listener, None
             if listener is not None:
                 with contextlib.suppress(Exception):
                     await listener.close()
-            if self._closed:
+            if self._closed:  # type: ignore[unreachable]  # aclose() sets it meanwhile
                 return
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)

@@ -177,7 +177,8 @@ class SQLiteJobQueue:
     async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._conn is None:
             await self.start()
-        assert self._executor is not None and self._conn is not None
+        assert self._executor is not None
+        assert self._conn is not None
         conn = self._conn
 
         def run() -> T:
