@@ -269,10 +269,13 @@ class PostgresJobQueue:
             if listener is not None:
                 with contextlib.suppress(Exception):
                     await listener.close()
-            if self._closed:  # type: ignore[unreachable]  # aclose() sets it meanwhile
+            if self._stopping():
                 return
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
+
+    def _stopping(self) -> bool:
+        return self._closed  # aclose() may have set it while the listener awaited
 
     async def aclose(self) -> None:
         """Stop listening and close every connection. Idempotent."""
