@@ -33,6 +33,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "run the conformance kit against an adapter factory; per-clause report",
         "portfolio_core.testing.conformance",
     ),
+    "worker": (
+        "run the jobs of a manifest's job queue: handlers by task name, SIGTERM-safe",
+        "portfolio_core._commands.worker",
+    ),
     "adapters": (
         "list installed adapters per port (entry points)",
         "portfolio_core.manifest._commands.adapters",

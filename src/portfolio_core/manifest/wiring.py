@@ -39,7 +39,7 @@ from portfolio_core.ports.catalogue import PORTS, PortInfo
 __all__ = ["ManifestSource", "Plan", "PlannedEntry", "WiredEntry", "Wiring", "load", "plan"]
 
 _ENTRY_KEYS = ("port", "adapter", "default", "config", "uses", "telemetry", "protection")
-_TOP_KEYS = ("schema_version", "adapters")
+_TOP_KEYS = ("schema_version", "adapters", "worker")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
 _PORTS = {p.key: p for p in PORTS}
 
