@@ -83,7 +83,7 @@ async def _serve(args: argparse.Namespace) -> int:
         handlers.register_paths(section.get("handlers", {}))
         periodic = periodic_from(section.get("periodic", []), args.queue)
         await registry.start()
-        queue = registry.get(JobQueue, args.adapter)  # type: ignore[type-abstract]
+        queue = registry.get(JobQueue, args.adapter)
         worker = Worker(
             queue,
             handlers,

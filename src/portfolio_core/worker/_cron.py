@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -91,10 +92,8 @@ class CronSchedule:
     async def run(self, stop: asyncio.Event) -> None:
         """Enqueue ticks until ``stop`` is set; queue errors are retried at the next wake-up."""
         while not stop.is_set():
-            try:
+            with contextlib.suppress(PortError):
                 await self.enqueue_due()
-            except PortError:
-                pass
             wait = min(self.seconds_to_next(), 1.0) if self._periodic else 3600.0
             try:
                 async with asyncio.timeout(max(wait, 0.01)):
