@@ -21,7 +21,7 @@ async def until(predicate: Callable[[], Awaitable[bool]], what: str) -> None:
     deadline = asyncio.get_running_loop().time() + BOUND
     while not await predicate():
         assert asyncio.get_running_loop().time() < deadline, f"never {what}"
-        await asyncio.sleep(0.005)  # noqa: ASYNC110
+        await asyncio.sleep(0.005)
 
 
 @pytest.fixture
