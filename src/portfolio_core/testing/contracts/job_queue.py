@@ -708,6 +708,13 @@ class JobQueueMachine(AdapterMachine[JobQueue]):
     def counts_agree(self) -> None:
         got = self.run(self.adapter.counts(Q))
         assert got == self.model.counts(self.clock()), f"counts {got}"
+        running = self.run(self.adapter.list_jobs(Q, JobState.RUNNING))
+        expected = sorted(
+            (j for j in self.model.jobs.values() if j.state == "running"), key=lambda j: j.seq
+        )
+        assert [(j.id, j.attempts) for j in running] == [(j.id, j.attempts) for j in expected], (
+            f"running jobs (id, attempts): {[(j.id, j.attempts) for j in running]}"
+        )
 
     @rule(data=st.data())
     def get_agrees(self, data: st.DataObject) -> None:
