@@ -67,6 +67,7 @@ from portfolio_core.ports.event_store import (
     Subscription,
 )
 from portfolio_core.ports.generation_engine import CompletedGeneration, GenerationEngine
+from portfolio_core.ports.job_queue import Job, JobCounts, JobQueue, JobState, NewJob, Reservation
 from portfolio_core.ports.llm import (
     LLM,
     Completion,
@@ -105,6 +106,7 @@ __all__ = [
     "RecordingCachePersistence",
     "RecordingCacheStore",
     "RecordingEventStore",
+    "RecordingJobQueue",
     "RecordingGenerationEngine",
     "RecordingLLM",
     "RecordingModelBackend",
@@ -119,6 +121,7 @@ __all__ = [
     "ScriptedCachePersistence",
     "ScriptedCacheStore",
     "ScriptedEventStore",
+    "ScriptedJobQueue",
     "ScriptedGenerationEngine",
     "ScriptedLLM",
     "ScriptedModelBackend",
@@ -951,6 +954,125 @@ class RecordingEventStore(_Recording[EventStore]):
 
     async def unsubscribe(self, subscription: Subscription) -> None:
         await self._async("unsubscribe", subscription)
+
+
+class ScriptedJobQueue(_Scripted):
+    """A job queue with canned answers; unscripted ``enqueue`` returns ids "1", "2", ...,
+    ``reserve`` and ``list_jobs`` return nothing, ``counts`` zeros; finishing a reservation
+    succeeds; ``get``, ``fail``, ``retry`` and ``cancel`` must be scripted."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._next_id = 0
+
+    def _new_id(self, job: NewJob) -> str:
+        self._next_id += 1
+        return str(self._next_id)
+
+    @property
+    def _defaults(self) -> Mapping[str, Any]:  # type: ignore[override]
+        return {
+            "enqueue": computed(self._new_id),
+            "enqueue_many": computed(lambda jobs: [self._new_id(j) for j in jobs]),
+            "reserve": list,
+            "complete": None,
+            "extend": computed(lambda reservation, lease: reservation),
+            "release": None,
+            "list_jobs": list,
+            "counts": JobCounts,
+        }
+
+    async def enqueue(self, job: NewJob) -> str:
+        return cast(str, self._answer("enqueue", job))
+
+    async def enqueue_many(self, jobs: Sequence[NewJob]) -> list[str]:
+        return cast(list[str], self._answer("enqueue_many", jobs))
+
+    async def reserve(
+        self, queue: str, *, limit: int = 1, lease: float = 30.0, wait: float = 0.0
+    ) -> list[Reservation]:
+        return cast(
+            list[Reservation], self._answer("reserve", queue, limit=limit, lease=lease, wait=wait)
+        )
+
+    async def complete(self, reservation: Reservation) -> None:
+        self._answer("complete", reservation)
+
+    async def fail(
+        self, reservation: Reservation, error: str, *, retry_in: float | None = None
+    ) -> Job:
+        return cast(Job, self._answer("fail", reservation, error, retry_in=retry_in))
+
+    async def extend(self, reservation: Reservation, lease: float) -> Reservation:
+        return cast(Reservation, self._answer("extend", reservation, lease))
+
+    async def release(self, reservation: Reservation) -> None:
+        self._answer("release", reservation)
+
+    async def get(self, job_id: str) -> Job:
+        return cast(Job, self._answer("get", job_id))
+
+    async def list_jobs(self, queue: str, state: JobState, *, limit: int = 100) -> list[Job]:
+        return cast(list[Job], self._answer("list_jobs", queue, state, limit=limit))
+
+    async def retry(self, job_id: str) -> Job:
+        return cast(Job, self._answer("retry", job_id))
+
+    async def cancel(self, job_id: str) -> bool:
+        return cast(bool, self._answer("cancel", job_id))
+
+    async def counts(self, queue: str) -> JobCounts:
+        return cast(JobCounts, self._answer("counts", queue))
+
+
+class RecordingJobQueue(_Recording[JobQueue]):
+    """Records calls to a job queue."""
+
+    def __init__(self, target: JobQueue | None = None) -> None:
+        super().__init__(target if target is not None else ScriptedJobQueue())
+
+    async def enqueue(self, job: NewJob) -> str:
+        return cast(str, await self._async("enqueue", job))
+
+    async def enqueue_many(self, jobs: Sequence[NewJob]) -> list[str]:
+        return cast(list[str], await self._async("enqueue_many", jobs))
+
+    async def reserve(
+        self, queue: str, *, limit: int = 1, lease: float = 30.0, wait: float = 0.0
+    ) -> list[Reservation]:
+        return cast(
+            list[Reservation],
+            await self._async("reserve", queue, limit=limit, lease=lease, wait=wait),
+        )
+
+    async def complete(self, reservation: Reservation) -> None:
+        await self._async("complete", reservation)
+
+    async def fail(
+        self, reservation: Reservation, error: str, *, retry_in: float | None = None
+    ) -> Job:
+        return cast(Job, await self._async("fail", reservation, error, retry_in=retry_in))
+
+    async def extend(self, reservation: Reservation, lease: float) -> Reservation:
+        return cast(Reservation, await self._async("extend", reservation, lease))
+
+    async def release(self, reservation: Reservation) -> None:
+        await self._async("release", reservation)
+
+    async def get(self, job_id: str) -> Job:
+        return cast(Job, await self._async("get", job_id))
+
+    async def list_jobs(self, queue: str, state: JobState, *, limit: int = 100) -> list[Job]:
+        return cast(list[Job], await self._async("list_jobs", queue, state, limit=limit))
+
+    async def retry(self, job_id: str) -> Job:
+        return cast(Job, await self._async("retry", job_id))
+
+    async def cancel(self, job_id: str) -> bool:
+        return cast(bool, await self._async("cancel", job_id))
+
+    async def counts(self, queue: str) -> JobCounts:
+        return cast(JobCounts, await self._async("counts", queue))
 
 
 # -- inference ports (sync) --------------------------------------------------------------------

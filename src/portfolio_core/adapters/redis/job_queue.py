@@ -6,8 +6,8 @@ import asyncio
 import struct
 import time
 import uuid
-from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, Self
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, ClassVar, Self, cast
 
 import redis.asyncio as aioredis
 import redis.exceptions
@@ -446,7 +446,10 @@ class RedisJobQueue:
 
     async def _queue_of(self, job_id: str) -> str:
         try:
-            queue = await self._client.hget(f"{self.namespace}:job:{self._id(job_id)}", "queue")
+            queue = await cast(
+                Awaitable[Any],
+                self._client.hget(f"{self.namespace}:job:{self._id(job_id)}", "queue"),
+            )
         except redis.exceptions.RedisError as exc:
             raise UnavailableError(f"redis unavailable: {type(exc).__name__}", port=PORT) from exc
         if queue is None:
@@ -570,7 +573,9 @@ class RedisJobQueue:
     async def get(self, job_id: str) -> Job:
         key = self._id(job_id)
         try:
-            values = await self._client.hmget(f"{self.namespace}:job:{key}", list(_FIELDS))
+            values = await cast(
+                Awaitable[Any], self._client.hmget(f"{self.namespace}:job:{key}", list(_FIELDS))
+            )
         except redis.exceptions.RedisError as exc:
             raise UnavailableError(f"redis unavailable: {type(exc).__name__}", port=PORT) from exc
         if values[0] is None:
