@@ -31,7 +31,9 @@ async def record(payload: dict[str, Any], job: Job) -> None:
 
 @task("slow")
 async def slow(payload: dict[str, Any], job: Job) -> None:
-    """Record the start of each attempt, then sleep ``payload['seconds']`` and record the end."""
+    """Record the start of each attempt, then sleep ``payload['seconds']`` (only in attempt
+    ``payload['only_attempt']`` when given) and record the end."""
     _record(payload["dir"], "started", f"{job.id} {job.attempts}")
-    await asyncio.sleep(payload["seconds"])
+    if payload.get("only_attempt", job.attempts) == job.attempts:
+        await asyncio.sleep(payload["seconds"])
     _record(payload["dir"], "finished", f"{job.id} {job.attempts}")
