@@ -54,6 +54,10 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
         proc.wait(10)
 
 
+def tail(log: Path | None) -> str:
+    return log.read_text()[-3000:] if log is not None and log.exists() else ""
+
+
 def lines(path: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 
@@ -68,9 +72,8 @@ async def until(predicate: object, what: str, log: Path | None = None) -> None:
         if result:
             return
         if asyncio.get_running_loop().time() > deadline:
-            shown = log.read_text()[-3000:] if log is not None and log.exists() else ""
-            raise AssertionError(f"never {what}\n{shown}")
-        await asyncio.sleep(0.05)  # noqa: ASYNC110
+            raise AssertionError(f"never {what}\n{tail(log)}")
+        await asyncio.sleep(0.05)
 
 
 async def state(queue: JobQueue, job_id: str) -> JobState:
@@ -139,7 +142,7 @@ async def test_sigterm_releases_a_running_job_unrun(
         assert proc.wait(BOUND) == 0
         job = await queue.get(slow)
         assert (job.state, job.attempts) == (JobState.AVAILABLE, 0), "not released unrun"
-        assert "job released" in log.read_text()
+        assert "job released" in tail(log)
     finally:
         await queue.aclose()
 
