@@ -76,7 +76,7 @@ async def test_acknowledged_appends_survive_an_outage_exactly_once_in_order(
                 return  # refused outright: not acknowledged
             acknowledged[stream].append(event.id)
 
-        for n in range(0, 30):
+        for n in range(30):
             await append(n)
         await proxy.stop()  # PostgreSQL is unreachable from here on
         for n in range(30, 60):
