@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from portfolio_core.adapters.memory.job_queue import MemoryJobQueue
-from portfolio_core.ports import InvalidInputError, Job, JobState, NewJob
+from portfolio_core.ports import InvalidInputError, Job, JobState, NewJob, Reservation
 from portfolio_core.testing import FakeClock
 from portfolio_core.worker import CronSchedule, Handlers, Periodic, Worker
 
@@ -232,3 +232,36 @@ def test_handlers_by_decorator_and_by_path() -> None:
         handlers.register_paths({"x": "tests.worker.no_such_module:f"})
     with pytest.raises(InvalidInputError):
         handlers.register("record", print)  # another function under a taken name
+
+
+class RoundTrips(MemoryJobQueue):
+    """A memory queue whose complete and extend yield to the loop, as a network queue does."""
+
+    async def complete(self, reservation: Reservation) -> None:
+        await asyncio.sleep(0.001)
+        await super().complete(reservation)
+
+    async def extend(self, reservation: Reservation, lease: float) -> Reservation:
+        await asyncio.sleep(0.001)
+        return await super().extend(reservation, lease)
+
+
+async def test_heartbeats_racing_completions_lose_nothing(clock: FakeClock) -> None:
+    queue = RoundTrips(clock=clock, poll_interval=0.005)
+    handlers = Handlers()
+
+    @handlers.task("quick")
+    async def quick(payload: Any) -> None:
+        await asyncio.sleep(0.001)
+
+    ids = await queue.enqueue_many([NewJob("quick") for _ in range(80)])
+    worker = Worker(queue, handlers, concurrency=4, lease=0.003, idle_wait=0.01, clock=clock)
+    task = asyncio.ensure_future(worker.run())
+    await until(lambda: _all_completed(queue, len(ids)), "completed all")
+    worker.stop()
+    stats = await asyncio.wait_for(task, BOUND)
+    assert (stats.completed, stats.lost) == (80, 0), "a heartbeat reported a finished job lost"
+
+
+async def _all_completed(queue: MemoryJobQueue, n: int) -> bool:
+    return (await queue.counts("default")).completed == n

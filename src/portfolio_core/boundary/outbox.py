@@ -254,6 +254,7 @@ class Outbox:
         self._relay: asyncio.Task[None] | None = None
         self._closed = False
         self._key_params: dict[str, str] = {}
+        self._first: dict[str, bool] = {}
         for method in config.methods:
             params = [
                 p.name
@@ -267,6 +268,7 @@ class Outbox:
                     field="key",
                 )
             self._key_params[method] = wanted
+            self._first[method] = wanted == params[0]
         self._signatures = {m: inspect.signature(getattr(port.protocol, m)) for m in config.methods}
         from opentelemetry import metrics
 
@@ -305,8 +307,13 @@ class Outbox:
         return self._store
 
     def key_of(self, method: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str:
+        name = self._key_params[method]
+        if name in kwargs:
+            return str(kwargs[name])
+        if args and self._first[method]:  # the usual case, without binding the signature
+            return str(args[0])
         bound = self._signatures[method].bind(None, *args, **kwargs)
-        return str(bound.arguments.get(self._key_params[method], ""))
+        return str(bound.arguments.get(name, ""))
 
     async def start(self) -> None:
         """Open the store, count what it holds, and start the relay if anything is pending."""

@@ -109,6 +109,7 @@ class Worker:
         self._stop = asyncio.Event()
         self._tasks: dict[asyncio.Task[None], Reservation] = {}
         self._room = asyncio.Event()
+        self._finishing: set[str] = set()
         self._log = structlog.get_logger(INSTRUMENTATION).bind(queue=queue_name)
         self._metrics = _Metrics()
 
@@ -197,9 +198,13 @@ class Worker:
         while True:
             await asyncio.sleep(interval)
             for task, reservation in list(self._tasks.items()):
+                if reservation.id in self._finishing:
+                    continue  # its handler returned: the worker is completing or failing it
                 try:
                     self._tasks[task] = await self.queue.extend(reservation, self.lease)
                 except (ConflictError, NotFoundError):
+                    if reservation.id in self._finishing or task.done():
+                        continue
                     self.stats.lost += 1
                     self._log.warning("lease lost", job_id=reservation.id)
                     self._tasks.pop(task, None)
@@ -248,6 +253,7 @@ class Worker:
                     error = f"TimeoutError: the handler ran longer than {self.job_timeout} s"
                 except Exception as exc:
                     error = f"{type(exc).__name__}: {exc}"
+                self._finishing.add(job.id)
                 if error is None:
                     try:
                         await self.queue.complete(self._current(reservation))
@@ -270,6 +276,7 @@ class Worker:
                 outcome = "unfinished"
                 error = f"{type(exc).__name__}: {exc}"
             finally:
+                self._finishing.discard(job.id)
                 duration = time.perf_counter() - started
                 self.stats.running -= 1
                 m.running.add(-1, attrs)

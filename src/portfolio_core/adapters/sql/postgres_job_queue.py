@@ -112,6 +112,8 @@ class PostgresJobQueue:
         self._started = False
         self._closed = False
         self._start_lock = asyncio.Lock()
+        self._completions: list[tuple[int, str, asyncio.Future[None]]] = []
+        self._completer: asyncio.Task[None] | None = None
         t = self.table
         self._sql_rescue = (
             f"UPDATE {t} SET state = CASE WHEN attempts >= max_attempts THEN 'dead' "
@@ -280,6 +282,10 @@ class PostgresJobQueue:
     async def aclose(self) -> None:
         """Stop listening and close every connection. Idempotent."""
         self._closed = True
+        completer, self._completer = self._completer, None
+        if completer is not None:
+            with contextlib.suppress(Exception):
+                await completer
         task, self._listen_task = self._listen_task, None
         if task is not None:
             task.cancel()
@@ -358,7 +364,10 @@ class PostgresJobQueue:
         now = self._clock()
         prefix = uuid.uuid4().hex + ":"
         async with self._connection("reserve") as conn:
-            async with conn.pipeline():
+            # One round trip; the commit does not wait for the WAL flush: a server crash can
+            # only undo reservations, which makes those jobs available again (at-least-once).
+            async with conn.pipeline(), conn.transaction():
+                await conn.execute("SET LOCAL synchronous_commit TO OFF")
                 await conn.execute(self._sql_rescue, (EXPIRED, queue, now))
                 cur = await conn.execute(self._sql_take, (queue, now, limit, now + lease, prefix))
             rows = await cur.fetchall()
@@ -414,9 +423,53 @@ class PostgresJobQueue:
         raise holds_not(key, current[0][0])
 
     async def complete(self, reservation: Reservation) -> None:
-        await self._finish(
-            reservation, "complete", "state = 'completed', token = NULL, lease_until = NULL", ()
-        )
+        """Completions made while an earlier one is in flight go to the server together, in
+        one statement and one durable commit (each is still checked against its own token,
+        and each caller returns only once its completion is committed)."""
+        job_id = check_job_id(reservation.job.id)
+        key = int(job_id) if job_id.isdigit() and len(job_id) < 19 else -1
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._completions.append((key, reservation.token, future))
+        if self._completer is None or self._completer.done():
+            self._completer = asyncio.ensure_future(self._complete_batches())
+        await asyncio.shield(future)
+
+    async def _complete_batches(self) -> None:
+        while self._completions:
+            batch, self._completions = self._completions, []
+            try:
+                rows = await self._fetch(
+                    "complete",
+                    f"UPDATE {self.table} AS t SET state = 'completed', token = NULL, "
+                    "lease_until = NULL FROM unnest(%s::bigint[], %s::text[]) AS u(id, token) "
+                    "WHERE t.id = u.id AND t.state = 'running' AND t.token = u.token "
+                    "RETURNING t.id",
+                    ([k for k, _, _ in batch], [tok for _, tok, _ in batch]),
+                )
+                done = {r[0] for r in rows}
+                missed = [k for k, _, _ in batch if k not in done]
+                states: dict[int, str] = {}
+                if missed:
+                    found = await self._fetch(
+                        "complete",
+                        f"SELECT id, state FROM {self.table} WHERE id = ANY(%s)",
+                        (missed,),
+                    )
+                    states = {r[0]: r[1] for r in found}
+            except Exception as exc:
+                for _, _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for key, _, future in batch:
+                if future.done():
+                    continue
+                if key in done:
+                    future.set_result(None)
+                elif key in states:
+                    future.set_exception(holds_not(key, states[key]))
+                else:
+                    future.set_exception(NotFoundError(f"no job {key}", key=str(key), port=PORT))
 
     async def fail(
         self, reservation: Reservation, error: str, *, retry_in: float | None = None
