@@ -57,6 +57,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "print a manifest upgraded to the current schema_version",
         "portfolio_core.manifest._commands.migrate",
     ),
+    "serve": (
+        "serve a manifest's async ports over HTTP and WebSocket (the portal)",
+        "portfolio_core._commands.serve",
+    ),
+    "recover": (
+        "salvage a damaged file event log (into a new file) or file cache (damaged entries "
+        "moved aside); never deletes anything",
+        "portfolio_core._commands.recover",
+    ),
 }
 
 

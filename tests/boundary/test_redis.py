@@ -197,3 +197,34 @@ def test_health_command_reads_the_breaker_shared_through_redis(
     shared.close()
     assert main(["health", str(path)]) == 0
     assert "overall: healthy" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("fail_open", [True, False])
+def test_a_down_storage_logs_one_warning_per_interval_not_a_traceback_per_call(
+    redis_url: str, cleanup: str, fail_open: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from structlog.testing import capture_logs
+
+    breaker = Breaker(
+        cleanup,
+        fail_max=3,
+        storage=make_storage(redis_url, cleanup, fail_open),
+        fail_open_on_storage_error=fail_open,
+    )
+    _cut_off(breaker)
+    caplog.set_level(logging.DEBUG)
+    with capture_logs() as logs:
+        for _ in range(23):
+            try:
+                if breaker.admit():
+                    breaker.on_failure(RuntimeError("call failed"), probe=False)
+            except BreakerStorageError:
+                pass
+    warnings = [e for e in logs if e["event"] == "breaker storage unavailable"]
+    assert len(warnings) == 1, warnings
+    assert warnings[0]["log_level"] == "warning"
+    assert warnings[0]["breaker"] == cleanup
+    assert all(r.exc_info is None for r in caplog.records), "a traceback was logged"
+    assert not [r for r in caplog.records if r.name == "pybreaker"]

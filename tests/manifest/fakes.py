@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Self
 
@@ -110,6 +111,27 @@ class ExplodingCache(DictCache):
     def from_config(cls, config: CacheConfig, *, backing: Cache | None = None) -> Self:
         secret = config.password.get_secret_value() if config.password else ""
         raise RuntimeError(f"cannot connect with password {secret}")
+
+
+class PieceQuotingCache(DictCache):
+    """Fails the way URL parsers do: quoting pieces of the password it could not parse."""
+
+    @classmethod
+    def from_config(cls, config: CacheConfig, *, backing: Cache | None = None) -> Self:
+        secret = config.password.get_secret_value() if config.password else ""
+        pieces = [p for p in re.split(r"[/#?@:]", secret) if p]
+        raise ValueError(
+            f"Port could not be cast to integer value as {pieces[2]!r}; "
+            f"failed to resolve host '{pieces[1]}@...'; unexpected {pieces[-2]!r}"
+        )
+
+
+class FailingStart(DictCache):
+    """Its start fails quoting the password, as a driver's connection error might."""
+
+    async def start(self) -> None:
+        secret = self.config.password.get_secret_value() if self.config.password else ""
+        raise ConnectionError(f"cannot log in with {secret}")
 
 
 class FailingStop(DictCache):

@@ -64,6 +64,34 @@ def test_health_command(
     assert "overall: healthy" in capsys.readouterr().out
 
 
+def test_health_reports_an_adapter_that_fails_to_start_as_unhealthy(
+    write: Write, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLI_PW", SECRET)
+    path = write(
+        "failing.yaml",
+        f"""
+        schema_version: 1
+        adapters:
+          fine: {{port: cache, adapter: "{F}:DictCache"}}
+          broken:
+            port: cache
+            adapter: {F}:FailingStart
+            config: {{password: "${{secret:env:CLI_PW}}"}}
+        """,
+    )
+    assert main(["health", str(path)]) == 1
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert any(
+        line.split()[:2] == ["broken", "UNHEALTHY"] and "ConnectionError" in line for line in lines
+    ), captured.out
+    assert any(line.split()[:2] == ["fine", "UNHEALTHY"] for line in lines)
+    assert "overall: unhealthy" in captured.out
+    assert "Traceback" not in captured.out + captured.err
+    assert SECRET not in captured.out + captured.err
+
+
 def test_adapters_lists_entry_points_and_conflicts(
     entry_points: Callable[..., None], capsys: pytest.CaptureFixture[str]
 ) -> None:

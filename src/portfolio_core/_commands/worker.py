@@ -40,25 +40,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
+def _worker_section(wiring: Any) -> Any:
+    from portfolio_core.worker._config import WorkerConfig
 
-
-def _worker_section(wiring: Any) -> dict[str, Any]:
-    tree = wiring.plan.composed.tree if wiring.plan is not None else {}
-    section = _plain(tree.get("worker")) or {}
-    if not isinstance(section, dict):
-        raise ValueError("worker: must be a mapping")
-    unknown = set(section) - {"handlers", "imports", "periodic"}
-    if unknown:
-        raise ValueError(
-            f"worker: unknown keys {sorted(unknown)} (allowed: handlers, imports, periodic)"
-        )
-    return section
+    plan = wiring.plan
+    section = plan.sections.get("worker") if plan is not None else None
+    return section if isinstance(section, WorkerConfig) else WorkerConfig()
 
 
 async def _serve(args: argparse.Namespace) -> int:
@@ -77,11 +64,13 @@ async def _serve(args: argparse.Namespace) -> int:
     registry = Registry.from_wiring(wiring)
     try:
         section = _worker_section(wiring)
-        for module in [*section.get("imports", []), *args.imports]:
+        for module in [*section.imports, *args.imports]:
             importlib.import_module(module)
         handlers = Handlers().merged(default_handlers)
-        handlers.register_paths(section.get("handlers", {}))
-        periodic = periodic_from(section.get("periodic", []), args.queue)
+        handlers.register_paths(section.handlers)
+        periodic = periodic_from(
+            [p.model_dump(exclude_none=True) for p in section.periodic], args.queue
+        )
         await registry.start()
         queue = registry.get(JobQueue, args.adapter)
         worker = Worker(

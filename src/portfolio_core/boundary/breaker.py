@@ -25,6 +25,7 @@ Guarantees:
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -45,6 +46,52 @@ STORAGE_UNAVAILABLE = "storage-unavailable"
 CLOSED = pybreaker.STATE_CLOSED
 OPEN = pybreaker.STATE_OPEN
 HALF_OPEN = pybreaker.STATE_HALF_OPEN
+
+
+STORAGE_WARNING_INTERVAL = 30.0
+"""Seconds between two warnings that one breaker's storage is unavailable."""
+
+
+class _StorageLog:
+    """One structured warning per breaker at most every ``interval`` seconds while its
+    storage fails, counting the ones suppressed in between; never a traceback.
+
+    Stands in for pybreaker's logger on a Redis storage (which logs a full traceback on
+    every call while Redis is down) and carries the bridge's own storage warnings."""
+
+    def __init__(
+        self,
+        breaker: str,
+        *,
+        interval: float = STORAGE_WARNING_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._breaker = breaker
+        self._interval = interval
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._next: float | None = None
+        self._suppressed = 0
+
+    def warn(self, event: str, **fields: Any) -> None:
+        with self._lock:
+            now = self._clock()
+            if self._next is not None and now < self._next:
+                self._suppressed += 1
+                return
+            suppressed, self._suppressed = self._suppressed, 0
+            self._next = now + self._interval
+        _log.warning(event, breaker=self._breaker, suppressed=suppressed, **fields)
+
+    def _from_pybreaker(self, message: object, *args: object, **kwargs: object) -> None:
+        error = sys.exc_info()[1]
+        self.warn(
+            "breaker storage unavailable",
+            error=type(error).__name__ if error is not None else None,
+            detail=str(message),
+        )
+
+    exception = error = warning = _from_pybreaker
 
 
 class CircuitOpenError(UnavailableError):
@@ -120,6 +167,10 @@ class Breaker:
         self._opened_seen: float | None = None  # monotonic time this process saw it open
         self._opened_marker: object = None  # storage opened_at when we saw it
         self._in_memory = isinstance(self._storage, pybreaker.CircuitMemoryStorage)
+        shared_log = getattr(self._storage, "logger", None)
+        self._storage_log = (
+            shared_log if isinstance(shared_log, _StorageLog) else _StorageLog(name, clock=clock)
+        )
 
     # -- listeners ---------------------------------------------------------------------
     def add_listener(self, callback: StateListener) -> None:
@@ -234,9 +285,8 @@ class Breaker:
         return self._opened_seen + self._reset_timeout - now
 
     def _storage_failed(self, exc: Exception) -> bool:
-        _log.warning(
+        self._storage_log.warn(
             "breaker storage unavailable",
-            breaker=self.name,
             error=type(exc).__name__,
             policy="open" if self._fail_open else "closed",
         )
@@ -256,7 +306,7 @@ class Breaker:
                     self._cb.close()
                     self._opened_seen = None
             except Exception as exc:
-                _log.warning("breaker storage unavailable", breaker=self.name, error=repr(exc))
+                self._storage_log.warn("breaker storage unavailable", error=type(exc).__name__)
             finally:
                 self._probe.release()
             return
@@ -265,7 +315,7 @@ class Breaker:
             if storage.counter:
                 storage.reset_counter()
         except Exception as exc:
-            _log.warning("breaker storage unavailable", breaker=self.name, error=repr(exc))
+            self._storage_log.warn("breaker storage unavailable", error=type(exc).__name__)
 
     def on_failure(self, exc: BaseException, probe: bool) -> None:
         """The admitted call raised ``exc``: counted only if :func:`is_failure` says so."""
@@ -283,7 +333,7 @@ class Breaker:
                 if self._storage.counter >= self._fail_max and self._storage.state == CLOSED:
                     self._open()
         except Exception as err:
-            _log.warning("breaker storage unavailable", breaker=self.name, error=repr(err))
+            self._storage_log.warn("breaker storage unavailable", error=type(err).__name__)
         finally:
             if probe:
                 self._probe.release()
@@ -328,12 +378,14 @@ def make_storage(uri: str, name: str, fail_open: bool) -> pybreaker.CircuitBreak
         raise UnavailableError("a redis:// breaker storage needs the 'redis' extra") from exc
     client = redis.Redis.from_url(uri, socket_connect_timeout=1.0, socket_timeout=1.0)
     try:
-        return pybreaker.CircuitRedisStorage(
+        storage = pybreaker.CircuitRedisStorage(
             CLOSED,
             client,
             namespace=name,
             fallback_circuit_state=CLOSED if fail_open else STORAGE_UNAVAILABLE,
         )
+        storage.logger = _StorageLog(name)  # type: ignore[assignment]  # no traceback per call
+        return storage
     except redis.RedisError as exc:
         raise UnavailableError(
             f"circuit breaker {name!r}: its Redis storage cannot be reached"

@@ -99,9 +99,16 @@ class OnStorageError(StrEnum):
 
 def _check_storage(value: SecretStr) -> SecretStr:
     uri = value.get_secret_value()
-    scheme = uri.split("://", 1)[0] if "://" in uri else ""
+    scheme, _, rest = uri.partition("://") if "://" in uri else ("", "", "")
     if scheme not in {"memory", "redis", "rediss"}:
         raise ValueError("storage must be a 'memory://', 'redis://' or 'rediss://' URI")
+    at = rest.rfind("@")
+    if at >= 0 and any(c in rest[:at] for c in "/?#@"):
+        # a parser would split the password and quote a piece of it as a host or port
+        raise ValueError(
+            "the user or password of storage holds '/', '?', '#' or '@': percent-encode them "
+            "(%2F, %3F, %23, %40); the URI is not shown because it holds a password"
+        )
     return value
 
 

@@ -14,10 +14,19 @@ from portfolio_core.manifest._tree import LList, LMap, load_yaml_file
 from portfolio_core.manifest.errors import Origin, Problem, did_you_mean
 from portfolio_core.manifest.migrations import CURRENT_SCHEMA_VERSION, migrate_tree
 
-__all__ = ["ENV_PREFIX", "PROFILE_ENV", "Composed", "compose", "display_path"]
+__all__ = [
+    "ENV_PREFIX",
+    "EXTENDS_ROOTS_ENV",
+    "PROFILE_ENV",
+    "Composed",
+    "compose",
+    "display_path",
+]
 
 PROFILE_ENV = "PORTFOLIO_CORE_PROFILE"
 ENV_PREFIX = "PORTFOLIO_CORE__"
+EXTENDS_ROOTS_ENV = "PORTFOLIO_CORE_EXTENDS_ROOTS"
+"""Folders (``os.pathsep``-separated) that ``extends`` may reach besides the manifest's own."""
 _RESERVED_IN_PROFILE = ("schema_version", "extends", "profiles")
 
 
@@ -89,11 +98,34 @@ class _Composer:
         self.problems = problems
         self.files: list[str] = []
         self.deprecations: list[tuple[Origin, str]] = []
+        self.loaded: set[Path] = set()
+        self.roots: list[Path] = []
+
+    def allowed(self, resolved: Path) -> bool:
+        return any(resolved.is_relative_to(root) for root in self.roots)
 
     def chain(self, path: Path, referenced_at: Origin, stack: list[Path], top: bool) -> list[LMap]:
-        """Trees of ``path`` and everything it extends, base first."""
+        """Trees of ``path`` and everything it extends, base first; a file already part of
+        the chain (a diamond) is not read again and contributes once, at its first place."""
         resolved = path.resolve()
         display = display_path(path)
+        if top:
+            self.roots = [resolved.parent] + [
+                Path(p).resolve()
+                for p in self.environ.get(EXTENDS_ROOTS_ENV, "").split(os.pathsep)
+                if p and "\x00" not in p
+            ]
+        elif not self.allowed(resolved):
+            self.problems.append(
+                Problem(
+                    "invalid-extends",
+                    f"extends reaches {display}, outside the manifest's folder",
+                    ("extends",),
+                    referenced_at,
+                    f"list its folder in {EXTENDS_ROOTS_ENV} to allow it",
+                )
+            )
+            return []
         if resolved in stack:
             cycle = [display_path(p) for p in stack[stack.index(resolved) :]] + [display]
             self.problems.append(
@@ -105,6 +137,9 @@ class _Composer:
                 )
             )
             return []
+        if resolved in self.loaded:
+            return []
+        self.loaded.add(resolved)
         layer = "file" if top else "extends"
         before = len(self.problems)
         tree = load_yaml_file(path, display, self.problems, referenced_at, layer)
@@ -145,6 +180,16 @@ class _Composer:
             else:
                 refs = [(extends, extends_origin)]
             for ref, origin in refs:
+                if isinstance(ref, str) and "\x00" in ref:
+                    self.problems.append(
+                        Problem(
+                            "invalid-extends",
+                            "an extends path cannot contain the NUL character",
+                            ("extends",),
+                            origin,
+                        )
+                    )
+                    continue
                 if not isinstance(ref, str) or not ref:
                     self.problems.append(
                         Problem(
@@ -202,6 +247,16 @@ def compose(
 ) -> Composed | None:
     """Merge the layers of ``path`` in precedence order; problems are appended."""
     env = os.environ if environ is None else environ
+    if "\x00" in os.fspath(path):
+        problems.append(
+            Problem(
+                "file-unreadable",
+                "the manifest path contains the NUL character",
+                (),
+                Origin("<manifest path>"),
+            )
+        )
+        return None
     manifest_path = Path(path)
     composer = _Composer(env, problems)
     top_origin = Origin(display_path(manifest_path))

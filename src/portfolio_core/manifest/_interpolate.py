@@ -89,6 +89,8 @@ class Interpolator:
             if body.startswith("secret:"):
                 value = self._secret(body, path, origin)
                 secret = True
+                if value:
+                    self.secret_values.add(value)  # alone too: errors may quote just it
                 notes.append("secret " + body[len("secret:") :])
             else:
                 value = self._variable(body, path, origin)

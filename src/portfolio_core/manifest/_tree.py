@@ -9,6 +9,8 @@ are reported as problems rather than accepted.
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,16 @@ from portfolio_core.manifest.errors import Origin, Problem
 __all__ = ["LList", "LMap", "find_origin", "load_yaml_file", "load_yaml_text", "to_plain", "walk"]
 
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+MAX_MANIFEST_BYTES = 1024 * 1024
+"""Largest manifest file read (a manifest is configuration, not data)."""
+MAX_YAML_VALUES = 100_000
+"""Most values (mappings, lists and scalars, counting every use of an alias) one file may
+expand to: YAML aliases can make a few hundred bytes expand to billions of values."""
+
+
+class _TooLarge(Exception):
+    pass
 
 
 class LMap(dict[str, Any]):
@@ -73,8 +85,12 @@ class _Builder:
         self.layer = layer
         self.problems = problems
         self.active: set[int] = set()
+        self.budget = MAX_YAML_VALUES
 
     def build(self, node: yaml.Node, path: tuple[str | int, ...]) -> Any:
+        self.budget -= 1
+        if self.budget < 0:
+            raise _TooLarge(node)
         if id(node) in self.active:
             self.problems.append(
                 Problem(
@@ -160,6 +176,18 @@ def load_yaml_text(text: str, source: str, problems: list[Problem], layer: str =
         problems.append(Problem("yaml-syntax", f"invalid YAML: {exc}", (), Origin(source)))
     except RecursionError:
         problems.append(Problem("yaml-syntax", "YAML nested too deeply", (), Origin(source)))
+    except _TooLarge as exc:
+        node = exc.args[0]
+        problems.append(
+            Problem(
+                "yaml-too-large",
+                f"the document expands to more than {MAX_YAML_VALUES} values "
+                "(aliases that refer to aliases multiply)",
+                (),
+                _origin(node, source, layer),
+                "use fewer nested aliases; a manifest is configuration, not data",
+            )
+        )
     except (ValueError, TypeError, OverflowError) as exc:  # constructor edge cases
         problems.append(Problem("yaml-syntax", f"invalid YAML value: {exc}", (), Origin(source)))
     finally:
@@ -167,21 +195,72 @@ def load_yaml_text(text: str, source: str, problems: list[Problem], layer: str =
     return None
 
 
-def load_yaml_file(
-    path: Path, display: str, problems: list[Problem], origin: Origin, layer: str = "file"
-) -> Any:
-    """Read and parse ``path``; an unreadable file is a problem located at ``origin``."""
+def read_manifest_text(
+    path: Path, display: str, problems: list[Problem], origin: Origin
+) -> str | None:
+    """The text of ``path`` if it is a readable regular file of at most MAX_MANIFEST_BYTES
+    of UTF-8; otherwise a problem located at ``origin`` (naming only the file, never its
+    content) and ``None``. Never blocks on a FIFO or a device."""
     try:
-        text = path.read_text(encoding="utf-8")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
     except FileNotFoundError:
         problems.append(Problem("file-not-found", f"file not found: {display}", (), origin))
         return None
-    except (OSError, UnicodeDecodeError) as exc:
+    except (OSError, ValueError) as exc:
         problems.append(
             Problem(
                 "file-unreadable", f"cannot read {display}: {exc.__class__.__name__}", (), origin
             )
         )
+        return None
+    too_large = Problem(
+        "file-too-large", f"{display} is larger than {MAX_MANIFEST_BYTES} bytes", (), origin
+    )
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            problems.append(
+                Problem(
+                    "file-unreadable",
+                    f"{display} is not a regular file (a device, FIFO or folder)",
+                    (),
+                    origin,
+                )
+            )
+            return None
+        chunks: list[bytes] = []
+        size = 0
+        while size <= MAX_MANIFEST_BYTES:
+            chunk = os.read(fd, MAX_MANIFEST_BYTES + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > MAX_MANIFEST_BYTES:
+            problems.append(too_large)
+            return None
+        return b"".join(chunks).decode("utf-8")
+    except UnicodeDecodeError:
+        problems.append(
+            Problem("file-unreadable", f"cannot read {display}: it is not UTF-8 text", (), origin)
+        )
+        return None
+    except OSError as exc:
+        problems.append(
+            Problem(
+                "file-unreadable", f"cannot read {display}: {exc.__class__.__name__}", (), origin
+            )
+        )
+        return None
+    finally:
+        os.close(fd)
+
+
+def load_yaml_file(
+    path: Path, display: str, problems: list[Problem], origin: Origin, layer: str = "file"
+) -> Any:
+    """Read and parse ``path``; an unreadable file is a problem located at ``origin``."""
+    text = read_manifest_text(path, display, problems, origin)
+    if text is None:
         return None
     return load_yaml_text(text, display, problems, layer)
 

@@ -12,8 +12,10 @@ messages and hints before raising.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from urllib.parse import unquote
 
 __all__ = [
     "ManifestDeprecationWarning",
@@ -111,12 +113,36 @@ class Problem:
         return text
 
     def redacted(self, secrets: Iterable[str]) -> Problem:
+        """This problem with every secret, and every fragment of one, masked.
+
+        A fragment is what a parser quotes when a secret holding URL delimiters is
+        interpolated into a URL (``Zr9pw`` and ``Qx7`` of ``Zr9pw@Qx7``), its percent-decoded
+        form, or any run of 8 of its characters."""
+        patterns = secret_fragments(secrets)
         message, hint = self.message, self.hint
-        for secret in secrets:
-            if secret:
-                message = message.replace(secret, REDACTED)
-                hint = hint.replace(secret, REDACTED) if hint else hint
+        for pattern in patterns:
+            message = message.replace(pattern, REDACTED)
+            hint = hint.replace(pattern, REDACTED) if hint else hint
         return replace(self, message=message, hint=hint)
+
+
+_DELIMITERS = re.compile(r"[/#?@:;&=+,\s%\[\]'\"]+")
+_MIN_FRAGMENT = 3
+_RUN = 8
+
+
+def secret_fragments(secrets: Iterable[str]) -> list[str]:
+    """Every text to mask for ``secrets``, longest first (so a secret is masked whole
+    before its fragments)."""
+    found: set[str] = set()
+    for secret in secrets:
+        if not secret:
+            continue
+        for form in {secret, unquote(secret)}:
+            found.add(form)
+            found.update(p for p in _DELIMITERS.split(form) if len(p) >= _MIN_FRAGMENT)
+            found.update(form[i : i + _RUN] for i in range(len(form) - _RUN + 1))
+    return sorted(found, key=len, reverse=True)
 
 
 def _order(problem: Problem) -> tuple[str, int, int]:

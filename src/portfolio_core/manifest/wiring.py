@@ -33,13 +33,28 @@ from portfolio_core.manifest.errors import (
     Origin,
     Problem,
     did_you_mean,
+    format_path,
 )
 from portfolio_core.ports.catalogue import PORTS, PortInfo
 
 __all__ = ["ManifestSource", "Plan", "PlannedEntry", "WiredEntry", "Wiring", "load", "plan"]
 
-_ENTRY_KEYS = ("port", "adapter", "default", "config", "uses", "telemetry", "protection")
-_TOP_KEYS = ("schema_version", "adapters", "worker")
+_ENTRY_KEYS = (
+    "port",
+    "adapter",
+    "address",
+    "default",
+    "config",
+    "uses",
+    "telemetry",
+    "protection",
+)
+_TOP_KEYS = ("schema_version", "adapters")
+SECTIONS_GROUP = "portfolio_core.manifest.sections"
+"""Entry-point group of the optional top-level sections (``portal:``): name -> a pydantic
+model (with ``extra='forbid'``) validating the section."""
+#: schemes of ``address:``; every scheme but ``local`` chooses the port's ``remote`` adapter
+ADDRESS_SCHEMES = ("local", "http", "https", "ws", "wss")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
 _PORTS = {p.key: p for p in PORTS}
 
@@ -69,9 +84,11 @@ class PlannedEntry:
     protection: dict[str, Any] | None
     fallback: str | None
     origin: Origin
+    alias: str | None = None
+    """For ``address: local://<port>/<entry>``: the entry this one is another name for."""
 
     def dependencies(self) -> list[str]:
-        names: list[str] = []
+        names: list[str] = [self.alias] if self.alias else []
         for value in self.uses.values():
             names.extend([value] if isinstance(value, str) else value)
         if self.fallback:
@@ -88,6 +105,8 @@ class Plan:
     entries: dict[str, PlannedEntry]
     order: list[str]
     defaults: dict[str, str]
+    sections: dict[str, pydantic.BaseModel] = field(default_factory=dict)
+    """The validated optional top-level sections (``portal``), by name."""
 
 
 @dataclass
@@ -152,8 +171,24 @@ class _Validator:
                     hint=did_you_mean(key, allowed) or f"allowed: {', '.join(allowed)}",
                 )
 
+    def sections(self) -> dict[str, pydantic.BaseModel]:
+        """Validate every optional top-level section present (``portal:``)."""
+        found: dict[str, pydantic.BaseModel] = {}
+        models = _section_models()
+        for name, model in models.items():
+            value = self.tree.get(name)
+            if value is None:
+                continue
+            if not isinstance(value, LMap):
+                self.add("invalid-type", f"{name} must be a mapping", (name,))
+                continue
+            validated = self.model(model, value, (name,))
+            if validated is not None:
+                found[name] = validated
+        return found
+
     def entries(self) -> dict[str, PlannedEntry]:
-        self.unknown_keys(self.tree, _TOP_KEYS, (), "the manifest")
+        self.unknown_keys(self.tree, (*_TOP_KEYS, *_section_models()), (), "the manifest")
         adapters = self.tree.get("adapters")
         if adapters is None:
             return {}
@@ -182,7 +217,16 @@ class _Validator:
             return None
         self.unknown_keys(entry, _ENTRY_KEYS, path, f"adapter entry {name!r}")
         ok = True
-        for required in ("port", "adapter"):
+        address = entry.get("address")
+        if address is not None and "adapter" in entry:
+            self.add(
+                "conflicting-keys",
+                "an entry names either an adapter or an address, not both",
+                (*path, "address"),
+                key=True,
+            )
+            ok = False
+        for required in ("port", "adapter") if address is None else ("port", "address"):
             if required not in entry:
                 self.add("missing-key", f"missing required key {required!r}", path)
                 ok = False
@@ -218,7 +262,21 @@ class _Validator:
             sections[section] = to_plain(value) if value else None
         if port is None or not ok:
             return None
-        cls = resolve_adapter(port, entry["adapter"], self.eps)
+        adapter_ref: str = entry["adapter"] if address is None else "remote"
+        if address is not None:
+            target = self.address(address, port, (*path, "address"))
+            if target is None:
+                return None
+            if target.startswith("local://"):
+                return self.alias(name, entry, port, target, path, uses, sections)
+            if config is not None:
+                config.set(
+                    "address",
+                    address,
+                    entry.key_origins.get("address", entry.origin),
+                    entry.value_origins.get("address", entry.origin),
+                )
+        cls = resolve_adapter(port, adapter_ref, self.eps)
         if isinstance(cls, ResolveFailure):
             self.add(cls.kind, cls.message, (*path, "adapter"), hint=cls.hint)
             return None
@@ -236,7 +294,7 @@ class _Validator:
         return PlannedEntry(
             name=name,
             port=port,
-            adapter=entry["adapter"],
+            adapter=adapter_ref,
             cls=cls,
             config=validated,
             uses=uses,
@@ -246,6 +304,103 @@ class _Validator:
             fallback=fallback,
             origin=self.origin(path, key=True) or entry.origin,
         )
+
+    def address(self, value: str, port: PortInfo, path: tuple[str | int, ...]) -> str | None:
+        """Check an entry's ``address``: its scheme, and for ``local://`` its port."""
+        scheme, sep, rest = value.partition("://")
+        if not sep or scheme.lower() not in ADDRESS_SCHEMES:
+            self.add(
+                "unknown-scheme",
+                f"unknown address scheme {scheme!r} in {value!r}"
+                if sep
+                else f"{value!r} is not an address (scheme://...)",
+                path,
+                hint=(did_you_mean(scheme.lower(), ADDRESS_SCHEMES) if sep else None)
+                or f"schemes: {', '.join(s + '://' for s in ADDRESS_SCHEMES)}",
+            )
+            return None
+        if scheme.lower() == "local":
+            target_port, _, target = rest.partition("/")
+            if target_port != port.key or not _NAME.match(target):
+                self.add(
+                    "invalid-address",
+                    f"a local address is local://{port.key}/<entry> for a {port.key} entry, "
+                    f"not {value!r}",
+                    path,
+                )
+                return None
+            return f"local://{target}"
+        if not port.is_async:
+            self.add(
+                "invalid-address",
+                f"{port.key} is a synchronous, in-process port: it is not reached by address "
+                "(only async ports are served by a portal)",
+                path,
+            )
+            return None
+        return value
+
+    def alias(
+        self,
+        name: str,
+        entry: LMap,
+        port: PortInfo,
+        target: str,
+        path: tuple[str | int, ...],
+        uses: dict[str, str | list[str]] | None,
+        sections: dict[str, dict[str, Any] | None],
+    ) -> PlannedEntry | None:
+        """An entry addressed ``local://``: another name for an entry of this manifest."""
+        for key in ("config", "uses", "telemetry", "protection"):
+            if key in entry:
+                self.add(
+                    "invalid-address",
+                    f"an entry addressed local:// is another name for {target[8:]!r}: it has "
+                    f"no {key} of its own",
+                    (*path, key),
+                    key=True,
+                )
+        default = self.boolean(entry.get("default", False), (*path, "default"))
+        return PlannedEntry(
+            name=name,
+            port=port,
+            adapter=f"local://{port.key}/{target[8:]}",
+            cls=type(None),  # set from the target once every entry is known
+            config=None,
+            uses={},
+            default=bool(default),
+            telemetry=None,
+            protection=None,
+            fallback=None,
+            origin=self.origin(path, key=True) or entry.origin,
+            alias=target[8:],
+        )
+
+    def model(
+        self, model: type[pydantic.BaseModel], tree: LMap, path: tuple[str | int, ...]
+    ) -> pydantic.BaseModel | None:
+        """Validate ``tree`` against ``model``, each problem located at its key."""
+        try:
+            return model.model_validate(to_plain(tree))
+        except pydantic.ValidationError as exc:
+            for error in exc.errors(include_url=False, include_input=False):
+                loc = tuple(error["loc"])
+                full = (*path, *loc)
+                if error["type"] == "extra_forbidden":
+                    self.add(
+                        "unknown-key",
+                        f"unknown key {loc[-1]!r} in {format_path(full[:-1])}",
+                        full,
+                        key=True,
+                    )
+                elif error["type"] == "missing":
+                    self.add("missing-key", f"missing required key {loc[-1]!r}", full)
+                else:
+                    where = full
+                    while where and find_origin(self.tree, where) is None:
+                        where = where[:-1]
+                    self.add("invalid-config", error["msg"], where or path)
+            return None
 
     def boolean(self, value: Any, path: tuple[str | int, ...]) -> bool | None:
         if isinstance(value, bool):
@@ -356,6 +511,28 @@ class _Validator:
             return None
 
 
+_SECTION_MODELS: dict[str, type[pydantic.BaseModel]] | None = None
+
+
+def _section_models() -> dict[str, type[pydantic.BaseModel]]:
+    """The optional top-level sections installed (entry points of :data:`SECTIONS_GROUP`);
+    a section whose package is not installed (its import fails) is left out."""
+    global _SECTION_MODELS
+    if _SECTION_MODELS is None:
+        from importlib.metadata import entry_points
+
+        found: dict[str, type[pydantic.BaseModel]] = {}
+        for ep in entry_points(group=SECTIONS_GROUP):
+            try:
+                model = ep.load()
+            except Exception:  # its extra is not installed: the key stays unknown
+                continue
+            if isinstance(model, type) and issubclass(model, pydantic.BaseModel):
+                found[ep.name] = model
+        _SECTION_MODELS = found
+    return _SECTION_MODELS
+
+
 def _value_at(tree: Any, loc: tuple[Any, ...]) -> Any:
     for part in loc:
         if (isinstance(tree, dict) and part in tree) or (
@@ -367,9 +544,46 @@ def _value_at(tree: Any, loc: tuple[Any, ...]) -> Any:
     return tree
 
 
+def _resolve_aliases(entries: dict[str, PlannedEntry], v: _Validator) -> None:
+    """Give every ``local://`` entry its target's class and config, or report why not."""
+    for entry in entries.values():
+        if entry.alias is None:
+            continue
+        path = ("adapters", entry.name, "address")
+        target = entries.get(entry.alias)
+        seen = {entry.name}
+        while target is not None and target.alias is not None and target.name not in seen:
+            seen.add(target.name)
+            target = entries.get(target.alias)
+        if target is None or target.alias is not None:
+            known = v.tree.get("adapters")
+            if target is None and not (isinstance(known, LMap) and entry.alias in known):
+                v.add(
+                    "unknown-entry",
+                    f"no adapter entry named {entry.alias!r}",
+                    path,
+                    hint=did_you_mean(entry.alias, known or ()),
+                )
+            elif target is not None:
+                v.add("dependency-cycle", "local addresses form a cycle", path)
+            continue
+        if target.port.key != entry.port.key:
+            v.add(
+                "invalid-address",
+                f"{entry.alias!r} is a {target.port.key} entry, not a {entry.port.key} entry",
+                path,
+            )
+            continue
+        entry.cls = target.cls
+        entry.config = target.config
+
+
 def _check_graph(entries: dict[str, PlannedEntry], v: _Validator) -> list[str]:
     """Check uses/fallback targets, keywords and defaults; return the dependency order."""
+    _resolve_aliases(entries, v)
     for entry in entries.values():
+        if entry.alias is not None:
+            continue
         base = ("adapters", entry.name)
         params = dependency_params(entry.cls)
         for keyword, target in entry.uses.items():
@@ -531,10 +745,11 @@ def plan(
         warnings.warn(f"{origin.location}: {message}", ManifestDeprecationWarning, stacklevel=3)
     validator = _Validator(composed.tree, problems)
     entries = validator.entries()
+    sections = validator.sections()
     order = _check_graph(entries, validator)
     defaults = _defaults(entries, validator)
     _raise(problems, composed.secret_values)
-    return Plan(source, composed, entries, order, defaults)
+    return Plan(source, composed, entries, order, defaults, sections)
 
 
 def _close_quietly(instance: object) -> None:
@@ -573,6 +788,10 @@ def build(planned: Plan) -> Wiring:
             else:
                 kwargs[keyword] = {t: wired[t].adapter for t in target}
         path = ("adapters", name)
+        if entry.alias is not None:
+            aliased = wired[entry.alias]
+            wired[name] = WiredEntry(entry, aliased.instance, aliased.adapter)
+            continue
         try:
             assert entry.config is not None  # plan() rejects invalid configs
             instance = entry.cls.from_config(entry.config, **kwargs)  # type: ignore[attr-defined]

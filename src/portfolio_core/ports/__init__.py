@@ -52,7 +52,9 @@ if TYPE_CHECKING:
         port_of,
     )
     from portfolio_core.ports.errors import (
+        AccessDeniedError,
         ConflictError,
+        CorruptDataError,
         InvalidInputError,
         MaxIterationsExceededError,
         NoHealthyProviderError,
@@ -155,6 +157,7 @@ if TYPE_CHECKING:
     from portfolio_core.ports.tokenizer import (
         Tokenizer,
     )
+    from portfolio_core.ports.values import MAX_VALUE_DEPTH
 
 #: exported name -> port module that defines it
 _EXPORTS: dict[str, str] = {
@@ -180,7 +183,9 @@ _EXPORTS: dict[str, str] = {
     "Completion": "llm",
     "CompletionChunk": "llm",
     "CompletionOptions": "llm",
+    "AccessDeniedError": "errors",
     "ConflictError": "errors",
+    "CorruptDataError": "errors",
     "Direction": "event_store",
     "EventHandler": "event_store",
     "EventQuery": "event_store",
@@ -206,6 +211,7 @@ _EXPORTS: dict[str, str] = {
     "LLM": "llm",
     "LLMCapability": "llm",
     "MAX_KEY_LENGTH": "cache",
+    "MAX_VALUE_DEPTH": "values",
     "MaxIterationsExceededError": "errors",
     "Message": "llm",
     "ModelBackend": "model_backend",
@@ -269,6 +275,7 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = [
+    "AccessDeniedError",
     "Agent",
     "AgentBlocks",
     "AgentCapability",
@@ -292,6 +299,7 @@ __all__ = [
     "CompletionChunk",
     "CompletionOptions",
     "ConflictError",
+    "CorruptDataError",
     "Direction",
     "EventHandler",
     "EventQuery",
@@ -317,6 +325,7 @@ __all__ = [
     "LLM",
     "LLMCapability",
     "MAX_KEY_LENGTH",
+    "MAX_VALUE_DEPTH",
     "MaxIterationsExceededError",
     "Message",
     "ModelBackend",

@@ -4,10 +4,16 @@ Contract
 --------
 * Keys are non-empty strings of at most 512 characters without the NUL character U+0000
   (PostgreSQL text cannot hold it, so every adapter refuses it); values are JSON-compatible
-  (``None``, bool, int, float, str, lists and string-keyed dicts of those), except that
-  ``None`` itself cannot be stored, so that ``get`` returning ``None`` always means a miss.
-  Anything else raises :class:`~portfolio_core.ports.errors.InvalidInputError` and stores
-  nothing. Strings inside values may contain U+0000; they round-trip unchanged.
+  (``None``, bool, int, float, str, lists and string-keyed dicts of those, the stored-value
+  rule of :mod:`portfolio_core.ports.values`: at most ``MAX_VALUE_DEPTH`` containers deep, no
+  string that is not Unicode text), except that ``None`` itself cannot be stored, so that
+  ``get`` returning ``None`` always means a miss. Anything else (a tuple, a non-str key, a
+  lone surrogate in a key or value) raises
+  :class:`~portfolio_core.ports.errors.InvalidInputError` and stores nothing. Strings inside
+  values may contain U+0000; they round-trip unchanged.
+* Stored data that fails the adapter's integrity check raises
+  :class:`~portfolio_core.ports.errors.CorruptDataError`: a damaged item is never returned
+  altered, nor reported as a miss.
 * ``put`` overwrites; after it returns, ``get`` of that key returns an equal value until the
   TTL passes, the key is deleted or evicted, or the cache is cleared. ``ttl`` is in seconds
   and must be positive; ``None`` means no expiry. An expired item is never returned, whether

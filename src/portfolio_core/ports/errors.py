@@ -13,7 +13,9 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 __all__ = [
+    "AccessDeniedError",
     "ConflictError",
+    "CorruptDataError",
     "InvalidInputError",
     "MaxIterationsExceededError",
     "NoHealthyProviderError",
@@ -138,6 +140,22 @@ class InvalidInputError(PortError, ValueError):
         self.field = field
 
 
+class AccessDeniedError(PortError):
+    """The caller may not make this call: no valid credentials, or credentials whose scope
+    does not include it. Not retryable with the same credentials.
+
+    Attributes:
+        authenticated: ``False`` when the credentials were missing or not recognised (HTTP
+            401), ``True`` when they were valid but insufficient (HTTP 403).
+    """
+
+    def __init__(
+        self, message: str, *, authenticated: bool = False, port: str | None = None
+    ) -> None:
+        super().__init__(message, port=port)
+        self.authenticated = authenticated
+
+
 class TenantRequiredError(PortError):
     """A tenant-scoped adapter was called with no tenant in context: it fails closed."""
 
@@ -152,6 +170,34 @@ class PortTimeoutError(PortError, TimeoutError):
     ) -> None:
         super().__init__(message, port=port)
         self.timeout = timeout
+
+
+class CorruptDataError(PortError):
+    """Stored data failed its integrity check (a bad checksum, an unreadable record).
+
+    Raised instead of returning damaged data or silently dropping it; nothing was repaired
+    or deleted. Not retryable: the same call fails until the data is recovered (see the
+    ``portfolio-core recover`` command for the file adapters).
+
+    Attributes:
+        location: the file (or table) holding the damaged data, when known.
+        offset: byte offset of the first damaged record in that file, when known.
+        record: ordinal (1-based) of the first damaged record, when known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        location: str | None = None,
+        offset: int | None = None,
+        record: int | None = None,
+        port: str | None = None,
+    ) -> None:
+        super().__init__(message, port=port)
+        self.location = location
+        self.offset = offset
+        self.record = record
 
 
 class PoolExhaustedError(PortError):

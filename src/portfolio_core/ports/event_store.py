@@ -28,8 +28,12 @@ Appending
     part, raises :class:`~portfolio_core.ports.errors.ConflictError` and writes nothing.
   * Bad input raises :class:`~portfolio_core.ports.errors.InvalidInputError` and writes
     nothing: an empty batch, an empty stream name, an id repeated in the batch, data or
-    metadata that is not a JSON object (non-serialisable values, NaN, infinities), an event
-    larger than the adapter's ``max_event_bytes`` (data + metadata + type + id, UTF-8).
+    metadata that is not a JSON object following the stored-value rule of
+    :mod:`portfolio_core.ports.values` (the Cache's rule: no non-serialisable value, NaN or
+    infinity, no tuple and no non-str key -- which JSON would silently turn into a list and a
+    string, so that the event read back would differ -- and at most ``MAX_VALUE_DEPTH``
+    containers deep), an event larger than the adapter's ``max_event_bytes`` (data +
+    metadata + type + id, UTF-8).
   * No string may contain the NUL character U+0000: not the stream name, an event's type,
     id, correlation or causation id, nor any key or string value of ``data`` or
     ``metadata`` at any depth. Such a batch raises

@@ -132,6 +132,12 @@ def _state_from_wiring(wiring: Wiring) -> _State:
     return _State(lookup, items, tuple(wiring.order), wiring.secret_values)
 
 
+def starting_note(name: str) -> str:
+    """The note (PEP 678) :meth:`Registry.start` adds to the error of the adapter that
+    failed to start."""
+    return f"while starting adapter {name!r}"
+
+
 def _redact(text: str, secrets: frozenset[str]) -> str:
     for secret in secrets:
         if secret:
@@ -338,6 +344,13 @@ class Registry:
 
     # -- health ----------------------------------------------------------------------------
 
+    def redact(self, text: str) -> str:
+        """``text`` with every secret value of the manifest, and every fragment of one,
+        masked (for messages about adapters built from it)."""
+        from portfolio_core.manifest.errors import secret_fragments
+
+        return _redact(text, frozenset(secret_fragments(self._state.secrets)))
+
     def report_health_to(self, sink: HealthSink) -> None:
         """Record every result of :meth:`health` into ``sink`` too — e.g. the boundary's
         ``HealthAggregator``, which emits health transitions as events and metrics."""
@@ -403,21 +416,27 @@ class Registry:
 
     async def start(self) -> None:
         """Start adapters in dependency order. If one fails, those already started are
-        stopped (in reverse) and the error is raised."""
+        stopped (in reverse) and the error is raised, with a note naming the adapter
+        (:func:`starting_note`)."""
         await self._start_state(self._state)
         self._started = True
 
     async def _start_state(self, state: _State) -> None:
         started: list[_Item] = []
+        seen: set[int] = set()
         for name in state.order:
             item = state.items[name]
+            if id(item.instance) in seen:  # an entry addressed local:// shares its target
+                continue
+            seen.add(id(item.instance))
             start = getattr(item.instance, "start", None)
             if callable(start):
                 try:
                     result = start()
                     if inspect.isawaitable(result):
                         await result
-                except BaseException:
+                except BaseException as exc:
+                    exc.add_note(starting_note(name))
                     await _stop_all(started, state.secrets, raise_errors=False)
                     raise
             started.append(item)
@@ -517,7 +536,11 @@ async def _stop_all(items: list[_Item], secrets: frozenset[str], *, raise_errors
     errors: list[Exception] = []
     from portfolio_core.boundary.outbox import outbox_of
 
+    stopped: set[int] = set()
     for item in reversed(items):
+        if id(item.instance) in stopped:  # an entry addressed local:// shares its target
+            continue
+        stopped.add(id(item.instance))
         try:
             outbox = outbox_of(item.adapter)
             if outbox is not None:  # its relay replays through the adapter: stop it first

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from portfolio_core.adapters.file.cache import FileCache, FileCacheConfig
-from portfolio_core.ports import Cache, InvalidInputError, tenant_scope
+from portfolio_core.ports import Cache, CorruptDataError, InvalidInputError, tenant_scope
 from portfolio_core.testing.contracts.cache import CacheContract
 
 
@@ -42,14 +42,20 @@ async def test_expiry_on_read_and_sweep(tmp_path: Path) -> None:
     assert await cache.keys() == ["long"]
 
 
-async def test_no_temporary_files_left_and_torn_files_are_misses(tmp_path: Path) -> None:
+async def test_no_temporary_files_left_and_damaged_files_are_refused_not_dropped(
+    tmp_path: Path,
+) -> None:
     cache = FileCache(tmp_path)
     await cache.put_many({"a": 1, "b": 2})
     files = [p for p in tmp_path.rglob("*") if p.is_file()]  # noqa: ASYNC240
     assert all(p.suffix == ".entry" for p in files)
     for p in files:
         p.write_bytes(b"garbage")
-    assert await cache.get_many(["a", "b"]) == {}
+    with pytest.raises(CorruptDataError) as caught:
+        await cache.get_many(["a", "b"])
+    assert caught.value.location in {str(p) for p in files}
+    assert await cache.sweep() == 0
+    assert all(p.read_bytes() == b"garbage" for p in files), "a damaged entry was changed"
 
 
 async def test_namespaces_are_separate(tmp_path: Path) -> None:
@@ -123,3 +129,81 @@ async def test_ping_creates_and_checks_the_folder(tmp_path: Path) -> None:
     cache = FileCache(tmp_path / "new", namespace="ns")
     await cache.ping()
     assert (tmp_path / "new" / "ns").is_dir()
+
+
+@pytest.mark.parametrize("namespace", [".", "..", "...", "a\n"])
+def test_empty_looking_namespaces_are_refused(tmp_path: Path, namespace: str) -> None:
+    with pytest.raises(InvalidInputError):
+        FileCache(tmp_path / "root", namespace=namespace)
+
+
+async def test_namespaces_differing_only_in_case_or_dots_use_different_folders(
+    tmp_path: Path,
+) -> None:
+    names = ["ns", "NS", "Ns", "n.s", "n-s", "n_s", "N.S"]
+    caches = [FileCache(tmp_path, namespace=n) for n in names]
+    for i, cache in enumerate(caches):
+        await cache.put("k", i)
+    folders = {p.name.lower() for p in tmp_path.iterdir()}  # noqa: ASYNC240
+    assert len(folders) == len(names), "two namespaces share a folder on a case-blind disk"
+    assert [await c.get("k") for c in caches] == list(range(len(names)))
+    assert all(p.parent == tmp_path for p in tmp_path.iterdir())  # noqa: ASYNC240
+
+
+async def test_foreign_files_and_folders_are_ignored(tmp_path: Path) -> None:
+    cache = FileCache(tmp_path)
+    await cache.put("k", 1)
+    base = tmp_path / "default"
+    (base / "README").write_text("not ours")
+    (base / "_" / "notes.entry").write_text("not ours either")
+    (base / "_" / "subdir").mkdir()
+    (base / "_" / ".DS_Store").write_bytes(b"\x00\x01")
+    assert await cache.keys() == ["k"]
+    assert await cache.count() == 1
+    assert await cache.sweep() == 0
+    assert (base / "README").exists()
+    assert (base / "_" / "notes.entry").exists()
+
+
+async def test_sweep_removes_only_stale_temporary_files(tmp_path: Path) -> None:
+    import os
+
+    cache = FileCache(tmp_path, stale_write_after=60)
+    await cache.put("k", 1)
+    folder = tmp_path / "default" / "_"
+    stale = folder / ".tmp-crashed.part"
+    fresh = folder / ".tmp-writing.part"
+    stale.write_bytes(b"half")
+    fresh.write_bytes(b"half")
+    old = os.stat(stale).st_mtime - 120
+    os.utime(stale, (old, old))
+    assert await cache.sweep() == 1
+    assert not stale.exists()
+    assert fresh.exists()
+    assert await cache.get("k") == 1
+
+
+@pytest.mark.parametrize("bad", ["\udc80", "a\ud800b"])
+async def test_lone_surrogates_are_invalid_input_not_unicode_errors(
+    tmp_path: Path, bad: str
+) -> None:
+    cache = FileCache(tmp_path)
+    with pytest.raises(InvalidInputError):
+        await cache.put(bad, 1)
+    with pytest.raises(InvalidInputError):
+        await cache.get(bad)
+    with pytest.raises(InvalidInputError):
+        await cache.put("k", {"v": bad})
+    with pytest.raises(InvalidInputError):
+        await cache.put("k", {bad: 1})
+    assert await cache.keys() == []
+
+
+async def test_entries_written_before_checksums_are_still_read(tmp_path: Path) -> None:
+    import hashlib
+
+    folder = tmp_path / "default" / "_"
+    folder.mkdir(parents=True)
+    name = hashlib.sha256(b"old").hexdigest() + ".entry"
+    (folder / name).write_bytes(b'{"k": "old", "e": null}\n{"v":1}')
+    assert await FileCache(tmp_path).get("old") == {"v": 1}

@@ -143,3 +143,50 @@ def test_from_config(tmp_path: Path) -> None:
     store = SafetensorsCachePersistence.from_config(config)  # type: ignore[arg-type]
     store.save("a", make_blocks("a", 1))
     assert store.list_cached_agents() == ["a"]
+
+
+def test_a_flipped_tensor_byte_is_refused_and_the_file_kept(
+    store: SafetensorsCachePersistence,
+) -> None:
+    store.save("agent-1", make_blocks("agent-1", 1))
+    path = store.path_of("agent-1")
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 0x10  # inside the last tensor's bytes, past the header
+    path.write_bytes(bytes(data))
+    with pytest.raises(InvalidInputError, match="checksum"):
+        store.load("agent-1", SPEC)
+    assert path.read_bytes() == bytes(data)
+
+
+def test_ids_differing_only_in_case_get_files_differing_beyond_case(
+    store: SafetensorsCachePersistence,
+) -> None:
+    for agent in ("agent", "AGENT", "Agent", "a.b", "a/b"):
+        store.save(agent, make_blocks(agent, 1))
+    names = [p.name.lower() for p in store.directory.iterdir()]
+    assert len(set(names)) == 5
+    assert store.list_cached_agents() == sorted(["agent", "AGENT", "Agent", "a.b", "a/b"])
+    long_id = "é" * 70
+    store.save(long_id, make_blocks(long_id, 1))
+    assert long_id in store.list_cached_agents()
+    assert same_blocks(store.load(long_id, SPEC), make_blocks(long_id, 1))
+
+
+def test_files_named_by_the_earlier_encoding_are_still_read_then_replaced(
+    store: SafetensorsCachePersistence,
+) -> None:
+    import base64
+
+    store.save("Agent-7", make_blocks("Agent-7", 1))
+    legacy = store.directory / (
+        base64.urlsafe_b64encode(b"Agent-7").decode().rstrip("=") + ".safetensors"
+    )
+    store.path_of("Agent-7").rename(legacy)
+    assert store.exists("Agent-7")
+    assert store.list_cached_agents() == ["Agent-7"]
+    assert same_blocks(store.load("Agent-7", SPEC), make_blocks("Agent-7", 1))
+    store.save("Agent-7", make_blocks("Agent-7", 2))
+    assert not legacy.exists()
+    assert store.list_cached_agents() == ["Agent-7"]
+    assert store.delete("Agent-7")
+    assert not store.exists("Agent-7")

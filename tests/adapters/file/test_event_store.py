@@ -1,4 +1,5 @@
-"""The file EventStore passes the EventStore contract suite, and recovers a torn tail."""
+"""The file EventStore passes the EventStore contract suite, cuts a torn tail and refuses
+every other damage without changing the file."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from portfolio_core.adapters.file.event_store import FileEventStore
-from portfolio_core.ports import NewEvent, UnavailableError
+from portfolio_core.ports import CorruptDataError, NewEvent, UnavailableError
 from portfolio_core.testing.contracts.event_store import EventStoreContract
 
 
@@ -54,16 +55,68 @@ def test_torn_tail_is_truncated(tmp_path: Path, cut: int) -> None:
     asyncio.run(reopen())
 
 
-def test_corrupt_record_is_truncated(tmp_path: Path) -> None:
+def _damage(path: Path, offset: int) -> bytes:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0xFF
+    path.write_bytes(bytes(data))
+    return bytes(data)
+
+
+def _record_offsets(path: Path) -> list[int]:
+    data = path.read_bytes()
+    offsets, offset = [], 8
+    while offset < len(data):
+        offsets.append(offset)
+        offset += 8 + int.from_bytes(data[offset : offset + 4], "little")
+    return offsets
+
+
+@pytest.mark.parametrize("where", ["first", "middle", "last"])
+def test_a_damaged_record_refuses_to_open_and_changes_nothing(tmp_path: Path, where: str) -> None:
     path = tmp_path / "e.log"
     asyncio.run(_write(path, 3))
-    data = bytearray(path.read_bytes())
-    data[-3] ^= 0xFF  # flip a byte inside the last record's payload
-    path.write_bytes(bytes(data))
+    offsets = _record_offsets(path)
+    chosen = {"first": 0, "middle": 1, "last": 2}[where]
+    damaged = _damage(path, offsets[chosen] + 20)  # inside the record's payload
+
+    async def reopen() -> None:
+        store = FileEventStore(path)
+        with pytest.raises(CorruptDataError) as caught:
+            await store.start()
+        error = caught.value
+        assert (error.offset, error.record) == (offsets[chosen], chosen + 1)
+        assert f"record {chosen + 1} at byte offset {offsets[chosen]}" in str(error)
+        assert "portfolio-core recover" in str(error)
+        await store.aclose()
+
+    asyncio.run(reopen())
+    assert path.read_bytes() == damaged, "opening a damaged log changed it"
+
+
+def test_a_damaged_length_field_is_not_mistaken_for_a_torn_tail(tmp_path: Path) -> None:
+    path = tmp_path / "e.log"
+    asyncio.run(_write(path, 3))
+    last = _record_offsets(path)[-1]
+    damaged = _damage(path, last + 2)  # the length now runs past the end of the file
+
+    async def reopen() -> None:
+        with pytest.raises(CorruptDataError):
+            await FileEventStore(path).start()
+
+    asyncio.run(reopen())
+    assert path.read_bytes() == damaged
+
+
+def test_a_zero_filled_tail_is_an_unwritten_tail(tmp_path: Path) -> None:
+    path = tmp_path / "e.log"
+    asyncio.run(_write(path, 2))
+    with path.open("ab") as f:
+        f.write(bytes(64))
 
     async def reopen() -> None:
         store = FileEventStore(path)
         await store.start()
+        assert store.recovered_bytes == 64
         assert len(await store.read_all()) == 6
         await store.aclose()
 

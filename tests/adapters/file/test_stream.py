@@ -103,10 +103,29 @@ async def test_appends_survive_a_new_adapter(tmp_path: Path) -> None:
     ]
 
 
-@pytest.mark.parametrize("name", ["/etc/passwd", "../x", "a/../../x", "a//b", "_tenants/x/s"])
-async def test_paths_outside_the_root_are_refused(tmp_path: Path, name: str) -> None:
+@pytest.mark.parametrize(
+    "name",
+    ["/etc/passwd", "../x", "a/../../x", "a//b", "_tenants/x/s", ".", "./a", "a/.", "a\udc80"],
+)
+async def test_paths_outside_the_root_and_dot_names_are_refused(tmp_path: Path, name: str) -> None:
+    adapter = JsonlStream(tmp_path)
     with pytest.raises(InvalidInputError):
-        await JsonlStream(tmp_path).write_stream(name, [1])
+        await adapter.write_stream(name, [1])
+    with pytest.raises(InvalidInputError):
+        await adapter.count(name)
+    assert await adapter.sources() == []
+
+
+async def test_tenant_folder_names_are_the_shared_injective_encoding(tmp_path: Path) -> None:
+    adapter = JsonlStream(tmp_path, tenant_scoped=True)
+    for tenant in ("acme-1", "Acme", "a.b", "\U000e0001", "\ue000" + "1"):
+        with tenant_scope(tenant):
+            await adapter.write_stream("s", [tenant])
+    folders = sorted(p.name for p in (tmp_path / "_tenants").iterdir())
+    assert folders == sorted(["acme-1", "%41cme", "a%2Eb", "%F3%A0%80%81", "%EE%80%801"]), (
+        "ids that are plain lowercase keep their folder; the rest are escaped byte by byte"
+    )
+    assert JsonlStream.tenant_folder("Acme") == "%41cme"
 
 
 async def test_tenant_directories(tmp_path: Path) -> None:

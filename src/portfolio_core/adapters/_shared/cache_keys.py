@@ -26,6 +26,13 @@ def check_key(key: Any) -> str:
         )
     if "\x00" in key:
         raise InvalidInputError("cache keys cannot contain the NUL character U+0000", field="key")
+    if not key.isascii():
+        try:
+            key.encode()
+        except UnicodeEncodeError:
+            raise InvalidInputError(
+                "cache keys must be Unicode text; this one holds a lone surrogate", field="key"
+            ) from None
     return key
 
 
@@ -42,9 +49,15 @@ def check_ttl(ttl: Any) -> float | None:
 
 
 def check_namespace(namespace: str) -> str:
-    if not _NAMESPACE.match(namespace):
+    if not isinstance(namespace, str) or not _NAMESPACE.fullmatch(namespace):
         raise InvalidInputError(
             "namespace must be 1-64 characters of letters, digits, '_', '.', '-'",
+            field="namespace",
+        )
+    if not namespace.strip("."):
+        raise InvalidInputError(
+            f"namespace {namespace!r} is only dots, which file systems read as folders "
+            "('.' this one, '..' its parent)",
             field="namespace",
         )
     return namespace

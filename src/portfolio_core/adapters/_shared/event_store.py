@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
+from portfolio_core.adapters._shared.codec import check_json_value
 from portfolio_core.ports.errors import (
     ConflictError,
     InvalidInputError,
@@ -36,6 +37,7 @@ from portfolio_core.ports.event_store import (
     StreamState,
     Subscription,
 )
+from portfolio_core.ports.values import MAX_VALUE_DEPTH
 
 PORT = "EventStore"
 DEFAULT_MAX_EVENT_BYTES = 1_048_576
@@ -75,6 +77,12 @@ def dumps(value: Mapping[str, Any], what: str) -> str:
     """Encode ``value`` as compact JSON or raise InvalidInputError naming ``what``."""
     if not isinstance(value, Mapping):
         raise InvalidInputError(f"event {what} must be a JSON object (a mapping)", field=what)
+    for key, item in value.items():
+        if type(key) is not str:
+            raise InvalidInputError(
+                f"event {what} has a non-string key {key!r}", field=what, port=PORT
+            )
+        check_json_value(item, field=what, top=False, text=False, depth=2)
     try:
         return _ENCODER.encode(value)
     except (TypeError, ValueError) as exc:
@@ -234,11 +242,49 @@ def encode_batch(
     return out
 
 
+_NESTED: frozenset[type[Any]] = frozenset((dict, list, tuple))
+
+
+def _check_containers(value: Any, what: str, depth: int) -> None:
+    """The part of the stored-value rule the JSON encoder would not enforce: no tuple (it
+    writes a list), no non-str key (it writes a string), at most MAX_VALUE_DEPTH deep.
+    Scalars and other types are left to the encoder, which refuses what is not JSON."""
+    cls = value.__class__
+    if cls is tuple:
+        raise InvalidInputError(
+            f"event {what} holds a tuple, which JSON would turn into a list (got tuple); "
+            "pass a list",
+            field=what,
+            port=PORT,
+        )
+    if depth > MAX_VALUE_DEPTH:
+        raise InvalidInputError(
+            f"event {what} is nested more than {MAX_VALUE_DEPTH} containers deep",
+            field=what,
+            port=PORT,
+        )
+    if cls is dict:
+        for key, item in value.items():
+            if key.__class__ is not str:
+                raise InvalidInputError(
+                    f"event {what} has a non-string key {key!r}", field=what, port=PORT
+                )
+            if item.__class__ in _NESTED:
+                _check_containers(item, what, depth + 1)
+    else:
+        for item in value:
+            if item.__class__ in _NESTED:
+                _check_containers(item, what, depth + 1)
+
+
 def _encode_object(value: Mapping[str, Any], what: str) -> str:
-    """``dumps(value, what)``, with a shortcut for plain dicts (the usual case)."""
+    """``dumps(value, what)``, with a shortcut for plain dicts (the usual case), after the
+    stored-value rule of :mod:`portfolio_core.ports.values` (no tuple, no non-str key, at
+    most MAX_VALUE_DEPTH deep; text is checked later, see :func:`encode_batch`)."""
     if value.__class__ is dict:
         if not value:
             return "{}"
+        _check_containers(value, what, 1)
         try:
             return "".join(_encode_chunks(value, 0))
         except (TypeError, ValueError, RecursionError):

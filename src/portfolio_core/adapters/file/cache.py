@@ -1,4 +1,11 @@
-"""Cache on the local file system: one file per item, atomic writes, survives restarts."""
+"""Cache on the local file system: one file per item, atomic writes, survives restarts.
+
+An entry file is a line ``PCCACHE1 <crc32 of the rest, 8 hex digits>``, a JSON header line
+(the key and its expiry) and the encoded value. A file that fails that checksum raises
+:class:`~portfolio_core.ports.CorruptDataError` naming it -- never a miss, never deleted --
+until ``portfolio-core recover DIRECTORY`` moves it aside. Files written before checksums
+(starting with ``{``) are still read, unverified.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +16,7 @@ import json
 import os
 import tempfile
 import time
+import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -24,13 +32,68 @@ from portfolio_core.adapters._shared.cache_keys import (
     tenant_ttl,
 )
 from portfolio_core.adapters._shared.codec import JsonCodec
+from portfolio_core.adapters._shared.names import file_name
 from portfolio_core.ports.cache import CacheCapability, Codec
 from portfolio_core.ports.capabilities import declare
-from portfolio_core.ports.errors import InvalidInputError, UnavailableError
+from portfolio_core.ports.errors import CorruptDataError, InvalidInputError, UnavailableError
 
-__all__ = ["FileCache", "FileCacheConfig"]
+__all__ = ["DAMAGED_FOLDER", "FileCache", "FileCacheConfig", "entry_status"]
 
 _SUFFIX = ".entry"
+_MAGIC = b"PCCACHE1 "
+_TMP_PREFIX = ".tmp-"
+_TMP_SUFFIX = ".part"
+DAMAGED_FOLDER = ".damaged"
+"""Where ``portfolio-core recover`` moves damaged entries (beside them; never read)."""
+
+
+def _is_entry_name(name: str) -> bool:
+    stem = name[: -len(_SUFFIX)]
+    return name.endswith(_SUFFIX) and len(stem) == 64 and all(c in "0123456789abcdef" for c in stem)
+
+
+def _pack(head: bytes, blob: bytes) -> bytes:
+    body = head + b"\n" + blob
+    return _MAGIC + b"%08x\n" % zlib.crc32(body) + body
+
+
+def _unpack(data: bytes) -> tuple[dict[str, Any], bytes] | None:
+    """``(header, payload)`` of an entry file's bytes, ``None`` if they fail verification."""
+    if data.startswith(_MAGIC):
+        line_end = len(_MAGIC) + 8
+        if data[line_end : line_end + 1] != b"\n":
+            return None
+        try:
+            crc = int(data[len(_MAGIC) : line_end], 16)
+        except ValueError:
+            return None
+        body = data[line_end + 1 :]
+        if zlib.crc32(body) != crc:
+            return None
+    elif data.startswith(b"{"):  # written before checksums: readable, not verifiable
+        body = data
+    else:
+        return None
+    head, sep, payload = body.partition(b"\n")
+    if not sep:
+        return None
+    try:
+        meta = json.loads(head)
+    except ValueError:
+        return None
+    if not isinstance(meta, dict) or not isinstance(meta.get("k"), str):
+        return None
+    expires = meta.get("e")
+    if expires is not None and (isinstance(expires, bool) or not isinstance(expires, int | float)):
+        return None
+    return meta, payload
+
+
+def entry_status(path: Path) -> str | None:
+    """``"ok"`` or ``"damaged"`` for a cache entry file, ``None`` for any other file."""
+    if not _is_entry_name(path.name) or not path.is_file():
+        return None
+    return "ok" if _unpack(path.read_bytes()) is not None else "damaged"
 
 
 class FileCacheConfig(BaseModel):
@@ -40,6 +103,7 @@ class FileCacheConfig(BaseModel):
     namespace: str = "default"
     tenant_scoped: bool = False
     default_ttl: float | None = Field(default=None, gt=0)
+    stale_write_after: float = Field(default=3600.0, gt=0)
 
 
 def _digest(text: str) -> str:
@@ -49,12 +113,18 @@ def _digest(text: str) -> str:
 class FileCache:
     """Items as files under ``directory/<namespace>/<tenant>/``, one per key.
 
-    Each file holds a JSON header line (the key and its expiry) and the encoded value. Writes
+    The namespace folder's name is the namespace through the injective, case-safe encoding
+    every file adapter shares (``default`` stays ``default``; ``My.ns`` becomes
+    ``%4Dy%2Ens``), the tenant's is a digest of its id, an entry's a digest of its key. Each
+    file holds a checksum line, a JSON header line (the key and its expiry) and the encoded
+    value (see the module docstring for damaged files). Writes
     go to a temporary file in the same folder, are flushed to disk and renamed over the old
     file, so a reader (in any process of this machine) sees the old item or the new one,
     never a torn one. Expiry is wall-clock time by default (``clock=time.time``) so it
-    survives restarts; expired files are ignored on read and removed by :meth:`sweep`.
-    File I/O runs in a worker thread, never on the event loop.
+    survives restarts; expired files are ignored on read and removed by :meth:`sweep`,
+    as are temporary files of writes interrupted more than ``stale_write_after`` seconds
+    ago. Files the cache did not write are ignored. File I/O runs in a worker thread, never
+    on the event loop.
     """
 
     capabilities: ClassVar[frozenset[str]] = declare(
@@ -74,9 +144,12 @@ class FileCache:
         default_ttl: float | None = None,
         codec: Codec | None = None,
         clock: Callable[[], float] = time.time,
+        stale_write_after: float = 3600.0,
     ) -> None:
         self.directory = Path(directory)
         self.namespace = check_namespace(namespace)
+        self._base = self.directory / file_name(self.namespace, what="namespace")
+        self.stale_write_after = stale_write_after
         self.tenant_scoped = tenant_scoped
         self.default_ttl = check_ttl(default_ttl)
         self._codec: Codec = codec if codec is not None else JsonCodec()
@@ -89,6 +162,7 @@ class FileCache:
             namespace=config.namespace,
             tenant_scoped=config.tenant_scoped,
             default_ttl=config.default_ttl,
+            stale_write_after=config.stale_write_after,
         )
 
     def __repr__(self) -> str:
@@ -98,7 +172,7 @@ class FileCache:
         """Raise :class:`UnavailableError` unless the namespace folder can be written."""
 
         def probe() -> None:
-            folder = self.directory / self.namespace
+            folder = self._base
             folder.mkdir(parents=True, exist_ok=True)
             if not os.access(folder, os.W_OK):
                 raise UnavailableError(
@@ -111,7 +185,7 @@ class FileCache:
 
     def _folder(self, tenant: str | None) -> Path:
         part = "_" if tenant is None else "t" + _digest(tenant)[:32]
-        return self.directory / self.namespace / part
+        return self._base / part
 
     def _path(self, folder: Path, key: str) -> Path:
         return folder / (_digest(key) + _SUFFIX)
@@ -123,34 +197,39 @@ class FileCache:
     # -- blocking helpers (run in a worker thread) ------------------------------------------
 
     def _read(self, path: Path, key: str | None, now: float) -> tuple[str, bytes] | None:
-        """(key, payload) of a live item file, or None. Corrupt or expired files count as misses."""
+        """(key, payload) of a live item file, or None when missing or expired.
+
+        Raises CorruptDataError for a file that fails verification."""
         try:
             data = path.read_bytes()
         except FileNotFoundError:
             return None
         except OSError as exc:
             raise UnavailableError(f"cannot read cache file: {exc.strerror}") from exc
-        head, sep, payload = data.partition(b"\n")
-        if not sep:
-            return None
-        try:
-            meta = json.loads(head)
-        except ValueError:
-            return None
-        if key is not None and meta.get("k") != key:
+        found = _unpack(data)
+        if found is None:
+            raise CorruptDataError(
+                f"cache entry {str(path)!r} is damaged (it fails its checksum); it was left "
+                f"in place: 'portfolio-core recover {self.directory}' moves damaged entries "
+                "aside",
+                location=str(path),
+                port="Cache",
+            )
+        meta, payload = found
+        if key is not None and meta["k"] != key:
             return None
         expires = meta.get("e")
         if expires is not None and expires <= now:
             return None
-        return str(meta.get("k")), payload
+        return str(meta["k"]), payload
 
     def _write(self, folder: Path, key: str, blob: bytes, expires: float | None) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         head = json.dumps({"k": key, "e": expires}, ensure_ascii=False).encode()
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".part")
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=_TMP_PREFIX, suffix=_TMP_SUFFIX)
         try:
             with os.fdopen(fd, "wb") as fh:
-                fh.write(head + b"\n" + blob)
+                fh.write(_pack(head, blob))
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, self._path(folder, key))
@@ -161,8 +240,8 @@ class FileCache:
 
     def _entries(self, folder: Path) -> Iterator[Path]:
         try:
-            yield from (p for p in folder.iterdir() if p.name.endswith(_SUFFIX))
-        except FileNotFoundError:
+            yield from (p for p in folder.iterdir() if _is_entry_name(p.name))
+        except (FileNotFoundError, NotADirectoryError):
             return
 
     @staticmethod
@@ -202,7 +281,10 @@ class FileCache:
         now = self._clock()
 
         def work() -> bool:
-            live = self._read(path, key, now) is not None
+            try:
+                live = self._read(path, key, now) is not None
+            except CorruptDataError:
+                live = True  # deleting the key is what the caller asked: damaged or not
             return self._unlink(path) and live
 
         result: bool = await self._io(work)
@@ -275,17 +357,35 @@ class FileCache:
         return len(await self.keys())
 
     async def sweep(self) -> int:
-        """Remove every expired item file of the namespace (all tenants); returns how many."""
-        base = self.directory / self.namespace
+        """Remove every expired item file of the namespace (all tenants) and every temporary
+        file of a write interrupted more than ``stale_write_after`` seconds ago; returns how
+        many files were removed. Damaged entries are left in place (see the module
+        docstring) and files the cache did not write are ignored."""
+        base = self._base
         now = self._clock()
+        stale_before = time.time() - self.stale_write_after
 
         def work() -> int:
             removed = 0
-            if not base.exists():
+            if not base.is_dir():
                 return 0
             for folder in base.iterdir():
-                for path in self._entries(folder):
-                    if self._read(path, None, now) is None and self._unlink(path):
+                if not folder.is_dir() or folder.name == DAMAGED_FOLDER:
+                    continue
+                for path in folder.iterdir():
+                    name = path.name
+                    if name.startswith(_TMP_PREFIX) and name.endswith(_TMP_SUFFIX):
+                        with contextlib.suppress(FileNotFoundError):
+                            if path.stat().st_mtime < stale_before and self._unlink(path):
+                                removed += 1
+                        continue
+                    if not _is_entry_name(name):
+                        continue
+                    try:
+                        live = self._read(path, None, now) is not None
+                    except CorruptDataError:
+                        continue
+                    if not live and self._unlink(path):
                         removed += 1
             return removed
 

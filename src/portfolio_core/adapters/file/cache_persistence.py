@@ -1,7 +1,8 @@
 """CachePersistence in a directory of safetensors files, one per agent, written atomically.
 
 A file holds ``tokens`` (int64), ``k.<layer>`` and ``v.<layer>`` tensors and, in the
-safetensors metadata, the agent id, the model's ``spec_hash`` and a format version. Writes go
+safetensors metadata, the agent id, the model's ``spec_hash``, a format version and a CRC-32
+of the tensors' bytes (files written before it are loaded unverified). Writes go
 to a temporary file in the same directory, are flushed and fsynced, then renamed over the
 agent's file (``os.replace``) and the directory is fsynced: a reader sees the old file or
 the new one, never a mix, and a crash leaves at worst a stray temporary file that listing
@@ -16,12 +17,14 @@ import json
 import os
 import struct
 import tempfile
+import zlib
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from portfolio_core.adapters._shared.names import file_name, name_of
 from portfolio_core.ports.errors import InvalidInputError, NotFoundError, UnavailableError
 from portfolio_core.ports.model_backend import AgentBlocks
 
@@ -47,10 +50,13 @@ class SafetensorsCachePersistence:
     """``SafetensorsCachePersistence("/var/cache/agents")``: one safetensors file per agent.
 
     Guarantees beyond the port: files are portable safetensors (readable by any safetensors
-    library); a file that is torn, truncated or not ours is refused with InvalidInputError
-    naming the file (never half-loaded); agent ids are stored base64url-encoded in file
-    names, so any non-empty id up to 150 UTF-8 bytes is accepted. Safe to share a directory
-    between threads and processes: the last completed ``save`` of an agent wins.
+    library); a file that is torn, truncated, damaged (its checksum fails) or not ours is
+    refused with InvalidInputError naming the file (never half-loaded) and left in place;
+    file names are agent ids through the injective, case-safe name encoding every file
+    adapter shares, so any non-empty id up to 150 UTF-8 bytes is accepted and no two ids
+    share a file even on a case-insensitive file system (files named by the earlier
+    base64url encoding are still found, and replaced on the next ``save``). Safe to share a
+    directory between threads and processes: the last completed ``save`` of an agent wins.
     """
 
     config_model: ClassVar[type[BaseModel]] = SafetensorsCachePersistenceConfig
@@ -76,7 +82,20 @@ class SafetensorsCachePersistence:
 
     def path_of(self, agent_id: str) -> Path:
         """The file that holds (or would hold) the agent's cache."""
+        _check_id(agent_id)
+        return self._dir / (file_name(agent_id, what="agent_id") + _SUFFIX)
+
+    def _legacy_path(self, agent_id: str) -> Path:
         return self._dir / (_encode_id(agent_id) + _SUFFIX)
+
+    def _existing(self, agent_id: str) -> Path:
+        """The agent's file, falling back to its name under the earlier encoding."""
+        path = self.path_of(agent_id)
+        if not path.exists():
+            legacy = self._legacy_path(agent_id)
+            if legacy.exists():
+                return legacy
+        return path
 
     # -- the port -----------------------------------------------------------------------
 
@@ -104,12 +123,16 @@ class SafetensorsCachePersistence:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise UnavailableError(f"cannot write {target}: {exc}", port=_PORT) from exc
+        legacy = self._legacy_path(agent_id)
+        if legacy != target:
+            with contextlib.suppress(OSError):
+                legacy.unlink()
         if self._fsync:
             self._fsync_dir()
 
     def load(self, agent_id: str, spec_hash: str) -> AgentBlocks:
         """Read the agent's cache; InvalidInputError if it is another model's or is damaged."""
-        path = self.path_of(agent_id)
+        path = self._existing(agent_id)
         try:
             data = path.read_bytes()
         except FileNotFoundError:
@@ -131,26 +154,39 @@ class SafetensorsCachePersistence:
         return _deserialize(data, meta, path)
 
     def exists(self, agent_id: str) -> bool:
-        return self.path_of(agent_id).is_file()
+        return self._existing(agent_id).is_file()
 
     def delete(self, agent_id: str) -> bool:
-        try:
-            self.path_of(agent_id).unlink()
-        except FileNotFoundError:
-            return False
-        except OSError as exc:
-            raise UnavailableError(f"cannot delete the cache of {agent_id!r}: {exc}") from exc
-        return True
+        removed = False
+        for path in (self.path_of(agent_id), self._legacy_path(agent_id)):
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise UnavailableError(
+                    f"cannot delete the cache of {agent_id!r}: {exc}", port=_PORT
+                ) from exc
+            removed = True
+        return removed
 
     def list_cached_agents(self) -> list[str]:
-        agents = []
+        agents: set[str] = set()
         for path in self._dir.iterdir():
             name = path.name
             if name.startswith(_TMP_PREFIX) or not name.endswith(_SUFFIX):
                 continue
-            agent = _decode_id(name[: -len(_SUFFIX)])
-            if agent is not None:
-                agents.append(agent)
+            stem = name[: -len(_SUFFIX)]
+            agent = name_of(stem)
+            if agent is None:
+                agent = _agent_in_header(path)  # a hashed long name
+            if agent is None:
+                agent = _decode_id(stem)  # the earlier base64url name
+            if agent is not None and name in (
+                self.path_of(agent).name,
+                _encode_id(agent) + _SUFFIX,
+            ):
+                agents.add(agent)
         return sorted(agents)
 
     def close(self) -> None:
@@ -169,17 +205,50 @@ class SafetensorsCachePersistence:
             os.close(fd)
 
 
-def _encode_id(agent_id: str) -> str:
+def _check_id(agent_id: str) -> bytes:
     if not isinstance(agent_id, str) or not agent_id:
         raise InvalidInputError("agent_id must be a non-empty string", field="agent_id", port=_PORT)
-    raw = agent_id.encode("utf-8")
+    try:
+        raw = agent_id.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInputError(
+            "agent_id holds a lone surrogate, which is not Unicode text",
+            field="agent_id",
+            port=_PORT,
+        ) from None
     if len(raw) > _MAX_ID_BYTES:
         raise InvalidInputError(
             f"agent_id is {len(raw)} UTF-8 bytes; at most {_MAX_ID_BYTES}",
             field="agent_id",
             port=_PORT,
         )
-    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+    return raw
+
+
+def _encode_id(agent_id: str) -> str:
+    """The earlier file name encoding (base64url), still read."""
+    return base64.urlsafe_b64encode(_check_id(agent_id)).decode("ascii").rstrip("=")
+
+
+def _agent_in_header(path: Path) -> str | None:
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(8)
+            (size,) = struct.unpack("<Q", head)
+            if size > 1 << 20:
+                return None
+            meta = json.loads(fh.read(size)).get("__metadata__") or {}
+    except (OSError, struct.error, ValueError, AttributeError):
+        return None
+    agent = meta.get("agent_id") if isinstance(meta, dict) else None
+    return agent if isinstance(agent, str) else None
+
+
+def _checksum(tensors: dict[str, np.ndarray[Any, Any]]) -> str:
+    crc = 0
+    for name in sorted(tensors):
+        crc = zlib.crc32(np.ascontiguousarray(tensors[name]).tobytes(), crc)
+    return f"{crc:08x}"
 
 
 def _decode_id(stem: str) -> str | None:
@@ -201,6 +270,7 @@ def _serialize(blocks: AgentBlocks) -> bytes:
         "agent_id": blocks.agent_id,
         "spec_hash": blocks.spec_hash,
         "layers": str(len(blocks.keys)),
+        "crc32": _checksum(tensors),
     }
     return bytes(save(tensors, metadata=metadata))
 
@@ -231,4 +301,10 @@ def _deserialize(data: bytes, meta: dict[str, str], path: Path) -> AgentBlocks:
         tokens = tuple(int(t) for t in tensors["tokens"].tolist())
     except Exception as exc:  # safetensors raises its own error type for torn data
         raise InvalidInputError(f"{path.name} is not a complete cache file: {exc}") from exc
+    expected = meta.get("crc32")
+    if expected is not None and _checksum(tensors) != expected:
+        raise InvalidInputError(
+            f"{path.name} is damaged: its tensors fail their checksum (the file was left in place)",
+            port=_PORT,
+        )
     return AgentBlocks(meta["agent_id"], tokens, keys, values, meta["spec_hash"])

@@ -4,12 +4,22 @@ Log format: an 8-byte magic header, then one record per appended batch::
 
     u32 little-endian payload length | u32 CRC-32 of the payload | payload (UTF-8 JSON)
 
-A batch is one record written with one ``write`` call, so it is stored whole or not at all:
-on open the log is scanned, every record's length and checksum verified, and a torn or
-corrupt tail (a crash in the middle of a write) is truncated away. The in-memory index
-(streams, ids, positions, and the encoded events themselves) is rebuilt from the log, so
-reads never touch the disk. An append is acknowledged after the record is written and, with
-``fsync="always"`` (the default), flushed to stable storage.
+A batch is one record written with one ``write`` call, so it is stored whole or not at all.
+On open the log is scanned and every record's length and checksum verified:
+
+* a *torn tail* -- an incomplete last record, the trace of a crash in the middle of a write
+  that was therefore never acknowledged -- is truncated away (``recovered_bytes`` says how
+  much);
+* any other damage (a bad checksum in the middle or in a complete last record, a record that
+  does not continue the log) is never "repaired" by deleting data: opening raises
+  :class:`~portfolio_core.ports.CorruptDataError` naming the byte offset and the ordinal of
+  the first damaged record, and the file is left exactly as it was. ``portfolio-core recover
+  PATH`` (see :func:`portfolio_core.adapters.file.recovery.salvage_event_log`) then writes a
+  new log with every record it can verify, keeping the damaged one.
+
+The in-memory index (streams, ids, positions, and the encoded events themselves) is rebuilt
+from the log, so reads never touch the disk. An append is acknowledged after the record is
+written and, with ``fsync="always"`` (the default), flushed to stable storage.
 
 The file is locked (``flock``) while open: a second process gets UnavailableError.
 """
@@ -50,7 +60,7 @@ from portfolio_core.adapters._shared.event_store import (
     validate_subscribe,
 )
 from portfolio_core.ports.capabilities import declare
-from portfolio_core.ports.errors import UnavailableError
+from portfolio_core.ports.errors import CorruptDataError, UnavailableError
 from portfolio_core.ports.event_store import (
     AppendResult,
     Direction,
@@ -121,7 +131,64 @@ def _decode_record(payload: bytes) -> tuple[str, list[IndexedRow]]:
         IndexedRow(EncodedEvent(*e), stream, version + k, position + k, at)
         for k, e in enumerate(rec["e"])
     ]
+    if not rows:
+        raise ValueError("a record holds no event")
     return rec["t"], rows
+
+
+# Every payload starts with this (json.dumps keeps the dict's order): a cheap filter when
+# looking for the next intact record after a damaged one.
+_PAYLOAD_START = b'{"t":'
+_DECODE_ERRORS = (ValueError, KeyError, TypeError, IndexError)
+
+
+def _record_at(data: bytes, offset: int) -> tuple[str, list[IndexedRow], int] | None:
+    """``(tenant, rows, end)`` of the whole, checksummed, decodable record at ``offset``."""
+    if offset + HEADER.size > len(data):
+        return None
+    length, crc = HEADER.unpack_from(data, offset)
+    start = offset + HEADER.size
+    if length == 0 or start + length > len(data):
+        return None
+    payload = data[start : start + length]
+    if zlib.crc32(payload) != crc:
+        return None
+    try:
+        tenant, rows = _decode_record(payload)
+    except _DECODE_ERRORS:
+        return None
+    return tenant, rows, start + length
+
+
+def _next_record(data: bytes, after: int) -> int | None:
+    """Offset of the first intact record starting after ``after``, if any."""
+    probe = after + HEADER.size
+    while True:
+        found = data.find(_PAYLOAD_START, probe)
+        if found < 0:
+            return None
+        offset = found - HEADER.size
+        if offset > after and _record_at(data, offset) is not None:
+            return offset
+        probe = found + 1
+
+
+def _is_torn_tail(data: bytes, offset: int) -> bool:
+    """Whether the bytes from ``offset`` (where the first bad record starts) are the trace of
+    an interrupted write, which was never acknowledged: no intact record follows, and the
+    tail is shorter than a header, or a header announcing more bytes than the file has
+    (unless those bytes are the whole record with a damaged length field), or all zeros
+    (space the file system allocated but never wrote)."""
+    if _next_record(data, offset) is not None:
+        return False
+    end = len(data)
+    if offset + HEADER.size > end:
+        return True
+    length, crc = HEADER.unpack_from(data, offset)
+    start = offset + HEADER.size
+    if start + length > end:
+        return bool(zlib.crc32(data[start:]) != crc)
+    return not data[offset:].strip(b"\x00")
 
 
 class FileEventStore:
@@ -169,7 +236,7 @@ class FileEventStore:
         self._last_sync = 0.0
         self._executor: ThreadPoolExecutor | None = None
         self.recovered_bytes = 0
-        """Bytes of torn or corrupt tail truncated when the log was last opened."""
+        """Bytes of torn tail (an interrupted, unacknowledged write) cut when last opened."""
 
     @classmethod
     def from_config(cls, config: FileEventStoreConfig) -> Self:
@@ -202,6 +269,17 @@ class FileEventStore:
                     os.write(fd, MAGIC)
                     os.fsync(fd)
                     data = MAGIC
+                elif _next_record(data, 0) is not None:
+                    raise CorruptDataError(
+                        f"event log {str(self.path)!r} is damaged: its header (byte offset 0) "
+                        "is not the event log's. The file was left unchanged; "
+                        f"'portfolio-core recover {self.path}' writes a new log with every "
+                        "record it can verify",
+                        location=str(self.path),
+                        offset=0,
+                        record=0,
+                        port="EventStore",
+                    )
                 else:
                     raise UnavailableError(
                         f"{str(self.path)!r} is not an event log", port="EventStore"
@@ -218,27 +296,49 @@ class FileEventStore:
         self._fd = fd
 
     def _replay(self, data: bytes) -> int:
-        """Index every whole, valid record; return the offset where the valid log ends."""
+        """Index every record; return where the log ends once a torn tail is cut off.
+
+        Raises CorruptDataError (leaving the file and the index untouched) for any damage
+        other than a torn tail."""
+        index = EventIndex()
         offset = len(MAGIC)
+        ordinal = 0
         end = len(data)
-        while offset + HEADER.size <= end:
-            length, crc = HEADER.unpack_from(data, offset)
-            start = offset + HEADER.size
-            if start + length > end:
-                break
-            payload = data[start : start + length]
-            if zlib.crc32(payload) != crc:
-                break
-            try:
-                tenant, rows = _decode_record(payload)
-                self._index.add(tenant, rows)
-            except (ValueError, KeyError, TypeError):
-                break
-            offset = start + length
+        problem = ""
+        while offset < end:
+            ordinal += 1
+            found = _record_at(data, offset)
+            if found is None:
+                if _is_torn_tail(data, offset):
+                    break
+                problem = "fails its checksum or cannot be decoded"
+            else:
+                tenant, rows, after = found
+                try:
+                    index.add(tenant, rows)
+                except ValueError as exc:
+                    problem = f"does not continue the log ({exc})"
+                else:
+                    offset = after
+                    continue
+            raise CorruptDataError(
+                f"event log {str(self.path)!r} is damaged: record {ordinal} at byte offset "
+                f"{offset} {problem}. The file was left unchanged; "
+                f"'portfolio-core recover {self.path}' writes a new log with every record "
+                "it can verify",
+                location=str(self.path),
+                offset=offset,
+                record=ordinal,
+                port="EventStore",
+            )
+        self._index = index
         return offset
 
     async def start(self) -> None:
-        """Open (or create) the log, recover a torn tail, rebuild the index; idempotent."""
+        """Open (or create) the log, cut a torn tail, rebuild the index; idempotent.
+
+        Raises CorruptDataError when the log is damaged anywhere but in a torn tail (the
+        file is left unchanged), UnavailableError when it cannot be opened or locked."""
         if self._executor is not None:
             return
         executor = ThreadPoolExecutor(1, thread_name_prefix="pc-file-events")

@@ -3,9 +3,14 @@
 Semantics beyond the port's contract:
 
 * A source name is a relative path under the adapter's ``root`` (``"orders.jsonl"``,
-  ``"2024/clicks.jsonl"``); absolute paths and ``..`` are refused with ``InvalidInputError``.
-  Tenant scoped, it lives under ``root/_tenants/<tenant>/``; unscoped names may not start
-  with ``_tenants``. Do not share one root between scoped and unscoped adapters.
+  ``"2024/clicks.jsonl"``); absolute paths and ``.``, ``..`` or empty parts are refused with
+  ``InvalidInputError``. Tenant scoped, it lives under ``root/_tenants/<tenant>/``, where
+  ``<tenant>`` is the tenant id through the injective, case-safe name encoding every file
+  adapter shares (``acme-1`` stays ``acme-1``; other characters, upper-case letters
+  included, become ``%XX`` escapes of their UTF-8 bytes); unscoped names may not start with
+  ``_tenants``. Do not share one root between scoped and unscoped adapters.
+* Lines carry no checksum (they are plain JSON Lines, for other tools to read): a damaged
+  line is reported like any invalid line (below) and never rewritten or removed.
 * Each line is one JSON value, the payload; whitespace-only lines are ignored. A message's
   id is its line number (``"1"``, ``"2"``, ...). Every reader starts at line 1 (fan-out).
 * A line that is not valid JSON is handled by ``on_error``: ``halt`` raises
@@ -31,6 +36,7 @@ from typing import Any, ClassVar, Self, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from portfolio_core.adapters._shared import stream as shared
+from portfolio_core.adapters._shared.names import file_name
 from portfolio_core.ports.capabilities import declare, require
 from portfolio_core.ports.errors import InvalidInputError, PortTimeoutError, UnavailableError
 from portfolio_core.ports.stream import OnError, StreamCapability, StreamMessage, StreamOptions
@@ -55,7 +61,7 @@ class JsonlStreamConfig(BaseModel):
 
 
 def _tenant_dir(tenant: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else f"%{ord(c):04x}" for c in tenant)
+    return file_name(tenant, what="tenant")
 
 
 def _read_lines(path: Path, offset: int, limit: int, final: bool) -> tuple[list[bytes], int]:
@@ -129,6 +135,12 @@ class JsonlStream:
     def close(self) -> None:
         """Nothing stays open between calls; idempotent."""
 
+    @staticmethod
+    def tenant_folder(tenant_id: str) -> str:
+        """The name of ``tenant_id``'s folder under ``root/_tenants`` (the injective,
+        case-safe name encoding every file adapter shares)."""
+        return _tenant_dir(tenant_id)
+
     # -- internals ---------------------------------------------------------------------------
 
     def _base(self) -> Path:
@@ -140,12 +152,21 @@ class JsonlStream:
     def _path(self, source: str, what: str = "source") -> Path:
         shared.check_source(source, what)
         rel = PurePosixPath(source)
-        if rel.is_absolute() or any(part in ("..", "") for part in source.split("/")):
+        if rel.is_absolute() or any(part in ("..", ".", "") for part in source.split("/")):
             raise InvalidInputError(
-                f"{what} must be a relative path without '..' or empty parts: {source!r}",
+                f"{what} must be a relative path without '.', '..' or empty parts: {source!r}",
                 field=what,
                 port="Stream",
             )
+        if not source.isascii():
+            try:
+                source.encode()
+            except UnicodeEncodeError:
+                raise InvalidInputError(
+                    f"{what} holds a lone surrogate, which is not Unicode text",
+                    field=what,
+                    port="Stream",
+                ) from None
         if not self.tenant_scoped and rel.parts[0] == _TENANTS:
             raise InvalidInputError(
                 f"{what} may not start with {_TENANTS!r}", field=what, port="Stream"

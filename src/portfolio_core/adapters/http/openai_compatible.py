@@ -10,20 +10,37 @@ for tool calling).
 Errors are translated: 429 -> :class:`RateLimitedError` (``retry_after`` from the
 ``Retry-After`` header, seconds or HTTP date), 408 and client timeouts ->
 :class:`PortTimeoutError`, 5xx and connection failures -> :class:`UnavailableError`, other
-4xx -> :class:`InvalidInputError`. The API key is a ``SecretStr``: it is sent only in the
-``Authorization`` header and never appears in reprs, errors or logs.
+4xx -> :class:`InvalidInputError`.
+
+The server is not trusted:
+
+* every call has a total deadline -- ``timeout`` seconds for ``complete`` and ``ping``,
+  ``stream_timeout`` for a whole ``stream`` -- however slowly the server trickles bytes
+  (:class:`PortTimeoutError`);
+* a response is validated (pydantic) before it is read; a body of the wrong shape, an
+  invalid stream event, a body or stream larger than ``max_response_bytes``, and a stream
+  that ends before ``[DONE]`` or a ``finish_reason`` all raise :class:`UnavailableError`
+  (a provider failure, so a router falls back to its next provider) -- a cut stream is
+  never returned as complete;
+* the API key and the values of configured headers are secrets: they are sent only in
+  headers, and scrubbed -- whole or any 8-character piece of them -- from every text the
+  adapter lets out (error messages carry at most 300 characters of an error body, after
+  scrubbing), as are the user and password of a ``base_url``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import math
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, Self
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from portfolio_core.ports import (
     Completion,
@@ -44,6 +61,11 @@ from portfolio_core.ports import (
 
 __all__ = ["OpenAICompatibleLLM", "OpenAICompatibleLLMConfig"]
 
+DEFAULT_MAX_RESPONSE_BYTES = 8 * 1024 * 1024
+_ERROR_DETAIL = 300
+_ERROR_READ = 64 * 1024
+_FRAGMENT = 8  # a piece of a secret this long is scrubbed too
+
 
 class OpenAICompatibleLLMConfig(BaseModel):
     """Manifest config of :class:`OpenAICompatibleLLM`."""
@@ -55,7 +77,55 @@ class OpenAICompatibleLLMConfig(BaseModel):
     model: str
     api_key: SecretStr | None = None
     timeout: float = Field(default=60.0, gt=0)
+    """Total seconds for one ``complete`` or ``ping``, however the server trickles."""
+    stream_timeout: float = Field(default=300.0, gt=0)
+    """Total seconds for one whole ``stream``."""
+    max_response_bytes: int = Field(default=DEFAULT_MAX_RESPONSE_BYTES, gt=0)
+    """Largest body (or whole stream) accepted."""
     headers: dict[str, str] = Field(default_factory=dict)
+
+
+# -- what a server may answer (validated before use) ----------------------------------------
+
+
+class _Function(BaseModel):
+    name: str = ""
+    arguments: str | dict[str, Any] | None = None
+
+
+class _ToolCallBody(BaseModel):
+    id: str | None = None
+    function: _Function = Field(default_factory=_Function)
+
+
+class _MessageBody(BaseModel):
+    content: str | None = None
+    tool_calls: list[_ToolCallBody] | None = None
+
+
+class _Choice(BaseModel):
+    message: _MessageBody | None = None
+    finish_reason: str | None = None
+
+
+class _CompletionBody(BaseModel):
+    choices: list[_Choice] = Field(min_length=1)
+    model: str | None = None
+    usage: dict[str, Any] | None = None
+
+
+class _Delta(BaseModel):
+    content: str | None = None
+
+
+class _StreamChoice(BaseModel):
+    delta: _Delta | None = None
+    finish_reason: str | None = None
+
+
+class _StreamEvent(BaseModel):
+    choices: list[_StreamChoice] | None = None
+    usage: dict[str, Any] | None = None
 
 
 def _message_json(m: Message) -> dict[str, Any]:
@@ -80,13 +150,13 @@ def _retry_after(value: str | None) -> float | None:
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
+        try:
+            seconds = parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError, OverflowError):
+            return None
+    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 def _parse_arguments(raw: object) -> dict[str, Any]:
@@ -95,10 +165,56 @@ def _parse_arguments(raw: object) -> dict[str, Any]:
     if isinstance(raw, str) and raw.strip():
         try:
             parsed = json.loads(raw)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):
             return {"_raw": raw}
         return parsed if isinstance(parsed, dict) else {"_value": parsed}
     return {}
+
+
+def _without_credentials(url: str) -> str:
+    """``url`` without a user or password (for messages and reprs)."""
+    try:
+        parts = urlsplit(url)
+        if parts.username is None and parts.password is None:
+            return url
+        host = parts.hostname or ""
+        if parts.port is not None:
+            host = f"{host}:{parts.port}"
+        return urlunsplit((parts.scheme, host, parts.path, "", ""))
+    except ValueError:
+        return "<base_url>"
+
+
+class _Scrubber:
+    """Removes known secrets, whole or any ``_FRAGMENT``-character piece, from text."""
+
+    def __init__(self, secrets: Sequence[str]) -> None:
+        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self._pieces = {
+            s[i : i + _FRAGMENT]
+            for s in self._secrets
+            if len(s) >= _FRAGMENT
+            for i in range(len(s) - _FRAGMENT + 1)
+        }
+
+    def __call__(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        if not self._pieces or len(text) < _FRAGMENT:
+            return text
+        hidden = bytearray(len(text))
+        for i in range(len(text) - _FRAGMENT + 1):
+            if text[i : i + _FRAGMENT] in self._pieces:
+                hidden[i : i + _FRAGMENT] = b"\x01" * _FRAGMENT
+        if not any(hidden):
+            return text
+        out: list[str] = []
+        for i, c in enumerate(text):
+            if not hidden[i]:
+                out.append(c)
+            elif i == 0 or not hidden[i - 1]:
+                out.append("***")
+        return "".join(out)
 
 
 class OpenAICompatibleLLM:
@@ -117,18 +233,39 @@ class OpenAICompatibleLLM:
         *,
         api_key: SecretStr | str | None = None,
         timeout: float = 60.0,
+        stream_timeout: float = 300.0,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         headers: Mapping[str, str] | None = None,
         client: httpx.AsyncClient | None = None,
     ) -> None:
         if not base_url:
             raise InvalidInputError("base_url is required", field="base_url")
+        for name, value in (("timeout", timeout), ("stream_timeout", stream_timeout)):
+            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+                raise InvalidInputError(f"{name} must be a positive number", field=name)
+        if max_response_bytes <= 0:
+            raise InvalidInputError(
+                "max_response_bytes must be positive", field="max_response_bytes"
+            )
         self.base_url = base_url.rstrip("/")
         self.model = model
         self._api_key = SecretStr(api_key) if isinstance(api_key, str) else api_key
-        self.timeout = timeout
+        self.timeout = float(timeout)
+        self.stream_timeout = float(stream_timeout)
+        self.max_response_bytes = max_response_bytes
         self._headers = dict(headers or {})
         self._client = client
         self._owns_client = client is None
+        parts = urlsplit(self.base_url)
+        self._where = _without_credentials(self.base_url)
+        self._scrub = _Scrubber(
+            [
+                self._api_key.get_secret_value() if self._api_key is not None else "",
+                *self._headers.values(),
+                parts.password or "",
+                parts.username or "",
+            ]
+        )
 
     @classmethod
     def from_config(cls, config: OpenAICompatibleLLMConfig) -> Self:
@@ -138,14 +275,14 @@ class OpenAICompatibleLLM:
             config.model,
             api_key=config.api_key,
             timeout=config.timeout,
+            stream_timeout=config.stream_timeout,
+            max_response_bytes=config.max_response_bytes,
             headers=config.headers,
         )
 
     def __repr__(self) -> str:
         key = "set" if self._api_key is not None else "none"
-        return (
-            f"OpenAICompatibleLLM(base_url={self.base_url!r}, model={self.model!r}, api_key={key})"
-        )
+        return f"OpenAICompatibleLLM(base_url={self._where!r}, model={self.model!r}, api_key={key})"
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
@@ -201,9 +338,12 @@ class OpenAICompatibleLLM:
             body["stream_options"] = {"include_usage": True}
         return body
 
-    def _error(self, status: int, text: str, headers: httpx.Headers) -> PortError:
-        detail = text[:300].strip()
-        where = f"{self.base_url} ({self.model})"
+    # -- what leaves the adapter ----------------------------------------------------------
+
+    def _error(self, status: int, raw: bytes, headers: httpx.Headers) -> PortError:
+        text = self._scrub(raw[:_ERROR_READ].decode("utf-8", errors="replace"))
+        detail = self._scrub(text[:_ERROR_DETAIL].strip())
+        where = self._scrub(f"{self._where} ({self.model})")
         if status == 429:
             return RateLimitedError(
                 f"rate limited by {where}: {detail}",
@@ -222,14 +362,43 @@ class OpenAICompatibleLLM:
             f"{where} rejected the request (HTTP {status}): {detail}", port="LLM"
         )
 
-    def _transport_error(self, exc: httpx.HTTPError) -> PortError:
-        if isinstance(exc, httpx.TimeoutException):
+    def _malformed(self, what: str) -> UnavailableError:
+        return UnavailableError(f"{self._where} {what}", port="LLM")
+
+    def _transport_error(self, exc: BaseException, timeout: float) -> PortError:
+        if isinstance(exc, httpx.TimeoutException | TimeoutError):
             return PortTimeoutError(
-                f"{self.base_url} did not answer within {self.timeout}s",
-                timeout=self.timeout,
-                port="LLM",
+                f"{self._where} did not answer within {timeout}s", timeout=timeout, port="LLM"
             )
-        return UnavailableError(f"cannot reach {self.base_url}: {type(exc).__name__}", port="LLM")
+        return UnavailableError(f"cannot reach {self._where}: {type(exc).__name__}", port="LLM")
+
+    async def _read_capped(self, response: httpx.Response, cap: int) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > cap:
+                raise self._malformed(f"sent a body larger than {cap} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def _exchange(self, method: str, path: str, body: dict[str, Any] | None) -> bytes:
+        """Send one request within ``timeout`` and return its (capped) body; errors mapped."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                async with self._http().stream(
+                    method, f"{self.base_url}{path}", json=body
+                ) as response:
+                    if response.status_code >= 400:
+                        raw = await self._read_capped(response, _ERROR_READ)
+                        raise self._error(response.status_code, raw, response.headers)
+                    return await self._read_capped(response, self.max_response_bytes)
+        except PortError:
+            raise
+        except (httpx.HTTPError, TimeoutError) as exc:
+            raise self._transport_error(exc, self.timeout) from None
+
+    # -- the port -------------------------------------------------------------------------
 
     async def complete(
         self, messages: Sequence[Message], opts: CompletionOptions | None = None
@@ -237,90 +406,121 @@ class OpenAICompatibleLLM:
         """POST a chat completion and return it with usage; errors as in the module docstring."""
         opts = opts or CompletionOptions()
         body = self._body(messages, opts, stream=False)
+        raw = await self._exchange("POST", "/chat/completions", body)
         try:
-            response = await self._http().post(f"{self.base_url}/chat/completions", json=body)
-        except httpx.HTTPError as exc:
-            raise self._transport_error(exc) from exc
-        if response.status_code >= 400:
-            raise self._error(response.status_code, response.text, response.headers)
-        try:
-            data = response.json()
-            choice = data["choices"][0]
-            message = choice.get("message") or {}
-        except (ValueError, KeyError, IndexError, TypeError) as exc:
-            raise UnavailableError(
-                f"{self.base_url} returned a malformed completion", port="LLM"
-            ) from exc
-        text = message.get("content") or ""
+            data = _CompletionBody.model_validate_json(raw)
+        except ValidationError as exc:
+            raise self._malformed(
+                f"returned a malformed completion ({exc.error_count()} problems)"
+            ) from None
+        choice = data.choices[0]
+        message = choice.message or _MessageBody()
+        text = message.content or ""
         calls = tuple(
             ToolCall(
-                str(c.get("id") or f"call_{i}"),
-                str((c.get("function") or {}).get("name", "")),
-                _parse_arguments((c.get("function") or {}).get("arguments")),
+                c.id or f"call_{i}",
+                c.function.name,
+                _parse_arguments(c.function.arguments),
             )
-            for i, c in enumerate(message.get("tool_calls") or ())
+            for i, c in enumerate(message.tool_calls or ())
         )
-        usage = self._usage(data.get("usage"), messages, text)
-        finish = choice.get("finish_reason") or ("tool_calls" if calls else "stop")
-        return Completion(text, str(data.get("model") or body["model"]), usage, finish, calls)
+        usage = self._usage(data.usage, messages, text)
+        finish = choice.finish_reason or ("tool_calls" if calls else "stop")
+        return Completion(text, data.model or str(body["model"]), usage, finish, calls)
 
     @staticmethod
     def _usage(raw: object, messages: Sequence[Message], text: str) -> Usage:
         if isinstance(raw, Mapping):
             prompt, completion = raw.get("prompt_tokens"), raw.get("completion_tokens")
-            if isinstance(prompt, int) and isinstance(completion, int):
+            if type(prompt) is int and type(completion) is int and prompt >= 0 and completion >= 0:
                 return Usage(prompt, completion)
         return Usage(estimate_tokens(messages), max(1, int(len(text) / 4 + 0.999)))
 
     async def stream(
         self, messages: Sequence[Message], opts: CompletionOptions | None = None
     ) -> AsyncIterator[CompletionChunk]:
-        """Stream the completion over SSE; the last chunk carries finish_reason and usage."""
+        """Stream the completion over SSE; the last chunk carries finish_reason and usage.
+
+        The whole stream must end within ``stream_timeout`` seconds and ``max_response_bytes``
+        bytes; a stream that ends before ``[DONE]`` or a ``finish_reason`` raises
+        UnavailableError after the chunks already received."""
         opts = opts or CompletionOptions()
         body = self._body(messages, opts, stream=True)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.stream_timeout
         text_parts: list[str] = []
         finish: str | None = None
         usage_raw: object = None
+        done = False
+        lines: AsyncIterator[str] | None = None
         try:
-            async with self._http().stream(
-                "POST", f"{self.base_url}/chat/completions", json=body
-            ) as response:
+            async with asyncio.timeout_at(deadline):
+                context = self._http().stream(
+                    "POST", f"{self.base_url}/chat/completions", json=body
+                )
+                response = await context.__aenter__()
+            try:
                 if response.status_code >= 400:
-                    raw = await response.aread()
-                    raise self._error(
-                        response.status_code, raw.decode(errors="replace"), response.headers
-                    )
-                async for line in response.aiter_lines():
+                    async with asyncio.timeout_at(deadline):
+                        raw = await self._read_capped(response, _ERROR_READ)
+                    raise self._error(response.status_code, raw, response.headers)
+                lines = self._lines(response)
+                while not done:
+                    async with asyncio.timeout_at(deadline):
+                        line = await anext(lines, None)
+                    if line is None:
+                        break
                     if not line.startswith("data:"):
                         continue
                     payload = line[5:].strip()
                     if payload == "[DONE]":
+                        done = True
                         break
                     try:
-                        event = json.loads(payload)
-                    except json.JSONDecodeError as exc:
-                        raise UnavailableError(
-                            f"{self.base_url} sent a malformed stream event", port="LLM"
-                        ) from exc
-                    if event.get("usage"):
-                        usage_raw = event["usage"]
-                    for choice in event.get("choices") or ():
-                        piece = (choice.get("delta") or {}).get("content") or ""
-                        if choice.get("finish_reason"):
-                            finish = choice["finish_reason"]
+                        event = _StreamEvent.model_validate_json(payload)
+                    except ValidationError:
+                        raise self._malformed("sent a malformed stream event") from None
+                    if event.usage:
+                        usage_raw = event.usage
+                    for choice in event.choices or ():
+                        piece = (choice.delta.content if choice.delta else None) or ""
+                        if choice.finish_reason:
+                            finish = choice.finish_reason
                         if piece:
                             text_parts.append(piece)
                             yield CompletionChunk(piece)
-        except httpx.HTTPError as exc:
-            raise self._transport_error(exc) from exc
+            finally:
+                if lines is not None:
+                    await lines.aclose()  # type: ignore[attr-defined]
+                await context.__aexit__(None, None, None)
+        except PortError:
+            raise
+        except (httpx.HTTPError, TimeoutError) as exc:
+            raise self._transport_error(exc, self.stream_timeout) from None
+        if not done and finish is None:
+            raise self._malformed(
+                "ended the stream before [DONE] or a finish_reason: the completion is cut"
+            )
         usage = self._usage(usage_raw, messages, "".join(text_parts))
         yield CompletionChunk("", finish or "stop", usage)
 
+    async def _lines(self, response: httpx.Response) -> AsyncIterator[str]:
+        """Lines of the body, refusing more than ``max_response_bytes`` in all."""
+        cap = self.max_response_bytes
+        size = 0
+        buffer = b""
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > cap:
+                raise self._malformed(f"sent a stream larger than {cap} bytes")
+            buffer += chunk
+            *whole, buffer = buffer.split(b"\n")
+            for line in whole:
+                yield line.rstrip(b"\r").decode("utf-8", errors="replace")
+        if buffer:
+            yield buffer.rstrip(b"\r").decode("utf-8", errors="replace")
+
     async def ping(self) -> None:
-        """GET ``{base_url}/models``; raises the translated error when the server is unwell."""
-        try:
-            response = await self._http().get(f"{self.base_url}/models")
-        except httpx.HTTPError as exc:
-            raise self._transport_error(exc) from exc
-        if response.status_code >= 400:
-            raise self._error(response.status_code, response.text, response.headers)
+        """GET ``{base_url}/models`` within ``timeout``; raises the translated error when the
+        server is unwell."""
+        await self._exchange("GET", "/models", None)

@@ -239,6 +239,8 @@ class MemoryCache:
         expires = now + ttl if ttl is not None else _INF
         t = type(value)
         if (t is str or t is int or t is bool) and self._raw_ok:
+            if t is str and not value.isascii():
+                check_json_value(value)  # rejects lone surrogates
             return _Entry(expires, value, True)
         if self._raw_ok and type(value) is float:
             check_json_value(value)  # rejects NaN / infinities
@@ -267,8 +269,14 @@ class MemoryCache:
     # -- the port --------------------------------------------------------------------------
 
     async def get(self, key: str) -> Any | None:
-        # the hot path: checks inlined (same rules as check_key / scope)
-        if type(key) is not str or not 0 < len(key) <= MAX_KEY_LENGTH or "\x00" in key:
+        # the hot path: checks inlined (same rules as check_key / scope; non-ASCII keys
+        # take check_key's text check)
+        if (
+            type(key) is not str
+            or not 0 < len(key) <= MAX_KEY_LENGTH
+            or "\x00" in key
+            or not key.isascii()
+        ):
             check_key(key)
         k = (require_tenant().tenant_id if self.tenant_scoped else None, key)
         now = self._clock()
@@ -286,7 +294,12 @@ class MemoryCache:
         return entry.payload if entry.raw else self._codec.decode(entry.payload)
 
     async def put(self, key: str, value: Any, ttl: float | None = None) -> None:
-        if type(key) is not str or not 0 < len(key) <= MAX_KEY_LENGTH or "\x00" in key:
+        if (
+            type(key) is not str
+            or not 0 < len(key) <= MAX_KEY_LENGTH
+            or "\x00" in key
+            or not key.isascii()
+        ):
             check_key(key)
         k = (require_tenant().tenant_id if self.tenant_scoped else None, key)
         ttl = self.default_ttl if ttl is None and not self.tenant_scoped else self._ttl(ttl)

@@ -20,6 +20,7 @@ from portfolio_core.adapters._shared.cache_keys import (
     tenant_ttl,
 )
 from portfolio_core.adapters._shared.codec import JsonCodec
+from portfolio_core.adapters._shared.urls import check_url
 from portfolio_core.ports.cache import CacheCapability, Codec
 from portfolio_core.ports.capabilities import declare
 from portfolio_core.ports.errors import InvalidInputError, UnavailableError
@@ -89,9 +90,17 @@ class RedisCache:
         self._codec: Codec = codec if codec is not None else JsonCodec()
         raw = url.get_secret_value() if isinstance(url, SecretStr) else url
         self._owns_client = client is None
-        self._client: aioredis.Redis = (
-            client if client is not None else aioredis.Redis.from_url(raw)
-        )
+        if client is None:
+            check_url(raw, port="Cache")
+            try:
+                client = aioredis.Redis.from_url(raw)
+            except ValueError:
+                raise InvalidInputError(
+                    "url is not a valid Redis URL (not shown: it may hold a password)",
+                    field="url",
+                    port="Cache",
+                ) from None
+        self._client: aioredis.Redis = client
 
     @classmethod
     def from_config(cls, config: RedisCacheConfig) -> Self:

@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 from redis import exceptions as redis_errors
 
 from portfolio_core.adapters._shared import stream as shared
+from portfolio_core.adapters._shared.urls import check_url
 from portfolio_core.ports.capabilities import declare
 from portfolio_core.ports.errors import (
     InvalidInputError,
@@ -111,7 +112,7 @@ class RedisStream:
             raise InvalidInputError("namespace must be non-empty", field="namespace")
         if poll_interval <= 0:
             raise InvalidInputError("poll_interval must be positive", field="poll_interval")
-        self._url = url
+        self._url = None if url is None else check_url(url, port="Stream")
         self._client = client
         self._owns_client = client is None
         self.namespace = namespace
@@ -135,7 +136,14 @@ class RedisStream:
     def _redis(self) -> aioredis.Redis:
         if self._client is None:
             assert self._url is not None
-            self._client = aioredis.Redis.from_url(self._url)
+            try:
+                self._client = aioredis.Redis.from_url(self._url)
+            except ValueError:
+                raise InvalidInputError(
+                    "url is not a valid Redis URL (not shown: it may hold a password)",
+                    field="url",
+                    port="Stream",
+                ) from None
         return self._client
 
     async def start(self) -> None:

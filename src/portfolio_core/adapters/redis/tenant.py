@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from portfolio_core.adapters._shared.cache_keys import check_namespace
 from portfolio_core.adapters._shared.tenant import QuotaTenant
+from portfolio_core.adapters._shared.urls import check_url
 from portfolio_core.ports.capabilities import declare
 from portfolio_core.ports.tenant import TenantCapability
 
@@ -55,7 +56,9 @@ class RedisTenant(QuotaTenant):
         tenant_quotas: dict[str, dict[str, str]] | None = None,
         tenant_config: dict[str, dict[str, Any]] | None = None,
     ) -> None:
-        raw = url.get_secret_value() if isinstance(url, SecretStr) else url
+        raw = check_url(
+            url.get_secret_value() if isinstance(url, SecretStr) else url, port="Tenant"
+        )
         if raw.startswith(("redis://", "rediss://")):
             raw = "async+" + raw
         storage = RedisStorage(raw, implementation="redispy", key_prefix=check_namespace(namespace))

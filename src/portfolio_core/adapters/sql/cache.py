@@ -22,9 +22,16 @@ from portfolio_core.adapters._shared.cache_keys import (
     tenant_ttl,
 )
 from portfolio_core.adapters._shared.codec import JsonCodec
+from portfolio_core.adapters._shared.urls import check_url, display_url
+from portfolio_core.adapters.sql._integrity import (
+    DAMAGED_TEXT,
+    IntegrityCheck,
+    check_statement,
+    refuse_damaged,
+)
 from portfolio_core.ports.cache import CacheCapability, Codec
 from portfolio_core.ports.capabilities import declare
-from portfolio_core.ports.errors import InvalidInputError, UnavailableError
+from portfolio_core.ports.errors import CorruptDataError, InvalidInputError, UnavailableError
 
 __all__ = [
     "PostgresCache",
@@ -79,10 +86,11 @@ class SqlCache:
         sweep_interval: float = 60.0,
         codec: Codec | None = None,
         clock: Callable[[], float] = time.time,
+        integrity_check: IntegrityCheck = "full",
     ) -> None:
         if not _TABLE.match(table):
             raise InvalidInputError("table must be a plain SQL identifier", field="table")
-        raw = url.get_secret_value() if isinstance(url, SecretStr) else url
+        raw = check_url(url.get_secret_value() if isinstance(url, SecretStr) else url, port="Cache")
         if raw.startswith(("postgresql://", "postgres://")):
             raw = "postgresql+psycopg://" + raw.split("://", 1)[1]
         self._url = raw
@@ -98,21 +106,39 @@ class SqlCache:
         self._engine: Engine | None = None
         self._last_sweep = clock()
         self._start_lock = asyncio.Lock()
+        self._integrity = check_statement(integrity_check)
 
     def __repr__(self) -> str:
-        safe = sa.engine.make_url(self._url).render_as_string(hide_password=True)
+        safe = display_url(self._url)
         return f"{type(self).__name__}(url={safe!r}, table={self.table_name!r})"
 
     # -- lifecycle -------------------------------------------------------------------------------
 
     def _make_engine(self) -> Engine:
-        url = sa.engine.make_url(self._url)
+        try:
+            url = sa.engine.make_url(self._url)
+        except (sa.exc.ArgumentError, ValueError):
+            raise InvalidInputError(
+                "url is not a valid database URL (not shown: it may hold a password)",
+                field="url",
+                port="Cache",
+            ) from None
         if url.get_backend_name() == "sqlite":
             return sa.create_engine(url, connect_args={"timeout": 30})
         return sa.create_engine(url, pool_pre_ping=True, pool_size=5)
 
+    def _prepare(self, engine: Engine) -> None:
+        if engine.dialect.name == "sqlite" and self._integrity is not None:
+            with engine.connect() as conn:  # a damaged file could silently lose rows
+                rows = conn.exec_driver_sql(self._integrity).fetchall()
+            refuse_damaged(rows, display_url(self._url), "Cache")
+        self._metadata.create_all(engine)
+
     async def start(self) -> None:
-        """Connect and create the table if it does not exist. Idempotent."""
+        """Connect and create the table if it does not exist. Idempotent.
+
+        A SQLite database is checked first (``integrity_check``: ``full``, ``quick`` or
+        ``off``): a damaged one raises CorruptDataError and is left unchanged."""
         await self._ensure()
 
     async def _ensure(self) -> Engine:
@@ -122,11 +148,20 @@ class SqlCache:
             if self._engine is None:
                 engine = self._make_engine()
                 try:
-                    await asyncio.to_thread(self._metadata.create_all, engine)
+                    await asyncio.to_thread(self._prepare, engine)
                 except sa.exc.SQLAlchemyError as exc:
                     engine.dispose()
                     raise UnavailableError(
                         f"cannot prepare the cache table: {type(exc).__name__}"
+                    ) from exc
+                except CorruptDataError:
+                    engine.dispose()
+                    raise
+                except DAMAGED_TEXT as exc:
+                    engine.dispose()
+                    raise CorruptDataError(
+                        "the cache database holds text that is not UTF-8: it is damaged",
+                        port="Cache",
                     ) from exc
                 self._engine = engine
         return self._engine
@@ -156,6 +191,10 @@ class SqlCache:
             return await asyncio.to_thread(txn)
         except sa.exc.SQLAlchemyError as exc:
             raise UnavailableError(f"cache query failed: {type(exc).__name__}") from exc
+        except DAMAGED_TEXT as exc:
+            raise CorruptDataError(
+                "the cache database holds text that is not UTF-8: it is damaged", port="Cache"
+            ) from exc
 
     # -- helpers -----------------------------------------------------------------------------------
 
@@ -299,6 +338,7 @@ class SqliteCacheConfig(BaseModel):
     tenant_scoped: bool = False
     default_ttl: float | None = Field(default=None, gt=0)
     sweep_interval: float = Field(default=60.0, ge=0)
+    integrity_check: IntegrityCheck = "full"
 
 
 class SqliteCache(SqlCache):
@@ -322,6 +362,7 @@ class SqliteCache(SqlCache):
             tenant_scoped=config.tenant_scoped,
             default_ttl=config.default_ttl,
             sweep_interval=config.sweep_interval,
+            integrity_check=config.integrity_check,
         )
 
 

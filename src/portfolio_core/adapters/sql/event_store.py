@@ -55,9 +55,16 @@ from portfolio_core.adapters.sql._event_schema import (
     event_table,
     micros,
 )
+from portfolio_core.adapters.sql._integrity import (
+    DAMAGED_TEXT,
+    IntegrityCheck,
+    check_statement,
+    refuse_damaged,
+)
 from portfolio_core.ports.capabilities import declare
 from portfolio_core.ports.errors import (
     ConflictError,
+    CorruptDataError,
     NotFoundError,
     UnavailableError,
     WrongExpectedVersionError,
@@ -132,6 +139,18 @@ def _to_event(row: Row) -> RecordedEvent:
     return RecordedEvent(
         event_id, stream, type_, data, metadata, version, position, recorded[1], corr, caus
     )
+
+
+def _events(rows: Sequence[Row]) -> list[RecordedEvent]:
+    """The rows as events; CorruptDataError when one cannot be (a damaged database)."""
+    try:
+        return [_to_event(r) for r in rows]
+    except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+        raise CorruptDataError(
+            f"event store: a stored event cannot be read ({type(exc).__name__}); "
+            "the database may be damaged",
+            port=PORT,
+        ) from exc
 
 
 def _read_sql(qualified: str, ph: str, direction: Direction, limit: int | None) -> str:
@@ -249,7 +268,7 @@ class _SQLBase(ABC):
             )
             if not exists:
                 raise NotFoundError(f"no stream {stream!r}", key=stream, port=PORT)
-        return [_to_event(r) for r in rows]
+        return _events(rows)
 
     async def read_all(
         self, from_position: int = 1, limit: int | None = None
@@ -266,7 +285,7 @@ class _SQLBase(ABC):
             sql += f"AND position < {ph} "
             params.append(min(from_position + limit, _MAX_POSITION))
         sql += "ORDER BY position"
-        return [_to_event(r) for r in await self._fetch(sql, params)]
+        return _events(await self._fetch(sql, params))
 
     async def query(self, query: EventQuery) -> list[RecordedEvent]:
         validate_query(query)
@@ -277,7 +296,7 @@ class _SQLBase(ABC):
         sql, params, exact = build_query(
             self._qualified, tenant, query, postgres=self._postgres, positions=positions
         )
-        events = [_to_event(r) for r in await self._fetch(sql, params)]
+        events = _events(await self._fetch(sql, params))
         if exact:
             return events
         out = [e for e in events if matches(e, query)]
@@ -393,6 +412,7 @@ class SQLiteEventStoreConfig(BaseModel):
     indexed_fields: list[str] = Field(default_factory=list)
     subscription_batch: int = Field(256, gt=0)
     poll_interval: float = Field(0.05, gt=0)
+    integrity_check: IntegrityCheck = "full"
 
 
 class SQLiteEventStore(_SQLBase):
@@ -419,6 +439,9 @@ class SQLiteEventStore(_SQLBase):
 
     Subscribers are woken at once by appends in this process and poll every
     ``poll_interval`` seconds for appends by other processes.
+
+    Opening checks the file (``integrity_check``: ``full``, ``quick`` or ``off``): a
+    damaged database raises CorruptDataError instead of answering reads short.
     """
 
     config_model: ClassVar[type[BaseModel]] = SQLiteEventStoreConfig
@@ -438,6 +461,7 @@ class SQLiteEventStore(_SQLBase):
         indexed_fields: Sequence[str] = (),
         subscription_batch: int = 256,
         poll_interval: float = 0.05,
+        integrity_check: IntegrityCheck = "full",
     ) -> None:
         super().__init__(
             table=table,
@@ -447,6 +471,7 @@ class SQLiteEventStore(_SQLBase):
             poll_interval=poll_interval,
         )
         self.path = str(path)
+        self._integrity = check_statement(integrity_check)
         self._synchronous = synchronous
         self._busy_timeout = busy_timeout
         self._indexed = [check_name(f, "indexed_fields") for f in indexed_fields]
@@ -506,6 +531,12 @@ class SQLiteEventStore(_SQLBase):
             return await loop.run_in_executor(self._executor, fn, self._conn, *args)
         except sqlite3.DatabaseError as exc:
             raise _unavailable(exc) from exc
+        except DAMAGED_TEXT as exc:
+            raise CorruptDataError(
+                f"SQLite event store {self.path!r} holds text that is not UTF-8: it is damaged",
+                location=self.path,
+                port=PORT,
+            ) from exc
 
     def _connect(self, busy_timeout: float) -> sqlite3.Connection:
         conn = sqlite3.connect(
@@ -518,7 +549,8 @@ class SQLiteEventStore(_SQLBase):
     def _open(self) -> None:
         conn = self._connect(self._busy_timeout)
         try:
-            if self.path != ":memory:":
+            if self.path != ":memory:" and self._integrity is not None:
+                refuse_damaged(conn.execute(self._integrity), self.path, PORT)
                 conn.execute("PRAGMA journal_mode=WAL")
             table = event_table(self.table, postgres=False)
             conn.execute("BEGIN IMMEDIATE")
@@ -871,6 +903,16 @@ class SQLiteEventStore(_SQLBase):
         except sqlite3.Error as exc:
             executor.shutdown(wait=False)
             raise UnavailableError(f"cannot open SQLite event store: {exc}", port=PORT) from exc
+        except CorruptDataError:
+            executor.shutdown(wait=False)
+            raise
+        except DAMAGED_TEXT as exc:
+            executor.shutdown(wait=False)
+            raise CorruptDataError(
+                f"SQLite event store {self.path!r} holds text that is not UTF-8: it is damaged",
+                location=self.path,
+                port=PORT,
+            ) from exc
         self._executor = executor
 
     async def _fetch(self, sql: str, params: Sequence[Any]) -> list[Row]:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from typing import TYPE_CHECKING
 
 from portfolio_core.manifest._commands import add_manifest_arguments, overrides_of, report
 from portfolio_core.manifest.errors import ManifestError
+
+if TYPE_CHECKING:
+    from portfolio_core.registry import Registry
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -24,7 +28,10 @@ async def _check(args: argparse.Namespace) -> int:
         aggregator.add(name, registry.metadata(name).port.key)
     registry.report_health_to(aggregator)
     try:
-        await registry.start()
+        try:
+            await registry.start()
+        except Exception as exc:
+            return _start_failed(registry, exc)
         result = await registry.health(timeout=args.timeout)
     finally:
         await registry.aclose()
@@ -34,6 +41,22 @@ async def _check(args: argparse.Namespace) -> int:
         print(f"{name:<20} {status:<9} {entry.detail}{latency}")
     print("overall:", result.status)
     return 0 if result.healthy else 1
+
+
+def _start_failed(registry: Registry, error: Exception) -> int:
+    """One UNHEALTHY line per entry when starting failed (the registry stopped them all)."""
+    from portfolio_core.registry._registry import starting_note
+
+    notes = getattr(error, "__notes__", ())
+    failed = next((n for n in registry.names() if starting_note(n) in notes), None)
+    detail = registry.redact(f"{type(error).__name__}: {error}")
+    for name in registry.names():
+        if name == failed:
+            print(f"{name:<20} {'UNHEALTHY':<9} start failed: {detail}")
+        else:
+            print(f"{name:<20} {'UNHEALTHY':<9} not started")
+    print("overall: unhealthy")
+    return 1
 
 
 def run(args: argparse.Namespace) -> int:

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
+from hypothesis import assume, given
 from hypothesis import strategies as st
 from hypothesis.stateful import precondition, rule
 
@@ -24,11 +25,13 @@ from portfolio_core.ports.cache import MAX_KEY_LENGTH, Cache, CacheCapability
 from portfolio_core.ports.capabilities import supports
 from portfolio_core.ports.errors import InvalidInputError, TenantRequiredError
 from portfolio_core.ports.tenant import TenantContext, tenant_scope
+from portfolio_core.ports.values import MAX_VALUE_DEPTH
+from portfolio_core.testing.adversarial import ADVERSARIAL_IDS, adversarial_ids
 from portfolio_core.testing.clauses import clause, expect_unsupported, requires, requires_absent
 from portfolio_core.testing.clock import FakeClock
 from portfolio_core.testing.concurrency import run_concurrently
 from portfolio_core.testing.loop import LoopRunner, accepts_keyword, close_adapter, open_adapter
-from portfolio_core.testing.machines import AdapterMachine, run_machine
+from portfolio_core.testing.machines import AdapterMachine, property_settings, run_machine
 from portfolio_core.testing.plugin import KitSettings
 from portfolio_core.testing.suite import ContractSuite, Factory
 
@@ -50,8 +53,39 @@ VALUES: list[Any] = [
     "nul \x00 inside",
     {"k\x00": ["v\x00", {"\x00": "\x00"}]},
 ]
-BAD_VALUES: list[Any] = [None, (1, 2), {1, 2}, b"bytes", {1: "int key"}, float("nan"), object()]
-BAD_KEYS: list[Any] = ["", "k" * (MAX_KEY_LENGTH + 1), 7, None, b"k", "nul\x00key"]
+
+
+def _nested(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+BAD_VALUES: list[Any] = [
+    None,
+    (1, 2),
+    {1, 2},
+    b"bytes",
+    {1: "int key"},
+    float("nan"),
+    object(),
+    {"k": [1, (2,)]},
+    "lone \udc80 surrogate",
+    {"k": ["\ud800"]},
+    {"\udfff": 1},
+    _nested(MAX_VALUE_DEPTH + 1),
+    _nested(5000),
+]
+BAD_KEYS: list[Any] = [
+    "",
+    "k" * (MAX_KEY_LENGTH + 1),
+    7,
+    None,
+    b"k",
+    "nul\x00key",
+    "lone\udc80surrogate",
+]
 BAD_TTLS: list[Any] = [0, -1, float("nan"), float("inf"), "10", True]
 
 json_values = st.recursive(
@@ -166,7 +200,7 @@ class CacheContract(ContractSuite[Cache]):
         )
 
     @clause("cache.value.invalid", "a value that is not JSON-compatible raises InvalidInputError")
-    @pytest.mark.parametrize("value", BAD_VALUES, ids=lambda v: type(v).__name__)
+    @pytest.mark.parametrize("value", BAD_VALUES, ids=lambda v: type(v).__name__[:8])
     async def test_bad_value(self, adapter: Cache, value: Any) -> None:
         await adapter.put("k", "old")
         with pytest.raises(InvalidInputError):
@@ -541,6 +575,73 @@ class CacheContract(ContractSuite[Cache]):
         run_machine(
             TenantIsolationMachine, with_options(make_adapter, tenant_scoped=True), kit_settings
         )
+
+    @clause(
+        "cache.tenant.adversarial_ids",
+        "two different tenant ids, however alike (case only, separators, '..', astral "
+        "characters, escapes written literally), never see each other's items",
+    )
+    def test_tenant_ids_never_collide(
+        self, scoped_adapter: Any, kit_runner: LoopRunner, kit_settings: KitSettings
+    ) -> None:
+        enumerable = supports(scoped_adapter, CacheCapability.ENUMERATE)
+
+        @property_settings(kit_settings)
+        @given(first=adversarial_ids(), second=adversarial_ids())
+        def check(first: str, second: str) -> None:
+            assume(first != second)
+
+            async def body() -> None:
+                with tenant_scope(first):
+                    await scoped_adapter.put("k", {"tenant": first})
+                with tenant_scope(second):
+                    await scoped_adapter.put("k", {"tenant": second})
+                with tenant_scope(first):
+                    got = await scoped_adapter.get("k")
+                    assert got == {"tenant": first}, f"tenant {first!r} read {got!r}"
+                    if enumerable:
+                        assert await scoped_adapter.keys() == ["k"]
+
+            kit_runner.run(body())
+
+        async def every_fixed_id() -> None:
+            for tenant in ADVERSARIAL_IDS:
+                with tenant_scope(tenant):
+                    await scoped_adapter.put("k", {"tenant": tenant})
+            for tenant in ADVERSARIAL_IDS:
+                with tenant_scope(tenant):
+                    got = await scoped_adapter.get("k")
+                    assert got == {"tenant": tenant}, f"tenant {tenant!r} read {got!r}"
+
+        kit_runner.run(every_fixed_id())
+        check()
+
+    @clause(
+        "cache.key.adversarial",
+        "different keys, however alike (case only, separators, '..', astral characters), "
+        "hold different items",
+    )
+    def test_keys_never_collide(
+        self, adapter: Any, kit_runner: LoopRunner, kit_settings: KitSettings
+    ) -> None:
+        enumerable = supports(adapter, CacheCapability.ENUMERATE)
+
+        @property_settings(kit_settings)
+        @given(keys=st.lists(adversarial_ids(), unique=True, min_size=2, max_size=6))
+        def check(keys: list[str]) -> None:
+            async def body() -> None:
+                await adapter.clear()
+                for i, key in enumerate(keys):
+                    await adapter.put(key, i)
+                got = [await adapter.get(key) for key in keys]
+                assert got == list(range(len(keys))), f"keys {keys!r} share items: {got!r}"
+                if enumerable:
+                    assert sorted(await adapter.keys()) == sorted(keys)
+
+            kit_runner.run(body())
+
+        check()
+        check.hypothesis.inner_test(list(ADVERSARIAL_IDS))  # type: ignore[attr-defined]
 
     # -- the model ---------------------------------------------------------------------------------
 

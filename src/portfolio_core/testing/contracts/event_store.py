@@ -34,6 +34,7 @@ from portfolio_core.ports.event_store import (
     RecordedEvent,
     StreamState,
 )
+from portfolio_core.ports.values import MAX_VALUE_DEPTH
 from portfolio_core.testing.clauses import clause, requires, requires_absent
 from portfolio_core.testing.concurrency import one_winner, run_concurrently
 from portfolio_core.testing.machines import AdapterMachine, run_machine
@@ -154,7 +155,19 @@ class EventStoreContract(ContractSuite[EventStore]):
 
     @clause("event_store.append.invalid", "bad input raises InvalidInputError, writes nothing")
     @pytest.mark.parametrize(
-        "case", ["empty_batch", "empty_stream", "not_json", "nan", "oversized", "dup_ids"]
+        "case",
+        [
+            "empty_batch",
+            "empty_stream",
+            "not_json",
+            "nan",
+            "oversized",
+            "dup_ids",
+            # what JSON would silently convert is refused, as a Cache refuses it
+            "tuple",
+            "int_key",
+            "too_deep",
+        ],
     )
     async def test_invalid_input(self, adapter: EventStore, case: str) -> None:
         await adapter.append("s", [ev()])
@@ -172,6 +185,15 @@ class EventStoreContract(ContractSuite[EventStore]):
             batch = [good, NewEvent("E", {"x": float("nan")})]
         elif case == "oversized":
             batch = [good, NewEvent("E", {"x": "y" * (limit + 1)})]
+        elif case == "tuple":
+            batch = [good, NewEvent("E", {"x": [1, (2, 3)]})]
+        elif case == "int_key":
+            batch = [good, NewEvent("E", metadata={"m": {1: "one"}})]
+        elif case == "too_deep":
+            deep: Any = 1
+            for _ in range(MAX_VALUE_DEPTH):
+                deep = [deep]
+            batch = [good, NewEvent("E", {"x": deep})]
         else:
             batch = [good, good]
         with pytest.raises(InvalidInputError):

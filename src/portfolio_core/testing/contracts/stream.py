@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from hypothesis import assume, given
 from hypothesis import strategies as st
 from hypothesis.stateful import rule
 
@@ -32,10 +33,11 @@ from portfolio_core.ports.stream import (
     StreamOptions,
 )
 from portfolio_core.ports.tenant import tenant_scope
+from portfolio_core.testing.adversarial import ADVERSARIAL_IDS, adversarial_ids
 from portfolio_core.testing.clauses import clause, expect_unsupported, requires, requires_absent
 from portfolio_core.testing.clock import FakeClock
-from portfolio_core.testing.loop import accepts_keyword, close_adapter, open_adapter
-from portfolio_core.testing.machines import AdapterMachine, run_machine
+from portfolio_core.testing.loop import LoopRunner, accepts_keyword, close_adapter, open_adapter
+from portfolio_core.testing.machines import AdapterMachine, property_settings, run_machine
 from portfolio_core.testing.plugin import KitSettings
 from portfolio_core.testing.suite import ContractSuite, Factory
 
@@ -501,6 +503,56 @@ class StreamContract(ContractSuite[Stream]):
         # a partial keeps offering the factory's other parameters (clock=) to the kit
         factory = functools.partial(make_adapter, tenant_scoped=True)
         run_machine(TenantIsolationMachine, factory, kit_settings)
+
+    @clause(
+        "stream.tenant.adversarial_ids",
+        "two different tenant ids, however alike (case only, separators, '..', astral "
+        "characters, escapes written literally), never see each other's messages",
+    )
+    @requires(StreamCapability.TENANT_SCOPED)
+    def test_tenant_ids_never_collide(
+        self, make_adapter: Factory, kit_settings: KitSettings
+    ) -> None:
+        if not accepts_keyword(make_adapter, "tenant_scoped"):
+            pytest.skip("the factory does not accept tenant_scoped=, so the kit cannot scope it")
+        runner = LoopRunner(timeout=kit_settings.timeout)
+        try:
+            scoped: Stream = runner.run(
+                open_adapter(functools.partial(make_adapter, tenant_scoped=True))
+            )
+
+            @property_settings(kit_settings)
+            @given(first=adversarial_ids(), second=adversarial_ids())
+            def check(first: str, second: str) -> None:
+                assume(first != second)
+
+                async def body() -> None:
+                    with tenant_scope(first):
+                        await scoped.write_stream("s", [{"tenant": first}])
+                    with tenant_scope(second):
+                        await scoped.write_stream("s", [{"tenant": second}])
+                    with tenant_scope(first):
+                        seen = {m["tenant"] for m in await drain(scoped, "s")}
+                    assert seen == {first}, f"tenant {first!r} read messages of {seen!r}"
+
+                runner.run(body())
+
+            async def every_fixed_id() -> None:
+                for tenant in ADVERSARIAL_IDS:
+                    with tenant_scope(tenant):
+                        await scoped.write_stream("fixed", [{"tenant": tenant}])
+                for tenant in ADVERSARIAL_IDS:
+                    with tenant_scope(tenant):
+                        seen = [m["tenant"] for m in await drain(scoped, "fixed")]
+                    assert seen == [tenant], f"tenant {tenant!r} read messages of {seen!r}"
+
+            try:
+                runner.run(every_fixed_id())
+                check()
+            finally:
+                runner.run(close_adapter(scoped))
+        finally:
+            runner.close()
 
     @clause(
         "stream.tenant.ack_isolated",

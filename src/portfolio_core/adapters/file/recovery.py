@@ -1,0 +1,178 @@
+"""Salvaging damaged files of the file adapters, without ever deleting what was damaged.
+
+The file adapters refuse to serve damaged data (:class:`~portfolio_core.ports.CorruptDataError`)
+and leave it where it is. These functions are the explicit, operator-run next step (the
+``portfolio-core recover`` command calls them):
+
+* :func:`salvage_event_log` copies every record of an event log that it can verify into a
+  *new* log and reports the byte ranges it could not read; the damaged file is not changed.
+* :func:`salvage_file_cache` moves every cache entry that fails its checksum out of the way
+  (into a ``.damaged`` folder beside the entries, under the same name) so that the cache can
+  serve the intact ones again; nothing is deleted.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from portfolio_core.adapters._shared.event_store import IndexedRow
+from portfolio_core.adapters.file.cache import DAMAGED_FOLDER, entry_status
+from portfolio_core.adapters.file.event_store import (
+    _PAYLOAD_START,
+    HEADER,
+    MAGIC,
+    _decode_record,
+    _encode_record,
+    _next_record,
+    _record_at,
+)
+from portfolio_core.ports.errors import InvalidInputError
+
+__all__ = ["CacheSalvage", "LogSalvage", "salvage_event_log", "salvage_file_cache"]
+
+
+@dataclass
+class LogSalvage:
+    """What :func:`salvage_event_log` did.
+
+    Attributes:
+        source: the damaged log (unchanged).
+        target: the new log.
+        records: records copied.
+        events: events copied.
+        lost: ``(offset, length)`` of every byte range that held no verifiable record.
+        renumbered: whether positions or stream versions changed because records were lost
+            (event ids never change).
+    """
+
+    source: Path
+    target: Path
+    records: int = 0
+    events: int = 0
+    lost: list[tuple[int, int]] = field(default_factory=list)
+    renumbered: bool = False
+
+
+def _repaired_length(data: bytes, offset: int, end: int) -> tuple[str, list[IndexedRow]] | None:
+    """The record at ``offset`` if only its length field is damaged and it ends at ``end``."""
+    if offset + HEADER.size > end:
+        return None
+    _length, crc = HEADER.unpack_from(data, offset)
+    payload = data[offset + HEADER.size : end]
+    if not payload.startswith(_PAYLOAD_START) or zlib.crc32(payload) != crc:
+        return None
+    try:
+        return _decode_record(payload)
+    except (ValueError, KeyError, TypeError, IndexError):
+        return None
+
+
+def salvage_event_log(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> LogSalvage:
+    """Write to ``target`` a new event log holding every record of ``source`` that passes its
+    checksum, in order; ``source`` is only read.
+
+    Records whose length field alone is damaged are recovered too. When records are lost,
+    the survivors are renumbered so that the new log is gapless again: global positions per
+    tenant and versions per stream count up from 1 in log order; ids, types, data, metadata
+    and commit times are kept. An event whose id was already copied is skipped.
+
+    Raises InvalidInputError when ``target`` exists or ``source`` holds no record at all,
+    OSError when a file cannot be read or written.
+    """
+    src, dst = Path(source), Path(target)
+    if dst.exists():
+        raise InvalidInputError(f"{dst} exists; choose a new file for the salvaged log")
+    data = src.read_bytes()
+    report = LogSalvage(src, dst)
+    offset = len(MAGIC) if data.startswith(MAGIC) else 0
+    if offset == 0:
+        first = _next_record(data, -1)
+        if first is None:
+            raise InvalidInputError(f"{src} holds no event log record that can be verified")
+        if first > 0:
+            report.lost.append((0, first))
+        offset = first
+    positions: dict[str, int] = {}
+    versions: dict[tuple[str, str], int] = {}
+    seen: set[tuple[str, str]] = set()
+    out = [MAGIC]
+    while offset < len(data):
+        found = _record_at(data, offset)
+        if found is not None:
+            tenant, rows, after = found
+        else:
+            following = _next_record(data, offset)
+            after = len(data) if following is None else following
+            repaired = _repaired_length(data, offset, after)
+            if repaired is None:
+                report.lost.append((offset, after - offset))
+                offset = after
+                continue
+            tenant, rows = repaired
+        kept: list[IndexedRow] = []
+        for row in rows:
+            if (tenant, row.event.id) in seen:
+                report.renumbered = True
+                continue
+            seen.add((tenant, row.event.id))
+            position = positions.get(tenant, 0) + 1
+            version = versions.get((tenant, row.stream), 0) + 1
+            positions[tenant] = position
+            versions[(tenant, row.stream)] = version
+            if (position, version) != (row.position, row.version):
+                report.renumbered = True
+            kept.append(IndexedRow(row.event, row.stream, version, position, row.recorded_at))
+        # a record holds one stream's batch: keep it one record (one atomic batch)
+        if kept:
+            out.append(_encode_record(tenant, kept))
+            report.records += 1
+            report.events += len(kept)
+        offset = after
+    fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(b"".join(out))
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        dst.unlink(missing_ok=True)
+        raise
+    return report
+
+
+@dataclass
+class CacheSalvage:
+    """What :func:`salvage_file_cache` did: entries checked, and the damaged ones moved
+    (``(from, to)`` paths)."""
+
+    directory: Path
+    checked: int = 0
+    moved: list[tuple[Path, Path]] = field(default_factory=list)
+
+
+def salvage_file_cache(directory: str | os.PathLike[str]) -> CacheSalvage:
+    """Check every entry under a :class:`~portfolio_core.adapters.file.cache.FileCache`
+    directory (all namespaces and tenants) and move each damaged one into the ``.damaged``
+    folder beside it, keeping its name; intact and expired entries are left alone."""
+    root = Path(directory)
+    report = CacheSalvage(root)
+    if not root.is_dir():
+        raise InvalidInputError(f"{root} is not a directory")
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if d != DAMAGED_FOLDER]
+        for name in filenames:
+            path = Path(dirpath) / name
+            status = entry_status(path)
+            if status is None:
+                continue
+            report.checked += 1
+            if status == "damaged":
+                aside = path.parent / DAMAGED_FOLDER
+                aside.mkdir(exist_ok=True)
+                moved = aside / name
+                os.replace(path, moved)
+                report.moved.append((path, moved))
+    return report
