@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -265,3 +266,19 @@ async def test_heartbeats_racing_completions_lose_nothing(clock: FakeClock) -> N
 
 async def _all_completed(queue: MemoryJobQueue, n: int) -> bool:
     return (await queue.counts("default")).completed == n
+
+
+def test_a_bad_worker_section_is_a_manifest_error_at_load(tmp_path: Path) -> None:
+    from portfolio_core.manifest import ManifestError, load
+
+    manifest = tmp_path / "app.yaml"
+    manifest.write_text(
+        "schema_version: 1\nadapters:\n  jobs: {port: job_queue, adapter: memory}\n"
+        "worker:\n  handlers: {send: not-a-path}\n  periodic:\n"
+        "    - {task: report, cron: every day}\n  retries: 3\n"
+    )
+    with pytest.raises(ManifestError) as info:
+        load(manifest)
+    text = str(info.value)
+    for where in ("worker.handlers", "worker.periodic[0].cron", "worker.retries"):
+        assert where in text, f"{where} not reported in:\n{text}"

@@ -89,13 +89,13 @@ if TYPE_CHECKING:
         GenerationEngine,
     )
     from portfolio_core.ports.job_queue import (
+        MAX_PRIORITY,
+        MIN_PRIORITY,
         Job,
         JobCounts,
         JobQueue,
         JobQueueCapability,
         JobState,
-        MAX_PRIORITY,
-        MIN_PRIORITY,
         NewJob,
         Reservation,
         default_backoff,
