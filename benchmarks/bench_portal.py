@@ -369,10 +369,10 @@ async def redis_peer() -> Callable[[], Awaitable[Any]] | None:
 
 
 async def ttft(registry: Any, LLM: Any, Message: Any) -> None:
-    from portfolio_core.adapters.memory.scripted_llm import ScriptedLLM
+    from portfolio_core.adapters.memory.simulated_llm import SimulatedLLM
 
     remote = registry.get(LLM, "model")
-    local = ScriptedLLM([ANSWER])
+    local = SimulatedLLM([ANSWER])
     conversation = [Message("user", "Say something.")]
 
     async def first_token(llm: Any) -> float:

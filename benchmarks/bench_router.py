@@ -12,6 +12,7 @@
 
 Run: ``python benchmarks/bench_router.py`` (needs the ``bench`` extra). LiteLLM is told to
 use its bundled cost map and to send no telemetry; no request leaves the machine.
+``PORTFOLIO_CORE_BENCH_SMOKE=1`` runs tiny counts (the CI smoke mode; figures mean nothing).
 """
 
 from __future__ import annotations
@@ -27,12 +28,21 @@ from typing import Any
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("LITELLM_TELEMETRY", "False")
 
-from portfolio_core.adapters.memory.router import MemoryRouter
-from portfolio_core.adapters.memory.scripted_llm import ScriptedLLM
+from portfolio_core.adapters.memory.simulated_llm import SimulatedLLM
+from portfolio_core.adapters.orchestration.router import MemoryRouter
 from portfolio_core.ports import Message, Provider, RouteOptions
 
+SMOKE = os.environ.get("PORTFOLIO_CORE_BENCH_SMOKE") == "1"
 PROVIDERS = 10
-ROUNDS = 7
+ROUNDS = 2 if SMOKE else 7
+SCALE = 0.02 if SMOKE else 1.0
+
+
+def calls(n: int) -> int:
+    """``n`` calls per round, or a handful in smoke mode."""
+    return max(2, int(n * SCALE))
+
+
 MESSAGES = [Message("system", "You are terse."), Message("user", "What is the capital of France?")]
 DICT_MESSAGES = [{"role": m.role, "content": m.content} for m in MESSAGES]
 
@@ -75,7 +85,7 @@ def ours_router() -> MemoryRouter:
             Provider(
                 f"p{i}", f"model-{i}", input_price_per_mtok=1.0 + i, output_price_per_mtok=2.0
             ),
-            ScriptedLLM(["ok"]),
+            SimulatedLLM(["ok"]),
         )
     return router
 
@@ -116,8 +126,8 @@ async def bench_decision() -> None:
         )
 
     assert (await peer_once())["litellm_params"]["model"].startswith("openai/model-")
-    ours_us = await per_call_us(ours_once, 2000)
-    peer_us = await per_call_us(peer_once, 300)
+    ours_us = await per_call_us(ours_once, calls(2000))
+    peer_us = await per_call_us(peer_once, calls(300))
     print(f"# decision among {PROVIDERS}: ours {ours_us:.2f} us, litellm {peer_us:.2f} us")
     ratio = peer_us / ours_us
     line(
@@ -133,10 +143,10 @@ async def bench_decision() -> None:
 
 async def bench_fallback() -> None:
     ours = MemoryRouter("fallback", num_retries=0)
-    ours.add_provider(Provider("broken", "m-a"), ScriptedLLM(fail_every=1))
-    ours.add_provider(Provider("backup", "m-b", group=1), ScriptedLLM(["ok"]))
+    ours.add_provider(Provider("broken", "m-a"), SimulatedLLM(fail_every=1))
+    ours.add_provider(Provider("backup", "m-b", group=1), SimulatedLLM(["ok"]))
     direct = MemoryRouter("fallback")
-    direct.add_provider(Provider("backup", "m-b"), ScriptedLLM(["ok"]))
+    direct.add_provider(Provider("backup", "m-b"), SimulatedLLM(["ok"]))
     opts = RouteOptions()
 
     async def ours_fallback() -> Any:
@@ -171,8 +181,8 @@ async def bench_fallback() -> None:
     async def peer_direct() -> Any:
         return await peer.acompletion(model="backup", messages=DICT_MESSAGES)
 
-    ours_added, ours_fb = await added_us(ours_fallback, ours_direct, 1000)
-    peer_added, peer_fb = await added_us(peer_fallback, peer_direct, 20)
+    ours_added, ours_fb = await added_us(ours_fallback, ours_direct, calls(1000))
+    peer_added, peer_fb = await added_us(peer_fallback, peer_direct, calls(100) if SMOKE else 20)
     print(
         f"# one fallback: ours {ours_fb:.1f} us per request ({ours_added:.1f} us added), "
         f"litellm {peer_fb:.1f} us per request ({peer_added:.1f} us added)"

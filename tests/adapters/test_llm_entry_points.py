@@ -65,7 +65,7 @@ async def test_wired_like_a_manifest_router_agent_and_pipeline() -> None:
             "inputs": {"text": "str"},
             "steps": [
                 {
-                    "use": "portfolio_core.adapters.memory.pipeline:LLMStep",
+                    "use": "portfolio_core.adapters.orchestration.pipeline:LLMStep",
                     "name": "ask",
                     "uses": ["llm"],
                     "args": {"prompt": "{text}"},

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from portfolio_core.adapters.memory.agent import tool
+from portfolio_core.adapters.orchestration.agent import tool
 from portfolio_core.ports import LLM, Agent, Message, Pipeline, Router
 from portfolio_core.registry import Registry
 
@@ -56,7 +56,7 @@ adapters:
     config:
       inputs: {text: str}
       steps:
-        - {use: "portfolio_core.adapters.memory.pipeline:LLMStep", name: ask, uses: [llm],
+        - {use: "portfolio_core.adapters.orchestration.pipeline:LLMStep", name: ask, uses: [llm],
            args: {prompt: "{text}"}}
 """
 

@@ -468,6 +468,38 @@ async def test_bulkhead_waits_within_its_bound() -> None:
     assert cache.max_active == 2
 
 
+async def test_a_half_open_probe_refused_by_the_bulkhead_frees_the_probe_slot() -> None:
+    """The breaker admits a probe, then the (later) bulkhead refuses the call: the breaker
+    must be told the probe never ran, or every later call would be refused as "probe in
+    flight" although none is."""
+    release = asyncio.Event()
+
+    class Blocking(ScriptedCache):
+        async def get(self, key: str) -> Any | None:
+            await release.wait()
+            return key
+
+    clock = FakeClock()
+    proxy = protect(
+        Blocking(),
+        {
+            "circuit_breaker": {"fail_max": 1, "reset_timeout": 10},
+            "bulkhead": {"max_concurrent": 1},
+        },
+        clock=clock,
+    )
+    holder = asyncio.create_task(proxy.get("holder"))  # takes the one bulkhead slot
+    await asyncio.sleep(0)
+    breaker = boundary_of(proxy).breaker  # type: ignore[union-attr]
+    breaker.open()
+    clock.now += 11  # half-open: the next call is the probe
+    for _ in range(3):
+        with pytest.raises(BulkheadFullError):
+            await proxy.get("k")  # admitted as the probe, refused by the full bulkhead
+    release.set()
+    assert await holder == "holder"
+
+
 async def test_unprotected_adapter_has_no_concurrency_limit() -> None:
     cache = ScriptedCache(delay=0.01)
     await asyncio.gather(*(cache.get(str(i)) for i in range(3)))

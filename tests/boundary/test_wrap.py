@@ -178,18 +178,74 @@ def test_fallback_configured_without_adapter_is_an_error() -> None:
         )
 
 
-def test_proxy_class_is_built_once_per_port_and_configuration() -> None:
-    port = port_by_key("cache")
-    one = wrap(MinimalCache(), port=port, name="a", adapter_type="m", telemetry={}, protection=None)
-    two = wrap(MinimalCache(), port=port, name="b", adapter_type="m", telemetry={}, protection=None)
-    other = wrap(
-        MinimalCache(),
-        port=port,
-        name="c",
-        adapter_type="m",
-        telemetry={"spans": True},
-        protection=None,
-    )
-    assert type(one) is type(two)
-    assert type(one) is not type(other)
-    assert one.boundary_stats is not two.boundary_stats  # type: ignore[attr-defined]
+def test_proxy_class_is_built_once_per_port_whatever_the_configuration() -> None:
+    from portfolio_core.boundary import _proxy
+
+    cache, tokenizer = port_by_key("cache"), port_by_key("tokenizer")
+    proxies = [
+        wrap(
+            MinimalCache(),
+            port=cache,
+            name=f"c{i}",
+            adapter_type="m",
+            telemetry={"spans": i % 2 == 0, "max_label_values": 1 + i},
+            protection={"retry": {"attempts": 1 + i % 100, "backoff": i / 1000}},
+        )
+        for i in range(1_000)
+    ]
+    tokenizers = [
+        wrap(
+            MinimalTokenizer(),
+            port=tokenizer,
+            name=f"t{i}",
+            adapter_type="m",
+            telemetry={"max_label_values": 1 + i},
+            protection=None,
+        )
+        for i in range(10)
+    ]
+    assert len({type(p) for p in proxies}) == 1
+    assert len({type(t) for t in tokenizers}) == 1
+    assert type(proxies[0]) is not type(tokenizers[0])
+    assert sum(key[0] == "cache" for key in _proxy._CLASSES) == 1
+    assert proxies[0].boundary_stats is not proxies[1].boundary_stats  # type: ignore[attr-defined]
+
+
+def test_wrapping_an_adapter_that_lacks_port_methods_names_them() -> None:
+    class HalfCache:
+        async def get(self, key: str) -> object:
+            return None
+
+        delete = "not callable"
+
+    with pytest.raises(TypeError) as info:
+        wrap(
+            HalfCache(),
+            port=port_by_key("cache"),
+            name="half",
+            adapter_type="m",
+            telemetry={},
+            protection=None,
+        )
+    message = str(info.value)
+    assert "HalfCache" in message
+    assert "'half'" in message
+    for missing in ("put()", "delete()", "clear()", "exists()", "get_many()", "put_many()"):
+        assert missing in message
+    assert "get()" not in message
+
+
+def test_a_fallback_that_lacks_port_methods_is_named_too() -> None:
+    class NoCache:
+        pass
+
+    with pytest.raises(TypeError, match=r"NoCache \(fallback 'c'\).*get\(\)"):
+        wrap(
+            MinimalCache(),
+            port=port_by_key("cache"),
+            name="c",
+            adapter_type="m",
+            telemetry=None,
+            protection={"fallback": {"adapter": "other"}},
+            fallback=NoCache(),
+        )

@@ -8,7 +8,11 @@ import openai
 import pytest
 from pydantic import SecretStr
 
-from portfolio_core.adapters.memory.scripted_llm import ScriptedLLM, ScriptedToolCall, ScriptedTurn
+from portfolio_core.adapters.memory.simulated_llm import (
+    ScriptedToolCall,
+    ScriptedTurn,
+    SimulatedLLM,
+)
 from portfolio_core.portal import ApiKey, AuthConfig, OpenAIConfig, PortalConfig, Scope
 from portfolio_core.ports import LLM
 from tests.portal.served import ServedRegistry
@@ -30,9 +34,9 @@ def llm_portal() -> Iterator[ServedRegistry]:
         openai=OpenAIConfig(models={"assistant-1": "assistant", "tools-1": "tools"}),
     )
     server = ServedRegistry(config)
-    server.add(LLM, lambda: ScriptedLLM([ANSWER], model="scripted-1"), name="assistant")
+    server.add(LLM, lambda: SimulatedLLM([ANSWER], model="scripted-1"), name="assistant")
     turn = ScriptedTurn(tool_calls=[ScriptedToolCall(name="lookup", arguments={"q": "x"}, id="c1")])
-    server.add(LLM, lambda: ScriptedLLM([turn]), name="tools")
+    server.add(LLM, lambda: SimulatedLLM([turn]), name="tools")
     yield server
     server.stop()
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from portfolio_core.adapters.memory.event_store import MemoryEventStore
-from portfolio_core.adapters.memory.scripted_llm import ScriptedLLM
+from portfolio_core.adapters.memory.simulated_llm import SimulatedLLM
 from portfolio_core.adapters.remote import RemoteEventStore
 from portfolio_core.boundary import CircuitOpenError
 from portfolio_core.manifest import load
@@ -26,7 +26,7 @@ TEXT = "one two three four"
 
 @pytest.fixture(scope="module")
 def model(served: ServedRegistry) -> str:
-    return served.add(LLM, lambda: ScriptedLLM([TEXT]))
+    return served.add(LLM, lambda: SimulatedLLM([TEXT]))
 
 
 def test_json_lines(served: ServedRegistry, model: str) -> None:

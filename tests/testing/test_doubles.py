@@ -93,3 +93,75 @@ def test_scripted_persistence_behaves_like_the_port() -> None:
     assert store.list_cached_agents() == ["a"]
     assert store.delete("a") is True
     assert store.delete("a") is False
+
+
+@pytest.mark.parametrize("port", PORTS, ids=lambda info: info.key)
+def test_doubles_have_every_port_method_with_its_async_ness(port: p.PortInfo) -> None:
+    import inspect
+
+    from portfolio_core.boundary._introspect import MemberKind, members_of
+
+    for kind in ("Recording", "Scripted"):
+        cls = getattr(d, f"{kind}{port.name}")
+        for name, member_kind in members_of(port.protocol):
+            if member_kind is MemberKind.ATTRIBUTE:
+                continue
+            method = inspect.getattr_static(cls, name)
+            assert callable(method), f"{cls.__name__}.{name}"
+            is_coroutine = inspect.iscoroutinefunction(method)
+            assert is_coroutine is (member_kind is MemberKind.COROUTINE), f"{cls.__name__}.{name}"
+
+
+def test_calls_are_recorded_by_the_ports_signature() -> None:
+    cache = d.RecordingCache()
+    with LoopRunner() as runner:
+        runner.run(cache.put("k", 1))
+        runner.run(cache.put("k", 2, 60))
+        runner.run(cache.put(key="k", value=3, ttl=5))
+        with pytest.raises(TypeError):
+            runner.run(cache.put("k"))  # the port's put needs a value
+    assert cache.calls_to("put") == [
+        d.Call("put", ("k", 1), {"ttl": None}),
+        d.Call("put", ("k", 2, 60), {}),
+        d.Call("put", (), {"key": "k", "value": 3, "ttl": 5}),
+    ]
+
+
+def test_recording_doubles_are_generated_from_the_protocol() -> None:
+    from typing import Protocol
+
+    from portfolio_core.testing.doubles._core import _Recording
+
+    class Greeter(Protocol):
+        language: str
+
+        async def greet(self, name: str, *, polite: bool = False) -> str: ...
+
+        def count(self) -> int: ...
+
+    class English:
+        language = "en"
+
+        async def greet(self, name: str, *, polite: bool = False) -> str:
+            return f"{'Good day' if polite else 'Hi'}, {name}"
+
+        def count(self) -> int:
+            return 1
+
+    class RecordingGreeter(_Recording[Greeter], port=Greeter):
+        pass
+
+    greeter = RecordingGreeter(English())
+    with LoopRunner() as runner:
+        assert runner.run(greeter.greet("Ada")) == "Hi, Ada"
+    assert greeter.count() == 1
+    assert greeter.language == "en"
+    assert greeter.calls == [d.Call("greet", ("Ada",), {"polite": False}), d.Call("count")]
+    with pytest.raises(TypeError, match="needs an adapter"):
+        RecordingGreeter()
+
+
+def test_scripted_answers_feed_computed_answers_the_normalised_arguments() -> None:
+    cache = d.ScriptedCache(put=[d.computed(lambda key, value, ttl: (key, value, ttl))])
+    with LoopRunner() as runner:
+        assert runner.run(cache.put("k", "v")) == ("k", "v", None)

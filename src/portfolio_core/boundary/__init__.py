@@ -93,8 +93,10 @@ def wrap(
     protections let through); it records into ``outbox_store`` when given, else into the
     store its configuration names (a SQLite file by default).
 
-    Raises ``ValueError`` listing every problem when a section is invalid, and
-    ``UnavailableError`` when a Redis-backed breaker cannot reach Redis while wiring.
+    Raises ``ValueError`` listing every problem when a section is invalid, ``TypeError``
+    naming every missing method when ``adapter`` or ``fallback`` lacks a method of the port
+    (checked only when a proxy is built), and ``UnavailableError`` when a Redis-backed
+    breaker cannot reach Redis while wiring.
     """
     if telemetry is None and protection is None and fallback is None:
         return adapter

@@ -4,16 +4,20 @@ their port once, at load."""
 from __future__ import annotations
 
 import collections.abc
-import importlib
-import importlib.util
 import inspect
-import traceback
+import sys
 import typing
 import weakref
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
+from portfolio_core._references import (
+    UnresolvedReference,
+    import_cause,
+    is_reference,
+    resolve_reference,
+)
 from portfolio_core.manifest.errors import did_you_mean
 from portfolio_core.ports.catalogue import PORTS, PortInfo
 
@@ -52,44 +56,18 @@ def installed_adapters(port: PortInfo) -> dict[str, list[EntryPoint]]:
     return found
 
 
-def _import_cause(exc: BaseException) -> str:
-    frames = [
-        f
-        for f in traceback.extract_tb(exc.__traceback__)
-        if not f.filename.startswith("<frozen") and "importlib" not in f.filename
-    ]
-    where = f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
-    return f"{type(exc).__name__}: {exc}{where}"
-
-
-def _load_class(module_name: str, attr: str, ref: str) -> type | ResolveFailure:
+def _load_class(ref: str) -> type | ResolveFailure:
     try:
-        spec = importlib.util.find_spec(module_name)
-    except ModuleNotFoundError:
-        spec = None
-    except Exception as exc:  # a parent package raised while importing
-        return ResolveFailure(
-            "adapter-import-failed", f"importing {module_name} failed: {_import_cause(exc)}"
-        )
-    if spec is None:
-        return ResolveFailure("unknown-adapter", f"no module named {module_name!r} (from {ref!r})")
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as exc:
-        return ResolveFailure(
-            "adapter-import-failed",
-            f"module {module_name} exists but importing it failed: {_import_cause(exc)}",
-        )
-    obj: object = module
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            names = [n for n, v in vars(module).items() if isinstance(v, type)]
-            return ResolveFailure(
-                "unknown-adapter",
-                f"module {module_name} has no attribute {attr!r}",
-                did_you_mean(part, names),
-            )
-        obj = getattr(obj, part)
+        obj = resolve_reference(ref)
+    except UnresolvedReference as exc:
+        if exc.kind == "import-failed":
+            return ResolveFailure("adapter-import-failed", exc.message)
+        if exc.kind == "no-attribute" and exc.module is not None:
+            module = sys.modules.get(exc.module)
+            classes = [n for n in exc.names if isinstance(getattr(module, n, None), type)]
+            wanted = ref.partition(":")[2].split(".")[0]
+            return ResolveFailure("unknown-adapter", exc.message, did_you_mean(wanted, classes))
+        return ResolveFailure("unknown-adapter", exc.message)
     if not isinstance(obj, type):
         return ResolveFailure("not-a-class", f"{ref} is not a class")
     return obj
@@ -102,11 +80,11 @@ def resolve_adapter(
 
     ``cache`` holds the entry points already read during this load (one scan per group).
     """
-    if ":" in ref:
+    if is_reference(ref):
         module_name, _, attr = ref.partition(":")
         if not module_name or not attr:
             return ResolveFailure("unknown-adapter", f"{ref!r} is not 'module:Class'")
-        return _load_class(module_name, attr, ref)
+        return _load_class(ref)
     group = cache.get(port.key)
     if group is None:
         group = cache[port.key] = installed_adapters(port)
@@ -138,7 +116,7 @@ def resolve_adapter(
         return ResolveFailure(
             "adapter-import-failed",
             f"adapter {ref!r} ({ep.value}, from {_dist_name(ep)}) exists but importing it "
-            f"failed: {_import_cause(exc)}",
+            f"failed: {import_cause(exc)}",
         )
     if not isinstance(obj, type):
         return ResolveFailure("not-a-class", f"entry point {ref!r} ({ep.value}) is not a class")

@@ -9,7 +9,7 @@ import pytest
 from portfolio_core.adapters.local.byte_tokenizer import ByteTokenizer
 from portfolio_core.adapters.local.generation_engine import LocalGenerationEngine
 from portfolio_core.adapters.local.numpy_backend import NumpyModelBackend
-from portfolio_core.adapters.local.scripted_backend import ScriptedModelBackend
+from portfolio_core.adapters.local.simulated_backend import SimulatedModelBackend
 from portfolio_core.testing.contracts.generation_engine import GenerationEngineContract
 from portfolio_core.testing.contracts.model_backend import ModelBackendContract
 from portfolio_core.testing.contracts.tokenizer import TokenizerContract
@@ -40,10 +40,10 @@ class TestNumpyModelBackendContract(ModelBackendContract):
         return lambda: NumpyModelBackend(n_layers=1, max_seq_len=256)
 
 
-class TestScriptedModelBackendContract(ModelBackendContract):
+class TestSimulatedModelBackendContract(ModelBackendContract):
     @pytest.fixture
-    def make_adapter(self) -> Callable[[], ScriptedModelBackend]:
-        return lambda: ScriptedModelBackend(eos_modulus=40)
+    def make_adapter(self) -> Callable[[], SimulatedModelBackend]:
+        return lambda: SimulatedModelBackend(eos_modulus=40)
 
 
 class TestLocalEngineOnNumpyContract(GenerationEngineContract):
@@ -57,5 +57,5 @@ class TestLocalEngineOnScriptedContract(GenerationEngineContract):
     def make_adapter(self) -> Callable[[], LocalGenerationEngine]:
         # a tight pool: the suite's workloads preempt
         return lambda: LocalGenerationEngine(
-            ScriptedModelBackend(eos_modulus=7), ByteTokenizer(), num_blocks=16, block_size=4
+            SimulatedModelBackend(eos_modulus=7), ByteTokenizer(), num_blocks=16, block_size=4
         )

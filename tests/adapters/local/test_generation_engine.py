@@ -17,7 +17,7 @@ from portfolio_core.adapters.local.generation_engine import (
     LocalGenerationEngineConfig,
 )
 from portfolio_core.adapters.local.numpy_backend import NumpyModelBackend
-from portfolio_core.adapters.local.scripted_backend import ScriptedModelBackend
+from portfolio_core.adapters.local.simulated_backend import SimulatedModelBackend
 from portfolio_core.ports import (
     AgentBlocks,
     CompletedGeneration,
@@ -69,12 +69,12 @@ def run_all(
     return done
 
 
-def scripted_engine(**kw: object) -> tuple[ScriptedModelBackend, LocalGenerationEngine]:
-    backend = ScriptedModelBackend(eos_modulus=kw.pop("eos_modulus", 23))  # type: ignore[arg-type]
+def scripted_engine(**kw: object) -> tuple[SimulatedModelBackend, LocalGenerationEngine]:
+    backend = SimulatedModelBackend(eos_modulus=kw.pop("eos_modulus", 23))  # type: ignore[arg-type]
     return backend, LocalGenerationEngine(backend, TOK, **kw)
 
 
-def expected(backend: ScriptedModelBackend, prompt: list[int], max_tokens: int) -> tuple[int, ...]:
+def expected(backend: SimulatedModelBackend, prompt: list[int], max_tokens: int) -> tuple[int, ...]:
     return backend.generate(prompt, max_tokens=max_tokens, stop_ids=EOS).tokens
 
 
@@ -338,7 +338,7 @@ def test_abort() -> None:
 
 
 def test_stop_and_length() -> None:
-    backend = ScriptedModelBackend(eos_at_length=10)
+    backend = SimulatedModelBackend(eos_at_length=10)
     engine = LocalGenerationEngine(backend, TOK, block_size=4, num_blocks=16)
     stop = engine.submit("a", [1, 2, 3, 4], max_tokens=50)
     length = engine.submit("a", [1, 2, 3, 4], max_tokens=3)
@@ -352,7 +352,7 @@ def test_stop_and_length() -> None:
 
 
 def test_max_seq_len_ends_with_length() -> None:
-    backend = ScriptedModelBackend(max_seq_len=12, eos_modulus=10_000)
+    backend = SimulatedModelBackend(max_seq_len=12, eos_modulus=10_000)
     engine = LocalGenerationEngine(backend, TOK, block_size=4, num_blocks=16)
     uid = engine.submit("a", [1] * 8, max_tokens=100)
     done = run_all(engine)[uid]

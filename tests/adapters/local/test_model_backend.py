@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from portfolio_core.adapters.local.numpy_backend import NumpyModelBackend, NumpyModelBackendConfig
-from portfolio_core.adapters.local.scripted_backend import ScriptedModelBackend
+from portfolio_core.adapters.local.simulated_backend import SimulatedModelBackend
 from portfolio_core.ports import (
     ForwardSequence,
     InvalidInputError,
@@ -148,14 +148,14 @@ def test_invalid_config() -> None:
 
 
 def test_satisfy_ports() -> None:
-    for backend in (NumpyModelBackend(), ScriptedModelBackend()):
+    for backend in (NumpyModelBackend(), SimulatedModelBackend()):
         assert isinstance(backend, ModelBackend)
         assert isinstance(backend, PagedModelBackend)
         assert isinstance(backend.extract_model_spec(), ModelCacheSpec)
 
 
 def test_scripted_is_a_pure_function_of_the_prefix() -> None:
-    backend = ScriptedModelBackend(eos_at_length=12)
+    backend = SimulatedModelBackend(eos_at_length=12)
     gen = backend.generate([1, 2, 3], max_tokens=50)
     assert gen.finish_reason == "length"  # no stop_ids given
     assert 257 not in gen.tokens[:9]
@@ -169,7 +169,7 @@ def test_scripted_is_a_pure_function_of_the_prefix() -> None:
 
 
 def test_scripted_paged_forward_reads_the_prefix_from_the_pool() -> None:
-    backend = ScriptedModelBackend()
+    backend = SimulatedModelBackend()
     kv = backend.allocate_kv_cache(4, 2)
     logits = backend.forward(kv, [ForwardSequence((5, 6, 7), 0, (2, 0))])
     assert int(np.argmax(logits[0])) == backend.next_token([5, 6, 7])

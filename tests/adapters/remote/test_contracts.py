@@ -18,7 +18,7 @@ import pytest
 
 from portfolio_core.adapters.memory.cache import MemoryCache
 from portfolio_core.adapters.memory.event_store import MemoryEventStore
-from portfolio_core.adapters.memory.scripted_llm import ScriptedLLM
+from portfolio_core.adapters.memory.simulated_llm import SimulatedLLM
 from portfolio_core.adapters.memory.stream import MemoryStream
 from portfolio_core.adapters.memory.tenant import MemoryTenant
 from portfolio_core.adapters.remote import (
@@ -165,7 +165,7 @@ class TestRemoteLLM(LLMContract):
     @pytest.fixture
     def make_adapter(self, served: ServedRegistry) -> Callable[..., Any]:
         def make() -> RemoteLLM:
-            name = served.add(LLM, lambda: ScriptedLLM(["Hello there, friend."]))
+            name = served.add(LLM, lambda: SimulatedLLM(["Hello there, friend."]))
             return RemoteLLM(served.address(name))
 
         return make

@@ -10,8 +10,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pydantic import BaseModel
 
-from portfolio_core.adapters.memory.agent import MemoryAgent, MemoryAgentConfig, tool
-from portfolio_core.adapters.memory.scripted_llm import ScriptedLLM
+from portfolio_core.adapters.memory.simulated_llm import SimulatedLLM
+from portfolio_core.adapters.orchestration.agent import MemoryAgent, MemoryAgentConfig, tool
 from portfolio_core.ports import (
     LLM,
     Agent,
@@ -61,7 +61,7 @@ def tool_messages(transcript: tuple[Message, ...]) -> list[str]:
 
 
 async def test_runs_tools_then_answers() -> None:
-    llm = ScriptedLLM([calls(("add", {"a": 2, "b": 3})), answer("5")])
+    llm = SimulatedLLM([calls(("add", {"a": 2, "b": 3})), answer("5")])
     agent = MemoryAgent(llm, [add, divide], system_prompt="be brief")
     assert isinstance(agent, Agent)
     result = await agent.run("what is 2+3?")
@@ -78,14 +78,14 @@ async def test_runs_tools_then_answers() -> None:
 
 
 async def test_tool_exception_is_fed_back_as_an_error_result() -> None:
-    llm = ScriptedLLM([calls(("divide", {"numerator": 1, "denominator": 0})), answer("cannot")])
+    llm = SimulatedLLM([calls(("divide", {"numerator": 1, "denominator": 0})), answer("cannot")])
     result = await MemoryAgent(llm, [divide]).run("1/0")
     assert "ZeroDivisionError" in tool_messages(result.transcript)[0]
     assert result.output == "cannot"
 
 
 async def test_unknown_tool_and_bad_arguments_get_retry_prompts() -> None:
-    llm = ScriptedLLM(
+    llm = SimulatedLLM(
         [calls(("mul", {})), calls(("add", {"a": "x"})), calls(("add", {"a": 1})), answer("1")]
     )
     result = await MemoryAgent(llm, [add]).run("go")
@@ -99,7 +99,7 @@ async def test_unknown_tool_and_bad_arguments_get_retry_prompts() -> None:
 
 async def test_per_tool_retry_budget_disables_the_tool() -> None:
     bad = calls(("divide", {"numerator": 1, "denominator": 0}))
-    llm = ScriptedLLM([bad, bad, bad, answer("gave up")])
+    llm = SimulatedLLM([bad, bad, bad, answer("gave up")])
     result = await MemoryAgent(llm, [divide]).run("go")
     msgs = tool_messages(result.transcript)
     assert "ZeroDivisionError" in msgs[0]
@@ -108,7 +108,7 @@ async def test_per_tool_retry_budget_disables_the_tool() -> None:
 
 
 async def test_max_iterations_raises_with_the_transcript() -> None:
-    llm = ScriptedLLM([calls(("add", {"a": 1}))])
+    llm = SimulatedLLM([calls(("add", {"a": 1}))])
     agent = MemoryAgent(llm, [add], max_iterations=3)
     assert agent.max_iterations == 3
     with pytest.raises(MaxIterationsExceededError) as info:
@@ -121,7 +121,7 @@ async def test_max_iterations_raises_with_the_transcript() -> None:
 
 
 async def test_final_answer_handler_replaces_the_error() -> None:
-    llm = ScriptedLLM([calls(("add", {"a": 1}))])
+    llm = SimulatedLLM([calls(("add", {"a": 1}))])
 
     async def handler(transcript: tuple[Message, ...]) -> str:
         return f"best effort after {len(transcript)} messages"
@@ -132,7 +132,7 @@ async def test_final_answer_handler_replaces_the_error() -> None:
 
 
 async def test_execute_tool_never_raises() -> None:
-    agent = MemoryAgent(ScriptedLLM(), [add])
+    agent = MemoryAgent(SimulatedLLM(), [add])
     ok = await agent.execute_tool(ToolCall("1", "add", {"a": 1, "b": 2}))
     assert (ok.content, ok.is_error) == ("3", False)
     assert (await agent.execute_tool(ToolCall("2", "nope"))).is_error
@@ -143,7 +143,7 @@ async def test_spans_invoke_agent_and_execute_tool() -> None:
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    llm = ScriptedLLM([calls(("add", {"a": 1}), ("nope", {})), answer("done")])
+    llm = SimulatedLLM([calls(("add", {"a": 1}), ("nope", {})), answer("done")])
     await MemoryAgent(llm, [add], name="calc", tracer_provider=provider).run("go")
     spans = {s.name: s for s in exporter.get_finished_spans()}
     assert set(spans) == {"invoke_agent calc", "execute_tool add", "execute_tool nope"}
@@ -157,27 +157,27 @@ async def test_spans_invoke_agent_and_execute_tool() -> None:
 
 def test_bad_configuration() -> None:
     with pytest.raises(InvalidInputError):
-        MemoryAgent(ScriptedLLM(), [add, add])
+        MemoryAgent(SimulatedLLM(), [add, add])
     with pytest.raises(InvalidInputError):
-        MemoryAgent(ScriptedLLM(), max_iterations=0)
+        MemoryAgent(SimulatedLLM(), max_iterations=0)
 
 
 async def test_from_config_imports_tools() -> None:
     cfg = MemoryAgentConfig.model_validate(
         {"tools": [f"{__name__}:add", f"{__name__}:divide"], "max_iterations": 4}
     )
-    agent = MemoryAgent.from_config(cfg, llm=ScriptedLLM())
+    agent = MemoryAgent.from_config(cfg, llm=SimulatedLLM())
     assert [t.name for t in agent.available_tools()] == ["add", "divide"]
     assert agent.max_iterations == 4
     with pytest.raises(InvalidInputError):
-        MemoryAgent.from_config(MemoryAgentConfig(tools=["nowhere:x"]), llm=ScriptedLLM())
+        MemoryAgent.from_config(MemoryAgentConfig(tools=["nowhere:x"]), llm=SimulatedLLM())
 
 
 class TestMemoryAgentContract(AgentContract):
     @pytest.fixture
     def make_adapter(self) -> Callable[..., MemoryAgent]:
         def make(llm: LLM | None = None) -> MemoryAgent:
-            return MemoryAgent(llm or ScriptedLLM(), [add, divide])
+            return MemoryAgent(llm or SimulatedLLM(), [add, divide])
 
         return make
 
@@ -186,6 +186,6 @@ class TestMemoryAgentWithHandlerContract(AgentContract):
     @pytest.fixture
     def make_adapter(self) -> Callable[..., MemoryAgent]:
         def make(llm: LLM | None = None) -> MemoryAgent:
-            return MemoryAgent(llm or ScriptedLLM(), [add], final_answer_handler=lambda t: "x")
+            return MemoryAgent(llm or SimulatedLLM(), [add], final_answer_handler=lambda t: "x")
 
         return make

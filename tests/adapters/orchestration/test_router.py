@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from portfolio_core.adapters.memory.router import MemoryRouter, MemoryRouterConfig
-from portfolio_core.adapters.memory.scripted_llm import ScriptedLLM
+from portfolio_core.adapters.memory.simulated_llm import SimulatedLLM
+from portfolio_core.adapters.orchestration.router import MemoryRouter, MemoryRouterConfig
 from portfolio_core.ports import (
     Completion,
     ConflictError,
@@ -45,7 +45,7 @@ def make(strategy: str = "fallback", **kw: object) -> tuple[MemoryRouter, Clock]
 async def test_is_a_router_and_registration_is_idempotent() -> None:
     router, _ = make()
     assert isinstance(router, Router)
-    llm = ScriptedLLM()
+    llm = SimulatedLLM()
     await router.register_provider(Provider("a", "m"), llm)
     await router.register_provider(Provider("a", "m"), llm)
     with pytest.raises(ConflictError):
@@ -57,16 +57,16 @@ async def test_is_a_router_and_registration_is_idempotent() -> None:
 
 async def test_fallback_prefers_registration_order_then_lower_group() -> None:
     router, _ = make()
-    router.add_provider(Provider("late", "m", group=1), ScriptedLLM())
-    router.add_provider(Provider("first", "m"), ScriptedLLM())
-    router.add_provider(Provider("second", "m"), ScriptedLLM())
+    router.add_provider(Provider("late", "m", group=1), SimulatedLLM())
+    router.add_provider(Provider("first", "m"), SimulatedLLM())
+    router.add_provider(Provider("second", "m"), SimulatedLLM())
     assert (await router.route(HI)).name == "first"
 
 
 async def test_round_robin_rotates_within_the_group() -> None:
     router, _ = make("round_robin")
     for n in "abc":
-        router.add_provider(Provider(n, "m"), ScriptedLLM())
+        router.add_provider(Provider(n, "m"), SimulatedLLM())
     names = [(await router.route(HI)).name for _ in range(6)]
     assert names == ["a", "b", "c", "a", "b", "c"]
 
@@ -74,10 +74,10 @@ async def test_round_robin_rotates_within_the_group() -> None:
 async def test_specialist_picks_the_most_specialised_tagged_provider() -> None:
     router, _ = make("specialist")
     router.add_provider(
-        Provider("general", "m", frozenset({"code", "chat", "math"})), ScriptedLLM()
+        Provider("general", "m", frozenset({"code", "chat", "math"})), SimulatedLLM()
     )
-    router.add_provider(Provider("coder", "m", frozenset({"code"})), ScriptedLLM())
-    router.add_provider(Provider("chat", "m", frozenset({"chat"})), ScriptedLLM())
+    router.add_provider(Provider("coder", "m", frozenset({"code"})), SimulatedLLM())
+    router.add_provider(Provider("chat", "m", frozenset({"chat"})), SimulatedLLM())
     opts = RouteOptions(required_tags=frozenset({"code"}))
     assert (await router.route(HI, opts)).name == "coder"
     with pytest.raises(NoHealthyProviderError):
@@ -86,12 +86,13 @@ async def test_specialist_picks_the_most_specialised_tagged_provider() -> None:
 
 async def test_cost_optimized_ranks_by_estimated_cost_and_drops_unpriced() -> None:
     router, _ = make("cost_optimized")
-    router.add_provider(Provider("free", "m"), ScriptedLLM())  # no price: excluded
+    router.add_provider(Provider("free", "m"), SimulatedLLM())  # no price: excluded
     router.add_provider(
-        Provider("cheap_in", "m", input_price_per_mtok=0.1, output_price_per_mtok=10), ScriptedLLM()
+        Provider("cheap_in", "m", input_price_per_mtok=0.1, output_price_per_mtok=10),
+        SimulatedLLM(),
     )
     router.add_provider(
-        Provider("cheap_out", "m", input_price_per_mtok=5, output_price_per_mtok=1), ScriptedLLM()
+        Provider("cheap_out", "m", input_price_per_mtok=5, output_price_per_mtok=1), SimulatedLLM()
     )
     long_prompt = [Message("user", "x" * 20_000)]  # ~5k input tokens
     assert (
@@ -103,7 +104,7 @@ async def test_cost_optimized_ranks_by_estimated_cost_and_drops_unpriced() -> No
 async def test_strategy_switch_at_run_time_and_per_request() -> None:
     router, _ = make()
     for n in "ab":
-        router.add_provider(Provider(n, "m"), ScriptedLLM())
+        router.add_provider(Provider(n, "m"), SimulatedLLM())
     assert [(await router.route(HI)).name for _ in range(2)] == ["a", "a"]
     await router.set_strategy("round_robin")
     assert [(await router.route(HI)).name for _ in range(2)] == ["a", "b"]
@@ -115,8 +116,8 @@ async def test_strategy_switch_at_run_time_and_per_request() -> None:
 
 async def test_context_window_and_exclusions_filter() -> None:
     router, _ = make()
-    router.add_provider(Provider("small", "m", context_window=100), ScriptedLLM())
-    router.add_provider(Provider("big", "m", context_window=100_000), ScriptedLLM())
+    router.add_provider(Provider("small", "m", context_window=100), SimulatedLLM())
+    router.add_provider(Provider("big", "m", context_window=100_000), SimulatedLLM())
     assert (await router.route(HI, RouteOptions(expected_output_tokens=10))).name == "small"
     assert (await router.route([Message("user", "y" * 2000)])).name == "big"
     assert (await router.route(HI, RouteOptions(exclude=frozenset({"small"})))).name == "big"
@@ -124,7 +125,7 @@ async def test_context_window_and_exclusions_filter() -> None:
 
 async def test_rate_limit_per_minute_with_retry_after() -> None:
     router, clock = make()
-    router.add_provider(Provider("a", "m", requests_per_minute=2), ScriptedLLM())
+    router.add_provider(Provider("a", "m", requests_per_minute=2), SimulatedLLM())
     await router.complete(HI)
     clock.now += 10
     await router.complete(HI)
@@ -137,9 +138,9 @@ async def test_rate_limit_per_minute_with_retry_after() -> None:
 
 async def test_failure_retries_in_group_then_falls_back_and_cools_down() -> None:
     router, clock = make(cooldown_seconds=30)
-    bad1 = ScriptedLLM(fail_every=1)
-    bad2 = ScriptedLLM(fail_every=1)
-    good = ScriptedLLM(["from backup"])
+    bad1 = SimulatedLLM(fail_every=1)
+    bad2 = SimulatedLLM(fail_every=1)
+    good = SimulatedLLM(["from backup"])
     router.add_provider(Provider("bad1", "m"), bad1)
     router.add_provider(Provider("bad2", "m"), bad2)
     router.add_provider(Provider("backup", "m", group=1), good)
@@ -158,10 +159,10 @@ async def test_failure_retries_in_group_then_falls_back_and_cools_down() -> None
 
 async def test_num_retries_bounds_attempts_per_group() -> None:
     router, _ = make(num_retries=0)
-    bads = [ScriptedLLM(fail_every=1) for _ in range(3)]
+    bads = [SimulatedLLM(fail_every=1) for _ in range(3)]
     for i, llm in enumerate(bads):
         router.add_provider(Provider(f"bad{i}", "m"), llm)
-    router.add_provider(Provider("backup", "m", group=1), ScriptedLLM())
+    router.add_provider(Provider("backup", "m", group=1), SimulatedLLM())
     assert (await router.complete(HI)).provider == "backup"
     assert [b.calls for b in bads] == [1, 0, 0]
 
@@ -169,20 +170,55 @@ async def test_num_retries_bounds_attempts_per_group() -> None:
 async def test_retry_after_is_honoured_for_429() -> None:
     router, clock = make(cooldown_seconds=30)
     router.add_provider(
-        Provider("limited", "m"), ScriptedLLM(fail_every=1, fail_with="429", retry_after=5)
+        Provider("limited", "m"), SimulatedLLM(fail_every=1, fail_with="429", retry_after=5)
     )
-    router.add_provider(Provider("other", "m"), ScriptedLLM())
+    router.add_provider(Provider("other", "m"), SimulatedLLM())
     assert (await router.complete(HI)).provider == "other"
     assert {s.name: s.cooling_for for s in router.stats()}["limited"] == pytest.approx(5)
     clock.now += 5.1
     assert (await router.route(HI)).name == "limited"
 
 
+@pytest.mark.parametrize(
+    ("retry_after", "cooling_for"),
+    [
+        (float("inf"), 300.0),  # capped at max_retry_after
+        (2_300_000_000.0, 300.0),  # "retry in the year 2099": capped too
+        (1e308, 300.0),
+        (float("nan"), 30.0),  # not a number: no hint, the router's own cooldown
+        (-5.0, 0.0),  # in the past: usable again at once
+        (42.0, 42.0),  # an ordinary hint is honoured
+    ],
+)
+async def test_retry_after_is_capped_so_no_hint_disables_a_provider_for_good(
+    retry_after: float, cooling_for: float
+) -> None:
+    router, clock = make(cooldown_seconds=30)
+    router.add_provider(
+        Provider("limited", "m"),
+        SimulatedLLM(fail_every=2, fail_with="429", retry_after=retry_after),
+    )
+    router.add_provider(Provider("other", "m"), SimulatedLLM())
+    assert (await router.complete(HI)).provider == "limited"  # call 1 succeeds
+    assert (await router.complete(HI)).provider == "other"  # call 2: 429, falls over
+    assert {s.name: s.cooling_for for s in router.stats()}["limited"] == pytest.approx(cooling_for)
+    clock.now += cooling_for + 0.1
+    assert (await router.route(HI)).name == "limited"
+
+
+def test_max_retry_after_is_configurable_and_must_be_finite() -> None:
+    cfg = MemoryRouterConfig.model_validate({"max_retry_after": 60})
+    assert MemoryRouter.from_config(cfg, llms={}).max_retry_after == 60
+    for bad in (-1.0, float("inf"), float("nan")):
+        with pytest.raises(InvalidInputError, match="max_retry_after"):
+            MemoryRouter(max_retry_after=bad)
+
+
 async def test_allowed_fails_delays_cooldown_for_5xx() -> None:
     router, _ = make(allowed_fails=1)
-    flaky = ScriptedLLM(fail_every=1)
+    flaky = SimulatedLLM(fail_every=1)
     router.add_provider(Provider("flaky", "m"), flaky)
-    router.add_provider(Provider("ok", "m"), ScriptedLLM())
+    router.add_provider(Provider("ok", "m"), SimulatedLLM())
     await router.complete(HI)
     assert (await router.route(HI)).name == "flaky"  # one failure tolerated
     await router.complete(HI)
@@ -191,22 +227,22 @@ async def test_allowed_fails_delays_cooldown_for_5xx() -> None:
 
 async def test_single_provider_groups_are_exempt_from_cooldown_by_default() -> None:
     router, _ = make()
-    flaky = ScriptedLLM(fail_every=2)
+    flaky = SimulatedLLM(fail_every=2)
     router.add_provider(Provider("solo", "m"), flaky)
-    router.add_provider(Provider("backup", "m", group=1), ScriptedLLM(["b"]))
+    router.add_provider(Provider("backup", "m", group=1), SimulatedLLM(["b"]))
     assert (await router.complete(HI)).provider == "solo"
     assert (await router.complete(HI)).provider == "backup"
     assert (await router.route(HI)).name == "solo"  # not cooled
     strict, _ = make(cooldown_single_provider_groups=True)
-    strict.add_provider(Provider("solo", "m"), ScriptedLLM(fail_every=1))
-    strict.add_provider(Provider("backup", "m", group=1), ScriptedLLM())
+    strict.add_provider(Provider("solo", "m"), SimulatedLLM(fail_every=1))
+    strict.add_provider(Provider("backup", "m", group=1), SimulatedLLM())
     await strict.complete(HI)
     assert (await strict.route(HI)).name == "backup"
 
 
 async def test_no_healthy_provider_carries_retry_after_and_cause() -> None:
     router, _ = make(cooldown_seconds=12, cooldown_single_provider_groups=True)
-    router.add_provider(Provider("a", "m"), ScriptedLLM(fail_every=1))
+    router.add_provider(Provider("a", "m"), SimulatedLLM(fail_every=1))
     with pytest.raises(NoHealthyProviderError) as info:
         await router.complete(HI)
     assert info.value.retry_after == pytest.approx(12)
@@ -218,15 +254,15 @@ async def test_no_healthy_provider_carries_retry_after_and_cause() -> None:
 
 async def test_no_fallbacks_stays_in_the_first_group() -> None:
     router, _ = make(fallbacks=False)
-    router.add_provider(Provider("a", "m"), ScriptedLLM(fail_every=1))
-    router.add_provider(Provider("b", "m", group=1), ScriptedLLM())
+    router.add_provider(Provider("a", "m"), SimulatedLLM(fail_every=1))
+    router.add_provider(Provider("b", "m", group=1), SimulatedLLM())
     with pytest.raises(NoHealthyProviderError):
         await router.complete(HI)
 
 
 async def test_bad_input_is_raised_without_retry_and_counted() -> None:
     router, _ = make()
-    router.add_provider(Provider("a", "m"), ScriptedLLM())
+    router.add_provider(Provider("a", "m"), SimulatedLLM())
     with pytest.raises(InvalidInputError):
         await router.complete(
             HI,
@@ -241,17 +277,17 @@ async def test_bad_input_is_raised_without_retry_and_counted() -> None:
 
 async def test_model_of_the_provider_is_sent() -> None:
     router, _ = make()
-    router.add_provider(Provider("a", "model-x"), ScriptedLLM())
+    router.add_provider(Provider("a", "model-x"), SimulatedLLM())
     assert (await router.complete(HI)).model == "model-x"
 
 
 async def test_health_checks_mark_unhealthy_and_ignore_transient() -> None:
     router, _ = make()
-    down = ScriptedLLM()
-    limited = ScriptedLLM(fail_with="429")
+    down = SimulatedLLM()
+    limited = SimulatedLLM(fail_with="429")
     router.add_provider(Provider("down", "m"), down)
     router.add_provider(Provider("limited", "m"), limited)
-    router.add_provider(Provider("up", "m"), ScriptedLLM())
+    router.add_provider(Provider("up", "m"), SimulatedLLM())
     down.down = True
     limited.down = True
     assert not (await router.health_check("down")).healthy
@@ -286,7 +322,7 @@ async def test_health_check_without_ping_uses_a_tiny_completion() -> None:
 
 async def test_background_health_checks_start_and_stop() -> None:
     router = MemoryRouter(health_check_interval=0.01)
-    llm = ScriptedLLM()
+    llm = SimulatedLLM()
     router.add_provider(Provider("a", "m"), llm)
     llm.down = True
     await router.start()
@@ -320,7 +356,7 @@ def test_from_config_wires_providers_in_order() -> None:
             },
         }
     )
-    router = MemoryRouter.from_config(cfg, llms={"fast": ScriptedLLM(), "flaky": ScriptedLLM()})
+    router = MemoryRouter.from_config(cfg, llms={"fast": SimulatedLLM(), "flaky": SimulatedLLM()})
     providers = asyncio.run(router.list_providers())
     assert [p.name for p in providers] == ["fast", "flaky"]
     assert providers[0] == Provider("fast", "f-1", frozenset({"chat"}), 4096, 1, 2, 0, 60)
@@ -334,19 +370,19 @@ def test_from_config_wires_providers_in_order() -> None:
 
 
 async def test_router_as_llm_completes_and_streams_with_fallback() -> None:
-    from portfolio_core.adapters.memory.agent import MemoryAgent
+    from portfolio_core.adapters.orchestration.agent import MemoryAgent
     from portfolio_core.ports import LLM, CompletionOptions
 
     router, _ = make()
-    router.add_provider(Provider("down", "m"), ScriptedLLM(["x"], fail_every=1))
-    router.add_provider(Provider("up", "m"), ScriptedLLM(["streamed answer"], chunk_size=4))
+    router.add_provider(Provider("down", "m"), SimulatedLLM(["x"], fail_every=1))
+    router.add_provider(Provider("up", "m"), SimulatedLLM(["streamed answer"], chunk_size=4))
     llm = router.as_llm()
     assert isinstance(llm, LLM)
     c = await llm.complete(HI, CompletionOptions(max_tokens=1))
     assert (c.text, c.provider) == ("streamed", "up")
     router2, _ = make()
-    router2.add_provider(Provider("down", "m"), ScriptedLLM(["x"], fail_every=1))
-    router2.add_provider(Provider("up", "m"), ScriptedLLM(["streamed answer"], chunk_size=4))
+    router2.add_provider(Provider("down", "m"), SimulatedLLM(["x"], fail_every=1))
+    router2.add_provider(Provider("up", "m"), SimulatedLLM(["streamed answer"], chunk_size=4))
     chunks = [ch async for ch in router2.as_llm().stream(HI)]
     assert "".join(ch.text for ch in chunks) == "streamed answer"
     assert {s.name: s.failures for s in router2.stats()} == {"down": 1, "up": 0}
@@ -383,7 +419,7 @@ def test_route_only_returns_eligible_providers_of_the_lowest_group(
     for i, (group, tags, window, cooling, healthy, price) in enumerate(specs):
         name = f"p{i}"
         router.add_provider(
-            Provider(name, "m", frozenset(tags), window, price, price, group), ScriptedLLM()
+            Provider(name, "m", frozenset(tags), window, price, price, group), SimulatedLLM()
         )
         state = router._states[name]
         state.healthy = healthy
@@ -421,9 +457,9 @@ def test_route_only_returns_eligible_providers_of_the_lowest_group(
 
 async def test_rate_limit_holds_under_concurrent_requests() -> None:
     router, _ = make()
-    slow = ScriptedLLM(["limited"], latency=0.01)
+    slow = SimulatedLLM(["limited"], latency=0.01)
     router.add_provider(Provider("limited", "m", requests_per_minute=3), slow)
-    router.add_provider(Provider("spill", "m", group=1), ScriptedLLM(["spill"]))
+    router.add_provider(Provider("spill", "m", group=1), SimulatedLLM(["spill"]))
     answers = await asyncio.gather(*(router.complete(HI) for _ in range(5)))
     assert sorted(a.provider or "" for a in answers) == ["limited"] * 3 + ["spill"] * 2
     assert slow.calls == 3

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from portfolio_core.adapters.memory.pipeline import (
+from portfolio_core.adapters.orchestration.pipeline import (
     MemoryPipeline,
     MemoryPipelineConfig,
     Step,
@@ -37,18 +37,22 @@ split = step(outputs={"words": list}, name="split", cacheable=True)(_split)
 count = step(outputs={"count": int}, name="count")(_count)
 
 
-@register_step("shout")
-class Shout(Step):
-    inputs: ClassVar[frozenset[str]] = frozenset({"text"})
-    outputs: ClassVar[Mapping[str, type]] = {"loud": str}
-    is_cacheable: ClassVar[bool] = True
+with pytest.deprecated_call(match="register_step is deprecated"):
 
-    def __init__(self, name: str | None = None, suffix: str = "!") -> None:
-        super().__init__(name)
-        self.suffix = suffix
+    @register_step("shout")
+    class Shout(Step):
+        inputs: ClassVar[frozenset[str]] = frozenset({"text"})
+        outputs: ClassVar[Mapping[str, type]] = {"loud": str}
+        is_cacheable: ClassVar[bool] = True
 
-    async def run(self, context: Mapping[str, Any], config: Mapping[str, Any]) -> StepResult:
-        return StepResult.ok(loud=context["text"].upper() + self.suffix * config.get("times", 1))
+        def __init__(self, name: str | None = None, suffix: str = "!") -> None:
+            super().__init__(name)
+            self.suffix = suffix
+
+        async def run(self, context: Mapping[str, Any], config: Mapping[str, Any]) -> StepResult:
+            return StepResult.ok(
+                loud=context["text"].upper() + self.suffix * config.get("times", 1)
+            )
 
 
 async def test_runs_in_dependency_order() -> None:
@@ -206,6 +210,31 @@ async def test_from_config_by_path_and_registered_name() -> None:
         MemoryPipeline.from_config(
             MemoryPipelineConfig.model_validate({"steps": [{"use": "nope"}]})
         )
+    for bad, why in (
+        ("no_such_module_anywhere:Step", "no module named"),
+        (f"{__name__}:NoSuchStep", "has no attribute"),
+        (f"{__name__}:", "is not 'module:attribute'"),
+    ):
+        with pytest.raises(InvalidInputError, match=why) as info:
+            MemoryPipeline.from_config(
+                MemoryPipelineConfig.model_validate({"steps": [{"use": bad}]})
+            )
+        assert info.value.field == "use"
+
+
+async def test_steps_are_named_like_adapters_by_reference_to_a_class_or_an_instance() -> None:
+    cfg = MemoryPipelineConfig.model_validate(
+        {
+            "inputs": {"text": "str"},
+            "steps": [
+                {"use": f"{__name__}:split"},  # an instance
+                {"use": f"{__name__}:Shout", "name": "loud"},  # a class
+            ],
+        }
+    )
+    result = await MemoryPipeline.from_config(cfg).run({"text": "a b"})
+    assert result.context["words"] == ["a", "b"]
+    assert result.context["loud"] == "A B!"
     with pytest.raises(InvalidInputError, match="unknown input types"):
         MemoryPipeline.from_config(
             MemoryPipelineConfig.model_validate({"inputs": {"t": "blob"}, "steps": []})
@@ -265,10 +294,10 @@ def _reaches(reads: list[set[int]], j: int) -> bool:
 
 
 async def test_llm_step_in_code_and_from_config() -> None:
-    from portfolio_core.adapters.memory.pipeline import LLMStep
-    from portfolio_core.adapters.memory.scripted_llm import ScriptedLLM
+    from portfolio_core.adapters.memory.simulated_llm import SimulatedLLM
+    from portfolio_core.adapters.orchestration.pipeline import LLMStep
 
-    llm = ScriptedLLM(echo=True)
+    llm = SimulatedLLM(echo=True)
     summarise = LLMStep("summary", llm=llm, prompt="Summarise: {text}", output="summary")
     cache = MinimalCache()
     pipe = MemoryPipeline([summarise, count, split], inputs={"text": str}, cache=cache)
@@ -281,13 +310,13 @@ async def test_llm_step_in_code_and_from_config() -> None:
     third = await MemoryPipeline([other], inputs=["text"], cache=cache).run({"text": "a b"})
     assert third.context["summary"] == "Shorten: a b"  # a new prompt is a new cache key
 
-    failing = ScriptedLLM(fail_every=1)
+    failing = SimulatedLLM(fail_every=1)
     cfg = MemoryPipelineConfig.model_validate(
         {
             "inputs": {"text": "str"},
             "steps": [
                 {
-                    "use": "portfolio_core.adapters.memory.pipeline:LLMStep",
+                    "use": "portfolio_core.adapters.orchestration.pipeline:LLMStep",
                     "name": "ask",
                     "uses": ["llm"],
                     "args": {"prompt": "Q: {text}"},
@@ -339,10 +368,10 @@ class TestStepSubclassContract(PipelineStepContract):
 class TestLLMStepContract(PipelineStepContract):
     @pytest.fixture
     def make_adapter(self) -> Callable[[], PipelineStep]:
-        from portfolio_core.adapters.memory.pipeline import LLMStep
-        from portfolio_core.adapters.memory.scripted_llm import ScriptedLLM
+        from portfolio_core.adapters.memory.simulated_llm import SimulatedLLM
+        from portfolio_core.adapters.orchestration.pipeline import LLMStep
 
-        return lambda: LLMStep("ask", llm=ScriptedLLM(echo=True), prompt="Q: {text}")
+        return lambda: LLMStep("ask", llm=SimulatedLLM(echo=True), prompt="Q: {text}")
 
 
 async def test_caching_through_the_memory_cache_adapter() -> None:
