@@ -282,3 +282,35 @@ def test_a_bad_worker_section_is_a_manifest_error_at_load(tmp_path: Path) -> Non
     text = str(info.value)
     for where in ("worker.handlers", "worker.periodic[0].cron", "worker.retries"):
         assert where in text, f"{where} not reported in:\n{text}"
+
+
+async def test_the_progress_view_shows_the_worker_and_its_queue(
+    queue: MemoryJobQueue, clock: FakeClock
+) -> None:
+    import io
+
+    from portfolio_core.worker._progress import ProgressView
+
+    handlers = Handlers()
+
+    @handlers.task("noop")
+    async def noop(payload: Any) -> None:
+        return None
+
+    await queue.enqueue_many([NewJob("noop") for _ in range(3)])
+    await queue.enqueue(NewJob("noop", delay=60))
+    worker = Worker(queue, handlers, concurrency=2, idle_wait=0.01, clock=clock)
+    running = asyncio.ensure_future(worker.run())
+    await until(lambda: _all_completed(queue, 3), "completed")
+    out = io.StringIO()
+    view = asyncio.ensure_future(ProgressView(worker, stream=out, interval=0.001).run())
+    deadline = asyncio.get_running_loop().time() + BOUND
+    while not out.getvalue():
+        assert asyncio.get_running_loop().time() < deadline, "the view printed nothing"
+        await asyncio.sleep(0.005)
+    view.cancel()
+    worker.stop()
+    await running
+    line = out.getvalue().splitlines()[0]
+    assert "default: running 0/2  done 3  failed 0  dead 0" in line, line
+    assert "queue: available 0  scheduled 1  running 0  dead 0" in line, line
