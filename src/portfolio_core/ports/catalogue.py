@@ -14,6 +14,7 @@ from portfolio_core.ports.cache_persistence import CachePersistence
 from portfolio_core.ports.cache_store import CacheStore
 from portfolio_core.ports.event_store import EventStore
 from portfolio_core.ports.generation_engine import GenerationEngine
+from portfolio_core.ports.job_queue import JobQueue
 from portfolio_core.ports.llm import LLM
 from portfolio_core.ports.model_backend import ModelBackend
 from portfolio_core.ports.pipeline import Pipeline, PipelineStep
@@ -73,6 +74,12 @@ PORTS: tuple[PortInfo, ...] = (
         "event_store",
         EventStore,
         "Append-only event streams: expected versions, global log, subscriptions.",
+        True,
+    ),
+    PortInfo(
+        "job_queue",
+        JobQueue,
+        "Background jobs: leases, retries with backoff, dead letters, unique keys.",
         True,
     ),
     PortInfo(

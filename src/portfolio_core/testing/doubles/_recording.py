@@ -10,6 +10,7 @@ from portfolio_core.ports.cache_persistence import CachePersistence
 from portfolio_core.ports.cache_store import CacheStore
 from portfolio_core.ports.event_store import EventStore
 from portfolio_core.ports.generation_engine import GenerationEngine
+from portfolio_core.ports.job_queue import JobQueue
 from portfolio_core.ports.llm import LLM
 from portfolio_core.ports.model_backend import ModelBackend
 from portfolio_core.ports.pipeline import Pipeline, PipelineStep
@@ -25,6 +26,7 @@ from portfolio_core.testing.doubles._scripted import (
     ScriptedCacheStore,
     ScriptedEventStore,
     ScriptedGenerationEngine,
+    ScriptedJobQueue,
     ScriptedLLM,
     ScriptedModelBackend,
     ScriptedPipeline,
@@ -41,6 +43,7 @@ __all__ = [
     "RecordingCachePersistence",
     "RecordingCacheStore",
     "RecordingEventStore",
+    "RecordingJobQueue",
     "RecordingGenerationEngine",
     "RecordingLLM",
     "RecordingModelBackend",
@@ -93,6 +96,10 @@ class RecordingStream(_Recording[Stream], port=Stream, stand_alone=ScriptedStrea
 
 class RecordingEventStore(_Recording[EventStore], port=EventStore, stand_alone=ScriptedEventStore):
     """Records calls to an event store."""
+
+
+class RecordingJobQueue(_Recording[JobQueue], port=JobQueue, stand_alone=ScriptedJobQueue):
+    """Records calls to a job queue."""
 
 
 class RecordingTokenizer(_Recording[Tokenizer], port=Tokenizer, stand_alone=ScriptedTokenizer):
