@@ -50,6 +50,10 @@ COMMANDS: dict[str, Command] = {
         "portfolio_core._commands.conformance",
         extra="testing",
     ),
+    "worker": Command(
+        "run the jobs of a manifest's job queue: handlers by task name, SIGTERM-safe",
+        "portfolio_core._commands.worker",
+    ),
     "adapters": Command(
         "list installed adapters per port (entry points) and the extras they miss",
         "portfolio_core._commands.adapters",

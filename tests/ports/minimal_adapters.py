@@ -267,6 +267,50 @@ class MinimalConfigStore:
         yield
 
 
+class MinimalJobQueue:
+    """Refuses every job (a queue that is always full of nothing)."""
+
+    async def enqueue(self, job: p.NewJob) -> str:
+        raise p.UnavailableError("no room")
+
+    async def enqueue_many(self, jobs: Sequence[p.NewJob]) -> list[str]:
+        raise p.UnavailableError("no room")
+
+    async def reserve(
+        self, queue: str, *, limit: int = 1, lease: float = 30.0, wait: float = 0.0
+    ) -> list[p.Reservation]:
+        return []
+
+    async def complete(self, reservation: p.Reservation) -> None:
+        raise p.ConflictError("not held")
+
+    async def fail(
+        self, reservation: p.Reservation, error: str, *, retry_in: float | None = None
+    ) -> p.Job:
+        raise p.ConflictError("not held")
+
+    async def extend(self, reservation: p.Reservation, lease: float) -> p.Reservation:
+        raise p.ConflictError("not held")
+
+    async def release(self, reservation: p.Reservation) -> None:
+        raise p.ConflictError("not held")
+
+    async def get(self, job_id: str) -> p.Job:
+        raise p.NotFoundError(f"no job {job_id!r}", key=job_id)
+
+    async def list_jobs(self, queue: str, state: p.JobState, *, limit: int = 100) -> list[p.Job]:
+        return []
+
+    async def retry(self, job_id: str) -> p.Job:
+        raise p.NotFoundError(f"no job {job_id!r}", key=job_id)
+
+    async def cancel(self, job_id: str) -> bool:
+        raise p.NotFoundError(f"no job {job_id!r}", key=job_id)
+
+    async def counts(self, queue: str) -> p.JobCounts:
+        return p.JobCounts()
+
+
 class MinimalGenerationEngine:
     def submit(
         self,
@@ -383,6 +427,7 @@ MINIMAL: dict[type, type] = {
     p.Stream: MinimalStream,
     p.EventStore: MinimalEventStore,
     p.ConfigStore: MinimalConfigStore,
+    p.JobQueue: MinimalJobQueue,
     p.GenerationEngine: MinimalGenerationEngine,
     p.CacheStore: MinimalCacheStore,
     p.CachePersistence: MinimalCachePersistence,
@@ -401,6 +446,7 @@ _tenant: p.Tenant = MinimalTenant()
 _stream: p.Stream = MinimalStream()
 _events: p.EventStore = MinimalEventStore()
 _config: p.ConfigStore = MinimalConfigStore()
+_jobs: p.JobQueue = MinimalJobQueue()
 _engine: p.GenerationEngine = MinimalGenerationEngine()
 _store: p.CacheStore = MinimalCacheStore()
 _persistence: p.CachePersistence = MinimalCachePersistence()

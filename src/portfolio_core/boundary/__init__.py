@@ -13,15 +13,26 @@ from typing import Any, TypeVar, cast
 from portfolio_core.boundary._proxy import BoundaryHandle, BulkheadFullError, build_proxy
 from portfolio_core.boundary.breaker import Breaker, BreakerStorageError, CircuitOpenError
 from portfolio_core.boundary.config import (
+    OutboxConfig,
     ProtectionConfig,
     TelemetryConfig,
     boundary_problems,
     parse_sections,
 )
+from portfolio_core.boundary.outbox import (
+    Outbox,
+    OutboxAcceptedError,
+    OutboxFullError,
+    OutboxProxy,
+    OutboxStatus,
+    Pending,
+    outbox_of,
+)
 from portfolio_core.boundary.ratelimit import RateLimiter, RateLimitStorageError
 from portfolio_core.boundary.stats import MethodPerformance, MethodStats, PerformanceMonitor
 from portfolio_core.boundary.telemetry import Telemetry, default_telemetry
 from portfolio_core.ports.catalogue import PortInfo
+from portfolio_core.ports.job_queue import JobQueue
 
 __all__ = [
     "BoundaryHandle",
@@ -31,6 +42,12 @@ __all__ = [
     "CircuitOpenError",
     "MethodPerformance",
     "MethodStats",
+    "Outbox",
+    "OutboxAcceptedError",
+    "OutboxConfig",
+    "OutboxFullError",
+    "OutboxStatus",
+    "Pending",
     "PerformanceMonitor",
     "ProtectionConfig",
     "RateLimitStorageError",
@@ -40,6 +57,7 @@ __all__ = [
     "boundary_of",
     "boundary_problems",
     "default_telemetry",
+    "outbox_of",
     "unwrap",
     "wrap",
 ]
@@ -58,6 +76,7 @@ def wrap(
     fallback: object | None = None,
     runtime: Telemetry | None = None,
     clock: Callable[[], float] = time.monotonic,
+    outbox_store: JobQueue | None = None,
 ) -> T:
     """Wrap ``adapter`` (an adapter of ``port`` named ``name`` in the manifest) with the
     configured telemetry and protection.
@@ -70,6 +89,9 @@ def wrap(
     ``fallback`` is another adapter of the same port, called when the wrapped one fails with
     a retryable port error after all protection. ``runtime`` chooses the OpenTelemetry
     providers (default: the global ones); ``clock`` is the breaker's monotonic clock.
+    ``protection.outbox`` puts an :class:`OutboxProxy` outermost (it sees what the other
+    protections let through); it records into ``outbox_store`` when given, else into the
+    store its configuration names (a SQLite file by default).
 
     Raises ``ValueError`` listing every problem when a section is invalid, ``TypeError``
     naming every missing method when ``adapter`` or ``fallback`` lacks a method of the port
@@ -94,9 +116,14 @@ def wrap(
             f"{name!r}: protection.fallback names {prot.fallback.adapter!r} "
             "but no fallback adapter was passed"
         )
+    outbox = prot.outbox if prot is not None else None
+    if prot is not None and outbox is not None:
+        prot = prot.model_copy(update={"outbox": None})
     if prot is not None and prot.is_empty and fallback is None:
         prot = None
     if tel is None and prot is None and fallback is None:
+        if outbox is not None:
+            return cast(T, _with_outbox(adapter, outbox, port, name, outbox_store))
         return adapter
     proxy = build_proxy(
         adapter,
@@ -109,7 +136,15 @@ def wrap(
         runtime=runtime or default_telemetry(),
         clock=clock,
     )
+    if outbox is not None:
+        return cast(T, _with_outbox(proxy, outbox, port, name, outbox_store))
     return cast(T, proxy)
+
+
+def _with_outbox(
+    inner: object, config: OutboxConfig, port: PortInfo, name: str, store: JobQueue | None
+) -> OutboxProxy:
+    return OutboxProxy(inner, Outbox(config, name=name, port=port, store=store))
 
 
 def boundary_of(obj: object) -> BoundaryHandle | None:
@@ -120,6 +155,8 @@ def boundary_of(obj: object) -> BoundaryHandle | None:
 
 
 def unwrap(obj: T) -> T:
-    """The adapter inside a boundary proxy (``obj`` itself when it is not a proxy)."""
+    """The adapter inside a boundary proxy or outbox (``obj`` itself when it is neither)."""
+    if isinstance(obj, OutboxProxy):
+        obj = obj.inner
     handle = boundary_of(obj)
     return cast(T, handle.target) if handle is not None else obj

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
@@ -22,6 +22,8 @@ __all__ = [
     "FallbackConfig",
     "ModelPrice",
     "OnStorageError",
+    "OutboxConfig",
+    "OutboxStoreConfig",
     "ProtectionConfig",
     "RateLimitConfig",
     "RateLimitStrategy",
@@ -198,6 +200,39 @@ class FallbackConfig(_Model):
     adapter: str = Field(min_length=1)
 
 
+class OutboxStoreConfig(_Model):
+    """A JobQueue adapter the outbox records into: an entry-point name of the
+    ``portfolio_core.adapters.job_queue`` group and that adapter's configuration."""
+
+    adapter: str = Field(min_length=1)
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+class OutboxConfig(_Model):
+    """Record failed writes and replay them later (see docs/boundary/outbox.md).
+
+    A call of one of ``methods`` that fails with a retryable port error (unavailable, an
+    open breaker, a timeout) after the other protections is recorded durably -- in the SQLite
+    file ``path`` unless ``store`` names another JobQueue adapter -- and the caller gets
+    ``OutboxAcceptedError`` (``on_pending: raise``) or a ``Pending`` value (``return``).
+    A relay replays recorded calls in order when the adapter is healthy again. ``key`` names
+    the argument whose value orders calls (default: each method's first argument): once a
+    key has a recorded call, later calls with that key are recorded too, behind it. At
+    ``backlog_limit`` recorded calls, new failures are not recorded: they raise
+    ``OutboxFullError`` (retryable) with the original error as cause.
+    """
+
+    methods: list[str] = Field(min_length=1)
+    key: str | None = Field(None, min_length=1)
+    on_pending: Literal["raise", "return"] = "raise"
+    path: str = Field("portfolio-outbox.db", min_length=1)
+    store: OutboxStoreConfig | None = None
+    queue: str | None = Field(None, min_length=1, max_length=128)
+    backlog_limit: int = Field(10_000, ge=1)
+    relay_interval: float = Field(1.0, gt=0)
+    max_relay_interval: float = Field(30.0, gt=0)
+
+
 class ProtectionConfig(_Model):
     """Protection around one adapter, applied in this order: rate limit, circuit breaker,
     bulkhead, timeout, retry, call (fallback wraps all of them)."""
@@ -208,6 +243,7 @@ class ProtectionConfig(_Model):
     timeout: TimeoutConfig | None = None
     retry: RetryConfig | None = None
     fallback: FallbackConfig | None = None
+    outbox: OutboxConfig | None = None
     on_storage_error: OnStorageError = OnStorageError.OPEN
 
     @property
@@ -220,6 +256,7 @@ class ProtectionConfig(_Model):
                 self.timeout,
                 self.retry,
                 self.fallback,
+                self.outbox,
             )
         )
 
@@ -254,6 +291,8 @@ def parse_sections(
     problems.extend(more)
     assert tel is None or isinstance(tel, TelemetryConfig)  # noqa: S101  (type narrowing)
     assert prot is None or isinstance(prot, ProtectionConfig)  # noqa: S101  (type narrowing)
+    if prot is not None and prot.outbox is not None:
+        problems.extend(_outbox_problems(port, prot.outbox))
     if prot is not None:
         rl = prot.rate_limit
         if rl is not None and rl.lease > 1 and rl.strategy is not RateLimitStrategy.FIXED_WINDOW:
@@ -264,6 +303,25 @@ def parse_sections(
                 )
             )
     return tel, prot, problems
+
+
+def _outbox_problems(port: PortInfo, outbox: OutboxConfig) -> list[tuple[Path, str]]:
+    """Each outbox method must be an ``async def`` method of the port."""
+    from portfolio_core.ports.introspection import MemberKind, members_of
+
+    kinds = {member.name: member.kind for member in members_of(port.protocol)}
+    problems: list[tuple[Path, str]] = []
+    for i, method in enumerate(outbox.methods):
+        if kinds.get(method) is not MemberKind.COROUTINE:
+            async_methods = sorted(n for n, k in kinds.items() if k is MemberKind.COROUTINE)
+            problems.append(
+                (
+                    ("protection", "outbox", "methods", i),
+                    f"{method!r} is not an async method of {port.name} "
+                    f"(one of: {', '.join(async_methods)})",
+                )
+            )
+    return problems
 
 
 def boundary_problems(

@@ -78,6 +78,33 @@ def _origin(node: yaml.Node, source: str, layer: str) -> Origin:
     return Origin(source, mark.line + 1, mark.column + 1, layer)
 
 
+def _refuse_expansion_over(node: yaml.Node, limit: int) -> None:
+    """Raise ``_TooLarge`` at the first node whose expansion holds more than ``limit`` values.
+
+    Aliases share their node object, so sizes are counted once per distinct node: an alias
+    bomb is refused in time proportional to its text, before anything is built."""
+    sizes: dict[int, int] = {}
+
+    def size(current: yaml.Node) -> int:
+        key = id(current)
+        if key in sizes:
+            return sizes[key]
+        sizes[key] = 0  # a recursive alias counts nothing here; the builder reports it
+        total = 1
+        if isinstance(current, yaml.MappingNode):
+            for key_node, value_node in current.value:
+                total += size(key_node) + size(value_node)
+        elif isinstance(current, yaml.SequenceNode):
+            for item in current.value:
+                total += size(item)
+        if total > limit:
+            raise _TooLarge(current)
+        sizes[key] = total
+        return total
+
+    size(node)
+
+
 class _Builder:
     def __init__(self, loader: Any, source: str, layer: str, problems: list[Problem]) -> None:
         self.loader = loader
@@ -166,6 +193,7 @@ def load_yaml_text(text: str, source: str, problems: list[Problem], layer: str =
         node = loader.get_single_node()
         if node is None:
             return None
+        _refuse_expansion_over(node, MAX_YAML_VALUES)
         return _Builder(loader, source, layer, problems).build(node, ())
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark

@@ -15,6 +15,7 @@ from portfolio_core.ports.cache_store import CacheStore
 from portfolio_core.ports.config_store import ConfigStore
 from portfolio_core.ports.event_store import EventStore
 from portfolio_core.ports.generation_engine import GenerationEngine
+from portfolio_core.ports.job_queue import JobQueue
 from portfolio_core.ports.llm import LLM
 from portfolio_core.ports.model_backend import ModelBackend
 from portfolio_core.ports.pipeline import Pipeline, PipelineStep
@@ -80,6 +81,12 @@ PORTS: tuple[PortInfo, ...] = (
         "config_store",
         ConfigStore,
         "Versioned run-time configuration: atomic batches, history, rollback, watches.",
+        True,
+    ),
+    PortInfo(
+        "job_queue",
+        JobQueue,
+        "Background jobs: leases, retries with backoff, dead letters, unique keys.",
         True,
     ),
     PortInfo(

@@ -431,6 +431,7 @@ class Registry:
         it. Marks override both. Every sink registered with :meth:`report_health_to`
         receives exactly the verdicts returned. Details never contain secret values."""
         from portfolio_core.boundary.health import with_breaker
+        from portfolio_core.boundary.outbox import with_outbox
 
         state = self._state
 
@@ -455,6 +456,7 @@ class Registry:
                 return self._marks[name]
             healthy, detail, latency = await ping_of(item)
             healthy, detail = with_breaker(item.adapter, healthy, detail)
+            healthy, detail = with_outbox(item.adapter, healthy, detail)
             return EntryHealth(name, healthy, detail, latency)
 
         results = await asyncio.gather(*(check(n, i) for n, i in state.items.items()))
@@ -719,12 +721,17 @@ def _with_default(info: EntryInfo, default: bool) -> EntryInfo:
 
 async def _stop_all(items: list[_Item], secrets: frozenset[str], *, raise_errors: bool) -> None:
     errors: list[Exception] = []
+    from portfolio_core.boundary.outbox import outbox_of
+
     stopped: set[int] = set()
     for item in reversed(items):
         if id(item.instance) in stopped:  # an entry addressed local:// shares its target
             continue
         stopped.add(id(item.instance))
         try:
+            outbox = outbox_of(item.adapter)
+            if outbox is not None:  # its relay replays through the adapter: stop it first
+                await outbox.aclose()
             await close_adapter(item.instance)
         except Exception as exc:
             exc.add_note(f"while stopping adapter {item.info.name!r}")

@@ -1157,12 +1157,24 @@ class PostgresEventStore(_SQLBase):
     async def _connection(self) -> Any:
         if self._pool is None:
             await self.start()
-        assert self._pool is not None
-        conn = await self._pool.get()
+        pool = self._pool
+        assert pool is not None
+        conn = await pool.get()
         try:
+            if conn.closed or conn.broken:  # lost (server restart, network): connect again
+                conn = await self._reconnect(conn)
             yield conn
         finally:
-            self._pool.put_nowait(conn)
+            pool.put_nowait(conn)
+
+    async def _reconnect(self, dead: Any) -> Any:
+        """A fresh connection in place of ``dead``; UnavailableError (keeping ``dead`` in the
+        pool, to be replaced by a later call) while the server cannot be reached."""
+        fresh = await self._connect()
+        self._conns = [fresh if c is dead else c for c in self._conns]
+        with contextlib.suppress(Exception):
+            await dead.close()
+        return fresh
 
     async def _fetch(self, sql: str, params: Sequence[Any]) -> list[Row]:
         import psycopg

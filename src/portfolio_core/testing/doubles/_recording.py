@@ -11,6 +11,7 @@ from portfolio_core.ports.cache_store import CacheStore
 from portfolio_core.ports.config_store import ConfigStore
 from portfolio_core.ports.event_store import EventStore
 from portfolio_core.ports.generation_engine import GenerationEngine
+from portfolio_core.ports.job_queue import JobQueue
 from portfolio_core.ports.llm import LLM
 from portfolio_core.ports.model_backend import ModelBackend
 from portfolio_core.ports.pipeline import Pipeline, PipelineStep
@@ -27,6 +28,7 @@ from portfolio_core.testing.doubles._scripted import (
     ScriptedConfigStore,
     ScriptedEventStore,
     ScriptedGenerationEngine,
+    ScriptedJobQueue,
     ScriptedLLM,
     ScriptedModelBackend,
     ScriptedPipeline,
@@ -44,6 +46,7 @@ __all__ = [
     "RecordingCacheStore",
     "RecordingConfigStore",
     "RecordingEventStore",
+    "RecordingJobQueue",
     "RecordingGenerationEngine",
     "RecordingLLM",
     "RecordingModelBackend",
@@ -102,6 +105,10 @@ class RecordingConfigStore(
     _Recording[ConfigStore], port=ConfigStore, stand_alone=ScriptedConfigStore
 ):
     """Records calls to a config store."""
+
+
+class RecordingJobQueue(_Recording[JobQueue], port=JobQueue, stand_alone=ScriptedJobQueue):
+    """Records calls to a job queue."""
 
 
 class RecordingTokenizer(_Recording[Tokenizer], port=Tokenizer, stand_alone=ScriptedTokenizer):

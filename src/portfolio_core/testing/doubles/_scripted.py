@@ -6,6 +6,7 @@ generated from the port's protocol by :class:`~portfolio_core.testing.doubles._c
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 from collections.abc import (
     AsyncIterable,
@@ -34,6 +35,7 @@ from portfolio_core.ports.event_store import (
     StreamState,
 )
 from portfolio_core.ports.generation_engine import CompletedGeneration, GenerationEngine
+from portfolio_core.ports.job_queue import JobCounts, JobQueue
 from portfolio_core.ports.llm import (
     LLM,
     Completion,
@@ -78,6 +80,7 @@ __all__ = [
     "ScriptedCacheStore",
     "ScriptedConfigStore",
     "ScriptedEventStore",
+    "ScriptedJobQueue",
     "ScriptedGenerationEngine",
     "ScriptedLLM",
     "ScriptedModelBackend",
@@ -470,6 +473,28 @@ class ScriptedConfigStore(_Scripted, port=ConfigStore):
             Iterable[ChangeSet], self._answer("watch", prefix, from_version=from_version)
         ):
             yield item
+
+
+# -- JobQueue ----------------------------------------------------------------------------------
+
+_job_ids = itertools.count(1)
+
+
+class ScriptedJobQueue(_Scripted, port=JobQueue):
+    """A job queue with canned answers; unscripted ``enqueue`` returns fresh ids ("1", "2",
+    ...), ``reserve`` and ``list_jobs`` return nothing, ``counts`` zeros, and finishing a
+    reservation succeeds; ``get``, ``fail``, ``retry`` and ``cancel`` must be scripted."""
+
+    _defaults: ClassVar[Mapping[str, Any]] = {
+        "enqueue": computed(lambda job: str(next(_job_ids))),
+        "enqueue_many": computed(lambda jobs: [str(next(_job_ids)) for _ in jobs]),
+        "reserve": list,
+        "complete": None,
+        "extend": computed(lambda reservation, lease: reservation),
+        "release": None,
+        "list_jobs": list,
+        "counts": JobCounts,
+    }
 
 
 # -- inference ports (sync) --------------------------------------------------------------------

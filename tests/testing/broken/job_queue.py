@@ -1,0 +1,297 @@
+"""Deliberately broken variants of the memory JobQueue, one bug each, with the clause it breaks.
+
+tests/testing/test_job_queue_broken.py asserts the JobQueue contract suite fails on every one.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any, ClassVar
+
+from portfolio_core.adapters.memory.job_queue import MemoryJobQueue, _Queue, _Row
+from portfolio_core.ports import (
+    InvalidInputError,
+    Job,
+    JobCounts,
+    JobState,
+    NewJob,
+    Reservation,
+)
+
+
+class Broken(MemoryJobQueue):
+    clause: ClassVar[str]
+
+
+class ForgetsMaxAttempts(Broken):
+    """Reports every job with the default max_attempts."""
+
+    clause = "job_queue.enqueue.stored"
+
+    def _snapshot(self, row: _Row, now: float) -> Job:
+        return replace(super()._snapshot(row, now), max_attempts=3)
+
+
+class SharesPayload(Broken):
+    """Hands out the very payload object it keeps."""
+
+    clause = "job_queue.enqueue.snapshot"
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self._objects: dict[int, Any] = {}
+
+    def _snapshot(self, row: _Row, now: float) -> Job:
+        job = super()._snapshot(row, now)
+        kept = self._objects.setdefault(row.id, job.payload)
+        return replace(job, payload=kept)
+
+
+class StoresReprOfBadPayloads(Broken):
+    """Stores the repr of a payload JSON cannot hold instead of refusing it."""
+
+    clause = "job_queue.enqueue.invalid"
+
+    async def enqueue_many(self, jobs: Sequence[NewJob]) -> list[str]:
+        fixed = []
+        for job in jobs:
+            try:
+                await MemoryJobQueue().enqueue(job)
+            except InvalidInputError as exc:
+                if exc.field != "payload":
+                    raise
+                job = replace(job, payload=repr(job.payload))
+            fixed.append(job)
+        return await super().enqueue_many(fixed)
+
+
+class StoresPartOfABatch(Broken):
+    """Stores the good jobs of a batch before failing on a bad one."""
+
+    clause = "job_queue.enqueue.many"
+
+    async def enqueue_many(self, jobs: Sequence[NewJob]) -> list[str]:
+        ids: list[str] = []
+        for job in jobs:
+            ids += await super().enqueue_many([job])
+        return ids
+
+
+class IgnoresUniqueKeys(Broken):
+    """Enqueues a duplicate unique key as a new job."""
+
+    clause = "job_queue.unique.merge"
+
+    async def enqueue_many(self, jobs: Sequence[NewJob]) -> list[str]:
+        return await super().enqueue_many([replace(job, unique_key=None) for job in jobs])
+
+
+class IgnoresPriority(Broken):
+    """Hands out due jobs in run_at order whatever their priority."""
+
+    clause = "job_queue.reserve.order"
+
+    def _push(self, q: _Queue, row: _Row, now: float) -> None:
+        if row.run_at <= now:
+            heapq.heappush(q.ready, (0, row.run_at, row.id))
+        else:
+            heapq.heappush(q.scheduled, (row.run_at, row.id))
+
+    def _take(self, name: str, limit: int, lease: float) -> list[Reservation]:
+        q = self._queues.get(name)
+        if q is not None:  # scheduled jobs falling due would go by priority again
+            now = self._clock()
+            while q.scheduled and q.scheduled[0][0] <= now:
+                _run_at, job_id = heapq.heappop(q.scheduled)
+                row = q.rows[job_id]
+                heapq.heappush(q.ready, (0, row.run_at, row.id))
+        return super()._take(name, limit, lease)
+
+
+class RunsScheduledJobsEarly(Broken):
+    """Ignores run_at and delay: every job is due at once."""
+
+    clause = "job_queue.reserve.scheduled"
+
+    async def enqueue_many(self, jobs: Sequence[NewJob]) -> list[str]:
+        await MemoryJobQueue().enqueue_many(jobs)  # the same input checks
+        return await super().enqueue_many([replace(j, run_at=None, delay=None) for j in jobs])
+
+
+class NeverWaits(Broken):
+    """Returns at once from reserve, whatever wait says."""
+
+    clause = "job_queue.reserve.wait"
+
+    async def reserve(
+        self, queue: str, *, limit: int = 1, lease: float = 30.0, wait: float = 0.0
+    ) -> list[Reservation]:
+        return await super().reserve(queue, limit=limit, lease=lease, wait=0.0)
+
+
+class HandsOutRunningJobs(Broken):
+    """Keeps a second ready entry per job and hands it out even while the job runs."""
+
+    clause = "job_queue.reserve.exclusive"
+
+    def _push(self, q: _Queue, row: _Row, now: float) -> None:
+        super()._push(q, row, now)
+        super()._push(q, row, now)
+
+    def _take(self, name: str, limit: int, lease: float) -> list[Reservation]:
+        q = self._queues.get(name)
+        if q is not None:
+            for row in q.running.values():  # the bug: running jobs look queued to the picker
+                row.state = "queued"
+        taken = super()._take(name, limit, lease)
+        if q is not None:
+            for row in q.running.values():
+                row.state = "running"
+        return taken
+
+
+class RerunsCompletedJobs(Broken):
+    """Marks a job completed but leaves its lease running, so it comes back on expiry."""
+
+    clause = "job_queue.complete.once"
+
+    async def complete(self, reservation: Reservation) -> None:
+        row = self._held(reservation)
+        row.state = "running"
+        row.token = None  # the holder's token is stale, but the lease still runs out
+
+
+class IgnoresRetryIn(Broken):
+    """Makes a failed job available again at once."""
+
+    clause = "job_queue.fail.retry"
+
+    async def fail(
+        self, reservation: Reservation, error: str, *, retry_in: float | None = None
+    ) -> Job:
+        return await super().fail(reservation, error, retry_in=0.0)
+
+
+class NeverDeadLetters(Broken):
+    """Retries a failing job forever."""
+
+    clause = "job_queue.fail.dead_letter"
+
+    async def fail(
+        self, reservation: Reservation, error: str, *, retry_in: float | None = None
+    ) -> Job:
+        self._row(reservation.job.id).max_attempts += 1
+        return await super().fail(reservation, error, retry_in=retry_in)
+
+
+class ReleaseCountsTheAttempt(Broken):
+    """Counts the attempt of a released job."""
+
+    clause = "job_queue.release"
+
+    async def release(self, reservation: Reservation) -> None:
+        await super().release(reservation)
+        self._row(reservation.job.id).attempts += 1
+
+
+class LeasesNeverExpire(Broken):
+    """Never takes back a job whose lease ran out."""
+
+    clause = "job_queue.lease.expiry"
+
+    def _take_back_expired(self, q: _Queue, now: float) -> None:
+        return None
+
+
+class ExtendDoesNothing(Broken):
+    """Accepts a heartbeat and keeps the old lease."""
+
+    clause = "job_queue.lease.extend"
+
+    async def extend(self, reservation: Reservation, lease: float) -> Reservation:
+        self._held(reservation)
+        return reservation
+
+
+class RetryKeepsAttempts(Broken):
+    """Revives a dead job with its spent attempts."""
+
+    clause = "job_queue.manage.retry"
+
+    async def retry(self, job_id: str) -> Job:
+        attempts = self._row(job_id).attempts
+        await super().retry(job_id)
+        self._row(job_id).attempts = attempts
+        return await self.get(job_id)
+
+
+class CancelsRunningJobs(Broken):
+    """Cancels a job whatever its state."""
+
+    clause = "job_queue.manage.cancel"
+
+    async def cancel(self, job_id: str) -> bool:
+        row = self._row(job_id)
+        if row.state == "cancelled":
+            return False
+        self._queues[row.queue].running.pop(row.id, None)
+        row.state = "cancelled"
+        return True
+
+
+class GetUnknownIsKeyError(Broken):
+    """Lets a KeyError escape for an unknown id."""
+
+    clause = "job_queue.get.not_found"
+
+    async def get(self, job_id: str) -> Job:
+        return self._snapshot(self._by_id[int(job_id) if job_id.isdigit() else -1], self._clock())
+
+
+class CountsScheduledAsAvailable(Broken):
+    """Counts every queued job as available."""
+
+    clause = "job_queue.counts"
+
+    async def counts(self, queue: str) -> JobCounts:
+        c = await super().counts(queue)
+        return replace(c, available=c.available + c.scheduled, scheduled=0)
+
+
+class ExtendCountsAnAttempt(Broken):
+    """Counts a heartbeat as an attempt (only the model notices)."""
+
+    clause = "job_queue.model"
+
+    async def extend(self, reservation: Reservation, lease: float) -> Reservation:
+        extended = await super().extend(reservation, lease)
+        self._row(reservation.job.id).attempts += 1
+        return extended
+
+
+VARIANTS: list[type[Broken]] = [
+    ForgetsMaxAttempts,
+    SharesPayload,
+    StoresReprOfBadPayloads,
+    StoresPartOfABatch,
+    IgnoresUniqueKeys,
+    IgnoresPriority,
+    RunsScheduledJobsEarly,
+    NeverWaits,
+    HandsOutRunningJobs,
+    RerunsCompletedJobs,
+    IgnoresRetryIn,
+    NeverDeadLetters,
+    ReleaseCountsTheAttempt,
+    LeasesNeverExpire,
+    ExtendDoesNothing,
+    RetryKeepsAttempts,
+    CancelsRunningJobs,
+    GetUnknownIsKeyError,
+    CountsScheduledAsAvailable,
+    ExtendCountsAnAttempt,
+]
+
+__all__ = ["VARIANTS", "Broken", "JobState"]
