@@ -80,8 +80,8 @@ COMMANDS: dict[str, Command] = {
         extra="portal",
     ),
     "recover": Command(
-        "salvage a damaged file event log (into a new file) or file cache (damaged entries "
-        "moved aside); never deletes anything",
+        "salvage a damaged file event log or config log (into a new file) or file cache "
+        "(damaged entries moved aside); never deletes anything",
         "portfolio_core._commands.recover",
     ),
 }

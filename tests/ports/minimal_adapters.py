@@ -224,6 +224,49 @@ class MinimalEventStore:
         return None
 
 
+class MinimalConfigStore:
+    async def current_version(self) -> int:
+        return 0
+
+    async def get(self, key: str, *, version: int | None = None) -> Any:
+        raise p.NotFoundError(f"no key {key!r}", key=key)
+
+    async def read(self, prefix: str = "", *, version: int | None = None) -> p.ConfigSnapshot:
+        return p.ConfigSnapshot(0, {})
+
+    async def apply(
+        self,
+        changes: Mapping[str, Any],
+        *,
+        expected_version: int | None = None,
+        author: str = "",
+        reason: str = "",
+    ) -> int:
+        return 1
+
+    async def history(
+        self, *, from_version: int = 1, limit: int | None = None
+    ) -> list[p.ChangeSet]:
+        return []
+
+    async def rollback(
+        self,
+        to_version: int,
+        *,
+        prefix: str = "",
+        expected_version: int | None = None,
+        author: str = "",
+        reason: str = "",
+    ) -> int:
+        raise p.NotFoundError(f"no version {to_version}", key=str(to_version))
+
+    async def watch(
+        self, prefix: str = "", *, from_version: int | None = None
+    ) -> AsyncIterator[p.ChangeSet]:
+        return
+        yield
+
+
 class MinimalJobQueue:
     """Refuses every job (a queue that is always full of nothing)."""
 
@@ -383,6 +426,7 @@ MINIMAL: dict[type, type] = {
     p.Tenant: MinimalTenant,
     p.Stream: MinimalStream,
     p.EventStore: MinimalEventStore,
+    p.ConfigStore: MinimalConfigStore,
     p.JobQueue: MinimalJobQueue,
     p.GenerationEngine: MinimalGenerationEngine,
     p.CacheStore: MinimalCacheStore,
@@ -401,6 +445,7 @@ _agent: p.Agent = MinimalAgent()
 _tenant: p.Tenant = MinimalTenant()
 _stream: p.Stream = MinimalStream()
 _events: p.EventStore = MinimalEventStore()
+_config: p.ConfigStore = MinimalConfigStore()
 _jobs: p.JobQueue = MinimalJobQueue()
 _engine: p.GenerationEngine = MinimalGenerationEngine()
 _store: p.CacheStore = MinimalCacheStore()

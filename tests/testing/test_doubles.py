@@ -3,6 +3,8 @@ record and answer as documented."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from portfolio_core import ports as p
@@ -165,3 +167,18 @@ def test_scripted_answers_feed_computed_answers_the_normalised_arguments() -> No
     cache = d.ScriptedCache(put=[d.computed(lambda key, value, ttl: (key, value, ttl))])
     with LoopRunner() as runner:
         assert runner.run(cache.put("k", "v")) == ("k", "v", None)
+
+
+def test_scripted_config_store_answers_and_watches() -> None:
+    change = p.ChangeSet(2, (p.ConfigChange("a", 1),), "ana", "why", datetime.now(UTC))
+    store = d.ScriptedConfigStore(get=[5], watch=[[change]])
+    with LoopRunner() as runner:
+        assert runner.run(store.get("a")) == 5
+        assert runner.run(store.apply({"a": 1})) == 1
+        assert runner.run(store.current_version()) == 0
+
+        async def drain() -> list[p.ChangeSet]:
+            return [c async for c in store.watch("a", from_version=1)]
+
+        assert runner.run(drain()) == [change]
+    assert [c.method for c in store.calls] == ["get", "apply", "current_version", "watch"]

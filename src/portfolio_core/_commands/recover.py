@@ -1,11 +1,11 @@
-"""``portfolio-core recover PATH``: salvage a damaged file event log or file cache.
+"""``portfolio-core recover PATH``: salvage a damaged file event log, config log or file cache.
 
-For an event log (a file), every record that passes its checksum is copied into a new log
-(``PATH.recovered`` unless ``--output`` says otherwise); the damaged log is kept as it is.
-For a file cache (a directory), every entry that fails its checksum is moved into a
-``.damaged`` folder beside it, so the cache serves the intact entries again. Nothing is
-ever deleted. Exit status: 0 when nothing was damaged, 1 when something was salvaged
-around damage, 2 when the path cannot be recovered.
+For an event log or a config store's log (a file; its header tells which), every record that
+passes its checksum is copied into a new log (``PATH.recovered`` unless ``--output`` says
+otherwise); the damaged log is kept as it is. For a file cache (a directory), every entry
+that fails its checksum is moved into a ``.damaged`` folder beside it, so the cache serves
+the intact entries again. Nothing is ever deleted. Exit status: 0 when nothing was damaged,
+1 when something was salvaged around damage, 2 when the path cannot be recovered.
 """
 
 from __future__ import annotations
@@ -13,22 +13,34 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from portfolio_core.adapters.file.recovery import ConfigLogSalvage
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "path", metavar="PATH", type=Path, help="a file event log, or a file cache directory"
+        "path",
+        metavar="PATH",
+        type=Path,
+        help="a file event log, a file config log, or a file cache directory",
     )
     parser.add_argument(
         "--output",
         type=Path,
         default=None,
-        help="where to write the salvaged event log (default: PATH.recovered; must not exist)",
+        help="where to write the salvaged log (default: PATH.recovered; must not exist)",
     )
 
 
 def run(args: argparse.Namespace) -> int:
-    from portfolio_core.adapters.file.recovery import salvage_event_log, salvage_file_cache
+    from portfolio_core.adapters.file.recovery import (
+        is_config_log,
+        salvage_config_log,
+        salvage_event_log,
+        salvage_file_cache,
+    )
     from portfolio_core.ports.errors import InvalidInputError
 
     path: Path = args.path
@@ -40,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"{cache.checked} cache entries checked, {len(cache.moved)} damaged")
             return 1 if cache.moved else 0
         target = args.output or path.with_name(path.name + ".recovered")
+        if is_config_log(path):
+            return _report_config(salvage_config_log(path, target))
         log = salvage_event_log(path, target)
     except (InvalidInputError, OSError) as exc:
         print(f"cannot recover {path}: {exc}", file=sys.stderr)
@@ -54,4 +68,16 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"to use the salvaged log, move it over {log.source} once the store is stopped",
         )
+    return 1 if log.lost else 0
+
+
+def _report_config(log: ConfigLogSalvage) -> int:
+    for offset, length in log.lost:
+        print(f"unreadable: {length} bytes at offset {offset}")
+    print(f"{log.versions} config versions written to {log.target}")
+    if log.renumbered:
+        print("versions after the damage were renumbered (1, 2, 3, ... again)")
+    print(f"the original log is unchanged: {log.source}")
+    if log.lost:
+        print(f"to use the salvaged log, move it over {log.source} once the store is stopped")
     return 1 if log.lost else 0

@@ -13,6 +13,7 @@ from portfolio_core.manifest._interpolate import Interpolator
 from portfolio_core.manifest._tree import LList, LMap, load_yaml_file
 from portfolio_core.manifest.errors import Origin, Problem, did_you_mean
 from portfolio_core.manifest.migrations import CURRENT_SCHEMA_VERSION, migrate_tree
+from portfolio_core.ports.config_store import ConfigValues
 
 __all__ = [
     "ENV_PREFIX",
@@ -38,6 +39,8 @@ class Composed:
     files: list[str] = field(default_factory=list)
     profiles: list[str] = field(default_factory=list)
     secret_values: set[str] = field(default_factory=set)
+    config_keys: frozenset[str] = frozenset()
+    """Run-time configuration keys the manifest references (``${config:KEY}``)."""
     deprecations: list[tuple[Origin, str]] = field(default_factory=list)
 
 
@@ -243,6 +246,7 @@ def compose(
     profile: str | None = None,
     overrides: Mapping[str, object] | None = None,
     environ: Mapping[str, str] | None = None,
+    config: ConfigValues | None = None,
     problems: list[Problem],
 ) -> Composed | None:
     """Merge the layers of ``path`` in precedence order; problems are appended."""
@@ -343,12 +347,13 @@ def compose(
             )
             continue
         _set_path(root, parts, locate(value, origin), origin, problems)
-    interpolator = Interpolator(env, problems)
+    interpolator = Interpolator(env, problems, config)
     interpolator.apply(root)
     return Composed(
         root,
         files=composer.files,
         profiles=applied,
         secret_values=interpolator.secret_values,
+        config_keys=frozenset(interpolator.config_keys),
         deprecations=composer.deprecations,
     )

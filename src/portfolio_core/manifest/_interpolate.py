@@ -1,5 +1,11 @@
 """Interpolation on the parsed tree: ``${VAR}``, ``${VAR:-default}``, ``${VAR:?message}``,
-``${secret:BACKEND:ref}``; ``$${`` writes a literal ``${``.
+``${secret:BACKEND:ref}``, ``${config:KEY}`` and ``${config:KEY:-default}``; ``$${`` writes a
+literal ``${``.
+
+``${config:KEY}`` reads the value of KEY in the run-time configuration the manifest is loaded
+with (a ConfigStore snapshot passed as ``config=``): a value that is exactly one reference
+takes the stored JSON value as it is (a number stays a number); inside a longer string a
+string value is inserted as is and any other value as JSON.
 
 Only string values are interpolated, after parsing, so a value can never inject YAML
 structure. A variable that is unset or empty is a located problem for ``${VAR}`` and
@@ -9,6 +15,7 @@ A string containing a secret reference becomes a ``SecretStr`` as a whole.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,6 +26,7 @@ from pydantic import SecretStr
 from portfolio_core.manifest import secrets as _secrets
 from portfolio_core.manifest._tree import LList, LMap
 from portfolio_core.manifest.errors import Origin, Problem, did_you_mean
+from portfolio_core.ports.config_store import ConfigValues
 
 __all__ = ["Interpolator"]
 
@@ -28,8 +36,16 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 class Interpolator:
     """Resolves references in one tree; collects problems and the secret values it saw."""
 
-    def __init__(self, environ: Mapping[str, str], problems: list[Problem]) -> None:
+    def __init__(
+        self,
+        environ: Mapping[str, str],
+        problems: list[Problem],
+        config: ConfigValues | None = None,
+    ) -> None:
         self.environ = environ
+        self.config = config
+        self.config_keys: set[str] = set()
+        """The config keys the manifest referenced (a change to one may need a reload)."""
         self.problems = problems
         self.secret_values: set[str] = set()
         self._backends: dict[str, _secrets.SecretsBackend | None] = {}
@@ -56,11 +72,14 @@ class Interpolator:
                 else:
                     self.apply(value, (*path, index))
 
-    def _string(
-        self, text: str, path: tuple[str | int, ...], origin: Origin
-    ) -> tuple[str | SecretStr, Origin]:
+    def _string(self, text: str, path: tuple[str | int, ...], origin: Origin) -> tuple[Any, Origin]:
         if "$" not in text:
             return text, origin
+        if text.startswith("${config:") and text.endswith("}") and text.count("${") == 1:
+            found, whole = self._config(text[2:-1], path, origin)
+            if not found:
+                return text, origin
+            return whole, origin.with_note(f"from config {text[9:-1].split(':-')[0]}")
         out: list[str] = []
         notes: list[str] = []
         secret = False
@@ -86,7 +105,14 @@ class Interpolator:
                 return text, origin
             body = text[i + 2 : end]
             i = end + 1
-            if body.startswith("secret:"):
+            value: str | None
+            if body.startswith("config:"):
+                found, raw = self._config(body, path, origin)
+                if not found:
+                    return text, origin
+                value = raw if isinstance(raw, str) else json.dumps(raw)
+                notes.append("from config " + body[len("config:") :].split(":-")[0])
+            elif body.startswith("secret:"):
                 value = self._secret(body, path, origin)
                 secret = True
                 if value:
@@ -108,6 +134,44 @@ class Interpolator:
             self.secret_values.add(result)
             return SecretStr(result), new_origin
         return result, new_origin
+
+    def _config(self, body: str, path: tuple[str | int, ...], origin: Origin) -> tuple[bool, Any]:
+        """``(found, value)`` of ``config:KEY`` or ``config:KEY:-default``."""
+        key, _, default = body[len("config:") :].partition(":-")
+        has_default = ":-" in body
+        if not key:
+            self._problem(
+                "bad-interpolation",
+                f"'${{{body}}}' names no config key",
+                path,
+                origin,
+                "write ${config:KEY} or ${config:KEY:-default}",
+            )
+            return False, None
+        self.config_keys.add(key)
+        if self.config is not None and key in self.config:
+            return True, self.config[key]
+        if has_default:
+            return True, default
+        if self.config is None:
+            self._problem(
+                "missing-config",
+                f"'${{{body}}}' needs the run-time configuration, and none was given",
+                path,
+                origin,
+                "load the manifest with config=<a ConfigStore snapshot>",
+            )
+        else:
+            version = getattr(self.config, "version", None)
+            self._problem(
+                "missing-config",
+                f"config key {key!r} has no value"
+                + (f" at configuration version {version}" if version is not None else ""),
+                path,
+                origin,
+                did_you_mean(key, self.config) or f"set it, or write ${{config:{key}:-default}}",
+            )
+        return False, None
 
     def _variable(
         self, body: str, path: tuple[str | int, ...], origin: Origin

@@ -30,6 +30,7 @@ from portfolio_core.manifest.errors import (
     format_path,
 )
 from portfolio_core.ports.catalogue import PORTS, PortInfo
+from portfolio_core.ports.config_store import ConfigValues
 from portfolio_core.ports.introspection import check_class, check_instance
 from portfolio_core.ports.lifecycle import close_adapter_blocking
 
@@ -63,6 +64,8 @@ class ManifestSource:
     profile: str | None = None
     overrides: Mapping[str, object] | None = None
     environ: Mapping[str, str] | None = None
+    config: ConfigValues | None = None
+    """The run-time configuration ``${config:KEY}`` reads (e.g. a ConfigStore snapshot)."""
 
 
 @dataclass
@@ -723,16 +726,23 @@ def plan(
     profile: str | None = None,
     overrides: Mapping[str, object] | None = None,
     environ: Mapping[str, str] | None = None,
+    config: ConfigValues | None = None,
 ) -> Plan:
     """Load and validate a manifest without building anything.
 
-    Raises :class:`ManifestError` listing every problem. Emits
-    :class:`ManifestDeprecationWarning` for each old key a migration rewrote.
+    ``config`` is the run-time configuration ``${config:KEY}`` references read. Raises
+    :class:`ManifestError` listing every problem. Emits :class:`ManifestDeprecationWarning`
+    for each old key a migration rewrote.
     """
     problems: list[Problem] = []
-    source = ManifestSource(Path(path), profile, overrides, environ)
+    source = ManifestSource(Path(path), profile, overrides, environ, config)
     composed = compose(
-        path, profile=profile, overrides=overrides, environ=environ, problems=problems
+        path,
+        profile=profile,
+        overrides=overrides,
+        environ=environ,
+        config=config,
+        problems=problems,
     )
     if composed is None:
         _raise(problems, set())
@@ -756,19 +766,28 @@ def _close_quietly(instance: object) -> None:
         close_adapter_blocking(instance)
 
 
-def build(planned: Plan) -> Wiring:
+def build(planned: Plan, *, keep: Mapping[str, WiredEntry] | None = None) -> Wiring:
     """Build every adapter of ``planned`` in dependency order.
 
+    ``keep`` names entries that are not built again: their already built instance and
+    adapter are reused as they are (a partial reload; the caller decides which entries are
+    unchanged, dependencies included).
+
     All or nothing: when any ``from_config`` raises or an instance does not satisfy its port,
-    the adapters already built are closed and :class:`ManifestError` lists every failure.
+    the adapters built by this call are closed (kept ones are not touched) and
+    :class:`ManifestError` lists every failure.
     """
     problems: list[Problem] = []
     secrets = planned.composed.secret_values
     wired: dict[str, WiredEntry] = {}
+    kept = keep or {}
     for name in planned.order:
         entry = planned.entries[name]
         if any(dep not in wired for dep in entry.dependencies()):
             continue  # a dependency failed: already reported
+        if name in kept:
+            wired[name] = WiredEntry(entry, kept[name].instance, kept[name].adapter)
+            continue
         kwargs: dict[str, object] = {}
         for keyword, target in entry.uses.items():
             if isinstance(target, str):
@@ -823,7 +842,10 @@ def build(planned: Plan) -> Wiring:
         wired[name] = WiredEntry(entry, instance, adapter)
     if problems:
         for name in reversed(list(wired)):
-            _close_quietly(wired[name].instance)
+            if name not in kept and (
+                wired[name].plan.alias is None or wired[name].plan.alias not in kept
+            ):
+                _close_quietly(wired[name].instance)
         _raise(problems, secrets)
     return Wiring(planned, wired, list(planned.order), dict(planned.defaults), frozenset(secrets))
 
@@ -834,7 +856,8 @@ def load(
     profile: str | None = None,
     overrides: Mapping[str, object] | None = None,
     environ: Mapping[str, str] | None = None,
+    config: ConfigValues | None = None,
 ) -> Wiring:
     """:func:`plan` then :func:`build`: the adapters of a valid manifest, or
     :class:`ManifestError`."""
-    return build(plan(path, profile=profile, overrides=overrides, environ=environ))
+    return build(plan(path, profile=profile, overrides=overrides, environ=environ, config=config))

@@ -51,6 +51,16 @@ if TYPE_CHECKING:
         port_by_key,
         port_of,
     )
+    from portfolio_core.ports.config_store import (
+        DELETE,
+        MAX_CONFIG_KEY_LENGTH,
+        ChangeSet,
+        ConfigChange,
+        ConfigSnapshot,
+        ConfigStore,
+        ConfigStoreCapability,
+        ConfigValues,
+    )
     from portfolio_core.ports.errors import (
         AccessDeniedError,
         ConflictError,
@@ -64,6 +74,7 @@ if TYPE_CHECKING:
         PortTimeoutError,
         QuotaExceededError,
         RateLimitedError,
+        StaleVersionError,
         TenantRequiredError,
         UnavailableError,
         UnsupportedError,
@@ -161,6 +172,15 @@ if TYPE_CHECKING:
 
 #: exported name -> port module that defines it
 _EXPORTS: dict[str, str] = {
+    "DELETE": "config_store",
+    "MAX_CONFIG_KEY_LENGTH": "config_store",
+    "ChangeSet": "config_store",
+    "ConfigChange": "config_store",
+    "ConfigSnapshot": "config_store",
+    "ConfigStore": "config_store",
+    "ConfigStoreCapability": "config_store",
+    "ConfigValues": "config_store",
+    "StaleVersionError": "errors",
     "Agent": "agent",
     "AgentBlocks": "model_backend",
     "AgentCapability": "agent",
@@ -275,6 +295,15 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = [
+    "DELETE",
+    "MAX_CONFIG_KEY_LENGTH",
+    "ChangeSet",
+    "ConfigChange",
+    "ConfigSnapshot",
+    "ConfigStore",
+    "ConfigStoreCapability",
+    "ConfigValues",
+    "StaleVersionError",
     "AccessDeniedError",
     "Agent",
     "AgentBlocks",

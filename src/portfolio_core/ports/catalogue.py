@@ -12,6 +12,7 @@ from portfolio_core.ports.agent import Agent
 from portfolio_core.ports.cache import Cache
 from portfolio_core.ports.cache_persistence import CachePersistence
 from portfolio_core.ports.cache_store import CacheStore
+from portfolio_core.ports.config_store import ConfigStore
 from portfolio_core.ports.event_store import EventStore
 from portfolio_core.ports.generation_engine import GenerationEngine
 from portfolio_core.ports.job_queue import JobQueue
@@ -74,6 +75,12 @@ PORTS: tuple[PortInfo, ...] = (
         "event_store",
         EventStore,
         "Append-only event streams: expected versions, global log, subscriptions.",
+        True,
+    ),
+    PortInfo(
+        "config_store",
+        ConfigStore,
+        "Versioned run-time configuration: atomic batches, history, rollback, watches.",
         True,
     ),
     PortInfo(

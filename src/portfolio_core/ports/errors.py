@@ -25,6 +25,7 @@ __all__ = [
     "PortTimeoutError",
     "QuotaExceededError",
     "RateLimitedError",
+    "StaleVersionError",
     "TenantRequiredError",
     "UnavailableError",
     "UnsupportedError",
@@ -80,6 +81,24 @@ class WrongExpectedVersionError(ConflictError):
             port=port,
         )
         self.stream = stream
+        self.expected = expected
+        self.actual = actual
+
+
+class StaleVersionError(ConflictError):
+    """A versioned write's ``expected_version`` is not the current version (another writer
+    got there first); nothing was written.
+
+    Attributes:
+        expected: the version the caller expected to be current.
+        actual: the current version when the write was refused.
+    """
+
+    def __init__(self, expected: int, actual: int, *, port: str | None = "ConfigStore") -> None:
+        super().__init__(
+            f"stale expected version: expected {expected}, the current version is {actual}",
+            port=port,
+        )
         self.expected = expected
         self.actual = actual
 

@@ -13,6 +13,7 @@ from portfolio_core.registry._registry import (
     EntryInfo,
     HealthReport,
     Registry,
+    ReloadReport,
 )
 
-__all__ = ["CallStats", "EntryHealth", "EntryInfo", "HealthReport", "Registry"]
+__all__ = ["CallStats", "EntryHealth", "EntryInfo", "HealthReport", "Registry", "ReloadReport"]

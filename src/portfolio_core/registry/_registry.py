@@ -11,20 +11,30 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Literal, Protocol, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, Self, TypeVar
 
 from portfolio_core.boundary.timeline import publish
 from portfolio_core.manifest import ManifestSource, Plan, Wiring, load, plan_diff
 from portfolio_core.ports.capabilities import capabilities_of
 from portfolio_core.ports.catalogue import PORTS, PortInfo
+from portfolio_core.ports.config_store import ConfigValues
 from portfolio_core.ports.errors import NotFoundError
 from portfolio_core.ports.introspection import check_class, check_instance
 from portfolio_core.ports.lifecycle import close_adapter
+from portfolio_core.registry._handles import Handle
 
 if TYPE_CHECKING:
     from portfolio_core.boundary.stats import MethodPerformance, MethodStats
+    from portfolio_core.manifest.wiring import Plan, PlannedEntry
 
-__all__ = ["CallStats", "EntryHealth", "EntryInfo", "HealthReport", "Registry"]
+__all__ = [
+    "CallStats",
+    "EntryHealth",
+    "EntryInfo",
+    "HealthReport",
+    "Registry",
+    "ReloadReport",
+]
 
 P = TypeVar("P")
 _BY_PROTOCOL = {p.protocol: p for p in PORTS}
@@ -93,6 +103,24 @@ class HealthReport:
 
 
 @dataclass(frozen=True, slots=True)
+class ReloadReport:
+    """What a successful :meth:`Registry.reload` did, by entry name.
+
+    ``rebuilt``: entries whose resolved configuration (or a dependency) changed, built anew;
+    ``kept``: entries left exactly as they were (same instances and connections);
+    ``added`` / ``removed``: entries new in, or gone from, the manifest;
+    ``undrained``: replaced adapters closed although calls were still in flight after the
+    drain timeout.
+    """
+
+    rebuilt: tuple[str, ...] = ()
+    kept: tuple[str, ...] = ()
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    undrained: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class _Item:
     info: EntryInfo
     instance: object
@@ -113,7 +141,9 @@ class _State:
 _EMPTY = _State({}, {}, (), frozenset())
 
 
-def _state_from_wiring(wiring: Wiring) -> _State:
+def _state_from_wiring(wiring: Wiring, handles: dict[str, Handle] | None = None) -> _State:
+    """The state of ``wiring``; with ``handles`` (a hot-reloadable registry) lookups return
+    one stable handle per entry (made here for new entries) instead of the adapter."""
     items: dict[str, _Item] = {}
     lookup: dict[object, object] = {}
     for name in wiring.order:
@@ -130,9 +160,15 @@ def _state_from_wiring(wiring: Wiring) -> _State:
             location=plan.origin.location,
         )
         items[name] = _Item(info, wired.instance, wired.adapter)
-        lookup[(plan.port.protocol, name)] = wired.adapter
+        handed: object = wired.adapter
+        if handles is not None:
+            handle = handles.get(name)
+            if handle is None:
+                handle = handles[name] = Handle(wired.adapter)
+            handed = handle
+        lookup[(plan.port.protocol, name)] = handed
         if info.default:
-            lookup[plan.port.protocol] = wired.adapter
+            lookup[plan.port.protocol] = handed
     return _State(lookup, items, tuple(wiring.order), wiring.secret_values, wiring.plan)
 
 
@@ -168,6 +204,9 @@ class Registry:
         self._state: _State = _EMPTY
         self._lookup: Mapping[object, object] = self._state.lookup
         self._source: ManifestSource | None = None
+        self._plan: Plan | None = None
+        self._handles: dict[str, Handle] | None = None
+        self._reload_lock: asyncio.Lock | None = None
         self._marks: dict[str, EntryHealth] = {}
         self._started = False
         self._closed = False
@@ -183,13 +222,25 @@ class Registry:
         profile: str | None = None,
         overrides: Mapping[str, object] | None = None,
         environ: Mapping[str, str] | None = None,
+        config: ConfigValues | None = None,
+        hot_reload: bool = False,
     ) -> Self:
         """Load, validate and build ``path``; raises ``ManifestError`` listing every problem
-        (and then no adapter is left open)."""
-        wiring = load(path, profile=profile, overrides=overrides, environ=environ)
+        (and then no adapter is left open).
+
+        ``config`` is the run-time configuration ``${config:KEY}`` references read (e.g.
+        ``await store.read()``). With ``hot_reload``, :meth:`get` returns one stable handle
+        per entry that follows :meth:`reload` to the new adapter and lets calls in flight on
+        a replaced adapter finish before it is closed (at the cost of a wrapper per call);
+        without it, ``get`` returns the adapters themselves.
+        """
+        wiring = load(path, profile=profile, overrides=overrides, environ=environ, config=config)
         registry = cls()
-        registry._source = ManifestSource(Path(path), profile, overrides, environ)
-        registry._swap(_state_from_wiring(wiring))
+        registry._source = ManifestSource(Path(path), profile, overrides, environ, config)
+        registry._plan = wiring.plan
+        if hot_reload:
+            registry._handles = {}
+        registry._swap(_state_from_wiring(wiring, registry._handles))
         return registry
 
     @classmethod
@@ -198,6 +249,7 @@ class Registry:
         registry = cls()
         if wiring.plan is not None:
             registry._source = wiring.plan.source
+        registry._plan = wiring.plan
         registry._swap(_state_from_wiring(wiring))
         return registry
 
@@ -468,33 +520,94 @@ class Registry:
     ) -> None:
         await self.aclose()
 
-    async def reload(self) -> None:
-        """Re-read the manifest this registry was built from and swap the new wiring in.
+    @property
+    def manifest_source(self) -> ManifestSource | None:
+        """What :meth:`reload` reads: the manifest, profile, overrides, environment and
+        run-time configuration this registry was last built from."""
+        return self._source
 
-        The new adapters are built (and started, if this registry was started) before the
-        swap; on any failure they are closed, the old wiring stays in place and the error
-        (usually ``ManifestError``) is raised. After the swap the old adapters are closed.
+    @property
+    def config_keys(self) -> frozenset[str]:
+        """The run-time configuration keys the manifest references (``${config:KEY}``)."""
+        return self._plan.composed.config_keys if self._plan is not None else frozenset()
 
-        Every reload, successful or not, is published to the process's timeline
-        (``portfolio_core.boundary.timeline``): a success with what changed in the
-        manifest (secrets masked), a failure with the error (secrets masked).
+    async def reload(
+        self,
+        *,
+        config: ConfigValues | None = None,
+        drain_timeout: float = 30.0,
+    ) -> ReloadReport:
+        """Re-read the manifest this registry was built from and swap the new wiring in,
+        rebuilding only the entries whose resolved configuration changed.
+
+        An entry is kept -- the same instance, connections and boundary proxy -- when its
+        adapter, configuration (after interpolation), ``uses``, telemetry, protection and
+        fallback are all unchanged and none of its dependencies is rebuilt. The others are
+        built (and started, if this registry was started) before the swap; on any failure
+        they are closed, the running wiring stays in place and the error is raised (a
+        ``ManifestError`` listing every located problem of an invalid manifest). After the
+        swap, replaced and removed adapters are closed -- with ``hot_reload``, each once
+        the calls in flight on it finished (at most ``drain_timeout`` seconds).
+
+        ``config`` replaces the run-time configuration ``${config:KEY}`` reads (default:
+        the one last given). Reloads are serialised. Every reload, successful or not, is
+        published to the process's timeline (``portfolio_core.boundary.timeline``): a success
+        with what changed in the manifest, a failure with the error (secrets masked).
         """
         if self._source is None:
             raise RuntimeError("reload() needs a registry built from a manifest")
-        source = self._source
+        if self._reload_lock is None:
+            self._reload_lock = asyncio.Lock()
+        async with self._reload_lock:
+            return await self._reload(config, drain_timeout)
+
+    async def _reload(self, config: ConfigValues | None, drain_timeout: float) -> ReloadReport:
+        from dataclasses import replace
+
+        from portfolio_core.manifest.wiring import WiredEntry, build, plan
+
+        if self._source is None:
+            raise RuntimeError("reload() needs a registry built from a manifest")
+        source = self._source if config is None else replace(self._source, config=config)
         try:
-            wiring = load(
+            planned = plan(
                 source.path,
                 profile=source.profile,
                 overrides=source.overrides,
                 environ=source.environ,
+                config=source.config,
             )
-            new = _state_from_wiring(wiring)
+            old = self._state
+            old_entries = self._plan.entries if self._plan is not None else {}
+            keep: dict[str, WiredEntry] = {}
+            changed: set[str] = set()
+            for name in planned.order:
+                entry = planned.entries[name]
+                before = old_entries.get(name)
+                item = old.items.get(name)
+                if (
+                    before is not None
+                    and item is not None
+                    and _same_entry(before, entry)
+                    and not any(dep in changed for dep in entry.dependencies())
+                ):
+                    keep[name] = WiredEntry(entry, item.instance, item.adapter)
+                else:
+                    changed.add(name)
+            wiring = build(planned, keep=keep)
+            new = _state_from_wiring(wiring, self._handles)
             if self._started:
+                fresh = _State(
+                    new.lookup,
+                    {n: i for n, i in new.items.items() if n in changed},
+                    tuple(n for n in new.order if n in changed),
+                    new.secrets,
+                    new.plan,
+                )
                 try:
-                    await self._start_state(new)
+                    await self._start_state(fresh)
                 except BaseException:
-                    await _stop_all(list(new.items.values()), new.secrets, raise_errors=False)
+                    await _stop_all(list(fresh.items.values()), new.secrets, raise_errors=False)
                     raise
         except Exception as exc:
             publish(
@@ -504,10 +617,39 @@ class Registry:
                 detail=self.redact(f"{type(exc).__name__}: {exc}"),
             )
             raise
-        old = self._state
+        kept_instances = {id(i.instance) for n, i in new.items.items() if n in keep}
+        retired_generations: dict[str, Any] = {}
+        if self._handles is not None:
+            for name in changed:
+                handle = self._handles.get(name)
+                if handle is not None and name in old.items:
+                    retired_generations[name] = handle._pc_retarget(new.items[name].adapter)
+            for name in old.items:
+                if name not in new.items:
+                    gone = self._handles.pop(name, None)
+                    if gone is not None:
+                        retired_generations[name] = gone._pc_gen
+        self._source = source
+        self._plan = planned
         self._swap(new)
-        await _stop_all([old.items[n] for n in old.order], old.secrets, raise_errors=False)
+        retired = [
+            old.items[n] for n in old.order if id(old.items[n].instance) not in kept_instances
+        ]
+        undrained = []
+        if self._handles is not None:
+            waits = {name: gen.drained(drain_timeout) for name, gen in retired_generations.items()}
+            for name, wait in waits.items():
+                if not await wait:
+                    undrained.append(name)
+        await _stop_all(retired, old.secrets, raise_errors=False)
         _publish_reload(source.path.name, old.plan, new.plan)
+        return ReloadReport(
+            rebuilt=tuple(n for n in planned.order if n in changed and n in old.items),
+            kept=tuple(n for n in planned.order if n in keep),
+            added=tuple(n for n in planned.order if n not in old.items),
+            removed=tuple(n for n in old.order if n not in planned.entries),
+            undrained=tuple(undrained),
+        )
 
     def __del__(self) -> None:
         try:
@@ -531,6 +673,22 @@ class Registry:
     def __repr__(self) -> str:
         names = ", ".join(self._state.items)
         return f"<Registry [{names}]>"
+
+
+def _same_entry(before: PlannedEntry, after: PlannedEntry) -> bool:
+    """Whether an entry's resolved configuration is unchanged (its instance can be kept)."""
+    return (
+        before.cls is after.cls
+        and before.adapter == after.adapter
+        and type(before.config) is type(after.config)
+        and before.config == after.config
+        and before.uses == after.uses
+        and before.telemetry == after.telemetry
+        and before.protection == after.protection
+        and before.fallback == after.fallback
+        and before.alias == after.alias
+        and before.port is after.port
+    )
 
 
 def _publish_reload(file: str, old: Plan | None, new: Plan | None) -> None:

@@ -6,6 +6,8 @@ and leave it where it is. These functions are the explicit, operator-run next st
 
 * :func:`salvage_event_log` copies every record of an event log that it can verify into a
   *new* log and reports the byte ranges it could not read; the damaged file is not changed.
+* :func:`salvage_config_log` does the same for a config store's log (renumbering the versions
+  after a lost one, so that the new log counts 1, 2, 3, ... again);
 * :func:`salvage_file_cache` moves every cache entry that fails its checksum out of the way
   (into a ``.damaged`` folder beside the entries, under the same name) so that the cache can
   serve the intact ones again; nothing is deleted.
@@ -18,7 +20,9 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from portfolio_core.adapters._shared.config_store import StoredSet
 from portfolio_core.adapters._shared.event_store import IndexedRow
+from portfolio_core.adapters.file import config_store as _config
 from portfolio_core.adapters.file.cache import DAMAGED_FOLDER, entry_status
 from portfolio_core.adapters.file.event_store import (
     _PAYLOAD_START,
@@ -31,7 +35,15 @@ from portfolio_core.adapters.file.event_store import (
 )
 from portfolio_core.ports.errors import InvalidInputError
 
-__all__ = ["CacheSalvage", "LogSalvage", "salvage_event_log", "salvage_file_cache"]
+__all__ = [
+    "CacheSalvage",
+    "ConfigLogSalvage",
+    "LogSalvage",
+    "is_config_log",
+    "salvage_config_log",
+    "salvage_event_log",
+    "salvage_file_cache",
+]
 
 
 @dataclass
@@ -141,6 +153,108 @@ def salvage_event_log(source: str | os.PathLike[str], target: str | os.PathLike[
         dst.unlink(missing_ok=True)
         raise
     return report
+
+
+@dataclass
+class ConfigLogSalvage:
+    """What :func:`salvage_config_log` did.
+
+    Attributes:
+        source: the damaged log (unchanged).
+        target: the new log.
+        versions: versions copied.
+        lost: ``(offset, length)`` of every byte range that held no verifiable record.
+        renumbered: whether version numbers changed because versions were lost.
+    """
+
+    source: Path
+    target: Path
+    versions: int = 0
+    lost: list[tuple[int, int]] = field(default_factory=list)
+    renumbered: bool = False
+
+
+def is_config_log(path: str | os.PathLike[str]) -> bool:
+    """Whether the file at ``path`` starts as a config store's log (not an event log)."""
+    with open(path, "rb") as fh:
+        head = fh.read(len(_config.MAGIC) + _config.HEADER.size + len(_config.PAYLOAD_START))
+    if head.startswith(_config.MAGIC):
+        return True
+    return not head.startswith(MAGIC) and head[_config.HEADER.size :].startswith(
+        _config.PAYLOAD_START
+    )
+
+
+def salvage_config_log(
+    source: str | os.PathLike[str], target: str | os.PathLike[str]
+) -> ConfigLogSalvage:
+    """Write to ``target`` a new config log holding every version of ``source`` that passes
+    its checksum, in order; ``source`` is only read.
+
+    When versions are lost, the survivors are renumbered 1, 2, 3, ... in log order (their
+    changes, authors, reasons and times are kept; a rollback's ``rollback_of`` is mapped to
+    the new number of the version it restored, or of the last survivor before it). The
+    values a lost version set are lost with it: the report lists its bytes.
+
+    Raises InvalidInputError when ``target`` exists or ``source`` holds no record at all,
+    OSError when a file cannot be read or written.
+    """
+    src, dst = Path(source), Path(target)
+    if dst.exists():
+        raise InvalidInputError(f"{dst} exists; choose a new file for the salvaged log")
+    data = src.read_bytes()
+    report = ConfigLogSalvage(src, dst)
+    offset = len(_config.MAGIC) if data.startswith(_config.MAGIC) else 0
+    if offset == 0:
+        first = _config.next_record(data, -1)
+        if first is None:
+            raise InvalidInputError(f"{src} holds no config log record that can be verified")
+        if first > 0:
+            report.lost.append((0, first))
+        offset = first
+    renumber: dict[int, int] = {0: 0}
+    out = [_config.MAGIC]
+    while offset < len(data):
+        found = _config.record_at(data, offset)
+        if found is None:
+            following = _config.next_record(data, offset)
+            after = len(data) if following is None else following
+            report.lost.append((offset, after - offset))
+            offset = after
+            continue
+        stored, after = found
+        if stored.version in renumber:  # a duplicate of a version already copied
+            report.renumbered = True
+            offset = after
+            continue
+        new = report.versions + 1
+        renumber[stored.version] = new
+        rollback = stored.rollback_of
+        if rollback is not None:
+            rollback = renumber[max(v for v in renumber if v <= rollback)]
+        if new != stored.version or rollback != stored.rollback_of:
+            report.renumbered = True
+        out.append(
+            _config.encode_record(
+                StoredSet(new, stored.changes, stored.author, stored.reason, stored.at, rollback)
+            )
+        )
+        report.versions += 1
+        offset = after
+    _write_new(dst, b"".join(out))
+    return report
+
+
+def _write_new(dst: Path, content: bytes) -> None:
+    fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(content)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        dst.unlink(missing_ok=True)
+        raise
 
 
 @dataclass

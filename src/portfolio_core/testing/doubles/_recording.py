@@ -8,6 +8,7 @@ from portfolio_core.ports.agent import Agent
 from portfolio_core.ports.cache import Cache
 from portfolio_core.ports.cache_persistence import CachePersistence
 from portfolio_core.ports.cache_store import CacheStore
+from portfolio_core.ports.config_store import ConfigStore
 from portfolio_core.ports.event_store import EventStore
 from portfolio_core.ports.generation_engine import GenerationEngine
 from portfolio_core.ports.job_queue import JobQueue
@@ -24,6 +25,7 @@ from portfolio_core.testing.doubles._scripted import (
     ScriptedCache,
     ScriptedCachePersistence,
     ScriptedCacheStore,
+    ScriptedConfigStore,
     ScriptedEventStore,
     ScriptedGenerationEngine,
     ScriptedJobQueue,
@@ -42,6 +44,7 @@ __all__ = [
     "RecordingCache",
     "RecordingCachePersistence",
     "RecordingCacheStore",
+    "RecordingConfigStore",
     "RecordingEventStore",
     "RecordingJobQueue",
     "RecordingGenerationEngine",
@@ -96,6 +99,12 @@ class RecordingStream(_Recording[Stream], port=Stream, stand_alone=ScriptedStrea
 
 class RecordingEventStore(_Recording[EventStore], port=EventStore, stand_alone=ScriptedEventStore):
     """Records calls to an event store."""
+
+
+class RecordingConfigStore(
+    _Recording[ConfigStore], port=ConfigStore, stand_alone=ScriptedConfigStore
+):
+    """Records calls to a config store."""
 
 
 class RecordingJobQueue(_Recording[JobQueue], port=JobQueue, stand_alone=ScriptedJobQueue):

@@ -26,6 +26,7 @@ from portfolio_core.ports.agent import Agent, AgentCapability, AgentResult, Tool
 from portfolio_core.ports.cache import Cache, CacheCapability
 from portfolio_core.ports.cache_persistence import CachePersistence
 from portfolio_core.ports.cache_store import CacheStore, CacheStoreCapability, CacheStoreStats
+from portfolio_core.ports.config_store import ChangeSet, ConfigSnapshot, ConfigStore
 from portfolio_core.ports.errors import InvalidInputError, NotFoundError, UnsupportedError
 from portfolio_core.ports.event_store import (
     AppendResult,
@@ -77,6 +78,7 @@ __all__ = [
     "ScriptedCache",
     "ScriptedCachePersistence",
     "ScriptedCacheStore",
+    "ScriptedConfigStore",
     "ScriptedEventStore",
     "ScriptedJobQueue",
     "ScriptedGenerationEngine",
@@ -446,6 +448,31 @@ class ScriptedEventStore(_Scripted, port=EventStore):
         "query": list,
         "unsubscribe": None,
     }
+
+
+# -- ConfigStore -------------------------------------------------------------------------------
+
+
+class ScriptedConfigStore(_Scripted, port=ConfigStore):
+    """A config store with canned answers; unscripted it is empty at version 0, ``apply``
+    returns version 1, ``watch`` yields the scripted change sets of each call (a list each)
+    and ``get`` and ``rollback`` must be scripted."""
+
+    _defaults: ClassVar[Mapping[str, Any]] = {
+        "current_version": 0,
+        "read": computed(lambda prefix="", version=None: ConfigSnapshot(version or 0, {})),
+        "apply": 1,
+        "history": list,
+        "watch": list,
+    }
+
+    async def watch(
+        self, prefix: str = "", *, from_version: int | None = None
+    ) -> AsyncIterator[ChangeSet]:
+        for item in cast(
+            Iterable[ChangeSet], self._answer("watch", prefix, from_version=from_version)
+        ):
+            yield item
 
 
 # -- JobQueue ----------------------------------------------------------------------------------

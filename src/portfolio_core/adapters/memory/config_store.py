@@ -1,0 +1,79 @@
+"""The reference ConfigStore: every clause of the port, in process, as simply as possible.
+
+Thread-safe (one lock around changes), usable from several event loops; watchers are woken
+in process by every change. Nothing survives the process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import ClassVar, Self
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from portfolio_core.adapters._shared.config_store import (
+    DEFAULT_MAX_VALUE_BYTES,
+    Change,
+    LogConfigStore,
+    StoredSet,
+    check_expected,
+    now_micros,
+)
+from portfolio_core.ports.capabilities import declare
+from portfolio_core.ports.config_store import ConfigStoreCapability
+
+__all__ = ["MemoryConfigStore", "MemoryConfigStoreConfig"]
+
+
+class MemoryConfigStoreConfig(BaseModel):
+    """Configuration of :class:`MemoryConfigStore` (``memory`` in a manifest).
+
+    ``schemas`` maps key prefixes to ``module:Model`` references (pydantic models)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schemas: dict[str, str] = Field(default_factory=dict)
+    max_value_bytes: int = Field(DEFAULT_MAX_VALUE_BYTES, gt=0)
+
+
+class MemoryConfigStore(LogConfigStore):
+    """In-process config store (the executable specification of the ConfigStore port).
+
+    ``schemas`` maps key prefixes to validators (pydantic model classes, TypeAdapters,
+    callables or ``module:attribute`` references): see :class:`~portfolio_core.ports.ConfigStore`.
+    """
+
+    config_model: ClassVar[type[BaseModel]] = MemoryConfigStoreConfig
+    capabilities = declare(ConfigStoreCapability.SCHEMAS)
+
+    def __init__(
+        self,
+        *,
+        schemas: Mapping[str, object] | None = None,
+        max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
+    ) -> None:
+        super().__init__(schemas=schemas, max_value_bytes=max_value_bytes)
+
+    @classmethod
+    def from_config(cls, config: MemoryConfigStoreConfig) -> Self:
+        return cls(**config.model_dump())
+
+    def __repr__(self) -> str:
+        return f"MemoryConfigStore(version={self._log.version})"
+
+    async def _commit(
+        self,
+        changes: tuple[Change, ...],
+        expected: int | None,
+        author: str,
+        reason: str,
+        rollback_of: int | None,
+    ) -> int:
+        with self._lock:
+            log = self._log
+            check_expected(expected, log.version)
+            at = max(now_micros(), log.sets[-1].at if log.sets else 0)
+            stored = StoredSet(log.version + 1, changes, author, reason, at, rollback_of)
+            log.add(stored)
+        self._notifier.notify()
+        return stored.version

@@ -1,0 +1,219 @@
+"""ConfigStore in Redis: every version is one entry of a Redis stream, shared by every
+process that reaches the server.
+
+Keys, under ``<namespace>:cfg:``: ``v`` holds the current version, ``log`` is a stream with
+one entry per version, whose id is ``<version>-1`` and whose field ``b`` is the change set
+as JSON. A version is committed by one Lua script (check the expected version, increment,
+``XADD``), so batches are atomic and versions are assigned in commit order. Each process
+keeps a mirror of the log and catches it up with ``XRANGE`` from the last version it has;
+watchers wait with ``XREAD BLOCK`` from the last version they delivered, so a watcher whose
+connection drops catches up from there when the server is reachable again: nothing is
+skipped. The adapter never trims the stream (history is never rewritten).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Self
+
+import redis.asyncio as aioredis
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from redis import exceptions as redis_errors
+
+from portfolio_core.adapters._shared.cache_keys import check_namespace
+from portfolio_core.adapters._shared.config_store import (
+    DEFAULT_MAX_VALUE_BYTES,
+    Change,
+    LogConfigStore,
+    StoredSet,
+    decode_set,
+    encode_set,
+    now_micros,
+)
+from portfolio_core.adapters._shared.urls import check_url
+from portfolio_core.ports.capabilities import declare
+from portfolio_core.ports.config_store import ConfigStoreCapability
+from portfolio_core.ports.errors import (
+    CorruptDataError,
+    InvalidInputError,
+    StaleVersionError,
+    UnavailableError,
+)
+
+__all__ = ["RedisConfigStore", "RedisConfigStoreConfig"]
+
+PORT = "ConfigStore"
+
+# KEYS: version key, stream key. ARGV: expected version (-1: none), the change set's JSON
+# without its leading '{"v":N,' (the script puts the version it assigns there).
+_COMMIT = """
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+local expected = tonumber(ARGV[1])
+if expected >= 0 and expected ~= current then
+  return {0, current}
+end
+local version = current + 1
+redis.call('SET', KEYS[1], version)
+redis.call('XADD', KEYS[2], version .. '-1', 'b', '{"v":' .. version .. ',' .. ARGV[2])
+return {1, version}
+"""
+
+
+class RedisConfigStoreConfig(BaseModel):
+    """Configuration of :class:`RedisConfigStore` (``redis`` in a manifest)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    namespace: str = "portfolio"
+    schemas: dict[str, str] = Field(default_factory=dict)
+    max_value_bytes: int = Field(DEFAULT_MAX_VALUE_BYTES, gt=0)
+    poll_interval: float = Field(5.0, gt=0)
+
+
+class RedisConfigStore(LogConfigStore):
+    """Config store in Redis (a stream per store), shared by many processes and machines.
+
+    ``poll_interval`` bounds how long a watcher's ``XREAD BLOCK`` waits before it checks
+    again (new versions wake it at once). Connection errors become UnavailableError; a
+    watcher retries with backoff and resumes where it was.
+    """
+
+    config_model: ClassVar[type[BaseModel]] = RedisConfigStoreConfig
+    capabilities = declare(
+        ConfigStoreCapability.PERSISTENT,
+        ConfigStoreCapability.SCHEMAS,
+        ConfigStoreCapability.SHARED,
+    )
+    _local = False
+
+    def __init__(
+        self,
+        url: str | SecretStr = "redis://127.0.0.1:6379/0",
+        *,
+        namespace: str = "portfolio",
+        schemas: Mapping[str, object] | None = None,
+        max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
+        poll_interval: float = 5.0,
+        client: aioredis.Redis | None = None,
+    ) -> None:
+        super().__init__(schemas=schemas, max_value_bytes=max_value_bytes)
+        self.namespace = check_namespace(namespace)
+        self.poll_interval = poll_interval
+        raw = url.get_secret_value() if isinstance(url, SecretStr) else url
+        self._owns_client = client is None
+        if client is None:
+            check_url(raw, port=PORT)
+            try:
+                client = aioredis.Redis.from_url(raw, socket_connect_timeout=5)
+            except ValueError:
+                raise InvalidInputError(
+                    "url is not a valid Redis URL (not shown: it may hold a password)",
+                    field="url",
+                    port=PORT,
+                ) from None
+        self._client: aioredis.Redis = client
+        self._version_key = f"{self.namespace}:cfg:v"
+        self._stream_key = f"{self.namespace}:cfg:log"
+        self._script = self._client.register_script(_COMMIT)
+        self._sync_lock = asyncio.Lock()
+
+    @classmethod
+    def from_config(cls, config: RedisConfigStoreConfig) -> Self:
+        return cls(**config.model_dump())
+
+    def __repr__(self) -> str:
+        return f"RedisConfigStore(namespace={self.namespace!r})"
+
+    def _stored(self, entry_id: bytes | str, fields: Mapping[bytes, bytes]) -> StoredSet:
+        ident = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+        version = int(ident.split("-", 1)[0])
+        try:
+            stored = decode_set(fields[b"b"])
+        except (ValueError, KeyError, TypeError, IndexError):
+            stored = None
+        if stored is None or stored.version != version:
+            raise CorruptDataError(
+                f"config stream {self._stream_key!r}: the entry of version {version} cannot "
+                "be decoded",
+                location=self._stream_key,
+                record=version,
+                port=PORT,
+            )
+        return stored
+
+    def _add_entries(self, entries: Sequence[Any]) -> None:
+        for entry_id, fields in entries:
+            stored = self._stored(entry_id, fields)
+            if stored.version == self._log.version + 1:
+                self._add(stored)
+
+    async def _sync(self) -> None:
+        async with self._sync_lock:
+            try:
+                entries = await self._client.xrange(
+                    self._stream_key, min=f"{self._log.version + 1}-0", max="+"
+                )
+            except redis_errors.RedisError as exc:
+                raise UnavailableError(f"Redis failed: {type(exc).__name__}", port=PORT) from exc
+            self._add_entries(entries or [])
+
+    async def _commit(
+        self,
+        changes: tuple[Change, ...],
+        expected: int | None,
+        author: str,
+        reason: str,
+        rollback_of: int | None,
+    ) -> int:
+        body = encode_set(StoredSet(0, changes, author, reason, now_micros(), rollback_of))
+        head = '{"v":0,'  # encode_set writes the version first: the script replaces it
+        try:
+            ok, version = await self._script(
+                keys=[self._version_key, self._stream_key],
+                args=[-1 if expected is None else expected, body[len(head) :]],
+            )
+        except redis_errors.RedisError as exc:
+            raise UnavailableError(f"Redis failed: {type(exc).__name__}", port=PORT) from exc
+        if not ok:
+            raise StaleVersionError(expected if expected is not None else -1, int(version))
+        await self._sync()
+        return int(version)
+
+    async def _wait(self, event: asyncio.Event, after: int) -> None:
+        """Block on the stream after ``after`` (new entries wake it), or the store closing."""
+        reading = asyncio.ensure_future(
+            self._client.xread(
+                {self._stream_key: f"{after}-1"},
+                count=100,
+                block=max(1, int(self.poll_interval * 1000)),
+            )
+        )
+        closing = asyncio.ensure_future(event.wait())
+        try:
+            await asyncio.wait({reading, closing}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (reading, closing):
+                if not task.done():
+                    task.cancel()
+                    with contextlib.suppress(BaseException):
+                        await task
+        if reading.done() and not reading.cancelled() and reading.exception() is None:
+            result: Any = reading.result()
+            for _stream, entries in result or []:
+                async with self._sync_lock:
+                    self._add_entries(entries)
+        elif reading.done() and not reading.cancelled():
+            await asyncio.sleep(0.05)  # the connection failed: the loop's sync retries
+
+    async def ping(self) -> None:
+        try:
+            await self._client.ping()
+        except redis_errors.RedisError as exc:
+            raise UnavailableError(f"Redis failed: {type(exc).__name__}", port=PORT) from exc
+
+    async def _close(self) -> None:
+        if self._owns_client:
+            await self._client.aclose()

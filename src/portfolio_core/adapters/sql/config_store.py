@@ -1,0 +1,487 @@
+"""ConfigStore on SQL: SQLite (embedded, one machine) and PostgreSQL (psycopg 3, shared).
+
+Both keep one table of versions (``version`` primary key, ``body``: the version's change
+set as JSON) and a local mirror of it (see ``adapters/_shared/config_store.py``) from which
+reads, history, rollbacks and watches are answered after catching up with the versions
+committed since. A version is committed while holding the store's write lock -- SQLite's
+database lock (``BEGIN IMMEDIATE``), a transaction-scoped advisory lock on PostgreSQL --
+and the expected version is checked under it, so versions are committed in order and a
+reader that has seen version N has seen every version before it.
+
+Watchers learn of new versions in process at once, from other processes through
+LISTEN/NOTIFY on PostgreSQL (``poll_interval`` is only a safety net) and by polling every
+``poll_interval`` seconds on SQLite. A PostgreSQL connection that drops is opened again:
+the listener reconnects with backoff and watchers catch up from the last version they
+delivered, so none is skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, ClassVar, Self, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from portfolio_core.adapters._shared.config_store import (
+    DEFAULT_MAX_VALUE_BYTES,
+    Change,
+    LogConfigStore,
+    StoredSet,
+    check_expected,
+    decode_set,
+    encode_set,
+    now_micros,
+)
+from portfolio_core.ports.capabilities import declare
+from portfolio_core.ports.config_store import ConfigStoreCapability
+from portfolio_core.ports.errors import CorruptDataError, UnavailableError
+
+__all__ = [
+    "PostgresConfigStore",
+    "PostgresConfigStoreConfig",
+    "SQLiteConfigStore",
+    "SQLiteConfigStoreConfig",
+]
+
+PORT = "ConfigStore"
+T = TypeVar("T")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}\Z")
+
+
+def _check_name(name: str, what: str) -> str:
+    if not _NAME.match(name):
+        raise ValueError(f"{what} {name!r} is not a plain SQL identifier")
+    return name
+
+
+class _SQLConfigStore(LogConfigStore):
+    """What both SQL adapters share: catching the mirror up from ``(version, body)`` rows."""
+
+    _local = False
+
+    def __init__(
+        self,
+        *,
+        table: str,
+        schemas: Mapping[str, object] | None,
+        max_value_bytes: int,
+        poll_interval: float,
+    ) -> None:
+        super().__init__(schemas=schemas, max_value_bytes=max_value_bytes)
+        self.table = _check_name(table, "table")
+        self.poll_interval = poll_interval
+        self._sync_lock = asyncio.Lock()
+
+    async def _rows_after(self, version: int) -> Sequence[tuple[int, str]]:
+        raise NotImplementedError  # pragma: no cover - each adapter defines it
+
+    def _stored(self, version: int, body: str) -> StoredSet:
+        try:
+            stored = decode_set(body)
+        except (ValueError, KeyError, TypeError, IndexError):
+            stored = None
+        if stored is None or stored.version != version:
+            raise CorruptDataError(
+                f"config table {self.table!r}: the row of version {version} cannot be decoded",
+                location=self.table,
+                record=version,
+                port=PORT,
+            )
+        return stored
+
+    async def _sync(self) -> None:
+        async with self._sync_lock:
+            for version, body in await self._rows_after(self._log.version):
+                self._add(self._stored(version, body))
+
+    async def _wait(self, event: asyncio.Event, after: int) -> None:
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation
+        # that arrives as its timeout fires, and the watcher would never stop
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.poll_interval):
+                await event.wait()
+
+
+# -- SQLite ------------------------------------------------------------------------------------
+
+
+class SQLiteConfigStoreConfig(BaseModel):
+    """Configuration of :class:`SQLiteConfigStore` (``sqlite`` in a manifest)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str
+    table: str = "pc_config"
+    schemas: dict[str, str] = Field(default_factory=dict)
+    max_value_bytes: int = Field(DEFAULT_MAX_VALUE_BYTES, gt=0)
+    poll_interval: float = Field(0.5, gt=0)
+    busy_timeout: float = Field(30.0, gt=0)
+
+
+class SQLiteConfigStore(_SQLConfigStore):
+    """Config store in a SQLite database file (WAL mode): durable, on one machine; several
+    processes may share the file (they learn of each other's changes by polling).
+
+    A version is one transaction: after a crash it is there whole or not at all.
+    """
+
+    config_model: ClassVar[type[BaseModel]] = SQLiteConfigStoreConfig
+    capabilities = declare(
+        ConfigStoreCapability.PERSISTENT,
+        ConfigStoreCapability.SCHEMAS,
+        ConfigStoreCapability.SHARED,
+    )
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        table: str = "pc_config",
+        schemas: Mapping[str, object] | None = None,
+        max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
+        poll_interval: float = 0.5,
+        busy_timeout: float = 30.0,
+    ) -> None:
+        super().__init__(
+            table=table,
+            schemas=schemas,
+            max_value_bytes=max_value_bytes,
+            poll_interval=poll_interval,
+        )
+        self.path = Path(path)
+        self.busy_timeout = busy_timeout
+        self._conn: sqlite3.Connection | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._start_lock = asyncio.Lock()
+
+    @classmethod
+    def from_config(cls, config: SQLiteConfigStoreConfig) -> Self:
+        return cls(**config.model_dump())
+
+    def __repr__(self) -> str:
+        return f"SQLiteConfigStore(path={str(self.path)!r}, table={self.table!r})"
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        executor = self._executor
+        if executor is None:
+            raise UnavailableError("config store is closed", port=PORT)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
+        except sqlite3.Error as exc:
+            raise UnavailableError(f"SQLite failed: {exc}", port=PORT) from exc
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(
+            self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {self.table} "
+                "(version INTEGER PRIMARY KEY, body TEXT NOT NULL)"
+            )
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+
+    async def start(self) -> None:
+        """Open the database and create the table if missing; idempotent."""
+        async with self._start_lock:
+            if self._executor is not None:
+                return
+            self._check_open()
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="pc-sqlite-config")
+            try:
+                await self._call(self._open)
+            except BaseException:
+                executor, self._executor = self._executor, None
+                executor.shutdown(wait=False)
+                raise
+
+    async def _ready(self) -> None:
+        if self._executor is None:
+            await self.start()
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise UnavailableError("config store is closed", port=PORT)
+        return self._conn
+
+    def _select(self, version: int) -> list[tuple[int, str]]:
+        return (
+            self._connection()
+            .execute(
+                f"SELECT version, body FROM {self.table} WHERE version > ? ORDER BY version",
+                (version,),
+            )
+            .fetchall()
+        )
+
+    async def _rows_after(self, version: int) -> Sequence[tuple[int, str]]:
+        return await self._call(self._select, version)
+
+    def _write(
+        self,
+        changes: tuple[Change, ...],
+        expected: int | None,
+        author: str,
+        reason: str,
+        rollback_of: int | None,
+    ) -> StoredSet:
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = conn.execute(f"SELECT max(version) FROM {self.table}").fetchone()
+            current = int(row[0] or 0)
+            check_expected(expected, current)
+            stored = StoredSet(current + 1, changes, author, reason, now_micros(), rollback_of)
+            conn.execute(
+                f"INSERT INTO {self.table} (version, body) VALUES (?, ?)",
+                (stored.version, encode_set(stored)),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return stored
+
+    async def _commit(
+        self,
+        changes: tuple[Change, ...],
+        expected: int | None,
+        author: str,
+        reason: str,
+        rollback_of: int | None,
+    ) -> int:
+        stored = await self._call(self._write, changes, expected, author, reason, rollback_of)
+        await self._sync()
+        return stored.version
+
+    async def ping(self) -> None:
+        await self._ready()
+        await self._call(self._select, 2**62)
+
+    async def _close(self) -> None:
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                executor.submit(conn.close)
+            executor.shutdown(wait=True)
+
+
+# -- PostgreSQL ----------------------------------------------------------------------------------
+
+
+class PostgresConfigStoreConfig(BaseModel):
+    """Configuration of :class:`PostgresConfigStore` (``postgres`` in a manifest)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: SecretStr
+    table: str = "pc_config"
+    schemas: dict[str, str] = Field(default_factory=dict)
+    max_value_bytes: int = Field(DEFAULT_MAX_VALUE_BYTES, gt=0)
+    poll_interval: float = Field(5.0, gt=0)
+    lock_timeout: float = Field(30.0, gt=0)
+
+
+class PostgresConfigStore(_SQLConfigStore):
+    """Config store in PostgreSQL, shared by every process that uses the same table.
+
+    Watchers are woken by LISTEN/NOTIFY on one listener connection per store (reconnected
+    with backoff when it drops), with ``poll_interval`` as a safety net. One instance
+    serves one event loop.
+    """
+
+    config_model: ClassVar[type[BaseModel]] = PostgresConfigStoreConfig
+    capabilities = declare(
+        ConfigStoreCapability.PERSISTENT,
+        ConfigStoreCapability.SCHEMAS,
+        ConfigStoreCapability.SHARED,
+    )
+
+    def __init__(
+        self,
+        url: str | SecretStr,
+        *,
+        table: str = "pc_config",
+        schemas: Mapping[str, object] | None = None,
+        max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
+        poll_interval: float = 5.0,
+        lock_timeout: float = 30.0,
+    ) -> None:
+        super().__init__(
+            table=table,
+            schemas=schemas,
+            max_value_bytes=max_value_bytes,
+            poll_interval=poll_interval,
+        )
+        self._url = url if isinstance(url, SecretStr) else SecretStr(url)
+        self._lock_timeout = lock_timeout
+        self._channel = f"{self.table}_config"[-63:]
+        self._conn: Any = None
+        self._conn_lock = asyncio.Lock()
+        self._started = False
+        self._listen_task: asyncio.Task[None] | None = None
+        self._listening = asyncio.Event()
+        self.reconnects = 0
+        """How many times the listener connection was opened again after dropping."""
+
+    @classmethod
+    def from_config(cls, config: PostgresConfigStoreConfig) -> Self:
+        return cls(**config.model_dump())
+
+    def __repr__(self) -> str:
+        return f"PostgresConfigStore(table={self.table!r}, url=**********)"
+
+    async def _connect(self) -> Any:
+        import psycopg
+
+        try:
+            conn = await psycopg.AsyncConnection.connect(
+                self._url.get_secret_value(), autocommit=True
+            )
+            await conn.execute(f"SET lock_timeout = '{int(self._lock_timeout * 1000)}ms'")
+        except psycopg.Error as exc:
+            raise UnavailableError(
+                f"cannot connect to PostgreSQL: {type(exc).__name__}", port=PORT
+            ) from None
+        return conn
+
+    async def start(self) -> None:
+        """Connect, create the table if missing and start listening; idempotent."""
+        async with self._conn_lock:
+            if self._started:
+                return
+            self._check_open()
+            import psycopg
+
+            conn = await self._connect()
+            try:
+                async with conn.transaction():
+                    await conn.execute(
+                        "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"pc-ddl:{self.table}",)
+                    )
+                    await conn.execute(
+                        f"CREATE TABLE IF NOT EXISTS {self.table} "
+                        "(version bigint PRIMARY KEY, body text NOT NULL)"
+                    )
+            except psycopg.Error as exc:
+                await conn.close()
+                raise UnavailableError(f"cannot create config table: {exc}", port=PORT) from exc
+            self._conn = conn
+            self._started = True
+        self._listen_task = asyncio.get_running_loop().create_task(self._listen())
+        await self._listening.wait()
+
+    async def _ready(self) -> None:
+        if not self._started:
+            await self.start()
+
+    @contextlib.asynccontextmanager
+    async def _command(self) -> Any:
+        """The command connection (opened again when it dropped), used by one call at a time;
+        driver errors become UnavailableError."""
+        import psycopg
+
+        async with self._conn_lock:
+            self._check_open()
+            if self._conn is None or self._conn.closed:
+                self._conn = await self._connect()
+            try:
+                yield self._conn
+            except psycopg.OperationalError as exc:
+                with contextlib.suppress(Exception):
+                    await self._conn.close()
+                self._conn = None
+                raise UnavailableError(
+                    f"PostgreSQL connection lost: {type(exc).__name__}", port=PORT
+                ) from exc
+            except psycopg.Error as exc:
+                raise UnavailableError(f"PostgreSQL failed: {exc}", port=PORT) from exc
+
+    async def _rows_after(self, version: int) -> Sequence[tuple[int, str]]:
+        async with self._command() as conn:
+            cursor = await conn.execute(
+                f"SELECT version, body FROM {self.table} WHERE version > %s ORDER BY version",
+                (version,),
+            )
+            rows: list[tuple[int, str]] = await cursor.fetchall()
+            return rows
+
+    async def _commit(
+        self,
+        changes: tuple[Change, ...],
+        expected: int | None,
+        author: str,
+        reason: str,
+        rollback_of: int | None,
+    ) -> int:
+        async with self._command() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"pc:{self.table}",))
+            cursor = await conn.execute(f"SELECT coalesce(max(version), 0) FROM {self.table}")
+            row = await cursor.fetchone()
+            current = int(row[0])
+            check_expected(expected, current)
+            stored = StoredSet(current + 1, changes, author, reason, now_micros(), rollback_of)
+            await conn.execute(
+                f"INSERT INTO {self.table} (version, body) VALUES (%s, %s)",
+                (stored.version, encode_set(stored)),
+            )
+            await conn.execute("SELECT pg_notify(%s, %s)", (self._channel, str(stored.version)))
+        await self._sync()
+        return stored.version
+
+    async def _listen(self) -> None:
+        """Wake watchers on every NOTIFY; reconnect with backoff when the connection drops,
+        then wake them anyway so that they catch up on what they may have missed."""
+        import psycopg
+
+        delay = 0.05
+        while not self._is_closed():
+            listener = None
+            try:
+                listener = await self._connect()
+                await listener.execute(f'LISTEN "{self._channel}"')
+                self._listening.set()
+                self._notifier.notify()  # catch up on anything missed while away
+                delay = 0.05
+                async for _ in listener.notifies():
+                    self._notifier.notify()
+            except (psycopg.Error, UnavailableError, OSError):
+                pass
+            finally:
+                if listener is not None:
+                    with contextlib.suppress(Exception):
+                        await listener.close()
+            if self._is_closed():
+                return
+            self._listening.set()  # never keep start() waiting on a server that is down
+            self.reconnects += 1
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+    async def ping(self) -> None:
+        async with self._command() as conn:
+            await conn.execute("SELECT 1")
+
+    async def _close(self) -> None:
+        task, self._listen_task = self._listen_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close()

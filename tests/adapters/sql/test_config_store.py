@@ -1,0 +1,97 @@
+"""The SQLite and PostgreSQL config stores pass the ConfigStore contract suite, and two
+handles on one store (two processes, in effect) see each other's changes."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from portfolio_core.adapters.sql.config_store import PostgresConfigStore, SQLiteConfigStore
+from portfolio_core.ports import CorruptDataError
+from portfolio_core.testing.contracts.config_store import ConfigStoreContract
+from tests.adapters.config_store_support import drop_tables, two_handles_see_each_other
+
+
+class TestSQLiteConfigStore(ConfigStoreContract):
+    @pytest.fixture
+    def make_adapter(self, tmp_path: Path) -> Callable[..., SQLiteConfigStore]:
+        counter = itertools.count()
+
+        def make(schemas: dict[str, object] | None = None) -> SQLiteConfigStore:
+            return SQLiteConfigStore(tmp_path / f"config-{next(counter)}.db", schemas=schemas)
+
+        return make
+
+
+class TestPostgresConfigStore(ConfigStoreContract):
+    @pytest.fixture
+    def make_adapter(
+        self, postgres_url: str, unique_name: str
+    ) -> Iterator[Callable[..., PostgresConfigStore]]:
+        tables: list[str] = []
+        counter = itertools.count()
+
+        def make(schemas: dict[str, object] | None = None) -> PostgresConfigStore:
+            tables.append(f"{unique_name}_cfg{next(counter)}")
+            return PostgresConfigStore(postgres_url, table=tables[-1], schemas=schemas)
+
+        yield make
+        drop_tables(postgres_url, tables)
+
+
+def test_two_sqlite_handles_share_one_file(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        a = SQLiteConfigStore(tmp_path / "c.db", poll_interval=0.05)
+        b = SQLiteConfigStore(tmp_path / "c.db", poll_interval=0.05)
+        try:
+            await two_handles_see_each_other(a, b)
+        finally:
+            await a.aclose()
+            await b.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_two_postgres_handles_share_one_table(postgres_url: str, unique_name: str) -> None:
+    async def scenario() -> None:
+        a = PostgresConfigStore(postgres_url, table=unique_name)
+        b = PostgresConfigStore(postgres_url, table=unique_name)
+        try:
+            await two_handles_see_each_other(a, b)
+        finally:
+            await a.aclose()
+            await b.aclose()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        drop_tables(postgres_url, [unique_name])
+
+
+def test_a_damaged_row_is_refused_not_skipped(tmp_path: Path) -> None:
+    import sqlite3
+
+    async def write() -> None:
+        store = SQLiteConfigStore(tmp_path / "c.db")
+        await store.apply({"a": 1})
+        await store.apply({"a": 2})
+        await store.aclose()
+
+    asyncio.run(write())
+    with sqlite3.connect(tmp_path / "c.db") as conn:
+        conn.execute("UPDATE pc_config SET body = 'garbage' WHERE version = 2")
+
+    async def read() -> None:
+        store = SQLiteConfigStore(tmp_path / "c.db")
+        try:
+            with pytest.raises(CorruptDataError) as info:
+                await store.get("a")
+            assert info.value.record == 2
+        finally:
+            await store.aclose()
+
+    asyncio.run(read())
