@@ -415,6 +415,17 @@ class MinimalModelBackend:
         return p.Generation((256,), "stop")
 
 
+class MinimalSnapshotStore:
+    async def save(self, snapshot: p.Snapshot) -> bool:
+        return True
+
+    async def load(self, stream: str) -> p.Snapshot | None:
+        return None
+
+    async def delete(self, stream: str) -> None:
+        return None
+
+
 #: (port, minimal class): one row per port of the catalogue.
 MINIMAL: dict[type, type] = {
     p.Router: MinimalRouter,
@@ -427,6 +438,7 @@ MINIMAL: dict[type, type] = {
     p.Stream: MinimalStream,
     p.EventStore: MinimalEventStore,
     p.ConfigStore: MinimalConfigStore,
+    p.SnapshotStore: MinimalSnapshotStore,
     p.JobQueue: MinimalJobQueue,
     p.GenerationEngine: MinimalGenerationEngine,
     p.CacheStore: MinimalCacheStore,
@@ -446,6 +458,7 @@ _tenant: p.Tenant = MinimalTenant()
 _stream: p.Stream = MinimalStream()
 _events: p.EventStore = MinimalEventStore()
 _config: p.ConfigStore = MinimalConfigStore()
+_snapshots: p.SnapshotStore = MinimalSnapshotStore()
 _jobs: p.JobQueue = MinimalJobQueue()
 _engine: p.GenerationEngine = MinimalGenerationEngine()
 _store: p.CacheStore = MinimalCacheStore()

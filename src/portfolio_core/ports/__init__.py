@@ -78,6 +78,7 @@ if TYPE_CHECKING:
         TenantRequiredError,
         UnavailableError,
         UnsupportedError,
+        UpcastError,
         WrongExpectedVersionError,
     )
     from portfolio_core.ports.event_store import (
@@ -146,6 +147,11 @@ if TYPE_CHECKING:
         Router,
         RouterCapability,
         RoutingStrategy,
+    )
+    from portfolio_core.ports.snapshot_store import (
+        Snapshot,
+        SnapshotStore,
+        SnapshotStoreCapability,
     )
     from portfolio_core.ports.stream import (
         OnError,
@@ -260,6 +266,9 @@ _EXPORTS: dict[str, str] = {
     "Router": "router",
     "RouterCapability": "router",
     "RoutingStrategy": "router",
+    "Snapshot": "snapshot_store",
+    "SnapshotStore": "snapshot_store",
+    "SnapshotStoreCapability": "snapshot_store",
     "StepResult": "pipeline",
     "StepStatus": "pipeline",
     "Stream": "stream",
@@ -278,6 +287,7 @@ _EXPORTS: dict[str, str] = {
     "ToolSpec": "llm",
     "UnavailableError": "errors",
     "UnsupportedError": "errors",
+    "UpcastError": "errors",
     "Usage": "llm",
     "WrongExpectedVersionError": "errors",
     "capabilities_of": "capabilities",
@@ -383,6 +393,9 @@ __all__ = [
     "Router",
     "RouterCapability",
     "RoutingStrategy",
+    "Snapshot",
+    "SnapshotStore",
+    "SnapshotStoreCapability",
     "StepResult",
     "StepStatus",
     "Stream",
@@ -401,6 +414,7 @@ __all__ = [
     "ToolSpec",
     "UnavailableError",
     "UnsupportedError",
+    "UpcastError",
     "Usage",
     "WrongExpectedVersionError",
     "capabilities_of",

@@ -20,6 +20,7 @@ from portfolio_core.ports.llm import LLM
 from portfolio_core.ports.model_backend import ModelBackend
 from portfolio_core.ports.pipeline import Pipeline, PipelineStep
 from portfolio_core.ports.router import Router
+from portfolio_core.ports.snapshot_store import SnapshotStore
 from portfolio_core.ports.stream import Stream
 from portfolio_core.ports.tenant import Tenant
 from portfolio_core.ports.tokenizer import Tokenizer
@@ -75,6 +76,12 @@ PORTS: tuple[PortInfo, ...] = (
         "event_store",
         EventStore,
         "Append-only event streams: expected versions, global log, subscriptions.",
+        True,
+    ),
+    PortInfo(
+        "snapshot_store",
+        SnapshotStore,
+        "Latest aggregate state per event stream; the higher version always wins.",
         True,
     ),
     PortInfo(
