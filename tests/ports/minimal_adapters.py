@@ -426,6 +426,25 @@ class MinimalSnapshotStore:
         return None
 
 
+class MinimalProjectionStore:
+    async def claim(self, projection: str, owner: str, ttl: float) -> p.Lease | None:
+        return None
+
+    async def release(self, lease: p.Lease) -> None:
+        return None
+
+    async def checkpoint(self, projection: str) -> int:
+        return 0
+
+    async def commit(
+        self, lease: p.Lease, position: int, effect: Callable[[Any], Awaitable[None]] | None = None
+    ) -> None:
+        return None
+
+    async def reset(self, projection: str) -> None:
+        return None
+
+
 #: (port, minimal class): one row per port of the catalogue.
 MINIMAL: dict[type, type] = {
     p.Router: MinimalRouter,
@@ -439,6 +458,7 @@ MINIMAL: dict[type, type] = {
     p.EventStore: MinimalEventStore,
     p.ConfigStore: MinimalConfigStore,
     p.SnapshotStore: MinimalSnapshotStore,
+    p.ProjectionStore: MinimalProjectionStore,
     p.JobQueue: MinimalJobQueue,
     p.GenerationEngine: MinimalGenerationEngine,
     p.CacheStore: MinimalCacheStore,
@@ -459,6 +479,7 @@ _stream: p.Stream = MinimalStream()
 _events: p.EventStore = MinimalEventStore()
 _config: p.ConfigStore = MinimalConfigStore()
 _snapshots: p.SnapshotStore = MinimalSnapshotStore()
+_projections: p.ProjectionStore = MinimalProjectionStore()
 _jobs: p.JobQueue = MinimalJobQueue()
 _engine: p.GenerationEngine = MinimalGenerationEngine()
 _store: p.CacheStore = MinimalCacheStore()

@@ -17,6 +17,7 @@ __all__ = [
     "ConflictError",
     "CorruptDataError",
     "InvalidInputError",
+    "LeaseLostError",
     "MaxIterationsExceededError",
     "NoHealthyProviderError",
     "NotFoundError",
@@ -297,3 +298,16 @@ class UpcastError(PortError):
         self.record = record
         self.record_type = record_type
         self.schema_version = schema_version
+
+
+class LeaseLostError(ConflictError):
+    """A lease is no longer the caller's (it expired and another owner took it, or it was
+    released): nothing was committed under it. Claim it again before going on.
+
+    Attributes:
+        name: what the lease was for (a projection's name).
+    """
+
+    def __init__(self, message: str, *, name: str, port: str | None = None) -> None:
+        super().__init__(message, port=port)
+        self.name = name
