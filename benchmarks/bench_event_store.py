@@ -81,7 +81,8 @@ from urllib.parse import urlparse
 
 from eventsourcing.persistence import StoredEvent
 
-from portfolio_core.adapters.sql.event_store import PostgresEventStore, SQLiteEventStore
+from portfolio_core.adapters.sql.postgres_event_store import PostgresEventStore
+from portfolio_core.adapters.sql.sqlite_event_store import SQLiteEventStore
 from portfolio_core.ports import NewEvent, StreamState
 
 PAYLOAD = {"amount": 12345, "note": "x" * 48}
