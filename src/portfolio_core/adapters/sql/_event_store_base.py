@@ -21,13 +21,17 @@ from datetime import UTC, datetime
 from json.scanner import make_scanner
 from typing import Any, ClassVar
 
-from portfolio_core.adapters._shared.event_store import (
-    EncodedEvent,
-    SubscriptionSet,
-    Wakeup,
-    encode_batch,
+from portfolio_core.adapters._shared.event_store.rules import (
     idempotent_replay,
     matches,
+)
+from portfolio_core.adapters._shared.event_store.subscriptions import (
+    SubscriptionSet,
+    Wakeup,
+)
+from portfolio_core.adapters._shared.event_store.validation import (
+    EncodedEvent,
+    encode_batch,
     validate_expected,
     validate_position,
     validate_query,

@@ -20,7 +20,9 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from portfolio_core.adapters._shared.event_store import EncodedEvent
+from portfolio_core.adapters._shared.event_store.validation import (
+    EncodedEvent,
+)
 from portfolio_core.ports.event_store import ExpectedVersion
 
 Item = TypeVar("Item")

@@ -19,10 +19,12 @@ from typing import Any, ClassVar, Literal, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from portfolio_core.adapters._shared.event_store import (
+from portfolio_core.adapters._shared.event_store.rules import (
+    check_expected,
+)
+from portfolio_core.adapters._shared.event_store.validation import (
     DEFAULT_MAX_EVENT_BYTES,
     EncodedEvent,
-    check_expected,
 )
 from portfolio_core.adapters.sql._event_schema import (
     COLUMNS,
