@@ -66,7 +66,11 @@ _MAX_POSITION = 2**63 - 1
 
 
 def decode(text: str) -> Any:
-    """The value of the JSON ``text``; raises what ``JSONDecoder().decode`` raises."""
+    """The value of the JSON ``text``; raises what ``JSONDecoder().decode`` raises.
+
+    Calls the scanner (``json.scanner.make_scanner``, a CPython internal) directly:
+    ``bench_event_store``'s internals line shows about a third of ``json.loads``' time per
+    event body, a large share of ``read_all``'s time per event."""
     try:  # the scanner alone, without decode's two whitespace matches and calls around it
         value, end = _scan(text, 0)
     except (StopIteration, ValueError):
