@@ -56,9 +56,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from portfolio_core.adapters.sql.event_store import PostgresEventStore, SQLiteEventStore
+from portfolio_core.adapters.sql.postgres_event_store import PostgresEventStore
 from portfolio_core.adapters.sql.projection_store import PostgresProjectionStore
 from portfolio_core.adapters.sql.snapshot_store import SQLiteSnapshotStore
+from portfolio_core.adapters.sql.sqlite_event_store import SQLiteEventStore
 from portfolio_core.ports import NewEvent, RecordedEvent
 from portfolio_core.services.aggregates import Aggregate, AggregateLoader
 from portfolio_core.services.projections import ProjectionRunner

@@ -16,11 +16,12 @@ import pytest
 
 from portfolio_core.adapters.memory.event_store import MemoryEventStore
 from portfolio_core.adapters.memory.projection_store import MemoryProjectionStore
-from portfolio_core.adapters.sql.event_store import PostgresEventStore, SQLiteEventStore
+from portfolio_core.adapters.sql.postgres_event_store import PostgresEventStore
 from portfolio_core.adapters.sql.projection_store import (
     PostgresProjectionStore,
     SQLiteProjectionStore,
 )
+from portfolio_core.adapters.sql.sqlite_event_store import SQLiteEventStore
 from portfolio_core.ports.errors import UnavailableError
 from portfolio_core.ports.event_store import NewEvent, RecordedEvent
 from portfolio_core.services.projections import (

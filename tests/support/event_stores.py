@@ -16,7 +16,8 @@ import pytest
 
 from portfolio_core.adapters.file.event_store import FileEventStore
 from portfolio_core.adapters.memory.event_store import MemoryEventStore
-from portfolio_core.adapters.sql.event_store import PostgresEventStore, SQLiteEventStore
+from portfolio_core.adapters.sql.postgres_event_store import PostgresEventStore
+from portfolio_core.adapters.sql.sqlite_event_store import SQLiteEventStore
 
 EVENT_STORE_KINDS = ("memory", "file", "sqlite", "postgres")
 

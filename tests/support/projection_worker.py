@@ -18,11 +18,11 @@ from tests.support.projections import read_model_handler
 
 def open_stores(kind: str, first: str, second: str, table: str) -> tuple[Any, Any]:
     if kind == "sqlite":
-        from portfolio_core.adapters.sql.event_store import SQLiteEventStore
         from portfolio_core.adapters.sql.projection_store import SQLiteProjectionStore
+        from portfolio_core.adapters.sql.sqlite_event_store import SQLiteEventStore
 
         return SQLiteEventStore(first), SQLiteProjectionStore(second)
-    from portfolio_core.adapters.sql.event_store import PostgresEventStore
+    from portfolio_core.adapters.sql.postgres_event_store import PostgresEventStore
     from portfolio_core.adapters.sql.projection_store import PostgresProjectionStore
 
     return (
