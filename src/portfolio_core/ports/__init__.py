@@ -95,6 +95,8 @@ if TYPE_CHECKING:
         RecordedEvent,
         StreamState,
         Subscription,
+        Where,
+        WhereOp,
     )
     from portfolio_core.ports.generation_engine import (
         CompletedGeneration,
@@ -221,6 +223,8 @@ _EXPORTS: dict[str, str] = {
     "Direction": "event_store",
     "EventHandler": "event_store",
     "EventQuery": "event_store",
+    "Where": "event_store",
+    "WhereOp": "event_store",
     "EventStore": "event_store",
     "EventStoreCapability": "event_store",
     "ExpectedVersion": "event_store",
@@ -352,6 +356,8 @@ __all__ = [
     "Direction",
     "EventHandler",
     "EventQuery",
+    "Where",
+    "WhereOp",
     "EventStore",
     "EventStoreCapability",
     "ExpectedVersion",

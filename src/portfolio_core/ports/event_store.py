@@ -61,6 +61,17 @@ Reading
     ``QUERY``) matches every given filter: event types, streams, correlation id,
     ``since <= recorded_at < until``, and equality of top-level fields of ``data`` and
     ``metadata`` as JSON values (``true`` does not equal ``1``; ``1`` equals ``1.0``).
+  * ``query.where`` adds conditions on nested JSON paths (:class:`Where`), all of which must
+    hold. A path is ``data`` or ``metadata`` then one or more object keys, dot-separated
+    (``data.customer.tier``); each key is 1-64 of ``A-Z a-z 0-9 _ -``, at most 16 keys.
+    Operators: ``exists`` (the path resolves, to any value including null); ``==`` and
+    ``!=`` against a scalar (str, int, float, bool or None), equal as JSON values (a bool
+    equals only a bool; ``1`` equals ``1.0``), ``!=`` needing the path to exist; ``<``,
+    ``<=``, ``>``, ``>=`` against a number (not a bool) or a str, matching only stored
+    values of the same kind (numbers numerically, strings by code point); ``in`` against a
+    non-empty list of at most 100 scalars (``==`` any of them). Anything else raises
+    InvalidInputError with ``field="where"``. The SQL adapters evaluate every condition in
+    the database (SQLite JSON1, PostgreSQL jsonb); the memory adapter is the reference.
 
 Subscribing
   * ``subscribe`` (capability ``SUBSCRIBE``) first delivers stored events from
@@ -102,12 +113,18 @@ __all__ = [
     "EventStore",
     "EventStoreCapability",
     "ExpectedVersion",
+    "MAX_WHERE_IN",
     "NewEvent",
     "OnHandlerError",
     "RecordedEvent",
     "StreamState",
     "Subscription",
+    "Where",
+    "WhereOp",
 ]
+
+MAX_WHERE_IN = 100
+"""The most values an ``in`` condition may list."""
 
 
 class StreamState(StrEnum):
@@ -242,12 +259,34 @@ class AppendResult:
     positions: tuple[int, ...]
 
 
+class WhereOp(StrEnum):
+    EXISTS = "exists"
+    EQ = "=="
+    NE = "!="
+    LT = "<"
+    LE = "<="
+    GT = ">"
+    GE = ">="
+    IN = "in"
+
+
+@dataclass(frozen=True, slots=True)
+class Where:
+    """One condition of :attr:`EventQuery.where` on a JSON path (see the module docstring):
+    ``Where("data.customer.tier", "==", "gold")``, ``Where("metadata.trace", "exists")``."""
+
+    path: str
+    op: str
+    value: Any = None
+
+
 @dataclass(frozen=True, slots=True)
 class EventQuery:
     """A conjunction of filters; ``None`` or empty means "no constraint" for that field.
 
-    ``data`` and ``metadata`` match by equality on top-level JSON fields.
-    ``since`` is inclusive and ``until`` exclusive, on ``recorded_at``.
+    ``data`` and ``metadata`` match by equality on top-level JSON fields; ``where`` adds
+    conditions on nested paths. ``since`` is inclusive and ``until`` exclusive, on
+    ``recorded_at``.
     """
 
     types: frozenset[str] = frozenset()
@@ -259,6 +298,7 @@ class EventQuery:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     from_position: int = 1
     limit: int | None = None
+    where: tuple[Where, ...] = ()
 
 
 EventHandler = Callable[[RecordedEvent], Awaitable[None]]

@@ -25,8 +25,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.schema import CreateIndex, CreateTable
 
+from portfolio_core.adapters._shared.event_store.where import Condition, check_where
 from portfolio_core.ports.errors import InvalidInputError
-from portfolio_core.ports.event_store import EventQuery
+from portfolio_core.ports.event_store import EventQuery, WhereOp
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,47}$")
 
@@ -177,7 +178,113 @@ def build_query(
                 else:
                     where.append(f"json_extract({column}, ?) = ?")
                     params.extend([path, value])
+    if query.where:
+        clauses, values = where_sql(check_where(query.where), postgres=postgres)
+        where.extend(clauses)
+        params.extend(values)
     sql = f"SELECT {COLUMNS} FROM {qualified} WHERE {' AND '.join(where)} ORDER BY position"
     if exact and query.limit is not None:
         sql += f" LIMIT {int(query.limit)}"
     return sql, params, exact
+
+
+_SQLITE_KIND = {
+    "null": "json_type({c}, ?) = 'null'",
+    "number": "json_type({c}, ?) IN ('integer', 'real')",
+    "str": "json_type({c}, ?) = 'text'",
+}
+_PG_KIND = {"number": "jsonb_typeof({c}) = 'number'", "str": "jsonb_typeof({c}) = 'string'"}
+_SQL_OPS = {WhereOp.LT: "<", WhereOp.LE: "<=", WhereOp.GT: ">", WhereOp.GE: ">="}
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "bool"
+    return "number" if isinstance(value, (int, float)) else "str"
+
+
+def _sqlite_equal(column: str, path: str, value: Any) -> tuple[str, list[Any]]:
+    kind = _kind(value)
+    if kind == "bool":
+        return f"json_type({column}, ?) = ?", [path, "true" if value else "false"]
+    if kind == "null":
+        return _SQLITE_KIND["null"].format(c=column), [path]
+    test = _SQLITE_KIND[kind].format(c=column)
+    return f"({test} AND json_extract({column}, ?) = ?)", [path, path, value]
+
+
+def _pg_equal(target: str, path: list[str], value: Any) -> tuple[str, list[Any]]:
+    kind = _kind(value)
+    if kind in ("bool", "null"):
+        return f"{target} = %s::jsonb", [path, json.dumps(value)]
+    if kind == "str":
+        return f"{target} = to_jsonb(%s::text)", [path, value]
+    # CASE, not AND: PostgreSQL may evaluate the cast before the type test
+    return (
+        f"(CASE WHEN {_PG_KIND['number'].format(c=target)} "
+        f"THEN ({target})::numeric = %s::numeric ELSE false END)",
+        [path, path, repr(value)],
+    )
+
+
+def where_sql(conditions: Sequence[Condition], *, postgres: bool) -> tuple[list[str], list[Any]]:
+    """SQL conditions (and their parameters, in order) evaluating ``conditions`` exactly as
+    the reference matcher does: SQLite through JSON1 (``json_type``/``json_extract``),
+    PostgreSQL through jsonb (``#>``, ``jsonb_typeof``; strings compared under the "C"
+    collation, that is by code point)."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    for condition in conditions:
+        column, op, value = condition.column, condition.op, condition.value
+        if postgres:
+            path: Any = list(condition.keys)
+            target = f"({column} #> %s::text[])"
+            if op is WhereOp.EXISTS:
+                clause, args = f"{target} IS NOT NULL", [path]
+            elif op is WhereOp.EQ:
+                clause, args = _pg_equal(target, path, value)
+            elif op is WhereOp.NE:
+                equal, eargs = _pg_equal(target, path, value)
+                clause, args = f"({target} IS NOT NULL AND NOT ({equal}))", [path, *eargs]
+            elif op is WhereOp.IN:
+                parts = [_pg_equal(target, path, v) for v in value]
+                clause = "(" + " OR ".join(p for p, _ in parts) + ")"
+                args = [a for _, part_args in parts for a in part_args]
+            elif _kind(value) == "number":
+                test = _PG_KIND["number"].format(c=target)
+                clause = (
+                    f"(CASE WHEN {test} THEN ({target})::numeric {_SQL_OPS[op]} %s::numeric "
+                    "ELSE false END)"
+                )
+                args = [path, path, repr(value)]
+            else:
+                text = f"({column} #>> %s::text[])"
+                test = _PG_KIND["str"].format(c=target)
+                clause = (
+                    f'(CASE WHEN {test} THEN {text} COLLATE "C" {_SQL_OPS[op]} %s COLLATE "C" '
+                    "ELSE false END)"
+                )
+                args = [path, path, value]
+        else:
+            path = "$." + ".".join(condition.keys)
+            if op is WhereOp.EXISTS:
+                clause, args = f"json_type({column}, ?) IS NOT NULL", [path]
+            elif op is WhereOp.EQ:
+                clause, args = _sqlite_equal(column, path, value)
+            elif op is WhereOp.NE:
+                equal, eargs = _sqlite_equal(column, path, value)
+                clause = f"(json_type({column}, ?) IS NOT NULL AND NOT ({equal}))"
+                args = [path, *eargs]
+            elif op is WhereOp.IN:
+                parts = [_sqlite_equal(column, path, v) for v in value]
+                clause = "(" + " OR ".join(p for p, _ in parts) + ")"
+                args = [a for _, part_args in parts for a in part_args]
+            else:
+                test = _SQLITE_KIND[_kind(value)].format(c=column)
+                clause = f"({test} AND json_extract({column}, ?) {_SQL_OPS[op]} ?)"
+                args = [path, path, value]
+        clauses.append(clause)
+        params.extend(args)
+    return clauses, params

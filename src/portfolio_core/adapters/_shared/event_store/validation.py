@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from portfolio_core.adapters._shared.codec import check_json_value
+from portfolio_core.adapters._shared.event_store.where import check_where
 from portfolio_core.ports.errors import InvalidInputError
 from portfolio_core.ports.event_store import EventQuery, ExpectedVersion, NewEvent, StreamState
 from portfolio_core.ports.values import MAX_VALUE_DEPTH
@@ -370,6 +371,7 @@ def validate_query(query: EventQuery) -> None:
         _nul_error("query correlation_id", "correlation_id")
     if isinstance(query.correlation_id, str) and not is_text(query.correlation_id):
         _surrogate_error("query correlation_id", "correlation_id")
+    check_where(query.where)
 
 
 def validate_read_args(from_version: int, limit: int | None) -> None:
