@@ -45,8 +45,44 @@ def check_name(name: str, what: str) -> str:
     return name
 
 
-def event_table(name: str, *, postgres: bool, schema: str | None = None) -> Table:
-    """The events table: one row per event, partitioned by ``tenant`` ('' when unscoped)."""
+#: the optional indexes a SQL event store may be configured with (``indexes:``)
+OPTIONAL_INDEXES = ("type", "correlation", "time", "data", "metadata")
+#: what each store builds unless configured otherwise: only what costs an append nothing
+#: (the correlation index is partial: events without a correlation id write no entry)
+DEFAULT_INDEXES = ("correlation",)
+
+
+def check_indexes(indexes: Sequence[str], *, postgres: bool) -> tuple[str, ...]:
+    """``indexes`` if every name is an optional index this database supports, else
+    InvalidInputError naming the first that is not."""
+    supported = OPTIONAL_INDEXES if postgres else ("type", "correlation")
+    for index in indexes:
+        if index not in supported:
+            raise InvalidInputError(
+                f"unknown index {index!r}: this store supports {', '.join(supported)}"
+                + (
+                    ""
+                    if postgres
+                    else " (SQLite turns time ranges into position ranges without an index;"
+                    " index a data field with indexed_fields)"
+                ),
+                field="indexes",
+            )
+    return tuple(dict.fromkeys(indexes))
+
+
+def event_table(
+    name: str,
+    *,
+    postgres: bool,
+    schema: str | None = None,
+    indexes: Sequence[str] = ("type", "correlation", "time", "data", "metadata"),
+) -> Table:
+    """The events table: one row per event, partitioned by ``tenant`` ('' when unscoped).
+
+    ``indexes`` names the optional indexes to declare (the primary key, the stream/version
+    and the event-id unique indexes are always there); ``time``, ``data`` and ``metadata``
+    exist on PostgreSQL only."""
     json_type: Any = postgresql.JSONB() if postgres else Text()
     md = MetaData(schema=schema)
     kwargs: dict[str, Any] = {} if postgres else {"sqlite_with_rowid": False}
@@ -69,32 +105,37 @@ def event_table(name: str, *, postgres: bool, schema: str | None = None) -> Tabl
         UniqueConstraint("tenant", "event_id", name=f"{name}_event_id"),
         **kwargs,
     )
-    Index(f"{name}_type", table.c.tenant, table.c.type, table.c.position)
-    Index(  # partial: events without a correlation id cost no index write
-        f"{name}_correlation",
-        table.c.tenant,
-        table.c.correlation_id,
-        table.c.position,
-        sqlite_where=table.c.correlation_id.isnot(None),
-        postgresql_where=table.c.correlation_id.isnot(None),
-    )
+    if "type" in indexes:
+        Index(f"{name}_type", table.c.tenant, table.c.type, table.c.position)
+    if "correlation" in indexes:
+        Index(  # partial: events without a correlation id cost no index write
+            f"{name}_correlation",
+            table.c.tenant,
+            table.c.correlation_id,
+            table.c.position,
+            sqlite_where=table.c.correlation_id.isnot(None),
+            postgresql_where=table.c.correlation_id.isnot(None),
+        )
     if postgres:
         # SQLite needs no time index: recorded_at never decreases along positions, so the
         # SQLite store turns a time range into a position range by binary search on the
         # primary key (decision 0014), and saves an index write per event.
-        Index(f"{name}_time", table.c.tenant, table.c.recorded_at)
-        Index(
-            f"{name}_data",
-            table.c.data,
-            postgresql_using="gin",
-            postgresql_ops={"data": "jsonb_path_ops"},
-        )
-        Index(
-            f"{name}_metadata",
-            table.c.metadata,
-            postgresql_using="gin",
-            postgresql_ops={"metadata": "jsonb_path_ops"},
-        )
+        if "time" in indexes:
+            Index(f"{name}_time", table.c.tenant, table.c.recorded_at)
+        if "data" in indexes:
+            Index(
+                f"{name}_data",
+                table.c.data,
+                postgresql_using="gin",
+                postgresql_ops={"data": "jsonb_path_ops"},
+            )
+        if "metadata" in indexes:
+            Index(
+                f"{name}_metadata",
+                table.c.metadata,
+                postgresql_using="gin",
+                postgresql_ops={"metadata": "jsonb_path_ops"},
+            )
     return table
 
 

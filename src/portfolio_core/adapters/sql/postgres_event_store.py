@@ -25,7 +25,9 @@ from portfolio_core.adapters._shared.event_store.validation import (
 )
 from portfolio_core.adapters.sql._event_schema import (
     COLUMNS,
+    DEFAULT_INDEXES,
     POSTGRES,
+    check_indexes,
     check_name,
     ddl,
     event_table,
@@ -111,13 +113,17 @@ class PostgresEventStoreConfig(BaseModel):
     lock_timeout: float = Field(30.0, gt=0)
     subscription_batch: int = Field(256, gt=0)
     poll_interval: float = Field(1.0, gt=0)
+    indexes: list[str] = Field(default_factory=lambda: list(DEFAULT_INDEXES))
 
 
 class PostgresEventStore(SQLEventStoreBase):
     """Event store in PostgreSQL via psycopg 3 (async), shared by many processes.
 
-    ``data`` and ``metadata`` are ``jsonb`` with GIN (``jsonb_path_ops``) indexes, so equality
-    filters on any top-level field use an index. An append is one message and one round trip
+    ``data`` and ``metadata`` are ``jsonb``. Optional indexes (``indexes``, default only the
+    partial ``correlation`` one, which costs an append nothing): ``type``, ``time``, and GIN
+    (``jsonb_path_ops``) ``data``/``metadata`` indexes for equality filters on top-level
+    fields; a query needing an index that is not there still works, by scanning positions
+    from ``from_position``. Removing a name does not drop an index already created. An append is one message and one round trip
     (BEGIN, advisory lock, one ``INSERT ... SELECT`` that checks the expected version, NOTIFY,
     COMMIT). Subscribers are woken by LISTEN/NOTIFY, with ``poll_interval`` as a fallback.
     One instance serves one event loop.
@@ -139,6 +145,7 @@ class PostgresEventStore(SQLEventStoreBase):
         lock_timeout: float = 30.0,
         subscription_batch: int = 256,
         poll_interval: float = 1.0,
+        indexes: Sequence[str] = DEFAULT_INDEXES,
     ) -> None:
         super().__init__(
             table=table,
@@ -149,6 +156,7 @@ class PostgresEventStore(SQLEventStoreBase):
         )
         self._url = url if isinstance(url, SecretStr) else SecretStr(url)
         self.db_schema = check_name(db_schema, "db_schema") if db_schema else None
+        self.indexes = check_indexes(indexes, postgres=True)
         self._pool_size = pool_size
         self._lock_timeout = lock_timeout
         self._channel = f"{self.db_schema or ''}_{self.table}_events"[-63:]
@@ -236,7 +244,9 @@ class PostgresEventStore(SQLEventStoreBase):
                     )
                     if self.db_schema:
                         await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self.db_schema}")
-                    table = event_table(self.table, postgres=True, schema=self.db_schema)
+                    table = event_table(
+                        self.table, postgres=True, schema=self.db_schema, indexes=self.indexes
+                    )
                     for statement in ddl(table, POSTGRES):
                         await conn.execute(statement)
             except psycopg.Error as exc:
