@@ -123,9 +123,10 @@ class PostgresEventStore(SQLEventStoreBase):
     partial ``correlation`` one, which costs an append nothing): ``type``, ``time``, and GIN
     (``jsonb_path_ops``) ``data``/``metadata`` indexes for equality filters on top-level
     fields; a query needing an index that is not there still works, by scanning positions
-    from ``from_position``. Removing a name does not drop an index already created. An append is one message and one round trip
-    (BEGIN, advisory lock, one ``INSERT ... SELECT`` that checks the expected version, NOTIFY,
-    COMMIT). Subscribers are woken by LISTEN/NOTIFY, with ``poll_interval`` as a fallback.
+    from ``from_position``. Removing a name does not drop an index already created.
+
+    An append is one message and one round trip (BEGIN, advisory lock, one
+    ``INSERT ... SELECT`` that checks the expected version, NOTIFY, COMMIT). Subscribers are woken by LISTEN/NOTIFY, with ``poll_interval`` as a fallback.
     One instance serves one event loop.
     """
 
