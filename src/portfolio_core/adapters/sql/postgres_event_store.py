@@ -126,7 +126,8 @@ class PostgresEventStore(SQLEventStoreBase):
     from ``from_position``. Removing a name does not drop an index already created.
 
     An append is one message and one round trip (BEGIN, advisory lock, one
-    ``INSERT ... SELECT`` that checks the expected version, NOTIFY, COMMIT). Subscribers are woken by LISTEN/NOTIFY, with ``poll_interval`` as a fallback.
+    ``INSERT ... SELECT`` that checks the expected version, NOTIFY, COMMIT). Subscribers
+    are woken by LISTEN/NOTIFY, with ``poll_interval`` as a fallback.
     One instance serves one event loop.
     """
 
