@@ -128,7 +128,10 @@ class PostgresEventStore(SQLEventStoreBase):
     An append is one message and one round trip (BEGIN, advisory lock, one
     ``INSERT ... SELECT`` that checks the expected version, NOTIFY, COMMIT). Subscribers
     are woken by LISTEN/NOTIFY, with ``poll_interval`` as a fallback.
-    One instance serves one event loop.
+    One instance serves one event loop: its connections, its group-commit writer and its
+    listener belong to the loop that started it (psycopg's async connections cannot be
+    shared between loops). A call from another loop raises UnavailableError saying so,
+    before touching any connection; make one instance per loop (each with its own pool).
     """
 
     config_model: ClassVar[type[BaseModel]] = PostgresEventStoreConfig
@@ -167,6 +170,7 @@ class PostgresEventStore(SQLEventStoreBase):
         self._listener: Any = None
         self._listen_task: asyncio.Task[None] | None = None
         self._start_lock = asyncio.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
         # Group commit: appends waiting for the writer task, the task, and the INSERT
         # texts of a group's members by (index in the group, expected-version condition).
         self._appends: list[_QueuedAppend] = []
@@ -231,11 +235,23 @@ class PostgresEventStore(SQLEventStoreBase):
             ) from None
         return conn
 
+    def _check_loop(self) -> None:
+        """UnavailableError when called from a loop other than the one that started it."""
+        loop = asyncio.get_running_loop()
+        if self._loop is not None and self._loop is not loop:
+            raise UnavailableError(
+                "this PostgresEventStore was started on another event loop; its connections "
+                "belong to that loop: make one instance per event loop",
+                port=PORT,
+            )
+
     async def start(self) -> None:
         """Connect and create the schema, table and indexes if missing; idempotent."""
+        self._check_loop()
         async with self._start_lock:
             if self._pool is not None:
                 return
+            self._loop = asyncio.get_running_loop()
             import psycopg
 
             conn = await self._connect()
@@ -265,6 +281,7 @@ class PostgresEventStore(SQLEventStoreBase):
 
     @contextlib.asynccontextmanager
     async def _connection(self) -> Any:
+        self._check_loop()
         if self._pool is None:
             await self.start()
         pool = self._pool
@@ -299,7 +316,7 @@ class PostgresEventStore(SQLEventStoreBase):
     async def _append_rows(
         self, tenant: str, stream: str, batch: list[EncodedEvent], expected: ExpectedVersion
     ) -> tuple[int, tuple[int, ...]]:
-
+        self._check_loop()
         if expected is StreamState.ANY:
             cond = "TRUE"
         elif expected is StreamState.NO_STREAM:
