@@ -44,3 +44,25 @@ async def test_memory_refuses_nan_and_keeps_the_log() -> None:
     with pytest.raises(InvalidInputError):
         await store.query(EventQuery(where=(Where("data.k", "<", float("inf")),)))
     assert len(await store.read_all()) == 1
+
+
+async def test_a_subscription_filter_keeps_its_where_conditions() -> None:
+    import asyncio
+
+    from portfolio_core.ports.event_store import RecordedEvent
+
+    store = MemoryEventStore()
+    await store.append("s", [NewEvent("T", {"o": {"n": n}}) for n in range(6)])
+    seen: list[int] = []
+    done = asyncio.Event()
+
+    async def handler(event: RecordedEvent) -> None:
+        seen.append(event.data["o"]["n"])
+        if len(seen) == 2:
+            done.set()
+
+    sub = await store.subscribe(handler, filter=EventQuery(where=(Where("data.o.n", ">=", 4),)))
+    await asyncio.wait_for(done.wait(), 5)
+    await sub.wait_until(6, timeout=5)
+    await store.unsubscribe(sub)
+    assert seen == [4, 5]

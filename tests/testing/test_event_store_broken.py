@@ -39,6 +39,7 @@ TEST_OF = {
     "event_store.query.filters": "test_query and not where",
     "event_store.query.where": "test_query_where and not invalid",
     "event_store.query.where_invalid": "test_query_where_invalid",
+    "event_store.query.ids_and_pages": "test_query_ids_and_pages",
     "event_store.subscribe.catch_up_live": "test_subscribe",
     "event_store.subscribe.on_error": "test_handler_errors",
     "event_store.read_all.gapless": "test_gapless",

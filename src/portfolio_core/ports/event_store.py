@@ -57,7 +57,9 @@ Reading
   * ``recorded_at`` never decreases along positions within a partition (an adapter takes
     the later of its clock and the previous event's time), so the events of a time range
     are one run of consecutive positions.
-  * ``read_all`` and ``query`` return events in position order. ``query`` (capability
+  * ``read_all`` returns events in position order, ``query`` too unless ``backwards``
+    (then in descending order; a subscription filter cannot be backwards nor bounded by
+    ``before_position``: InvalidInputError). ``query`` (capability
     ``QUERY``) matches every given filter: event types, streams, correlation id,
     ``since <= recorded_at < until``, and equality of top-level fields of ``data`` and
     ``metadata`` as JSON values (``true`` does not equal ``1``; ``1`` equals ``1.0``).
@@ -285,8 +287,12 @@ class EventQuery:
     """A conjunction of filters; ``None`` or empty means "no constraint" for that field.
 
     ``data`` and ``metadata`` match by equality on top-level JSON fields; ``where`` adds
-    conditions on nested paths. ``since`` is inclusive and ``until`` exclusive, on
-    ``recorded_at``.
+    conditions on nested paths; ``ids`` keeps the events with those ids (get by id). ``since``
+    is inclusive and ``until`` exclusive, on ``recorded_at``; ``from_position`` inclusive and
+    ``before_position`` exclusive, on ``position``. ``backwards`` returns the matches in
+    descending position order (``limit`` keeps the last ones): page backwards by passing the
+    smallest position seen as the next ``before_position``, forwards by passing the largest
+    seen + 1 as the next ``from_position``.
     """
 
     types: frozenset[str] = frozenset()
@@ -299,6 +305,9 @@ class EventQuery:
     from_position: int = 1
     limit: int | None = None
     where: tuple[Where, ...] = ()
+    ids: frozenset[str] = frozenset()
+    before_position: int | None = None
+    backwards: bool = False
 
 
 EventHandler = Callable[[RecordedEvent], Awaitable[None]]

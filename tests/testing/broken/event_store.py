@@ -232,6 +232,15 @@ class WhereSkipsNestedPaths(_Broken):
         return await super().query(dataclasses.replace(query, where=kept))
 
 
+class BackwardsIgnored(_Broken):
+    """Answers backwards queries in ascending order (limit keeping the first ones)."""
+
+    clause = "event_store.query.ids_and_pages"
+
+    async def query(self, query: EventQuery) -> list[RecordedEvent]:
+        return await super().query(dataclasses.replace(query, backwards=False))
+
+
 class WhereNotValidated(_Broken):
     """Drops conditions it cannot read instead of refusing the query."""
 
@@ -307,6 +316,7 @@ VARIANTS: list[type[_Broken]] = [
     WhereLooselyTyped,
     WhereNotValidated,
     WhereSkipsNestedPaths,
+    BackwardsIgnored,
     NoCatchUp,
     HandlerErrorsSwallowed,
     GappyButClaimsGapless,

@@ -223,7 +223,14 @@ def build_query(
         clauses, values = where_sql(check_where(query.where), postgres=postgres)
         where.extend(clauses)
         params.extend(values)
-    sql = f"SELECT {COLUMNS} FROM {qualified} WHERE {' AND '.join(where)} ORDER BY position"
+    if query.ids:
+        where.append(f"event_id IN ({', '.join(ph for _ in query.ids)})")
+        params.extend(sorted(query.ids))
+    if query.before_position is not None:
+        where.append(f"position < {ph}")
+        params.append(query.before_position)
+    order = "position DESC" if query.backwards else "position"
+    sql = f"SELECT {COLUMNS} FROM {qualified} WHERE {' AND '.join(where)} ORDER BY {order}"
     if exact and query.limit is not None:
         sql += f" LIMIT {int(query.limit)}"
     return sql, params, exact

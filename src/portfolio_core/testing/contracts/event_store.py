@@ -466,6 +466,57 @@ class EventStoreContract(ContractSuite[EventStore]):
         )
         assert [e.version for e in found] == [1, 2], "limit applies after the conditions"
 
+    @clause(
+        "event_store.query.ids_and_pages",
+        "query by event ids; backwards in descending position order; pages by position",
+    )
+    @requires(EventStoreCapability.QUERY)
+    async def test_query_ids_and_pages(self, adapter: EventStore) -> None:
+        batch = [NewEvent("T" if i % 3 else "U", {"i": i}) for i in range(1, 11)]
+        await adapter.append("a", batch[:6])
+        await adapter.append("b", batch[6:])
+        every = await adapter.read_all()
+        positions = [e.position for e in every]
+
+        async def q(**kw: Any) -> list[int]:
+            return [e.data["i"] for e in await adapter.query(EventQuery(**kw))]
+
+        assert await q(ids=frozenset({batch[8].id, batch[1].id})) == [2, 9], "get by id"
+        assert await q(ids=frozenset({"no-such-id"})) == []
+        assert await q(backwards=True) == list(range(10, 0, -1))
+        assert await q(backwards=True, limit=3) == [10, 9, 8], "limit keeps the last ones"
+        assert await q(types=frozenset({"U"}), backwards=True) == [9, 6, 3]
+        assert await q(before_position=positions[4]) == [1, 2, 3, 4]
+        assert await q(from_position=positions[2], before_position=positions[5]) == [3, 4, 5]
+        # paging backwards, then forwards, three at a time: every event once, in order
+        seen: list[int] = []
+        before: int | None = None
+        while True:
+            page = await adapter.query(EventQuery(backwards=True, limit=3, before_position=before))
+            if not page:
+                break
+            seen += [e.data["i"] for e in page]
+            before = page[-1].position
+        assert seen == list(range(10, 0, -1)), "backward pages skipped or repeated events"
+        seen, start = [], 1
+        while page := await adapter.query(EventQuery(limit=3, from_position=start)):
+            seen += [e.data["i"] for e in page]
+            start = page[-1].position + 1
+        assert seen == list(range(1, 11)), "forward pages skipped or repeated events"
+
+    @clause(
+        "event_store.subscribe.forwards_only",
+        "a subscription filter that is backwards or bounded by before_position is refused",
+    )
+    @requires(EventStoreCapability.SUBSCRIBE)
+    @pytest.mark.parametrize("kw", [{"backwards": True}, {"before_position": 5}])
+    async def test_subscribe_forwards_only(self, adapter: EventStore, kw: dict[str, Any]) -> None:
+        async def handler(event: RecordedEvent) -> None:
+            raise AssertionError("nothing may be delivered")
+
+        with pytest.raises(InvalidInputError):
+            await adapter.subscribe(handler, filter=EventQuery(**kw))
+
     @clause("event_store.query.where_invalid", "a malformed where condition is refused")
     @requires(EventStoreCapability.QUERY)
     @pytest.mark.parametrize(
@@ -881,6 +932,15 @@ class EventStoreMachine(AdapterMachine[EventStore]):
             return isinstance(a, bool) == isinstance(value, bool) and a == value
 
         assert _ids(got) == [i for *_, i, _, d in self.log if key in d and same(d[key])]
+
+    @rule(limit=st.none() | st.integers(1, 4), t=st.none() | types)
+    def query_backwards(self, limit: int | None, t: str | None) -> None:
+        if not supports(self.adapter, EventStoreCapability.QUERY):
+            return
+        kinds = frozenset({t}) if t else frozenset()
+        got = self.run(self.adapter.query(EventQuery(types=kinds, backwards=True, limit=limit)))
+        want = [i for _, i, ty, _ in reversed(self.log) if t is None or ty == t]
+        assert _ids(got) == (want if limit is None else want[:limit])
 
     @rule(conditions=st.lists(where_conditions, min_size=1, max_size=2))
     def query_where(self, conditions: list[Where]) -> None:

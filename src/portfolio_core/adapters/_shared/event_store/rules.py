@@ -81,6 +81,10 @@ def matches(event: RecordedEvent, query: EventQuery) -> bool:
     """Whether ``event`` satisfies every filter of ``query`` (position and limit excluded)."""
     if query.types and event.type not in query.types:
         return False
+    if query.ids and event.id not in query.ids:
+        return False
+    if query.before_position is not None and event.position >= query.before_position:
+        return False
     if query.streams and event.stream not in query.streams:
         return False
     if query.correlation_id is not None and event.correlation_id != query.correlation_id:
