@@ -88,8 +88,10 @@ class PostgresJobQueue:
     :class:`UnavailableError` (retryable); the next call connects again, and the listener
     reconnects by itself. Opening a connection takes at most ``connect_timeout`` seconds and
     a call at most ``call_timeout`` (waiting for a pooled connection included): past either,
-    UnavailableError, so a server that accepts and stays silent cannot hang a caller. Times are this process's ``clock`` readings (``time.time``): keep
-    the clocks of machines sharing a queue in sync (NTP), as lease ends compare across them.
+    UnavailableError, so a server that accepts and stays silent cannot hang a caller.
+
+    Times are this process's ``clock`` readings (``time.time``): keep the clocks of machines
+    sharing a queue in sync (NTP), as lease ends compare across them.
     One instance serves one event loop.
     """
 
