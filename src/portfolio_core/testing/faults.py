@@ -182,6 +182,11 @@ class FaultProxy:
                     await task
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # the server's callback task: cut() and close() cancel it, which ends it quietly
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._serve(reader, writer)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.accepted += 1
         if self._state is ProxyState.CUT:
             writer.transport.abort()
