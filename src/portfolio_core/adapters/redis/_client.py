@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -21,7 +22,13 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from portfolio_core.adapters._shared.urls import check_url
 from portfolio_core.ports.errors import InvalidInputError
 
-__all__ = ["DEFAULT_CALL_TIMEOUT", "DEFAULT_CONNECT_TIMEOUT", "client_options", "open_client"]
+__all__ = [
+    "DEFAULT_CALL_TIMEOUT",
+    "DEFAULT_CONNECT_TIMEOUT",
+    "check_redis_url",
+    "client_options",
+    "open_client",
+]
 
 DEFAULT_CONNECT_TIMEOUT = 5.0
 """Seconds to open a connection, by default."""
@@ -42,12 +49,40 @@ def client_options(connect_timeout: float, call_timeout: float) -> dict[str, Any
     }
 
 
+_SCHEMES = ("redis", "rediss", "unix")
+
+
+def check_redis_url(raw: object, *, port: str) -> str:
+    """``raw`` if it is a ``redis://``, ``rediss://`` or ``unix://`` URL whose database (the
+    path, or ``?db=``) is a number; otherwise InvalidInputError, quoting no part of the URL
+    but its scheme. (redis-py would silently use database 0 for ``/zero``.)"""
+    url = check_url(raw, port=port)
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in _SCHEMES:
+        raise InvalidInputError(
+            f"url must be a redis://, rediss:// or unix:// URL, not {scheme[:20]}://...",
+            field="url",
+            port=port,
+        )
+    databases = parse_qs(parts.query).get("db", [])
+    if scheme != "unix" and parts.path.strip("/"):
+        databases.append(parts.path.strip("/"))
+    if any(not db.isdigit() for db in databases):
+        raise InvalidInputError(
+            "the database in url must be a number, like redis://host:6379/0",
+            field="url",
+            port=port,
+        )
+    return url
+
+
 def open_client(
     url: str, *, connect_timeout: float, call_timeout: float, port: str
 ) -> aioredis.Redis:
     """A client (a lazy connection pool) for ``url``; InvalidInputError for a URL that is not
     a Redis URL, without quoting it."""
-    check_url(url, port=port)
+    check_redis_url(url, port=port)
     try:
         return aioredis.Redis.from_url(url, **client_options(connect_timeout, call_timeout))
     except (ValueError, TypeError):

@@ -35,10 +35,10 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from redis import exceptions as redis_errors
 
 from portfolio_core.adapters._shared import stream as shared
-from portfolio_core.adapters._shared.urls import check_url
 from portfolio_core.adapters.redis._client import (
     DEFAULT_CALL_TIMEOUT,
     DEFAULT_CONNECT_TIMEOUT,
+    check_redis_url,
     open_client,
 )
 from portfolio_core.ports.capabilities import declare
@@ -121,7 +121,7 @@ class RedisStream:
             raise InvalidInputError("namespace must be non-empty", field="namespace")
         if poll_interval <= 0:
             raise InvalidInputError("poll_interval must be positive", field="poll_interval")
-        self._url = None if url is None else check_url(url, port="Stream")
+        self._url = None if url is None else check_redis_url(url, port="Stream")
         self._client = client
         self._owns_client = client is None
         self.namespace = namespace

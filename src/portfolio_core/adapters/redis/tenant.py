@@ -9,8 +9,11 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from portfolio_core.adapters._shared.cache_keys import check_namespace
 from portfolio_core.adapters._shared.tenant import QuotaTenant
-from portfolio_core.adapters._shared.urls import check_url
-from portfolio_core.adapters.redis._client import DEFAULT_CALL_TIMEOUT, DEFAULT_CONNECT_TIMEOUT
+from portfolio_core.adapters.redis._client import (
+    DEFAULT_CALL_TIMEOUT,
+    DEFAULT_CONNECT_TIMEOUT,
+    check_redis_url,
+)
 from portfolio_core.ports.capabilities import declare
 from portfolio_core.ports.tenant import TenantCapability
 
@@ -63,10 +66,12 @@ class RedisTenant(QuotaTenant):
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         call_timeout: float = DEFAULT_CALL_TIMEOUT,
     ) -> None:
-        raw = check_url(
+        raw = check_redis_url(
             url.get_secret_value() if isinstance(url, SecretStr) else url, port="Tenant"
         )
-        if raw.startswith(("redis://", "rediss://")):
+        if raw.startswith("unix://"):  # limits' name for a Redis unix socket
+            raw = "async+redis+" + raw
+        elif raw.startswith(("redis://", "rediss://")):
             raw = "async+" + raw
         storage = RedisStorage(
             raw,

@@ -24,12 +24,14 @@ import socket
 from types import TracebackType
 from typing import Any, Self
 
-from portfolio_core.ports.errors import UnavailableError
+from portfolio_core.adapters._shared.urls import check_url
+from portfolio_core.ports.errors import InvalidInputError, UnavailableError
 
 __all__ = [
     "DEFAULT_CALL_TIMEOUT",
     "DEFAULT_CONNECT_TIMEOUT",
     "Deadline",
+    "check_postgres_url",
     "connect",
     "is_dead",
     "sever",
@@ -39,6 +41,30 @@ DEFAULT_CONNECT_TIMEOUT = 5.0
 """Seconds to open a connection, by default."""
 DEFAULT_CALL_TIMEOUT = 60.0
 """Seconds one call may take end to end, by default (above the 30 s default lock waits)."""
+
+
+def check_postgres_url(raw: object, *, port: str) -> str:
+    """``raw`` if it is a ``postgresql://`` (or ``postgres://``) URL that libpq can parse;
+    otherwise InvalidInputError, quoting no part of the URL but its scheme."""
+    url = check_url(raw, port=port)
+    scheme = url.split("://", 1)[0].lower()
+    if scheme not in ("postgresql", "postgres"):
+        raise InvalidInputError(
+            f"url must be a postgresql:// URL, not {scheme[:20]}://...", field="url", port=port
+        )
+    try:
+        from psycopg.conninfo import conninfo_to_dict
+    except ImportError:  # pragma: no cover - the postgres extra is missing: start() says so
+        return url
+    try:
+        conninfo_to_dict(url)
+    except Exception:
+        raise InvalidInputError(
+            "url is not a valid PostgreSQL URL (not shown: it may hold a password)",
+            field="url",
+            port=port,
+        ) from None
+    return url
 
 
 async def connect(

@@ -27,6 +27,7 @@ from portfolio_core.adapters._shared.urls import check_url, display_url
 from portfolio_core.adapters.sql._connections import (
     DEFAULT_CALL_TIMEOUT,
     DEFAULT_CONNECT_TIMEOUT,
+    check_postgres_url,
     is_dead,
     sever,
 )
@@ -453,6 +454,11 @@ class PostgresCache(SqlCache):
 
     capabilities: ClassVar[frozenset[str]] = SqlCache.capabilities | {CacheCapability.SHARED}
     config_model: ClassVar[type[BaseModel]] = PostgresCacheConfig
+
+    def __init__(self, url: str | SecretStr, **options: Any) -> None:
+        raw = url.get_secret_value() if isinstance(url, SecretStr) else url
+        check_postgres_url(raw, port="Cache")
+        super().__init__(url, **options)
 
     @classmethod
     def from_config(cls, config: PostgresCacheConfig) -> Self:

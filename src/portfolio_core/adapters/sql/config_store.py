@@ -44,6 +44,7 @@ from portfolio_core.adapters.sql._connections import (
     DEFAULT_CALL_TIMEOUT,
     DEFAULT_CONNECT_TIMEOUT,
     Deadline,
+    check_postgres_url,
     connect,
     is_dead,
 )
@@ -346,6 +347,7 @@ class PostgresConfigStore(_SQLConfigStore):
             poll_interval=poll_interval,
         )
         self._url = url if isinstance(url, SecretStr) else SecretStr(url)
+        check_postgres_url(self._url.get_secret_value(), port=PORT)
         self._lock_timeout = lock_timeout
         self.connect_timeout = connect_timeout
         self.call_timeout = call_timeout

@@ -28,6 +28,7 @@ from portfolio_core.adapters.sql._connections import (
     DEFAULT_CALL_TIMEOUT,
     DEFAULT_CONNECT_TIMEOUT,
     Deadline,
+    check_postgres_url,
     connect,
     is_dead,
 )
@@ -112,6 +113,7 @@ class PostgresJobQueue:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._url = url if isinstance(url, SecretStr) else SecretStr(url)
+        check_postgres_url(self._url.get_secret_value(), port=PORT)
         self.table = check_table(table)
         self._pool_size = pool_size
         self._poll = poll_interval
