@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from portfolio_core.adapters.sql.event_store import PostgresEventStore
+from portfolio_core.adapters.sql.postgres_event_store import PostgresEventStore
 from portfolio_core.ports import NewEvent, NotFoundError
 from tests.support.postgres import drop_tables
 
