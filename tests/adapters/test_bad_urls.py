@@ -18,11 +18,13 @@ from portfolio_core.adapters.redis.stream import RedisStream
 from portfolio_core.adapters.redis.tenant import RedisTenant
 from portfolio_core.adapters.sql.cache import PostgresCache
 from portfolio_core.adapters.sql.config_store import PostgresConfigStore
+from portfolio_core.adapters.sql.postgres_event_store import PostgresEventStore
 from portfolio_core.adapters.sql.postgres_job_queue import PostgresJobQueue
 from portfolio_core.manifest import ManifestError, load
 from tests.support.cli import run_cli
 
 POSTGRES = [
+    ("event_store", "postgres"),
     ("cache", "postgres"),
     ("config_store", "postgres"),
     ("job_queue", "postgres"),
@@ -111,6 +113,7 @@ ODD_URLS = {
     ],
 }
 MAKERS: dict[str, Callable[[Any], Any]] = {
+    "postgres event store": lambda url: PostgresEventStore(url),
     "postgres cache": lambda url: PostgresCache(url),
     "postgres config store": lambda url: PostgresConfigStore(url),
     "postgres job queue": lambda url: PostgresJobQueue(url),

@@ -22,8 +22,9 @@ import pytest
 
 from portfolio_core.adapters.sql.cache import PostgresCache
 from portfolio_core.adapters.sql.config_store import PostgresConfigStore
+from portfolio_core.adapters.sql.postgres_event_store import PostgresEventStore
 from portfolio_core.adapters.sql.postgres_job_queue import PostgresJobQueue
-from portfolio_core.ports import NewJob, PortError, UnavailableError
+from portfolio_core.ports import NewEvent, NewJob, PortError, UnavailableError
 from portfolio_core.testing.faults import BackgroundFaultProxy
 
 CONNECT = 1.0
@@ -44,6 +45,11 @@ class Case:
     """One representative use of the server (a write and a read)."""
 
 
+async def _events(store: PostgresEventStore, n: int) -> object:
+    await store.append("s", [NewEvent("Tick", {"n": n})])
+    return await store.read("s", from_version=1)
+
+
 async def _cache(cache: PostgresCache, n: int) -> object:
     await cache.put(f"k{n}", n)
     assert await cache.get(f"k{n}") == n
@@ -61,6 +67,12 @@ async def _jobs(queue: PostgresJobQueue, n: int) -> object:
 
 
 CASES = {
+    "event_store": Case(
+        lambda url, table: PostgresEventStore(
+            url, table=table, pool_size=4, connect_timeout=CONNECT, call_timeout=CALL
+        ),
+        _events,
+    ),
     "cache": Case(
         lambda url, table: PostgresCache(
             url, table=table, connect_timeout=CONNECT, call_timeout=CALL
@@ -75,7 +87,7 @@ CASES = {
     ),
     "job_queue": Case(
         lambda url, table: PostgresJobQueue(
-            url, table=table, pool_size=2, connect_timeout=CONNECT, call_timeout=CALL
+            url, table=table, pool_size=4, connect_timeout=CONNECT, call_timeout=CALL
         ),
         _jobs,
     ),
