@@ -15,6 +15,7 @@ import itertools
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,6 +31,7 @@ from portfolio_core.boundary.ratelimit import STORAGE_TIMEOUT, RateLimiter
 from portfolio_core.ports import NewJob, PortError, StreamOptions, UnavailableError
 from portfolio_core.testing import close_adapter
 from portfolio_core.testing.faults import BackgroundFaultProxy
+from tests.support.cli import run_cli
 
 CONNECT = 1.0
 """connect_timeout given to every adapter here (seconds)."""
@@ -261,3 +263,51 @@ async def test_a_fail_closed_rate_limiter_refuses_while_its_storage_is_down_then
     proxy.cut()
     with pytest.raises(RateLimitStorageError):  # and the policy still holds after
         await limiter.aacquire()
+
+
+HEALTH_MANIFEST = """\
+schema_version: 1
+adapters:
+  cache:
+    port: cache
+    adapter: redis
+    config:
+      url: "{url}"
+      namespace: {namespace}
+      connect_timeout: {connect}
+      call_timeout: {call}
+  jobs:
+    port: job_queue
+    adapter: redis
+    config:
+      url: "{url}"
+      namespace: {namespace}
+      connect_timeout: {connect}
+      call_timeout: {call}
+"""
+
+
+@pytest.mark.parametrize("fault", ["stall", "cut"])
+def test_health_reports_unhealthy_within_the_deadline_instead_of_hanging(
+    fault: str,
+    redis_url: str,
+    proxy: BackgroundFaultProxy,
+    namespaces: Callable[[], str],
+    tmp_path: Path,
+) -> None:
+    manifest = tmp_path / "app.yaml"
+    manifest.write_text(
+        HEALTH_MANIFEST.format(
+            url=proxy.url(redis_url), namespace=namespaces(), connect=CONNECT, call=CALL
+        )
+    )
+    getattr(proxy, fault)()
+    started = time.monotonic()
+    done = run_cli("health", str(manifest), timeout=60)
+    elapsed = time.monotonic() - started
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    assert output.count("UNHEALTHY") == 2, output
+    assert "Traceback" not in output
+    # the interpreter's start and imports come on top of the deadline
+    assert elapsed < CONNECT + CALL + 20, f"health took {elapsed:.1f} s"

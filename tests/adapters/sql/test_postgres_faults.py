@@ -15,6 +15,7 @@ import itertools
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -26,6 +27,7 @@ from portfolio_core.adapters.sql.postgres_event_store import PostgresEventStore
 from portfolio_core.adapters.sql.postgres_job_queue import PostgresJobQueue
 from portfolio_core.ports import NewEvent, NewJob, PortError, UnavailableError
 from portfolio_core.testing.faults import BackgroundFaultProxy
+from tests.support.cli import run_cli
 
 CONNECT = 1.0
 """connect_timeout given to every adapter here (seconds)."""
@@ -204,3 +206,44 @@ async def test_start_against_a_cut_server_fails_fast(
     finally:
         proxy.restore()
         await _close(adapter)
+
+
+HEALTH_MANIFEST = """\
+schema_version: 1
+adapters:
+  events:
+    port: event_store
+    adapter: postgres
+    config:
+      url: "{url}"
+      table: {table}
+      connect_timeout: {connect}
+      call_timeout: {call}
+"""
+
+
+@pytest.mark.parametrize("fault", ["stall", "cut"])
+def test_health_reports_unhealthy_within_the_deadline_instead_of_hanging(
+    fault: str,
+    postgres_url: str,
+    proxy: BackgroundFaultProxy,
+    tables: Callable[[], str],
+    tmp_path: Path,
+) -> None:
+    manifest = tmp_path / "app.yaml"
+    manifest.write_text(
+        HEALTH_MANIFEST.format(
+            url=proxy.url(postgres_url), table=tables(), connect=CONNECT, call=CALL
+        )
+    )
+    getattr(proxy, fault)()
+    started = time.monotonic()
+    done = run_cli("health", str(manifest), timeout=60)
+    elapsed = time.monotonic() - started
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    assert "UNHEALTHY" in output
+    assert "overall: unhealthy" in output
+    assert "Traceback" not in output
+    # the interpreter's start and imports come on top of the deadline
+    assert elapsed < CONNECT + CALL + 20, f"health took {elapsed:.1f} s"
