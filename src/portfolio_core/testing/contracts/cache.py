@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import inspect
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -21,7 +22,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from hypothesis.stateful import precondition, rule
 
-from portfolio_core.ports.cache import MAX_KEY_LENGTH, Cache, CacheCapability
+from portfolio_core.ports.cache import MAX_KEY_LENGTH, Cache, CacheCapability, CacheStats
 from portfolio_core.ports.capabilities import supports
 from portfolio_core.ports.errors import InvalidInputError, TenantRequiredError
 from portfolio_core.ports.tenant import TenantContext, tenant_scope
@@ -86,7 +87,11 @@ BAD_KEYS: list[Any] = [
     "nul\x00key",
     "lone\udc80surrogate",
 ]
-BAD_TTLS: list[Any] = [0, -1, float("nan"), float("inf"), "10", True]
+BAD_TTLS: list[Any] = [0, -1, -0.5, float("nan"), float("inf"), "10", True, False, [5]]
+
+#: how long the real-time expiry clause waits for a 0.3 s ttl to pass (server TTLs may be
+#: coarse, and a loaded machine slow)
+REAL_TIME_WAIT = 5.0
 
 json_values = st.recursive(
     st.none()
@@ -321,6 +326,47 @@ class CacheContract(ContractSuite[Cache]):
         assert await adapter.get("k") is None, "returned after its TTL passed"
         assert await adapter.get_many(["k", "m"]) == {}, "get_many returned expired items"
 
+    @clause(
+        "cache.ttl.boundary",
+        "an item is live strictly before put time + ttl and expired at exactly that instant; "
+        "fractional ttls count to the fraction",
+    )
+    @requires(CacheCapability.TTL)
+    async def test_ttl_boundary(self, adapter: Cache, clock: FakeClock) -> None:
+        await adapter.put("k", 1, ttl=5)
+        await adapter.put("frac", 2, ttl=0.25)
+        clock.advance(0.2)
+        assert await adapter.get("frac") == 2, "an item with ttl=0.25 expired after 0.2 s"
+        clock.advance(0.05)
+        assert await adapter.get("frac") is None, (
+            "an item with ttl=0.25 was still returned 0.25 s later (fractional ttl rounded up?)"
+        )
+        clock.advance(4.75)
+        assert await adapter.get("k") is None, "an item was returned at exactly its TTL"
+        assert await adapter.exists("k") is False, "exists was true at exactly the TTL"
+
+    @clause(
+        "cache.ttl.real_time",
+        "without an injectable clock, a short ttl is honoured in real time (bounded wait)",
+    )
+    @requires(CacheCapability.TTL)
+    async def test_ttl_real_time(self, adapter: Cache, make_adapter: Factory) -> None:
+        if accepts_keyword(make_adapter, "clock"):
+            pytest.skip("the factory takes clock=: expiry is checked with the kit's clock")
+        await adapter.put("short", 1, ttl=0.3)
+        await adapter.put_many({"short-many": 2}, ttl=0.3)
+        await adapter.put("long", 3, ttl=600)
+        deadline = time.monotonic() + REAL_TIME_WAIT
+        for _ in range(int(REAL_TIME_WAIT / 0.05)):  # poll the adapter: it has no event to wait on
+            if not await adapter.get_many(["short", "short-many"]) or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.05)
+        assert await adapter.get_many(["short", "short-many", "long"]) == {"long": 3}, (
+            f"an item with ttl=0.3 was still returned {REAL_TIME_WAIT:g} s later"
+        )
+        assert await adapter.exists("short") is False
+        assert await adapter.delete("short") is False, "delete reported an expired item present"
+
     @clause("cache.ttl.exists", "exists is false and delete returns False once the TTL has passed")
     @requires(CacheCapability.TTL)
     async def test_exists_after_expiry(self, adapter: Cache, clock: FakeClock) -> None:
@@ -362,6 +408,28 @@ class CacheContract(ContractSuite[Cache]):
         await adapter.delete("b")
         assert sorted(await adapter.keys()) == ["a", "c"]
         assert await adapter.count() == 2
+
+    @clause(
+        "cache.snapshot",
+        "get_many and keys() return new collections: mutating them changes nothing stored",
+    )
+    async def test_returned_collections_are_copies(self, adapter: Any) -> None:
+        await adapter.put_many({"a": [1], "b": 2})
+        many = await adapter.get_many(["a", "b"])
+        many["c"] = 3
+        del many["b"]
+        many["a"].append(9)
+        assert await adapter.get_many(["a", "b", "c"]) == {"a": [1], "b": 2}, (
+            "mutating the dict returned by get_many changed the cache"
+        )
+        if supports(adapter, CacheCapability.ENUMERATE):
+            listed = await adapter.keys()
+            listed.append("ghost")
+            listed.remove("a")
+            assert sorted(await adapter.keys()) == ["a", "b"], (
+                "mutating the list returned by keys() changed what keys() returns"
+            )
+            assert await adapter.count() == 2
 
     @clause("cache.enumerate.expiry", "keys() and count() leave out expired items")
     @requires(CacheCapability.ENUMERATE, CacheCapability.TTL)
@@ -466,6 +534,38 @@ class CacheContract(ContractSuite[Cache]):
             assert len(held) <= 3, f"holds {len(held)} items with max_entries=3"
             assert held, "a bounded cache evicted everything"
             assert all(held[k] == int(k[1:]) for k in held)
+        finally:
+            await close_adapter(adapter)
+
+    @clause(
+        "cache.bounded.under_bound",
+        "a bounded cache below its bound behaves like an unbounded one: it evicts nothing",
+    )
+    @requires(CacheCapability.BOUNDED)
+    async def test_bounded_under_bound(self, make_adapter: Factory, kit_clock: FakeClock) -> None:
+        if not accepts_keyword(make_adapter, "max_entries"):
+            pytest.skip("the factory does not accept max_entries=")
+        adapter = await open_adapter(with_options(make_adapter, max_entries=8), clock=kit_clock)
+        try:
+            keys = [f"k{i}" for i in range(8)]
+            for i, key in enumerate(keys):
+                await adapter.put(key, i)
+            await adapter.put("k0", "again")  # an overwrite adds no item
+            await adapter.delete("k7")
+            await adapter.put("k8", 8)  # takes the deleted item's room
+            held = await adapter.get_many([*keys, "k8"])
+            expected = {k: i for i, k in enumerate(keys)} | {"k0": "again", "k8": 8}
+            del expected["k7"]
+            assert held == expected, (
+                f"a cache with max_entries=8 holding 8 items lost some: {sorted(held)}"
+            )
+            stats = getattr(adapter, "stats", None)
+            if callable(stats):
+                counters = await _call(stats())
+                if isinstance(counters, CacheStats):
+                    assert counters.evictions == 0, (
+                        f"stats() counts {counters.evictions} evictions below the bound"
+                    )
         finally:
             await close_adapter(adapter)
 
@@ -647,12 +747,24 @@ class CacheContract(ContractSuite[Cache]):
 
     @clause("cache.model", "any sequence of operations behaves like the reference model")
     def test_state_machine(self, make_adapter: Factory, kit_settings: KitSettings) -> None:
-        run_machine(CacheMachine, make_adapter, kit_settings)
+        if accepts_keyword(make_adapter, "max_entries"):
+            # the machine uses five keys: with room for many more, a bounded cache must
+            # behave exactly like the model (it may never evict)
+            run_machine(
+                CacheMachine,
+                with_options(make_adapter, max_entries=MACHINE_ROOM),
+                kit_settings,
+                exact=True,
+            )
+        else:
+            run_machine(CacheMachine, make_adapter, kit_settings)
 
 
 # -- state machines -------------------------------------------------------------------------------
 
-keys_st = st.sampled_from(["a", "b", "c", "d:e"])
+keys_st = st.sampled_from(["a", "b", "c", "d:e", "d/e"])
+#: the max_entries the state machine passes to factories that take it: far above its keys
+MACHINE_ROOM = 64
 values_st = st.integers(-5, 5) | st.text(max_size=3) | st.lists(st.integers(0, 3), max_size=2)
 ttls_st = st.floats(0.5, 10)
 
@@ -666,11 +778,13 @@ async def _call(value: Any) -> Any:
 class CacheMachine(AdapterMachine[Cache]):
     """Any operation sequence behaves like a dict of ``key -> (value, deadline)``."""
 
-    def __init__(self, factory: Factory, **kwargs: Any) -> None:
+    def __init__(self, factory: Factory, *, exact: bool = False, **kwargs: Any) -> None:
         super().__init__(factory, **kwargs)
         self.model: dict[str, tuple[Any, float | None]] = {}
         self.ttl = supports(self.adapter, CacheCapability.TTL) and self.controls_time
-        self.bounded = supports(self.adapter, CacheCapability.BOUNDED)
+        # a bounded cache whose bound the kit does not know may evict at any time; one made
+        # with room to spare (exact) may not
+        self.bounded = supports(self.adapter, CacheCapability.BOUNDED) and not exact
 
     def live(self, key: str) -> Any | None:
         value, deadline = self.model.get(key, (None, None))
@@ -750,10 +864,12 @@ class CacheMachine(AdapterMachine[Cache]):
     @rule()
     def keys(self) -> None:
         got = sorted(self.run(self.adapter.keys()))  # type: ignore[attr-defined]
+        counted = self.run(self.adapter.count())  # type: ignore[attr-defined]
         if self.bounded:
             assert set(got) <= set(self.live_keys()), got
             return
         assert got == self.live_keys(), f"keys() gave {got!r}, expected {self.live_keys()!r}"
+        assert counted == len(got), f"count() gave {counted}, keys() listed {len(got)}"
 
 
 tenants_st = st.sampled_from(["alpha", "beta", "alpha:beta"])
