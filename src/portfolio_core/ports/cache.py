@@ -38,6 +38,10 @@ Contract
   No sequence of calls made under one tenant can read, list, count, delete or clear another
   tenant's items. A tenant-scoped adapter uses the current tenant's ``cache.default_ttl``
   configuration override (seconds) when ``put`` is given no ``ttl``.
+* A backend that cannot be reached (a lost connection, a server that is down) raises
+  :class:`~portfolio_core.ports.errors.UnavailableError`, never the driver's own exception,
+  and a write that raises it changes nothing; once the backend is back the adapter serves
+  calls again without being rebuilt.
 * Adapters that own expiry take an injectable ``clock`` (seconds). Adapters whose items
   survive a restart default to wall-clock time; in-process ones to ``time.monotonic``.
 """

@@ -24,6 +24,7 @@ from portfolio_core.ports.capabilities import capabilities_of
 from portfolio_core.ports.introspection import members_of
 from portfolio_core.testing.clauses import clause, kit_async
 from portfolio_core.testing.clock import FakeClock
+from portfolio_core.testing.faults import FaultInjector
 from portfolio_core.testing.loop import LoopRunner, accepts_keyword, close_adapter, open_adapter
 
 __all__ = ["ContractSuite", "Factory"]
@@ -52,6 +53,8 @@ class ContractSuite(Generic[A]):
         new_adapter: an async function returning one more fresh adapter (closed afterwards).
         clock: the :class:`FakeClock` passed as ``clock=`` to the factory; skips the test when
             the factory does not accept ``clock``.
+        faults: the :class:`~portfolio_core.testing.faults.FaultInjector` passed as
+            ``faults=`` to the factory; skips the test when the factory does not accept it.
         kit_runner: the test's :class:`LoopRunner`.
 
     Hooks a stateful port suite overrides to get the hygiene checks of fresh and
@@ -92,9 +95,10 @@ class ContractSuite(Generic[A]):
         make_adapter: Factory,
         kit_runner: LoopRunner,
         kit_clock: FakeClock,
+        kit_faults: FaultInjector,
     ) -> Iterator[A]:
         """A fresh, started adapter; skipped when its capabilities do not fit the test."""
-        made: A = kit_runner.run(open_adapter(make_adapter, clock=kit_clock))
+        made: A = kit_runner.run(open_adapter(make_adapter, clock=kit_clock, faults=kit_faults))
         try:
             declared = capabilities_of(made)
             _record_adapter(request, made, declared)
@@ -130,6 +134,20 @@ class ContractSuite(Generic[A]):
                 "time for this clause"
             )
         return kit_clock
+
+    @pytest.fixture
+    def faults(
+        self, make_adapter: Factory, kit_faults: FaultInjector, kit_runner: LoopRunner
+    ) -> Iterator[FaultInjector]:
+        """The FaultInjector passed as ``faults=`` to the factory; skips the test when the
+        factory does not accept ``faults``. Cleared after the test (before teardown)."""
+        if not accepts_keyword(make_adapter, "faults"):
+            pytest.skip(
+                "the factory does not accept a faults= parameter, so the kit cannot inject "
+                "backend faults to check the error mapping"
+            )
+        yield kit_faults
+        kit_faults.clear()
 
     @pytest.fixture(autouse=True)
     def _kit_capability_gate(self, request: pytest.FixtureRequest) -> None:

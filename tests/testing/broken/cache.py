@@ -295,6 +295,30 @@ class DeleteAfterPutManyReportsAbsent(MemoryCache):
         return present and key not in self._from_many
 
 
+class DriverErrorLeaks(MemoryCache):
+    """Lets the backend's ConnectionError escape instead of UnavailableError."""
+
+    clause = "cache.faults.unavailable"
+
+    def _backend(self, operation: str) -> None:
+        if self._faults is not None:
+            self._faults(operation)
+
+
+class WritesBeforeReachingBackend(MemoryCache):
+    """put_many stores the items, then finds the backend gone: a half-done write."""
+
+    clause = "cache.faults.unavailable"
+
+    async def put_many(self, items: Mapping[str, Any], ttl: float | None = None) -> None:
+        faults, self._faults = self._faults, None
+        try:
+            await super().put_many(items, ttl)
+        finally:
+            self._faults = faults
+        self._backend("put_many")
+
+
 VARIANTS: list[type[MemoryCache]] = [
     TtlIgnored,
     DeleteIsNoop,
@@ -319,4 +343,6 @@ VARIANTS: list[type[MemoryCache]] = [
     KeysReturnsItsIndex,
     EvictsOneEarly,
     DeleteAfterPutManyReportsAbsent,
+    DriverErrorLeaks,
+    WritesBeforeReachingBackend,
 ]

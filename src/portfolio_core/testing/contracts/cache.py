@@ -24,13 +24,14 @@ from hypothesis.stateful import precondition, rule
 
 from portfolio_core.ports.cache import MAX_KEY_LENGTH, Cache, CacheCapability, CacheStats
 from portfolio_core.ports.capabilities import supports
-from portfolio_core.ports.errors import InvalidInputError, TenantRequiredError
+from portfolio_core.ports.errors import InvalidInputError, TenantRequiredError, UnavailableError
 from portfolio_core.ports.tenant import TenantContext, tenant_scope
 from portfolio_core.ports.values import MAX_VALUE_DEPTH
 from portfolio_core.testing.adversarial import ADVERSARIAL_IDS, adversarial_ids
 from portfolio_core.testing.clauses import clause, expect_unsupported, requires, requires_absent
 from portfolio_core.testing.clock import FakeClock
 from portfolio_core.testing.concurrency import run_concurrently
+from portfolio_core.testing.faults import FaultInjector
 from portfolio_core.testing.loop import LoopRunner, accepts_keyword, close_adapter, open_adapter
 from portfolio_core.testing.machines import AdapterMachine, property_settings, run_machine
 from portfolio_core.testing.plugin import KitSettings
@@ -569,6 +570,37 @@ class CacheContract(ContractSuite[Cache]):
         finally:
             await close_adapter(adapter)
 
+    # -- backend faults --------------------------------------------------------------------------
+
+    @clause(
+        "cache.faults.unavailable",
+        "an unreachable backend raises UnavailableError on every operation, writes nothing, "
+        "and the adapter serves again once the backend is back",
+    )
+    async def test_backend_unreachable(self, adapter: Any, faults: FaultInjector) -> None:
+        await adapter.put_many({"k": 1, "gone": 2})
+        calls: list[tuple[str, Callable[[], Awaitable[Any]]]] = [
+            ("get", lambda: adapter.get("k")),
+            ("put", lambda: adapter.put("k", 99)),
+            ("delete", lambda: adapter.delete("gone")),
+            ("exists", lambda: adapter.exists("k")),
+            ("get_many", lambda: adapter.get_many(["k"])),
+            ("put_many", lambda: adapter.put_many({"k": 99, "new": 3})),
+            ("clear", adapter.clear),
+        ]
+        if supports(adapter, CacheCapability.ENUMERATE):
+            calls.append(("keys", adapter.keys))
+        faults.arm()
+        for name, call in calls:
+            await _expect_unavailable(name, call)
+        faults.clear()
+        assert faults.calls, "the adapter accepts faults= but never reports reaching its backend"
+        assert await adapter.get_many(["k", "gone", "new"]) == {"k": 1, "gone": 2}, (
+            "a call that failed with the backend unreachable changed what is stored"
+        )
+        await adapter.put("k", 5)
+        assert await adapter.get("k") == 5, "the adapter did not recover once the backend was back"
+
     # -- tenant scoping --------------------------------------------------------------------------
 
     @clause("cache.tenant.fail_closed", "a tenant-scoped cache refuses every call with no tenant")
@@ -767,6 +799,19 @@ keys_st = st.sampled_from(["a", "b", "c", "d:e", "d/e"])
 MACHINE_ROOM = 64
 values_st = st.integers(-5, 5) | st.text(max_size=3) | st.lists(st.integers(0, 3), max_size=2)
 ttls_st = st.floats(0.5, 10)
+
+
+async def _expect_unavailable(name: str, call: Callable[[], Awaitable[Any]]) -> None:
+    """``call`` must raise UnavailableError (the backend is down)."""
+    try:
+        await call()
+    except UnavailableError:
+        return
+    except Exception as exc:
+        raise AssertionError(
+            f"{name} with the backend unreachable raised {exc!r}, not UnavailableError"
+        ) from exc
+    raise AssertionError(f"{name} succeeded with the backend unreachable")
 
 
 async def _call(value: Any) -> Any:
