@@ -52,6 +52,7 @@ TEST_OF = {
     "event_store.tenant.isolation": "test_tenant_isolation",
     "event_store.tenant.adversarial": "test_tenant_and_stream_separators",
     "event_store.tenant.subscription": "test_tenant_subscription",
+    "event_store.faults.unavailable": "test_backend_unreachable",
 }
 
 

@@ -97,6 +97,14 @@ Subscribing
     event handled; it may also move past events the filter leaves out, never past one it
     has not examined. Resuming from ``checkpoint + 1`` loses no matching event.
 
+Failures
+  * A backend that cannot be reached raises
+    :class:`~portfolio_core.ports.errors.UnavailableError` (never the driver's own
+    exception); an append that raises it writes nothing, and the store serves calls again
+    once the backend is back. A subscription whose reads fail that way stops with the error
+    in ``error`` (``wait_until`` re-raises it); subscribing again from ``checkpoint + 1``
+    loses nothing.
+
 Tenancy
   * An adapter declaring ``TENANT_SCOPED`` and built with ``tenant_scoped=True`` reads
     :func:`~portfolio_core.ports.tenant.require_tenant` on every call (no tenant:

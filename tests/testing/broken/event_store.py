@@ -549,6 +549,37 @@ class SubscriptionSeesEveryTenant(_Broken):
         )
 
 
+class AppendWritesThenFails(_Broken):
+    """Writes the batch, then finds the backend gone: the caller sees a failure, yet the
+    events are stored (a retry would then conflict or duplicate)."""
+
+    clause = "event_store.faults.unavailable"
+
+    def _backend(self, operation: str) -> None:
+        if operation != "append":
+            super()._backend(operation)
+
+    async def append(
+        self,
+        stream: str,
+        events: Sequence[NewEvent],
+        expected_version: ExpectedVersion = StreamState.ANY,
+    ) -> AppendResult:
+        result = await super().append(stream, events, expected_version)
+        super()._backend("append")
+        return result
+
+
+class DriverErrorEscapes(_Broken):
+    """Lets the backend's ConnectionError escape instead of UnavailableError."""
+
+    clause = "event_store.faults.unavailable"
+
+    def _backend(self, operation: str) -> None:
+        if self._faults is not None:
+            self._faults(operation)
+
+
 VARIANTS: list[type[_Broken]] = [
     ExpectedVersionIgnored,
     PositionsOutOfOrder,
@@ -575,4 +606,6 @@ VARIANTS: list[type[_Broken]] = [
     ReadAllAcrossTenants,
     TenantJoinedIntoStreamName,
     SubscriptionSeesEveryTenant,
+    AppendWritesThenFails,
+    DriverErrorEscapes,
 ]

@@ -24,6 +24,7 @@ from portfolio_core.ports.errors import (
     NotFoundError,
     PortTimeoutError,
     TenantRequiredError,
+    UnavailableError,
     UnsupportedError,
     WrongExpectedVersionError,
 )
@@ -43,6 +44,7 @@ from portfolio_core.testing.clauses import clause, requires, requires_absent
 from portfolio_core.testing.clock import FakeClock
 from portfolio_core.testing.concurrency import one_winner, run_concurrently
 from portfolio_core.testing.contracts.cache import with_options
+from portfolio_core.testing.faults import FaultInjector
 from portfolio_core.testing.loop import LoopRunner, accepts_keyword, close_adapter, open_adapter
 from portfolio_core.testing.machines import AdapterMachine, run_machine
 from portfolio_core.testing.plugin import KitSettings
@@ -860,6 +862,43 @@ class EventStoreContract(ContractSuite[EventStore]):
 
         with pytest.raises(UnsupportedError):
             await adapter.subscribe(handler)
+
+    # -- backend faults ----------------------------------------------------------------
+
+    @clause(
+        "event_store.faults.unavailable",
+        "an unreachable backend raises UnavailableError, an append then writes nothing, and "
+        "the store serves again once the backend is back",
+    )
+    async def test_backend_unreachable(self, adapter: EventStore, faults: FaultInjector) -> None:
+        first = await adapter.append("s", [ev(i=1)])
+        calls: list[tuple[str, Any]] = [
+            ("append", lambda: adapter.append("s", [ev(i=2)], 1)),
+            ("append to a new stream", lambda: adapter.append("t", [ev(i=3)])),
+            ("read", lambda: adapter.read("s")),
+            ("read_all", adapter.read_all),
+        ]
+        if supports(adapter, EventStoreCapability.QUERY):
+            calls.append(("query", lambda: adapter.query(EventQuery())))
+        faults.arm()
+        for name, call in calls:
+            try:
+                await call()
+            except UnavailableError:
+                continue
+            except Exception as exc:
+                raise AssertionError(
+                    f"{name} with the backend unreachable raised {exc!r}, not UnavailableError"
+                ) from exc
+            raise AssertionError(f"{name} succeeded with the backend unreachable")
+        faults.clear()
+        assert faults.calls, "the adapter accepts faults= but never reports reaching its backend"
+        stored = await adapter.read_all()
+        assert [e.position for e in stored] == list(first.positions), (
+            "an append that failed with the backend unreachable wrote events"
+        )
+        again = await adapter.append("s", [ev(i=4)], 1)
+        assert again.version == 2, "the store did not recover once the backend was back"
 
     # -- tenancy -------------------------------------------------------------------------
 
