@@ -53,6 +53,8 @@ TEST_OF = {
     "event_store.tenant.adversarial": "test_tenant_and_stream_separators",
     "event_store.tenant.subscription": "test_tenant_subscription",
     "event_store.faults.unavailable": "test_backend_unreachable",
+    "event_store.recorded_at.wall_clock": "test_recorded_at_follows_the_wall_clock",
+    "event_store.query.time_controlled": "test_query_time_with_controlled_clock",
 }
 
 

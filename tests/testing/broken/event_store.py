@@ -11,9 +11,11 @@ import dataclasses
 import json
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import timedelta
 from typing import Any, ClassVar
 
+from portfolio_core.adapters._shared.event_store import EventIndex
 from portfolio_core.adapters.memory.event_store import MemoryEventStore
 
 __all__ = ["VARIANTS", "MemoryEventStore"]
@@ -580,6 +582,34 @@ class DriverErrorEscapes(_Broken):
             self._faults(operation)
 
 
+class _NoMaxRule(EventIndex):
+    def plan(self, tenant: str, *args: Any, **kwargs: Any) -> Any:
+        self._part(tenant).last_time = 0  # forget the previous event's time
+        return super().plan(tenant, *args, **kwargs)
+
+
+class RecordedAtGoesBackWithTheClock(_Broken):
+    """Stamps recorded_at with the raw wall clock: when it steps back, so does recorded_at."""
+
+    clause = "event_store.recorded_at.wall_clock"
+
+    def __init__(self, *, wall_clock: Callable[[], float] = time.time) -> None:
+        super().__init__(wall_clock=wall_clock)
+        self._index = _NoMaxRule()
+
+
+class UntilInclusive(_Broken):
+    """Treats until as inclusive."""
+
+    clause = "event_store.query.time_controlled"
+
+    async def query(self, query: EventQuery) -> list[RecordedEvent]:
+        if query.until is None:
+            return await super().query(query)
+        loose = dataclasses.replace(query, until=query.until + timedelta(microseconds=1))
+        return await super().query(loose)
+
+
 VARIANTS: list[type[_Broken]] = [
     ExpectedVersionIgnored,
     PositionsOutOfOrder,
@@ -608,4 +638,6 @@ VARIANTS: list[type[_Broken]] = [
     SubscriptionSeesEveryTenant,
     AppendWritesThenFails,
     DriverErrorEscapes,
+    RecordedAtGoesBackWithTheClock,
+    UntilInclusive,
 ]

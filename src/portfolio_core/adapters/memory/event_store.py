@@ -8,6 +8,7 @@ encoded JSON, so nothing a caller does to a returned event changes the store.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import ClassVar, Self
 
@@ -65,7 +66,8 @@ class MemoryEventStore:
     Construct directly (``MemoryEventStore()``) or from a manifest (``memory``). Subscribers
     are woken in process by every append (``poll_interval`` is only a safety net).
     ``faults`` is the conformance kit's hook for simulating an unreachable backend (see
-    :mod:`portfolio_core.testing.faults`).
+    :mod:`portfolio_core.testing.faults`); ``wall_clock`` (``time.time`` by default) stamps
+    ``recorded_at``.
     """
 
     config_model: ClassVar[type[BaseModel]] = MemoryEventStoreConfig
@@ -84,9 +86,11 @@ class MemoryEventStore:
         subscription_batch: int = 256,
         poll_interval: float = 1.0,
         faults: Callable[[str], None] | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.max_event_bytes = max_event_bytes
         self._faults = faults
+        self._wall_clock = wall_clock
         self.tenant_scoped = tenant_scoped
         self._lock = threading.Lock()
         self._index = EventIndex()
@@ -129,7 +133,7 @@ class MemoryEventStore:
         tenant = self._tenant()
         self._backend("append")
         with self._lock:
-            planned = self._index.plan(tenant, stream, batch, expected)
+            planned = self._index.plan(tenant, stream, batch, expected, self._wall_clock)
             if isinstance(planned, tuple):
                 return AppendResult(stream, planned[0], planned[1])
             self._index.add(tenant, planned)

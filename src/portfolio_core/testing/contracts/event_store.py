@@ -41,7 +41,7 @@ from portfolio_core.ports.event_store import (
 from portfolio_core.ports.tenant import tenant_scope
 from portfolio_core.ports.values import MAX_VALUE_DEPTH
 from portfolio_core.testing.clauses import clause, requires, requires_absent
-from portfolio_core.testing.clock import FakeClock
+from portfolio_core.testing.clock import FakeClock, FakeWallClock
 from portfolio_core.testing.concurrency import one_winner, run_concurrently
 from portfolio_core.testing.contracts.cache import with_options
 from portfolio_core.testing.faults import FaultInjector
@@ -624,6 +624,64 @@ class EventStoreContract(ContractSuite[EventStore]):
             await asyncio.sleep(0.002)
         times = [e.recorded_at for e in await adapter.read_all()]
         assert times == sorted(times), f"recorded_at went backwards along positions: {times}"
+
+    @clause(
+        "event_store.recorded_at.wall_clock",
+        "recorded_at is the store's wall clock at commit; when that clock steps back, "
+        "recorded_at holds at the previous event's time instead of decreasing",
+    )
+    async def test_recorded_at_follows_the_wall_clock(
+        self, adapter: EventStore, wall_clock: FakeWallClock
+    ) -> None:
+        def at(e: RecordedEvent) -> float:
+            return e.recorded_at.timestamp()
+
+        await adapter.append("a", [ev(i=1), ev(i=2)])
+        first = await adapter.read("a")
+        assert all(abs(at(e) - wall_clock.now) < 0.001 for e in first), (
+            f"recorded_at {[e.recorded_at for e in first]} is not the store's clock "
+            f"({datetime.fromtimestamp(wall_clock.now, UTC)})"
+        )
+        wall_clock.advance(-30)
+        await adapter.append("a", [ev(i=3)])
+        stepped_back = (await adapter.read("a"))[-1]
+        assert at(stepped_back) >= at(first[-1]), "recorded_at decreased when the clock went back"
+        assert at(stepped_back) - at(first[-1]) < 0.001, (
+            "with the clock stepped back, recorded_at should stay at the previous event's time"
+        )
+        wall_clock.advance(90)
+        await adapter.append("a", [ev(i=4)])
+        later = (await adapter.read("a"))[-1]
+        assert abs(at(later) - wall_clock.now) < 0.001, "recorded_at did not follow the clock"
+
+    @clause(
+        "event_store.query.time_controlled",
+        "with the wall clock controlled, since (inclusive) and until (exclusive) select "
+        "exactly the events recorded in [since, until)",
+    )
+    @requires(EventStoreCapability.QUERY)
+    async def test_query_time_with_controlled_clock(
+        self, adapter: EventStore, wall_clock: FakeWallClock
+    ) -> None:
+        start = datetime.fromtimestamp(round(wall_clock.now), UTC)
+        wall_clock.advance(round(wall_clock.now) - wall_clock.now)  # whole seconds
+        for k in range(4):
+            await adapter.append("a", [ev(i=k)])
+            wall_clock.advance(10)
+
+        async def q(since: int | None, until: int | None) -> list[int]:
+            query = EventQuery(
+                since=None if since is None else start + timedelta(seconds=since),
+                until=None if until is None else start + timedelta(seconds=until),
+            )
+            return [e.data["i"] for e in await adapter.query(query)]
+
+        assert await q(10, 30) == [1, 2], "since is inclusive, until exclusive"
+        assert await q(0, 10) == [0]
+        assert await q(5, 15) == [1]
+        assert await q(30, None) == [3]
+        assert await q(None, 0) == []
+        assert await q(31, None) == []
 
     @clause(
         "event_store.query.time_range",
