@@ -69,7 +69,10 @@ class EchoLLM:
             raise InvalidInputError("bad options", field="opts")
         if opts.tools:
             raise p.UnsupportedError("no tools", capability=p.LLMCapability.TOOLS)
-        words = [m.content for m in messages if m.role == "user"][-1].split()
+        text = [m.content for m in messages if m.role == "user"][-1]
+        for stop in opts.stop:
+            text = text.split(stop, 1)[0] if stop else text
+        words = text.split()
         finish = "length" if len(words) > opts.max_tokens else "stop"
         words = words[: opts.max_tokens]
         prompt = sum(len(m.content.split()) or 1 for m in messages)

@@ -123,6 +123,31 @@ class LLMStreamsSilentlyWithoutCapability(ok.EchoLLM):
     capabilities = p.declare(p.LLMCapability.OFFLINE)
 
 
+class LLMIgnoresStop(ok.EchoLLM):
+    """Never passes the stop sequences on: the text runs past them."""
+
+    suite = "llm"
+    clause = "llm.complete.stop"
+
+    def _answer(
+        self, messages: Sequence[p.Message], opts: p.CompletionOptions | None
+    ) -> p.Completion:
+        opts = opts or p.CompletionOptions()
+        return super()._answer(messages, dataclasses.replace(opts, stop=()))
+
+
+class LLMSaysLengthWhenDone(ok.EchoLLM):
+    """Reports 'length' for every completion, whether or not max_tokens was reached."""
+
+    suite = "llm"
+    clause = "llm.finish.length"
+
+    def _answer(
+        self, messages: Sequence[p.Message], opts: p.CompletionOptions | None
+    ) -> p.Completion:
+        return dataclasses.replace(super()._answer(messages, opts), finish_reason="length")
+
+
 # -- Router ------------------------------------------------------------------------------------
 
 
