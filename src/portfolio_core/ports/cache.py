@@ -87,7 +87,12 @@ class CacheCapability(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class CacheStats:
-    """Counters since the adapter was created: lookups that hit or missed, size evictions."""
+    """Counters since the adapter was created, for adapters offering ``stats()``.
+
+    ``hits``/``misses``: each ``get`` and each key of ``get_many`` that found a live item or
+    not; ``evictions``: items removed to respect the bound (never by expiry, ``delete`` or
+    ``clear``); ``size``: the items held now (possibly counting expired ones not yet swept).
+    """
 
     hits: int
     misses: int

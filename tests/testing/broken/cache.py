@@ -319,6 +319,20 @@ class WritesBeforeReachingBackend(MemoryCache):
         self._backend("put_many")
 
 
+class StatsCountHitsAsMisses(MemoryCache):
+    """get_many's hits are counted as misses."""
+
+    clause = "cache.stats"
+
+    async def get_many(self, keys: Sequence[str]) -> dict[str, Any]:
+        found = await super().get_many(keys)
+        hits = sum(1 for k in keys if k in found)
+        with self._lock:
+            self._hits -= hits
+            self._misses += hits
+        return found
+
+
 VARIANTS: list[type[MemoryCache]] = [
     TtlIgnored,
     DeleteIsNoop,
@@ -345,4 +359,5 @@ VARIANTS: list[type[MemoryCache]] = [
     DeleteAfterPutManyReportsAbsent,
     DriverErrorLeaks,
     WritesBeforeReachingBackend,
+    StatsCountHitsAsMisses,
 ]

@@ -570,6 +570,38 @@ class CacheContract(ContractSuite[Cache]):
         finally:
             await close_adapter(adapter)
 
+    @clause(
+        "cache.stats",
+        "an adapter offering stats() counts each get and each key of get_many as a hit or a "
+        "miss, evictions only to respect the bound, and the items held",
+    )
+    @requires(CacheCapability.BOUNDED)
+    async def test_stats(self, make_adapter: Factory, kit_clock: FakeClock) -> None:
+        if not accepts_keyword(make_adapter, "max_entries"):
+            pytest.skip("the factory does not accept max_entries=")
+        adapter = await open_adapter(with_options(make_adapter, max_entries=3), clock=kit_clock)
+        try:
+            stats = getattr(adapter, "stats", None)
+            if not callable(stats) or not isinstance(await _call(stats()), CacheStats):
+                pytest.skip(f"{type(adapter).__name__} offers no stats() -> CacheStats")
+            await adapter.put_many({"a": 1, "b": 2})
+            await adapter.get("a")
+            await adapter.get("missing")
+            await adapter.get_many(["a", "b", "gone", "a"])
+            await adapter.delete("b")
+            got = await _call(stats())
+            assert (got.hits, got.misses, got.evictions, got.size) == (4, 2, 0, 1), (
+                f"after 4 hits, 2 misses and a delete: {got}"
+            )
+            for key in ("c", "d", "e", "f"):
+                await adapter.put(key, 0)
+            got = await _call(stats())
+            assert (got.evictions, got.size) == (2, 3), (
+                f"5 items put into room for 3 make 2 evictions: {got}"
+            )
+        finally:
+            await close_adapter(adapter)
+
     # -- backend faults --------------------------------------------------------------------------
 
     @clause(
