@@ -459,6 +459,9 @@ def _trace_lines(files: set[str], out: Path) -> None:
 _trace_dump: list[Any] = []
 
 
+_EXTRA_ARGS: list[str] = []
+
+
 def _child(
     suite_file: Path,
     mutant: tuple[str, ast.Module] | None,
@@ -484,6 +487,7 @@ def _child(
         str(ROOT / "pyproject.toml"),
         "-o",
         "timeout=120",
+        *_EXTRA_ARGS,
     ]
     if quiet:
         fd = os.open(os.devnull, os.O_WRONLY)
@@ -679,6 +683,11 @@ def main() -> None:
         "--sample", type=float, help="run this share of the mutants (0-1), chosen by content"
     )
     parser.add_argument("--seed", type=int, default=21, help="seed of --sample")
+    parser.add_argument(
+        "--max-examples",
+        type=int,
+        help="hypothesis examples per property and state machine (--kit-max-examples)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="show the unmutated run")
     args = parser.parse_args()
     if args.list:
@@ -692,6 +701,8 @@ def main() -> None:
         show(ports[0], args.show)
         return
     os.chdir(ROOT)
+    if args.max_examples is not None:
+        _EXTRA_ARGS.extend(["--kit-max-examples", str(args.max_examples)])
     results = [run_port(port, args) for port in ports]
     args.report.write_text(json.dumps(results, indent=2), encoding="utf-8")
     print(f"report written to {args.report}")
