@@ -100,7 +100,12 @@ TARGETS: dict[str, Target] = {
     "event_store": Target(
         (
             "portfolio_core.adapters.memory.event_store",
+            # one module before the shared pieces were split by concern, a package after
             "portfolio_core.adapters._shared.event_store",
+            "portfolio_core.adapters._shared.event_store.index",
+            "portfolio_core.adapters._shared.event_store.rules",
+            "portfolio_core.adapters._shared.event_store.validation",
+            "portfolio_core.adapters._shared.event_store.subscriptions",
         ),
         _suite(
             """
@@ -402,6 +407,14 @@ def _replace_node(tree: ast.AST, old: ast.AST, new: ast.AST) -> None:
     raise LookupError("node not found")
 
 
+def _exists(module: str) -> bool:
+    try:
+        spec = importlib.util.find_spec(module)
+    except ImportError:  # its parent is a module, not a package
+        return False
+    return spec is not None and spec.origin is not None
+
+
 def _source_of(module: str) -> tuple[str, ast.Module]:
     spec = importlib.util.find_spec(module)
     if spec is None or spec.origin is None:
@@ -578,7 +591,7 @@ def _sampled(key: str, seen: dict[str, int], share: float, seed: int) -> bool:
 def run_port(port: str, args: argparse.Namespace) -> dict[str, object]:
     target = TARGETS[port]
     _preload(port)
-    sources = {module: _source_of(module) for module in target.modules}
+    sources = {module: _source_of(module) for module in target.modules if _exists(module)}
     files = {path for path, _ in sources.values()}
     with tempfile.TemporaryDirectory(prefix="mutate-") as tmp:
         suite_file = Path(tmp) / f"test_kit_{port}.py"
@@ -654,7 +667,7 @@ def run_port(port: str, args: argparse.Namespace) -> dict[str, object]:
 
 
 def show(port: str, index: int) -> None:
-    for module in TARGETS[port].modules:
+    for module in [m for m in TARGETS[port].modules if _exists(m)]:
         path, tree = _source_of(module)
         count = sum(1 for _ in _mutations(tree))
         if index < count:
