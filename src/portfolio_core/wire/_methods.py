@@ -33,6 +33,7 @@ from portfolio_core.ports.cache import CacheCapability, EnumerableCache
 from portfolio_core.ports.catalogue import PORTS, PortInfo, port_by_key
 from portfolio_core.ports.event_store import Subscription
 from portfolio_core.ports.introspection import MemberKind, members_of
+from portfolio_core.ports.job_queue import InspectableJobQueue, JobQueueCapability
 from portfolio_core.ports.stream import StreamCapability
 from portfolio_core.wire._forms import FORMS, WireForm
 
@@ -125,6 +126,7 @@ class StreamInspection(Protocol):
 _EXTENSIONS: dict[str, tuple[tuple[str, type], ...]] = {
     "cache": ((CacheCapability.ENUMERATE.value, EnumerableCache),),
     "stream": ((StreamCapability.INSPECT.value, StreamInspection),),
+    "job_queue": ((JobQueueCapability.INSPECT.value, InspectableJobQueue),),
 }
 
 #: methods that leave what is stored unchanged; every other method counts as a write
@@ -138,7 +140,7 @@ _READ_ONLY: dict[str, frozenset[str]] = {
     "pipeline_step": frozenset({"validate_input"}),
     "tenant": frozenset({"get_context", "set_context", "reset_context", "with_tenant"}),
     "config_store": frozenset({"current_version", "get", "read", "history", "watch"}),
-    "job_queue": frozenset({"get", "list_jobs", "counts"}),
+    "job_queue": frozenset({"get", "list_jobs", "counts", "queues"}),
 }
 
 #: calls that may wait on the server by design: the argument holding the seconds
