@@ -145,6 +145,12 @@ async def test_dead_letters_and_queue_states(console: Console) -> None:
         assert body["status"] == "warning"
         await sample(console)
         assert len(events(console, "jobs.dead_letter")) == 1, "a dead letter was published twice"
+        # a queue that appears later: its first dead letter is news too
+        await queue.enqueue(NewJob("sync", queue="crm", max_attempts=1))
+        (held_crm,) = await queue.reserve("crm")
+        await queue.fail(held_crm, "crm down")
+        await sample(console)
+        assert [e.data["queue"] for e in events(console, "jobs.dead_letter")] == ["mail", "crm"]
         quiet = panel(console, "jobs:quiet")
         assert quiet["rows"] == []
         assert "job_queue.inspect" in quiet["note"]

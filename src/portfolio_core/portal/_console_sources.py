@@ -82,6 +82,7 @@ class RegistrySources:
         self.redact = redact
         self._config: dict[str, _ConfigSeen] = {}
         self._dead: dict[tuple[str, str], int] = {}
+        self._sampled_queues: set[str] = set()
         self._outbox: dict[str, _OutboxSeen] = {}
 
     def sources(self, registry: Registry) -> dict[str, Source]:
@@ -211,6 +212,10 @@ class RegistrySources:
             )
         inspectable: InspectableJobQueue = queue  # type: ignore[assignment]
         names = await inspectable.queues()
+        # a queue that appears after the entry's first sample starts from no dead letters;
+        # at the first sample, what is there already is the baseline (not news)
+        known = name in self._sampled_queues
+        self._sampled_queues.add(name)
         rows: list[tuple[Any, ...]] = []
         dead_total = 0
         for queue_name in names[:_QUEUES_SHOWN]:
@@ -227,7 +232,7 @@ class RegistrySources:
                 )
             )
             dead_total += counts.dead
-            await self._dead_letters(name, queue, queue_name, counts.dead)
+            await self._dead_letters(name, queue, queue_name, counts.dead, known)
         note = f"{len(names)} queues" + (
             f", the first {_QUEUES_SHOWN} shown" if len(names) > _QUEUES_SHOWN else ""
         )
@@ -240,9 +245,11 @@ class RegistrySources:
             entry=name,
         )
 
-    async def _dead_letters(self, name: str, queue: JobQueue, queue_name: str, dead: int) -> None:
+    async def _dead_letters(
+        self, name: str, queue: JobQueue, queue_name: str, dead: int, known: bool
+    ) -> None:
         key = (name, queue_name)
-        before = self._dead.get(key)
+        before = self._dead.get(key, 0 if known else None)
         self._dead[key] = dead
         if before is None or dead <= before:
             return
