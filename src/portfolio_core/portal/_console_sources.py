@@ -233,9 +233,9 @@ class RegistrySources:
             )
             dead_total += counts.dead
             await self._dead_letters(name, queue, queue_name, counts.dead, known)
-        note = f"{len(names)} queues" + (
-            f", the first {_QUEUES_SHOWN} shown" if len(names) > _QUEUES_SHOWN else ""
-        )
+        note = f"{len(names)} queue{'' if len(names) == 1 else 's'}"
+        if len(names) > _QUEUES_SHOWN:
+            note += f", the first {_QUEUES_SHOWN} shown"
         return Panel(
             title=f"Jobs: {name}",
             columns=columns,
