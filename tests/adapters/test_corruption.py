@@ -24,7 +24,7 @@ from portfolio_core.adapters.file.event_store import FileEventStore
 from portfolio_core.adapters.file.recovery import salvage_event_log
 from portfolio_core.adapters.file.stream import JsonlStream
 from portfolio_core.adapters.sql.cache import SqliteCache
-from portfolio_core.adapters.sql.event_store import SQLiteEventStore
+from portfolio_core.adapters.sql.sqlite_event_store import SQLiteEventStore
 from portfolio_core.ports import (
     CorruptDataError,
     InvalidInputError,

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 
-from portfolio_core.adapters.sql.event_store import PostgresEventStore
+from portfolio_core.adapters.sql.postgres_event_store import PostgresEventStore
 from portfolio_core.boundary import OutboxAcceptedError, outbox_of, wrap
 from portfolio_core.ports import AppendResult, NewEvent, NotFoundError, PortError, port_by_key
 from tests.loopback import LoopbackProxy

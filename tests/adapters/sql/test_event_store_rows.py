@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from portfolio_core.adapters.sql.event_store import _decode, _to_event
+from portfolio_core.adapters.sql._event_store_base import decode, rows_to_events
 
 
 @pytest.mark.parametrize(
@@ -24,7 +24,7 @@ from portfolio_core.adapters.sql.event_store import _decode, _to_event
     ],
 )
 def test_decode_matches_json(text: str) -> None:
-    assert _decode(text) == json.JSONDecoder().decode(text)
+    assert decode(text) == json.JSONDecoder().decode(text)
 
 
 @pytest.mark.parametrize("text", ['{"a": 1} x', '{"a": 1}{}', '{"a":', "", "  ", "\ufeff{}", "nul"])
@@ -32,7 +32,7 @@ def test_decode_raises_what_json_raises(text: str) -> None:
     with pytest.raises(json.JSONDecodeError) as expected:
         json.JSONDecoder().decode(text)
     with pytest.raises(json.JSONDecodeError) as caught:
-        _decode(text)
+        decode(text)
     assert (caught.value.msg, caught.value.pos) == (expected.value.msg, expected.value.pos)
 
 
@@ -42,7 +42,7 @@ def test_each_event_gets_its_rows_time() -> None:
         ("", k + 1, "s", k + 1, f"id-{k}", "E", json.dumps({"k": k}), "{}", None, None, at)
         for k, at in enumerate(times)
     ]
-    events = [_to_event(r) for r in rows]
+    events = rows_to_events(rows)
     assert [e.recorded_at for e in events] == [
         datetime.fromtimestamp(at / 1_000_000, UTC) for at in times
     ]
