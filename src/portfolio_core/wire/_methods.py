@@ -97,6 +97,10 @@ class MethodSpec:
     demand_when: tuple[str, str] | None = None
     """For ``ITERATE``: the argument and attribute which, when set, make the caller fetch
     one item per request for it (no fetching ahead)."""
+    resume_from: tuple[str, str] | None = None
+    """For ``ITERATE``: the argument that starts the iteration after a position and the item
+    attribute holding each item's position; a caller whose connection is lost reopens the
+    iteration after the last item it got."""
     waits: str | None = None
     """For ``CALL``: the argument (seconds) the server may wait before answering (a
     blocking ``reserve``); the caller extends its timeout by it."""
@@ -143,6 +147,10 @@ _READ_ONLY: dict[str, frozenset[str]] = {
     "job_queue": frozenset({"get", "list_jobs", "counts", "queues"}),
 }
 
+#: iterate methods that resume after a lost connection: (argument, item attribute)
+_RESUME: dict[tuple[str, str], tuple[str, str]] = {
+    ("config_store", "watch"): ("from_version", "version"),
+}
 #: calls that may wait on the server by design: the argument holding the seconds
 _WAITS: dict[tuple[str, str], str] = {
     ("job_queue", "reserve"): "wait",
@@ -284,6 +292,7 @@ def _spec(
             result=_returned_item(result),
             credit_from=_CREDIT.get((port.key, name)),
             demand_when=_DEMAND.get((port.key, name)),
+            resume_from=_RESUME.get((port.key, name)),
         )
     sub = _SUBSCRIPTIONS.get((port.key, name))
     if sub is not None:

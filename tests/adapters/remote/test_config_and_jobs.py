@@ -21,6 +21,7 @@ from portfolio_core.ports import ConfigStore, JobQueue
 from portfolio_core.ports.config_store import DELETE
 from portfolio_core.ports.errors import AccessDeniedError, PortTimeoutError
 from portfolio_core.ports.job_queue import NewJob
+from tests.portal.proxy import FaultProxy
 from tests.portal.served import ServedRegistry
 
 WRITER = "writer-secret-0123456789"
@@ -171,3 +172,36 @@ def test_a_manifest_addresses_config_stores_and_job_queues(tmp_path: Path) -> No
     assert isinstance(jobs, RemoteJobQueue)
     assert settings.address.websocket
     assert jobs._timeout == 2.5
+
+
+@pytest.mark.parametrize("scheme", ["http", "ws"])
+async def test_a_watch_resumes_after_a_cut_connection_with_nothing_missed_or_repeated(
+    served: ServedRegistry, scheme: str
+) -> None:
+    name = served.add(ConfigStore, MemoryConfigStore)
+    proxy = FaultProxy(served.port)
+    watching = RemoteConfigStore(
+        f"{scheme}://127.0.0.1:{proxy.port}/{name}", api_key=READER, reconnect_delay=0.05
+    )
+    writer = RemoteConfigStore(served.address(name), api_key=WRITER)
+    try:
+        watcher = watching.watch(from_version=0)
+        await writer.apply({"a": 1})
+        seen = [(await asyncio.wait_for(anext(watcher), 5)).version]
+        await asyncio.to_thread(proxy.cut)
+        await writer.apply({"a": 2})
+        await writer.apply({"a": 3, "b": DELETE})
+        await asyncio.to_thread(proxy.cut)  # again, while reconnecting or idle
+        await writer.apply({"a": 4})
+        for _ in range(3):
+            seen.append((await asyncio.wait_for(anext(watcher), 10)).version)
+        assert seen == [1, 2, 3, 4]
+        await asyncio.to_thread(proxy.cut)
+        await writer.apply({"a": 5})
+        change = await asyncio.wait_for(anext(watcher), 10)
+        assert (change.version, change.updates()) == (5, {"a": 5})
+        await watcher.aclose()  # type: ignore[attr-defined]
+    finally:
+        await writer.aclose()
+        await watching.aclose()
+        await asyncio.to_thread(proxy.close)

@@ -10,6 +10,7 @@ written per port except the few local parts and the capability notes below.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import ssl
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
@@ -308,6 +309,11 @@ class RemoteAdapter:
         return link.open_channel(self._methods[spec.name], dumps(payload), credit, initial)
 
     def _iterate(self, spec: MethodSpec, args: dict[str, Any]) -> AsyncIterator[Any]:
+        if spec.resume_from is not None:
+            return _Resuming(self, spec, args)
+        return self._iterate_once(spec, args)
+
+    def _iterate_once(self, spec: MethodSpec, args: dict[str, Any]) -> AsyncIterator[Any]:
         credit = self._credit
         if spec.credit_from is not None:
             arg, attribute = spec.credit_from
@@ -453,6 +459,49 @@ class _Iteration:
         except Exception:
             return
         await channel.close(self._adapter._timeout)
+
+
+class _Resuming:
+    """An iteration that survives lost connections: when the connection breaks
+    (``UnavailableError``) it is reopened, with backoff, after the position of the last
+    item delivered (``spec.resume_from``), so nothing is skipped or delivered twice. It ends
+    when closed or when the adapter is closed. Opened with no start position, it resumes
+    from the last item delivered or, when none was yet, from where the server starts anew."""
+
+    def __init__(self, adapter: RemoteAdapter, spec: MethodSpec, args: dict[str, Any]) -> None:
+        assert spec.resume_from is not None  # noqa: S101  (only built for such specs)
+        self._adapter, self._spec, self._args = adapter, spec, dict(args)
+        self._arg, self._attribute = spec.resume_from
+        self._current = adapter._iterate_once(spec, dict(self._args))
+        self._delay = adapter._reconnect_delay
+        self._closed = False
+
+    def __aiter__(self) -> _Resuming:
+        return self
+
+    async def __anext__(self) -> Any:
+        while True:
+            if self._closed or self._adapter._closed:
+                raise StopAsyncIteration
+            try:
+                item = await self._current.__anext__()
+            except UnavailableError:
+                with contextlib.suppress(Exception):
+                    await self._current.aclose()  # type: ignore[attr-defined]
+                await asyncio.sleep(self._delay)
+                self._delay = min(self._delay * 2, self._adapter._reconnect_max_delay)
+                if not self._closed:
+                    self._current = self._adapter._iterate_once(self._spec, dict(self._args))
+                continue
+            self._delay = self._adapter._reconnect_delay
+            position = getattr(item, self._attribute, None)
+            if position is not None:
+                self._args[self._arg] = position
+            return item
+
+    async def aclose(self) -> None:
+        self._closed = True
+        await self._current.aclose()  # type: ignore[attr-defined]
 
 
 def _retrieve(task: asyncio.Future[Any]) -> None:
