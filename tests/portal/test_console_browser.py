@@ -262,7 +262,10 @@ def test_tabs_work_from_the_keyboard_and_every_control_is_labelled(
     assert focused.get_attribute("aria-selected") == "true"
     assert browser.find_element("id", "view-methods").is_displayed()
     focused.send_keys(Keys.END)
-    assert browser.switch_to.active_element.get_attribute("id") == "tab-events"
+    last = browser.execute_script(
+        "return [...document.querySelectorAll('[role=tab]')].filter(t => !t.hidden).pop().id"
+    )
+    assert browser.switch_to.active_element.get_attribute("id") == last
     browser.switch_to.active_element.send_keys(Keys.HOME)
     assert browser.switch_to.active_element.get_attribute("id") == "tab-overview"
     unlabelled = browser.execute_script(
@@ -322,6 +325,58 @@ def test_the_manifest_diff_of_a_reload_shows_in_the_timeline(site: Site, browser
     )
     tab(browser, "timeline")
     shot(browser, "timeline-reload")
+
+
+def test_a_config_change_and_a_dead_letter_show_within_2s(site: Site, browser: Any) -> None:
+    open_console(browser, site)
+    browser.execute_script("window.__sameDocument = 7")
+    version = site.apply_config(
+        {"flags.checkout-v2": {"enabled": True}, "app.timeout": 2.5},
+        author="ops",
+        reason="enable the new checkout",
+    )
+    applied = time.monotonic()
+    wait(
+        lambda: (
+            f"version {version} by ops"
+            in text_of(browser, "#timeline li[data-kind='config.version']")
+        ),
+        2,
+        "the config version in the timeline",
+    )
+    wait(
+        lambda: "checkout-v2" in text_of(browser, "#timeline li[data-kind='flags.change']"),
+        2,
+        "the flag change in the timeline",
+    )
+    wait(
+        lambda: "enable the new checkout" in text_of(browser, "[data-panel='config:settings']"),
+        2,
+        "the version in the settings panel",
+    )
+    assert time.monotonic() - applied < 2.0
+    site.dead_letter("mail", "send-receipt", "smtp refused: 550 mailbox unavailable")
+    failed = time.monotonic()
+    wait(
+        lambda: (
+            "jobs/mail: 1 job dead-lettered"
+            in text_of(browser, "#timeline li[data-kind='jobs.dead_letter']")
+        ),
+        2,
+        "the dead letter in the timeline",
+    )
+    wait(
+        lambda: "warning" in text_of(browser, "[data-panel='jobs:jobs'] .badge"),
+        2,
+        "the jobs panel flagged",
+    )
+    assert time.monotonic() - failed < 2.0
+    assert "smtp refused" in text_of(browser, "#timeline li[data-kind='jobs.dead_letter']")
+    assert browser.execute_script("return window.__sameDocument") == 7  # no reload
+    tab(browser, "panels")
+    shot(browser, "panels-config-jobs")
+    tab(browser, "timeline")
+    shot(browser, "timeline-config-jobs")
 
 
 def test_memory_stays_flat_while_the_page_is_left_open(site: Site, browser: Any) -> None:

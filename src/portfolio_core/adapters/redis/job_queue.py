@@ -321,6 +321,10 @@ def _text(value: Any) -> str | None:
     return value.decode() if isinstance(value, bytes) else value
 
 
+#: the per-queue sorted sets of which one is non-empty whenever the queue holds a job
+_HOLDING = frozenset({"queued", "leased", "completed", "dead", "cancelled"})
+
+
 class RedisJobQueueConfig(BaseModel):
     """Configuration of :class:`RedisJobQueue` (``redis`` in a manifest)."""
 
@@ -350,7 +354,7 @@ class RedisJobQueue:
     """
 
     capabilities: ClassVar[frozenset[str]] = declare(
-        JobQueueCapability.PERSISTENT, JobQueueCapability.SHARED
+        JobQueueCapability.PERSISTENT, JobQueueCapability.SHARED, JobQueueCapability.INSPECT
     )
     config_model: ClassVar[type[BaseModel]] = RedisJobQueueConfig
 
@@ -651,6 +655,23 @@ class RedisJobQueue:
             return False
         self._check(result, job_id)
         return True
+
+    async def queues(self) -> list[str]:
+        """The names of the queues holding at least one job, sorted (a SCAN of the
+        keyspace for this namespace's queue keys: meant for an operator's view, not a hot
+        path)."""
+        prefix = f"{self.namespace}:q:"
+        pattern = "".join("\\" + c if c in "*?[]\\" else c for c in prefix) + "*"
+        names: set[str] = set()
+        try:
+            async for key in self._client.scan_iter(match=pattern, count=500):
+                text = key.decode() if isinstance(key, bytes) else str(key)
+                name, _, suffix = text[len(prefix) :].rpartition(":")
+                if suffix in _HOLDING:
+                    names.add(name)
+        except redis.exceptions.RedisError as exc:
+            raise UnavailableError(f"redis unavailable: {type(exc).__name__}", port=PORT) from exc
+        return sorted(names)
 
     async def counts(self, queue: str) -> JobCounts:
         name = check_queue(queue)

@@ -97,7 +97,10 @@ class PostgresJobQueue:
     """
 
     capabilities: ClassVar[frozenset[str]] = declare(
-        JobQueueCapability.PERSISTENT, JobQueueCapability.SHARED, JobQueueCapability.WAKEUP
+        JobQueueCapability.PERSISTENT,
+        JobQueueCapability.SHARED,
+        JobQueueCapability.WAKEUP,
+        JobQueueCapability.INSPECT,
     )
     config_model: ClassVar[type[BaseModel]] = PostgresJobQueueConfig
 
@@ -611,6 +614,13 @@ class PostgresJobQueue:
         if current[0][0] == "cancelled":
             return False
         raise ConflictError(f"job {key} is {current[0][0]}: it cannot be cancelled", port=PORT)
+
+    async def queues(self) -> list[str]:
+        """The names of the queues holding at least one job, sorted."""
+        rows = await self._fetch(
+            "queues", f"SELECT DISTINCT queue FROM {self.table} ORDER BY queue", ()
+        )
+        return [str(r[0]) for r in rows]
 
     async def counts(self, queue: str) -> JobCounts:
         name = check_queue(queue)
