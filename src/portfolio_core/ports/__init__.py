@@ -106,6 +106,7 @@ if TYPE_CHECKING:
     from portfolio_core.ports.job_queue import (
         MAX_PRIORITY,
         MIN_PRIORITY,
+        InspectableJobQueue,
         Job,
         JobCounts,
         JobQueue,
@@ -234,6 +235,7 @@ _EXPORTS: dict[str, str] = {
     "GenerationEngine": "generation_engine",
     "HealthStatus": "router",
     "InvalidInputError": "errors",
+    "InspectableJobQueue": "job_queue",
     "LeaseLostError": "errors",
     "Job": "job_queue",
     "JobCounts": "job_queue",
@@ -366,6 +368,7 @@ __all__ = [
     "Generation",
     "GenerationEngine",
     "HealthStatus",
+    "InspectableJobQueue",
     "InvalidInputError",
     "LeaseLostError",
     "Job",
