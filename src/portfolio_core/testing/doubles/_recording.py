@@ -15,7 +15,9 @@ from portfolio_core.ports.job_queue import JobQueue
 from portfolio_core.ports.llm import LLM
 from portfolio_core.ports.model_backend import ModelBackend
 from portfolio_core.ports.pipeline import Pipeline, PipelineStep
+from portfolio_core.ports.projection_store import ProjectionStore
 from portfolio_core.ports.router import Router
+from portfolio_core.ports.snapshot_store import SnapshotStore
 from portfolio_core.ports.stream import Stream
 from portfolio_core.ports.tenant import Tenant
 from portfolio_core.ports.tokenizer import Tokenizer
@@ -33,7 +35,9 @@ from portfolio_core.testing.doubles._scripted import (
     ScriptedModelBackend,
     ScriptedPipeline,
     ScriptedPipelineStep,
+    ScriptedProjectionStore,
     ScriptedRouter,
+    ScriptedSnapshotStore,
     ScriptedStream,
     ScriptedTenant,
     ScriptedTokenizer,
@@ -45,6 +49,8 @@ __all__ = [
     "RecordingCachePersistence",
     "RecordingCacheStore",
     "RecordingConfigStore",
+    "RecordingProjectionStore",
+    "RecordingSnapshotStore",
     "RecordingEventStore",
     "RecordingJobQueue",
     "RecordingGenerationEngine",
@@ -105,6 +111,18 @@ class RecordingConfigStore(
     _Recording[ConfigStore], port=ConfigStore, stand_alone=ScriptedConfigStore
 ):
     """Records calls to a config store."""
+
+
+class RecordingSnapshotStore(
+    _Recording[SnapshotStore], port=SnapshotStore, stand_alone=ScriptedSnapshotStore
+):
+    """Records calls to a snapshot store."""
+
+
+class RecordingProjectionStore(
+    _Recording[ProjectionStore], port=ProjectionStore, stand_alone=ScriptedProjectionStore
+):
+    """Records calls to a projection store."""
 
 
 class RecordingJobQueue(_Recording[JobQueue], port=JobQueue, stand_alone=ScriptedJobQueue):

@@ -53,6 +53,7 @@ from portfolio_core.ports.model_backend import (
     ModelCacheSpec,
 )
 from portfolio_core.ports.pipeline import Pipeline, PipelineResult, PipelineStep
+from portfolio_core.ports.projection_store import ProjectionStore
 from portfolio_core.ports.router import (
     HealthStatus,
     Provider,
@@ -61,6 +62,7 @@ from portfolio_core.ports.router import (
     RouterCapability,
     RoutingStrategy,
 )
+from portfolio_core.ports.snapshot_store import SnapshotStore
 from portfolio_core.ports.stream import Stream, StreamCapability, StreamMessage, StreamOptions
 from portfolio_core.ports.tenant import (
     QuotaStatus,
@@ -79,6 +81,8 @@ __all__ = [
     "ScriptedCachePersistence",
     "ScriptedCacheStore",
     "ScriptedConfigStore",
+    "ScriptedProjectionStore",
+    "ScriptedSnapshotStore",
     "ScriptedEventStore",
     "ScriptedJobQueue",
     "ScriptedGenerationEngine",
@@ -476,6 +480,30 @@ class ScriptedConfigStore(_Scripted, port=ConfigStore):
             Iterable[ChangeSet], self._answer("watch", prefix, from_version=from_version)
         ):
             yield item
+
+
+# -- SnapshotStore and ProjectionStore ---------------------------------------------------------
+
+
+class ScriptedSnapshotStore(_Scripted, port=SnapshotStore):
+    """A snapshot store with canned answers; unscripted it holds nothing (``load`` returns
+    None), ``save`` answers True and ``delete`` succeeds."""
+
+    _defaults: ClassVar[Mapping[str, Any]] = {"save": True, "load": None, "delete": None}
+
+
+class ScriptedProjectionStore(_Scripted, port=ProjectionStore):
+    """A projection store with canned answers; unscripted every projection is at
+    checkpoint 0, ``claim`` answers None (held elsewhere), and ``commit``, ``release`` and
+    ``reset`` succeed without running the effect."""
+
+    _defaults: ClassVar[Mapping[str, Any]] = {
+        "claim": None,
+        "release": None,
+        "checkpoint": 0,
+        "commit": None,
+        "reset": None,
+    }
 
 
 # -- JobQueue ----------------------------------------------------------------------------------
