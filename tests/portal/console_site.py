@@ -14,7 +14,7 @@ from portfolio_core.ports import ConfigStore, EventStore, JobQueue
 from portfolio_core.ports.event_store import NewEvent
 from portfolio_core.ports.job_queue import NewJob
 from portfolio_core.registry import Registry
-from tests.portal.proxy import FaultProxy
+from portfolio_core.testing.faults import BackgroundFaultProxy
 from tests.portal.served import ServedRegistry
 
 MANIFEST = Path(__file__).parent / "console" / "manifest.yaml"
@@ -29,7 +29,7 @@ class Site:
         self.registry = Registry.from_manifest(self.manifest)
         self.served = ServedRegistry(config, registry=self.registry)
         self.served.run(self.registry.start())
-        self.proxy = FaultProxy(self.served.port)
+        self.proxy = BackgroundFaultProxy(("127.0.0.1", self.served.port))
         self.base = f"http://127.0.0.1:{self.proxy.port}"
         headers = {"authorization": f"Bearer {key}"} if key else {}
         self.http = httpx.Client(base_url=self.served.base, timeout=10, headers=headers)

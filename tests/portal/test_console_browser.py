@@ -226,8 +226,7 @@ def test_event_payloads_are_text_secrets_are_masked_and_big_ones_are_cut(
 
 def test_a_cut_connection_is_shown_and_the_page_recovers(site: Site, browser: Any) -> None:
     open_console(browser, site)
-    site.proxy.refusing = True
-    site.proxy.cut()
+    site.proxy.cut()  # live connections reset, new ones refused
     try:
         wait(
             lambda: "Connection lost" in text_of(browser, "#connection"),
@@ -237,7 +236,7 @@ def test_a_cut_connection_is_shown_and_the_page_recovers(site: Site, browser: An
         time.sleep(1.0)
         assert not live(browser)  # still refused: not pretending to be live
     finally:
-        site.proxy.refusing = False
+        site.proxy.restore()
     wait(lambda: live(browser), 8, "the page live again")
     assert "reconnected" in text_of(browser, "#connection")
     # and it is really live again: a new timeline event shows up

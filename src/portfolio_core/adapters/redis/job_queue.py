@@ -29,6 +29,11 @@ from portfolio_core.adapters._shared.job_queue import (
     prepare,
     queued_state,
 )
+from portfolio_core.adapters.redis._client import (
+    DEFAULT_CALL_TIMEOUT,
+    DEFAULT_CONNECT_TIMEOUT,
+    open_client,
+)
 from portfolio_core.ports.capabilities import declare
 from portfolio_core.ports.errors import ConflictError, NotFoundError, UnavailableError
 from portfolio_core.ports.job_queue import (
@@ -328,6 +333,8 @@ class RedisJobQueueConfig(BaseModel):
     url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
     namespace: str = "portfolio-jobs"
     poll_interval: float = Field(0.05, gt=0)
+    connect_timeout: float = Field(DEFAULT_CONNECT_TIMEOUT, gt=0)
+    call_timeout: float = Field(DEFAULT_CALL_TIMEOUT, gt=0)
 
 
 class RedisJobQueue:
@@ -340,8 +347,10 @@ class RedisJobQueue:
     process's ``clock`` readings (``time.time``), passed to the scripts, so the kit can
     control them; keep the clocks of machines sharing a queue in sync. Keys live under
     ``<namespace>:`` and are built inside the scripts (a single Redis or a primary, not
-    Redis Cluster). Connection errors become :class:`UnavailableError`; redis-py connects
-    again on the next call. The URL's password never appears in reprs or errors.
+    Redis Cluster). Connection errors become :class:`UnavailableError`; a connection the
+    server closed is replaced and the command sent again on a fresh one. Opening a connection
+    takes at most ``connect_timeout`` seconds and a reply at most ``call_timeout``: past
+    either, UnavailableError. The URL's password never appears in reprs or errors.
     """
 
     capabilities: ClassVar[frozenset[str]] = declare(
@@ -357,6 +366,8 @@ class RedisJobQueue:
         poll_interval: float = 0.05,
         clock: Callable[[], float] = time.time,
         client: aioredis.Redis | None = None,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        call_timeout: float = DEFAULT_CALL_TIMEOUT,
     ) -> None:
         self.namespace = check_namespace(namespace)
         self._poll = poll_interval
@@ -364,7 +375,11 @@ class RedisJobQueue:
         raw = url.get_secret_value() if isinstance(url, SecretStr) else url
         self._owns_client = client is None
         self._client: aioredis.Redis = (
-            client if client is not None else aioredis.Redis.from_url(raw)
+            client
+            if client is not None
+            else open_client(
+                raw, connect_timeout=connect_timeout, call_timeout=call_timeout, port=PORT
+            )
         )
         register = self._client.register_script
         self._enqueue = register(_ENQUEUE)
@@ -380,7 +395,13 @@ class RedisJobQueue:
 
     @classmethod
     def from_config(cls, config: RedisJobQueueConfig) -> Self:
-        return cls(config.url, namespace=config.namespace, poll_interval=config.poll_interval)
+        return cls(
+            config.url,
+            namespace=config.namespace,
+            poll_interval=config.poll_interval,
+            connect_timeout=config.connect_timeout,
+            call_timeout=config.call_timeout,
+        )
 
     def __repr__(self) -> str:
         return f"RedisJobQueue(namespace={self.namespace!r})"

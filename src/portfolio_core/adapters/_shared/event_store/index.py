@@ -5,7 +5,7 @@ adapter is this index, and the file adapter rebuilds it from its log on open.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -74,10 +74,13 @@ class EventIndex:
         stream: str,
         batch: Sequence[EncodedEvent],
         expected: ExpectedVersion,
+        wall_clock: Callable[[], float] = time.time,
     ) -> list[IndexedRow] | tuple[int, tuple[int, ...]]:
         """The rows an append would add, or the original result of an exact retry.
 
-        Raises WrongExpectedVersionError / ConflictError and changes nothing.
+        ``recorded_at`` is ``wall_clock()`` (seconds since the epoch), or the partition's last
+        time when the clock has gone back. Raises WrongExpectedVersionError / ConflictError
+        and changes nothing.
         """
         part = self._part(tenant)
         if any(e.id in part.ids for e in batch):
@@ -91,7 +94,7 @@ class EventIndex:
                 return replay
         current = len(part.streams.get(stream, ()))
         check_expected(stream, expected, current)
-        now = max(int(time.time() * 1_000_000), part.last_time)
+        now = max(int(wall_clock() * 1_000_000), part.last_time)
         start = len(part.rows)
         return [
             IndexedRow(e, stream, current + k + 1, start + k + 1, now) for k, e in enumerate(batch)
