@@ -21,7 +21,7 @@ from portfolio_core.ports import ConfigStore, JobQueue
 from portfolio_core.ports.config_store import DELETE
 from portfolio_core.ports.errors import AccessDeniedError, PortTimeoutError
 from portfolio_core.ports.job_queue import NewJob
-from tests.portal.proxy import FaultProxy
+from portfolio_core.testing.faults import BackgroundFaultProxy
 from tests.portal.served import ServedRegistry
 
 WRITER = "writer-secret-0123456789"
@@ -179,7 +179,7 @@ async def test_a_watch_resumes_after_a_cut_connection_with_nothing_missed_or_rep
     served: ServedRegistry, scheme: str
 ) -> None:
     name = served.add(ConfigStore, MemoryConfigStore)
-    proxy = FaultProxy(served.port)
+    proxy = BackgroundFaultProxy(("127.0.0.1", served.port))
     watching = RemoteConfigStore(
         f"{scheme}://127.0.0.1:{proxy.port}/{name}", api_key=READER, reconnect_delay=0.05
     )
@@ -188,15 +188,15 @@ async def test_a_watch_resumes_after_a_cut_connection_with_nothing_missed_or_rep
         watcher = watching.watch(from_version=0)
         await writer.apply({"a": 1})
         seen = [(await asyncio.wait_for(anext(watcher), 5)).version]
-        await asyncio.to_thread(proxy.cut)
+        await asyncio.to_thread(proxy.drop)
         await writer.apply({"a": 2})
         await writer.apply({"a": 3, "b": DELETE})
-        await asyncio.to_thread(proxy.cut)  # again, while reconnecting or idle
+        await asyncio.to_thread(proxy.drop)  # again, while reconnecting or idle
         await writer.apply({"a": 4})
         for _ in range(3):
             seen.append((await asyncio.wait_for(anext(watcher), 10)).version)
         assert seen == [1, 2, 3, 4]
-        await asyncio.to_thread(proxy.cut)
+        await asyncio.to_thread(proxy.drop)
         await writer.apply({"a": 5})
         change = await asyncio.wait_for(anext(watcher), 10)
         assert (change.version, change.updates()) == (5, {"a": 5})
