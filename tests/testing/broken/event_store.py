@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any, ClassVar
 
-from portfolio_core.adapters._shared.event_store import EventIndex
+from portfolio_core.adapters._shared.event_store.index import EventIndex
 from portfolio_core.adapters.memory.event_store import MemoryEventStore
 
 __all__ = ["VARIANTS", "MemoryEventStore"]
