@@ -214,6 +214,19 @@ class LiveAtExactTtl(MemoryCache):
         return entry
 
 
+class DeleteFindsItemAtExactTtl(MemoryCache):
+    """delete compares expiry with >=: at exactly its TTL an item is reported present."""
+
+    clause = "cache.ttl.boundary"
+
+    async def delete(self, key: str) -> bool:
+        k = (None, key)
+        now = self._clock()
+        with self._lock:
+            entry = self._data.pop(k, None)
+        return entry is not None and entry.expires >= now
+
+
 class FractionalTtlRoundedUp(MemoryCache):
     """Rounds a ttl up to whole seconds, as a backend taking integer seconds would."""
 
@@ -353,6 +366,7 @@ VARIANTS: list[type[MemoryCache]] = [
     TenantDefaultTtlIgnored,
     Unbounded,
     LiveAtExactTtl,
+    DeleteFindsItemAtExactTtl,
     FractionalTtlRoundedUp,
     TtlIgnoredWithoutClock,
     KeysReturnsItsIndex,
