@@ -48,3 +48,37 @@ def test_each_event_gets_its_rows_time() -> None:
     ]
     assert [e.data for e in events] == [{"k": k} for k in range(len(times))]
     assert events[0].recorded_at.tzinfo is UTC
+
+
+def _rows(times: list[int], stream: str) -> list[tuple[object, ...]]:
+    return [
+        ("", k + 1, stream, k + 1, f"{stream}-{k}", "E", "{}", "{}", None, None, at)
+        for k, at in enumerate(times)
+    ]
+
+
+def test_reading_rows_changes_no_module_state() -> None:
+    """The commit-time cache lives in one call: reading rows rebinds no module global (a
+    module-level cache would be written from every thread that reads)."""
+    from portfolio_core.adapters.sql import _event_store_base as module
+
+    before = dict(vars(module))
+    rows_to_events(_rows([1_700_000_000_000_001, 1_700_000_000_000_002], "s"))
+    after = vars(module)
+    assert {name for name in before if after.get(name) is not before[name]} == set()
+
+
+def test_threads_reading_rows_at_once_each_get_their_rows_times() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def read(offset: int) -> list[datetime]:
+        times = [1_700_000_000_000_000 + offset * 1_000 + k // 3 for k in range(300)]
+        events = rows_to_events(_rows(times, f"s{offset}"))
+        assert [e.recorded_at for e in events] == [
+            datetime.fromtimestamp(at / 1_000_000, UTC) for at in times
+        ]
+        return [e.recorded_at for e in events]
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(read, range(40)))
+    assert len({tuple(r) for r in results}) == 40

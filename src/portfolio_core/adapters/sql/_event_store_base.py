@@ -148,6 +148,23 @@ def read_sql(qualified: str, ph: str, direction: Direction, limit: int | None) -
     return sql
 
 
+_VERSION = 3
+"""Index of ``version`` in ``COLUMNS``; ``event_id`` follows it."""
+_EVENT_ID = 4
+
+
+def read_or_exists_sql(qualified: str, ph: str, direction: Direction, limit: int | None) -> str:
+    """The page of :func:`read_sql` plus, when the stream exists, one marker row (every
+    column NULL), in one statement -- one snapshot. Parameters: tenant, stream, start,
+    tenant, stream."""
+    nulls = ", ".join("NULL" for _ in COLUMNS.split(","))
+    return (
+        f"SELECT * FROM ({read_sql(qualified, ph, direction, limit)}) AS page UNION ALL "
+        f"SELECT {nulls} WHERE EXISTS (SELECT 1 FROM {qualified} WHERE tenant = {ph} "
+        f"AND stream = {ph})"
+    )
+
+
 class SQLEventStoreBase(ABC):
     """What both SQL stores share: validation, tenant partition, queries, subscriptions."""
 
@@ -240,13 +257,20 @@ class SQLEventStoreBase(ABC):
             read_sql(self._qualified, self._ph, direction, limit), [tenant, stream, start]
         )
         if not rows:
-            exists = await self._fetch(
-                f"SELECT 1 FROM {self._qualified} WHERE tenant = {self._ph} "
-                f"AND stream = {self._ph} LIMIT 1",
-                [tenant, stream],
+            # Nothing: no such stream, or nothing from ``start``. Ask both again in one
+            # statement, so that the answer is one moment's (an append may have created the
+            # stream since): never [] for a stream that exists and has events from start.
+            rows = await self._fetch(
+                read_or_exists_sql(self._qualified, self._ph, direction, limit),
+                [tenant, stream, start, tenant, stream],
             )
-            if not exists:
+            if not rows:
                 raise NotFoundError(f"no stream {stream!r}", key=stream, port=PORT)
+            rows = sorted(
+                (r for r in rows if r[_EVENT_ID] is not None),
+                key=lambda r: r[_VERSION],
+                reverse=direction is Direction.BACKWARDS,
+            )
         return rows_to_events(rows)
 
     async def read_all(

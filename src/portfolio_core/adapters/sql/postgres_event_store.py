@@ -23,6 +23,14 @@ from portfolio_core.adapters._shared.event_store.validation import (
     DEFAULT_MAX_EVENT_BYTES,
     EncodedEvent,
 )
+from portfolio_core.adapters.sql._connections import (
+    DEFAULT_CALL_TIMEOUT,
+    DEFAULT_CONNECT_TIMEOUT,
+    Deadline,
+    check_postgres_url,
+    connect,
+    is_dead,
+)
 from portfolio_core.adapters.sql._event_schema import (
     COLUMNS,
     POSTGRES,
@@ -111,6 +119,8 @@ class PostgresEventStoreConfig(BaseModel):
     lock_timeout: float = Field(30.0, gt=0)
     subscription_batch: int = Field(256, gt=0)
     poll_interval: float = Field(1.0, gt=0)
+    connect_timeout: float = Field(DEFAULT_CONNECT_TIMEOUT, gt=0)
+    call_timeout: float = Field(DEFAULT_CALL_TIMEOUT, gt=0)
 
 
 class PostgresEventStore(SQLEventStoreBase):
@@ -121,6 +131,15 @@ class PostgresEventStore(SQLEventStoreBase):
     (BEGIN, advisory lock, one ``INSERT ... SELECT`` that checks the expected version, NOTIFY,
     COMMIT). Subscribers are woken by LISTEN/NOTIFY, with ``poll_interval`` as a fallback.
     One instance serves one event loop.
+
+    Connections: a pool of ``pool_size`` and, while anything is subscribed, one listener. A
+    pooled connection the server closed (a restart, the network) is noticed before use, with
+    no round trip, and replaced; one that breaks during a call fails that call with
+    UnavailableError (retryable) and is replaced by the next. The listener reconnects with
+    backoff. Opening a connection takes at most ``connect_timeout`` seconds and a call at
+    most ``call_timeout`` (waiting for a pooled connection included; keep it above
+    ``lock_timeout``): past either, UnavailableError, so a server that accepts and stays
+    silent cannot hang a caller.
     """
 
     config_model: ClassVar[type[BaseModel]] = PostgresEventStoreConfig
@@ -139,6 +158,8 @@ class PostgresEventStore(SQLEventStoreBase):
         lock_timeout: float = 30.0,
         subscription_batch: int = 256,
         poll_interval: float = 1.0,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        call_timeout: float = DEFAULT_CALL_TIMEOUT,
     ) -> None:
         super().__init__(
             table=table,
@@ -148,6 +169,9 @@ class PostgresEventStore(SQLEventStoreBase):
             poll_interval=poll_interval,
         )
         self._url = url if isinstance(url, SecretStr) else SecretStr(url)
+        check_postgres_url(self._url.get_secret_value(), port=PORT)
+        self.connect_timeout = connect_timeout
+        self.call_timeout = call_timeout
         self.db_schema = check_name(db_schema, "db_schema") if db_schema else None
         self._pool_size = pool_size
         self._lock_timeout = lock_timeout
@@ -196,14 +220,12 @@ class PostgresEventStore(SQLEventStoreBase):
         import psycopg
         from psycopg.types.json import set_json_loads
 
-        try:
-            conn = await psycopg.AsyncConnection.connect(
-                self._url.get_secret_value(), autocommit=autocommit
-            )
-        except psycopg.Error as exc:
-            raise UnavailableError(
-                f"cannot connect to PostgreSQL: {type(exc).__name__}", port=PORT
-            ) from None
+        conn = await connect(
+            self._url.get_secret_value(),
+            connect_timeout=self.connect_timeout,
+            port=PORT,
+            autocommit=autocommit,
+        )
         # jsonb arrives as UTF-8 bytes: decode without json.loads' encoding sniffing, and
         # the empty object (the usual metadata) without the parser.
         set_json_loads(load_json, conn)
@@ -211,10 +233,11 @@ class PostgresEventStore(SQLEventStoreBase):
         # wait at most lock_timeout. Set here rather than with SET LOCAL in every append,
         # which cost a statement per append. The connections serve only this store.
         try:
-            await conn.execute(f"SET lock_timeout = '{int(self._lock_timeout * 1000)}ms'")
-            if not autocommit:
-                await conn.commit()
-        except psycopg.Error as exc:
+            async with Deadline(conn, self.connect_timeout, port=PORT):
+                await conn.execute(f"SET lock_timeout = '{int(self._lock_timeout * 1000)}ms'")
+                if not autocommit:
+                    await conn.commit()
+        except (psycopg.Error, UnavailableError) as exc:
             await conn.close()
             raise UnavailableError(
                 f"cannot configure PostgreSQL connection: {type(exc).__name__}", port=PORT
@@ -230,7 +253,7 @@ class PostgresEventStore(SQLEventStoreBase):
 
             conn = await self._connect()
             try:
-                async with conn.transaction():
+                async with Deadline(conn, self.call_timeout, port=PORT), conn.transaction():
                     await conn.execute(
                         "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"pc-ddl:{self._qualified}",)
                     )
@@ -239,31 +262,44 @@ class PostgresEventStore(SQLEventStoreBase):
                     table = event_table(self.table, postgres=True, schema=self.db_schema)
                     for statement in ddl(table, POSTGRES):
                         await conn.execute(statement)
+            except UnavailableError:
+                await conn.close()
+                raise
             except psycopg.Error as exc:
                 await conn.close()
                 raise UnavailableError(f"cannot create event table: {exc}", port=PORT) from exc
+            conns = [conn]
+            try:
+                for _ in range(self._pool_size - 1):
+                    conns.append(await self._connect())
+            except BaseException:
+                for opened in conns:  # nothing half-started stays open
+                    with contextlib.suppress(Exception):
+                        await opened.close()
+                raise
             pool: asyncio.Queue[Any] = asyncio.Queue()
-            self._conns = [conn]
-            pool.put_nowait(conn)
-            for _ in range(self._pool_size - 1):
-                extra = await self._connect()
-                self._conns.append(extra)
-                pool.put_nowait(extra)
+            for opened in conns:
+                pool.put_nowait(opened)
+            self._conns = conns
             self._pool = pool
 
     @contextlib.asynccontextmanager
     async def _connection(self) -> Any:
+        """A pooled connection for at most ``call_timeout`` seconds (the wait for it
+        included); one the server closed is replaced first."""
         if self._pool is None:
             await self.start()
         pool = self._pool
         assert pool is not None  # noqa: S101 - start() set it; narrows the type
-        conn = await pool.get()
-        try:
-            if conn.closed or conn.broken:  # lost (server restart, network): connect again
-                conn = await self._reconnect(conn)
-            yield conn
-        finally:
-            pool.put_nowait(conn)
+        async with Deadline(None, self.call_timeout, port=PORT) as deadline:
+            conn = await pool.get()
+            try:
+                if is_dead(conn):  # lost (server restart, network): connect again
+                    conn = await self._reconnect(conn)
+                deadline.conn = conn
+                yield conn
+            finally:
+                pool.put_nowait(conn)
 
     async def _reconnect(self, dead: Any) -> Any:
         """A fresh connection in place of ``dead``; UnavailableError (keeping ``dead`` in the
@@ -498,16 +534,42 @@ class PostgresEventStore(SQLEventStoreBase):
     async def _before_subscribe(self) -> None:
         if self._listen_task is not None and not self._listen_task.done():
             return
-        self._listener = await self._connect()
-        await self._listener.execute(f'LISTEN "{self._channel}"')
+        self._listener = await self._listening_connection()
         self._listen_task = asyncio.get_running_loop().create_task(self._listen())
 
+    async def _listening_connection(self) -> Any:
+        conn = await self._connect()
+        try:
+            async with Deadline(conn, self.call_timeout, port=PORT):
+                await conn.execute(f'LISTEN "{self._channel}"')
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await conn.close()
+            raise
+        return conn
+
     async def _listen(self) -> None:
+        """Wake subscribers on every NOTIFY; when the connection drops, reconnect with
+        backoff and wake them anyway (they catch up on what they may have missed)."""
         import psycopg
 
-        with contextlib.suppress(psycopg.Error):
-            async for _ in self._listener.notifies():
-                self._wakeup.notify()
+        delay = 0.05
+        while True:
+            try:
+                if self._listener is None:
+                    self._listener = await self._listening_connection()
+                    self._wakeup.notify()
+                    delay = 0.05
+                async for _ in self._listener.notifies():
+                    self._wakeup.notify()
+            except (psycopg.Error, UnavailableError, OSError):
+                pass
+            listener, self._listener = self._listener, None
+            if listener is not None:
+                with contextlib.suppress(Exception):
+                    await listener.close()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
 
     async def ping(self) -> None:
         await self._fetch("SELECT 1", ())
