@@ -59,6 +59,7 @@ MAX_HANDLER_ATTEMPTS = 10
 
 _STRING_CASES = [
     ("data_value", "data"),
+    ("data_later_value", "data"),
     ("data_key", "data"),
     ("data_nested", "data"),
     ("metadata_value", "metadata"),
@@ -303,6 +304,8 @@ class EventStoreContract(ContractSuite[EventStore]):
         bad: NewEvent
         if case == "data_value":
             bad = NewEvent("E", {"x": nul})
+        elif case == "data_later_value":
+            bad = NewEvent("E", {"a": {"clean": 1}, "b": "clean", "x": nul})
         elif case == "data_key":
             bad = NewEvent("E", {nul: 1})
         elif case == "data_nested":
