@@ -25,7 +25,7 @@ BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / "python"
 EXTRAS = "all,dev"
 THIRD_PARTY = ROOT / "examples" / "third_party_adapter"
-LINTED = ("src", "tests", "benchmarks", "examples", "dev.py")
+LINTED = ("src", "tests", "benchmarks", "examples", "tools", "dev.py")
 
 
 def _stamp_inputs(extras: str) -> str:
