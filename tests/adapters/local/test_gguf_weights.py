@@ -104,7 +104,7 @@ def test_missing_files_and_packages_are_not_found(tmp_path: Path) -> None:
         NumpyModelBackend(weights=str(tmp_path / "absent.gguf"))
     with pytest.raises(NotFoundError, match="'no_such_model_package' is not installed"):
         NumpyModelBackend(weights="package:no_such_model_package/model.gguf")
-    with pytest.raises(NotFoundError, match="has no file 'absent.gguf'"):
+    with pytest.raises(NotFoundError, match=r"has no file 'absent\.gguf'"):
         NumpyModelBackend(weights="package:pytest/absent.gguf")
     with pytest.raises(InvalidInputError, match="package:<package>/<file>"):
         NumpyModelBackend(weights="package:pytest")
