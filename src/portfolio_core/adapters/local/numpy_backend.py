@@ -46,8 +46,8 @@ _Attend = Callable[[int, FloatArray, FloatArray, FloatArray], FloatArray]
 
 
 _SHAPE_FIELDS = frozenset(
-    {"n_layers", "d_model", "n_heads", "n_kv_heads", "d_ff", "vocab_size", "seed"}
-    | {"rope_theta", "norm_eps"}
+    {"n_layers", "d_model", "n_heads", "n_kv_heads", "d_ff", "vocab_size", "rope_theta"}
+    | {"norm_eps"}
 )
 
 
@@ -64,6 +64,7 @@ class NumpyModelBackendConfig(BaseModel):
     vocab_size: int = Field(259, ge=2)
     max_seq_len: int = Field(2048, ge=2)
     dtype: Literal["float32", "float64"] = "float32"
+    #: the random weights' seed (and, with ``weights``, only the sampler's)
     seed: int = 0
     rope_theta: float = 10000.0
     norm_eps: float = 1e-6
