@@ -7,8 +7,8 @@ between steps, so concurrent ``complete`` calls are batched by the engine (conti
 batching) instead of running one after another. A cancelled call aborts its request.
 
 The adapter should own its engine: generations finished by ``step()`` for requests this
-adapter did not submit are dropped. Sampling is whatever the engine does (greedy in the
-reference engine); ``temperature`` and ``seed`` are not passed on (the port has neither).
+adapter did not submit are dropped. ``temperature``, ``top_p``, ``top_k`` and ``seed`` are
+passed to the engine as :class:`~portfolio_core.ports.Sampling` (greedy by default).
 Tool calling is not supported. Streaming is offered when the engine can report the tokens an
 unfinished request has generated so far (an ``output_tokens(uid)`` method, as the local
 engine has; not part of the port): the instance then declares ``LLMCapability.STREAMING``
@@ -45,6 +45,7 @@ from portfolio_core.ports import (
     LLMCapability,
     Message,
     PortError,
+    Sampling,
     Tokenizer,
     UnavailableError,
     Usage,
@@ -152,10 +153,17 @@ class LocalLLM:
             raise InvalidInputError("max_tokens must be at least 1", field="max_tokens")
         if opts.temperature < 0:
             raise InvalidInputError("temperature must not be negative", field="temperature")
+        sampling = Sampling(opts.temperature, opts.top_p, opts.top_k, opts.seed)
+        sampling.check()
         if opts.tools:
             require(self, LLMCapability.TOOLS, "tool calling")
         prompt = self._encode_chat(messages)
-        uid = self._engine.submit(self.agent_id, prompt, None, opts.max_tokens)
+        if sampling.greedy:  # also serves engines written before the port had sampling
+            uid = self._engine.submit(self.agent_id, prompt, None, opts.max_tokens)
+        else:
+            uid = self._engine.submit(
+                self.agent_id, prompt, None, opts.max_tokens, sampling=sampling
+            )
         future: asyncio.Future[CompletedGeneration] = asyncio.get_running_loop().create_future()
         self._waiting[uid] = future
         if self._driver is None or self._driver.done():
