@@ -27,9 +27,20 @@ pytestmark = pytest.mark.skipif(
 )
 
 FIXTURE_PATH = Path(__file__).parent / "fixtures" / "smollm2_llama_cpp.json"
-if not FIXTURE_PATH.is_file():  # recorded with fixtures/record_smollm2.py (needs llama.cpp)
-    pytest.skip("llama.cpp's reference tokens are not recorded yet", allow_module_level=True)
-FIXTURE = json.loads(FIXTURE_PATH.read_text(encoding="utf-8"))
+CHATS = [
+    [{"role": "user", "content": "What is the capital of France?"}],
+    [{"role": "user", "content": "Write a haiku about the sea."}],
+    [
+        {"role": "system", "content": "You answer in one short sentence."},
+        {"role": "user", "content": "Why is the sky blue?"},
+    ],
+]
+
+
+@pytest.fixture(scope="module")
+def reference() -> dict[str, Any]:
+    """llama.cpp's tokens, recorded by fixtures/record_smollm2.py."""
+    return dict(json.loads(FIXTURE_PATH.read_text(encoding="utf-8")))
 
 
 @pytest.fixture(scope="module")
@@ -60,27 +71,32 @@ def run(engine: LocalGenerationEngine) -> dict[str, Any]:
     return done
 
 
-def test_tokenizer_matches_llama_cpp(tokenizer: HuggingFaceTokenizer) -> None:
-    ours = tokenizer.encode(FIXTURE["text"])
-    assert ours[: len(FIXTURE["text_tokens"])] == FIXTURE["text_tokens"]
-    for chat in FIXTURE["chats"]:
+def test_tokenizer_matches_llama_cpp(
+    tokenizer: HuggingFaceTokenizer, reference: dict[str, Any]
+) -> None:
+    ours = tokenizer.encode(reference["text"])
+    assert ours[: len(reference["text_tokens"])] == reference["text_tokens"]
+    assert [chat["messages"] for chat in reference["chats"]] == CHATS
+    for chat in reference["chats"]:
         assert tokenizer.render_chat(chat["messages"]) == chat["text"]
         assert tokenizer.encode(chat["text"], parse_special=True) == chat["prompt_tokens"]
 
 
-def test_teacher_forced_top1_agrees_with_llama_cpp(model: NumpyModelBackend) -> None:
-    tokens = FIXTURE["text_tokens"]
+def test_teacher_forced_top1_agrees_with_llama_cpp(
+    model: NumpyModelBackend, reference: dict[str, Any]
+) -> None:
+    tokens = reference["text_tokens"]
     ours = np.argmax(model.reference_logits(tokens), axis=-1)
-    agreement = float(np.mean(ours == np.asarray(FIXTURE["teacher_forced_top1"])))
+    agreement = float(np.mean(ours == np.asarray(reference["teacher_forced_top1"])))
     assert len(tokens) == 512
     assert agreement >= 0.99, f"top-1 agreement {agreement:.2%} over 512 tokens"
 
 
 def test_greedy_continuations_equal_llama_cpp(
-    model: NumpyModelBackend, tokenizer: HuggingFaceTokenizer
+    model: NumpyModelBackend, tokenizer: HuggingFaceTokenizer, reference: dict[str, Any]
 ) -> None:
     stop = tokenizer.eos_token_ids
-    for chat in FIXTURE["chats"]:
+    for chat in reference["chats"]:
         ours = model.generate(chat["prompt_tokens"], max_tokens=32, stop_ids=stop)
         assert list(ours.tokens) == expected_greedy(chat, stop)
 
@@ -89,16 +105,16 @@ def test_batched_prefix_cached_preempted_and_restored_generations_equal_plain(
     model: NumpyModelBackend, tokenizer: HuggingFaceTokenizer, tmp_path: Path
 ) -> None:
     stop = tokenizer.eos_token_ids
-    prompts = [chat["prompt_tokens"] for chat in FIXTURE["chats"]]
-    plain = [list(model.generate(p, max_tokens=16, stop_ids=stop).tokens) for p in prompts]
+    prompts = [tokenizer.encode(tokenizer.render_chat(c), parse_special=True) for c in CHATS]
+    plain = [list(model.generate(p, max_tokens=8, stop_ids=stop).tokens) for p in prompts]
 
     # batched, with the shared system prompt served from the prefix cache the second time
     engine = LocalGenerationEngine(model, tokenizer, num_blocks=64, block_size=8)
-    batch_uids = [engine.submit("a", p, max_tokens=16) for p in prompts]
+    batch_uids = [engine.submit("a", p, max_tokens=8) for p in prompts]
     batched = run(engine)
     assert [list(batched[u].tokens) for u in batch_uids] == plain
     hits = engine.stats().prefix_hit_tokens
-    again = engine.submit("b", prompts[0], max_tokens=16)
+    again = engine.submit("b", prompts[0], max_tokens=8)
     assert list(run(engine)[again].tokens) == plain[0]
     assert engine.stats().prefix_hit_tokens > hits
 
@@ -106,7 +122,7 @@ def test_batched_prefix_cached_preempted_and_restored_generations_equal_plain(
     tight = LocalGenerationEngine(
         model, tokenizer, num_blocks=14, block_size=8, enable_prefix_caching=False
     )
-    uids = [tight.submit("a", p, max_tokens=16) for p in prompts]
+    uids = [tight.submit("a", p, max_tokens=8) for p in prompts]
     squeezed = run(tight)
     assert tight.stats().preemptions > 0
     assert [list(squeezed[u].tokens) for u in uids] == plain
