@@ -26,7 +26,8 @@ from typing import Any
 import pytest
 
 from portfolio_core.testing.clauses import clause_of
-from portfolio_core.testing.clock import FakeClock
+from portfolio_core.testing.clock import FakeClock, FakeWallClock
+from portfolio_core.testing.faults import FaultInjector
 from portfolio_core.testing.loop import DEFAULT_TIMEOUT, LoopRunner
 
 __all__ = [
@@ -34,6 +35,8 @@ __all__ = [
     "KitSession",
     "KitSettings",
     "kit_clock",
+    "kit_faults",
+    "kit_wall_clock",
     "kit_runner",
     "kit_settings",
     "record_adapter",
@@ -145,6 +148,18 @@ def kit_runner(request: pytest.FixtureRequest) -> Iterator[LoopRunner]:
 def kit_clock() -> FakeClock:
     """A fresh :class:`FakeClock` for the test."""
     return FakeClock()
+
+
+@pytest.fixture
+def kit_wall_clock() -> FakeWallClock:
+    """A fresh :class:`FakeWallClock` (starting at the real current time) for the test."""
+    return FakeWallClock()
+
+
+@pytest.fixture
+def kit_faults() -> FaultInjector:
+    """A fresh, unarmed :class:`FaultInjector` for the test."""
+    return FaultInjector()
 
 
 @pytest.fixture
