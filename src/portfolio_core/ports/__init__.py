@@ -98,6 +98,7 @@ if TYPE_CHECKING:
         CompletedGeneration,
         FinishReason,
         GenerationEngine,
+        Sampling,
     )
     from portfolio_core.ports.job_queue import (
         MAX_PRIORITY,
@@ -181,6 +182,7 @@ _EXPORTS: dict[str, str] = {
     "ConfigStore": "config_store",
     "ConfigStoreCapability": "config_store",
     "ConfigValues": "config_store",
+    "Sampling": "generation_engine",
     "StaleVersionError": "errors",
     "Agent": "agent",
     "AgentBlocks": "model_backend",
@@ -386,6 +388,7 @@ __all__ = [
     "Router",
     "RouterCapability",
     "RoutingStrategy",
+    "Sampling",
     "StepResult",
     "StepStatus",
     "Stream",
