@@ -318,6 +318,8 @@ class MinimalGenerationEngine:
         prompt: str | Sequence[int],
         cache: p.AgentBlocks | None = None,
         max_tokens: int = 256,
+        *,
+        sampling: p.Sampling | None = None,
     ) -> str:
         return "uid-1"
 

@@ -59,6 +59,7 @@ TEST_OF = {
     "event_store.faults.unavailable": "test_backend_unreachable",
     "event_store.recorded_at.wall_clock": "test_recorded_at_follows_the_wall_clock",
     "event_store.query.time_controlled": "test_query_time_with_controlled_clock",
+    "event_store.args.invalid": "test_malformed_arguments",
 }
 
 

@@ -102,6 +102,7 @@ if TYPE_CHECKING:
         CompletedGeneration,
         FinishReason,
         GenerationEngine,
+        Sampling,
     )
     from portfolio_core.ports.job_queue import (
         MAX_PRIORITY,
@@ -195,6 +196,7 @@ _EXPORTS: dict[str, str] = {
     "ConfigStore": "config_store",
     "ConfigStoreCapability": "config_store",
     "ConfigValues": "config_store",
+    "Sampling": "generation_engine",
     "StaleVersionError": "errors",
     "Agent": "agent",
     "AgentBlocks": "model_backend",
@@ -413,6 +415,7 @@ __all__ = [
     "Router",
     "RouterCapability",
     "RoutingStrategy",
+    "Sampling",
     "Lease",
     "ProjectionStore",
     "ProjectionStoreCapability",

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any, ClassVar
 
-from portfolio_core.adapters._shared.event_store import EventIndex
+from portfolio_core.adapters._shared.event_store.index import EventIndex
 from portfolio_core.adapters.memory.event_store import MemoryEventStore
 
 __all__ = ["VARIANTS", "MemoryEventStore"]
@@ -678,6 +678,44 @@ class UntilInclusive(_Broken):
         return await super().query(loose)
 
 
+class AcceptsASingleEvent(_Broken):
+    """Lenient: wraps a lone NewEvent in a list instead of refusing it."""
+
+    clause = "event_store.args.invalid"
+
+    async def append(
+        self,
+        stream: str,
+        events: Sequence[NewEvent],
+        expected_version: ExpectedVersion = StreamState.ANY,
+    ) -> AppendResult:
+        if isinstance(events, NewEvent):
+            events = [events]
+        return await super().append(stream, events, expected_version)
+
+
+class ListsMatchByLength(_Broken):
+    """Compares list fields of a query by their length only."""
+
+    clause = "event_store.query.numbers"
+
+    async def query(self, query: EventQuery) -> list[RecordedEvent]:
+        lists = {k: v for k, v in query.data.items() if isinstance(v, list)}
+        if not lists:
+            return await super().query(query)
+        rest = dataclasses.replace(
+            query, data={k: v for k, v in query.data.items() if k not in lists}
+        )
+        return [
+            e
+            for e in await super().query(rest)
+            if all(
+                isinstance(e.data.get(k), list) and len(e.data[k]) == len(v)
+                for k, v in lists.items()
+            )
+        ]
+
+
 VARIANTS: list[type[_Broken]] = [
     ExpectedVersionIgnored,
     PositionsOutOfOrder,
@@ -712,4 +750,6 @@ VARIANTS: list[type[_Broken]] = [
     DriverErrorEscapes,
     RecordedAtGoesBackWithTheClock,
     UntilInclusive,
+    AcceptsASingleEvent,
+    ListsMatchByLength,
 ]

@@ -61,6 +61,7 @@ MAX_HANDLER_ATTEMPTS = 10
 
 _STRING_CASES = [
     ("data_value", "data"),
+    ("data_later_value", "data"),
     ("data_key", "data"),
     ("data_nested", "data"),
     ("metadata_value", "metadata"),
@@ -242,6 +243,42 @@ class EventStoreContract(ContractSuite[EventStore]):
         assert len(await adapter.read_all()) == 1, f"{case}: invalid batch wrote events"
 
     @clause(
+        "event_store.args.invalid",
+        "malformed arguments raise InvalidInputError and write nothing: a batch that is not a "
+        "sequence of NewEvent, an empty type, a negative or boolean expected version, a "
+        "negative limit or version",
+    )
+    @pytest.mark.parametrize(
+        "case",
+        [
+            "single_event",
+            "not_an_event",
+            "empty_type",
+            "negative_expected",
+            "bool_expected",
+            "negative_limit",
+            "negative_read_all_limit",
+            "negative_version",
+        ],
+    )
+    async def test_malformed_arguments(self, adapter: EventStore, case: str) -> None:
+        await adapter.append("s", [ev()])
+        store: Any = adapter  # the calls below break the port's types on purpose
+        calls: dict[str, Any] = {
+            "single_event": lambda: store.append("s", ev()),
+            "not_an_event": lambda: store.append("s", [ev(), {"type": "E", "data": {}}]),
+            "empty_type": lambda: adapter.append("s", [ev(), NewEvent("", {})]),
+            "negative_expected": lambda: adapter.append("s", [ev()], -1),
+            "bool_expected": lambda: adapter.append("s", [ev()], True),
+            "negative_limit": lambda: adapter.read("s", 1, -1),
+            "negative_read_all_limit": lambda: adapter.read_all(1, -1),
+            "negative_version": lambda: adapter.read("s", -1),
+        }
+        with pytest.raises(InvalidInputError):
+            await calls[case]()
+        assert len(await adapter.read_all()) == 1, f"{case}: a refused call wrote events"
+
+    @clause(
         "event_store.append.rejects_nul",
         "a string containing U+0000 anywhere in an event raises InvalidInputError naming the "
         "field, writes nothing",
@@ -269,6 +306,8 @@ class EventStoreContract(ContractSuite[EventStore]):
         bad: NewEvent
         if case == "data_value":
             bad = NewEvent("E", {"x": nul})
+        elif case == "data_later_value":
+            bad = NewEvent("E", {"a": {"clean": 1}, "b": "clean", "x": nul})
         elif case == "data_key":
             bad = NewEvent("E", {nul: 1})
         elif case == "data_nested":
@@ -686,6 +725,11 @@ class EventStoreContract(ContractSuite[EventStore]):
         assert await versions(1.0) == [1, 2], "1.0 must match 1 and 1.0"
         assert await versions(True) == [3]
         assert await versions("1") == [4]
+        await adapter.append("b", [NewEvent("E", {"l": [1, "a"]}), NewEvent("E", {"l": [1, "b"]})])
+        found = await adapter.query(EventQuery(data={"l": [1.0, "b"]}))
+        assert [(e.stream, e.version) for e in found] == [("b", 2)], (
+            "lists compare element by element as JSON values"
+        )
 
     @clause("event_store.query.rejects_nul", "a query filter string with U+0000 is refused")
     @requires(EventStoreCapability.QUERY)
@@ -855,6 +899,11 @@ class EventStoreContract(ContractSuite[EventStore]):
             got.append(e.data["i"])
 
         sub = await adapter.subscribe(handler)
+        other = await adapter.subscribe(handler, from_position=10_000)
+        assert isinstance(sub.id, str), f"subscription id {sub.id!r} is not a string"
+        assert sub.id, "a subscription's id is empty"
+        assert sub.id != other.id, "two subscriptions share an id"
+        await adapter.unsubscribe(other)
         await sub.wait_until(2, WAIT)
         r = await adapter.append("b", [ev(i=3)])
         await adapter.append("a", [ev(i=4)])
