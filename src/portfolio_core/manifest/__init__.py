@@ -7,6 +7,7 @@ its ``file:line:column`` and YAML path. See docs/manifest.md for the format.
 
 from __future__ import annotations
 
+from portfolio_core.manifest._compose import PROFILE_ENV
 from portfolio_core.manifest._describe import describe
 from portfolio_core.manifest._diff import plan_diff
 from portfolio_core.manifest._resolve import installed_adapters
@@ -30,6 +31,7 @@ __all__ = [
     "ManifestError",
     "ManifestSource",
     "Origin",
+    "PROFILE_ENV",
     "Plan",
     "Problem",
     "SecretsBackend",

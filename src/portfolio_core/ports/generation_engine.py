@@ -19,6 +19,12 @@ Contract
   decoding without special tokens. ``blocks`` (when the engine returns them) covers the
   prompt and every generated token but the last, and can be passed back as ``cache``;
   aborted generations have ``blocks is None``.
+* Sampling: greedy by default (``Sampling()``) and then deterministic. With
+  ``temperature > 0`` the next token is drawn from the softmax of ``logits / temperature``
+  restricted to the ``top_k`` most likely tokens (0: no limit) and to the smallest set whose
+  probability reaches ``top_p``; with a ``seed`` the draws depend only on the seed, the
+  prompt and the model, not on what else is in the batch. ``submit`` raises
+  InvalidInputError for ``temperature < 0``, ``top_p`` outside ``(0, 1]`` or ``top_k < 0``.
 """
 
 from __future__ import annotations
@@ -30,13 +36,38 @@ from typing import Protocol, runtime_checkable
 
 from portfolio_core.ports.model_backend import AgentBlocks
 
-__all__ = ["CompletedGeneration", "FinishReason", "GenerationEngine"]
+__all__ = ["CompletedGeneration", "FinishReason", "GenerationEngine", "Sampling"]
 
 
 class FinishReason(StrEnum):
     STOP = "stop"
     LENGTH = "length"
     ABORT = "abort"
+
+
+@dataclass(frozen=True, slots=True)
+class Sampling:
+    """How the next token is chosen; the default is greedy (see the module docstring)."""
+
+    temperature: float = 0.0
+    top_p: float = 1.0
+    top_k: int = 0
+    seed: int | None = None
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0.0 or self.top_k == 1
+
+    def check(self) -> None:
+        """InvalidInputError naming the first field out of range."""
+        from portfolio_core.ports.errors import InvalidInputError
+
+        if not self.temperature >= 0.0:
+            raise InvalidInputError("temperature must be >= 0", field="temperature")
+        if not 0.0 < self.top_p <= 1.0:
+            raise InvalidInputError("top_p must be in (0, 1]", field="top_p")
+        if self.top_k < 0:
+            raise InvalidInputError("top_k must be >= 0 (0: no limit)", field="top_k")
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -61,12 +92,14 @@ class GenerationEngine(Protocol):
         prompt: str | Sequence[int],
         cache: AgentBlocks | None = None,
         max_tokens: int = 256,
+        *,
+        sampling: Sampling | None = None,
     ) -> str:
         """Queue a generation; returns its uid.
 
         ``cache`` is an earlier :class:`CompletedGeneration` ``blocks`` of the same model:
-        the prefix it shares with the prompt is not recomputed. Decoding is greedy unless
-        an adapter offers more (the local engine takes a keyword-only ``temperature``).
+        the prefix it shares with the prompt is not recomputed. ``sampling`` (default:
+        greedy) chooses the tokens.
         """
         ...
 

@@ -20,7 +20,8 @@ Contract
 * Neither call mutates ``messages``. Neither is idempotent in general (a provider may bill
   twice); with ``temperature == 0`` and a fixed ``seed`` a local adapter is deterministic.
 * Raises :class:`~portfolio_core.ports.errors.InvalidInputError` for an empty conversation or
-  bad options (``max_tokens < 1``, a negative ``temperature``),
+  bad options (``max_tokens < 1``, a negative ``temperature``, ``top_p`` outside
+  ``(0, 1]``, a negative ``top_k``),
   :class:`~portfolio_core.ports.errors.RateLimitedError` (with ``retry_after``) on a
   provider 429, :class:`~portfolio_core.ports.errors.UnavailableError` on 5xx or a
   refused connection, :class:`~portfolio_core.ports.errors.PortTimeoutError` on the
@@ -110,6 +111,10 @@ class CompletionOptions:
     model: str | None = None
     max_tokens: int = 256
     temperature: float = 0.0
+    #: nucleus sampling: draw from the most likely tokens reaching this probability
+    top_p: float = 1.0
+    #: draw from the ``top_k`` most likely tokens only (0: no limit)
+    top_k: int = 0
     stop: tuple[str, ...] = ()
     tools: tuple[ToolSpec, ...] = ()
     seed: int | None = None

@@ -26,6 +26,7 @@ from portfolio_core.ports import (
     InvalidInputError,
     NotFoundError,
     PoolExhaustedError,
+    Sampling,
     UnavailableError,
 )
 
@@ -466,3 +467,57 @@ def test_close_drops_everything_and_is_idempotent() -> None:
         engine.submit("a", [1], max_tokens=1)
     with pytest.raises(UnavailableError):
         engine.step()
+
+
+def test_seeded_sampling_does_not_depend_on_the_batch(model: NumpyModelBackend) -> None:
+    hot = Sampling(temperature=1.5, top_p=0.95, top_k=50, seed=5)
+    alone = LocalGenerationEngine(model, TOK, num_blocks=64, block_size=4)
+    uid = alone.submit("a", "Once upon", max_tokens=16, sampling=hot)
+    crowded = LocalGenerationEngine(model, TOK, num_blocks=64, block_size=4)
+    others = [crowded.submit("b", p, max_tokens=16) for p in ("xyz", "hello there")]
+    uid2 = crowded.submit("a", "Once upon", max_tokens=16, sampling=hot)
+    others.append(crowded.submit("c", "zzz", max_tokens=16, sampling=Sampling(1.0, seed=9)))
+    first, second = run_all(alone)[uid].tokens, run_all(crowded)[uid2].tokens
+    assert first == second
+    reseeded = LocalGenerationEngine(model, TOK, num_blocks=64, block_size=4)
+    uid3 = reseeded.submit("a", "Once upon", max_tokens=16, sampling=Sampling(1.5, seed=6))
+    assert run_all(reseeded)[uid3].tokens != first
+
+
+def test_top_k_one_and_a_tiny_top_p_are_greedy(model: NumpyModelBackend) -> None:
+    engine = LocalGenerationEngine(model, TOK, num_blocks=64, block_size=4)
+    greedy = engine.submit("a", "Hello", max_tokens=12)
+    top1 = engine.submit("a", "Hello", max_tokens=12, sampling=Sampling(5.0, top_k=1))
+    nucleus = engine.submit("a", "Hello", max_tokens=12, sampling=Sampling(5.0, top_p=1e-9))
+    done = run_all(engine)
+    assert done[top1].tokens == done[greedy].tokens == done[nucleus].tokens
+
+
+def test_top_k_and_top_p_restrict_the_draws() -> None:
+    from portfolio_core.adapters.local._numpy_ops import sample
+
+    rng = np.random.default_rng(0)
+    ramp = np.arange(10, dtype=np.float64)
+    drawn = {sample(ramp, 1.0, rng, top_k=3) for _ in range(300)}
+    assert drawn == {7, 8, 9}
+    probs = np.log(np.array([0.5, 0.3, 0.15, 0.05]))
+    assert {sample(probs, 1.0, rng, top_p=0.6) for _ in range(300)} == {0, 1}
+    assert {sample(probs, 1.0, rng, top_p=0.5) for _ in range(300)} == {0}
+    assert {sample(probs, 1.0, rng) for _ in range(2000)} == {0, 1, 2, 3}
+
+
+@pytest.mark.parametrize(
+    ("sampling", "field"),
+    [
+        (Sampling(temperature=-1.0), "temperature"),
+        (Sampling(1.0, top_p=0.0), "top_p"),
+        (Sampling(1.0, top_p=1.5), "top_p"),
+        (Sampling(1.0, top_k=-2), "top_k"),
+    ],
+)
+def test_bad_sampling_is_refused(sampling: Sampling, field: str) -> None:
+    engine = LocalGenerationEngine(NumpyModelBackend(), TOK, num_blocks=8)
+    with pytest.raises(InvalidInputError) as caught:
+        engine.submit("a", "hi", sampling=sampling)
+    assert caught.value.field == field
+    assert not engine.has_unfinished()

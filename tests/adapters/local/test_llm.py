@@ -279,3 +279,26 @@ async def test_stream_after_the_driver_went_idle_does_not_spin() -> None:
     streamed = await asyncio.wait_for(collect(), timeout=20)
     assert streamed == (await llm.complete([Message("user", "a")], opts)).text
     await llm.aclose()
+
+
+async def test_sampling_options_reach_the_engine() -> None:
+    from portfolio_core.adapters.local.byte_tokenizer import ByteTokenizer as RealTokenizer
+    from portfolio_core.adapters.local.generation_engine import LocalGenerationEngine
+    from portfolio_core.adapters.local.numpy_backend import NumpyModelBackend
+
+    tokenizer = RealTokenizer()
+    engine = LocalGenerationEngine(NumpyModelBackend(seed=3), tokenizer, num_blocks=64)
+    llm = LocalLLM(engine=engine, tokenizer=tokenizer)
+    question = [Message("user", "hello")]
+    greedy = await llm.complete(question, CompletionOptions(max_tokens=12))
+    hot = CompletionOptions(max_tokens=12, temperature=2.0, top_p=0.99, top_k=200, seed=11)
+    first = await llm.complete(question, hot)
+    again = await llm.complete(question, hot)
+    assert first.text == again.text  # the seed makes sampling repeatable
+    assert first.text != greedy.text
+    still_greedy = await llm.complete(question, CompletionOptions(max_tokens=12, top_k=1))
+    assert still_greedy.text == greedy.text
+    with pytest.raises(InvalidInputError) as caught:
+        await llm.complete(question, CompletionOptions(temperature=1.0, top_p=2.0))
+    assert caught.value.field == "top_p"
+    await llm.aclose()

@@ -162,12 +162,25 @@ def check_batch(batch: Sequence[ForwardSequence], spec: ModelCacheSpec, block_si
         )
 
 
-def sample(logits: FloatArray, temperature: float, rng: np.random.Generator) -> int:
-    """Greedy for ``temperature == 0``, else a draw from softmax(logits / temperature)."""
-    if temperature <= 0.0:
+def sample(
+    logits: FloatArray,
+    temperature: float,
+    rng: np.random.Generator,
+    *,
+    top_p: float = 1.0,
+    top_k: int = 0,
+) -> int:
+    """Greedy for ``temperature == 0`` (or ``top_k == 1``), else a draw from
+    softmax(logits / temperature) over the ``top_k`` most likely tokens (0: all) and, of
+    those, the smallest most-likely set whose probability reaches ``top_p``."""
+    if temperature <= 0.0 or top_k == 1:
         return int(np.argmax(logits))
     z = logits.astype(np.float64) / temperature
-    z -= z.max()
-    p = np.exp(z)
+    keep = np.argpartition(z, -top_k)[-top_k:] if 0 < top_k < len(z) else np.arange(len(z))
+    order = keep[np.argsort(-z[keep], kind="stable")]
+    p = np.exp(z[order] - z[order[0]])
     p /= p.sum()
-    return int(rng.choice(len(p), p=p))
+    if top_p < 1.0:
+        cut = int(np.searchsorted(np.cumsum(p), top_p)) + 1  # reach top_p, keep the crosser
+        order, p = order[:cut], p[:cut] / p[:cut].sum()
+    return int(order[rng.choice(len(p), p=p)])

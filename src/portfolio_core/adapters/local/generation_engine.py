@@ -27,7 +27,7 @@ from portfolio_core.ports.errors import (
     PoolExhaustedError,
     UnavailableError,
 )
-from portfolio_core.ports.generation_engine import CompletedGeneration, FinishReason
+from portfolio_core.ports.generation_engine import CompletedGeneration, FinishReason, Sampling
 from portfolio_core.ports.model_backend import AgentBlocks, ForwardSequence, PagedModelBackend
 from portfolio_core.ports.tokenizer import Tokenizer
 
@@ -87,7 +87,7 @@ class _Request:
     prompt_len: int
     tokens: list[int]  # prompt + output
     max_tokens: int
-    temperature: float
+    sampling: Sampling
     rng: np.random.Generator
     cache: AgentBlocks | None
     stop_ids: frozenset[int]
@@ -214,10 +214,15 @@ class LocalGenerationEngine:
         cache: AgentBlocks | None = None,
         max_tokens: int = 256,
         *,
-        temperature: float = 0.0,
+        sampling: Sampling | None = None,
+        temperature: float | None = None,
         stop_token_ids: Sequence[int] = (),
     ) -> str:
         """Queue a request (a string is encoded without special tokens); returns its uid.
+
+        ``sampling`` chooses tokens (default greedy); ``temperature`` alone is a shorthand
+        for ``Sampling(temperature=...)``. Without a seed, draws come from the engine's
+        ``seed`` and the request's number.
 
         ``cache`` (an earlier ``CompletedGeneration.blocks`` of this model) skips prefill
         of the prefix it shares with the prompt. Raises InvalidInputError (empty prompt,
@@ -235,8 +240,13 @@ class LocalGenerationEngine:
             raise InvalidInputError("prompt has ids outside the vocabulary", field="prompt")
         if max_tokens < 1:
             raise InvalidInputError("max_tokens must be at least 1", field="max_tokens")
-        if temperature < 0:
-            raise InvalidInputError("temperature must be >= 0", field="temperature")
+        if sampling is None:
+            sampling = Sampling(temperature=0.0 if temperature is None else float(temperature))
+        elif temperature is not None:
+            raise InvalidInputError(
+                "pass the temperature inside sampling, not beside it", field="temperature"
+            )
+        sampling.check()
         if len(tokens) >= spec.max_seq_len:
             raise InvalidInputError(
                 f"prompt of {len(tokens)} tokens leaves no room (max_seq_len {spec.max_seq_len})",
@@ -261,8 +271,10 @@ class LocalGenerationEngine:
             prompt_len=len(tokens),
             tokens=tokens,
             max_tokens=max_tokens,
-            temperature=float(temperature),
-            rng=np.random.default_rng([self.config.seed, n]),
+            sampling=sampling,
+            rng=np.random.default_rng(
+                [self.config.seed, n] if sampling.seed is None else sampling.seed
+            ),
             cache=cache,
             stop_ids=self._eos | frozenset(int(t) for t in stop_token_ids),
         )
@@ -298,10 +310,17 @@ class LocalGenerationEngine:
                 self._register_full_blocks(req)
             if req.num_computed < len(req.tokens):
                 continue  # a prefill chunk: nothing to sample yet
-            if req.temperature == 0.0:
+            sampling = req.sampling
+            if sampling.greedy:
                 token = greedy[i]
             else:
-                token = sample(np.asarray(logits[i]), req.temperature, req.rng)
+                token = sample(
+                    np.asarray(logits[i]),
+                    sampling.temperature,
+                    req.rng,
+                    top_p=sampling.top_p,
+                    top_k=sampling.top_k,
+                )
             req.output.append(token)
             req.tokens.append(token)
             if token in req.stop_ids:

@@ -1,23 +1,32 @@
-"""A Tokenizer over a Hugging Face ``tokenizers.Tokenizer`` (``tokenizer.json``).
+"""A Tokenizer over a Hugging Face ``tokenizers.Tokenizer`` (``tokenizer.json`` or GGUF).
 
 Needs the ``llm`` extra. Nothing is downloaded: build the tokenizer in memory (train one, as
-the tests do) or load a ``tokenizer.json`` from disk.
+the tests do), load a ``tokenizer.json`` from disk, or build it from the vocabulary, merges
+and special tokens stored in a GGUF model file (:meth:`HuggingFaceTokenizer.from_gguf`;
+byte-level BPE, the GPT-2 family). A GGUF tokenizer also carries the file's chat template,
+rendered by :meth:`HuggingFaceTokenizer.render_chat` with ``jinja2`` in a sandbox, and ends
+generations on the file's end-of-sequence and end-of-turn tokens.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from portfolio_core.ports.errors import InvalidInputError, NotFoundError
+from portfolio_core.ports.errors import InvalidInputError, NotFoundError, UnsupportedError
 
 if TYPE_CHECKING:
     import tokenizers
 
 __all__ = ["HuggingFaceTokenizer", "HuggingFaceTokenizerConfig"]
+
+#: GGUF pre-tokenizer names understood, and whether digits are split one by one first
+_PRE_TOKENIZERS = {"default": False, "gpt2": False, "smollm": True}
+#: GGUF token type of control (special) tokens
+_CONTROL = 3
 
 #: EOS names tried, in order, when none is configured
 _COMMON_EOS = ("<|eos|>", "</s>", "<|endoftext|>", "<eos>", "<|end_of_text|>", "<|im_end|>")
@@ -25,7 +34,12 @@ _COMMON_BOS = ("<|bos|>", "<s>", "<bos>", "<|begin_of_text|>")
 
 
 class HuggingFaceTokenizerConfig(BaseModel):
-    """Configuration of :class:`HuggingFaceTokenizer`: a ``tokenizer.json`` and its specials."""
+    """Configuration of :class:`HuggingFaceTokenizer`: a ``tokenizer.json`` and its specials.
+
+    ``path`` may also name a GGUF model file (a ``.gguf`` path or
+    ``package:<package>/<file>``): the tokenizer, chat template and stop tokens then come
+    from the file, and ``eos_tokens`` / ``bos_token`` override the file's choice.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -54,8 +68,12 @@ class HuggingFaceTokenizer:
         *,
         eos_tokens: Sequence[str] = (),
         bos_token: str | None = None,
+        chat_template: str | None = None,
     ) -> None:
         import tokenizers as hf
+
+        self.chat_template = chat_template
+        self._template: Any = None
 
         source = tokenizer.to_str()
         # two private copies: the flag that makes specials plain text is per-object state
@@ -112,8 +130,112 @@ class HuggingFaceTokenizer:
         return cls(tokenizer, eos_tokens=eos_tokens, bos_token=bos_token)
 
     @classmethod
+    def from_gguf(
+        cls, source: str, *, eos_tokens: Sequence[str] = (), bos_token: str | None = None
+    ) -> Self:
+        """The tokenizer stored in a GGUF file (path or ``package:<package>/<file>``).
+
+        Raises NotFoundError for a missing file, InvalidInputError for a tokenizer model or
+        pre-tokenizer other than byte-level BPE (``gpt2``; pre-tokenizers ``default``,
+        ``gpt2``, ``smollm``), naming it.
+        """
+        import tokenizers as hf
+
+        from portfolio_core.adapters.local._gguf import open_gguf
+
+        model = open_gguf(source)
+        name = model.path.name
+        kind = model.meta("tokenizer.ggml.model")
+        if kind != "gpt2":
+            raise InvalidInputError(
+                f"{name}: tokenizer model {kind!r} is not supported (supported: 'gpt2', "
+                "byte-level BPE)",
+                field="path",
+            )
+        pre = str(model.meta("tokenizer.ggml.pre", "default"))
+        if pre not in _PRE_TOKENIZERS:
+            raise InvalidInputError(
+                f"{name}: pre-tokenizer {pre!r} is not supported "
+                f"(supported: {', '.join(sorted(_PRE_TOKENIZERS))})",
+                field="path",
+            )
+        tokens: list[str] = list(model.meta("tokenizer.ggml.tokens", []))
+        merges = [tuple(m.split(" ", 1)) for m in model.meta("tokenizer.ggml.merges", [])]
+        types: list[int] = list(model.meta("tokenizer.ggml.token_type", [1] * len(tokens)))
+        vocab = {tok: i for i, tok in enumerate(tokens)}
+        tokenizer = hf.Tokenizer(hf.models.BPE(vocab, merges, fuse_unk=False))
+        byte_level = hf.pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+        if _PRE_TOKENIZERS[pre]:
+            tokenizer.pre_tokenizer = hf.pre_tokenizers.Sequence(
+                [hf.pre_tokenizers.Digits(individual_digits=True), byte_level]
+            )
+        else:
+            tokenizer.pre_tokenizer = byte_level
+        tokenizer.decoder = hf.decoders.ByteLevel()
+        tokenizer.add_special_tokens(
+            [
+                hf.AddedToken(tok, special=True, normalized=False)
+                for tok, kind_id in zip(tokens, types, strict=True)
+                if kind_id == _CONTROL
+            ]
+        )
+
+        def token_name(key: str) -> str | None:
+            index = model.meta(f"tokenizer.ggml.{key}_token_id")
+            return tokens[int(index)] if index is not None and 0 <= index < len(tokens) else None
+
+        if not eos_tokens:
+            named = (token_name("eos"), token_name("eot"), token_name("eom"))
+            eos_tokens = list(dict.fromkeys(t for t in named if t is not None))
+        if bos_token is None and model.meta("tokenizer.ggml.add_bos_token", False):
+            bos_token = token_name("bos")
+        instance = cls(
+            tokenizer,
+            eos_tokens=eos_tokens,
+            bos_token=bos_token,
+            chat_template=model.meta("tokenizer.chat_template"),
+        )
+        if bos_token is None:
+            instance._bos = None  # the file says: no BOS token is prepended
+        return instance
+
+    @classmethod
     def from_config(cls, config: HuggingFaceTokenizerConfig) -> Self:
+        if config.path.startswith("package:") or config.path.endswith(".gguf"):
+            return cls.from_gguf(
+                config.path, eos_tokens=config.eos_tokens, bos_token=config.bos_token
+            )
         return cls.from_file(config.path, eos_tokens=config.eos_tokens, bos_token=config.bos_token)
+
+    def render_chat(
+        self, messages: Sequence[Mapping[str, Any]], *, add_generation_prompt: bool = True
+    ) -> str:
+        """The prompt text of ``messages`` (``role``/``content`` mappings) by the chat
+        template, rendered in a sandboxed ``jinja2`` environment as ``transformers`` does.
+
+        Raises UnsupportedError when the tokenizer has no chat template, InvalidInputError
+        when the template fails (a template may raise on a conversation it does not accept).
+        """
+        if self.chat_template is None:
+            raise UnsupportedError("this tokenizer has no chat template", capability="chat")
+        if self._template is None:
+            self._template = _compile_template(self.chat_template)
+        try:
+            return str(
+                self._template.render(
+                    messages=[dict(m) for m in messages],
+                    add_generation_prompt=add_generation_prompt,
+                    bos_token=self._token_text(self._bos),
+                    eos_token=self._token_text(self._eos),
+                )
+            )
+        except Exception as exc:  # jinja2 errors and the template's raise_exception
+            raise InvalidInputError(f"the chat template failed: {exc}", field="messages") from exc
+
+    def _token_text(self, token_id: int | None) -> str:
+        if token_id is None:
+            return ""
+        return str(self._plain.id_to_token(token_id) or "")
 
     def __repr__(self) -> str:
         return f"HuggingFaceTokenizer(vocab_size={self._vocab_size})"
@@ -164,3 +286,20 @@ class HuggingFaceTokenizer:
 
     def is_special(self, token_id: int) -> bool:
         return token_id in self._special_ids
+
+
+def _compile_template(source: str) -> Any:
+    """A chat template compiled the way ``transformers`` does: sandboxed, immutable,
+    ``trim_blocks``/``lstrip_blocks``, with ``raise_exception`` available."""
+    from jinja2.exceptions import TemplateError
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    def raise_exception(message: str) -> None:
+        raise TemplateError(message)
+
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    env.globals["raise_exception"] = raise_exception
+    try:
+        return env.from_string(source)
+    except TemplateError as exc:
+        raise InvalidInputError(f"the chat template does not compile: {exc}", field="path") from exc

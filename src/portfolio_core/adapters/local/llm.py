@@ -7,8 +7,8 @@ between steps, so concurrent ``complete`` calls are batched by the engine (conti
 batching) instead of running one after another. A cancelled call aborts its request.
 
 The adapter should own its engine: generations finished by ``step()`` for requests this
-adapter did not submit are dropped. Sampling is whatever the engine does (greedy in the
-reference engine); ``temperature`` and ``seed`` are not passed on (the port has neither).
+adapter did not submit are dropped. ``temperature``, ``top_p``, ``top_k`` and ``seed`` are
+passed to the engine as :class:`~portfolio_core.ports.Sampling` (greedy by default).
 Tool calling is not supported. Streaming is offered when the engine can report the tokens an
 unfinished request has generated so far (an ``output_tokens(uid)`` method, as the local
 engine has; not part of the port): the instance then declares ``LLMCapability.STREAMING``
@@ -16,7 +16,11 @@ and yields text after each engine step, holding back a partial UTF-8 character a
 text that could still become a stop sequence. Otherwise ``stream`` raises
 UnsupportedError.
 
-Chat template (``{role}`` markers are plain text, so user input cannot forge them)::
+Chat template: when the tokenizer has one (a ``render_chat`` method and a
+``chat_template``, as a tokenizer built from a GGUF file has), the conversation is rendered
+by it, and only the template's own text may contain special tokens: every message content
+is encoded as plain text, so user input cannot forge a turn. Otherwise a built-in template
+is used (``{role}`` markers are plain text, so user input cannot forge them)::
 
     <|system|>\\n...\\n<|user|>\\n...\\n<|assistant|>\\n
 """
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import ClassVar, Self
 
@@ -40,6 +45,7 @@ from portfolio_core.ports import (
     LLMCapability,
     Message,
     PortError,
+    Sampling,
     Tokenizer,
     UnavailableError,
     Usage,
@@ -147,15 +153,49 @@ class LocalLLM:
             raise InvalidInputError("max_tokens must be at least 1", field="max_tokens")
         if opts.temperature < 0:
             raise InvalidInputError("temperature must not be negative", field="temperature")
+        sampling = Sampling(opts.temperature, opts.top_p, opts.top_k, opts.seed)
+        sampling.check()
         if opts.tools:
             require(self, LLMCapability.TOOLS, "tool calling")
-        prompt = self._tokenizer.encode(render_chat(messages), add_special_tokens=True)
-        uid = self._engine.submit(self.agent_id, prompt, None, opts.max_tokens)
+        prompt = self._encode_chat(messages)
+        if sampling.greedy:  # also serves engines written before the port had sampling
+            uid = self._engine.submit(self.agent_id, prompt, None, opts.max_tokens)
+        else:
+            uid = self._engine.submit(
+                self.agent_id, prompt, None, opts.max_tokens, sampling=sampling
+            )
         future: asyncio.Future[CompletedGeneration] = asyncio.get_running_loop().create_future()
         self._waiting[uid] = future
         if self._driver is None or self._driver.done():
             self._driver = asyncio.create_task(self._drive())
         return uid, len(prompt), future
+
+    def _encode_chat(self, messages: Sequence[Message]) -> list[int]:
+        tokenizer = self._tokenizer
+        render = getattr(tokenizer, "render_chat", None)
+        if not callable(render) or getattr(tokenizer, "chat_template", None) is None:
+            return tokenizer.encode(render_chat(messages), add_special_tokens=True)
+        # Render with placeholders for the contents, then encode the template's text with
+        # special tokens recognised and each content as plain text.
+        marks = [f"\ue000{i}\ue001" for i in range(len(messages))]
+        text = str(
+            render(
+                [{"role": m.role, "content": mark} for m, mark in zip(messages, marks, strict=True)]
+            )
+        )
+        pieces = re.split("(\ue000\\d+\ue001)", text)
+        if pieces[1::2] != marks:
+            raise InvalidInputError(
+                "the chat template changes message contents; it cannot be used safely",
+                field="messages",
+            )
+        ids: list[int] = []
+        for i, piece in enumerate(pieces):
+            if i % 2:
+                ids.extend(tokenizer.encode(messages[i // 2].content))
+            elif piece:
+                ids.extend(tokenizer.encode(piece, parse_special=True))  # type: ignore[call-arg]
+        return ids
 
     async def _await(
         self, uid: str, future: asyncio.Future[CompletedGeneration]

@@ -1,9 +1,18 @@
-"""The reference decoder-only transformer, in NumPy, with seeded random weights.
+"""The reference decoder-only transformer, in NumPy: seeded random weights or a GGUF file.
 
 Architecture: token embedding, ``n_layers`` pre-norm blocks (RMSNorm, grouped-query
-attention with rotary position embeddings, SwiGLU MLP), a final RMSNorm and an untied output
-projection. Weights are drawn from ``numpy.random.default_rng(seed)``: nothing is
-downloaded, and the same config always gives the same model.
+attention with rotary position embeddings, SwiGLU MLP), a final RMSNorm and an output
+projection. By default the weights are drawn from ``numpy.random.default_rng(seed)``:
+nothing is downloaded, and the same config always gives the same model.
+
+With ``weights`` (a path or ``package:<package>/<file>``) the model is a Llama-family GGUF
+file instead: its metadata sets the shape (the shape fields must then be left unset), every
+tensor is dequantized to float32 once at load time, and the model spec's ``model_id`` and
+hash come from the file, so KV caches persisted for one file are refused by another.
+GGUF stores the rows of the query and key projections permuted for rotary embeddings on
+adjacent pairs; they are permuted back at load time, so one rotation (on the two halves of
+each head) serves random and real models alike. An unsupported architecture or tensor type
+raises :class:`~portfolio_core.ports.errors.InvalidInputError` naming it.
 
 Three attention paths share every other line of the model: full recomputation (no cache,
 :meth:`NumpyModelBackend.reference_logits`), a contiguous per-sequence cache (``generate``)
@@ -19,6 +28,7 @@ from typing import Any, ClassVar, Literal, Self
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from portfolio_core.adapters.local import _gguf
 from portfolio_core.adapters.local import _numpy_ops as ops
 from portfolio_core.adapters.local._numpy_ops import FloatArray, IntArray, PagedKV
 from portfolio_core.ports.errors import InvalidInputError
@@ -35,6 +45,12 @@ __all__ = ["NumpyModelBackend", "NumpyModelBackendConfig"]
 _Attend = Callable[[int, FloatArray, FloatArray, FloatArray], FloatArray]
 
 
+_SHAPE_FIELDS = frozenset(
+    {"n_layers", "d_model", "n_heads", "n_kv_heads", "d_ff", "vocab_size", "rope_theta"}
+    | {"norm_eps"}
+)
+
+
 class NumpyModelBackendConfig(BaseModel):
     """Shape and seed of the reference model (small by default: 2 layers, d_model 64)."""
 
@@ -48,12 +64,23 @@ class NumpyModelBackendConfig(BaseModel):
     vocab_size: int = Field(259, ge=2)
     max_seq_len: int = Field(2048, ge=2)
     dtype: Literal["float32", "float64"] = "float32"
+    #: the random weights' seed (and, with ``weights``, only the sampler's)
     seed: int = 0
     rope_theta: float = 10000.0
     norm_eps: float = 1e-6
+    #: a GGUF file (path or ``package:<package>/<file>``); its metadata sets the shape, and
+    #: ``max_seq_len`` is capped at the file's context length
+    weights: str | None = None
 
     @model_validator(mode="after")
     def _shapes(self) -> Self:
+        if self.weights is not None:
+            clash = sorted(self.model_fields_set & _SHAPE_FIELDS)
+            if clash:
+                raise ValueError(
+                    f"{', '.join(clash)} cannot be set with weights: the file sets the shape"
+                )
+            return self
         if self.d_model % self.n_heads:
             raise ValueError("d_model must be a multiple of n_heads")
         if self.n_heads % self.n_kv_heads:
@@ -82,11 +109,35 @@ class NumpyModelBackend:
                 raise InvalidInputError(f"invalid model config: {exc}", field="config") from exc
         elif overrides:
             config = config.model_copy(update=overrides)
+        if config.weights is not None:
+            model = _gguf.open_gguf(config.weights)
+            config = config.model_copy(
+                update={
+                    "n_layers": model.n_layers,
+                    "d_model": model.d_model,
+                    "n_heads": model.n_heads,
+                    "n_kv_heads": model.n_kv_heads,
+                    "d_ff": model.d_ff,
+                    "vocab_size": model.vocab_size,
+                    "rope_theta": model.rope_theta,
+                    "norm_eps": model.norm_eps,
+                    "max_seq_len": min(config.max_seq_len, model.context_length),
+                }
+            )
         self.config = config
         c = config
         self._dtype = np.dtype(c.dtype)
         self._h, self._kvh = c.n_heads, c.n_kv_heads
         self._hd = c.d_model // c.n_heads
+        if config.weights is not None:
+            model_id = f"gguf:{model.name}:{model.digest}"
+            self._load_gguf(model)
+        else:
+            model_id = (
+                f"numpy-ref:seed={c.seed}:d={c.d_model}:h={c.n_heads}:ff={c.d_ff}:"
+                f"theta={c.rope_theta}:eps={c.norm_eps}"
+            )
+            self._random_weights()
         self._spec = ModelCacheSpec(
             n_layers=c.n_layers,
             n_kv_heads=c.n_kv_heads,
@@ -94,12 +145,19 @@ class NumpyModelBackend:
             dtype=c.dtype,
             vocab_size=c.vocab_size,
             max_seq_len=c.max_seq_len,
-            model_id=(
-                f"numpy-ref:seed={c.seed}:d={c.d_model}:h={c.n_heads}:ff={c.d_ff}:"
-                f"theta={c.rope_theta}:eps={c.norm_eps}"
-            ),
+            model_id=model_id,
         )
         self._spec_hash = self._spec.spec_hash
+        inv = 1.0 / (c.rope_theta ** (np.arange(0, self._hd, 2, dtype=np.float64) / self._hd))
+        angles = np.outer(np.arange(c.max_seq_len, dtype=np.float64), inv)
+        self._cos = np.cos(angles).astype(self._dtype)
+        self._sin = np.sin(angles).astype(self._dtype)
+        self._scale = self._dtype.type(1.0 / np.sqrt(self._hd))
+        self._inv_d = self._dtype.type(1.0 / c.d_model)
+        self._rng = np.random.default_rng(c.seed + 1)
+
+    def _random_weights(self) -> None:
+        c = self.config
         rng = np.random.default_rng(c.seed)
 
         def w(shape: tuple[int, ...], fan_in: int) -> FloatArray:
@@ -121,13 +179,48 @@ class NumpyModelBackend:
         ]
         self._final_norm = np.ones(d, dtype=self._dtype)
         self._lm_head = w((d, c.vocab_size), d)
-        inv = 1.0 / (c.rope_theta ** (np.arange(0, self._hd, 2, dtype=np.float64) / self._hd))
-        angles = np.outer(np.arange(c.max_seq_len, dtype=np.float64), inv)
-        self._cos = np.cos(angles).astype(self._dtype)
-        self._sin = np.sin(angles).astype(self._dtype)
-        self._scale = self._dtype.type(1.0 / np.sqrt(self._hd))
-        self._inv_d = self._dtype.type(1.0 / c.d_model)
-        self._rng = np.random.default_rng(c.seed + 1)
+
+    def _load_gguf(self, model: _gguf.GGUFModel) -> None:
+        """Dequantize every tensor once; matrices are kept as transposed views of the
+        ``(out, in)`` arrays, so ``x @ w`` needs no copy and a tied output matrix is the
+        embedding itself."""
+        dt = self._dtype
+
+        def vec(name: str) -> FloatArray:
+            out: FloatArray = model.tensor(name).astype(dt, copy=False)
+            return out
+
+        def unpermute(w: FloatArray, heads: int) -> FloatArray:
+            # GGUF row order within a head: (0, hd/2, 1, hd/2 + 1, ...); back to halves
+            rows, cols = w.shape
+            out: FloatArray = w.reshape(heads, rows // heads // 2, 2, cols).swapaxes(1, 2)
+            return out.reshape(rows, cols)
+
+        self._embed = vec("token_embd.weight")
+        self._layers = []
+        for i in range(model.n_layers):
+            p = f"blk.{i}."
+            wqkv = np.concatenate(
+                (
+                    unpermute(vec(p + "attn_q.weight"), self._h),
+                    unpermute(vec(p + "attn_k.weight"), self._kvh),
+                    vec(p + "attn_v.weight"),
+                )
+            )
+            wgu = np.concatenate((vec(p + "ffn_gate.weight"), vec(p + "ffn_up.weight")))
+            self._layers.append(
+                (
+                    vec(p + "attn_norm.weight"),
+                    wqkv.T,
+                    vec(p + "attn_output.weight").T,
+                    vec(p + "ffn_norm.weight"),
+                    wgu.T,
+                    vec(p + "ffn_down.weight").T,
+                )
+            )
+        self._final_norm = vec("output_norm.weight")
+        output = vec("output.weight") if model.has("output.weight") else self._embed
+        self._lm_head = output.T
 
     @classmethod
     def from_config(cls, config: NumpyModelBackendConfig) -> Self:

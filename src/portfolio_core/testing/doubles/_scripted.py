@@ -34,7 +34,11 @@ from portfolio_core.ports.event_store import (
     EventStoreCapability,
     StreamState,
 )
-from portfolio_core.ports.generation_engine import CompletedGeneration, GenerationEngine
+from portfolio_core.ports.generation_engine import (
+    CompletedGeneration,
+    GenerationEngine,
+    Sampling,
+)
 from portfolio_core.ports.job_queue import JobCounts, JobQueue
 from portfolio_core.ports.llm import (
     LLM,
@@ -571,6 +575,8 @@ class ScriptedGenerationEngine(_Scripted, port=GenerationEngine):
         prompt: str | Sequence[int],
         cache: AgentBlocks | None = None,
         max_tokens: int = 256,
+        *,
+        sampling: Sampling | None = None,
     ) -> str:
         if self._answers.get("submit"):
             uid = cast(str, self._answer("submit", agent_id, prompt, cache, max_tokens))
