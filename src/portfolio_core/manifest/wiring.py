@@ -214,7 +214,32 @@ class _Validator:
                 "invalid-type", "an adapter entry must be a mapping with port and adapter", path
             )
             return None
-        self.unknown_keys(entry, _ENTRY_KEYS, path, f"adapter entry {name!r}")
+        if name in _ENTRY_KEYS:
+            self.add(
+                "misplaced-key",
+                f"{name!r} is a key of an adapter entry, not the name of one",
+                path,
+                key=True,
+                hint=f"check the indentation: indent {name}: under its entry, deeper than "
+                "the entry's name",
+            )
+            return None
+        if "config" in entry and entry["config"] is None:
+            # an empty `config:` followed by its keys at the entry's level: mis-indented
+            found = self.origin((*path, "config"), key=True)
+            line = found.line if found is not None else "?"
+            for key in entry:
+                if key not in _ENTRY_KEYS:
+                    self.add(
+                        "unknown-key",
+                        f"unknown key {key!r} in adapter entry {name!r}",
+                        (*path, key),
+                        key=True,
+                        hint=f"check the indentation: config: (line {line}) is empty; indent "
+                        f"{key}: deeper than config: to make it part of it",
+                    )
+        else:
+            self.unknown_keys(entry, _ENTRY_KEYS, path, f"adapter entry {name!r}")
         ok = True
         address = entry.get("address")
         if address is not None and "adapter" in entry:
