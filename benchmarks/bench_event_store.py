@@ -84,6 +84,10 @@ from eventsourcing.persistence import StoredEvent
 from portfolio_core.adapters.sql.event_store import PostgresEventStore, SQLiteEventStore
 from portfolio_core.ports import NewEvent, StreamState
 
+#: the CI smoke mode: tiny counts that prove the benchmark still runs (figures mean nothing)
+SMOKE = os.environ.get("PORTFOLIO_CORE_BENCH_SMOKE") == "1"
+#: SQLite commits (and peer batches) timed for the floor lines
+FLOOR_COMMITS = 20 if SMOKE else 1000
 PAYLOAD = {"amount": 12345, "note": "x" * 48}
 
 
@@ -111,7 +115,7 @@ def check_landed(where: str, streams: list[Any], batches: int) -> None:
         )
 
 
-def sqlite_commit_floor(directory: str, commits: int = 1000, repeats: int = 3) -> float:
+def sqlite_commit_floor(directory: str, commits: int = FLOOR_COMMITS, repeats: int = 3) -> float:
     """Microseconds per durable commit of a one-row insert on a raw connection (WAL,
     synchronous=FULL) in ``directory``: median of ``repeats`` runs of ``commits``."""
     path = Path(directory) / "floor.db"
@@ -134,7 +138,7 @@ def sqlite_commit_floor(directory: str, commits: int = 1000, repeats: int = 3) -
     return statistics.median(runs)
 
 
-def sqlite_peer_statements(directory: str, batches: int = 1000, repeats: int = 3) -> float:
+def sqlite_peer_statements(directory: str, batches: int = FLOOR_COMMITS, repeats: int = 3) -> float:
     """Microseconds per 10-event batch of the peer's own SQL with no Python around it: its
     CREATE TABLE and INSERT texts, read from an eventsourcing recorder, run on a raw
     connection (WAL, synchronous=FULL) in ``directory`` with rows built beforehand, ten
@@ -513,8 +517,8 @@ def goal_line(benchmark: str, pair: tuple[float, float], goal: float | None) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--events", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=1 if SMOKE else 5)
+    parser.add_argument("--events", type=int, default=100 if SMOKE else 2000)
     parser.add_argument(
         "--writers", type=int, default=8, help="concurrent writers (threads / asyncio tasks)"
     )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import statistics
 import time
 from typing import Any
@@ -23,8 +24,10 @@ import svcs
 from portfolio_core.ports import Cache
 from portfolio_core.registry import Registry
 
+#: the CI smoke mode: tiny counts that prove the benchmark still runs (figures mean nothing)
+SMOKE = os.environ.get("PORTFOLIO_CORE_BENCH_SMOKE") == "1"
 BATCH = 200
-BATCHES = 5000
+BATCHES = 5 if SMOKE else 5000
 
 
 class Impl:
