@@ -108,7 +108,28 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+#: pytest-asyncio's setting that warns when unset; the kit's own tests run on its loop runner
+_LOOP_SCOPE = "asyncio_default_fixture_loop_scope"
+
+
+def _default_loop_scope(config: pytest.Config) -> None:
+    """Give pytest-asyncio's fixture loop scope its coming default (``function``) when the
+    project did not choose one, so that a third-party suite that only subclasses the kit's
+    suites runs without a configuration file and without a deprecation warning. A value
+    the project sets (in its configuration or with ``-o``) is kept."""
+    try:
+        if config.getini(_LOOP_SCOPE):
+            return
+    except ValueError:  # pytest-asyncio is not installed: nothing to default
+        return
+    # getini caches what it read; pytest-asyncio reads the value in its own pytest_configure,
+    # which runs after this one (tryfirst)
+    config._inicache[_LOOP_SCOPE] = "function"
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
+    _default_loop_scope(config)
     for line in MARKERS:
         config.addinivalue_line("markers", line)
     defaults = KitSettings()
