@@ -28,7 +28,7 @@ PY = BIN / "python"
 # bench: the peers the benchmarks compare against, so that their smoke runs include them
 EXTRAS = "all,dev,bench"
 THIRD_PARTY = ROOT / "examples" / "third_party_adapter"
-LINTED = ("src", "tests", "benchmarks", "examples", "dev.py")
+LINTED = ("src", "tests", "benchmarks", "examples", "tools", "dev.py")
 
 
 def _stamp_inputs(extras: str) -> str:

@@ -1,7 +1,7 @@
 """YAML parsed into plain containers that remember where every key and value came from.
 
 PyYAML's composer gives each node a start mark; this module keeps those marks as
-:class:`~portfolio_core.manifest.errors.Origin` values beside the data, so that every later
+`Origin` values beside the data, so that every later
 step (merge, interpolation, validation) can point back at a file, line and column.
 Duplicate keys (which PyYAML silently collapses) and keys YAML reads as booleans or numbers
 are reported as problems rather than accepted.

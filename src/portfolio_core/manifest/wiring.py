@@ -539,7 +539,7 @@ _SECTION_MODELS: dict[str, type[pydantic.BaseModel]] | None = None
 
 
 def _section_models() -> dict[str, type[pydantic.BaseModel]]:
-    """The optional top-level sections installed (entry points of :data:`SECTIONS_GROUP`);
+    """The optional top-level sections installed (entry points of `SECTIONS_GROUP`);
     a section whose package is not installed (its import fails) is left out."""
     global _SECTION_MODELS
     if _SECTION_MODELS is None:
@@ -756,7 +756,7 @@ def plan(
     """Load and validate a manifest without building anything.
 
     ``config`` is the run-time configuration ``${config:KEY}`` references read. Raises
-    :class:`ManifestError` listing every problem. Emits :class:`ManifestDeprecationWarning`
+    `ManifestError` listing every problem. Emits `ManifestDeprecationWarning`
     for each old key a migration rewrote.
     """
     problems: list[Problem] = []
@@ -800,7 +800,7 @@ def build(planned: Plan, *, keep: Mapping[str, WiredEntry] | None = None) -> Wir
 
     All or nothing: when any ``from_config`` raises or an instance does not satisfy its port,
     the adapters built by this call are closed (kept ones are not touched) and
-    :class:`ManifestError` lists every failure.
+    `ManifestError` lists every failure.
     """
     problems: list[Problem] = []
     secrets = planned.composed.secret_values
@@ -883,6 +883,6 @@ def load(
     environ: Mapping[str, str] | None = None,
     config: ConfigValues | None = None,
 ) -> Wiring:
-    """:func:`plan` then :func:`build`: the adapters of a valid manifest, or
-    :class:`ManifestError`."""
+    """`plan` then `build`: the adapters of a valid manifest, or
+    `ManifestError`."""
     return build(plan(path, profile=profile, overrides=overrides, environ=environ, config=config))

@@ -7,7 +7,8 @@ Versions and positions
     the number of its events (0 for a stream that does not exist).
   * Every stored event also has a global ``position`` in the store-wide log (per tenant when
     the store is tenant scoped). Positions increase strictly in commit order; a reader of
-    :meth:`EventStore.read_all` that has read up to position P never later sees a new event
+    [EventStore.read_all][portfolio_core.ports.event_store.EventStore.read_all] that has read up to
+    position P never later sees a new event
     at a position <= P (no event becomes visible "behind" a tailing reader). Positions may
     have gaps (a failed or rolled-back append can consume positions) unless the adapter
     declares ``GAPLESS``: then they are exactly 1, 2, 3, ... in every partition.
@@ -16,20 +17,22 @@ Appending
   * ``append(stream, events, expected_version)`` is atomic: all events are stored, or none,
     and the batch's events get consecutive versions (no other append interleaves).
   * ``expected_version`` is an int (the stream's current version, 0 meaning no events) or a
-    :class:`StreamState`: ``ANY`` (no check), ``NO_STREAM`` (the stream must not exist),
+    [StreamState][portfolio_core.ports.event_store.StreamState]: ``ANY`` (no check), ``NO_STREAM``
+    (the stream must not exist),
     ``STREAM_EXISTS`` (it must). A mismatch raises
-    :class:`~portfolio_core.ports.errors.WrongExpectedVersionError` (with the actual
+    [WrongExpectedVersionError][portfolio_core.ports.errors.WrongExpectedVersionError] (with the
+    actual
     version) and writes nothing. Of several concurrent appends with the same expected
     version, exactly one succeeds.
   * Idempotency: every event carries an ``id`` (a fresh UUIDv7 unless given). If the whole
     batch is already stored in that stream, in order, directly after ``expected_version``
     (or anywhere, with ``ANY``), the append succeeds without writing and returns the
     original result. An id stored anywhere else, or a batch overlapping a stored one only in
-    part, raises :class:`~portfolio_core.ports.errors.ConflictError` and writes nothing.
-  * Bad input raises :class:`~portfolio_core.ports.errors.InvalidInputError` and writes
+    part, raises [ConflictError][portfolio_core.ports.errors.ConflictError] and writes nothing.
+  * Bad input raises [InvalidInputError][portfolio_core.ports.errors.InvalidInputError] and writes
     nothing: an empty batch, an empty stream name, an id repeated in the batch, data or
     metadata that is not a JSON object following the stored-value rule of
-    :mod:`portfolio_core.ports.values` (the Cache's rule: no non-serialisable value, NaN or
+    `portfolio_core.ports.values` (the Cache's rule: no non-serialisable value, NaN or
     infinity, no tuple and no non-str key -- which JSON would silently turn into a list and a
     string, so that the event read back would differ -- and at most ``MAX_VALUE_DEPTH``
     containers deep), an event larger than the adapter's ``max_event_bytes`` (data +
@@ -37,7 +40,8 @@ Appending
   * No string may contain the NUL character U+0000: not the stream name, an event's type,
     id, correlation or causation id, nor any key or string value of ``data`` or
     ``metadata`` at any depth. Such a batch raises
-    :class:`~portfolio_core.ports.errors.InvalidInputError` whose ``field`` names the part
+    [InvalidInputError][portfolio_core.ports.errors.InvalidInputError] whose ``field`` names the
+    part
     (``stream``, ``type``, ``id``, ``correlation_id``, ``causation_id``, ``data``,
     ``metadata``) and writes nothing, in every adapter alike: PostgreSQL's ``jsonb`` and
     ``text`` cannot hold U+0000, and rewriting it (dropping it, or storing an escape) would
@@ -49,7 +53,7 @@ Appending
 
 Reading
   * ``read`` of a stream that does not exist raises
-    :class:`~portfolio_core.ports.errors.NotFoundError`. Forwards it returns versions
+    [NotFoundError][portfolio_core.ports.errors.NotFoundError]. Forwards it returns versions
     ``>= from_version``; backwards, versions ``<= from_version`` (0 meaning the last) in
     descending order; at most ``limit``.
   * Results are snapshots: later appends do not change a returned list, and changing a
@@ -75,8 +79,9 @@ Subscribing
 
 Tenancy
   * An adapter declaring ``TENANT_SCOPED`` and built with ``tenant_scoped=True`` reads
-    :func:`~portfolio_core.ports.tenant.require_tenant` on every call (no tenant:
-    :class:`~portfolio_core.ports.errors.TenantRequiredError`) and keeps each tenant's streams,
+    [require_tenant][portfolio_core.ports.tenant.require_tenant] on every call (no tenant:
+    [TenantRequiredError][portfolio_core.ports.errors.TenantRequiredError]) and keeps each tenant's
+    streams,
     ids and positions apart: no call made for one tenant reads, queries, lists or counts
     another tenant's events. A subscription keeps the tenant current when it was made.
 """

@@ -2,16 +2,18 @@
 
 Contract
 --------
-* ``route`` returns a registered :class:`Provider` that is, at the moment of the decision,
+* ``route`` returns a registered [Provider][portfolio_core.ports.router.Provider] that is, at the
+  moment of the decision,
   healthy, not cooling down, within its rate limit, and whose context window fits the
   estimated prompt. It never returns a provider excluded by ``RouteOptions.exclude``.
-  When none qualifies it raises :class:`~portfolio_core.ports.errors.NoHealthyProviderError`
+  When none qualifies it raises
+  [NoHealthyProviderError][portfolio_core.ports.errors.NoHealthyProviderError]
   carrying ``retry_after`` (seconds until the first cooling provider is usable again).
 * ``complete`` routes, calls the provider's LLM, and on a retryable failure retries within
   the provider's group excluding providers that already failed, then moves to the next
   fallback group. Every attempt is counted in that provider's health.
 * ``register_provider`` is idempotent for an identical provider; registering a different
-  provider under an existing name raises :class:`~portfolio_core.ports.errors.ConflictError`.
+  provider under an existing name raises [ConflictError][portfolio_core.ports.errors.ConflictError].
 * ``set_strategy`` takes effect for the next decision; decisions already made are unchanged.
 * ``list_providers`` returns a snapshot; later registrations do not change it.
 """

@@ -1,7 +1,7 @@
 """A clock the conformance kit controls, for TTLs, expiry and cooldowns.
 
 Adapters with time-dependent behaviour take an injectable ``clock: Callable[[], float]``
-(monotonic seconds). The kit passes a :class:`FakeClock` when the adapter factory accepts a
+(monotonic seconds). The kit passes a `FakeClock` when the adapter factory accepts a
 ``clock`` parameter, and tests move time forward explicitly instead of sleeping.
 """
 

@@ -23,7 +23,8 @@ def check_json_value(
 
 
 class JsonCodec:
-    """UTF-8 JSON. ``encode`` validates strictly (see :func:`check_json_value`); ``decode``
+    """UTF-8 JSON. ``encode`` validates strictly (see
+    [check_json_value][portfolio_core.ports.validation.check_json_value]); ``decode``
     raises CorruptDataError for bytes that are not such a value."""
 
     def encode(self, value: Any) -> bytes:

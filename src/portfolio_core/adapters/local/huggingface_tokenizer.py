@@ -25,7 +25,7 @@ _COMMON_BOS = ("<|bos|>", "<s>", "<bos>", "<|begin_of_text|>")
 
 
 class HuggingFaceTokenizerConfig(BaseModel):
-    """Configuration of :class:`HuggingFaceTokenizer`: a ``tokenizer.json`` and its specials."""
+    """Configuration of `HuggingFaceTokenizer`: a ``tokenizer.json`` and its specials."""
 
     model_config = ConfigDict(extra="forbid")
 

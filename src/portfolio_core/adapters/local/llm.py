@@ -58,7 +58,7 @@ def render_chat(messages: Sequence[Message]) -> str:
 
 
 class LocalLLMConfig(BaseModel):
-    """Manifest config of :class:`LocalLLM` (``uses: {engine: ..., tokenizer: ...}``)."""
+    """Manifest config of `LocalLLM` (``uses: {engine: ..., tokenizer: ...}``)."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -6,7 +6,7 @@ projection. Weights are drawn from ``numpy.random.default_rng(seed)``: nothing i
 downloaded, and the same config always gives the same model.
 
 Three attention paths share every other line of the model: full recomputation (no cache,
-:meth:`NumpyModelBackend.reference_logits`), a contiguous per-sequence cache (``generate``)
+`NumpyModelBackend.reference_logits`), a contiguous per-sequence cache (``generate``)
 and the paged block pool (``forward``), so tests can check that all three agree.
 """
 
@@ -67,7 +67,7 @@ class NumpyModelBackend:
     """A small, deterministic transformer: a ``ModelBackend`` and a ``PagedModelBackend``.
 
     ``NumpyModelBackend()`` builds the default model; keyword arguments override any field
-    of :class:`NumpyModelBackendConfig` (``NumpyModelBackend(dtype="float64", seed=3)``).
+    of `NumpyModelBackendConfig` (``NumpyModelBackend(dtype="float64", seed=3)``).
     Instances hold only read-only weights, so one backend may serve several engines; each
     engine owns the KV storage it allocates.
     """

@@ -48,7 +48,7 @@ __all__ = ["MemoryEventStore", "MemoryEventStoreConfig"]
 
 
 class MemoryEventStoreConfig(BaseModel):
-    """Configuration of :class:`MemoryEventStore`."""
+    """Configuration of `MemoryEventStore`."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -62,7 +62,7 @@ return {1, version}
 
 
 class RedisConfigStoreConfig(BaseModel):
-    """Configuration of :class:`RedisConfigStore` (``redis`` in a manifest)."""
+    """Configuration of `RedisConfigStore` (``redis`` in a manifest)."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -317,7 +317,7 @@ def _text(value: Any) -> str | None:
 
 
 class RedisJobQueueConfig(BaseModel):
-    """Configuration of :class:`RedisJobQueue` (``redis`` in a manifest)."""
+    """Configuration of `RedisJobQueue` (``redis`` in a manifest)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -336,7 +336,7 @@ class RedisJobQueue:
     process's ``clock`` readings (``time.time``), passed to the scripts, so the kit can
     control them; keep the clocks of machines sharing a queue in sync. Keys live under
     ``<namespace>:`` and are built inside the scripts (a single Redis or a primary, not
-    Redis Cluster). Connection errors become :class:`UnavailableError`; redis-py connects
+    Redis Cluster). Connection errors become `UnavailableError`; redis-py connects
     again on the next call. The URL's password never appears in reprs or errors.
     """
 

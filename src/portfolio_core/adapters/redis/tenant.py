@@ -37,7 +37,7 @@ class RedisTenant(QuotaTenant):
     so every process sharing the server and ``namespace`` shares each tenant's allowance.
 
     Keys live under ``<namespace>:LIMITER/...``. Window times come from the ``limits``
-    library (wall clock). Context handling is the same as :class:`MemoryTenant`'s.
+    library (wall clock). Context handling is the same as `MemoryTenant`'s.
     """
 
     capabilities: ClassVar[frozenset[str]] = declare(

@@ -1,14 +1,14 @@
 """Remote adapters: any async port served by a portal, reached by address.
 
 ``RemoteCache``, ``RemoteEventStore``, ``RemoteStream``, ``RemoteTenant``, ``RemoteLLM`` and
-``RemotePipeline`` are generated from their protocols (:func:`remote_adapter_class`) and
+``RemotePipeline`` are generated from their protocols (`remote_adapter_class`) and
 chosen in a manifest with ``adapter: remote`` (or an ``address:``), e.g.::
 
     events:
       port: event_store
       address: http://127.0.0.1:8000/events
 
-:func:`call_at` calls one method of an addressed entry without wiring anything. Install with
+`call_at` calls one method of an addressed entry without wiring anything. Install with
 ``pip install portfolio-core[portal]``. See docs/portal/remote.md.
 """
 

@@ -1,6 +1,6 @@
 """EventStore on SQL: SQLite (the embedded default) and PostgreSQL (psycopg 3).
 
-Both use one table (``_event_schema.event_table``, created on :meth:`start`), partitioned by a
+Both use one table (``_event_schema.event_table``, created on `start`), partitioned by a
 ``tenant`` column ('' unless ``tenant_scoped``). Global positions are assigned by the writer
 as ``max(position) + 1`` *while holding the partition's write lock*, and the lock is held
 until commit: on SQLite the database write lock (``BEGIN IMMEDIATE``), on PostgreSQL a
@@ -398,7 +398,7 @@ def _unavailable(exc: BaseException) -> BaseException:
 
 
 class SQLiteEventStoreConfig(BaseModel):
-    """Configuration of :class:`SQLiteEventStore` (``sqlite`` in a manifest)."""
+    """Configuration of `SQLiteEventStore` (``sqlite`` in a manifest)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -1000,7 +1000,7 @@ def _append_error(exc: Exception) -> Exception:
 
 
 class PostgresEventStoreConfig(BaseModel):
-    """Configuration of :class:`PostgresEventStore` (``postgres`` in a manifest)."""
+    """Configuration of `PostgresEventStore` (``postgres`` in a manifest)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -1314,7 +1314,7 @@ class PostgresEventStore(_SQLBase):
 
     async def _send_group(self, group: list[_QueuedAppend]) -> list[list[Row] | BaseException]:
         """Each append's rows or error. One append goes alone; several go in one message
-        (see :meth:`_send_many`). If that message fails for a reason that may belong to
+        (see `_send_many`). If that message fails for a reason that may belong to
         one append, each is sent alone so only that one fails."""
         import psycopg
 

@@ -49,7 +49,7 @@ Row = tuple[Any, ...]
 
 
 class PostgresJobQueueConfig(BaseModel):
-    """Configuration of :class:`PostgresJobQueue` (``postgres`` in a manifest)."""
+    """Configuration of `PostgresJobQueue` (``postgres`` in a manifest)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -76,7 +76,7 @@ class PostgresJobQueue:
 
     Connections: a pool of ``pool_size`` autocommit connections and one listener. A
     connection that breaks (server restart, network) is discarded and the call raises
-    :class:`UnavailableError` (retryable); the next call connects again, and the listener
+    `UnavailableError` (retryable); the next call connects again, and the listener
     reconnects by itself. Times are this process's ``clock`` readings (``time.time``): keep
     the clocks of machines sharing a queue in sync (NTP), as lease ends compare across them.
     One instance serves one event loop.
