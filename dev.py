@@ -25,8 +25,7 @@ ROOT = Path(__file__).resolve().parent
 VENV = Path(os.environ.get("PORTFOLIO_CORE_VENV", ROOT / ".venv"))
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / "python"
-# bench: the peers the benchmarks compare against, so that their smoke runs include them
-EXTRAS = "all,dev,bench"
+EXTRAS = "all,dev"
 THIRD_PARTY = ROOT / "examples" / "third_party_adapter"
 LINTED = ("src", "tests", "benchmarks", "examples", "tools", "dev.py")
 
@@ -126,7 +125,7 @@ def cmd_demo(extra_args: list[str]) -> None:
 
 
 def cmd_bench(extra_args: list[str]) -> None:
-    ensure_env()
+    ensure_env(EXTRAS + ",bench")
     names = extra_args or sorted(p.name for p in (ROOT / "benchmarks").glob("bench_*.py"))
     for name in names:
         path = ROOT / "benchmarks" / name

@@ -54,8 +54,24 @@ Rounds alternate peer and ours; each figure is the median of the rounds, and the
 the rounds is printed too. Tables are uniquely named and dropped at the end. Prints a table,
 then one JSON line per goal.
 
+Two further parts, also measured in the same run:
+
+- CPython internals (``--part internals``): each shortcut the event store takes through a
+  CPython internal (decoding stored JSON with ``json.scanner.make_scanner``, encoding with
+  ``_json.make_encoder``, building ``EncodedEvent`` with ``tuple.__new__``) against its
+  public-API equivalent on the benchmark's payload, in microseconds per call, with the
+  saving as a share of our time per event of the operation it serves (append of 10-event
+  batches, or ``read_all``, both on SQLite, measured in this run when the peer part runs).
+- Drivers (``--part drivers``): the INSERT of a 10-event batch in one transaction through
+  the raw driver (``sqlite3`` / psycopg ``executemany``) against SQLAlchemy Core
+  (``conn.execute(table.insert(), rows)``) on the same table definition, with our whole
+  ``append`` beside them for scale; JSON encoding is inside the timed loop on every side.
+
+``PORTFOLIO_CORE_BENCH_SMOKE=1`` runs every part with tiny counts (the CI smoke mode: it
+proves the benchmark runs; its figures mean nothing).
+
     python benchmarks/bench_event_store.py [--rounds 5] [--events 2000] [--writers 8]
-        [--dir /dev/shm]
+        [--dir /dev/shm] [--part peer --part internals --part drivers]
 
 On a slow or busy disk both sides wait for fsync and the ratio tends to 1; ``--dir`` on a
 RAM-backed folder measures the software instead.
@@ -81,14 +97,16 @@ from urllib.parse import urlparse
 
 from eventsourcing.persistence import StoredEvent
 
-from portfolio_core.adapters.sql.event_store import PostgresEventStore, SQLiteEventStore
+from portfolio_core.adapters._shared.event_store import validation
+from portfolio_core.adapters._shared.event_store.validation import EncodedEvent
+from portfolio_core.adapters.sql import _event_store_base
+from portfolio_core.adapters.sql._event_schema import POSTGRES, SQLITE, ddl, event_table
+from portfolio_core.adapters.sql.postgres_event_store import PostgresEventStore
+from portfolio_core.adapters.sql.sqlite_event_store import SQLiteEventStore
 from portfolio_core.ports import NewEvent, StreamState
 
-#: the CI smoke mode: tiny counts that prove the benchmark still runs (figures mean nothing)
-SMOKE = os.environ.get("PORTFOLIO_CORE_BENCH_SMOKE") == "1"
-#: SQLite commits (and peer batches) timed for the floor lines
-FLOOR_COMMITS = 20 if SMOKE else 1000
 PAYLOAD = {"amount": 12345, "note": "x" * 48}
+SMOKE = os.environ.get("PORTFOLIO_CORE_BENCH_SMOKE") == "1"
 
 
 def rate(n: int, seconds: float) -> float:
@@ -115,7 +133,7 @@ def check_landed(where: str, streams: list[Any], batches: int) -> None:
         )
 
 
-def sqlite_commit_floor(directory: str, commits: int = FLOOR_COMMITS, repeats: int = 3) -> float:
+def sqlite_commit_floor(directory: str, commits: int = 1000, repeats: int = 3) -> float:
     """Microseconds per durable commit of a one-row insert on a raw connection (WAL,
     synchronous=FULL) in ``directory``: median of ``repeats`` runs of ``commits``."""
     path = Path(directory) / "floor.db"
@@ -138,7 +156,7 @@ def sqlite_commit_floor(directory: str, commits: int = FLOOR_COMMITS, repeats: i
     return statistics.median(runs)
 
 
-def sqlite_peer_statements(directory: str, batches: int = FLOOR_COMMITS, repeats: int = 3) -> float:
+def sqlite_peer_statements(directory: str, batches: int = 1000, repeats: int = 3) -> float:
     """Microseconds per 10-event batch of the peer's own SQL with no Python around it: its
     CREATE TABLE and INSERT texts, read from an eventsourcing recorder, run on a raw
     connection (WAL, synchronous=FULL) in ``directory`` with rows built beforehand, ten
@@ -394,10 +412,11 @@ def sqlite_run(
     from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
 
     with tempfile.TemporaryDirectory(dir=directory) as tmp:
-        floor = sqlite_commit_floor(tmp)
+        commits = 20 if SMOKE else 1000
+        floor = sqlite_commit_floor(tmp, commits=commits)
         print(
             f"{'sqlite':10} commit floor: {floor:.0f} µs per durable commit "
-            "(raw sqlite3, WAL, synchronous=FULL, one-row insert; median of 3 x 1000)"
+            f"(raw sqlite3, WAL, synchronous=FULL, one-row insert; median of 3 x {commits})"
         )
         datastores: list[Any] = []
 
@@ -431,7 +450,7 @@ def sqlite_run(
             f"{'sqlite':10} sequential batch ceiling: peer {peer_batch_us:.0f} µs per batch / "
             f"floor {floor:.0f} µs = {peer_batch_us / floor:.2f}x at most (context, not a goal)"
         )
-        statements = sqlite_peer_statements(tmp)
+        statements = sqlite_peer_statements(tmp, batches=20 if SMOKE else 1000)
         print(
             f"{'sqlite':10} the peer's own SQL alone (no Python): {statements:.0f} µs per batch; "
             f"a 1.5x lead needs at most {peer_batch_us / 1.5:.0f} µs per batch for everything"
@@ -515,29 +534,317 @@ def goal_line(benchmark: str, pair: tuple[float, float], goal: float | None) -> 
     )
 
 
+# ------------------------------------------------------------------- CPython internals
+
+
+def _per_call(fn: Callable[[], object], calls: int) -> float:
+    """Microseconds per call of ``fn`` over ``calls`` calls."""
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter() - t0) / calls * 1e6
+
+
+def internals_run(rounds: int, calls: int) -> dict[str, tuple[float, float]]:
+    """(public, internal) microseconds per call of each CPython-internal shortcut and its
+    public-API equivalent, alternating within each round; medians over the rounds."""
+    text = validation._ENCODER.encode(PAYLOAD)
+    assert _event_store_base.decode(text) == json.loads(text) == PAYLOAD
+    chunks = validation._encode_chunks
+    encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    assert "".join(chunks(PAYLOAD, 0)) == encoder.encode(PAYLOAD) == text
+    fields = (str(uuid.uuid4()), "Evt", text, "{}", None, None)
+    new_tuple = tuple.__new__
+    assert new_tuple(EncodedEvent, fields) == EncodedEvent(*fields)
+    cases: dict[str, tuple[Callable[[], object], Callable[[], object]]] = {
+        "decode (make_scanner)": (
+            lambda: json.loads(text),
+            lambda: _event_store_base.decode(text),
+        ),
+        "encode (make_encoder)": (
+            lambda: encoder.encode(PAYLOAD),
+            lambda: "".join(chunks(PAYLOAD, 0)),
+        ),
+        "EncodedEvent (tuple.__new__)": (
+            lambda: EncodedEvent(*fields),
+            lambda: new_tuple(EncodedEvent, fields),
+        ),
+    }
+    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in cases}
+    for _ in range(rounds):
+        for name, (public, internal) in cases.items():
+            samples[name].append((_per_call(public, calls), _per_call(internal, calls)))
+    return {
+        name: (
+            statistics.median(p for p, _ in pairs),
+            statistics.median(i for _, i in pairs),
+        )
+        for name, pairs in samples.items()
+    }
+
+
+def internals_report(
+    figures: dict[str, tuple[float, float]], sqlite: dict[str, tuple[float, float]] | None
+) -> None:
+    """Print each shortcut's figures and its saving as a share of the SQLite time per event
+    of the operation it serves (when the peer part ran)."""
+    serves = {
+        "decode (make_scanner)": "read",
+        "encode (make_encoder)": "batch",
+        "EncodedEvent (tuple.__new__)": "batch",
+    }
+    for name, (public, internal) in figures.items():
+        share = ""
+        if sqlite is not None:
+            per_event = 1e6 / sqlite[serves[name]][1]
+            share = (
+                f"; saves {(public - internal) / per_event * 100:.1f}% of our "
+                f"{per_event:.1f} µs per event ({serves[name]}, sqlite)"
+            )
+        print(
+            f"{'internals':10} {name:29} public {public:.3f} µs   internal {internal:.3f} µs"
+            f"   public/internal {public / internal:.2f}x{share}"
+        )
+        print(
+            json.dumps(
+                {
+                    "benchmark": f"event_store.internals.{name.split()[0]}",
+                    "internal_us": round(internal, 4),
+                    "public_us": round(public, 4),
+                    "ratio": round(public / internal, 3),
+                    "goal": "report only",
+                    "met": True,
+                }
+            )
+        )
+
+
+# ------------------------------------------------------------------------------- drivers
+
+
+def _batch_rows(tenant_position: int, n: int = 10) -> list[dict[str, Any]]:
+    """A 10-event batch as column values, JSON not yet encoded (both sides encode it)."""
+    stream, now = str(uuid.uuid4()), int(time.time() * 1e6)
+    return [
+        {
+            "tenant": "",
+            "position": tenant_position + k + 1,
+            "stream": stream,
+            "version": k + 1,
+            "event_id": str(uuid.uuid4()),
+            "type": "Evt",
+            "data": PAYLOAD,
+            "metadata": {},
+            "correlation_id": None,
+            "causation_id": None,
+            "recorded_at": now,
+        }
+        for k in range(n)
+    ]
+
+
+def _insert_sql(table: str, ph: str, cast: str = "") -> str:
+    names = list(_batch_rows(0, 1)[0])
+    values = [f"{ph}{cast}" if n in ("data", "metadata") else ph for n in names]
+    columns, placeholders = ", ".join(names), ", ".join(values)
+    # the table is a name this run generated; every value is a bound parameter
+    return f"INSERT INTO {table} ({columns}) VALUES ({placeholders})"  # noqa: S608
+
+
+def _raw_values(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    dumps = validation._ENCODER.encode
+    return [
+        tuple(dumps(v) if k in ("data", "metadata") else v for k, v in row.items()) for row in rows
+    ]
+
+
+def _ours_append(loop: asyncio.AbstractEventLoop, store: Any, batches: int) -> float:
+    async def run() -> float:
+        t0 = time.perf_counter()
+        for _ in range(batches):
+            await store.append(
+                str(uuid.uuid4()), [NewEvent("Evt", PAYLOAD) for _ in range(10)], StreamState.ANY
+            )
+        return (time.perf_counter() - t0) / batches * 1e6
+
+    return loop.run_until_complete(run())
+
+
+def _median_triples(samples: list[tuple[float, float, float]]) -> tuple[float, float, float]:
+    return (
+        statistics.median(s[0] for s in samples),
+        statistics.median(s[1] for s in samples),
+        statistics.median(s[2] for s in samples),
+    )
+
+
+def drivers_sqlite(directory: str, rounds: int, batches: int) -> tuple[float, float, float]:
+    """(raw sqlite3, SQLAlchemy Core, our append) microseconds per 10-event batch, each in
+    its own file in ``directory`` (WAL, synchronous=FULL), alternating within each round."""
+    from sqlalchemy import create_engine, event
+
+    raw_path, sa_path = Path(directory) / "raw.db", Path(directory) / "sqlalchemy.db"
+    raw = sqlite3.connect(raw_path, isolation_level=None)
+    raw.execute("PRAGMA journal_mode=WAL")
+    raw.execute("PRAGMA synchronous=FULL")
+    for statement in ddl(event_table("ev", postgres=False), SQLITE):
+        raw.execute(statement)
+    insert = _insert_sql("ev", "?")
+    engine = create_engine(f"sqlite:///{sa_path}")
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(conn: Any, _record: Any) -> None:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+
+    table = event_table("ev", postgres=False)
+    table.metadata.create_all(engine)
+    store = SQLiteEventStore(Path(directory) / "ours.db")
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(store.start())
+    samples: list[tuple[float, float, float]] = []
+    raw_head = sa_head = 0
+    try:
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            for _ in range(batches):
+                raw.execute("BEGIN IMMEDIATE")
+                raw.executemany(insert, _raw_values(_batch_rows(raw_head)))
+                raw.execute("COMMIT")
+                raw_head += 10
+            raw_us = (time.perf_counter() - t0) / batches * 1e6
+            t0 = time.perf_counter()
+            for _ in range(batches):
+                with engine.begin() as conn:
+                    conn.execute(table.insert(), _sa_rows(_batch_rows(sa_head)))
+                sa_head += 10
+            sa_us = (time.perf_counter() - t0) / batches * 1e6
+            samples.append((raw_us, sa_us, _ours_append(loop, store, batches)))
+    finally:
+        loop.run_until_complete(store.aclose())
+        loop.close()
+        raw.close()
+        engine.dispose()
+    return _median_triples(samples)
+
+
+def _sa_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """SQLite's table stores JSON as text: SQLAlchemy gets it encoded, as the raw side."""
+    dumps = validation._ENCODER.encode
+    return [{**row, "data": dumps(row["data"]), "metadata": dumps(row["metadata"])} for row in rows]
+
+
+def drivers_postgres(url: str, rounds: int, batches: int) -> tuple[float, float, float]:
+    """(raw psycopg, SQLAlchemy Core, our append) microseconds per 10-event batch, each on
+    its own table, alternating within each round; tables dropped at the end."""
+    import psycopg
+    from sqlalchemy import create_engine
+
+    suffix = uuid.uuid4().hex[:10]
+    names = {side: f"bench_drv_{side}_{suffix}" for side in ("raw", "sa", "ours")}
+    raw = psycopg.connect(url)
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    store = PostgresEventStore(url, table=names["ours"], pool_size=2)
+    loop = asyncio.new_event_loop()
+    samples: list[tuple[float, float, float]] = []
+    try:
+        with raw.transaction():
+            for statement in ddl(event_table(names["raw"], postgres=True), POSTGRES):
+                raw.execute(statement)
+        table = event_table(names["sa"], postgres=True)
+        table.metadata.create_all(engine)
+        loop.run_until_complete(store.start())
+        insert = _insert_sql(names["raw"], "%s", "::jsonb")
+        raw_head = sa_head = 0
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            for _ in range(batches):
+                with raw.transaction(), raw.cursor() as cur:
+                    cur.executemany(insert, _raw_values(_batch_rows(raw_head)))
+                raw_head += 10
+            raw_us = (time.perf_counter() - t0) / batches * 1e6
+            t0 = time.perf_counter()
+            for _ in range(batches):
+                with engine.begin() as conn:  # JSONB columns: SQLAlchemy encodes the dicts
+                    conn.execute(table.insert(), _batch_rows(sa_head))
+                sa_head += 10
+            sa_us = (time.perf_counter() - t0) / batches * 1e6
+            samples.append((raw_us, sa_us, _ours_append(loop, store, batches)))
+    finally:
+        loop.run_until_complete(store.aclose())
+        loop.close()
+        engine.dispose()
+        with raw.transaction():
+            for name in names.values():
+                raw.execute(f"DROP TABLE IF EXISTS {name}")
+        raw.close()
+    return _median_triples(samples)
+
+
+def drivers_report(backend: str, figures: tuple[float, float, float]) -> None:
+    raw, sa, ours = figures
+    print(
+        f"{backend:10} insert 10-event batch: raw driver {raw:.0f} µs   SQLAlchemy Core "
+        f"{sa:.0f} µs ({sa / raw:.2f}x raw)   our append {ours:.0f} µs"
+    )
+    print(
+        json.dumps(
+            {
+                "benchmark": f"event_store.{backend}.drivers.insert_batch10",
+                "raw_us": round(raw, 1),
+                "sqlalchemy_us": round(sa, 1),
+                "ours_us": round(ours, 1),
+                "ratio": round(sa / raw, 3),
+                "goal": "report only",
+                "met": True,
+            }
+        )
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=1 if SMOKE else 5)
-    parser.add_argument("--events", type=int, default=100 if SMOKE else 2000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--events", type=int, default=2000)
     parser.add_argument(
         "--writers", type=int, default=8, help="concurrent writers (threads / asyncio tasks)"
     )
     parser.add_argument("--dir", default=None, help="folder for the SQLite files (default: temp)")
+    parser.add_argument(
+        "--part",
+        action="append",
+        choices=("peer", "internals", "drivers"),
+        help="run only these parts (repeatable; default: all)",
+    )
     args = parser.parse_args()
     if args.writers < 1:
         parser.error("--writers must be at least 1")
-    print(
-        f"batch x{args.writers}: 10-event batches from {args.writers} concurrent writers "
-        "(peer: threads sharing one recorder; ours: asyncio tasks sharing one store)"
-    )
-    results = {"sqlite": sqlite_run(args.rounds, args.events, args.writers, args.dir)}
+    parts = set(args.part or ("peer", "internals", "drivers"))
+    if SMOKE:
+        args.rounds, args.events, args.writers = 1, 40, 2
     url = os.environ.get("PORTFOLIO_CORE_BENCH_POSTGRES_URL") or os.environ.get(
         "PORTFOLIO_CORE_TEST_POSTGRES_URL"
     )
-    if url:
-        results["postgres"] = postgres_run(url, args.rounds, args.events, args.writers)
-    else:
-        print("PostgreSQL skipped: set PORTFOLIO_CORE_BENCH_POSTGRES_URL")
+    results: dict[str, dict[str, tuple[float, float]]] = {}
+    if "peer" in parts:
+        print(
+            f"batch x{args.writers}: 10-event batches from {args.writers} concurrent writers "
+            "(peer: threads sharing one recorder; ours: asyncio tasks sharing one store)"
+        )
+        results["sqlite"] = sqlite_run(args.rounds, args.events, args.writers, args.dir)
+        if url:
+            results["postgres"] = postgres_run(url, args.rounds, args.events, args.writers)
+        else:
+            print("PostgreSQL skipped: set PORTFOLIO_CORE_BENCH_POSTGRES_URL")
+    if "internals" in parts:
+        calls = 200 if SMOKE else 100_000
+        internals_report(internals_run(args.rounds, calls), results.get("sqlite"))
+    if "drivers" in parts:
+        batches = 5 if SMOKE else 200
+        with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+            drivers_report("sqlite", drivers_sqlite(tmp, args.rounds, batches))
+        if url:
+            drivers_report("postgres", drivers_postgres(url, args.rounds, batches))
     goals = {"sqlite": 1.5, "postgres": 1.0}
     for backend, res in results.items():
         goal_line(f"event_store.{backend}.append_batch10", res["batch"], goals[backend])

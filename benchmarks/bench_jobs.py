@@ -53,8 +53,9 @@ import structlog
 
 from portfolio_core.adapters.memory.event_store import MemoryEventStore
 from portfolio_core.adapters.redis.job_queue import RedisJobQueue
-from portfolio_core.adapters.sql.event_store import PostgresEventStore, SQLiteEventStore
+from portfolio_core.adapters.sql.postgres_event_store import PostgresEventStore
 from portfolio_core.adapters.sql.postgres_job_queue import PostgresJobQueue
+from portfolio_core.adapters.sql.sqlite_event_store import SQLiteEventStore
 from portfolio_core.boundary import outbox_of, wrap
 from portfolio_core.ports import JobQueue, NewEvent, NewJob, port_by_key
 from portfolio_core.worker import Handlers, Worker

@@ -23,10 +23,10 @@ def open_store(kind: str, target: str) -> Any:
 
         return FileEventStore(target)
     if kind == "sqlite":
-        from portfolio_core.adapters.sql.event_store import SQLiteEventStore
+        from portfolio_core.adapters.sql.sqlite_event_store import SQLiteEventStore
 
         return SQLiteEventStore(target)
-    from portfolio_core.adapters.sql.event_store import PostgresEventStore
+    from portfolio_core.adapters.sql.postgres_event_store import PostgresEventStore
 
     url, table = target.rsplit("#", 1)
     return PostgresEventStore(url, table=table, pool_size=1)

@@ -15,16 +15,15 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
 from portfolio_core.adapters.file.config_store import FileConfigStore
 from portfolio_core.adapters.sql.config_store import PostgresConfigStore, SQLiteConfigStore
 from portfolio_core.ports import ChangeSet, ConfigStore
+from portfolio_core.testing.faults import BackgroundFaultProxy
 from tests.adapters.config_store_support import drop_keys, drop_tables
 from tests.adapters.config_store_worker import KEYS
-from tests.portal.proxy import FaultProxy
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -77,15 +76,8 @@ def test_a_process_killed_mid_apply_leaves_each_batch_whole_or_absent(
     asyncio.run(check())
 
 
-def _through(proxy: FaultProxy, url: str) -> str:
-    parts = urlsplit(url)
-    netloc = parts.netloc.rsplit("@", 1)
-    host = f"127.0.0.1:{proxy.port}"
-    return urlunsplit(parts._replace(netloc=f"{netloc[0]}@{host}" if len(netloc) > 1 else host))
-
-
 async def _watch_across_a_drop(
-    proxy: FaultProxy, watched: ConfigStore, direct: ConfigStore
+    proxy: BackgroundFaultProxy, watched: ConfigStore, direct: ConfigStore
 ) -> None:
     watcher: AsyncIterator[ChangeSet] = watched.watch("app.", from_version=0)
     got: list[int] = []
@@ -103,7 +95,7 @@ async def _watch_across_a_drop(
         await direct.apply({"app.n": 3})
         proxy.cut()  # ... then drop
         await direct.apply({"app.n": 4})
-        proxy.resume()
+        proxy.restore()
         got.extend([await next_version() for _ in range(3)])
         await direct.apply({"app.n": 5})
         got.append(await next_version())
@@ -115,11 +107,10 @@ async def _watch_across_a_drop(
 def test_a_postgres_watcher_resumes_after_its_connection_drops(
     postgres_url: str, unique_name: str
 ) -> None:
-    port = urlsplit(postgres_url).port or 5432
-    proxy = FaultProxy(port)
+    proxy = BackgroundFaultProxy(postgres_url)
 
     async def scenario() -> None:
-        watched = PostgresConfigStore(_through(proxy, postgres_url), table=unique_name)
+        watched = PostgresConfigStore(proxy.url(postgres_url), table=unique_name)
         direct = PostgresConfigStore(postgres_url, table=unique_name)
         try:
             await _watch_across_a_drop(proxy, watched, direct)
@@ -140,14 +131,13 @@ def test_a_redis_watcher_resumes_after_its_connection_drops(
 ) -> None:
     from portfolio_core.adapters.redis.config_store import RedisConfigStore
 
-    port = urlsplit(redis_url).port or 6379
-    proxy = FaultProxy(port)
+    proxy = BackgroundFaultProxy(redis_url)
 
     async def scenario() -> None:
         make: Callable[[str], RedisConfigStore] = lambda url: RedisConfigStore(  # noqa: E731
             url, namespace=unique_name, poll_interval=1.0
         )
-        watched, direct = make(_through(proxy, redis_url)), make(redis_url)
+        watched, direct = make(proxy.url(redis_url)), make(redis_url)
         try:
             await _watch_across_a_drop(proxy, watched, direct)
         finally:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from portfolio_core.adapters._shared.event_store import encode_batch
+from portfolio_core.adapters._shared.event_store.validation import encode_batch
 from portfolio_core.ports import MAX_VALUE_DEPTH, InvalidInputError, NewEvent
 
 LIMIT = 1_048_576

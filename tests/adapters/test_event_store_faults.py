@@ -18,7 +18,8 @@ import pytest
 
 from portfolio_core.adapters.file.event_store import FileEventStore
 from portfolio_core.adapters.memory.event_store import MemoryEventStore
-from portfolio_core.adapters.sql.event_store import PostgresEventStore, SQLiteEventStore
+from portfolio_core.adapters.sql.postgres_event_store import PostgresEventStore
+from portfolio_core.adapters.sql.sqlite_event_store import SQLiteEventStore
 from tests.adapters.event_store_worker import open_store, race
 from tests.support.postgres import drop_tables
 

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from portfolio_core.adapters.file.event_store import FileEventStore
 from portfolio_core.adapters.memory.event_store import MemoryEventStore
-from portfolio_core.adapters.sql.event_store import PostgresEventStore, SQLiteEventStore
+from portfolio_core.adapters.sql.postgres_event_store import PostgresEventStore
+from portfolio_core.adapters.sql.sqlite_event_store import SQLiteEventStore
 from portfolio_core.ports import (
     EventQuery,
     EventStoreCapability,

@@ -9,7 +9,10 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from portfolio_core.adapters.sql.event_store import PostgresEventStore, PostgresEventStoreConfig
+from portfolio_core.adapters.sql.postgres_event_store import (
+    PostgresEventStore,
+    PostgresEventStoreConfig,
+)
 from portfolio_core.ports import EventStore, NewEvent
 
 

@@ -7,23 +7,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
 
-from portfolio_core.adapters.sql.event_store import PostgresEventStore
+from portfolio_core.adapters.sql.postgres_event_store import PostgresEventStore
 from portfolio_core.boundary import OutboxAcceptedError, outbox_of, wrap
 from portfolio_core.ports import AppendResult, NewEvent, NotFoundError, PortError, port_by_key
-from tests.loopback import LoopbackProxy
+from portfolio_core.testing.faults import FaultProxy
 
 BOUND = 60.0
-
-
-def through(url: str, port: int) -> str:
-    parts = urlsplit(url)
-    user = f"{parts.username}@" if parts.username else ""
-    return urlunsplit(parts._replace(netloc=f"{user}127.0.0.1:{port}"))
 
 
 @pytest.fixture
@@ -37,10 +30,8 @@ def table(postgres_url: str, unique_name: str) -> Iterator[str]:
 async def test_acknowledged_appends_survive_an_outage_exactly_once_in_order(
     postgres_url: str, table: str, tmp_path: Path
 ) -> None:
-    server = urlsplit(postgres_url)
-    proxy = LoopbackProxy(server.hostname or "127.0.0.1", server.port or 5432)
-    await proxy.start()
-    store = PostgresEventStore(through(postgres_url, proxy.port), table=table, pool_size=2)
+    proxy = await FaultProxy(postgres_url).start()
+    store = PostgresEventStore(proxy.url(postgres_url), table=table, pool_size=2)
     events = wrap(
         store,
         port=port_by_key("event_store"),
@@ -78,11 +69,11 @@ async def test_acknowledged_appends_survive_an_outage_exactly_once_in_order(
 
         for n in range(30):
             await append(n)
-        await proxy.stop()  # PostgreSQL is unreachable from here on
+        await proxy.cut()  # PostgreSQL is unreachable from here on
         for n in range(30, 60):
             await append(n)
         assert outbox.status().pending > 0, "nothing went to the outbox during the outage"
-        await proxy.start()  # back on the same port
+        await proxy.restore()
         for n in range(60, 90):
             await append(n)
 
@@ -103,4 +94,4 @@ async def test_acknowledged_appends_survive_an_outage_exactly_once_in_order(
         await outbox.aclose()
         await store.aclose()
         await direct.aclose()
-        await proxy.stop()
+        await proxy.aclose()

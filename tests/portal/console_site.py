@@ -10,10 +10,11 @@ from typing import Any
 import httpx
 
 from portfolio_core.portal import PortalConfig
-from portfolio_core.ports import EventStore
+from portfolio_core.ports import ConfigStore, EventStore, JobQueue
 from portfolio_core.ports.event_store import NewEvent
+from portfolio_core.ports.job_queue import NewJob
 from portfolio_core.registry import Registry
-from tests.portal.proxy import FaultProxy
+from portfolio_core.testing.faults import BackgroundFaultProxy
 from tests.portal.served import ServedRegistry
 
 MANIFEST = Path(__file__).parent / "console" / "manifest.yaml"
@@ -28,7 +29,7 @@ class Site:
         self.registry = Registry.from_manifest(self.manifest)
         self.served = ServedRegistry(config, registry=self.registry)
         self.served.run(self.registry.start())
-        self.proxy = FaultProxy(self.served.port)
+        self.proxy = BackgroundFaultProxy(("127.0.0.1", self.served.port))
         self.base = f"http://127.0.0.1:{self.proxy.port}"
         headers = {"authorization": f"Bearer {key}"} if key else {}
         self.http = httpx.Client(base_url=self.served.base, timeout=10, headers=headers)
@@ -42,6 +43,23 @@ class Site:
     def append(self, stream: str, type: str, data: dict[str, Any]) -> None:
         store = self.registry.get(EventStore, "events")
         self.served.run(store.append(stream, [NewEvent(type, data)]))
+
+    def apply_config(self, changes: dict[str, Any], author: str, reason: str) -> int:
+        """Apply a batch to the ``settings`` store; returns the new version."""
+        store = self.registry.get(ConfigStore, "settings")
+        return int(self.served.run(store.apply(changes, author=author, reason=reason)))
+
+    def dead_letter(self, queue: str, task: str, error: str) -> str:
+        """Enqueue a job with one attempt on ``jobs`` and fail it; returns its id."""
+        jobs = self.registry.get(JobQueue, "jobs")
+
+        async def run() -> str:
+            job_id = await jobs.enqueue(NewJob(task, queue=queue, max_attempts=1))
+            (held,) = await jobs.reserve(queue)
+            await jobs.fail(held, error)
+            return job_id
+
+        return str(self.served.run(run()))
 
     def close(self) -> None:
         self.http.close()

@@ -99,3 +99,38 @@ class ServedRegistry:
     def stop(self) -> None:
         self.server.should_exit = True
         self._thread.join(20)
+
+
+class ServedApp:
+    """Any ASGI application served by uvicorn on an ephemeral port in a background thread,
+    its lifespan run (startup before :meth:`__init__` returns, shutdown in :meth:`stop`)."""
+
+    def __init__(self, app: Any) -> None:
+        self.loop: asyncio.AbstractEventLoop | None = None
+        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+        self.server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._run, name="served-app", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the served application did not start")
+            time.sleep(0.01)
+        self.port = self.server.servers[0].sockets[0].getsockname()[1]
+        self.base = f"http://127.0.0.1:{self.port}"
+
+    def _run(self) -> None:
+        async def main() -> None:
+            self.loop = asyncio.get_running_loop()
+            await self.server.serve()
+
+        asyncio.run(main())
+
+    def call_soon(self, callback: Callable[[], Any]) -> None:
+        """Run ``callback`` in the server's loop (e.g. set an asyncio.Event made there)."""
+        assert self.loop is not None
+        self.loop.call_soon_threadsafe(callback)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self._thread.join(20)

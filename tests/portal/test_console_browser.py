@@ -226,8 +226,7 @@ def test_event_payloads_are_text_secrets_are_masked_and_big_ones_are_cut(
 
 def test_a_cut_connection_is_shown_and_the_page_recovers(site: Site, browser: Any) -> None:
     open_console(browser, site)
-    site.proxy.refusing = True
-    site.proxy.cut()
+    site.proxy.cut()  # live connections reset, new ones refused
     try:
         wait(
             lambda: "Connection lost" in text_of(browser, "#connection"),
@@ -237,7 +236,7 @@ def test_a_cut_connection_is_shown_and_the_page_recovers(site: Site, browser: An
         time.sleep(1.0)
         assert not live(browser)  # still refused: not pretending to be live
     finally:
-        site.proxy.refusing = False
+        site.proxy.restore()
     wait(lambda: live(browser), 8, "the page live again")
     assert "reconnected" in text_of(browser, "#connection")
     # and it is really live again: a new timeline event shows up
@@ -263,7 +262,10 @@ def test_tabs_work_from_the_keyboard_and_every_control_is_labelled(
     assert focused.get_attribute("aria-selected") == "true"
     assert browser.find_element("id", "view-methods").is_displayed()
     focused.send_keys(Keys.END)
-    assert browser.switch_to.active_element.get_attribute("id") == "tab-events"
+    last = browser.execute_script(
+        "return [...document.querySelectorAll('[role=tab]')].filter(t => !t.hidden).pop().id"
+    )
+    assert browser.switch_to.active_element.get_attribute("id") == last
     browser.switch_to.active_element.send_keys(Keys.HOME)
     assert browser.switch_to.active_element.get_attribute("id") == "tab-overview"
     unlabelled = browser.execute_script(
@@ -323,6 +325,58 @@ def test_the_manifest_diff_of_a_reload_shows_in_the_timeline(site: Site, browser
     )
     tab(browser, "timeline")
     shot(browser, "timeline-reload")
+
+
+def test_a_config_change_and_a_dead_letter_show_within_2s(site: Site, browser: Any) -> None:
+    open_console(browser, site)
+    browser.execute_script("window.__sameDocument = 7")
+    version = site.apply_config(
+        {"flags.checkout-v2": {"enabled": True}, "app.timeout": 2.5},
+        author="ops",
+        reason="enable the new checkout",
+    )
+    applied = time.monotonic()
+    wait(
+        lambda: (
+            f"version {version} by ops"
+            in text_of(browser, "#timeline li[data-kind='config.version']")
+        ),
+        2,
+        "the config version in the timeline",
+    )
+    wait(
+        lambda: "checkout-v2" in text_of(browser, "#timeline li[data-kind='flags.change']"),
+        2,
+        "the flag change in the timeline",
+    )
+    wait(
+        lambda: "enable the new checkout" in text_of(browser, "[data-panel='config:settings']"),
+        2,
+        "the version in the settings panel",
+    )
+    assert time.monotonic() - applied < 2.0
+    site.dead_letter("mail", "send-receipt", "smtp refused: 550 mailbox unavailable")
+    failed = time.monotonic()
+    wait(
+        lambda: (
+            "jobs/mail: 1 job dead-lettered"
+            in text_of(browser, "#timeline li[data-kind='jobs.dead_letter']")
+        ),
+        2,
+        "the dead letter in the timeline",
+    )
+    wait(
+        lambda: "warning" in text_of(browser, "[data-panel='jobs:jobs'] .badge"),
+        2,
+        "the jobs panel flagged",
+    )
+    assert time.monotonic() - failed < 2.0
+    assert "smtp refused" in text_of(browser, "#timeline li[data-kind='jobs.dead_letter']")
+    assert browser.execute_script("return window.__sameDocument") == 7  # no reload
+    tab(browser, "panels")
+    shot(browser, "panels-config-jobs")
+    tab(browser, "timeline")
+    shot(browser, "timeline-config-jobs")
 
 
 def test_memory_stays_flat_while_the_page_is_left_open(site: Site, browser: Any) -> None:

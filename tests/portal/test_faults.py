@@ -20,28 +20,28 @@ import pytest
 from portfolio_core.adapters.remote import RemoteEventStore, RemoteLLM
 from portfolio_core.ports import LLM, Message, NewEvent, RecordedEvent
 from portfolio_core.ports.errors import PortTimeoutError, UnavailableError
+from portfolio_core.testing.faults import BackgroundFaultProxy
 from tests.portal.faulty import CountingLLM
-from tests.portal.proxy import FaultProxy
 from tests.portal.served import ServedRegistry
 
 HELLO = [Message("user", "hello")]
 
 
 @pytest.fixture
-def proxied(served: ServedRegistry) -> Iterator[tuple[FaultProxy, str]]:
+def proxied(served: ServedRegistry) -> Iterator[tuple[BackgroundFaultProxy, str]]:
     name = served.add(LLM, lambda: CountingLLM(chunks=10, delay=3.0))
-    proxy = FaultProxy(served.port)
+    proxy = BackgroundFaultProxy(("127.0.0.1", served.port))
     yield proxy, name
     proxy.close()
 
 
-def through(proxy: FaultProxy, name: str, scheme: str) -> str:
+def through(proxy: BackgroundFaultProxy, name: str, scheme: str) -> str:
     return f"{scheme}://127.0.0.1:{proxy.port}/{name}"
 
 
 @pytest.mark.parametrize("scheme", ["http", "ws"])
 async def test_a_cut_connection_is_a_retryable_unavailable_error(
-    proxied: tuple[FaultProxy, str], scheme: str
+    proxied: tuple[BackgroundFaultProxy, str], scheme: str
 ) -> None:
     proxy, name = proxied
     remote = RemoteLLM(through(proxy, name, scheme), timeout=30)
@@ -61,7 +61,7 @@ async def test_a_cut_connection_is_a_retryable_unavailable_error(
 
 @pytest.mark.parametrize("scheme", ["http", "ws"])
 async def test_a_stalled_connection_times_out_instead_of_hanging(
-    proxied: tuple[FaultProxy, str], scheme: str
+    proxied: tuple[BackgroundFaultProxy, str], scheme: str
 ) -> None:
     proxy, name = proxied
     remote = RemoteLLM(through(proxy, name, scheme), timeout=0.5)
@@ -74,7 +74,7 @@ async def test_a_stalled_connection_times_out_instead_of_hanging(
         assert 0.4 < time.monotonic() - started < 2
         assert info.value.retryable
     finally:
-        await asyncio.to_thread(proxy.resume)
+        await asyncio.to_thread(proxy.restore)
         await remote.aclose()
 
 

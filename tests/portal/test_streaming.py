@@ -18,7 +18,7 @@ from portfolio_core.boundary import CircuitOpenError
 from portfolio_core.manifest import load
 from portfolio_core.ports import LLM, EventStore, NewEvent, RecordedEvent
 from portfolio_core.ports.errors import UnavailableError
-from tests.portal.proxy import FaultProxy
+from portfolio_core.testing.faults import BackgroundFaultProxy
 from tests.portal.served import ServedRegistry
 
 TEXT = "one two three four"
@@ -63,7 +63,7 @@ async def test_heartbeats_notice_a_dead_connection_under_a_subscription(
     served: ServedRegistry,
 ) -> None:
     name = served.add(EventStore, MemoryEventStore)
-    proxy = FaultProxy(served.port)
+    proxy = BackgroundFaultProxy(("127.0.0.1", served.port))
     writer = RemoteEventStore(served.address(name))
     reader = RemoteEventStore(
         f"ws://127.0.0.1:{proxy.port}/{name}", heartbeat=0.2, reconnect_delay=0.05
@@ -83,7 +83,7 @@ async def test_heartbeats_notice_a_dead_connection_under_a_subscription(
                 break
             await asyncio.sleep(0.05)
         assert subscription.reconnects >= 1, "a silent connection went unnoticed"  # type: ignore[attr-defined]
-        await asyncio.to_thread(proxy.resume)
+        await asyncio.to_thread(proxy.restore)
         await writer.append("s", [NewEvent("E")])
         await subscription.wait_until(2, 10)
         assert seen == [1, 2]

@@ -69,7 +69,10 @@ class EchoLLM:
             raise InvalidInputError("bad options", field="opts")
         if opts.tools:
             raise p.UnsupportedError("no tools", capability=p.LLMCapability.TOOLS)
-        words = [m.content for m in messages if m.role == "user"][-1].split()
+        text = [m.content for m in messages if m.role == "user"][-1]
+        for stop in opts.stop:
+            text = text.split(stop, 1)[0] if stop else text
+        words = text.split()
         finish = "length" if len(words) > opts.max_tokens else "stop"
         words = words[: opts.max_tokens]
         prompt = sum(len(m.content.split()) or 1 for m in messages)
@@ -97,33 +100,60 @@ class EchoLLM:
 
 
 class SimpleRouter:
-    """Fallback by group, round robin within a group; filters tags, excludes, prices."""
+    """The Router rules in few lines: filter (exclude, tags, prices, context window), keep the
+    lowest fallback group, rank by the strategy; complete falls back, then raises
+    NoHealthyProviderError from the last failure."""
 
     capabilities = p.declare(p.RouterCapability.HEALTH_CHECKS)
 
     def __init__(self) -> None:
         self.providers: dict[str, tuple[p.Provider, p.LLM]] = {}
         self.strategy = p.RoutingStrategy.FALLBACK
+        self.turns: dict[int, int] = {}
 
-    def _candidates(self, opts: p.RouteOptions) -> list[p.Provider]:
+    def _candidates(
+        self, opts: p.RouteOptions, tokens: int = 0, *, turn: bool = False
+    ) -> list[p.Provider]:
         strategy = opts.strategy or self.strategy
+        cost = strategy == "cost_optimized"
         found = [
             prov
             for prov, _ in self.providers.values()
             if prov.name not in opts.exclude
             and opts.required_tags <= prov.tags
-            and (strategy != "cost_optimized" or prov.input_price_per_mtok is not None)
+            and prov.context_window >= tokens + opts.expected_output_tokens
+            and (
+                not cost
+                or (
+                    prov.input_price_per_mtok is not None and prov.output_price_per_mtok is not None
+                )
+            )
         ]
+        if not found:
+            return []
+        low = min(prov.group for prov in found)
+        found = [prov for prov in found if prov.group == low]
         if strategy == "cost_optimized":
-            found.sort(key=lambda x: (x.input_price_per_mtok or 0) + (x.output_price_per_mtok or 0))
-        else:
-            found.sort(key=lambda x: x.group)
+            found.sort(
+                key=lambda x: (
+                    tokens * (x.input_price_per_mtok or 0)
+                    + opts.expected_output_tokens * (x.output_price_per_mtok or 0)
+                )
+            )
+        elif strategy == "specialist":
+            found.sort(key=lambda x: len(x.tags - opts.required_tags))
+        elif strategy == "round_robin":
+            n = self.turns.get(low, 0)
+            if turn:
+                self.turns[low] = n + 1
+            found = found[n % len(found) :] + found[: n % len(found)]
         return found
 
     async def route(
         self, messages: Sequence[p.Message], opts: p.RouteOptions | None = None
     ) -> p.Provider:
-        found = self._candidates(opts or p.RouteOptions())
+        tokens = p.estimate_tokens(messages)
+        found = self._candidates(opts or p.RouteOptions(), tokens, turn=True)
         if not found:
             raise p.NoHealthyProviderError("no provider qualifies")
         return found[0]
@@ -133,25 +163,30 @@ class SimpleRouter:
     ) -> p.Completion:
         opts = opts or p.RouteOptions()
         failed: set[str] = set()
+        last: p.PortError | None = None
         for _ in range(len(self.providers) + 1):
             try:
                 chosen = await self.route(
                     messages,
                     p.RouteOptions(
                         required_tags=opts.required_tags,
+                        expected_output_tokens=opts.expected_output_tokens,
                         exclude=opts.exclude | failed,
                         strategy=opts.strategy,
                         completion=opts.completion,
                     ),
                 )
             except p.NoHealthyProviderError:
-                raise p.UnavailableError("every provider failed") from None
+                if last is None:
+                    raise
+                raise p.NoHealthyProviderError(f"every provider failed: {last}") from last
             try:
                 done = await self.providers[chosen.name][1].complete(messages, opts.completion)
             except p.PortError as exc:
                 if not exc.retryable:
                     raise
                 failed.add(chosen.name)
+                last = exc
                 continue
             return p.Completion(
                 done.text, done.model, done.usage, done.finish_reason, done.tool_calls, chosen.name

@@ -40,6 +40,21 @@ TEST_OF = {
     "event_store.subscribe.on_error": "test_handler_errors",
     "event_store.read_all.gapless": "test_gapless",
     "event_store.model": "test_state_machine",
+    "event_store.append.idempotent_not_tail": "test_idempotent_retry_not_at_tail",
+    "event_store.append.size_bytes": "test_event_size_in_utf8_bytes",
+    "event_store.snapshot.all": "test_read_all_and_query_snapshots",
+    "event_store.query.and": "test_query_filters_combine_with_and",
+    "event_store.query.numbers": "test_query_numeric_equality",
+    "event_store.subscribe.retry_exhausted": "test_retry_exhausted",
+    "event_store.subscribe.timeout": "test_wait_until_timeout",
+    "event_store.subscribe.during_catch_up": "test_events_committed_during_catch_up",
+    "event_store.tenant.fail_closed": "test_tenant_fail_closed",
+    "event_store.tenant.isolation": "test_tenant_isolation",
+    "event_store.tenant.adversarial": "test_tenant_and_stream_separators",
+    "event_store.tenant.subscription": "test_tenant_subscription",
+    "event_store.faults.unavailable": "test_backend_unreachable",
+    "event_store.recorded_at.wall_clock": "test_recorded_at_follows_the_wall_clock",
+    "event_store.query.time_controlled": "test_query_time_with_controlled_clock",
 }
 
 

@@ -1,14 +1,27 @@
-"""``portfolio-core serve MANIFEST``: serve a manifest's async ports over HTTP and WebSocket."""
+"""``portfolio-core serve MANIFEST``: serve a manifest's async ports over HTTP and WebSocket,
+reloading the manifest while serving (file change, SIGHUP, ``POST /admin/reload``)."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
+from collections.abc import AsyncIterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 from portfolio_core._commands._manifest import add_manifest_arguments, overrides_of, report
 from portfolio_core.manifest import ManifestError
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
+    from portfolio_core.portal import PortalConfig
+    from portfolio_core.registry import Registry
+
+_ENV = "PORTFOLIO_CORE_PORTAL_MANIFEST"
+"""How ``--workers N`` passes the manifest to each worker process (JSON)."""
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -19,11 +32,73 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--workers", type=int, default=None, help="worker processes (portal.workers)"
     )
     parser.add_argument(
+        "--no-reload",
+        action="store_true",
+        help="do not watch the manifest nor reload on SIGHUP (portal.reload.files/sighup)",
+    )
+    parser.add_argument(
         "--log-level",
         default="info",
         choices=["critical", "error", "warning", "info", "debug"],
         help="uvicorn's log level",
     )
+
+
+def reloading_app(registry: Registry, config: PortalConfig, *, sighup: bool = True) -> Starlette:
+    """The portal's application over ``registry`` (built from a manifest with
+    ``hot_reload=True``): its lifespan starts the registry, then a
+    `Reloader` watching the manifest and SIGHUP as
+    ``config.reload`` says, and closes both on shutdown."""
+    from portfolio_core.portal import Portal
+    from portfolio_core.runtime import Reloader
+
+    settings = config.reload
+
+    @contextlib.asynccontextmanager
+    async def reloader() -> AsyncIterator[None]:
+        watcher = Reloader(
+            registry,
+            watch_files=settings.files,
+            sighup=settings.sighup and sighup,
+            debounce=settings.debounce,
+            drain_timeout=settings.drain_timeout,
+        )
+        await watcher.start()
+        try:
+            yield
+        finally:
+            await watcher.aclose()
+
+    companions = [reloader] if (settings.files or settings.sighup) else []
+    return Portal(registry, config).app(manage_registry=True, companions=companions)
+
+
+def create_app() -> Starlette:
+    """The application of one worker of ``portfolio-core serve --workers N``: each worker
+    wires the manifest named in the environment itself (state is shared through the
+    adapters' own servers, never between workers) and watches it; SIGHUP goes to uvicorn's
+    supervisor, which restarts the workers."""
+    from portfolio_core.portal import PortalConfig
+
+    spec = json.loads(os.environ[_ENV])
+    registry, config = _wire(spec["file"], spec.get("profile"), spec.get("overrides"))
+    if spec.get("config"):
+        config = PortalConfig.model_validate(spec["config"])
+    return reloading_app(registry, config, sighup=False)
+
+
+def _wire(
+    path: str, profile: str | None, overrides: Mapping[str, Any] | None
+) -> tuple[Registry, PortalConfig]:
+    from portfolio_core.manifest import plan
+    from portfolio_core.portal import PortalConfig
+    from portfolio_core.registry import Registry
+
+    planned = plan(path, profile=profile, overrides=overrides)
+    section = planned.sections.get("portal")
+    config = section if isinstance(section, PortalConfig) else PortalConfig()
+    registry = Registry.from_manifest(path, profile=profile, overrides=overrides, hot_reload=True)
+    return registry, config
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,10 +107,9 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
     from pydantic import ValidationError
 
-    from portfolio_core.manifest import build, plan
+    from portfolio_core.manifest import plan
     from portfolio_core.portal import PortalConfig
-    from portfolio_core.portal._server import _ENV, serve, uvicorn_options
-    from portfolio_core.registry import Registry
+    from portfolio_core.portal._server import uvicorn_options
 
     try:
         overrides = overrides_of(args)
@@ -44,17 +118,20 @@ def run(args: argparse.Namespace) -> int:
         return report(exc)
     section = planned.sections.get("portal")
     config = section if isinstance(section, PortalConfig) else PortalConfig()
-    changes = {
+    changes: dict[str, Any] = {
         key: value
         for key, value in (("host", args.host), ("port", args.port), ("workers", args.workers))
         if value is not None
     }
+    if args.no_reload:
+        changes["reload"] = {**config.reload.model_dump(), "files": False, "sighup": False}
     try:
         config = PortalConfig.model_validate({**config.model_dump(), **changes})
     except ValidationError as exc:
         for error in exc.errors(include_url=False, include_input=False):
             print(f"portfolio-core serve: {error['msg']}", file=sys.stderr)
         return 2
+    options = uvicorn_options(config, args.log_level)
     if config.workers > 1:
         os.environ[_ENV] = json.dumps(
             {
@@ -64,17 +141,20 @@ def run(args: argparse.Namespace) -> int:
                 "config": json.loads(config.model_dump_json(round_trip=True)),
             }
         )
-        options = uvicorn_options(config, args.log_level)
         uvicorn.run(
-            "portfolio_core.portal._server:create_app",
+            "portfolio_core._commands.serve:create_app",
             factory=True,
             workers=config.workers,
             **options,
         )
         return 0
+    from portfolio_core.registry import Registry
+
     try:
-        registry = Registry.from_wiring(build(planned))
+        registry = Registry.from_manifest(
+            args.file, profile=args.profile, overrides=overrides, hot_reload=True
+        )
     except ManifestError as exc:
         return report(exc)
-    serve(registry, config, log_level=args.log_level)
+    uvicorn.run(reloading_app(registry, config), **options)
     return 0

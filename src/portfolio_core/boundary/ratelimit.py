@@ -14,8 +14,9 @@ time and handed out locally until the window that counted them resets, so the sh
 always covers every admitted call (the global limit is never exceeded) while most calls cost
 no storage round trip. When fewer than ``lease`` permits remain, permits are taken one by one.
 
-When the storage itself fails (Redis down), ``fail_open`` decides: let the call through, or
-refuse it with `RateLimitStorageError`.
+When the storage itself fails (Redis down, or silent for `STORAGE_TIMEOUT` seconds),
+``fail_open`` decides: let the call through, or refuse it with
+`RateLimitStorageError`. A dropped Redis connection is opened again by a later call.
 """
 
 from __future__ import annotations
@@ -58,12 +59,20 @@ def _strategy_classes(is_async: bool) -> dict[str, Any]:
     }
 
 
+STORAGE_TIMEOUT = 1.0
+"""Seconds a Redis storage may take to connect, and to answer: past it, the storage counts
+as unavailable (``fail_open`` decides), so a silent server cannot hang the calls."""
+
+
 def _storage_uri(uri: str, is_async: bool) -> tuple[str, dict[str, Any]]:
-    if not is_async:
-        return uri, {}
     options: dict[str, Any] = {}
     if uri.startswith(("redis://", "rediss://")):
-        options["implementation"] = "redispy"
+        options["socket_connect_timeout"] = STORAGE_TIMEOUT
+        options["socket_timeout"] = STORAGE_TIMEOUT
+        if is_async:
+            options["implementation"] = "redispy"
+    if not is_async:
+        return uri, options
     return f"async+{uri}", options
 
 

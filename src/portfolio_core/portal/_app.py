@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
@@ -20,9 +20,16 @@ from portfolio_core.portal._http import RpcEndpoint
 from portfolio_core.portal._metrics import PortalMetrics
 from portfolio_core.portal._security import ANONYMOUS, Principal, Security
 from portfolio_core.portal._ws import serve_websocket
-from portfolio_core.ports.errors import AccessDeniedError, PortError
+from portfolio_core.ports.errors import AccessDeniedError, PortError, UnsupportedError
 from portfolio_core.registry import Registry
-from portfolio_core.wire import API_PREFIX, PROBLEM_MEDIA_TYPE, WS_PATH, dumps, problem_for
+from portfolio_core.wire import (
+    API_PREFIX,
+    PROBLEM_MEDIA_TYPE,
+    PROBLEM_TYPE_PREFIX,
+    WS_PATH,
+    dumps,
+    problem_for,
+)
 
 if TYPE_CHECKING:
     from portfolio_core.portal._console import Console
@@ -38,6 +45,39 @@ def _problem_response(exc: BaseException, status: int | None = None) -> Response
     return Response(
         dumps(problem), problem["status"], media_type=PROBLEM_MEDIA_TYPE, headers=headers
     )
+
+
+async def reload_response(registry: Registry, drain_timeout: float) -> Response:
+    """Reload ``registry`` and answer with what changed (200) or why nothing did (422, an
+    ``invalid-manifest`` problem listing every located problem; secrets masked)."""
+    from portfolio_core.manifest import ManifestError
+
+    try:
+        report = await registry.reload(drain_timeout=drain_timeout)
+    except ManifestError as exc:
+        problems = [str(p) for p in exc.problems]
+    except Exception as exc:  # a new adapter failed to build or start
+        problems = [registry.redact(f"{type(exc).__name__}: {exc}")]
+    else:
+        return JSONResponse(
+            {
+                "reloaded": True,
+                "rebuilt": list(report.rebuilt),
+                "added": list(report.added),
+                "removed": list(report.removed),
+                "kept": list(report.kept),
+                "undrained": list(report.undrained),
+            }
+        )
+    body = {
+        "type": PROBLEM_TYPE_PREFIX + "invalid-manifest",
+        "title": "Reload refused",
+        "status": 422,
+        "detail": "the reload failed; the running wiring stays",
+        "reloaded": False,
+        "problems": problems,
+    }
+    return Response(dumps(body), 422, media_type=PROBLEM_MEDIA_TYPE)
 
 
 class Portal:
@@ -154,6 +194,22 @@ class Portal:
         names = [n for n in self.dispatcher.names() if principal.sees(n)]
         return JSONResponse(openapi_document(self, names))
 
+    async def admin_reload(self, request: Request) -> Response:
+        """``POST /admin/reload``: reload the manifest now (credentials with a write scope
+        on every entry). 200 with what changed; 422 with every located problem when the
+        manifest is refused or a new adapter fails to start (the running wiring stays)."""
+        try:
+            principal = self._principal(request)
+            if principal is not ANONYMOUS and not principal.allows("*", "reload", False):
+                raise AccessDeniedError(
+                    "reloading needs a write scope on every entry", authenticated=True
+                )
+            if self.registry.manifest_source is None:
+                raise UnsupportedError("this registry was not built from a manifest")
+        except PortError as exc:
+            return _problem_response(exc)
+        return await reload_response(self.registry, self.config.reload.drain_timeout)
+
     async def websocket(self, websocket: WebSocket) -> None:
         await serve_websocket(self, websocket)
 
@@ -179,13 +235,21 @@ class Portal:
             routes.extend(openai_routes(self))
         if self.console is not None:
             routes.extend(self.console.routes())
+        if self.config.reload.admin:
+            routes.append(Route("/admin/reload", self.admin_reload, methods=["POST"]))
         return routes
 
-    def app(self, *, manage_registry: bool = False) -> Starlette:
+    def app(
+        self,
+        *,
+        manage_registry: bool = False,
+        companions: Sequence[Callable[[], contextlib.AbstractAsyncContextManager[Any]]] = (),
+    ) -> Starlette:
         """A Starlette application serving `routes` (with CORS when configured).
 
         With ``manage_registry`` the application's lifespan starts the registry and closes
-        it on shutdown.
+        it on shutdown. ``companions`` are entered, in order, after the registry started
+        and exited before it is closed (e.g. a reloader watching the manifest).
         """
         middleware = []
         cors = self.config.cors
@@ -207,7 +271,10 @@ class Portal:
             if manage_registry:
                 await registry.start()
             try:
-                yield
+                async with contextlib.AsyncExitStack() as stack:
+                    for companion in companions:
+                        await stack.enter_async_context(companion())
+                    yield
             finally:
                 if manage_registry:
                     await registry.aclose()

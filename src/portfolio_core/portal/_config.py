@@ -23,6 +23,7 @@ __all__ = [
     "LimitsConfig",
     "OpenAIConfig",
     "PortalConfig",
+    "ReloadConfig",
     "Scope",
     "TlsConfig",
     "WebSocketConfig",
@@ -176,6 +177,23 @@ class ConsoleConfig(_Model):
     """How long a console login lasts (a signed cookie; rotating the key ends it)."""
 
 
+class ReloadConfig(_Model):
+    """Hot reload of the served manifest (``portfolio-core serve``; see
+    docs/runtime/hot_reload.md). Only entries whose resolved configuration changed are
+    rebuilt; a manifest that fails validation keeps the running wiring; calls in flight on a
+    replaced adapter finish (up to ``drain_timeout`` seconds) before it is closed."""
+
+    files: bool = True
+    """Reload when the manifest (or a file it extends) changes on disk."""
+    sighup: bool = True
+    """Reload on SIGHUP."""
+    admin: bool = True
+    """Serve ``POST /admin/reload`` (credentials with a write scope on every entry)."""
+    drain_timeout: float = Field(default=30.0, gt=0, le=3600.0)
+    debounce: float = Field(default=0.1, ge=0.0, le=10.0)
+    """Seconds file changes are gathered before one reload."""
+
+
 class PortalConfig(_Model):
     """The ``portal:`` section. ``expose`` lists the served entries (default: every entry of an
     async port)."""
@@ -191,6 +209,7 @@ class PortalConfig(_Model):
     websocket: WebSocketConfig = Field(default_factory=lambda: WebSocketConfig())
     openai: OpenAIConfig = Field(default_factory=lambda: OpenAIConfig())
     console: ConsoleConfig = Field(default_factory=lambda: ConsoleConfig())
+    reload: ReloadConfig = Field(default_factory=lambda: ReloadConfig())
     metrics: bool = True
     openapi: bool = True
 

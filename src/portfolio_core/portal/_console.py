@@ -4,7 +4,9 @@ Everything it shows comes from what the process already keeps: the registry (ent
 their configuration came from, capabilities, health), the boundary's own statistics
 (``registry.performance()``, no second metrics pipeline), the process timeline
 (``portfolio_core.boundary.timeline``), the registered panels
-(``portfolio_core.boundary.panels``) and the event stores' own reads.
+(``portfolio_core.boundary.panels``), the panels and timeline entries generated from the
+ConfigStore, JobQueue and outbox entries (``_console_sources``) and the event stores' own
+reads.
 
 Costs nothing while nobody watches: the sampler (`_Sampler`) runs only while at least
 one page is connected, and listens to the timeline only then.
@@ -41,6 +43,7 @@ from portfolio_core.boundary import boundary_of, unwrap
 from portfolio_core.boundary.panels import Panel, registered_panels
 from portfolio_core.boundary.timeline import Timeline, TimelineEvent, default_timeline
 from portfolio_core.portal._console_events import latest_events, render_event
+from portfolio_core.portal._console_sources import RegistrySources
 from portfolio_core.portal._security import ANONYMOUS, Principal
 from portfolio_core.ports.errors import AccessDeniedError, InvalidInputError, PortError
 from portfolio_core.ports.event_store import EventStore, RecordedEvent
@@ -333,7 +336,7 @@ class _Sampler:
 
     async def _sample_panels(self) -> None:
         registry = self.console.registry
-        sources = registered_panels()
+        sources = {**self.console.sources.sources(registry), **registered_panels()}
         for gone in set(self.panels) - set(sources):
             del self.panels[gone]
         for name, source in sources.items():
@@ -462,6 +465,7 @@ class Console:
         self.config = portal.config.console
         self.security = portal.security
         self.timeline = timeline or default_timeline()
+        self.sources = RegistrySources(self.timeline, self.registry.redact)
         self.sampler = _Sampler(self)
 
     # -- helpers used by the sampler -------------------------------------------------------

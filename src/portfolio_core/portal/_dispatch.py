@@ -1,7 +1,8 @@
 """From ``(entry, method)`` to a bound adapter method, its validator and its counters.
 
 Built from the registry on demand and kept per entry; a registry reload (a new adapter
-object under the same name) is noticed on the next call and the entry rebound.
+object under the same name, or a hot-reload handle pointing at a new adapter) is noticed on
+the next call and the entry rebound.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pydantic
 from portfolio_core.ports.capabilities import capabilities_of
 from portfolio_core.ports.catalogue import PortInfo
 from portfolio_core.ports.errors import InvalidInputError, NotFoundError, UnsupportedError
-from portfolio_core.registry import Registry
+from portfolio_core.registry import Registry, handle_target
 from portfolio_core.wire import CallKind, MethodSpec, arguments_validator, methods_of
 
 __all__ = ["Bound", "Dispatcher", "ServedEntry", "invalid_arguments"]
@@ -44,6 +45,8 @@ class ServedEntry:
     port: PortInfo
     adapter: object
     methods: dict[str, Bound]
+    target: object = None
+    """The adapter behind ``adapter`` (itself, or what a hot-reload handle points at)."""
 
     @property
     def capabilities(self) -> frozenset[str]:
@@ -94,6 +97,21 @@ def _unsupported(spec: MethodSpec) -> Callable[..., Any]:
     return refuse
 
 
+def _decoding(
+    target: Callable[..., Any], forms: tuple[tuple[str, Callable[[Any], Any]], ...]
+) -> Callable[..., Any]:
+    """``target`` called with the arguments that have a wire form decoded first (what it
+    returns, a coroutine or an iterator, is returned as is)."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        for name, decode in forms:
+            if name in kwargs:
+                kwargs[name] = decode(kwargs[name])
+        return target(*args, **kwargs)
+
+    return call
+
+
 class Dispatcher:
     """Resolves served entries and their methods.
 
@@ -131,7 +149,7 @@ class Dispatcher:
                 current = self.registry.get(served.port.protocol, name)
             except NotFoundError:
                 current = None
-            if current is served.adapter:
+            if current is served.adapter and handle_target(current) is served.target:
                 return served
             self._entries.pop(name, None)
         if self.expose is not None and name not in self.expose:
@@ -144,7 +162,7 @@ class Dispatcher:
         if not any(s.remote for s in specs.values()):
             raise NotFoundError(f"no served entry named {name!r}", key=name)
         adapter = self.registry.get(port.protocol, name)
-        served = ServedEntry(name, port, adapter, {})
+        served = ServedEntry(name, port, adapter, {}, handle_target(adapter))
         declared = capabilities_of(adapter)
         for method, spec in specs.items():
             if not spec.remote:
@@ -156,6 +174,9 @@ class Dispatcher:
                 target = _unsupported(spec)
             if target is None:
                 continue
+            forms = tuple((p.name, p.form.decode) for p in spec.params if p.form is not None)
+            if forms:
+                target = _decoding(target, forms)
             bound = Bound(
                 name, spec, target, arguments_validator(spec), plain_arguments=_plain(spec)
             )

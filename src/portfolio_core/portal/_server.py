@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import os
 from typing import Any
 
 import uvicorn
-from starlette.applications import Starlette
 
 from portfolio_core.portal._app import Portal
 from portfolio_core.portal._config import PortalConfig
 from portfolio_core.registry import Registry
 
-__all__ = ["create_app", "serve", "uvicorn_options"]
-
-_ENV = "PORTFOLIO_CORE_PORTAL_MANIFEST"
-"""How ``--workers N`` passes the manifest to each worker process (JSON)."""
+__all__ = ["serve", "uvicorn_options"]
 
 
 def uvicorn_options(config: PortalConfig, log_level: str = "info") -> dict[str, Any]:
@@ -51,19 +45,3 @@ def serve(
     config = config or PortalConfig()
     app = Portal(registry, config).app(manage_registry=True)
     uvicorn.run(app, **uvicorn_options(config, log_level))
-
-
-def create_app() -> Starlette:
-    """The application of one worker of ``portfolio-core serve --workers N``: each worker
-    wires the manifest named in the environment itself (state is shared through the
-    adapters' own servers, never between workers)."""
-    from portfolio_core.manifest import build, plan
-
-    spec = json.loads(os.environ[_ENV])
-    planned = plan(spec["file"], profile=spec.get("profile"), overrides=spec.get("overrides"))
-    config = planned.sections.get("portal")
-    portal_config = config if isinstance(config, PortalConfig) else PortalConfig()
-    if spec.get("config"):
-        portal_config = PortalConfig.model_validate(spec["config"])
-    registry = Registry.from_wiring(build(planned))
-    return Portal(registry, portal_config).app(manage_registry=True)

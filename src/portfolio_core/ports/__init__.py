@@ -102,6 +102,7 @@ if TYPE_CHECKING:
     from portfolio_core.ports.job_queue import (
         MAX_PRIORITY,
         MIN_PRIORITY,
+        InspectableJobQueue,
         Job,
         JobCounts,
         JobQueue,
@@ -218,6 +219,7 @@ _EXPORTS: dict[str, str] = {
     "GenerationEngine": "generation_engine",
     "HealthStatus": "router",
     "InvalidInputError": "errors",
+    "InspectableJobQueue": "job_queue",
     "Job": "job_queue",
     "JobCounts": "job_queue",
     "JobQueue": "job_queue",
@@ -340,6 +342,7 @@ __all__ = [
     "Generation",
     "GenerationEngine",
     "HealthStatus",
+    "InspectableJobQueue",
     "InvalidInputError",
     "Job",
     "JobCounts",

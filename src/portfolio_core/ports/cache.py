@@ -16,22 +16,36 @@ Contract
   [CorruptDataError][portfolio_core.ports.errors.CorruptDataError]: a damaged item is never returned
   altered, nor reported as a miss.
 * ``put`` overwrites; after it returns, ``get`` of that key returns an equal value until the
-  TTL passes, the key is deleted or evicted, or the cache is cleared. ``ttl`` is in seconds
-  and must be positive; ``None`` means no expiry. An expired item is never returned, whether
-  or not it has been swept yet.
+  TTL passes, the key is deleted or evicted, or the cache is cleared. ``ttl`` is in seconds:
+  a positive, finite ``int`` or ``float`` (fractions count: ``0.25`` is a quarter of a
+  second); ``None`` means no expiry. Anything else (``0``, a negative number, NaN, ``inf``,
+  ``True``/``False``, a string) raises
+  [InvalidInputError][portfolio_core.ports.errors.InvalidInputError]
+  and stores nothing. An item put at time ``t`` is live strictly before ``t + ttl`` and
+  expired from that instant on. An expired item is absent for every operation, whether or
+  not it has been swept yet: ``get`` misses, ``exists`` is false, ``delete`` returns
+  ``False``, ``keys``/``count`` leave it out.
 * ``get`` returns a value equal to the one stored, never the same mutable object (callers
   cannot corrupt the cache by mutating a result).
 * ``delete`` is idempotent and returns whether the key was present. ``clear`` removes every
   item of this adapter's namespace (and only the current tenant's, when tenant scoped).
 * ``get_many`` returns only the hits, as a dict; ``put_many`` stores all items or, on error,
-  raises before storing any of them when the error is bad input.
+  raises before storing any of them when the error is bad input. Every returned collection
+  (``get_many``'s dict, ``keys()``'s list) is new: the caller may mutate it.
 * Bounded adapters may evict items to respect their size; eviction is never reported as an
-  error. An adapter that declares ``TENANT_SCOPED`` prefixes every key with the current
+  error. Below its bound a bounded adapter evicts nothing and behaves like an unbounded one.
+  Keys containing the adapter's own separators (``:``, ``/``) are distinct keys like any
+  other. An adapter that declares ``TENANT_SCOPED`` prefixes every key with the current
   tenant and raises [TenantRequiredError][portfolio_core.ports.errors.TenantRequiredError] when none
   is set.
   No sequence of calls made under one tenant can read, list, count, delete or clear another
   tenant's items. A tenant-scoped adapter uses the current tenant's ``cache.default_ttl``
   configuration override (seconds) when ``put`` is given no ``ttl``.
+* A backend that cannot be reached (a lost connection, a server that is down) raises
+  [UnavailableError][portfolio_core.ports.errors.UnavailableError], never the driver's own
+  exception,
+  and a write that raises it changes nothing; once the backend is back the adapter serves
+  calls again without being rebuilt.
 * Adapters that own expiry take an injectable ``clock`` (seconds). Adapters whose items
   survive a restart default to wall-clock time; in-process ones to ``time.monotonic``.
 """
@@ -77,7 +91,12 @@ class CacheCapability(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class CacheStats:
-    """Counters since the adapter was created: lookups that hit or missed, size evictions."""
+    """Counters since the adapter was created, for adapters offering ``stats()``.
+
+    ``hits``/``misses``: each ``get`` and each key of ``get_many`` that found a live item or
+    not; ``evictions``: items removed to respect the bound (never by expiry, ``delete`` or
+    ``clear``); ``size``: the items held now (possibly counting expired ones not yet swept).
+    """
 
     hits: int
     misses: int

@@ -26,17 +26,26 @@ Appending
     version, exactly one succeeds.
   * Idempotency: every event carries an ``id`` (a fresh UUIDv7 unless given). If the whole
     batch is already stored in that stream, in order, directly after ``expected_version``
-    (or anywhere, with ``ANY``), the append succeeds without writing and returns the
-    original result. An id stored anywhere else, or a batch overlapping a stored one only in
-    part, raises [ConflictError][portfolio_core.ports.errors.ConflictError] and writes nothing.
+    (or anywhere, with ``ANY``; anywhere but at the stream's start, with ``STREAM_EXISTS``,
+    since the original append found the stream existing; at its start, with
+    ``NO_STREAM``), the append succeeds without writing and returns the original result --
+    also when later appends have followed it (a retry need not be of the stream's last
+    batch). An id stored anywhere else, a retry whose ``expected_version`` does not fit
+    where the batch is stored, or a batch overlapping a stored one only in part, raises
+    [ConflictError][portfolio_core.ports.errors.ConflictError] and writes nothing.
   * Bad input raises [InvalidInputError][portfolio_core.ports.errors.InvalidInputError] and writes
     nothing: an empty batch, an empty stream name, an id repeated in the batch, data or
     metadata that is not a JSON object following the stored-value rule of
     `portfolio_core.ports.values` (the Cache's rule: no non-serialisable value, NaN or
     infinity, no tuple and no non-str key -- which JSON would silently turn into a list and a
     string, so that the event read back would differ -- and at most ``MAX_VALUE_DEPTH``
-    containers deep), an event larger than the adapter's ``max_event_bytes`` (data +
-    metadata + type + id, UTF-8).
+    containers deep), an event larger than the adapter's ``max_event_bytes``. The size of
+    an event is counted in UTF-8 bytes, not characters: the compact JSON of ``data`` and of
+    ``metadata`` (separators ``,`` and ``:``, no spaces, non-ASCII characters written as
+    themselves) plus ``type`` and ``id``; an event of exactly ``max_event_bytes`` is
+    stored. The batch itself may be any sequence of
+    [NewEvent][portfolio_core.ports.event_store.NewEvent] (a list or a tuple);
+    tuples *inside* data or metadata are refused as said above.
   * No string may contain the NUL character U+0000: not the stream name, an event's type,
     id, correlation or causation id, nor any key or string value of ``data`` or
     ``metadata`` at any depth. Such a batch raises
@@ -56,15 +65,18 @@ Reading
     [NotFoundError][portfolio_core.ports.errors.NotFoundError]. Forwards it returns versions
     ``>= from_version``; backwards, versions ``<= from_version`` (0 meaning the last) in
     descending order; at most ``limit``.
-  * Results are snapshots: later appends do not change a returned list, and changing a
-    returned event's data does not change the store.
+  * Results are snapshots: ``read``, ``read_all`` and ``query`` return a new list the caller
+    may mutate; later appends do not change it, and changing a returned event's data does
+    not change the store.
   * ``recorded_at`` never decreases along positions within a partition (an adapter takes
     the later of its clock and the previous event's time), so the events of a time range
     are one run of consecutive positions.
   * ``read_all`` and ``query`` return events in position order. ``query`` (capability
-    ``QUERY``) matches every given filter: event types, streams, correlation id,
-    ``since <= recorded_at < until``, and equality of top-level fields of ``data`` and
-    ``metadata`` as JSON values (``true`` does not equal ``1``; ``1`` equals ``1.0``).
+    ``QUERY``) returns the events matching *every* given filter (filters combine with AND,
+    and so do the fields of one ``data`` or ``metadata`` filter): event types, streams,
+    correlation id, ``since <= recorded_at < until``, and equality of top-level fields of
+    ``data`` and ``metadata`` as JSON values (``true`` does not equal ``1``; ``1`` equals
+    ``1.0``; ``"1"`` equals neither).
 
 Subscribing
   * ``subscribe`` (capability ``SUBSCRIBE``) first delivers stored events from
@@ -75,7 +87,28 @@ Subscribing
     batches: a slow handler slows delivery rather than dropping events or buffering without
     bound. ``on_error`` decides what a handler exception does: ``stop`` the subscription
     (keeping the exception in ``error``; ``wait_until`` re-raises it), ``retry`` the event
-    (with backoff, a few times, then stop), or ``skip`` it. ``unsubscribe`` is idempotent.
+    (with backoff, at most 10 attempts in all; when they all fail the subscription stops
+    exactly as with ``stop``: the error is kept, ``wait_until`` re-raises it, the checkpoint
+    stays before the event and no later event is delivered), or ``skip`` it.
+    ``unsubscribe`` is idempotent.
+  * Within one subscription every event is delivered once, in position order, including
+    the events committed while catch-up is running (the hand-over from catch-up to live
+    neither repeats nor skips an event); "at least once" is about resuming from a saved
+    checkpoint.
+  * ``wait_until(position, timeout)`` raises
+    [PortTimeoutError][portfolio_core.ports.errors.PortTimeoutError] (never the built-in
+    ``TimeoutError`` alone) when the checkpoint has not reached ``position`` in time.
+  * With a ``stream`` or ``filter``, the checkpoint is the position of the last *matching*
+    event handled; it may also move past events the filter leaves out, never past one it
+    has not examined. Resuming from ``checkpoint + 1`` loses no matching event.
+
+Failures
+  * A backend that cannot be reached raises
+    [UnavailableError][portfolio_core.ports.errors.UnavailableError] (never the driver's own
+    exception); an append that raises it writes nothing, and the store serves calls again
+    once the backend is back. A subscription whose reads fail that way stops with the error
+    in ``error`` (``wait_until`` re-raises it); subscribing again from ``checkpoint + 1``
+    loses nothing.
 
 Tenancy
   * An adapter declaring ``TENANT_SCOPED`` and built with ``tenant_scoped=True`` reads
@@ -83,7 +116,11 @@ Tenancy
     [TenantRequiredError][portfolio_core.ports.errors.TenantRequiredError]) and keeps each tenant's
     streams,
     ids and positions apart: no call made for one tenant reads, queries, lists or counts
-    another tenant's events. A subscription keeps the tenant current when it was made.
+    another tenant's events; the same event id or stream name in two tenants are two
+    different things; positions are numbered per tenant. A tenant id and a stream name that
+    contain the adapter's own separators (``:``, ``/``) never make two tenants' streams
+    collide. A call with no tenant raises before touching anything. A subscription keeps
+    the tenant current when it was made and delivers only that tenant's events.
 """
 
 from __future__ import annotations

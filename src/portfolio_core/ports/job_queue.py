@@ -50,6 +50,9 @@ Inspecting and managing
     job (returns ``False`` if it was already cancelled). Both raise ``ConflictError`` for a
     running or completed job and ``NotFoundError`` for an unknown one.
   * ``counts(queue)`` counts the queue's jobs per state (`JobCounts`).
+  * With capability ``job_queue.inspect`` (`InspectableJobQueue`), ``queues()``
+    lists, sorted, the name of every queue holding at least one job, whatever its state
+    (an operator's view can then be built without knowing the queue names).
 
 Time
   * Adapters take an injectable ``clock`` (seconds, default ``time.time``: jobs outlive
@@ -67,6 +70,7 @@ __all__ = [
     "Job",
     "JobCounts",
     "JobQueue",
+    "InspectableJobQueue",
     "JobQueueCapability",
     "JobState",
     "MAX_PRIORITY",
@@ -89,6 +93,8 @@ class JobQueueCapability(StrEnum):
     """Several processes (or machines) share the queues."""
     WAKEUP = "job_queue.wakeup"
     """A waiting ``reserve`` is woken by an enqueue in another process, without polling."""
+    INSPECT = "job_queue.inspect"
+    """The adapter lists its queues: ``queues()`` (`InspectableJobQueue`)."""
 
 
 class JobState(StrEnum):
@@ -254,4 +260,13 @@ class JobQueue(Protocol):
 
     async def counts(self, queue: str) -> JobCounts:
         """How many jobs of ``queue`` are in each state."""
+        ...
+
+
+@runtime_checkable
+class InspectableJobQueue(JobQueue, Protocol):
+    """A job queue that lists its queues (capability ``job_queue.inspect``)."""
+
+    async def queues(self) -> list[str]:
+        """The names of the queues holding at least one job (any state), sorted."""
         ...

@@ -7,7 +7,18 @@ Contract
   output token counts as the provider or local tokenizer counted them).
 * ``stream`` yields [CompletionChunk][portfolio_core.ports.llm.CompletionChunk] objects whose
   ``text`` concatenates to the text
-  ``complete`` would have returned; the last chunk carries ``finish_reason`` and ``usage``.
+  ``complete`` would have returned; the last chunk carries ``finish_reason`` and ``usage``,
+  and only the last one carries ``finish_reason``.
+* ``finish_reason``: ``"length"`` when generation stopped because the output reached
+  ``max_tokens`` (then ``usage.output_tokens == max_tokens``), ``"tool_calls"`` exactly
+  when the completion carries tool calls, ``"stop"`` otherwise (the model ended, or a stop
+  sequence was met).
+* ``CompletionOptions.stop``: generation ends before the first occurrence of any stop
+  sequence; the returned text (whole or streamed) never contains one.
+* Deadlines: the adapter's own deadline (its configured request timeout) raises
+  [PortTimeoutError][portfolio_core.ports.errors.PortTimeoutError]. A deadline the caller imposes
+  (``asyncio.timeout``, ``wait_for``) cancels the call as any coroutine is cancelled: the
+  adapter lets the cancellation through and does not turn it into another error.
 * Neither call mutates ``messages``. Neither is idempotent in general (a provider may bill
   twice); with ``temperature == 0`` and a fixed ``seed`` a local adapter is deterministic.
 * Raises [InvalidInputError][portfolio_core.ports.errors.InvalidInputError] for an empty
@@ -15,8 +26,8 @@ Contract
   bad options (``max_tokens < 1``, a negative ``temperature``),
   [RateLimitedError][portfolio_core.ports.errors.RateLimitedError] (with ``retry_after``) on a
   provider 429, [UnavailableError][portfolio_core.ports.errors.UnavailableError] on 5xx or a
-  refused connection, [PortTimeoutError][portfolio_core.ports.errors.PortTimeoutError] on a
-  deadline.
+  refused connection, [PortTimeoutError][portfolio_core.ports.errors.PortTimeoutError] on the
+  adapter's deadline (below).
 * ``usage.output_tokens`` never exceeds ``max_tokens``. Offering ``tools`` to an adapter that
   does not declare ``LLMCapability.TOOLS`` raises
   [UnsupportedError][portfolio_core.ports.errors.UnsupportedError].

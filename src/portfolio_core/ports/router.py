@@ -4,14 +4,32 @@ Contract
 --------
 * ``route`` returns a registered [Provider][portfolio_core.ports.router.Provider] that is, at the
   moment of the decision,
-  healthy, not cooling down, within its rate limit, and whose context window fits the
-  estimated prompt. It never returns a provider excluded by ``RouteOptions.exclude``.
-  When none qualifies it raises
-  [NoHealthyProviderError][portfolio_core.ports.errors.NoHealthyProviderError]
-  carrying ``retry_after`` (seconds until the first cooling provider is usable again).
+  *eligible*: not excluded by ``RouteOptions.exclude``, carrying every ``required_tags``,
+  healthy, not cooling down, within its rate limit, and whose ``context_window`` fits the
+  estimated prompt ([estimate_tokens][portfolio_core.ports.llm.estimate_tokens]) *plus*
+  ``expected_output_tokens``; under ``COST_OPTIMIZED`` it must also have both prices.
+  When none is eligible it raises
+  [NoHealthyProviderError][portfolio_core.ports.errors.NoHealthyProviderError] carrying
+  ``retry_after``
+  (seconds until the first cooling provider is usable again).
+* Ranking: only the lowest fallback ``group`` that has an eligible provider competes; within
+  it the strategy picks. ``FALLBACK``: the first registered. ``ROUND_ROBIN``: in turn, so
+  that over ``k x n`` decisions each of ``n`` eligible providers is chosen ``k`` times.
+  ``SPECIALIST``: the provider with the fewest tags beyond the required ones (the most
+  specialised; ties go to the first registered). ``COST_OPTIMIZED``: the cheapest by
+  estimated input tokens x ``input_price_per_mtok`` + ``expected_output_tokens`` x
+  ``output_price_per_mtok`` (ties: first registered).
+* ``route`` only decides: it never counts against ``requests_per_minute``; a request counts
+  when ``complete`` (or a streaming view) sends it.
 * ``complete`` routes, calls the provider's LLM, and on a retryable failure retries within
   the provider's group excluding providers that already failed, then moves to the next
-  fallback group. Every attempt is counted in that provider's health.
+  fallback group. Every attempt is counted in that provider's health. A non-retryable error
+  is raised at once. When every eligible provider has failed, ``complete`` raises
+  ``NoHealthyProviderError`` whose ``__cause__`` is the last provider's error.
+* Cooldown (capability ``COOLDOWN``): a provider that fails with an error carrying
+  ``retry_after`` cools down for that long (an adapter may cap it) starting at the failure;
+  other failures cool it for the adapter's configured time. It is eligible again once the
+  cooldown has passed.
 * ``register_provider`` is idempotent for an identical provider; registering a different
   provider under an existing name raises [ConflictError][portfolio_core.ports.errors.ConflictError].
 * ``set_strategy`` takes effect for the next decision; decisions already made are unchanged.

@@ -6,9 +6,15 @@ Contract
 **Sources and sinks.**
 A source (or sink: the same thing, named by a non-empty string) is an ordered,
 append-only log of messages. ``write_stream(sink, items)`` appends every item in order and
-returns how many it wrote. Message ids are unique within a source and follow write order.
+returns how many it wrote. Message ids are non-empty strings, unique within a source (two
+sources may use the same ids); their format is the adapter's to document ("1", "2", ... or
+Redis entry ids) and callers must not parse nor compare them: the order of messages is the
+order a reader receives them, which is write order. Source names containing ``:`` or ``/``
+never share messages with another name (an adapter may give ``/`` a meaning, as the file
+adapter's paths do, and document it).
 Payloads are JSON-compatible values (``None``, bool, int, float, str, lists and
-string-keyed dicts of those), stored as copies; anything else raises
+string-keyed dicts of those), stored as copies; NaN and the infinities are not JSON
+numbers and are refused like anything else, which raises
 [InvalidInputError][portfolio_core.ports.errors.InvalidInputError] naming the item's index, the
 items
 before it written and none after it.
@@ -41,7 +47,10 @@ writer whose sink already holds ``buffer_size`` messages that its consumers have
 released waits (up to ``opts.timeout``, then ``PortTimeoutError``, with the items
 before the blocked one written) until a consumer releases one. What counts as
 "released" is adapter-specific and documented by each adapter (acknowledged by every
-group, read by every open reader, ...). A reader's ``buffer_size`` bounds how many
+group, read by every open reader, ...), within one rule every adapter keeps: a plain
+reader (no group) never holds back a writer with a message it has already received -- it
+releases each message once it asks for the next one, or holds none at all -- so a writer
+and a plain reader of one sink never deadlock. A reader's ``buffer_size`` bounds how many
 messages it fetches ahead.
 
 **Errors while reading and transforming (``opts.on_error``).**

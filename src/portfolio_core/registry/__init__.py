@@ -7,6 +7,7 @@ A lookup is one dict access: ``registry.get(Cache)`` returns the port's default 
 
 from __future__ import annotations
 
+from portfolio_core.registry._handles import handle_target
 from portfolio_core.registry._registry import (
     CallStats,
     EntryHealth,
@@ -16,4 +17,12 @@ from portfolio_core.registry._registry import (
     ReloadReport,
 )
 
-__all__ = ["CallStats", "EntryHealth", "EntryInfo", "HealthReport", "Registry", "ReloadReport"]
+__all__ = [
+    "CallStats",
+    "EntryHealth",
+    "EntryInfo",
+    "HealthReport",
+    "Registry",
+    "ReloadReport",
+    "handle_target",
+]

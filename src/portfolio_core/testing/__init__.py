@@ -7,7 +7,9 @@
 * `FakeClock`, `LoopRunner`, `run_concurrently`, `one_winner`,
   `run_in_threads` for time and concurrency; `portfolio_core.testing.machines` for
   hypothesis state machines (needs hypothesis);
-* `portfolio_core.testing.doubles`: recording and scripted adapters for application tests.
+* `portfolio_core.testing.doubles`: recording and scripted adapters for application tests;
+* `FaultProxy` and `BackgroundFaultProxy` (`portfolio_core.testing.faults`):
+  a loopback TCP proxy that cuts, stalls and restores an adapter's connection to its server.
 
 The pytest plugin (`portfolio_core.testing.plugin`) is registered by entry point and
 needs no configuration. Install with ``pip install portfolio-core[testing]``.
@@ -26,14 +28,17 @@ from portfolio_core.testing.clauses import (
 )
 from portfolio_core.testing.clock import FakeClock
 from portfolio_core.testing.concurrency import one_winner, run_concurrently, run_in_threads
+from portfolio_core.testing.faults import BackgroundFaultProxy, FaultProxy
 from portfolio_core.testing.loop import LoopRunner, close_adapter, open_adapter
 from portfolio_core.testing.suite import ContractSuite, Factory
 
 __all__ = [
+    "BackgroundFaultProxy",
     "Clause",
     "ContractSuite",
     "Factory",
     "FakeClock",
+    "FaultProxy",
     "LoopRunner",
     "clause",
     "clause_of",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
-__all__ = ["FakeClock"]
+__all__ = ["FakeClock", "FakeWallClock"]
 
 
 class FakeClock:
@@ -57,3 +57,35 @@ class FakeClock:
 
     def __repr__(self) -> str:
         return f"FakeClock(now={self._now})"
+
+
+class FakeWallClock:
+    """A wall clock (``time.time``: seconds since the epoch) the kit moves by hand.
+
+    It starts at the real current time (so timestamps it produces are "now"-ish, as stores
+    and their readers expect) and, unlike `FakeClock`, may be set back: wall clocks
+    do step back (NTP corrections), and rules such as "``recorded_at`` never decreases" must
+    hold when they do. The kit passes one as ``wall_clock=`` to factories that accept it.
+    """
+
+    __slots__ = ("_now",)
+
+    def __init__(self, start: float | None = None) -> None:
+        import time
+
+        self._now = float(time.time() if start is None else start)
+
+    def __call__(self) -> float:
+        return self._now
+
+    @property
+    def now(self) -> float:
+        """The current reading."""
+        return self._now
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock by ``seconds`` (negative: back)."""
+        self._now += float(seconds)
+
+    def __repr__(self) -> str:
+        return f"FakeWallClock(now={self._now})"

@@ -26,7 +26,8 @@ from typing import Any
 import pytest
 
 from portfolio_core.testing.clauses import clause_of
-from portfolio_core.testing.clock import FakeClock
+from portfolio_core.testing.clock import FakeClock, FakeWallClock
+from portfolio_core.testing.faults import FaultInjector
 from portfolio_core.testing.loop import DEFAULT_TIMEOUT, LoopRunner
 
 __all__ = [
@@ -34,6 +35,8 @@ __all__ = [
     "KitSession",
     "KitSettings",
     "kit_clock",
+    "kit_faults",
+    "kit_wall_clock",
     "kit_runner",
     "kit_settings",
     "record_adapter",
@@ -166,6 +169,18 @@ def kit_runner(request: pytest.FixtureRequest) -> Iterator[LoopRunner]:
 def kit_clock() -> FakeClock:
     """A fresh `FakeClock` for the test."""
     return FakeClock()
+
+
+@pytest.fixture
+def kit_wall_clock() -> FakeWallClock:
+    """A fresh `FakeWallClock` (starting at the real current time) for the test."""
+    return FakeWallClock()
+
+
+@pytest.fixture
+def kit_faults() -> FaultInjector:
+    """A fresh, unarmed `FaultInjector` for the test."""
+    return FaultInjector()
 
 
 @pytest.fixture

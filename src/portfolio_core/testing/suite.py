@@ -23,7 +23,8 @@ import pytest
 from portfolio_core.ports.capabilities import capabilities_of
 from portfolio_core.ports.introspection import members_of
 from portfolio_core.testing.clauses import clause, kit_async
-from portfolio_core.testing.clock import FakeClock
+from portfolio_core.testing.clock import FakeClock, FakeWallClock
+from portfolio_core.testing.faults import FaultInjector
 from portfolio_core.testing.loop import LoopRunner, accepts_keyword, close_adapter, open_adapter
 
 __all__ = ["ContractSuite", "Factory"]
@@ -52,6 +53,10 @@ class ContractSuite(Generic[A]):
         new_adapter: an async function returning one more fresh adapter (closed afterwards).
         clock: the `FakeClock` passed as ``clock=`` to the factory; skips the test when
             the factory does not accept ``clock``.
+        wall_clock: the `FakeWallClock` passed as ``wall_clock=`` (a ``time.time``
+            that starts now and may be set back); skips when the factory does not accept it.
+        faults: the `FaultInjector` passed as
+            ``faults=`` to the factory; skips the test when the factory does not accept it.
         kit_runner: the test's `LoopRunner`.
 
     Hooks a stateful port suite overrides to get the hygiene checks of fresh and
@@ -92,9 +97,15 @@ class ContractSuite(Generic[A]):
         make_adapter: Factory,
         kit_runner: LoopRunner,
         kit_clock: FakeClock,
+        kit_faults: FaultInjector,
+        kit_wall_clock: FakeWallClock,
     ) -> Iterator[A]:
         """A fresh, started adapter; skipped when its capabilities do not fit the test."""
-        made: A = kit_runner.run(open_adapter(make_adapter, clock=kit_clock))
+        made: A = kit_runner.run(
+            open_adapter(
+                make_adapter, clock=kit_clock, faults=kit_faults, wall_clock=kit_wall_clock
+            )
+        )
         try:
             declared = capabilities_of(made)
             _record_adapter(request, made, declared)
@@ -130,6 +141,31 @@ class ContractSuite(Generic[A]):
                 "time for this clause"
             )
         return kit_clock
+
+    @pytest.fixture
+    def wall_clock(self, make_adapter: Factory, kit_wall_clock: FakeWallClock) -> FakeWallClock:
+        """The FakeWallClock passed as ``wall_clock=`` to the factory (timestamps such as
+        ``recorded_at``); skips the test when the factory does not accept ``wall_clock``."""
+        if not accepts_keyword(make_adapter, "wall_clock"):
+            pytest.skip(
+                "the factory does not accept a wall_clock= parameter, so the kit cannot "
+                "control the time stamps this clause checks"
+            )
+        return kit_wall_clock
+
+    @pytest.fixture
+    def faults(
+        self, make_adapter: Factory, kit_faults: FaultInjector, kit_runner: LoopRunner
+    ) -> Iterator[FaultInjector]:
+        """The FaultInjector passed as ``faults=`` to the factory; skips the test when the
+        factory does not accept ``faults``. Cleared after the test (before teardown)."""
+        if not accepts_keyword(make_adapter, "faults"):
+            pytest.skip(
+                "the factory does not accept a faults= parameter, so the kit cannot inject "
+                "backend faults to check the error mapping"
+            )
+        yield kit_faults
+        kit_faults.clear()
 
     @pytest.fixture(autouse=True)
     def _kit_capability_gate(self, request: pytest.FixtureRequest) -> None:

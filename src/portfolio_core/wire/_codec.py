@@ -22,7 +22,7 @@ import typing
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from functools import cache
-from typing import Any, NotRequired, Union
+from typing import TYPE_CHECKING, Any, NotRequired, Union
 
 import pydantic
 import pydantic_core
@@ -31,7 +31,9 @@ from typing_extensions import TypedDict
 from portfolio_core.ports.errors import InvalidInputError
 from portfolio_core.ports.tenant import TenantContext
 from portfolio_core.ports.values import MAX_VALUE_DEPTH
-from portfolio_core.wire._methods import MethodSpec
+
+if TYPE_CHECKING:
+    from portfolio_core.wire._methods import MethodSpec
 
 __all__ = [
     "Encoder",

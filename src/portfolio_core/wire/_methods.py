@@ -33,7 +33,9 @@ from portfolio_core.ports.cache import CacheCapability, EnumerableCache
 from portfolio_core.ports.catalogue import PORTS, PortInfo, port_by_key
 from portfolio_core.ports.event_store import Subscription
 from portfolio_core.ports.introspection import MemberKind, members_of
+from portfolio_core.ports.job_queue import InspectableJobQueue, JobQueueCapability
 from portfolio_core.ports.stream import StreamCapability
+from portfolio_core.wire._forms import FORMS, WireForm
 
 __all__ = ["CallKind", "MethodSpec", "Param", "SubscriptionSpec", "methods_of", "served_ports"]
 
@@ -58,6 +60,9 @@ class Param:
     required: bool
     keyword_only: bool
     materialise: bool = False
+    form: WireForm | None = None
+    """How the value crosses the wire when JSON cannot carry it as it is (``hint`` is then
+    the form's JSON shape; see ``_forms``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +97,13 @@ class MethodSpec:
     demand_when: tuple[str, str] | None = None
     """For ``ITERATE``: the argument and attribute which, when set, make the caller fetch
     one item per request for it (no fetching ahead)."""
+    resume_from: tuple[str, str] | None = None
+    """For ``ITERATE``: the argument that starts the iteration after a position and the item
+    attribute holding each item's position; a caller whose connection is lost reopens the
+    iteration after the last item it got."""
+    waits: str | None = None
+    """For ``CALL``: the argument (seconds) the server may wait before answering (a
+    blocking ``reserve``); the caller extends its timeout by it."""
     doc: str = ""
     signature: inspect.Signature | None = field(default=None, compare=False, repr=False)
     """The protocol method's own signature (with its defaults)."""
@@ -118,6 +130,7 @@ class StreamInspection(Protocol):
 _EXTENSIONS: dict[str, tuple[tuple[str, type], ...]] = {
     "cache": ((CacheCapability.ENUMERATE.value, EnumerableCache),),
     "stream": ((StreamCapability.INSPECT.value, StreamInspection),),
+    "job_queue": ((JobQueueCapability.INSPECT.value, InspectableJobQueue),),
 }
 
 #: methods that leave what is stored unchanged; every other method counts as a write
@@ -130,6 +143,17 @@ _READ_ONLY: dict[str, frozenset[str]] = {
     "agent": frozenset({"available_tools"}),
     "pipeline_step": frozenset({"validate_input"}),
     "tenant": frozenset({"get_context", "set_context", "reset_context", "with_tenant"}),
+    "config_store": frozenset({"current_version", "get", "read", "history", "watch"}),
+    "job_queue": frozenset({"get", "list_jobs", "counts", "queues"}),
+}
+
+#: iterate methods that resume after a lost connection: (argument, item attribute)
+_RESUME: dict[tuple[str, str], tuple[str, str]] = {
+    ("config_store", "watch"): ("from_version", "version"),
+}
+#: calls that may wait on the server by design: the argument holding the seconds
+_WAITS: dict[tuple[str, str], str] = {
+    ("job_queue", "reserve"): "wait",
 }
 
 _SUBSCRIPTIONS: dict[tuple[str, str], SubscriptionSpec] = {
@@ -229,6 +253,9 @@ def _spec(
         if kind is MemberKind.ASYNC_ITERATOR and _is_async_source(hint):
             async_source = True
         item = _iterable_item(hint)
+        form = FORMS.get((port.key, name, param.name))
+        if form is not None:
+            hint, item = form.hint, None
         params.append(
             Param(
                 param.name,
@@ -236,6 +263,7 @@ def _spec(
                 param.default is inspect.Parameter.empty,
                 param.kind is inspect.Parameter.KEYWORD_ONLY,
                 item is not None,
+                form,
             )
         )
     result = hints.get("return", Any)
@@ -247,6 +275,7 @@ def _spec(
         result,
         read_only=name in _READ_ONLY.get(port.key, frozenset()),
         capability=capability,
+        waits=_WAITS.get((port.key, name)),
         doc=inspect.getdoc(function) or "",
         signature=signature,
     )
@@ -263,6 +292,7 @@ def _spec(
             result=_returned_item(result),
             credit_from=_CREDIT.get((port.key, name)),
             demand_when=_DEMAND.get((port.key, name)),
+            resume_from=_RESUME.get((port.key, name)),
         )
     sub = _SUBSCRIPTIONS.get((port.key, name))
     if sub is not None:

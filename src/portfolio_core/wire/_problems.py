@@ -28,6 +28,7 @@ from portfolio_core.ports.errors import (
     PortTimeoutError,
     QuotaExceededError,
     RateLimitedError,
+    StaleVersionError,
     TenantRequiredError,
     UnavailableError,
     UnsupportedError,
@@ -69,6 +70,9 @@ _TYPES: tuple[ProblemType, ...] = (
         WrongExpectedVersionError,
         ("stream", "expected", "actual"),
         "Wrong expected version",
+    ),
+    ProblemType(
+        "stale-version", 409, StaleVersionError, ("expected", "actual"), "Stale expected version"
     ),
     ProblemType("conflict", 409, ConflictError, (), "Conflict"),
     ProblemType("not-found", 404, NotFoundError, ("key",), "Not found"),

@@ -301,7 +301,10 @@ def chat_server() -> Iterator[str]:
 
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
-            words = ("echo " + body["messages"][-1]["content"]).split()
+            text = "echo " + body["messages"][-1]["content"]
+            for stop in body.get("stop") or ():  # as OpenAI does: the text ends before a stop
+                text = text.split(stop, 1)[0]
+            words = text.split()
             limit = body.get("max_tokens", 256)
             finish = "length" if len(words) > limit else "stop"
             words = words[:limit]

@@ -55,25 +55,20 @@ def test_order_key_sorts_as_the_floats(a: float, b: float) -> None:
 async def test_a_lost_server_is_unavailable_then_reconnected(
     redis_url: str, namespaces: Callable[[], str]
 ) -> None:
-    from urllib.parse import urlsplit
-
     from portfolio_core.ports import NewJob, UnavailableError
-    from tests.loopback import LoopbackProxy
+    from portfolio_core.testing.faults import FaultProxy
 
-    server = urlsplit(redis_url)
-    proxy = LoopbackProxy(server.hostname or "127.0.0.1", server.port or 6379)
-    await proxy.start()
-    url = redis_url.replace(f"{server.hostname}:{server.port}", f"127.0.0.1:{proxy.port}")
-    queue = RedisJobQueue(url, namespace=namespaces())
+    proxy = await FaultProxy(redis_url).start()
+    queue = RedisJobQueue(proxy.url(redis_url), namespace=namespaces())
     try:
         await queue.enqueue(NewJob("t", 1))
-        await proxy.stop()
+        await proxy.cut()
         with pytest.raises(UnavailableError):
             await queue.enqueue(NewJob("t", 2))
-        await proxy.start()
+        await proxy.restore()
         await queue.enqueue(NewJob("t", 3))
         got = await queue.reserve("default", limit=5)
         assert [r.job.payload for r in got] == [1, 3]
     finally:
         await queue.aclose()
-        await proxy.stop()
+        await proxy.aclose()

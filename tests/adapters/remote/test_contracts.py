@@ -29,7 +29,7 @@ from portfolio_core.adapters.remote import (
     RemoteStream,
     RemoteTenant,
 )
-from portfolio_core.adapters.sql.event_store import SQLiteEventStore
+from portfolio_core.adapters.sql.sqlite_event_store import SQLiteEventStore
 from portfolio_core.ports import LLM, Cache, EventStore, Pipeline, Stream, Tenant
 from portfolio_core.testing.contracts.cache import CacheContract
 from portfolio_core.testing.contracts.event_store import EventStoreContract

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from portfolio_core.adapters.sql.event_store import PostgresEventStore, SQLiteEventStore
+from portfolio_core.adapters.sql.postgres_event_store import PostgresEventStore
+from portfolio_core.adapters.sql.sqlite_event_store import SQLiteEventStore
 from portfolio_core.testing.contracts.event_store import EventStoreContract
 from tests.support.postgres import drop_tables
 

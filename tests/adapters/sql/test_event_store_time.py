@@ -9,7 +9,8 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from portfolio_core.adapters.sql.event_store import PostgresEventStore, SQLiteEventStore
+from portfolio_core.adapters.sql.postgres_event_store import PostgresEventStore
+from portfolio_core.adapters.sql.sqlite_event_store import SQLiteEventStore
 from portfolio_core.ports import EventQuery, NewEvent
 from tests.support.postgres import drop_tables
 

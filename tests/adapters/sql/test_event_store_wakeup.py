@@ -8,7 +8,8 @@ import asyncio
 import time
 from pathlib import Path
 
-from portfolio_core.adapters.sql.event_store import PostgresEventStore, SQLiteEventStore
+from portfolio_core.adapters.sql.postgres_event_store import PostgresEventStore
+from portfolio_core.adapters.sql.sqlite_event_store import SQLiteEventStore
 from portfolio_core.ports import NewEvent, RecordedEvent
 from tests.support.postgres import drop_tables
 

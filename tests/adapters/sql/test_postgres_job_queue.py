@@ -63,24 +63,19 @@ async def test_enqueue_in_one_instance_wakes_a_reserve_in_another(
 async def test_a_lost_server_is_unavailable_then_reconnected(
     postgres_url: str, tables: Callable[[], str]
 ) -> None:
-    from urllib.parse import urlsplit
-
     from portfolio_core.ports import UnavailableError
-    from tests.loopback import LoopbackProxy
+    from portfolio_core.testing.faults import FaultProxy
 
-    server = urlsplit(postgres_url)
-    proxy = LoopbackProxy(server.hostname or "127.0.0.1", server.port or 5432)
-    await proxy.start()
-    url = postgres_url.replace(f"{server.hostname}:{server.port}", f"127.0.0.1:{proxy.port}")
-    queue = PostgresJobQueue(url, table=tables(), pool_size=2, poll_interval=30)
+    proxy = await FaultProxy(postgres_url).start()
+    queue = PostgresJobQueue(proxy.url(postgres_url), table=tables(), pool_size=2, poll_interval=30)
     try:
         await queue.enqueue(NewJob("t", 1, queue="q"))
-        await proxy.stop()
+        await proxy.cut()
         with pytest.raises(UnavailableError):
             await queue.enqueue(NewJob("t", 2, queue="q"))
         with pytest.raises(UnavailableError):
             await queue.counts("q")
-        await proxy.start()
+        await proxy.restore()
         await queue.enqueue(NewJob("t", 3, queue="q"))  # a fresh connection
         assert (await queue.counts("q")).available == 2
         got = await queue.reserve("q", limit=5)
@@ -94,4 +89,4 @@ async def test_a_lost_server_is_unavailable_then_reconnected(
         assert [r.job.payload for r in woken] == [4]
     finally:
         await queue.aclose()
-        await proxy.stop()
+        await proxy.aclose()

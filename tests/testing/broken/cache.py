@@ -6,6 +6,7 @@ Every class names, in ``clause``, the clause its bug breaks.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, ClassVar
@@ -201,6 +202,137 @@ class Unbounded(MemoryCache):
         super().__init__(10_000, **kwargs)
 
 
+class LiveAtExactTtl(MemoryCache):
+    """Expiry compared with ``<`` instead of ``<=``: an item is still live at its TTL."""
+
+    clause = "cache.ttl.boundary"
+
+    def _encode(self, value: Any, ttl: float | None, now: float) -> _Entry:
+        entry = super()._encode(value, ttl, now)
+        if ttl is not None:
+            entry.expires = now + ttl + 1e-6
+        return entry
+
+
+class FractionalTtlRoundedUp(MemoryCache):
+    """Rounds a ttl up to whole seconds, as a backend taking integer seconds would."""
+
+    clause = "cache.ttl.boundary"
+
+    def _encode(self, value: Any, ttl: float | None, now: float) -> _Entry:
+        return super()._encode(value, math.ceil(ttl) if ttl is not None else None, now)
+
+
+class TtlIgnoredWithoutClock(MemoryCache):
+    """Ignores ttl, and its factory takes no clock: caught only by waiting in real time."""
+
+    clause = "cache.ttl.real_time"
+
+    def __init__(self, max_entries: int = 10_000) -> None:
+        super().__init__(max_entries)
+
+    async def put(self, key: str, value: Any, ttl: float | None = None) -> None:
+        await super().put(key, value)
+
+    async def put_many(self, items: Mapping[str, Any], ttl: float | None = None) -> None:
+        await super().put_many(items)
+
+
+class KeysReturnsItsIndex(MemoryCache):
+    """keys() hands out the list it keeps as an index, so a caller's edit changes it."""
+
+    clause = "cache.snapshot"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._index: list[str] = []
+
+    async def put_many(self, items: Mapping[str, Any], ttl: float | None = None) -> None:
+        await super().put_many(items, ttl)
+        self._index.extend(k for k in items if k not in self._index)
+
+    async def keys(self) -> list[str]:
+        return self._index
+
+
+class EvictsOneEarly(MemoryCache):
+    """Off by one: makes room when the cache holds max_entries - 1 items."""
+
+    clause = "cache.bounded.under_bound"
+
+    def __init__(self, max_entries: int = 10_000, **kwargs: Any) -> None:
+        super().__init__(max(1, max_entries - 1), **kwargs)
+
+
+class DeleteAfterPutManyReportsAbsent(MemoryCache):
+    """Index bookkeeping bug: delete of an item stored by put_many returns False.
+
+    Caught by the state machine, which a bounded cache no longer weakens when the factory
+    takes ``max_entries`` (the kit gives it room to spare)."""
+
+    clause = "cache.model"
+
+    def __init__(
+        self,
+        max_entries: int = 10_000,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        tenant_scoped: bool = False,
+    ) -> None:
+        super().__init__(max_entries, clock=clock, tenant_scoped=tenant_scoped)
+        self._from_many: set[str] = set()
+
+    async def put(self, key: str, value: Any, ttl: float | None = None) -> None:
+        await super().put(key, value, ttl)
+        self._from_many.discard(key)
+
+    async def put_many(self, items: Mapping[str, Any], ttl: float | None = None) -> None:
+        await super().put_many(items, ttl)
+        self._from_many.update(items)
+
+    async def delete(self, key: str) -> bool:
+        present = await super().delete(key)
+        return present and key not in self._from_many
+
+
+class DriverErrorLeaks(MemoryCache):
+    """Lets the backend's ConnectionError escape instead of UnavailableError."""
+
+    clause = "cache.faults.unavailable"
+
+    def _backend(self, operation: str) -> None:
+        if self._faults is not None:
+            self._faults(operation)
+
+
+class WritesBeforeReachingBackend(MemoryCache):
+    """put_many stores the items, then finds the backend gone: a half-done write."""
+
+    clause = "cache.faults.unavailable"
+
+    async def put_many(self, items: Mapping[str, Any], ttl: float | None = None) -> None:
+        faults, self._faults = self._faults, None
+        try:
+            await super().put_many(items, ttl)
+        finally:
+            self._faults = faults
+        self._backend("put_many")
+
+
+class StatsCountHitsAsMisses(MemoryCache):
+    """get_many's hits are counted as misses."""
+
+    clause = "cache.stats"
+
+    async def get_many(self, keys: Sequence[str]) -> dict[str, Any]:
+        found = await super().get_many(keys)
+        hits = sum(1 for k in keys if k in found)
+        with self._lock:
+            self._hits -= hits
+            self._misses += hits
+        return found
+
+
 VARIANTS: list[type[MemoryCache]] = [
     TtlIgnored,
     DeleteIsNoop,
@@ -219,4 +351,13 @@ VARIANTS: list[type[MemoryCache]] = [
     KeysListExpired,
     TenantDefaultTtlIgnored,
     Unbounded,
+    LiveAtExactTtl,
+    FractionalTtlRoundedUp,
+    TtlIgnoredWithoutClock,
+    KeysReturnsItsIndex,
+    EvictsOneEarly,
+    DeleteAfterPutManyReportsAbsent,
+    DriverErrorLeaks,
+    WritesBeforeReachingBackend,
+    StatsCountHitsAsMisses,
 ]

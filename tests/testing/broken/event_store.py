@@ -6,11 +6,16 @@ test_event_store_broken.py asserts the EventStore contract suite fails on that c
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import json
+import time
 import uuid
-from collections.abc import Sequence
-from typing import ClassVar
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from typing import Any, ClassVar
 
+from portfolio_core.adapters._shared.event_store import EventIndex
 from portfolio_core.adapters.memory.event_store import MemoryEventStore
 
 __all__ = ["VARIANTS", "MemoryEventStore"]
@@ -21,12 +26,16 @@ from portfolio_core.ports import (
     EventHandler,
     EventQuery,
     ExpectedVersion,
+    InvalidInputError,
     NewEvent,
     NotFoundError,
     OnHandlerError,
     RecordedEvent,
     StreamState,
     Subscription,
+    current_tenant,
+    require_tenant,
+    tenant_scope,
 )
 
 
@@ -233,6 +242,374 @@ class GappyButClaimsGapless(_Broken):
         return [dataclasses.replace(e, position=e.position * 2) for e in events]
 
 
+class IdempotentOnlyAtTail(_Broken):
+    """Recognises a retry only when the batch is still the stream's last append."""
+
+    clause = "event_store.append.idempotent_not_tail"
+
+    async def append(
+        self,
+        stream: str,
+        events: Sequence[NewEvent],
+        expected_version: ExpectedVersion = StreamState.ANY,
+    ) -> AppendResult:
+        ids = [e.id for e in events]
+        try:
+            stored = [e.id for e in await self.read(stream)]
+        except NotFoundError:
+            stored = []
+        if set(ids) & set(stored) and stored[-len(ids) :] != ids:
+            raise ConflictError("ids already stored, and not by the last append")
+        return await super().append(stream, events, expected_version)
+
+
+class SizeCountsCharacters(_Broken):
+    """Measures an event in characters, not UTF-8 bytes: non-ASCII events slip through."""
+
+    clause = "event_store.append.size_bytes"
+    limit: ClassVar[int] = 1_000
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(max_event_bytes=self.limit, **kwargs)
+
+    async def append(
+        self,
+        stream: str,
+        events: Sequence[NewEvent],
+        expected_version: ExpectedVersion = StreamState.ANY,
+    ) -> AppendResult:
+        for e in events:
+            size = (
+                sum(
+                    len(json.dumps(part, ensure_ascii=False, separators=(",", ":")))
+                    for part in (e.data, e.metadata)
+                )
+                + len(e.type)
+                + len(e.id)
+            )
+            if size > self.limit:
+                raise InvalidInputError(f"{size} characters", field="events")
+        self.max_event_bytes = 4 * self.limit
+        try:
+            return await super().append(stream, events, expected_version)
+        finally:
+            self.max_event_bytes = self.limit
+
+
+class ReadAllHandsOutItsCache(_Broken):
+    """Caches read_all's list and hands the same list object out until the next append."""
+
+    clause = "event_store.snapshot.all"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._cached: dict[tuple[int, int | None], list[RecordedEvent]] = {}
+
+    async def append(
+        self,
+        stream: str,
+        events: Sequence[NewEvent],
+        expected_version: ExpectedVersion = StreamState.ANY,
+    ) -> AppendResult:
+        self._cached.clear()
+        return await super().append(stream, events, expected_version)
+
+    async def read_all(
+        self, from_position: int = 1, limit: int | None = None
+    ) -> list[RecordedEvent]:
+        key = (from_position, limit)
+        if key not in self._cached:
+            self._cached[key] = await super().read_all(from_position, limit)
+        return self._cached[key]
+
+
+class QueryFiltersOr(_Broken):
+    """Combines query filters with OR: an event matching any one filter is returned."""
+
+    clause = "event_store.query.and"
+
+    async def query(self, query: EventQuery) -> list[RecordedEvent]:
+        singles = [
+            EventQuery(types=query.types) if query.types else None,
+            EventQuery(streams=query.streams) if query.streams else None,
+            EventQuery(correlation_id=query.correlation_id) if query.correlation_id else None,
+            *(EventQuery(data={k: v}) for k, v in query.data.items()),
+            *(EventQuery(metadata={k: v}) for k, v in query.metadata.items()),
+        ]
+        found: dict[int, RecordedEvent] = {}
+        for single in singles:
+            if single is not None:
+                for e in await super().query(single):
+                    found[e.position] = e
+        if not any(singles):
+            return await super().query(query)
+        return [found[p] for p in sorted(found)][: query.limit]
+
+
+class IntIsNotFloat(_Broken):
+    """Compares data fields with their Python types too: 1 does not match 1.0."""
+
+    clause = "event_store.query.numbers"
+
+    async def query(self, query: EventQuery) -> list[RecordedEvent]:
+        return [
+            e
+            for e in await super().query(query)
+            if all(type(e.data[k]) is type(v) for k, v in query.data.items())
+        ]
+
+
+class RetriesForever(_Broken):
+    """on_error=retry never gives up on an event."""
+
+    clause = "event_store.subscribe.retry_exhausted"
+
+    async def subscribe(
+        self,
+        handler: EventHandler,
+        *,
+        stream: str | None = None,
+        from_position: int = 1,
+        filter: EventQuery | None = None,
+        on_error: OnHandlerError = OnHandlerError.STOP,
+    ) -> Subscription:
+        sub = await super().subscribe(
+            handler, stream=stream, from_position=from_position, filter=filter, on_error=on_error
+        )
+        sub._max_retries = 1_000  # type: ignore[attr-defined]
+        sub._retry_delay = 0.0001  # type: ignore[attr-defined]
+        return sub
+
+
+class BuiltinTimeout(_Broken):
+    """wait_until raises the built-in TimeoutError, not the port's PortTimeoutError."""
+
+    clause = "event_store.subscribe.timeout"
+
+    async def subscribe(
+        self,
+        handler: EventHandler,
+        *,
+        stream: str | None = None,
+        from_position: int = 1,
+        filter: EventQuery | None = None,
+        on_error: OnHandlerError = OnHandlerError.STOP,
+    ) -> Subscription:
+        sub = await super().subscribe(
+            handler, stream=stream, from_position=from_position, filter=filter, on_error=on_error
+        )
+
+        async def wait_until(position: int, timeout: float | None = None) -> None:
+            deadline = time.monotonic() + (timeout if timeout is not None else 1e9)
+            while sub.checkpoint < position:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"position {position} not reached")
+                await asyncio.sleep(0.005)
+
+        sub.wait_until = wait_until  # type: ignore[method-assign]
+        return sub
+
+
+class LiveStartsAtSubscribeTimeHead(_Broken):
+    """Runs catch-up and live side by side, live from the head seen at subscribe time: an
+    event committed during catch-up is delivered by both."""
+
+    clause = "event_store.subscribe.during_catch_up"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._live: dict[int, Subscription] = {}
+
+    async def subscribe(
+        self,
+        handler: EventHandler,
+        *,
+        stream: str | None = None,
+        from_position: int = 1,
+        filter: EventQuery | None = None,
+        on_error: OnHandlerError = OnHandlerError.STOP,
+    ) -> Subscription:
+        head = len(await self.read_all())
+        catch_up = await super().subscribe(
+            handler, stream=stream, from_position=from_position, filter=filter, on_error=on_error
+        )
+        self._live[id(catch_up)] = await super().subscribe(
+            handler, stream=stream, from_position=head + 1, filter=filter, on_error=on_error
+        )
+        return catch_up
+
+    async def unsubscribe(self, subscription: Subscription) -> None:
+        live = self._live.pop(id(subscription), None)
+        if live is not None:
+            await super().unsubscribe(live)
+        await super().unsubscribe(subscription)
+
+
+class TenantOptional(_Broken):
+    """tenant_scoped, but a call with no tenant falls back to the unscoped partition."""
+
+    clause = "event_store.tenant.fail_closed"
+
+    def _tenant(self) -> str:
+        tenant = current_tenant()
+        return tenant.tenant_id if self.tenant_scoped and tenant is not None else ""
+
+
+class ReadAllAcrossTenants(_Broken):
+    """Scopes streams per tenant but reads the global log of every tenant."""
+
+    clause = "event_store.tenant.isolation"
+
+    async def read_all(
+        self, from_position: int = 1, limit: int | None = None
+    ) -> list[RecordedEvent]:
+        self._tenant()
+        everyone: list[RecordedEvent] = []
+        for tenant in list(self._index._parts):
+            with tenant_scope(tenant or "unscoped"):
+                if tenant:
+                    everyone.extend(await super().read_all(from_position, None))
+        everyone.sort(key=lambda e: e.position)
+        return everyone[:limit]
+
+
+class TenantJoinedIntoStreamName(_Broken):
+    """Keeps every tenant in one log, streams named ``tenant:stream``: tenant 'a' stream 'b:s'
+    and tenant 'a:b' stream 's' are the same stream."""
+
+    clause = "event_store.tenant.adversarial"
+
+    def _scoped(self) -> str:
+        return require_tenant().tenant_id if self.tenant_scoped else ""
+
+    def _tenant(self) -> str:
+        self._scoped()
+        return ""
+
+    async def append(
+        self,
+        stream: str,
+        events: Sequence[NewEvent],
+        expected_version: ExpectedVersion = StreamState.ANY,
+    ) -> AppendResult:
+        result = await super().append(f"{self._scoped()}:{stream}", events, expected_version)
+        return dataclasses.replace(result, stream=stream)
+
+    async def read(
+        self,
+        stream: str,
+        from_version: int = 1,
+        limit: int | None = None,
+        direction: Direction = Direction.FORWARDS,
+    ) -> list[RecordedEvent]:
+        tenant = self._scoped()
+        events = await super().read(f"{tenant}:{stream}", from_version, limit, direction)
+        return [dataclasses.replace(e, stream=stream) for e in events]
+
+    async def read_all(
+        self, from_position: int = 1, limit: int | None = None
+    ) -> list[RecordedEvent]:
+        prefix = f"{self._scoped()}:"
+        return [
+            dataclasses.replace(e, stream=e.stream[len(prefix) :])
+            for e in await super().read_all(from_position, limit)
+            if e.stream.startswith(prefix)
+        ]
+
+
+class SubscriptionSeesEveryTenant(_Broken):
+    """A subscription's reads run outside the tenant it was made for: it sees every tenant."""
+
+    clause = "event_store.tenant.subscription"
+
+    async def subscribe(
+        self,
+        handler: EventHandler,
+        *,
+        stream: str | None = None,
+        from_position: int = 1,
+        filter: EventQuery | None = None,
+        on_error: OnHandlerError = OnHandlerError.STOP,
+    ) -> Subscription:
+        self._tenant()
+
+        async def every_tenant(query: EventQuery) -> list[RecordedEvent]:
+            found: list[RecordedEvent] = []
+            for tenant in list(self._index._parts):
+                if tenant:
+                    with tenant_scope(tenant):
+                        found.extend(await self.query(query))
+            return sorted(found, key=lambda e: e.position)
+
+        return self._subscriptions.open(
+            every_tenant,
+            handler,
+            stream=stream,
+            from_position=from_position,
+            filter=filter,
+            on_error=on_error,
+        )
+
+
+class AppendWritesThenFails(_Broken):
+    """Writes the batch, then finds the backend gone: the caller sees a failure, yet the
+    events are stored (a retry would then conflict or duplicate)."""
+
+    clause = "event_store.faults.unavailable"
+
+    def _backend(self, operation: str) -> None:
+        if operation != "append":
+            super()._backend(operation)
+
+    async def append(
+        self,
+        stream: str,
+        events: Sequence[NewEvent],
+        expected_version: ExpectedVersion = StreamState.ANY,
+    ) -> AppendResult:
+        result = await super().append(stream, events, expected_version)
+        super()._backend("append")
+        return result
+
+
+class DriverErrorEscapes(_Broken):
+    """Lets the backend's ConnectionError escape instead of UnavailableError."""
+
+    clause = "event_store.faults.unavailable"
+
+    def _backend(self, operation: str) -> None:
+        if self._faults is not None:
+            self._faults(operation)
+
+
+class _NoMaxRule(EventIndex):
+    def plan(self, tenant: str, *args: Any, **kwargs: Any) -> Any:
+        self._part(tenant).last_time = 0  # forget the previous event's time
+        return super().plan(tenant, *args, **kwargs)
+
+
+class RecordedAtGoesBackWithTheClock(_Broken):
+    """Stamps recorded_at with the raw wall clock: when it steps back, so does recorded_at."""
+
+    clause = "event_store.recorded_at.wall_clock"
+
+    def __init__(self, *, wall_clock: Callable[[], float] = time.time) -> None:
+        super().__init__(wall_clock=wall_clock)
+        self._index = _NoMaxRule()
+
+
+class UntilInclusive(_Broken):
+    """Treats until as inclusive."""
+
+    clause = "event_store.query.time_controlled"
+
+    async def query(self, query: EventQuery) -> list[RecordedEvent]:
+        if query.until is None:
+            return await super().query(query)
+        loose = dataclasses.replace(query, until=query.until + timedelta(microseconds=1))
+        return await super().query(loose)
+
+
 VARIANTS: list[type[_Broken]] = [
     ExpectedVersionIgnored,
     PositionsOutOfOrder,
@@ -247,4 +624,20 @@ VARIANTS: list[type[_Broken]] = [
     NoCatchUp,
     HandlerErrorsSwallowed,
     GappyButClaimsGapless,
+    IdempotentOnlyAtTail,
+    SizeCountsCharacters,
+    ReadAllHandsOutItsCache,
+    QueryFiltersOr,
+    IntIsNotFloat,
+    RetriesForever,
+    BuiltinTimeout,
+    LiveStartsAtSubscribeTimeHead,
+    TenantOptional,
+    ReadAllAcrossTenants,
+    TenantJoinedIntoStreamName,
+    SubscriptionSeesEveryTenant,
+    AppendWritesThenFails,
+    DriverErrorEscapes,
+    RecordedAtGoesBackWithTheClock,
+    UntilInclusive,
 ]

@@ -271,6 +271,17 @@ class ExtendCountsAnAttempt(Broken):
         return extended
 
 
+class ForgetsFinishedQueues(Broken):
+    """Lists only the queues holding unfinished jobs."""
+
+    clause = "job_queue.inspect"
+
+    async def queues(self) -> list[str]:
+        return sorted(
+            name for name, q in self._queues.items() if q.ready or q.scheduled or q.running
+        )
+
+
 VARIANTS: list[type[Broken]] = [
     ForgetsMaxAttempts,
     SharesPayload,
@@ -292,6 +303,7 @@ VARIANTS: list[type[Broken]] = [
     GetUnknownIsKeyError,
     CountsScheduledAsAvailable,
     ExtendCountsAnAttempt,
+    ForgetsFinishedQueues,
 ]
 
 __all__ = ["VARIANTS", "Broken", "JobState"]

@@ -6,12 +6,14 @@ Each variant has one bug and names, in ``clause``, the clause the kit must repor
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 
 from portfolio_core import ports as p
+from portfolio_core.adapters.orchestration.router import MemoryRouter
 from tests.testing import adapters as ok
 
 # -- Tokenizer ---------------------------------------------------------------------------------
@@ -121,6 +123,31 @@ class LLMStreamsSilentlyWithoutCapability(ok.EchoLLM):
     capabilities = p.declare(p.LLMCapability.OFFLINE)
 
 
+class LLMIgnoresStop(ok.EchoLLM):
+    """Never passes the stop sequences on: the text runs past them."""
+
+    suite = "llm"
+    clause = "llm.complete.stop"
+
+    def _answer(
+        self, messages: Sequence[p.Message], opts: p.CompletionOptions | None
+    ) -> p.Completion:
+        opts = opts or p.CompletionOptions()
+        return super()._answer(messages, dataclasses.replace(opts, stop=()))
+
+
+class LLMSaysLengthWhenDone(ok.EchoLLM):
+    """Reports 'length' for every completion, whether or not max_tokens was reached."""
+
+    suite = "llm"
+    clause = "llm.finish.length"
+
+    def _answer(
+        self, messages: Sequence[p.Message], opts: p.CompletionOptions | None
+    ) -> p.Completion:
+        return dataclasses.replace(super()._answer(messages, opts), finish_reason="length")
+
+
 # -- Router ------------------------------------------------------------------------------------
 
 
@@ -183,6 +210,117 @@ class RouterListIsLive(ok.SimpleRouter):
 
     async def list_providers(self) -> list[p.Provider]:
         return self.order
+
+
+class RouterIgnoresGroups(ok.SimpleRouter):
+    """Ranks every eligible provider together, fallback groups ignored."""
+
+    suite = "router"
+    clause = "router.route.groups"
+
+    def _candidates(
+        self, opts: p.RouteOptions, tokens: int = 0, *, turn: bool = False
+    ) -> list[p.Provider]:
+        return [
+            prov
+            for prov, _ in self.providers.values()
+            if prov.name not in opts.exclude and opts.required_tags <= prov.tags
+        ]
+
+
+class RouterSpecialistPicksMostTags(ok.SimpleRouter):
+    """Reads 'specialist' as the provider that can do the most."""
+
+    suite = "router"
+    clause = "router.strategy.specialist"
+
+    def _candidates(
+        self, opts: p.RouteOptions, tokens: int = 0, *, turn: bool = False
+    ) -> list[p.Provider]:
+        found = super()._candidates(opts, tokens, turn=turn)
+        if (opts.strategy or self.strategy) == "specialist":
+            found.sort(key=lambda x: -len(x.tags))
+        return found
+
+
+class RouterCostIgnoresOutput(ok.SimpleRouter):
+    """Prices a request by its input alone."""
+
+    suite = "router"
+    clause = "router.strategy.cost"
+
+    def _candidates(
+        self, opts: p.RouteOptions, tokens: int = 0, *, turn: bool = False
+    ) -> list[p.Provider]:
+        found = super()._candidates(opts, tokens, turn=turn)
+        if (opts.strategy or self.strategy) == "cost_optimized":
+            found.sort(key=lambda x: x.input_price_per_mtok or 0)
+        return found
+
+
+class RouterRoundRobinStuck(ok.SimpleRouter):
+    """Never advances its turn."""
+
+    suite = "router"
+    clause = "router.strategy.round_robin"
+
+    def _candidates(
+        self, opts: p.RouteOptions, tokens: int = 0, *, turn: bool = False
+    ) -> list[p.Provider]:
+        return super()._candidates(opts, tokens, turn=False)
+
+
+class RouterFitsPromptAlone(ok.SimpleRouter):
+    """Checks the context window against the prompt only, not the expected output."""
+
+    suite = "router"
+    clause = "router.route.context_window"
+
+    def _candidates(
+        self, opts: p.RouteOptions, tokens: int = 0, *, turn: bool = False
+    ) -> list[p.Provider]:
+        loose = dataclasses.replace(opts, expected_output_tokens=0)
+        return super()._candidates(loose, tokens, turn=turn)
+
+
+class RouterAllFailedIsUnavailable(ok.SimpleRouter):
+    """When every provider failed, raises a plain UnavailableError without the cause."""
+
+    suite = "router"
+    clause = "router.complete.all_fail"
+
+    async def complete(
+        self, messages: Sequence[p.Message], opts: p.RouteOptions | None = None
+    ) -> p.Completion:
+        try:
+            return await super().complete(messages, opts)
+        except p.NoHealthyProviderError:
+            raise p.UnavailableError("every provider failed") from None
+
+
+class RouterRouteCountsAgainstRate(MemoryRouter):
+    """route() records a request, as if deciding were sending."""
+
+    suite = "router"
+    clause = "router.rate_limit.route_does_not_count"
+
+    async def route(
+        self, messages: Sequence[p.Message], opts: p.RouteOptions | None = None
+    ) -> p.Provider:
+        chosen = await super().route(messages, opts)
+        self._states[chosen.name].recent_requests.append(self._clock())
+        return chosen
+
+
+class RouterCooldownIgnoresHint(MemoryRouter):
+    """Cools every failed provider for its configured 30 s, whatever retry_after says."""
+
+    suite = "router"
+    clause = "router.cooldown.start"
+
+    def _record_failure(self, state: Any, exc: p.PortError, start: float) -> None:
+        super()._record_failure(state, exc, start)
+        state.cooldown_until = max(state.cooldown_until, self._clock() + 30)
 
 
 # -- Agent -------------------------------------------------------------------------------------

@@ -257,6 +257,50 @@ class FailsOpen(Broken):
         return super()._key(source, what)
 
 
+class _Holding:
+    """A plain reader that also holds every message from its start until it is closed."""
+
+    def __init__(self, adapter: MemoryStream, source: str, inner: Any) -> None:
+        self._inner = inner
+        self._src = adapter._source(adapter._key(source))
+        self._token = -id(self)
+        self._src.readers[self._token] = self._src.first_seq()
+
+    def __aiter__(self) -> _Holding:
+        return self
+
+    async def __anext__(self) -> StreamMessage:
+        message: StreamMessage = await self._inner.__anext__()
+        return message
+
+    async def aclose(self) -> None:
+        self._src.readers.pop(self._token, None)
+        self._src.release()
+        await self._inner.aclose()
+
+
+class PlainReaderHoldsUntilClosed(Broken):
+    """A plain reader releases nothing until its iterator is closed: with a writer waiting
+    for room, both wait for each other."""
+
+    clause = "stream.backpressure.plain_reader"
+
+    def stream(self, source: str, opts: StreamOptions | None = None) -> AsyncIterator[Any]:
+        inner = super().stream(source, opts)
+        if opts is not None and opts.group is not None:
+            return inner
+        return _Holding(self, source, inner)
+
+
+class SeparatorsFolded(Broken):
+    """Builds its keys with ':' as the only separator, so 'a/b' and 'a:b' are one source."""
+
+    clause = "stream.ids.opaque"
+
+    def _key(self, source: str, what: str = "source") -> tuple[str | None, str]:
+        return super()._key(source.replace("/", ":") if source else source, what)
+
+
 VARIANTS: list[type[Broken]] = [
     DropsWhenFull,
     Reorders,
@@ -273,4 +317,6 @@ VARIANTS: list[type[Broken]] = [
     TenantLeak,
     AckCrossesTenants,
     FailsOpen,
+    PlainReaderHoldsUntilClosed,
+    SeparatorsFolded,
 ]

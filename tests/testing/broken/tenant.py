@@ -151,6 +151,23 @@ class UnlimitedReportsZero(MemoryTenant):
         return status
 
 
+class WindowReadAsHour(MemoryTenant):
+    """Reads every quota's window as an hour: a spent per-second allowance never comes back
+    within the test."""
+
+    clause = "tenant.quota.window"
+
+    def __init__(
+        self,
+        *,
+        quotas: dict[str, str] | None = None,
+        tenant_quotas: dict[str, dict[str, str]] | None = None,
+        tenant_config: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
+        hourly = {k: v.replace("second", "hour") for k, v in (quotas or {}).items()}
+        super().__init__(quotas=hourly, tenant_quotas=tenant_quotas, tenant_config=tenant_config)
+
+
 VARIANTS: list[type[MemoryTenant]] = [
     RefusalConsumes,
     RetryAfterMissing,
@@ -164,4 +181,5 @@ VARIANTS: list[type[MemoryTenant]] = [
     OverridesIgnored,
     BadCostAccepted,
     UnlimitedReportsZero,
+    WindowReadAsHour,
 ]

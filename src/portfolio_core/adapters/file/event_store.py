@@ -43,16 +43,20 @@ from typing import Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from portfolio_core.adapters._shared.event_store import (
-    DEFAULT_MAX_EVENT_BYTES,
-    EncodedEvent,
+from portfolio_core.adapters._shared.event_store.index import (
     EventIndex,
     IndexedRow,
-    SubscriptionSet,
-    Wakeup,
-    encode_batch,
     query_rows,
     row_to_event,
+)
+from portfolio_core.adapters._shared.event_store.subscriptions import (
+    SubscriptionSet,
+    Wakeup,
+)
+from portfolio_core.adapters._shared.event_store.validation import (
+    DEFAULT_MAX_EVENT_BYTES,
+    EncodedEvent,
+    encode_batch,
     validate_expected,
     validate_position,
     validate_query,

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from portfolio_core.adapters._shared.config_store import StoredSet
-from portfolio_core.adapters._shared.event_store import IndexedRow
+from portfolio_core.adapters._shared.event_store.index import IndexedRow
 from portfolio_core.adapters.file import config_store as _config
 from portfolio_core.adapters.file.cache import DAMAGED_FOLDER, entry_status
 from portfolio_core.adapters.file.event_store import (

@@ -172,7 +172,10 @@ class MemoryCache:
     item is never returned. One lock guards the policy's mapping (which is not
     thread-safe); it is never held across an ``await``, so the cache is safe to share
     between threads and event loops. ``namespace`` only labels the instance: each instance
-    is its own store. Values go through ``codec`` (strict JSON by default).
+    is its own store. Values go through ``codec`` (strict JSON by default). ``faults`` is a
+    hook the conformance kit uses to simulate an unreachable backend (see
+    `portfolio_core.testing.faults`); it is called before every operation touches the
+    store, and what it raises becomes UnavailableError.
     """
 
     capabilities: ClassVar[frozenset[str]] = declare(
@@ -194,6 +197,7 @@ class MemoryCache:
         tenant_scoped: bool = False,
         codec: Codec | None = None,
         clock: Callable[[], float] = time.monotonic,
+        faults: Callable[[str], None] | None = None,
     ) -> None:
         if isinstance(max_entries, bool) or not isinstance(max_entries, int) or max_entries < 1:
             raise InvalidInputError("max_entries must be a positive int", field="max_entries")
@@ -207,6 +211,7 @@ class MemoryCache:
         self._codec: Codec = codec if codec is not None else JsonCodec()
         self._raw_ok = codec is None or type(codec) is JsonCodec
         self._clock = clock
+        self._faults = faults
         cls = _POLICIES[policy]
         if policy == "ttl":
             self._data = cls(max_entries, clock)
@@ -256,6 +261,19 @@ class MemoryCache:
         ttl = tenant_ttl(check_ttl(ttl), self.tenant_scoped)
         return ttl if ttl is not None else self.default_ttl
 
+    def _backend(self, operation: str) -> None:
+        """Where a networked cache would reach its server: a fault hook given as ``faults``
+        (the conformance kit's) may raise here. An unreachable backend (``OSError``) is
+        UnavailableError; nothing has been changed yet."""
+        if self._faults is None:
+            return
+        try:
+            self._faults(operation)
+        except OSError as exc:
+            raise UnavailableError(
+                f"the cache backend is unreachable ({operation}): {exc}", port="cache"
+            ) from exc
+
     def _lookup(self, k: _Key, now: float) -> _Entry | None:
         """Live entry at ``k`` (lock held); drops it when expired."""
         entry: _Entry | None = self._data.get(k)
@@ -279,6 +297,8 @@ class MemoryCache:
         ):
             check_key(key)
         k = (require_tenant().tenant_id if self.tenant_scoped else None, key)
+        if self._faults is not None:
+            self._backend("get")
         now = self._clock()
         with self._lock:
             try:
@@ -304,11 +324,14 @@ class MemoryCache:
         k = (require_tenant().tenant_id if self.tenant_scoped else None, key)
         ttl = self.default_ttl if ttl is None and not self.tenant_scoped else self._ttl(ttl)
         entry = self._encode(value, ttl, self._clock())
+        if self._faults is not None:
+            self._backend("put")
         with self._lock:
             self._data[k] = entry
 
     async def delete(self, key: str) -> bool:
         k = (scope(self.tenant_scoped), check_key(key))
+        self._backend("delete")
         now = self._clock()
         with self._lock:
             entry = self._data.pop(k, None)
@@ -316,6 +339,7 @@ class MemoryCache:
 
     async def clear(self) -> None:
         tenant = scope(self.tenant_scoped)
+        self._backend("clear")
         with self._lock:
             if not self.tenant_scoped:
                 self._data.clear()
@@ -325,6 +349,7 @@ class MemoryCache:
 
     async def exists(self, key: str) -> bool:
         k = (scope(self.tenant_scoped), check_key(key))
+        self._backend("exists")
         now = self._clock()
         with self._lock:
             return self._lookup(k, now) is not None
@@ -334,6 +359,7 @@ class MemoryCache:
         if isinstance(keys, str):
             raise InvalidInputError("get_many takes a sequence of keys, not a str", field="keys")
         wanted = [check_key(key) for key in keys]
+        self._backend("get_many")
         now = self._clock()
         found: dict[str, _Entry] = {}
         with self._lock:
@@ -352,6 +378,7 @@ class MemoryCache:
         ttl = self._ttl(ttl)
         now = self._clock()
         entries = [((tenant, key), self._encode(value, ttl, now)) for key, value in items.items()]
+        self._backend("put_many")
         with self._lock:
             for k, entry in entries:
                 self._data[k] = entry
@@ -360,6 +387,7 @@ class MemoryCache:
 
     async def keys(self) -> list[str]:
         tenant = scope(self.tenant_scoped)
+        self._backend("keys")
         now = self._clock()
         with self._lock:
             return [k[1] for k, e in self._data.items() if k[0] == tenant and e.expires > now]

@@ -8,19 +8,24 @@ encoded JSON, so nothing a caller does to a returned event changes the store.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from portfolio_core.adapters._shared.event_store import (
-    DEFAULT_MAX_EVENT_BYTES,
+from portfolio_core.adapters._shared.event_store.index import (
     EventIndex,
-    SubscriptionSet,
-    Wakeup,
-    encode_batch,
     query_rows,
     row_to_event,
+)
+from portfolio_core.adapters._shared.event_store.subscriptions import (
+    SubscriptionSet,
+    Wakeup,
+)
+from portfolio_core.adapters._shared.event_store.validation import (
+    DEFAULT_MAX_EVENT_BYTES,
+    encode_batch,
     validate_expected,
     validate_position,
     validate_query,
@@ -29,6 +34,7 @@ from portfolio_core.adapters._shared.event_store import (
     validate_subscribe,
 )
 from portfolio_core.ports.capabilities import declare
+from portfolio_core.ports.errors import UnavailableError
 from portfolio_core.ports.event_store import (
     AppendResult,
     Direction,
@@ -63,6 +69,9 @@ class MemoryEventStore:
 
     Construct directly (``MemoryEventStore()``) or from a manifest (``memory``). Subscribers
     are woken in process by every append (``poll_interval`` is only a safety net).
+    ``faults`` is the conformance kit's hook for simulating an unreachable backend (see
+    `portfolio_core.testing.faults`); ``wall_clock`` (``time.time`` by default) stamps
+    ``recorded_at``.
     """
 
     config_model: ClassVar[type[BaseModel]] = MemoryEventStoreConfig
@@ -80,8 +89,12 @@ class MemoryEventStore:
         tenant_scoped: bool = False,
         subscription_batch: int = 256,
         poll_interval: float = 1.0,
+        faults: Callable[[str], None] | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.max_event_bytes = max_event_bytes
+        self._faults = faults
+        self._wall_clock = wall_clock
         self.tenant_scoped = tenant_scoped
         self._lock = threading.Lock()
         self._index = EventIndex()
@@ -100,6 +113,19 @@ class MemoryEventStore:
     def _tenant(self) -> str:
         return require_tenant().tenant_id if self.tenant_scoped else ""
 
+    def _backend(self, operation: str) -> None:
+        """Where a networked store would reach its server: a fault hook given as ``faults``
+        (the conformance kit's) may raise here, before anything is read or written. An
+        unreachable backend (``OSError``) is UnavailableError."""
+        if self._faults is None:
+            return
+        try:
+            self._faults(operation)
+        except OSError as exc:
+            raise UnavailableError(
+                f"the event store backend is unreachable ({operation}): {exc}", port="event_store"
+            ) from exc
+
     async def append(
         self,
         stream: str,
@@ -109,8 +135,9 @@ class MemoryEventStore:
         expected = validate_expected(expected_version)
         batch = encode_batch(stream, events, self.max_event_bytes)
         tenant = self._tenant()
+        self._backend("append")
         with self._lock:
-            planned = self._index.plan(tenant, stream, batch, expected)
+            planned = self._index.plan(tenant, stream, batch, expected, self._wall_clock)
             if isinstance(planned, tuple):
                 return AppendResult(stream, planned[0], planned[1])
             self._index.add(tenant, planned)
@@ -128,6 +155,7 @@ class MemoryEventStore:
         validate_read_args(from_version, limit)
         backwards = Direction(direction) is Direction.BACKWARDS
         tenant = self._tenant()
+        self._backend("read")
         with self._lock:
             rows = self._index.read(tenant, stream, from_version, limit, backwards)
         return [row_to_event(r) for r in rows]
@@ -137,6 +165,7 @@ class MemoryEventStore:
     ) -> list[RecordedEvent]:
         validate_position(from_position, limit)
         tenant = self._tenant()
+        self._backend("read_all")
         with self._lock:
             rows = self._index.read_all(tenant, from_position, limit)
         return [row_to_event(r) for r in rows]
@@ -144,6 +173,7 @@ class MemoryEventStore:
     async def query(self, query: EventQuery) -> list[RecordedEvent]:
         validate_query(query)
         tenant = self._tenant()
+        self._backend("query")
         with self._lock:
             rows = self._index.read_all(tenant, query.from_position, None)
         return query_rows(rows, query)

@@ -27,10 +27,12 @@ from portfolio_core.adapters._shared.job_queue import (
     prepare,
     queued_state,
 )
+from portfolio_core.ports.capabilities import declare
 from portfolio_core.ports.errors import ConflictError, NotFoundError
 from portfolio_core.ports.job_queue import (
     Job,
     JobCounts,
+    JobQueueCapability,
     JobState,
     NewJob,
     Reservation,
@@ -85,7 +87,7 @@ class MemoryJobQueue:
     One instance serves one event loop.
     """
 
-    capabilities: ClassVar[frozenset[str]] = frozenset()
+    capabilities: ClassVar[frozenset[str]] = declare(JobQueueCapability.INSPECT)
     config_model: ClassVar[type[BaseModel]] = MemoryJobQueueConfig
 
     def __init__(
@@ -373,6 +375,10 @@ class MemoryJobQueue:
             del q.holders[row.unique_key]
         row.state = "cancelled"
         return True
+
+    async def queues(self) -> list[str]:
+        """The names of the queues holding at least one job, sorted."""
+        return sorted(name for name, q in self._queues.items() if q.rows)
 
     async def counts(self, queue: str) -> JobCounts:
         name = check_queue(queue)

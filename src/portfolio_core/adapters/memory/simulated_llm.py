@@ -256,16 +256,15 @@ class SimulatedLLM:
             )
         else:
             text, calls = raw, ()
+        for stop in opts.stop:  # the stop sequences first: "length" means max_tokens was hit
+            cut = text.find(stop) if stop else -1
+            if cut >= 0:
+                text = text[:cut]
         words = text.split()
         finish = "tool_calls" if calls else "stop"
         if len(words) > opts.max_tokens:
             text, finish = " ".join(words[: opts.max_tokens]), "length"
             words = words[: opts.max_tokens]
-        for stop in opts.stop:
-            cut = text.find(stop) if stop else -1
-            if cut >= 0:
-                text = text[:cut]
-                words = text.split()
         usage = Usage(estimate_tokens(conversation), max(1, len(words)))
         return Completion(text, model, usage, finish, calls)
 

@@ -20,7 +20,11 @@ from portfolio_core.adapters._shared.cache_keys import (
     tenant_ttl,
 )
 from portfolio_core.adapters._shared.codec import JsonCodec
-from portfolio_core.adapters._shared.urls import check_url
+from portfolio_core.adapters.redis._client import (
+    DEFAULT_CALL_TIMEOUT,
+    DEFAULT_CONNECT_TIMEOUT,
+    open_client,
+)
 from portfolio_core.ports.cache import CacheCapability, Codec
 from portfolio_core.ports.capabilities import declare
 from portfolio_core.ports.errors import InvalidInputError, UnavailableError
@@ -37,6 +41,8 @@ class RedisCacheConfig(BaseModel):
     namespace: str = "portfolio"
     tenant_scoped: bool = False
     default_ttl: float | None = Field(default=None, gt=0)
+    connect_timeout: float = Field(default=DEFAULT_CONNECT_TIMEOUT, gt=0)
+    call_timeout: float = Field(default=DEFAULT_CALL_TIMEOUT, gt=0)
 
 
 def _bytes(data: bytes | str) -> bytes:
@@ -63,6 +69,10 @@ class RedisCache:
     ``MULTI``/``EXEC`` pipeline (all items or none). ``clear``, ``keys`` and ``count`` walk
     the namespace with ``SCAN`` (never ``KEYS``, never ``FLUSHDB``). Connection errors become
     `UnavailableError`; the URL's password never appears in reprs or errors.
+
+    Opening a connection takes at most ``connect_timeout`` seconds and a reply at most
+    ``call_timeout``: past either, UnavailableError (a silent server cannot hang a caller).
+    A connection the server closed is replaced and the command sent again on a fresh one.
     """
 
     capabilities: ClassVar[frozenset[str]] = declare(
@@ -83,6 +93,8 @@ class RedisCache:
         default_ttl: float | None = None,
         codec: Codec | None = None,
         client: aioredis.Redis | None = None,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        call_timeout: float = DEFAULT_CALL_TIMEOUT,
     ) -> None:
         self.namespace = check_namespace(namespace)
         self.tenant_scoped = tenant_scoped
@@ -91,15 +103,9 @@ class RedisCache:
         raw = url.get_secret_value() if isinstance(url, SecretStr) else url
         self._owns_client = client is None
         if client is None:
-            check_url(raw, port="Cache")
-            try:
-                client = aioredis.Redis.from_url(raw)
-            except ValueError:
-                raise InvalidInputError(
-                    "url is not a valid Redis URL (not shown: it may hold a password)",
-                    field="url",
-                    port="Cache",
-                ) from None
+            client = open_client(
+                raw, connect_timeout=connect_timeout, call_timeout=call_timeout, port="Cache"
+            )
         self._client: aioredis.Redis = client
 
     @classmethod
@@ -109,6 +115,8 @@ class RedisCache:
             namespace=config.namespace,
             tenant_scoped=config.tenant_scoped,
             default_ttl=config.default_ttl,
+            connect_timeout=config.connect_timeout,
+            call_timeout=config.call_timeout,
         )
 
     def __repr__(self) -> str:

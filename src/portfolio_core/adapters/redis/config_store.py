@@ -32,12 +32,15 @@ from portfolio_core.adapters._shared.config_store import (
     encode_set,
     now_micros,
 )
-from portfolio_core.adapters._shared.urls import check_url
+from portfolio_core.adapters.redis._client import (
+    DEFAULT_CALL_TIMEOUT,
+    DEFAULT_CONNECT_TIMEOUT,
+    open_client,
+)
 from portfolio_core.ports.capabilities import declare
 from portfolio_core.ports.config_store import ConfigStoreCapability
 from portfolio_core.ports.errors import (
     CorruptDataError,
-    InvalidInputError,
     StaleVersionError,
     UnavailableError,
 )
@@ -71,14 +74,18 @@ class RedisConfigStoreConfig(BaseModel):
     schemas: dict[str, str] = Field(default_factory=dict)
     max_value_bytes: int = Field(DEFAULT_MAX_VALUE_BYTES, gt=0)
     poll_interval: float = Field(5.0, gt=0)
+    connect_timeout: float = Field(DEFAULT_CONNECT_TIMEOUT, gt=0)
+    call_timeout: float = Field(DEFAULT_CALL_TIMEOUT, gt=0)
 
 
 class RedisConfigStore(LogConfigStore):
     """Config store in Redis (a stream per store), shared by many processes and machines.
 
     ``poll_interval`` bounds how long a watcher's ``XREAD BLOCK`` waits before it checks
-    again (new versions wake it at once). Connection errors become UnavailableError; a
-    watcher retries with backoff and resumes where it was.
+    again (new versions wake it at once; at most half of ``call_timeout``). Connection
+    errors become UnavailableError; a watcher retries with backoff and resumes where it was.
+    Opening a connection takes at most ``connect_timeout`` seconds and a reply at most
+    ``call_timeout``: past either, UnavailableError (a silent server cannot hang a caller).
     """
 
     config_model: ClassVar[type[BaseModel]] = RedisConfigStoreConfig
@@ -98,22 +105,19 @@ class RedisConfigStore(LogConfigStore):
         max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
         poll_interval: float = 5.0,
         client: aioredis.Redis | None = None,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        call_timeout: float = DEFAULT_CALL_TIMEOUT,
     ) -> None:
         super().__init__(schemas=schemas, max_value_bytes=max_value_bytes)
         self.namespace = check_namespace(namespace)
         self.poll_interval = poll_interval
+        self._block = min(poll_interval, call_timeout / 2)  # a blocked read ends before its timeout
         raw = url.get_secret_value() if isinstance(url, SecretStr) else url
         self._owns_client = client is None
         if client is None:
-            check_url(raw, port=PORT)
-            try:
-                client = aioredis.Redis.from_url(raw, socket_connect_timeout=5)
-            except ValueError:
-                raise InvalidInputError(
-                    "url is not a valid Redis URL (not shown: it may hold a password)",
-                    field="url",
-                    port=PORT,
-                ) from None
+            client = open_client(
+                raw, connect_timeout=connect_timeout, call_timeout=call_timeout, port=PORT
+            )
         self._client: aioredis.Redis = client
         self._version_key = f"{self.namespace}:cfg:v"
         self._stream_key = f"{self.namespace}:cfg:log"
@@ -188,7 +192,7 @@ class RedisConfigStore(LogConfigStore):
             self._client.xread(
                 {self._stream_key: f"{after}-1"},
                 count=100,
-                block=max(1, int(self.poll_interval * 1000)),
+                block=max(1, int(self._block * 1000)),
             )
         )
         closing = asyncio.ensure_future(event.wait())

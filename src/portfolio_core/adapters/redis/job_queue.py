@@ -29,6 +29,11 @@ from portfolio_core.adapters._shared.job_queue import (
     prepare,
     queued_state,
 )
+from portfolio_core.adapters.redis._client import (
+    DEFAULT_CALL_TIMEOUT,
+    DEFAULT_CONNECT_TIMEOUT,
+    open_client,
+)
 from portfolio_core.ports.capabilities import declare
 from portfolio_core.ports.errors import ConflictError, NotFoundError, UnavailableError
 from portfolio_core.ports.job_queue import (
@@ -316,6 +321,10 @@ def _text(value: Any) -> str | None:
     return value.decode() if isinstance(value, bytes) else value
 
 
+#: the per-queue sorted sets of which one is non-empty whenever the queue holds a job
+_HOLDING = frozenset({"queued", "leased", "completed", "dead", "cancelled"})
+
+
 class RedisJobQueueConfig(BaseModel):
     """Configuration of `RedisJobQueue` (``redis`` in a manifest)."""
 
@@ -324,6 +333,8 @@ class RedisJobQueueConfig(BaseModel):
     url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
     namespace: str = "portfolio-jobs"
     poll_interval: float = Field(0.05, gt=0)
+    connect_timeout: float = Field(DEFAULT_CONNECT_TIMEOUT, gt=0)
+    call_timeout: float = Field(DEFAULT_CALL_TIMEOUT, gt=0)
 
 
 class RedisJobQueue:
@@ -336,12 +347,14 @@ class RedisJobQueue:
     process's ``clock`` readings (``time.time``), passed to the scripts, so the kit can
     control them; keep the clocks of machines sharing a queue in sync. Keys live under
     ``<namespace>:`` and are built inside the scripts (a single Redis or a primary, not
-    Redis Cluster). Connection errors become `UnavailableError`; redis-py connects
-    again on the next call. The URL's password never appears in reprs or errors.
+    Redis Cluster). Connection errors become `UnavailableError`; a connection the
+    server closed is replaced and the command sent again on a fresh one. Opening a connection
+    takes at most ``connect_timeout`` seconds and a reply at most ``call_timeout``: past
+    either, UnavailableError. The URL's password never appears in reprs or errors.
     """
 
     capabilities: ClassVar[frozenset[str]] = declare(
-        JobQueueCapability.PERSISTENT, JobQueueCapability.SHARED
+        JobQueueCapability.PERSISTENT, JobQueueCapability.SHARED, JobQueueCapability.INSPECT
     )
     config_model: ClassVar[type[BaseModel]] = RedisJobQueueConfig
 
@@ -353,6 +366,8 @@ class RedisJobQueue:
         poll_interval: float = 0.05,
         clock: Callable[[], float] = time.time,
         client: aioredis.Redis | None = None,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        call_timeout: float = DEFAULT_CALL_TIMEOUT,
     ) -> None:
         self.namespace = check_namespace(namespace)
         self._poll = poll_interval
@@ -360,7 +375,11 @@ class RedisJobQueue:
         raw = url.get_secret_value() if isinstance(url, SecretStr) else url
         self._owns_client = client is None
         self._client: aioredis.Redis = (
-            client if client is not None else aioredis.Redis.from_url(raw)
+            client
+            if client is not None
+            else open_client(
+                raw, connect_timeout=connect_timeout, call_timeout=call_timeout, port=PORT
+            )
         )
         register = self._client.register_script
         self._enqueue = register(_ENQUEUE)
@@ -376,7 +395,13 @@ class RedisJobQueue:
 
     @classmethod
     def from_config(cls, config: RedisJobQueueConfig) -> Self:
-        return cls(config.url, namespace=config.namespace, poll_interval=config.poll_interval)
+        return cls(
+            config.url,
+            namespace=config.namespace,
+            poll_interval=config.poll_interval,
+            connect_timeout=config.connect_timeout,
+            call_timeout=config.call_timeout,
+        )
 
     def __repr__(self) -> str:
         return f"RedisJobQueue(namespace={self.namespace!r})"
@@ -630,6 +655,23 @@ class RedisJobQueue:
             return False
         self._check(result, job_id)
         return True
+
+    async def queues(self) -> list[str]:
+        """The names of the queues holding at least one job, sorted (a SCAN of the
+        keyspace for this namespace's queue keys: meant for an operator's view, not a hot
+        path)."""
+        prefix = f"{self.namespace}:q:"
+        pattern = "".join("\\" + c if c in "*?[]\\" else c for c in prefix) + "*"
+        names: set[str] = set()
+        try:
+            async for key in self._client.scan_iter(match=pattern, count=500):
+                text = key.decode() if isinstance(key, bytes) else str(key)
+                name, _, suffix = text[len(prefix) :].rpartition(":")
+                if suffix in _HOLDING:
+                    names.add(name)
+        except redis.exceptions.RedisError as exc:
+            raise UnavailableError(f"redis unavailable: {type(exc).__name__}", port=PORT) from exc
+        return sorted(names)
 
     async def counts(self, queue: str) -> JobCounts:
         name = check_queue(queue)

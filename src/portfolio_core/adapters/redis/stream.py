@@ -31,11 +31,16 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, I
 from typing import Any, ClassVar, Self, TypeVar, cast
 
 import redis.asyncio as aioredis
-from pydantic import BaseModel, ConfigDict, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from redis import exceptions as redis_errors
 
 from portfolio_core.adapters._shared import stream as shared
-from portfolio_core.adapters._shared.urls import check_url
+from portfolio_core.adapters.redis._client import (
+    DEFAULT_CALL_TIMEOUT,
+    DEFAULT_CONNECT_TIMEOUT,
+    check_redis_url,
+    open_client,
+)
 from portfolio_core.ports.capabilities import declare
 from portfolio_core.ports.errors import (
     InvalidInputError,
@@ -67,6 +72,8 @@ class RedisStreamConfig(BaseModel):
     namespace: str = "portfolio_core:stream"
     tenant_scoped: bool = False
     poll_interval: float = 0.02
+    connect_timeout: float = Field(DEFAULT_CONNECT_TIMEOUT, gt=0)
+    call_timeout: float = Field(DEFAULT_CALL_TIMEOUT, gt=0)
 
 
 def _text(value: Any) -> str:
@@ -105,6 +112,8 @@ class RedisStream:
         namespace: str = "portfolio_core:stream",
         tenant_scoped: bool = False,
         poll_interval: float = 0.02,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        call_timeout: float = DEFAULT_CALL_TIMEOUT,
     ) -> None:
         if (url is None) == (client is None):
             raise InvalidInputError("pass exactly one of url or client", field="url")
@@ -112,12 +121,14 @@ class RedisStream:
             raise InvalidInputError("namespace must be non-empty", field="namespace")
         if poll_interval <= 0:
             raise InvalidInputError("poll_interval must be positive", field="poll_interval")
-        self._url = None if url is None else check_url(url, port="Stream")
+        self._url = None if url is None else check_redis_url(url, port="Stream")
         self._client = client
         self._owns_client = client is None
         self.namespace = namespace
         self.tenant_scoped = tenant_scoped
         self.poll_interval = poll_interval
+        self.connect_timeout = connect_timeout
+        self.call_timeout = call_timeout
 
     @classmethod
     def from_config(cls, config: RedisStreamConfig) -> Self:
@@ -126,6 +137,8 @@ class RedisStream:
             namespace=config.namespace,
             tenant_scoped=config.tenant_scoped,
             poll_interval=config.poll_interval,
+            connect_timeout=config.connect_timeout,
+            call_timeout=config.call_timeout,
         )
 
     def __repr__(self) -> str:
@@ -136,14 +149,12 @@ class RedisStream:
     def _redis(self) -> aioredis.Redis:
         if self._client is None:
             assert self._url is not None  # noqa: S101  (set when no client is)
-            try:
-                self._client = aioredis.Redis.from_url(self._url)
-            except ValueError:
-                raise InvalidInputError(
-                    "url is not a valid Redis URL (not shown: it may hold a password)",
-                    field="url",
-                    port="Stream",
-                ) from None
+            self._client = open_client(
+                self._url,
+                connect_timeout=self.connect_timeout,
+                call_timeout=self.call_timeout,
+                port="Stream",
+            )
         return self._client
 
     async def start(self) -> None:
@@ -308,12 +319,12 @@ class RedisStream:
             return self._read_plain(source, key, o)
         return self._read_group(source, key, o)
 
-    @staticmethod
-    def _block_ms(deadline: float | None, cap: float | None) -> int:
+    def _block_ms(self, deadline: float | None, cap: float | None) -> int:
         loop = asyncio.get_running_loop()
         waits = [x for x in (cap, None if deadline is None else deadline - loop.time()) if x]
         seconds = min(waits) if waits else 1.0
-        return max(1, int(min(seconds, 1.0) * 1000))
+        # a blocked read ends well before the reply timeout would cut it
+        return max(1, int(min(seconds, 1.0, self.call_timeout / 2) * 1000))
 
     async def _read_plain(
         self, source: str, key: str, o: StreamOptions

@@ -9,7 +9,11 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from portfolio_core.adapters._shared.cache_keys import check_namespace
 from portfolio_core.adapters._shared.tenant import QuotaTenant
-from portfolio_core.adapters._shared.urls import check_url
+from portfolio_core.adapters.redis._client import (
+    DEFAULT_CALL_TIMEOUT,
+    DEFAULT_CONNECT_TIMEOUT,
+    check_redis_url,
+)
 from portfolio_core.ports.capabilities import declare
 from portfolio_core.ports.tenant import TenantCapability
 
@@ -30,6 +34,8 @@ class RedisTenantConfig(BaseModel):
     namespace: str = "portfolio"
     quotas: dict[str, str] = Field(default_factory=dict)
     tenants: dict[str, RedisTenantOverrides] = Field(default_factory=dict)
+    connect_timeout: float = Field(DEFAULT_CONNECT_TIMEOUT, gt=0)
+    call_timeout: float = Field(DEFAULT_CALL_TIMEOUT, gt=0)
 
 
 class RedisTenant(QuotaTenant):
@@ -38,6 +44,8 @@ class RedisTenant(QuotaTenant):
 
     Keys live under ``<namespace>:LIMITER/...``. Window times come from the ``limits``
     library (wall clock). Context handling is the same as `MemoryTenant`'s.
+    Opening a connection takes at most ``connect_timeout`` seconds and a reply at most
+    ``call_timeout``: past either, a quota check raises UnavailableError.
     """
 
     capabilities: ClassVar[frozenset[str]] = declare(
@@ -55,13 +63,23 @@ class RedisTenant(QuotaTenant):
         quotas: dict[str, str] | None = None,
         tenant_quotas: dict[str, dict[str, str]] | None = None,
         tenant_config: dict[str, dict[str, Any]] | None = None,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        call_timeout: float = DEFAULT_CALL_TIMEOUT,
     ) -> None:
-        raw = check_url(
+        raw = check_redis_url(
             url.get_secret_value() if isinstance(url, SecretStr) else url, port="Tenant"
         )
-        if raw.startswith(("redis://", "rediss://")):
+        if raw.startswith("unix://"):  # limits' name for a Redis unix socket
+            raw = "async+redis+" + raw
+        elif raw.startswith(("redis://", "rediss://")):
             raw = "async+" + raw
-        storage = RedisStorage(raw, implementation="redispy", key_prefix=check_namespace(namespace))
+        storage = RedisStorage(
+            raw,
+            implementation="redispy",
+            key_prefix=check_namespace(namespace),
+            socket_connect_timeout=connect_timeout,
+            socket_timeout=call_timeout,
+        )
         super().__init__(
             storage,
             quotas=quotas,
@@ -78,6 +96,8 @@ class RedisTenant(QuotaTenant):
             quotas=config.quotas,
             tenant_quotas={t: o.quotas for t, o in config.tenants.items()},
             tenant_config={t: o.config for t, o in config.tenants.items()},
+            connect_timeout=config.connect_timeout,
+            call_timeout=config.call_timeout,
         )
 
     def __repr__(self) -> str:

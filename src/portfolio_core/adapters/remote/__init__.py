@@ -1,8 +1,9 @@
 """Remote adapters: any async port served by a portal, reached by address.
 
-``RemoteCache``, ``RemoteEventStore``, ``RemoteStream``, ``RemoteTenant``, ``RemoteLLM`` and
-``RemotePipeline`` are generated from their protocols (`remote_adapter_class`) and
-chosen in a manifest with ``adapter: remote`` (or an ``address:``), e.g.::
+``RemoteCache``, ``RemoteEventStore``, ``RemoteStream``, ``RemoteTenant``, ``RemoteLLM``,
+``RemotePipeline``, ``RemoteConfigStore`` and ``RemoteJobQueue`` are generated from their
+protocols (`remote_adapter_class`) and chosen in a manifest with ``adapter: remote``
+(or an ``address:``), e.g.::
 
     events:
       port: event_store
@@ -33,7 +34,9 @@ __all__ = [
     "RemoteAdapter",
     "RemoteCache",
     "RemoteConfig",
+    "RemoteConfigStore",
     "RemoteEventStore",
+    "RemoteJobQueue",
     "RemoteLLM",
     "RemotePipeline",
     "RemoteStream",
@@ -50,3 +53,5 @@ RemoteStream = remote_adapter_class("stream")
 RemoteTenant = remote_adapter_class("tenant")
 RemoteLLM = remote_adapter_class("llm")
 RemotePipeline = remote_adapter_class("pipeline")
+RemoteConfigStore = remote_adapter_class("config_store")
+RemoteJobQueue = remote_adapter_class("job_queue")

@@ -10,6 +10,7 @@ written per port except the few local parts and the capability notes below.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import ssl
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
@@ -25,7 +26,7 @@ from portfolio_core.adapters.remote._subscription import RemoteSubscription
 from portfolio_core.adapters.remote._ws import Channel, WsLink
 from portfolio_core.ports.capabilities import capabilities_of
 from portfolio_core.ports.catalogue import PortInfo, port_by_key
-from portfolio_core.ports.errors import InvalidInputError, UnsupportedError
+from portfolio_core.ports.errors import InvalidInputError, UnavailableError, UnsupportedError
 from portfolio_core.ports.event_store import OnHandlerError
 from portfolio_core.ports.tenant import current_tenant
 from portfolio_core.wire import (
@@ -61,6 +62,8 @@ NOT_REMOTABLE: dict[str, dict[str, str]] = {
 #: capabilities a remote adapter adds: every process reaching the portal shares the entry
 SHARED_THROUGH_PORTAL: dict[str, tuple[str, ...]] = {
     "cache": ("cache.shared",),
+    "config_store": ("config_store.shared",),
+    "job_queue": ("job_queue.shared",),
     "event_store": ("event_store.shared",),
     "tenant": ("tenant.shared_quotas",),
 }
@@ -202,7 +205,9 @@ class RemoteAdapter:
         await self.describe()
 
     async def aclose(self) -> None:
-        """Stop every subscription and close the connections; idempotent."""
+        """Stop every subscription and close the connections; idempotent. Iterations still
+        open on this adapter end (``StopAsyncIteration``), as on a closed local adapter."""
+        self._closed = True
         for subscription in list(self._subscriptions.values()):
             await subscription.stop()
         self._subscriptions.clear()
@@ -241,15 +246,22 @@ class RemoteAdapter:
 
     async def _send(self, spec: MethodSpec, payload: dict[str, Any]) -> Any:
         tenant = current_tenant()
+        timeout: float | None = None
+        if spec.waits is not None:  # the server may wait this long by design
+            waits = payload.get(spec.waits)
+            if isinstance(waits, int | float) and not isinstance(waits, bool) and waits > 0:
+                timeout = self._timeout + waits
         if self.address.websocket:
             if tenant is not None:
                 payload = {**payload, TENANT_PARAM: loads(encode_tenant(tenant))}
             link = self._link
             if link is None or not link.alive:
                 link = await self._ws()
-            return await link.call(self._methods[spec.name], dumps(payload), self._timeout)
+            return await link.call(
+                self._methods[spec.name], dumps(payload), timeout or self._timeout
+            )
         headers = {TENANT_HEADER: encode_tenant(tenant)} if tenant is not None else None
-        return loads(await self._http.post(self._urls[spec.name], dumps(payload), headers))
+        return loads(await self._http.post(self._urls[spec.name], dumps(payload), headers, timeout))
 
     async def _call(self, spec: MethodSpec, args: dict[str, Any]) -> Any:
         materialised = self._materialised[spec.name]
@@ -297,6 +309,11 @@ class RemoteAdapter:
         return link.open_channel(self._methods[spec.name], dumps(payload), credit, initial)
 
     def _iterate(self, spec: MethodSpec, args: dict[str, Any]) -> AsyncIterator[Any]:
+        if spec.resume_from is not None:
+            return _Resuming(self, spec, args)
+        return self._iterate_once(spec, args)
+
+    def _iterate_once(self, spec: MethodSpec, args: dict[str, Any]) -> AsyncIterator[Any]:
         credit = self._credit
         if spec.credit_from is not None:
             arg, attribute = spec.credit_from
@@ -320,8 +337,12 @@ class RemoteAdapter:
         tenant = current_tenant()
         headers = {TENANT_HEADER: encode_tenant(tenant)} if tenant is not None else None
         body = dumps(self._payload(spec, args))
-        async for raw in self._http.lines(self._urls[spec.name], body, headers):
-            yield decode(raw)
+        try:
+            async for raw in self._http.lines(self._urls[spec.name], body, headers):
+                yield decode(raw)
+        except UnavailableError:
+            if not self._closed:
+                raise
 
     async def _subscribe(
         self, spec: MethodSpec, handler: Callable[..., Any], args: dict[str, Any]
@@ -409,17 +430,22 @@ class _Iteration:
     async def __anext__(self) -> Any:
         if self._closed:
             raise StopAsyncIteration
-        channel = await self._open()
-        if self._demand and not channel.items:
-            channel.request(1)
-            raw = await channel.next()
-        else:
-            if not self._granted:
-                self._granted = True
-                channel.request(self._credit)
-            raw = await channel.next()
-            if not self._demand:
-                channel.taken()
+        try:
+            channel = await self._open()
+            if self._demand and not channel.items:
+                channel.request(1)
+                raw = await channel.next()
+            else:
+                if not self._granted:
+                    self._granted = True
+                    channel.request(self._credit)
+                raw = await channel.next()
+                if not self._demand:
+                    channel.taken()
+        except UnavailableError:
+            if self._adapter._closed:  # the adapter was closed under this iteration
+                raise StopAsyncIteration from None
+            raise
         return self._decode(raw)
 
     async def aclose(self) -> None:
@@ -433,6 +459,49 @@ class _Iteration:
         except Exception:
             return
         await channel.close(self._adapter._timeout)
+
+
+class _Resuming:
+    """An iteration that survives lost connections: when the connection breaks
+    (``UnavailableError``) it is reopened, with backoff, after the position of the last
+    item delivered (``spec.resume_from``), so nothing is skipped or delivered twice. It ends
+    when closed or when the adapter is closed. Opened with no start position, it resumes
+    from the last item delivered or, when none was yet, from where the server starts anew."""
+
+    def __init__(self, adapter: RemoteAdapter, spec: MethodSpec, args: dict[str, Any]) -> None:
+        assert spec.resume_from is not None  # noqa: S101  (only built for such specs)
+        self._adapter, self._spec, self._args = adapter, spec, dict(args)
+        self._arg, self._attribute = spec.resume_from
+        self._current = adapter._iterate_once(spec, dict(self._args))
+        self._delay = adapter._reconnect_delay
+        self._closed = False
+
+    def __aiter__(self) -> _Resuming:
+        return self
+
+    async def __anext__(self) -> Any:
+        while True:
+            if self._closed or self._adapter._closed:
+                raise StopAsyncIteration
+            try:
+                item = await self._current.__anext__()
+            except UnavailableError:
+                with contextlib.suppress(Exception):
+                    await self._current.aclose()  # type: ignore[attr-defined]
+                await asyncio.sleep(self._delay)
+                self._delay = min(self._delay * 2, self._adapter._reconnect_max_delay)
+                if not self._closed:
+                    self._current = self._adapter._iterate_once(self._spec, dict(self._args))
+                continue
+            self._delay = self._adapter._reconnect_delay
+            position = getattr(item, self._attribute, None)
+            if position is not None:
+                self._args[self._arg] = position
+            return item
+
+    async def aclose(self) -> None:
+        self._closed = True
+        await self._current.aclose()  # type: ignore[attr-defined]
 
 
 def _retrieve(task: asyncio.Future[Any]) -> None:
@@ -570,7 +639,10 @@ def remote_adapter_class(port_key: str) -> type[RemoteAdapter]:
     body["port"] = port
     body["_specs"] = specs
     body["_encoders"] = {
-        name: tuple((p.name, encoder_for(p.hint), p.materialise) for p in spec.params)
+        name: tuple(
+            (p.name, p.form.encode if p.form else encoder_for(p.hint), p.materialise)
+            for p in spec.params
+        )
         for name, spec in specs.items()
     }
     body["_materialised"] = {

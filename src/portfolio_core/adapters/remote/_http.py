@@ -81,10 +81,22 @@ class HttpTransport:
             self._session, self._loop = session, loop
         return session
 
-    async def post(self, url: str, body: bytes, headers: Mapping[str, str] | None) -> bytes:
-        """POST ``body`` and return the 200 response's body; raises the port error."""
+    async def post(
+        self,
+        url: str,
+        body: bytes,
+        headers: Mapping[str, str] | None,
+        timeout: float | None = None,
+    ) -> bytes:
+        """POST ``body`` and return the 200 response's body; raises the port error.
+        ``timeout`` replaces the transport's own for this request."""
+        options: dict[str, Any] = {}
+        if timeout is not None:
+            options["timeout"] = aiohttp.ClientTimeout(
+                total=timeout, sock_connect=self._connect_timeout
+            )
         try:
-            async with self.session().post(url, data=body, headers=headers) as response:
+            async with self.session().post(url, data=body, headers=headers, **options) as response:
                 data = await response.read()
                 if response.status == 200:
                     return data
@@ -92,7 +104,7 @@ class HttpTransport:
         except PortError:
             raise
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise transport_error(exc, f"POST {url}", self.timeout) from exc
+            raise transport_error(exc, f"POST {url}", timeout or self.timeout) from exc
 
     async def get(self, url: str) -> Any:
         """GET ``url`` and return its decoded JSON; raises the port error."""

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, TypeVar
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -23,6 +24,13 @@ from portfolio_core.adapters._shared.cache_keys import (
 )
 from portfolio_core.adapters._shared.codec import JsonCodec
 from portfolio_core.adapters._shared.urls import check_url, display_url
+from portfolio_core.adapters.sql._connections import (
+    DEFAULT_CALL_TIMEOUT,
+    DEFAULT_CONNECT_TIMEOUT,
+    check_postgres_url,
+    is_dead,
+    sever,
+)
 from portfolio_core.adapters.sql._integrity import (
     DAMAGED_TEXT,
     IntegrityCheck,
@@ -41,6 +49,7 @@ __all__ = [
     "SqliteCacheConfig",
 ]
 
+T = TypeVar("T")
 _TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _UNSCOPED = ""  # tenant column value for an unscoped adapter; tenant ids are never empty
 
@@ -66,6 +75,14 @@ class SqlCache:
     restarts and processes. ``start()`` creates the table if missing. Queries run in worker
     threads through a synchronous SQLAlchemy engine (no async driver needed). Driver errors
     become `UnavailableError`; the URL's password never appears in reprs or errors.
+
+    On a server (PostgreSQL), a pooled connection that the server closed is noticed when it
+    is taken from the pool (no round trip) and replaced; one that breaks during a call fails
+    that call with UnavailableError and is replaced by the next. Opening a connection takes
+    at most ``connect_timeout`` seconds and a call at most ``call_timeout`` (the connection
+    is then shut down and the call raises UnavailableError): a server that accepts and stays
+    silent cannot hang a caller. Neither applies to SQLite, whose waits are bounded by its
+    busy timeout.
     """
 
     capabilities: ClassVar[frozenset[str]] = declare(
@@ -87,6 +104,8 @@ class SqlCache:
         codec: Codec | None = None,
         clock: Callable[[], float] = time.time,
         integrity_check: IntegrityCheck = "full",
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        call_timeout: float = DEFAULT_CALL_TIMEOUT,
     ) -> None:
         if not _TABLE.match(table):
             raise InvalidInputError("table must be a plain SQL identifier", field="table")
@@ -107,6 +126,9 @@ class SqlCache:
         self._last_sweep = clock()
         self._start_lock = asyncio.Lock()
         self._integrity = check_statement(integrity_check)
+        self.connect_timeout = connect_timeout
+        self.call_timeout = call_timeout
+        self._server = not raw.startswith("sqlite")
 
     def __repr__(self) -> str:
         safe = display_url(self._url)
@@ -125,7 +147,15 @@ class SqlCache:
             ) from None
         if url.get_backend_name() == "sqlite":
             return sa.create_engine(url, connect_args={"timeout": 30})
-        return sa.create_engine(url, pool_pre_ping=True, pool_size=5)
+        engine = sa.create_engine(
+            url,
+            pool_size=5,
+            pool_timeout=self.call_timeout,
+            # libpq counts whole seconds, at least 2; the call deadline bounds it anyway
+            connect_args={"connect_timeout": max(2, math.ceil(self.connect_timeout))},
+        )
+        sa.event.listen(engine, "checkout", _replace_if_dead)
+        return engine
 
     def _prepare(self, engine: Engine) -> None:
         if engine.dialect.name == "sqlite" and self._integrity is not None:
@@ -148,7 +178,13 @@ class SqlCache:
             if self._engine is None:
                 engine = self._make_engine()
                 try:
-                    await asyncio.to_thread(self._prepare, engine)
+                    await self._in_thread(
+                        lambda _in_use: self._prepare(engine),
+                        self.connect_timeout + self.call_timeout,
+                    )
+                except UnavailableError:
+                    engine.dispose()
+                    raise
                 except sa.exc.SQLAlchemyError as exc:
                     engine.dispose()
                     raise UnavailableError(
@@ -180,15 +216,37 @@ class SqlCache:
         engine = await self._ensure()
         await asyncio.to_thread(self._t.drop, engine, True)
 
+    async def _in_thread(self, fn: Callable[[list[Any]], T], seconds: float) -> T:
+        """``fn(in_use)`` in a worker thread; ``fn`` adds the driver connection it uses to
+        ``in_use``. On a server, past ``seconds`` that connection is shut down (the thread's
+        wait ends with an error) and UnavailableError is raised."""
+        in_use: list[Any] = []
+        task = asyncio.ensure_future(asyncio.to_thread(fn, in_use))
+        task.add_done_callback(_retrieve)  # its error is reported below, or nobody waits
+        if not self._server:
+            return await task
+        done, _ = await asyncio.wait({task}, timeout=seconds)
+        if done:
+            return task.result()
+        for conn in in_use:
+            sever(conn)
+        await asyncio.wait({task}, timeout=1.0)  # let the thread see it, if it can
+        raise UnavailableError(
+            f"the cache server did not answer within {seconds:g} s", port="Cache"
+        )
+
     async def _run(self, work: Callable[[sa.Connection], Any]) -> Any:
         engine = await self._ensure()
+        server = self._server
 
-        def txn() -> Any:
+        def txn(in_use: list[Any]) -> Any:
             with engine.begin() as conn:
+                if server:
+                    in_use.append(conn.connection.dbapi_connection)
                 return work(conn)
 
         try:
-            return await asyncio.to_thread(txn)
+            return await self._in_thread(txn, self.call_timeout)
         except sa.exc.SQLAlchemyError as exc:
             raise UnavailableError(f"cache query failed: {type(exc).__name__}") from exc
         except DAMAGED_TEXT as exc:
@@ -329,6 +387,18 @@ class SqlCache:
         return result
 
 
+def _replace_if_dead(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+    """Pool checkout: a connection the server closed is replaced (SQLAlchemy retries the
+    checkout with a new one), found without a round trip."""
+    if is_dead(dbapi_connection):
+        raise sa.exc.DisconnectionError("the server closed this connection")
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
 class SqliteCacheConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -375,6 +445,8 @@ class PostgresCacheConfig(BaseModel):
     tenant_scoped: bool = False
     default_ttl: float | None = Field(default=None, gt=0)
     sweep_interval: float = Field(default=60.0, ge=0)
+    connect_timeout: float = Field(default=DEFAULT_CONNECT_TIMEOUT, gt=0)
+    call_timeout: float = Field(default=DEFAULT_CALL_TIMEOUT, gt=0)
 
 
 class PostgresCache(SqlCache):
@@ -382,6 +454,11 @@ class PostgresCache(SqlCache):
 
     capabilities: ClassVar[frozenset[str]] = SqlCache.capabilities | {CacheCapability.SHARED}
     config_model: ClassVar[type[BaseModel]] = PostgresCacheConfig
+
+    def __init__(self, url: str | SecretStr, **options: Any) -> None:
+        raw = url.get_secret_value() if isinstance(url, SecretStr) else url
+        check_postgres_url(raw, port="Cache")
+        super().__init__(url, **options)
 
     @classmethod
     def from_config(cls, config: PostgresCacheConfig) -> Self:
@@ -392,4 +469,6 @@ class PostgresCache(SqlCache):
             tenant_scoped=config.tenant_scoped,
             default_ttl=config.default_ttl,
             sweep_interval=config.sweep_interval,
+            connect_timeout=config.connect_timeout,
+            call_timeout=config.call_timeout,
         )

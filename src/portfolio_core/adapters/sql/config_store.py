@@ -12,7 +12,9 @@ Watchers learn of new versions in process at once, from other processes through
 LISTEN/NOTIFY on PostgreSQL (``poll_interval`` is only a safety net) and by polling every
 ``poll_interval`` seconds on SQLite. A PostgreSQL connection that drops is opened again:
 the listener reconnects with backoff and watchers catch up from the last version they
-delivered, so none is skipped.
+delivered, so none is skipped. On PostgreSQL every call is bounded: a connection is opened
+within ``connect_timeout`` seconds and a call ends within ``call_timeout`` seconds, or
+raises UnavailableError (a server that accepts and stays silent cannot hang a caller).
 """
 
 from __future__ import annotations
@@ -37,6 +39,14 @@ from portfolio_core.adapters._shared.config_store import (
     decode_set,
     encode_set,
     now_micros,
+)
+from portfolio_core.adapters.sql._connections import (
+    DEFAULT_CALL_TIMEOUT,
+    DEFAULT_CONNECT_TIMEOUT,
+    Deadline,
+    check_postgres_url,
+    connect,
+    is_dead,
 )
 from portfolio_core.ports.capabilities import declare
 from portfolio_core.ports.config_store import ConfigStoreCapability
@@ -293,6 +303,8 @@ class PostgresConfigStoreConfig(BaseModel):
     max_value_bytes: int = Field(DEFAULT_MAX_VALUE_BYTES, gt=0)
     poll_interval: float = Field(5.0, gt=0)
     lock_timeout: float = Field(30.0, gt=0)
+    connect_timeout: float = Field(DEFAULT_CONNECT_TIMEOUT, gt=0)
+    call_timeout: float = Field(DEFAULT_CALL_TIMEOUT, gt=0)
 
 
 class PostgresConfigStore(_SQLConfigStore):
@@ -301,6 +313,12 @@ class PostgresConfigStore(_SQLConfigStore):
     Watchers are woken by LISTEN/NOTIFY on one listener connection per store (reconnected
     with backoff when it drops), with ``poll_interval`` as a safety net. One instance
     serves one event loop.
+
+    Connections: one for commands, one listener. A command connection that the server
+    closed is noticed before use and opened again; one that breaks during a call fails that
+    call with UnavailableError (retryable) and is replaced by the next call. Opening a
+    connection takes at most ``connect_timeout`` seconds, a call at most ``call_timeout``
+    (waiting for the connection included); past either, UnavailableError.
     """
 
     config_model: ClassVar[type[BaseModel]] = PostgresConfigStoreConfig
@@ -319,6 +337,8 @@ class PostgresConfigStore(_SQLConfigStore):
         max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
         poll_interval: float = 5.0,
         lock_timeout: float = 30.0,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        call_timeout: float = DEFAULT_CALL_TIMEOUT,
     ) -> None:
         super().__init__(
             table=table,
@@ -327,7 +347,10 @@ class PostgresConfigStore(_SQLConfigStore):
             poll_interval=poll_interval,
         )
         self._url = url if isinstance(url, SecretStr) else SecretStr(url)
+        check_postgres_url(self._url.get_secret_value(), port=PORT)
         self._lock_timeout = lock_timeout
+        self.connect_timeout = connect_timeout
+        self.call_timeout = call_timeout
         self._channel = f"{self.table}_config"[-63:]
         self._conn: Any = None
         self._conn_lock = asyncio.Lock()
@@ -347,14 +370,16 @@ class PostgresConfigStore(_SQLConfigStore):
     async def _connect(self) -> Any:
         import psycopg
 
+        conn = await connect(
+            self._url.get_secret_value(), connect_timeout=self.connect_timeout, port=PORT
+        )
         try:
-            conn = await psycopg.AsyncConnection.connect(
-                self._url.get_secret_value(), autocommit=True
-            )
-            await conn.execute(f"SET lock_timeout = '{int(self._lock_timeout * 1000)}ms'")
-        except psycopg.Error as exc:
+            async with Deadline(conn, self.connect_timeout, port=PORT):
+                await conn.execute(f"SET lock_timeout = '{int(self._lock_timeout * 1000)}ms'")
+        except (psycopg.Error, UnavailableError) as exc:
+            await conn.close()
             raise UnavailableError(
-                f"cannot connect to PostgreSQL: {type(exc).__name__}", port=PORT
+                f"cannot configure the PostgreSQL connection: {type(exc).__name__}", port=PORT
             ) from None
         return conn
 
@@ -368,7 +393,7 @@ class PostgresConfigStore(_SQLConfigStore):
 
             conn = await self._connect()
             try:
-                async with conn.transaction():
+                async with Deadline(conn, self.call_timeout, port=PORT), conn.transaction():
                     await conn.execute(
                         "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"pc-ddl:{self.table}",)
                     )
@@ -376,6 +401,9 @@ class PostgresConfigStore(_SQLConfigStore):
                         f"CREATE TABLE IF NOT EXISTS {self.table} "
                         "(version bigint PRIMARY KEY, body text NOT NULL)"
                     )
+            except UnavailableError:
+                await conn.close()
+                raise
             except psycopg.Error as exc:
                 await conn.close()
                 raise UnavailableError(f"cannot create config table: {exc}", port=PORT) from exc
@@ -390,14 +418,19 @@ class PostgresConfigStore(_SQLConfigStore):
 
     @contextlib.asynccontextmanager
     async def _command(self) -> Any:
-        """The command connection (opened again when it dropped), used by one call at a time;
-        driver errors become UnavailableError."""
+        """The command connection (opened again when it dropped), used by one call at a time
+        and for at most ``call_timeout`` seconds; driver errors become UnavailableError."""
         import psycopg
 
-        async with self._conn_lock:
+        async with Deadline(None, self.call_timeout, port=PORT) as deadline, self._conn_lock:
             self._check_open()
-            if self._conn is None or self._conn.closed:
+            if self._conn is not None and is_dead(self._conn):
+                with contextlib.suppress(Exception):
+                    await self._conn.close()
+                self._conn = None
+            if self._conn is None:
                 self._conn = await self._connect()
+            deadline.conn = self._conn
             try:
                 yield self._conn
             except psycopg.OperationalError as exc:

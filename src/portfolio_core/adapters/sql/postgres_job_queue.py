@@ -24,6 +24,14 @@ from portfolio_core.adapters._shared.job_queue import (
     check_wait,
     prepare,
 )
+from portfolio_core.adapters.sql._connections import (
+    DEFAULT_CALL_TIMEOUT,
+    DEFAULT_CONNECT_TIMEOUT,
+    Deadline,
+    check_postgres_url,
+    connect,
+    is_dead,
+)
 from portfolio_core.adapters.sql._job_rows import (
     COLUMNS,
     check_table,
@@ -57,7 +65,8 @@ class PostgresJobQueueConfig(BaseModel):
     table: str = "pc_jobs"
     pool_size: int = Field(4, gt=0)
     poll_interval: float = Field(1.0, gt=0)
-    connect_timeout: float = Field(5.0, gt=0)
+    connect_timeout: float = Field(DEFAULT_CONNECT_TIMEOUT, gt=0)
+    call_timeout: float = Field(DEFAULT_CALL_TIMEOUT, gt=0)
 
 
 def _unavailable(exc: BaseException, what: str) -> UnavailableError:
@@ -74,16 +83,24 @@ class PostgresJobQueue:
     again every ``poll_interval`` seconds (for scheduled jobs falling due, or if the listener
     connection was lost).
 
-    Connections: a pool of ``pool_size`` autocommit connections and one listener. A
-    connection that breaks (server restart, network) is discarded and the call raises
+    Connections: a pool of ``pool_size`` autocommit connections and one listener. A pooled
+    connection the server closed is noticed before use (no round trip) and replaced; one
+    that breaks during a call (server restart, network) is discarded and the call raises
     `UnavailableError` (retryable); the next call connects again, and the listener
-    reconnects by itself. Times are this process's ``clock`` readings (``time.time``): keep
-    the clocks of machines sharing a queue in sync (NTP), as lease ends compare across them.
+    reconnects by itself. Opening a connection takes at most ``connect_timeout`` seconds and
+    a call at most ``call_timeout`` (waiting for a pooled connection included): past either,
+    UnavailableError, so a server that accepts and stays silent cannot hang a caller.
+
+    Times are this process's ``clock`` readings (``time.time``): keep the clocks of machines
+    sharing a queue in sync (NTP), as lease ends compare across them.
     One instance serves one event loop.
     """
 
     capabilities: ClassVar[frozenset[str]] = declare(
-        JobQueueCapability.PERSISTENT, JobQueueCapability.SHARED, JobQueueCapability.WAKEUP
+        JobQueueCapability.PERSISTENT,
+        JobQueueCapability.SHARED,
+        JobQueueCapability.WAKEUP,
+        JobQueueCapability.INSPECT,
     )
     config_model: ClassVar[type[BaseModel]] = PostgresJobQueueConfig
 
@@ -94,14 +111,17 @@ class PostgresJobQueue:
         table: str = "pc_jobs",
         pool_size: int = 4,
         poll_interval: float = 1.0,
-        connect_timeout: float = 5.0,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        call_timeout: float = DEFAULT_CALL_TIMEOUT,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._url = url if isinstance(url, SecretStr) else SecretStr(url)
+        check_postgres_url(self._url.get_secret_value(), port=PORT)
         self.table = check_table(table)
         self._pool_size = pool_size
         self._poll = poll_interval
         self._connect_timeout = connect_timeout
+        self._call_timeout = call_timeout
         self._clock = clock
         self._channel = f"pc_jobs_{self.table}"[:63]
         self._idle: asyncio.Queue[Any] | None = None
@@ -153,16 +173,9 @@ class PostgresJobQueue:
     # -- connections -----------------------------------------------------------------------------
 
     async def _connect(self) -> Any:
-        import psycopg
-
-        try:
-            return await psycopg.AsyncConnection.connect(
-                self._url.get_secret_value(),
-                autocommit=True,
-                connect_timeout=max(1, int(self._connect_timeout)),
-            )
-        except psycopg.Error as exc:
-            raise _unavailable(exc, "connecting") from None
+        return await connect(
+            self._url.get_secret_value(), connect_timeout=self._connect_timeout, port=PORT
+        )
 
     async def start(self) -> None:
         """Connect, create the table and indexes if missing, and start listening. Idempotent."""
@@ -174,7 +187,7 @@ class PostgresJobQueue:
             conn = await self._connect()
             t = self.table
             try:
-                async with conn.transaction():
+                async with Deadline(conn, self._call_timeout, port=PORT), conn.transaction():
                     await conn.execute(
                         "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"pc-ddl:{t}",)
                     )
@@ -203,6 +216,9 @@ class PostgresJobQueue:
                         "(queue, unique_key) WHERE unique_key IS NOT NULL "
                         "AND state NOT IN ('dead', 'cancelled')"
                     )
+            except UnavailableError:
+                await conn.close()
+                raise
             except psycopg.Error as exc:
                 await conn.close()
                 raise UnavailableError(f"cannot create the job table: {exc}", port=PORT) from exc
@@ -215,39 +231,50 @@ class PostgresJobQueue:
 
     @contextlib.asynccontextmanager
     async def _connection(self, what: str) -> AsyncIterator[Any]:
-        """A pooled connection; a broken one is discarded and reported as UnavailableError."""
+        """A pooled connection for at most ``call_timeout`` seconds (waiting for it
+        included); one the server closed is replaced before use, one that breaks is
+        discarded; driver errors and the deadline are reported as UnavailableError."""
         import psycopg
 
         if not self._started:
             await self.start()
         idle = self._idle
         assert idle is not None  # noqa: S101  (type narrowing)
-        conn = None
-        if not idle.empty() or len(self._open) >= self._pool_size:
-            conn = await idle.get()
-        if conn is None:  # a free slot: connect (again, after a broken connection)
-            try:
-                conn = await self._connect()
-            except UnavailableError:
-                if not idle.empty() or len(self._open) >= self._pool_size:
-                    idle.put_nowait(None)
-                raise
-            self._open.add(conn)
-        broken = False
-        try:
-            yield conn
-        except psycopg.Error as exc:
-            broken = conn.closed or conn.broken or isinstance(exc, psycopg.OperationalError)
-            raise _unavailable(exc, what) from exc
-        finally:
-            if broken or conn.closed:
+        async with Deadline(None, self._call_timeout, port=PORT) as deadline:
+            conn = None
+            token = False  # took a free slot's None from the queue
+            if not idle.empty() or len(self._open) >= self._pool_size:
+                conn = await idle.get()
+                token = conn is None
+            if conn is not None and is_dead(conn):  # the server closed it while idle
                 self._open.discard(conn)
                 with contextlib.suppress(Exception):
                     await conn.close()
-                if self._idle is idle:
-                    idle.put_nowait(None)
-            elif self._idle is idle:
-                idle.put_nowait(conn)
+                conn, token = None, True
+            if conn is None:  # a free slot: connect (again, after a broken connection)
+                try:
+                    conn = await self._connect()
+                except BaseException:
+                    if token and self._idle is idle:
+                        idle.put_nowait(None)
+                    raise
+                self._open.add(conn)
+            deadline.conn = conn
+            broken = False
+            try:
+                yield conn
+            except psycopg.Error as exc:
+                broken = conn.closed or conn.broken or isinstance(exc, psycopg.OperationalError)
+                raise _unavailable(exc, what) from exc
+            finally:
+                if broken or conn.closed or conn.broken:
+                    self._open.discard(conn)
+                    with contextlib.suppress(Exception):
+                        await conn.close()
+                    if self._idle is idle:
+                        idle.put_nowait(None)
+                elif self._idle is idle:
+                    idle.put_nowait(conn)
 
     async def _listen(self) -> None:
         """Keep a LISTEN connection; on each notification wake that queue's waiters."""
@@ -587,6 +614,13 @@ class PostgresJobQueue:
         if current[0][0] == "cancelled":
             return False
         raise ConflictError(f"job {key} is {current[0][0]}: it cannot be cancelled", port=PORT)
+
+    async def queues(self) -> list[str]:
+        """The names of the queues holding at least one job, sorted."""
+        rows = await self._fetch(
+            "queues", f"SELECT DISTINCT queue FROM {self.table} ORDER BY queue", ()
+        )
+        return [str(r[0]) for r in rows]
 
     async def counts(self, queue: str) -> JobCounts:
         name = check_queue(queue)

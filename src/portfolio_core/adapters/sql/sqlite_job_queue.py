@@ -77,7 +77,7 @@ class SQLiteJobQueue:
     """
 
     capabilities: ClassVar[frozenset[str]] = declare(
-        JobQueueCapability.PERSISTENT, JobQueueCapability.SHARED
+        JobQueueCapability.PERSISTENT, JobQueueCapability.SHARED, JobQueueCapability.INSPECT
     )
     config_model: ClassVar[type[BaseModel]] = SQLiteJobQueueConfig
 
@@ -476,6 +476,15 @@ class SQLiteJobQueue:
             return self._write(conn, body)
 
         return await self._call(run)
+
+    async def queues(self) -> list[str]:
+        """The names of the queues holding at least one job, sorted."""
+        rows = await self._call(
+            lambda conn: conn.execute(
+                f"SELECT DISTINCT queue FROM {self.table} ORDER BY queue"
+            ).fetchall()
+        )
+        return [str(r[0]) for r in rows]
 
     async def counts(self, queue: str) -> JobCounts:
         name = check_queue(queue)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import inspect
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -21,15 +22,16 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from hypothesis.stateful import precondition, rule
 
-from portfolio_core.ports.cache import MAX_KEY_LENGTH, Cache, CacheCapability
+from portfolio_core.ports.cache import MAX_KEY_LENGTH, Cache, CacheCapability, CacheStats
 from portfolio_core.ports.capabilities import supports
-from portfolio_core.ports.errors import InvalidInputError, TenantRequiredError
+from portfolio_core.ports.errors import InvalidInputError, TenantRequiredError, UnavailableError
 from portfolio_core.ports.tenant import TenantContext, tenant_scope
 from portfolio_core.ports.values import MAX_VALUE_DEPTH
 from portfolio_core.testing.adversarial import ADVERSARIAL_IDS, adversarial_ids
 from portfolio_core.testing.clauses import clause, expect_unsupported, requires, requires_absent
 from portfolio_core.testing.clock import FakeClock
 from portfolio_core.testing.concurrency import run_concurrently
+from portfolio_core.testing.faults import FaultInjector
 from portfolio_core.testing.loop import LoopRunner, accepts_keyword, close_adapter, open_adapter
 from portfolio_core.testing.machines import AdapterMachine, property_settings, run_machine
 from portfolio_core.testing.plugin import KitSettings
@@ -86,7 +88,11 @@ BAD_KEYS: list[Any] = [
     "nul\x00key",
     "lone\udc80surrogate",
 ]
-BAD_TTLS: list[Any] = [0, -1, float("nan"), float("inf"), "10", True]
+BAD_TTLS: list[Any] = [0, -1, -0.5, float("nan"), float("inf"), "10", True, False, [5]]
+
+#: how long the real-time expiry clause waits for a 0.3 s ttl to pass (server TTLs may be
+#: coarse, and a loaded machine slow)
+REAL_TIME_WAIT = 5.0
 
 json_values = st.recursive(
     st.none()
@@ -321,6 +327,47 @@ class CacheContract(ContractSuite[Cache]):
         assert await adapter.get("k") is None, "returned after its TTL passed"
         assert await adapter.get_many(["k", "m"]) == {}, "get_many returned expired items"
 
+    @clause(
+        "cache.ttl.boundary",
+        "an item is live strictly before put time + ttl and expired at exactly that instant; "
+        "fractional ttls count to the fraction",
+    )
+    @requires(CacheCapability.TTL)
+    async def test_ttl_boundary(self, adapter: Cache, clock: FakeClock) -> None:
+        await adapter.put("k", 1, ttl=5)
+        await adapter.put("frac", 2, ttl=0.25)
+        clock.advance(0.2)
+        assert await adapter.get("frac") == 2, "an item with ttl=0.25 expired after 0.2 s"
+        clock.advance(0.05)
+        assert await adapter.get("frac") is None, (
+            "an item with ttl=0.25 was still returned 0.25 s later (fractional ttl rounded up?)"
+        )
+        clock.advance(4.75)
+        assert await adapter.get("k") is None, "an item was returned at exactly its TTL"
+        assert await adapter.exists("k") is False, "exists was true at exactly the TTL"
+
+    @clause(
+        "cache.ttl.real_time",
+        "without an injectable clock, a short ttl is honoured in real time (bounded wait)",
+    )
+    @requires(CacheCapability.TTL)
+    async def test_ttl_real_time(self, adapter: Cache, make_adapter: Factory) -> None:
+        if accepts_keyword(make_adapter, "clock"):
+            pytest.skip("the factory takes clock=: expiry is checked with the kit's clock")
+        await adapter.put("short", 1, ttl=0.3)
+        await adapter.put_many({"short-many": 2}, ttl=0.3)
+        await adapter.put("long", 3, ttl=600)
+        deadline = time.monotonic() + REAL_TIME_WAIT
+        for _ in range(int(REAL_TIME_WAIT / 0.05)):  # poll the adapter: it has no event to wait on
+            if not await adapter.get_many(["short", "short-many"]) or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.05)
+        assert await adapter.get_many(["short", "short-many", "long"]) == {"long": 3}, (
+            f"an item with ttl=0.3 was still returned {REAL_TIME_WAIT:g} s later"
+        )
+        assert await adapter.exists("short") is False
+        assert await adapter.delete("short") is False, "delete reported an expired item present"
+
     @clause("cache.ttl.exists", "exists is false and delete returns False once the TTL has passed")
     @requires(CacheCapability.TTL)
     async def test_exists_after_expiry(self, adapter: Cache, clock: FakeClock) -> None:
@@ -362,6 +409,28 @@ class CacheContract(ContractSuite[Cache]):
         await adapter.delete("b")
         assert sorted(await adapter.keys()) == ["a", "c"]
         assert await adapter.count() == 2
+
+    @clause(
+        "cache.snapshot",
+        "get_many and keys() return new collections: mutating them changes nothing stored",
+    )
+    async def test_returned_collections_are_copies(self, adapter: Any) -> None:
+        await adapter.put_many({"a": [1], "b": 2})
+        many = await adapter.get_many(["a", "b"])
+        many["c"] = 3
+        del many["b"]
+        many["a"].append(9)
+        assert await adapter.get_many(["a", "b", "c"]) == {"a": [1], "b": 2}, (
+            "mutating the dict returned by get_many changed the cache"
+        )
+        if supports(adapter, CacheCapability.ENUMERATE):
+            listed = await adapter.keys()
+            listed.append("ghost")
+            listed.remove("a")
+            assert sorted(await adapter.keys()) == ["a", "b"], (
+                "mutating the list returned by keys() changed what keys() returns"
+            )
+            assert await adapter.count() == 2
 
     @clause("cache.enumerate.expiry", "keys() and count() leave out expired items")
     @requires(CacheCapability.ENUMERATE, CacheCapability.TTL)
@@ -468,6 +537,101 @@ class CacheContract(ContractSuite[Cache]):
             assert all(held[k] == int(k[1:]) for k in held)
         finally:
             await close_adapter(adapter)
+
+    @clause(
+        "cache.bounded.under_bound",
+        "a bounded cache below its bound behaves like an unbounded one: it evicts nothing",
+    )
+    @requires(CacheCapability.BOUNDED)
+    async def test_bounded_under_bound(self, make_adapter: Factory, kit_clock: FakeClock) -> None:
+        if not accepts_keyword(make_adapter, "max_entries"):
+            pytest.skip("the factory does not accept max_entries=")
+        adapter = await open_adapter(with_options(make_adapter, max_entries=8), clock=kit_clock)
+        try:
+            keys = [f"k{i}" for i in range(8)]
+            for i, key in enumerate(keys):
+                await adapter.put(key, i)
+            await adapter.put("k0", "again")  # an overwrite adds no item
+            await adapter.delete("k7")
+            await adapter.put("k8", 8)  # takes the deleted item's room
+            held = await adapter.get_many([*keys, "k8"])
+            expected = {k: i for i, k in enumerate(keys)} | {"k0": "again", "k8": 8}
+            del expected["k7"]
+            assert held == expected, (
+                f"a cache with max_entries=8 holding 8 items lost some: {sorted(held)}"
+            )
+            stats = getattr(adapter, "stats", None)
+            if callable(stats):
+                counters = await _call(stats())
+                if isinstance(counters, CacheStats):
+                    assert counters.evictions == 0, (
+                        f"stats() counts {counters.evictions} evictions below the bound"
+                    )
+        finally:
+            await close_adapter(adapter)
+
+    @clause(
+        "cache.stats",
+        "an adapter offering stats() counts each get and each key of get_many as a hit or a "
+        "miss, evictions only to respect the bound, and the items held",
+    )
+    @requires(CacheCapability.BOUNDED)
+    async def test_stats(self, make_adapter: Factory, kit_clock: FakeClock) -> None:
+        if not accepts_keyword(make_adapter, "max_entries"):
+            pytest.skip("the factory does not accept max_entries=")
+        adapter = await open_adapter(with_options(make_adapter, max_entries=3), clock=kit_clock)
+        try:
+            stats = getattr(adapter, "stats", None)
+            if not callable(stats) or not isinstance(await _call(stats()), CacheStats):
+                pytest.skip(f"{type(adapter).__name__} offers no stats() -> CacheStats")
+            await adapter.put_many({"a": 1, "b": 2})
+            await adapter.get("a")
+            await adapter.get("missing")
+            await adapter.get_many(["a", "b", "gone", "a"])
+            await adapter.delete("b")
+            got = await _call(stats())
+            assert (got.hits, got.misses, got.evictions, got.size) == (4, 2, 0, 1), (
+                f"after 4 hits, 2 misses and a delete: {got}"
+            )
+            for key in ("c", "d", "e", "f"):
+                await adapter.put(key, 0)
+            got = await _call(stats())
+            assert (got.evictions, got.size) == (2, 3), (
+                f"5 items put into room for 3 make 2 evictions: {got}"
+            )
+        finally:
+            await close_adapter(adapter)
+
+    # -- backend faults --------------------------------------------------------------------------
+
+    @clause(
+        "cache.faults.unavailable",
+        "an unreachable backend raises UnavailableError on every operation, writes nothing, "
+        "and the adapter serves again once the backend is back",
+    )
+    async def test_backend_unreachable(self, adapter: Any, faults: FaultInjector) -> None:
+        await adapter.put_many({"k": 1, "gone": 2})
+        calls: list[tuple[str, Callable[[], Awaitable[Any]]]] = [
+            ("get", lambda: adapter.get("k")),
+            ("put", lambda: adapter.put("k", 99)),
+            ("delete", lambda: adapter.delete("gone")),
+            ("exists", lambda: adapter.exists("k")),
+            ("get_many", lambda: adapter.get_many(["k"])),
+            ("put_many", lambda: adapter.put_many({"k": 99, "new": 3})),
+            ("clear", adapter.clear),
+        ]
+        if supports(adapter, CacheCapability.ENUMERATE):
+            calls.append(("keys", adapter.keys))
+        faults.arm()
+        for name, call in calls:
+            await _expect_unavailable(name, call)
+        faults.clear()
+        assert faults.calls, "the adapter accepts faults= but never reports reaching its backend"
+        assert await adapter.get_many(["k", "gone", "new"]) == {"k": 1, "gone": 2}, (
+            "a call that failed with the backend unreachable changed what is stored"
+        )
+        await adapter.put("k", 5)
+        assert await adapter.get("k") == 5, "the adapter did not recover once the backend was back"
 
     # -- tenant scoping --------------------------------------------------------------------------
 
@@ -647,14 +811,39 @@ class CacheContract(ContractSuite[Cache]):
 
     @clause("cache.model", "any sequence of operations behaves like the reference model")
     def test_state_machine(self, make_adapter: Factory, kit_settings: KitSettings) -> None:
-        run_machine(CacheMachine, make_adapter, kit_settings)
+        if accepts_keyword(make_adapter, "max_entries"):
+            # the machine uses five keys: with room for many more, a bounded cache must
+            # behave exactly like the model (it may never evict)
+            run_machine(
+                CacheMachine,
+                with_options(make_adapter, max_entries=MACHINE_ROOM),
+                kit_settings,
+                exact=True,
+            )
+        else:
+            run_machine(CacheMachine, make_adapter, kit_settings)
 
 
 # -- state machines -------------------------------------------------------------------------------
 
-keys_st = st.sampled_from(["a", "b", "c", "d:e"])
+keys_st = st.sampled_from(["a", "b", "c", "d:e", "d/e"])
+#: the max_entries the state machine passes to factories that take it: far above its keys
+MACHINE_ROOM = 64
 values_st = st.integers(-5, 5) | st.text(max_size=3) | st.lists(st.integers(0, 3), max_size=2)
 ttls_st = st.floats(0.5, 10)
+
+
+async def _expect_unavailable(name: str, call: Callable[[], Awaitable[Any]]) -> None:
+    """``call`` must raise UnavailableError (the backend is down)."""
+    try:
+        await call()
+    except UnavailableError:
+        return
+    except Exception as exc:
+        raise AssertionError(
+            f"{name} with the backend unreachable raised {exc!r}, not UnavailableError"
+        ) from exc
+    raise AssertionError(f"{name} succeeded with the backend unreachable")
 
 
 async def _call(value: Any) -> Any:
@@ -666,11 +855,13 @@ async def _call(value: Any) -> Any:
 class CacheMachine(AdapterMachine[Cache]):
     """Any operation sequence behaves like a dict of ``key -> (value, deadline)``."""
 
-    def __init__(self, factory: Factory, **kwargs: Any) -> None:
+    def __init__(self, factory: Factory, *, exact: bool = False, **kwargs: Any) -> None:
         super().__init__(factory, **kwargs)
         self.model: dict[str, tuple[Any, float | None]] = {}
         self.ttl = supports(self.adapter, CacheCapability.TTL) and self.controls_time
-        self.bounded = supports(self.adapter, CacheCapability.BOUNDED)
+        # a bounded cache whose bound the kit does not know may evict at any time; one made
+        # with room to spare (exact) may not
+        self.bounded = supports(self.adapter, CacheCapability.BOUNDED) and not exact
 
     def live(self, key: str) -> Any | None:
         value, deadline = self.model.get(key, (None, None))
@@ -750,10 +941,12 @@ class CacheMachine(AdapterMachine[Cache]):
     @rule()
     def keys(self) -> None:
         got = sorted(self.run(self.adapter.keys()))  # type: ignore[attr-defined]
+        counted = self.run(self.adapter.count())  # type: ignore[attr-defined]
         if self.bounded:
             assert set(got) <= set(self.live_keys()), got
             return
         assert got == self.live_keys(), f"keys() gave {got!r}, expected {self.live_keys()!r}"
+        assert counted == len(got), f"count() gave {counted}, keys() listed {len(got)}"
 
 
 tenants_st = st.sampled_from(["alpha", "beta", "alpha:beta"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,6 +23,9 @@ from portfolio_core.ports.errors import (
     ConflictError,
     InvalidInputError,
     NotFoundError,
+    PortTimeoutError,
+    TenantRequiredError,
+    UnavailableError,
     UnsupportedError,
     WrongExpectedVersionError,
 )
@@ -35,9 +39,14 @@ from portfolio_core.ports.event_store import (
     RecordedEvent,
     StreamState,
 )
+from portfolio_core.ports.tenant import tenant_scope
 from portfolio_core.ports.values import MAX_VALUE_DEPTH
 from portfolio_core.testing.clauses import clause, requires, requires_absent
+from portfolio_core.testing.clock import FakeClock, FakeWallClock
 from portfolio_core.testing.concurrency import one_winner, run_concurrently
+from portfolio_core.testing.contracts.cache import with_options
+from portfolio_core.testing.faults import FaultInjector
+from portfolio_core.testing.loop import LoopRunner, accepts_keyword, close_adapter, open_adapter
 from portfolio_core.testing.machines import AdapterMachine, run_machine
 from portfolio_core.testing.plugin import KitSettings
 from portfolio_core.testing.suite import ContractSuite
@@ -45,6 +54,8 @@ from portfolio_core.testing.suite import ContractSuite
 __all__ = ["EventStoreContract", "EventStoreMachine"]
 
 WAIT = 10.0
+#: the most times a subscription with on_error=retry may run the handler on one event
+MAX_HANDLER_ATTEMPTS = 10
 
 
 _STRING_CASES = [
@@ -143,6 +154,34 @@ class EventStoreContract(ContractSuite[EventStore]):
         assert again_any.positions == first.positions
         assert len(await adapter.read("s")) == 2, "an idempotent retry duplicated events"
         assert len(await adapter.read_all()) == 2
+
+    @clause(
+        "event_store.append.idempotent_not_tail",
+        "a retried batch that is no longer the stream's last append returns the original "
+        "result and writes nothing (int, ANY and STREAM_EXISTS alike)",
+    )
+    async def test_idempotent_retry_not_at_tail(self, adapter: EventStore) -> None:
+        await adapter.append("s", [ev(i=0)])
+        batch = [ev(i=1), ev(i=2)]
+        first = await adapter.append("s", batch, 1)
+        await adapter.append("s", [ev(i=3)], 3)
+        await adapter.append("other", [ev(i=4)])
+        before = _ids(await adapter.read_all())
+        for expected in (1, StreamState.ANY, StreamState.STREAM_EXISTS):
+            again = await adapter.append("s", batch, expected)
+            assert (again.version, again.positions) == (first.version, first.positions), (
+                f"retrying with expected_version={expected!r} gave {again}, not {first}"
+            )
+        assert _ids(await adapter.read_all()) == before, "a retry of an older batch wrote events"
+        for wrong in (0, 2, StreamState.NO_STREAM):
+            with pytest.raises(ConflictError):
+                await adapter.append("s", batch, wrong)
+        opening = [ev(i=5)]
+        await adapter.append("fresh", opening, StreamState.NO_STREAM)
+        with pytest.raises(ConflictError):
+            # the original append found no stream: STREAM_EXISTS cannot be its retry
+            await adapter.append("fresh", opening, StreamState.STREAM_EXISTS)
+        assert _ids(await adapter.read_all()) == [*before, opening[0].id]
 
     @clause("event_store.append.id_conflict", "an id stored elsewhere raises ConflictError")
     async def test_id_reused_elsewhere(self, adapter: EventStore) -> None:
@@ -290,6 +329,29 @@ class EventStoreContract(ContractSuite[EventStore]):
 
     # -- reading -------------------------------------------------------------------------
 
+    @clause(
+        "event_store.append.size_bytes",
+        "max_event_bytes counts UTF-8 bytes of compact JSON data and metadata plus type and "
+        "id: an event of exactly the limit is stored, one byte more is refused",
+    )
+    async def test_event_size_in_utf8_bytes(self, adapter: EventStore) -> None:
+        limit = getattr(adapter, "max_event_bytes", None)
+        if not isinstance(limit, int) or limit > 4_000_000:
+            pytest.skip("the adapter does not expose a max_event_bytes small enough to reach")
+        # compact JSON of {"x":"<text>"} is 8 bytes + the text; metadata {} is 2; type "E" 1;
+        # id "i" 1: 12 bytes around the text
+        room = limit - 12
+        fits = "é" * (room // 2) + "a" * (room % 2)
+        over = "é" * ((room + 1) // 2) + "a" * ((room + 1) % 2)
+        assert (len(fits.encode()), len(over.encode())) == (room, room + 1)
+        with pytest.raises(InvalidInputError):
+            await adapter.append("s", [NewEvent("E", {"x": over}, id="i")])
+        with pytest.raises(NotFoundError):
+            await adapter.read("s")
+        await adapter.append("s", [NewEvent("E", {"x": fits}, id="i")])
+        (got,) = await adapter.read("s")
+        assert got.data == {"x": fits}
+
     @clause("event_store.read.not_found", "reading a stream that does not exist: NotFoundError")
     async def test_read_unknown(self, adapter: EventStore) -> None:
         with pytest.raises(NotFoundError):
@@ -323,6 +385,28 @@ class EventStoreContract(ContractSuite[EventStore]):
         again = await adapter.read("s")
         assert again[0].data == {"items": [1]}, "mutating a returned event changed the store"
         assert again[0].metadata == {"m": {"k": 1}}
+
+    @clause(
+        "event_store.snapshot.all",
+        "read_all and query return new lists of snapshots: mutating them changes nothing",
+    )
+    async def test_read_all_and_query_snapshots(self, adapter: EventStore) -> None:
+        await adapter.append("s", [NewEvent("E", {"items": [1]}, {"m": {"k": 1}})])
+        calls: list[Any] = [adapter.read_all]
+        if supports(adapter, EventStoreCapability.QUERY):
+            calls.append(lambda: adapter.query(EventQuery()))
+        for call in calls:
+            got = await call()
+            try:
+                got[0].data["items"].append(2)
+                got[0].metadata["m"]["k"] = 2
+            except TypeError:
+                pass  # immutable is fine too
+            got.clear()
+            again = await call()
+            assert len(again) == 1, "clearing a returned list changed what the store returns"
+            assert again[0].data == {"items": [1]}, "mutating a returned event changed the store"
+            assert again[0].metadata == {"m": {"k": 1}}
 
     @clause("event_store.read.round_trip", "data, metadata, ids and causation round-trip")
     async def test_round_trip(self, adapter: EventStore) -> None:
@@ -417,6 +501,65 @@ class EventStoreContract(ContractSuite[EventStore]):
         assert await q(data={"amount": 5}, from_position=3) == [("a", 3), ("b", 1)]
         assert await q(data={"missing": None}) == []
 
+    @clause(
+        "event_store.query.and",
+        "query filters combine with AND: an event must match every filter given",
+    )
+    @requires(EventStoreCapability.QUERY)
+    async def test_query_filters_combine_with_and(self, adapter: EventStore) -> None:
+        await adapter.append(
+            "a",
+            [
+                NewEvent("Paid", {"amount": 5}, {"region": "eu"}, correlation_id="c1"),
+                NewEvent("Paid", {"amount": 7}, {"region": "eu"}, correlation_id="c1"),
+                NewEvent("Sent", {"amount": 5}, {"region": "eu"}, correlation_id="c1"),
+                NewEvent("Paid", {"amount": 5}, {"region": "us"}, correlation_id="c1"),
+                NewEvent("Paid", {"amount": 5}, {"region": "eu"}, correlation_id="c2"),
+            ],
+        )
+        await adapter.append("b", [NewEvent("Paid", {"amount": 5}, {"region": "eu"})])
+
+        async def q(**kw: Any) -> list[tuple[str, int]]:
+            return [(e.stream, e.version) for e in await adapter.query(EventQuery(**kw))]
+
+        paid = frozenset({"Paid"})
+        assert await q(types=paid, data={"amount": 5}) == [("a", 1), ("a", 4), ("a", 5), ("b", 1)]
+        assert await q(types=paid, data={"amount": 5}, metadata={"region": "eu"}) == [
+            ("a", 1),
+            ("a", 5),
+            ("b", 1),
+        ]
+        assert await q(
+            types=paid, data={"amount": 5}, metadata={"region": "eu"}, correlation_id="c1"
+        ) == [("a", 1)]
+        assert await q(streams=frozenset({"b"}), correlation_id="c1") == []
+        assert await q(data={"amount": 5, "missing": 1}) == [], "data fields combine with AND"
+
+    @clause(
+        "event_store.query.numbers",
+        "numeric data fields compare as JSON numbers: 1 equals 1.0, true equals neither",
+    )
+    @requires(EventStoreCapability.QUERY)
+    async def test_query_numeric_equality(self, adapter: EventStore) -> None:
+        await adapter.append(
+            "a",
+            [
+                NewEvent("E", {"n": 1}),
+                NewEvent("E", {"n": 1.0}),
+                NewEvent("E", {"n": True}),
+                NewEvent("E", {"n": "1"}),
+                NewEvent("E", {"n": 2}),
+            ],
+        )
+
+        async def versions(value: Any) -> list[int]:
+            return [e.version for e in await adapter.query(EventQuery(data={"n": value}))]
+
+        assert await versions(1) == [1, 2], "1 must match 1 and 1.0, not true or '1'"
+        assert await versions(1.0) == [1, 2], "1.0 must match 1 and 1.0"
+        assert await versions(True) == [3]
+        assert await versions("1") == [4]
+
     @clause("event_store.query.rejects_nul", "a query filter string with U+0000 is refused")
     @requires(EventStoreCapability.QUERY)
     @pytest.mark.parametrize(
@@ -482,6 +625,64 @@ class EventStoreContract(ContractSuite[EventStore]):
             await asyncio.sleep(0.002)
         times = [e.recorded_at for e in await adapter.read_all()]
         assert times == sorted(times), f"recorded_at went backwards along positions: {times}"
+
+    @clause(
+        "event_store.recorded_at.wall_clock",
+        "recorded_at is the store's wall clock at commit; when that clock steps back, "
+        "recorded_at holds at the previous event's time instead of decreasing",
+    )
+    async def test_recorded_at_follows_the_wall_clock(
+        self, adapter: EventStore, wall_clock: FakeWallClock
+    ) -> None:
+        def at(e: RecordedEvent) -> float:
+            return e.recorded_at.timestamp()
+
+        await adapter.append("a", [ev(i=1), ev(i=2)])
+        first = await adapter.read("a")
+        assert all(abs(at(e) - wall_clock.now) < 0.001 for e in first), (
+            f"recorded_at {[e.recorded_at for e in first]} is not the store's clock "
+            f"({datetime.fromtimestamp(wall_clock.now, UTC)})"
+        )
+        wall_clock.advance(-30)
+        await adapter.append("a", [ev(i=3)])
+        stepped_back = (await adapter.read("a"))[-1]
+        assert at(stepped_back) >= at(first[-1]), "recorded_at decreased when the clock went back"
+        assert at(stepped_back) - at(first[-1]) < 0.001, (
+            "with the clock stepped back, recorded_at should stay at the previous event's time"
+        )
+        wall_clock.advance(90)
+        await adapter.append("a", [ev(i=4)])
+        later = (await adapter.read("a"))[-1]
+        assert abs(at(later) - wall_clock.now) < 0.001, "recorded_at did not follow the clock"
+
+    @clause(
+        "event_store.query.time_controlled",
+        "with the wall clock controlled, since (inclusive) and until (exclusive) select "
+        "exactly the events recorded in [since, until)",
+    )
+    @requires(EventStoreCapability.QUERY)
+    async def test_query_time_with_controlled_clock(
+        self, adapter: EventStore, wall_clock: FakeWallClock
+    ) -> None:
+        start = datetime.fromtimestamp(round(wall_clock.now), UTC)
+        wall_clock.advance(round(wall_clock.now) - wall_clock.now)  # whole seconds
+        for k in range(4):
+            await adapter.append("a", [ev(i=k)])
+            wall_clock.advance(10)
+
+        async def q(since: int | None, until: int | None) -> list[int]:
+            query = EventQuery(
+                since=None if since is None else start + timedelta(seconds=since),
+                until=None if until is None else start + timedelta(seconds=until),
+            )
+            return [e.data["i"] for e in await adapter.query(query)]
+
+        assert await q(10, 30) == [1, 2], "since is inclusive, until exclusive"
+        assert await q(0, 10) == [0]
+        assert await q(5, 15) == [1]
+        assert await q(30, None) == [3]
+        assert await q(None, 0) == []
+        assert await q(31, None) == []
 
     @clause(
         "event_store.query.time_range",
@@ -618,6 +819,79 @@ class EventStoreContract(ContractSuite[EventStore]):
             assert sub.error is None
         await adapter.unsubscribe(sub)
 
+    @clause(
+        "event_store.subscribe.retry_exhausted",
+        "a handler that keeps failing under retry is retried a few times, then the "
+        "subscription stops as with stop: error kept, wait_until re-raises, checkpoint before",
+    )
+    @requires(EventStoreCapability.SUBSCRIBE)
+    async def test_retry_exhausted(self, adapter: EventStore) -> None:
+        await adapter.append("a", [ev(i=1), ev(i=2), ev(i=3)])
+        calls: list[int] = []
+
+        async def handler(e: RecordedEvent) -> None:
+            calls.append(e.data["i"])
+            if e.data["i"] == 2:
+                raise RuntimeError("always")
+
+        sub = await adapter.subscribe(handler, on_error=OnHandlerError.RETRY)
+        with pytest.raises(RuntimeError):
+            await sub.wait_until(3, WAIT)
+        assert sub.checkpoint == 1, f"checkpoint {sub.checkpoint} moved past the failing event"
+        assert isinstance(sub.error, RuntimeError), f"error is {sub.error!r}"
+        tries = calls.count(2)
+        assert 2 <= tries <= MAX_HANDLER_ATTEMPTS, f"the failing event was tried {tries} times"
+        await asyncio.sleep(0.05)
+        assert 3 not in calls, "the subscription went on past an event whose retries ran out"
+        assert calls.count(2) == tries, "the subscription kept retrying after it stopped"
+        await adapter.unsubscribe(sub)
+
+    @clause(
+        "event_store.subscribe.timeout",
+        "wait_until past its timeout raises the port's PortTimeoutError",
+    )
+    @requires(EventStoreCapability.SUBSCRIBE)
+    async def test_wait_until_timeout(self, adapter: EventStore) -> None:
+        async def handler(e: RecordedEvent) -> None:
+            return None
+
+        sub = await adapter.subscribe(handler)
+        try:
+            with pytest.raises(PortTimeoutError):
+                await sub.wait_until(1_000, 0.05)
+        finally:
+            await adapter.unsubscribe(sub)
+
+    @clause(
+        "event_store.subscribe.during_catch_up",
+        "events committed while catch-up runs are delivered exactly once, in position order",
+    )
+    @requires(EventStoreCapability.SUBSCRIBE)
+    async def test_events_committed_during_catch_up(self, adapter: EventStore) -> None:
+        for k in range(3):
+            await adapter.append("a", [ev(i=k), ev(i=k)])
+        got: list[int] = []
+        appended: list[int] = []
+        four_more = asyncio.Event()
+
+        async def handler(e: RecordedEvent) -> None:
+            got.append(e.position)
+            if len(appended) < 4:  # commit more while the stored events are being delivered
+                r = await adapter.append(f"w{len(appended)}", [ev(i=9)])
+                appended.extend(r.positions)
+                if len(appended) == 4:
+                    four_more.set()
+
+        sub = await adapter.subscribe(handler)
+        try:
+            await asyncio.wait_for(four_more.wait(), WAIT)
+            every = [e.position for e in await adapter.read_all()]
+            await sub.wait_until(every[-1], WAIT)
+            await asyncio.sleep(0.05)
+            assert got == every, f"delivered {got}, stored {every}"
+        finally:
+            await adapter.unsubscribe(sub)
+
     @clause("event_store.subscribe.backpressure", "a slow handler delays delivery, drops nothing")
     @requires(EventStoreCapability.SUBSCRIBE)
     async def test_backpressure(self, adapter: EventStore) -> None:
@@ -647,6 +921,182 @@ class EventStoreContract(ContractSuite[EventStore]):
 
         with pytest.raises(UnsupportedError):
             await adapter.subscribe(handler)
+
+    # -- backend faults ----------------------------------------------------------------
+
+    @clause(
+        "event_store.faults.unavailable",
+        "an unreachable backend raises UnavailableError, an append then writes nothing, and "
+        "the store serves again once the backend is back",
+    )
+    async def test_backend_unreachable(self, adapter: EventStore, faults: FaultInjector) -> None:
+        first = await adapter.append("s", [ev(i=1)])
+        calls: list[tuple[str, Any]] = [
+            ("append", lambda: adapter.append("s", [ev(i=2)], 1)),
+            ("append to a new stream", lambda: adapter.append("t", [ev(i=3)])),
+            ("read", lambda: adapter.read("s")),
+            ("read_all", adapter.read_all),
+        ]
+        if supports(adapter, EventStoreCapability.QUERY):
+            calls.append(("query", lambda: adapter.query(EventQuery())))
+        faults.arm()
+        for name, call in calls:
+            try:
+                await call()
+            except UnavailableError:
+                continue
+            except Exception as exc:
+                raise AssertionError(
+                    f"{name} with the backend unreachable raised {exc!r}, not UnavailableError"
+                ) from exc
+            raise AssertionError(f"{name} succeeded with the backend unreachable")
+        faults.clear()
+        assert faults.calls, "the adapter accepts faults= but never reports reaching its backend"
+        stored = await adapter.read_all()
+        assert [e.position for e in stored] == list(first.positions), (
+            "an append that failed with the backend unreachable wrote events"
+        )
+        again = await adapter.append("s", [ev(i=4)], 1)
+        assert again.version == 2, "the store did not recover once the backend was back"
+
+    # -- tenancy -------------------------------------------------------------------------
+
+    @pytest.fixture
+    def scoped_adapter(
+        self, make_adapter: Any, kit_runner: LoopRunner, kit_clock: FakeClock
+    ) -> Iterator[EventStore]:
+        """A fresh adapter made with ``tenant_scoped=True`` (skips when it cannot be)."""
+        if not accepts_keyword(make_adapter, "tenant_scoped"):
+            pytest.skip("the factory does not accept tenant_scoped=, so scoping is not checked")
+        made: EventStore = kit_runner.run(
+            open_adapter(with_options(make_adapter, tenant_scoped=True), clock=kit_clock)
+        )
+        try:
+            if not supports(made, EventStoreCapability.TENANT_SCOPED):
+                pytest.skip(f"{type(made).__name__} does not declare 'event_store.tenant_scoped'")
+            yield made
+        finally:
+            kit_runner.run(close_adapter(made))
+
+    @clause(
+        "event_store.tenant.fail_closed",
+        "a tenant-scoped store refuses every call made with no tenant, and writes nothing",
+    )
+    def test_tenant_fail_closed(self, scoped_adapter: EventStore, kit_runner: LoopRunner) -> None:
+        async def handler(e: RecordedEvent) -> None:
+            return None
+
+        calls: list[Any] = [
+            lambda: scoped_adapter.append("s", [ev()]),
+            lambda: scoped_adapter.read("s"),
+            lambda: scoped_adapter.read_all(),
+        ]
+        if supports(scoped_adapter, EventStoreCapability.QUERY):
+            calls.append(lambda: scoped_adapter.query(EventQuery()))
+        if supports(scoped_adapter, EventStoreCapability.SUBSCRIBE):
+            calls.append(lambda: scoped_adapter.subscribe(handler))
+        for call in calls:
+            with pytest.raises(TenantRequiredError):
+                kit_runner.run(call())
+
+        async def nothing_written() -> None:
+            with tenant_scope("anyone"):
+                assert await scoped_adapter.read_all() == [], "a refused append wrote events"
+
+        kit_runner.run(nothing_written())
+
+    @clause(
+        "event_store.tenant.isolation",
+        "each tenant has its own streams, ids and positions: no call for one tenant reads, "
+        "queries or subscribes to another's events",
+    )
+    def test_tenant_isolation(self, scoped_adapter: EventStore, kit_runner: LoopRunner) -> None:
+        shared_id = "same-id-in-both-tenants"
+
+        alices = [NewEvent("E", {"who": "alice"}, id=shared_id), ev(i=1)]
+
+        async def body() -> None:
+            with tenant_scope("alice"):
+                ra = await scoped_adapter.append("s", alices)
+            with tenant_scope("bob"):
+                rb = await scoped_adapter.append(
+                    "s", [NewEvent("E", {"who": "bob"}, id=shared_id)], StreamState.NO_STREAM
+                )
+                assert rb.version == 1, "bob's stream 's' saw alice's events"
+                assert [e.data for e in await scoped_adapter.read("s")] == [{"who": "bob"}]
+                every = await scoped_adapter.read_all()
+                assert [e.data for e in every] == [{"who": "bob"}], "read_all crossed tenants"
+                assert every[0].position == rb.positions[0]
+                if supports(scoped_adapter, EventStoreCapability.GAPLESS):
+                    assert rb.positions == (1,), "positions are not per tenant"
+                if supports(scoped_adapter, EventStoreCapability.QUERY):
+                    found = await scoped_adapter.query(EventQuery(streams=frozenset({"s"})))
+                    assert [e.data for e in found] == [{"who": "bob"}], "query crossed tenants"
+            with tenant_scope("carol"):
+                with pytest.raises(NotFoundError):
+                    await scoped_adapter.read("s")
+                assert await scoped_adapter.read_all() == []
+            with tenant_scope("alice"):
+                again = await scoped_adapter.append("s", alices, StreamState.ANY)
+                assert again.version == ra.version == 2, "bob's event changed alice's stream"
+
+        kit_runner.run(body())
+
+    @clause(
+        "event_store.tenant.adversarial",
+        "tenant ids and stream names holding the adapter's separators (':', '/') never "
+        "collide: tenant 'a' stream 'b:s' is not tenant 'a:b' stream 's'",
+    )
+    def test_tenant_and_stream_separators(
+        self, scoped_adapter: EventStore, kit_runner: LoopRunner
+    ) -> None:
+        pairs = [("a", "b:s"), ("a:b", "s"), ("a", "b/s"), ("a/b", "s"), ("a:b:s", "x")]
+
+        async def body() -> None:
+            for tenant, stream in pairs:
+                with tenant_scope(tenant):
+                    await scoped_adapter.append(stream, [ev(tenant=tenant, stream=stream)])
+            for tenant, stream in pairs:
+                with tenant_scope(tenant):
+                    got = [
+                        (e.data["tenant"], e.data["stream"])
+                        for e in await scoped_adapter.read(stream)
+                    ]
+                    assert got == [(tenant, stream)], f"tenant {tenant!r} stream {stream!r}: {got}"
+                    mine = [e.data["tenant"] for e in await scoped_adapter.read_all()]
+                    assert set(mine) == {tenant}, f"tenant {tenant!r} read_all saw {mine}"
+
+        kit_runner.run(body())
+
+    @clause(
+        "event_store.tenant.subscription",
+        "a subscription delivers only the events of the tenant current when it was made",
+    )
+    @requires(EventStoreCapability.SUBSCRIBE)
+    def test_tenant_subscription(self, scoped_adapter: EventStore, kit_runner: LoopRunner) -> None:
+        async def body() -> None:
+            got: list[str] = []
+
+            async def handler(e: RecordedEvent) -> None:
+                got.append(e.data["who"])
+
+            with tenant_scope("alice"):
+                await scoped_adapter.append("s", [NewEvent("E", {"who": "alice"})])
+            with tenant_scope("bob"):
+                await scoped_adapter.append("s", [NewEvent("E", {"who": "bob"})])
+                sub = await scoped_adapter.subscribe(handler)
+            try:
+                with tenant_scope("alice"):
+                    await scoped_adapter.append("s", [NewEvent("E", {"who": "alice"})] * 1)
+                with tenant_scope("bob"):
+                    last = await scoped_adapter.append("s", [NewEvent("E", {"who": "bob"})])
+                await sub.wait_until(last.positions[-1], WAIT)
+                await asyncio.sleep(0.05)
+                assert got == ["bob", "bob"], f"bob's subscription delivered {got}"
+            finally:
+                await scoped_adapter.unsubscribe(sub)
+
+        kit_runner.run(body())
 
     # -- the model -----------------------------------------------------------------------
 

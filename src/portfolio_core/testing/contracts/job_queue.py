@@ -18,6 +18,7 @@ from hypothesis.stateful import invariant, precondition, rule
 
 from portfolio_core.ports.errors import ConflictError, InvalidInputError, NotFoundError
 from portfolio_core.ports.job_queue import (
+    InspectableJobQueue,
     Job,
     JobCounts,
     JobQueue,
@@ -27,7 +28,7 @@ from portfolio_core.ports.job_queue import (
     Reservation,
     default_backoff,
 )
-from portfolio_core.testing.clauses import clause
+from portfolio_core.testing.clauses import clause, requires
 from portfolio_core.testing.clock import FakeClock
 from portfolio_core.testing.concurrency import run_concurrently
 from portfolio_core.testing.machines import AdapterMachine, run_machine
@@ -466,6 +467,31 @@ class JobQueueContract(ContractSuite[JobQueue]):
         clock.advance(50)
         assert (await adapter.counts(Q)).available == 3
         assert await adapter.counts("empty") == JobCounts()
+
+    @clause(
+        "job_queue.inspect",
+        "queues() lists, sorted, every queue holding a job in any state, and nothing else",
+    )
+    @requires(JobQueueCapability.INSPECT)
+    async def test_queues(self, adapter: JobQueue) -> None:
+        inspectable: InspectableJobQueue = adapter  # type: ignore[assignment]
+        assert await inspectable.queues() == [], "a new adapter lists queues"
+        await adapter.enqueue(NewJob("t", queue="kit-b"))  # available
+        await adapter.enqueue(NewJob("t", queue="kit-a", delay=30))  # scheduled
+        await adapter.enqueue(NewJob("t", queue="kit-c"))
+        (held,) = await adapter.reserve("kit-c")
+        await adapter.complete(held)  # completed
+        await adapter.enqueue(NewJob("t", queue="kit-d", max_attempts=1))
+        (held,) = await adapter.reserve("kit-d")
+        await adapter.fail(held, "boom")  # dead
+        await adapter.enqueue(NewJob("t", queue="kit-e"))
+        await adapter.reserve("kit-e")  # running
+        assert await adapter.cancel(await adapter.enqueue(NewJob("t", queue="kit-f")))
+        await adapter.counts("kit-g")  # asking about a queue stores nothing
+        await adapter.reserve("kit-g")
+        await adapter.list_jobs("kit-g", JobState.DEAD)
+        listed = await inspectable.queues()
+        assert listed == [f"kit-{c}" for c in "abcdef"], f"queues() listed {listed}"
 
     # -- the model --------------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from portfolio_core.ports.capabilities import supports
 from portfolio_core.ports.errors import InvalidInputError
 from portfolio_core.ports.llm import (
     LLM,
@@ -99,6 +100,34 @@ class LLMContract(ContractSuite[LLM]):
         first = await adapter.complete(list(CONVERSATION), GREEDY)
         second = await adapter.complete(list(CONVERSATION), GREEDY)
         assert first.text == second.text
+
+    @clause(
+        "llm.complete.stop",
+        "the text ends before the first stop sequence: it never contains one (whole or streamed)",
+    )
+    @pytest.mark.parametrize("stop", [(" ",), ("e", "o"), ("\n",)], ids=repr)
+    async def test_stop_sequences(self, adapter: LLM, stop: tuple[str, ...]) -> None:
+        opts = CompletionOptions(max_tokens=16, temperature=0.0, seed=7, stop=stop)
+        texts = [(await adapter.complete(list(CONVERSATION), opts)).text]
+        if supports(adapter, LLMCapability.STREAMING):
+            texts.append("".join(c.text for c in await _collect(adapter, opts)))
+        for text in texts:
+            found = [s for s in stop if s in text]
+            assert not found, f"with stop={stop!r} the text {text!r} still contains {found!r}"
+
+    @clause(
+        "llm.finish.length",
+        "finish_reason is 'length' only when the output reached max_tokens",
+    )
+    @pytest.mark.parametrize("max_tokens", [1, 3, 256])
+    async def test_length_means_max_tokens(self, adapter: LLM, max_tokens: int) -> None:
+        opts = CompletionOptions(max_tokens=max_tokens, temperature=0.0, seed=7)
+        done = await adapter.complete(list(CONVERSATION), opts)
+        if done.finish_reason == "length":
+            assert done.usage.output_tokens == max_tokens, (
+                f"finish_reason 'length' with {done.usage.output_tokens} output tokens of "
+                f"max_tokens={max_tokens}"
+            )
 
     @clause("llm.stream.concatenates", "streamed chunk texts concatenate to the completion's text")
     @requires(LLMCapability.STREAMING, LLMCapability.OFFLINE)

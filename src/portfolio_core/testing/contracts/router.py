@@ -15,6 +15,7 @@ from portfolio_core.ports.errors import (
     NoHealthyProviderError,
     NotFoundError,
     PortError,
+    RateLimitedError,
     UnavailableError,
 )
 from portfolio_core.ports.llm import (
@@ -33,7 +34,7 @@ from portfolio_core.ports.router import (
     RouterCapability,
     RoutingStrategy,
 )
-from portfolio_core.testing.clauses import clause
+from portfolio_core.testing.clauses import clause, requires
 from portfolio_core.testing.clock import FakeClock
 from portfolio_core.testing.loop import LoopRunner, close_adapter, open_adapter
 from portfolio_core.testing.machines import property_settings
@@ -267,3 +268,188 @@ class RouterContract(ContractSuite[Router]):
             assert chosen.name == "b"
         with pytest.raises(NoHealthyProviderError):
             await adapter.route(list(HELLO), RouteOptions(exclude=frozenset({"a", "b"})))
+
+    # -- the decision rules ------------------------------------------------------------------
+
+    async def _register(self, router: Router, *providers: Provider) -> dict[str, StaticLLM]:
+        llms = {}
+        for provider in providers:
+            llms[provider.name] = StaticLLM(provider.name)
+            await router.register_provider(provider, llms[provider.name])
+        return llms
+
+    @clause(
+        "router.route.groups",
+        "only the lowest fallback group with an eligible provider competes; FALLBACK picks "
+        "the first registered of that group",
+    )
+    async def test_route_lowest_group_first(self, adapter: Router) -> None:
+        await self._register(
+            adapter, Provider("a", "m", group=1), Provider("b", "m"), Provider("c", "m")
+        )
+        await adapter.set_strategy(RoutingStrategy.FALLBACK)
+
+        async def pick(*excluded: str) -> str:
+            return (
+                await adapter.route(list(HELLO), RouteOptions(exclude=frozenset(excluded)))
+            ).name
+
+        assert await pick() == "b", "group 0 comes before group 1, registration order within"
+        assert await pick("b") == "c"
+        assert await pick("b", "c") == "a", "the next group serves when group 0 has no one"
+
+    @clause(
+        "router.strategy.specialist",
+        "SPECIALIST picks the provider with the fewest tags beyond the required ones "
+        "(ties: registration order)",
+    )
+    async def test_specialist(self, adapter: Router) -> None:
+        await self._register(
+            adapter,
+            Provider("all", "m", tags=frozenset({"code", "chat", "vision"})),
+            Provider("two", "m", tags=frozenset({"code", "chat"})),
+            Provider("one", "m", tags=frozenset({"code"})),
+            Provider("other", "m", tags=frozenset({"chat"})),
+        )
+        code = frozenset({"code"})
+        opts = RouteOptions(required_tags=code, strategy=RoutingStrategy.SPECIALIST)
+        assert (await adapter.route(list(HELLO), opts)).name == "one"
+        opts = RouteOptions(
+            required_tags=code, strategy=RoutingStrategy.SPECIALIST, exclude=frozenset({"one"})
+        )
+        assert (await adapter.route(list(HELLO), opts)).name == "two"
+        opts = RouteOptions(strategy=RoutingStrategy.SPECIALIST)
+        assert (await adapter.route(list(HELLO), opts)).name == "one", (
+            "without required tags the provider with fewest tags wins, the first registered "
+            "of equals"
+        )
+
+    @clause(
+        "router.strategy.cost",
+        "COST_OPTIMIZED ranks by estimated input tokens x input price + expected output "
+        "tokens x output price, and skips providers without both prices",
+    )
+    async def test_cost_formula(self, adapter: Router) -> None:
+        wide = 1_000_000
+        await self._register(
+            adapter,
+            Provider("unpriced", "m", context_window=wide),
+            Provider("output-only", "m", context_window=wide, output_price_per_mtok=0.01),
+            Provider(
+                "cheap-in",
+                "m",
+                context_window=wide,
+                input_price_per_mtok=1,
+                output_price_per_mtok=100,
+            ),
+            Provider(
+                "cheap-out",
+                "m",
+                context_window=wide,
+                input_price_per_mtok=100,
+                output_price_per_mtok=1,
+            ),
+        )
+        await adapter.set_strategy(RoutingStrategy.COST_OPTIMIZED)
+        short = list(HELLO)
+        long = [Message("user", "x" * 40_000)]
+        chosen = await adapter.route(short, RouteOptions(expected_output_tokens=10_000))
+        assert chosen.name == "cheap-out", (
+            "a short prompt with 10000 output tokens is cheapest on 'cheap-out', "
+            f"not {chosen.name!r}"
+        )
+        chosen = await adapter.route(long, RouteOptions(expected_output_tokens=1))
+        assert chosen.name == "cheap-in", (
+            "a 10000-token prompt with 1 output token is cheapest on 'cheap-in', "
+            f"not {chosen.name!r}"
+        )
+
+    @clause(
+        "router.strategy.round_robin",
+        "ROUND_ROBIN rotates over the eligible providers of the lowest group: over k x n "
+        "decisions each of n providers is chosen k times",
+    )
+    async def test_round_robin(self, adapter: Router) -> None:
+        await self._register(
+            adapter,
+            Provider("a", "m"),
+            Provider("b", "m"),
+            Provider("c", "m"),
+            Provider("spare", "m", group=1),
+        )
+        await adapter.set_strategy(RoutingStrategy.ROUND_ROBIN)
+        chosen = [(await adapter.route(list(HELLO))).name for _ in range(6)]
+        assert sorted(chosen) == ["a", "a", "b", "b", "c", "c"], f"chosen in turn: {chosen}"
+
+    @clause(
+        "router.route.context_window",
+        "a provider is eligible only when its context window fits the estimated prompt plus "
+        "expected_output_tokens",
+    )
+    async def test_context_window(self, adapter: Router) -> None:
+        await self._register(
+            adapter, Provider("small", "m", context_window=300), Provider("big", "m")
+        )
+        await adapter.set_strategy(RoutingStrategy.FALLBACK)
+        fits = await adapter.route(list(HELLO), RouteOptions(expected_output_tokens=100))
+        assert fits.name == "small"
+        over = await adapter.route(list(HELLO), RouteOptions(expected_output_tokens=1_000))
+        assert over.name == "big", "the prompt alone fits 'small', but not with the output"
+
+    @clause(
+        "router.complete.all_fail",
+        "when every eligible provider fails retryably, complete raises NoHealthyProviderError "
+        "from the last failure, after trying each once",
+    )
+    async def test_complete_when_every_provider_fails(self, adapter: Router) -> None:
+        down = [StaticLLM(n, UnavailableError(f"{n} down")) for n in ("a", "b", "c")]
+        for group, llm in zip((0, 0, 1), down, strict=True):
+            await adapter.register_provider(Provider(llm.name, "m", group=group), llm)
+        with pytest.raises(NoHealthyProviderError) as info:
+            await adapter.complete(list(HELLO))
+        assert isinstance(info.value.__cause__, UnavailableError), (
+            f"the last provider failure is not the cause: {info.value.__cause__!r}"
+        )
+        assert [llm.calls for llm in down] == [1, 1, 1], (
+            f"calls per provider {[llm.calls for llm in down]}: each must be tried once"
+        )
+
+    @clause(
+        "router.rate_limit.route_does_not_count",
+        "route only decides: it never counts against requests_per_minute; complete does",
+    )
+    @requires(RouterCapability.RATE_LIMITS)
+    async def test_route_does_not_consume_rate(self, adapter: Router) -> None:
+        await self._register(
+            adapter, Provider("limited", "m", requests_per_minute=1), Provider("spare", "m")
+        )
+        await adapter.set_strategy(RoutingStrategy.FALLBACK)
+        for _ in range(3):
+            assert (await adapter.route(list(HELLO))).name == "limited", (
+                "route counted against the rate limit"
+            )
+        assert (await adapter.complete(list(HELLO))).provider == "limited"
+        assert (await adapter.route(list(HELLO))).name == "spare", (
+            "a sent request did not count against requests_per_minute=1"
+        )
+
+    @clause(
+        "router.cooldown.start",
+        "a provider that fails with a retry_after hint cools down from the failure for that "
+        "long, then is eligible again",
+    )
+    @requires(RouterCapability.COOLDOWN)
+    async def test_cooldown_starts_at_failure(self, adapter: Router, clock: FakeClock) -> None:
+        limited = StaticLLM("first", RateLimitedError("slow down", retry_after=5))
+        await adapter.register_provider(Provider("first", "m"), limited)
+        await adapter.register_provider(Provider("second", "m"), StaticLLM("second"))
+        await adapter.set_strategy(RoutingStrategy.FALLBACK)
+        clock.advance(100)  # the cooldown starts at the failure, not at registration
+        assert (await adapter.complete(list(HELLO))).provider == "second"
+        limited.error = None
+        clock.advance(4.9)
+        assert (await adapter.route(list(HELLO))).name == "second", "the cooldown ended early"
+        clock.advance(0.2)
+        assert (await adapter.route(list(HELLO))).name == "first", (
+            "the provider was still cooling after its retry_after had passed"
+        )

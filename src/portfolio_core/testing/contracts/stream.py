@@ -210,7 +210,12 @@ class StreamContract(ContractSuite[Stream]):
         "a payload that is not JSON-compatible raises InvalidInputError; items before it are "
         "written, none after",
     )
-    @pytest.mark.parametrize("bad", [{1, 2}, object(), float("nan"), {1: "int key"}])
+    @pytest.mark.parametrize(
+        "bad",
+        [{1, 2}, object(), float("nan"), float("inf"), [float("-inf")], {1: "int key"}],
+        # a stable id: pytest-xdist workers must collect the same names
+        ids=lambda bad: "object" if type(bad) is object else repr(bad),
+    )
     async def test_invalid_payload(self, adapter: Stream, bad: Any) -> None:
         with pytest.raises(InvalidInputError):
             await adapter.write_stream("s", [1, bad, 3])
@@ -338,6 +343,44 @@ class StreamContract(ContractSuite[Stream]):
             await reader.aclose()  # type: ignore[attr-defined]
         assert await asyncio.wait_for(writer, BOUND) == 6
         assert got == list(range(6))
+
+    @clause(
+        "stream.backpressure.plain_reader",
+        "a writer blocked on a full sink and a plain reader reading it never deadlock: the "
+        "reader releases what it has read, and gets every item once, in order",
+    )
+    async def test_backpressure_plain_reader(self, adapter: Stream) -> None:
+        reader = adapter.stream("s", StreamOptions(timeout=BOUND, buffer_size=1))
+        writer = asyncio.ensure_future(
+            adapter.write_stream("s", range(8), StreamOptions(buffer_size=2, timeout=BOUND))
+        )
+        got: list[int] = []
+        try:
+            while len(got) < 8:
+                got.append((await anext(reader)).payload)
+            assert await asyncio.wait_for(writer, BOUND) == 8
+        finally:
+            await reader.aclose()  # type: ignore[attr-defined]
+            if not writer.done():
+                writer.cancel()
+        assert got == list(range(8)), f"the plain reader got {got}"
+
+    @clause(
+        "stream.ids.opaque",
+        "message ids are non-empty strings, unique within a source; two sources may reuse them",
+    )
+    async def test_ids_are_non_empty_strings(self, adapter: Stream) -> None:
+        await adapter.write_stream("a", range(12))
+        for name in ("p:q", "p/q", "pq"):
+            await adapter.write_stream(name, [name, name])
+        messages = [m async for m in adapter.stream("a", StreamOptions(follow=False))]
+        ids = [m.id for m in messages]
+        assert all(isinstance(i, str) and i for i in ids), f"ids {ids!r}"
+        assert len(set(ids)) == 12, f"ids repeat within a source: {ids!r}"
+        assert [m.payload for m in messages] == list(range(12))
+        for name in ("p:q", "p/q", "pq"):
+            got = await drain(adapter, name)
+            assert got == [name, name], f"source {name!r} holds {got!r}: names collided"
 
     # -- consumer groups -----------------------------------------------------------------------
 

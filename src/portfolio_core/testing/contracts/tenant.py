@@ -215,6 +215,41 @@ class TenantContract(ContractSuite[Tenant]):
 
         kit_runner.run(body())
 
+    @clause(
+        "tenant.quota.window",
+        "a spent allowance comes back when its window has passed: retry_after is at most the "
+        "window, and a check after waiting it succeeds (real time, a one-second window)",
+    )
+    def test_quota_window_passes(
+        self, make_adapter: Factory, kit_runner: LoopRunner, kit_clock: FakeClock
+    ) -> None:
+        if not accepts_keyword(make_adapter, "quotas"):
+            pytest.skip("the factory does not accept quotas=, so quotas are not checked")
+        made = kit_runner.run(
+            open_adapter(_with(make_adapter, quotas={"kit.fast": "2/second"}), clock=kit_clock)
+        )
+
+        async def body() -> None:
+            with tenant_scope("t1"):
+                await made.check_quota("kit.fast", 2)
+                with pytest.raises(QuotaExceededError) as info:
+                    await made.check_quota("kit.fast")
+                wait = info.value.retry_after
+                assert wait is not None, "a refusal must say when a retry can succeed"
+                assert 0 < wait <= 1.05, f"retry_after {wait} s for a one-second window"
+                await asyncio.sleep(wait + 0.05)
+                status = await made.check_quota("kit.fast")
+                assert status.remaining == 1, (
+                    f"after waiting retry_after, {status.remaining} of 2 remain, not 1"
+                )
+
+        try:
+            if not supports(made, TenantCapability.QUOTAS):
+                pytest.skip(f"{type(made).__name__} does not declare 'tenant.quotas'")
+            kit_runner.run(body())
+        finally:
+            kit_runner.run(close_adapter(made))
+
     @clause("tenant.quota.per_tenant", "one tenant's use never reduces another tenant's allowance")
     def test_quota_per_tenant(self, quota_adapter: Any, kit_runner: LoopRunner) -> None:
         async def body() -> None:

@@ -106,7 +106,8 @@ class ScriptedLLM(_Calls):
     ``default`` answers once the script is exhausted (otherwise the call fails the test).
     Declares streaming, tools and offline; validates like a real adapter (empty conversation,
     ``max_tokens < 1`` or negative temperature raise ``InvalidInputError``) and truncates a
-    scripted text to ``max_tokens`` words (``finish_reason="length"``). Usage counts words.
+    scripted text at the first stop sequence, then to ``max_tokens`` words
+    (``finish_reason="length"``). Usage counts words.
     """
 
     capabilities = frozenset(c.value for c in LLMCapability)
@@ -145,6 +146,8 @@ class ScriptedLLM(_Calls):
         prompt_tokens = sum(max(_words(m.content), 1) for m in messages)
         if isinstance(answer, Completion):
             return answer
+        for stop in opts.stop:  # the port's rule: the text ends before a stop sequence
+            answer = answer.split(stop, 1)[0] if stop else answer
         words = answer.split()
         finish = "stop"
         if len(words) > opts.max_tokens:
