@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
+import tomllib
 import venv
 from pathlib import Path
 
@@ -74,13 +76,51 @@ def cmd_test(extra_args: list[str]) -> None:
     run(tool("ruff"), "format", "--check", *linted)
     run(tool("mypy"), "--strict", "src")
     run(tool("lint-imports"))
-    run(PY, "-m", "pytest", *extra_args)
+    # two workers; coverage is measured in each (and in the subprocesses tests start) and
+    # combined when the session ends
+    run(PY, "-m", "pytest", "-n", "2", "--cov", "--cov-report=", *extra_args)
+    report_coverage()
     if (THIRD_PARTY / "tests").exists():
-        run(PY, "-m", "pytest", "-p", "no:cacheprovider", str(THIRD_PARTY / "tests"))
+        run_third_party_outside()
     with tempfile.TemporaryDirectory() as site_dir:
         env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
         run(tool("mkdocs"), "build", "--strict", "--quiet", "--site-dir", site_dir, env=env)
     print("all checks passed", flush=True)
+
+
+def report_coverage() -> None:
+    """Print the least covered modules and the total; fail under pyproject's fail_under."""
+    done = subprocess.run(  # noqa: S603 - this project's own tool
+        [str(tool("coverage")), "report"], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    rows = done.stdout.strip().splitlines()
+    table = [r for r in rows if r.endswith("%") and not r.startswith(("Name", "TOTAL"))]
+    total = next((r.split()[-1] for r in rows if r.startswith("TOTAL")), "?")
+    with (ROOT / "pyproject.toml").open("rb") as f:
+        floor = tomllib.load(f)["tool"]["coverage"]["report"]["fail_under"]
+    print("least covered modules:", *table[:10], sep="\n  ", flush=True)
+    print(f"coverage: {total} of the library's lines (fails under {floor}%)", flush=True)
+    if done.returncode != 0:
+        print(done.stdout[-2000:], done.stderr, sep="\n", file=sys.stderr)
+        raise subprocess.CalledProcessError(done.returncode, "coverage report")
+
+
+def run_third_party_outside() -> None:
+    """Run the third-party example's tests from a copy outside this repository, under its own
+    configuration only (as its author would), and fail on any warning."""
+    with tempfile.TemporaryDirectory(prefix="third-party-") as tmp:
+        copy = Path(tmp) / THIRD_PARTY.name
+        shutil.copytree(
+            THIRD_PARTY, copy, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__")
+        )
+        env = {**os.environ, "PYTHONPATH": str(copy / "src")}
+        print(f"+ (in a copy at {copy}) pytest -W error", flush=True)
+        subprocess.run(  # noqa: S603 - this project's own tools
+            [str(PY), "-m", "pytest", "-W", "error", "-p", "no:cacheprovider", "tests"],
+            cwd=copy,
+            env=env,
+            check=True,
+        )
 
 
 def cmd_demo(extra_args: list[str]) -> None:

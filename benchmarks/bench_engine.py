@@ -28,13 +28,15 @@ from portfolio_core.adapters.local.byte_tokenizer import ByteTokenizer  # noqa: 
 from portfolio_core.adapters.local.generation_engine import LocalGenerationEngine  # noqa: E402
 from portfolio_core.adapters.local.numpy_backend import NumpyModelBackend  # noqa: E402
 
+#: the CI smoke mode: tiny counts that prove the benchmark still runs (figures mean nothing)
+SMOKE = os.environ.get("PORTFOLIO_CORE_BENCH_SMOKE") == "1"
 REQUESTS = 16
 PROMPT_TOKENS = 32
-NEW_TOKENS = 96
-REPEATS = 7
+NEW_TOKENS = 8 if SMOKE else 96
+REPEATS = 2 if SMOKE else 7
 PREFIX_TOKENS = 1024
 SUFFIX_TOKENS = 16
-TTFT_REPEATS = 7
+TTFT_REPEATS = 2 if SMOKE else 7
 
 
 def threads_line() -> str:

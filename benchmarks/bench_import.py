@@ -7,11 +7,14 @@ Each sample is a fresh interpreter that times only the import statement with
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import sys
 
-RUNS = 30
+#: the CI smoke mode: tiny counts that prove the benchmark still runs (figures mean nothing)
+SMOKE = os.environ.get("PORTFOLIO_CORE_BENCH_SMOKE") == "1"
+RUNS = 2 if SMOKE else 30
 
 
 def import_us(module: str, statement: str | None = None) -> float:

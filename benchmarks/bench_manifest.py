@@ -26,8 +26,10 @@ from pydantic import BaseModel, ConfigDict
 
 from portfolio_core.ports import Cache
 
+#: the CI smoke mode: tiny counts that prove the benchmark still runs (figures mean nothing)
+SMOKE = os.environ.get("PORTFOLIO_CORE_BENCH_SMOKE") == "1"
 N_ADAPTERS = 20
-ROUNDS = 25
+ROUNDS = 2 if SMOKE else 25
 
 
 class BenchConfig(BaseModel):

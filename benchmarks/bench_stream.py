@@ -24,8 +24,10 @@ from portfolio_core.adapters.redis.stream import RedisStream
 from portfolio_core.ports import StreamOptions
 
 URL = os.environ.get("PORTFOLIO_CORE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
-MESSAGES = 3000
-RUNS = 7
+#: the CI smoke mode: tiny counts that prove the benchmark still runs (figures mean nothing)
+SMOKE = os.environ.get("PORTFOLIO_CORE_BENCH_SMOKE") == "1"
+MESSAGES = 200 if SMOKE else 3000
+RUNS = 2 if SMOKE else 7
 BATCH = 100
 GOAL = 0.8
 

@@ -1,7 +1,7 @@
 """portfolio-core: typed ports and adapters for LLM and event-driven applications.
 
-Import the contracts from :mod:`portfolio_core.ports`; wire adapters with
-:mod:`portfolio_core.manifest`; prove an adapter with :mod:`portfolio_core.testing`.
+Import the contracts from `portfolio_core.ports`; wire adapters with
+`portfolio_core.manifest`; prove an adapter with `portfolio_core.testing`.
 """
 
 __version__ = "0.1.0"

@@ -5,9 +5,9 @@ classes), the pipeline (steps) and the agent (tools, final-answer handlers). Sta
 and ports only, so adapters and the manifest can both use it.
 
 A reference is ``"package.module:attribute"``; the attribute may be dotted
-(``"pkg.mod:Class.factory"``). :func:`resolve_reference` imports the module and walks the
-attribute path; every failure raises :class:`UnresolvedReference` (an
-:class:`~portfolio_core.ports.errors.InvalidInputError`) whose ``kind`` says why.
+(``"pkg.mod:Class.factory"``). `resolve_reference` imports the module and walks the
+attribute path; every failure raises `UnresolvedReference` (an
+[InvalidInputError][portfolio_core.ports.errors.InvalidInputError]) whose ``kind`` says why.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def import_cause(exc: BaseException) -> str:
 def resolve_reference(ref: str, *, field: str | None = None) -> object:
     """The object ``ref`` (``module:attribute``) names.
 
-    Raises :class:`UnresolvedReference` (with ``field`` set, when given) when the reference
+    Raises `UnresolvedReference` (with ``field`` set, when given) when the reference
     is malformed, the module is missing or fails to import, or the attribute is missing.
     """
     module_name, sep, attr = ref.partition(":")

@@ -41,7 +41,13 @@ NAMESPACE_FROM_ENV = adapters(
 
 # id: (manifest text, plan() keywords, kind, line or None, texts the problem contains)
 CASES: dict[str, tuple[str, dict[str, object], str, int | None, list[str]]] = {
-    "yaml-syntax": (adapters("a: [1, 2", "b: 3"), {}, "yaml-syntax", 4, ["invalid YAML"]),
+    "yaml-syntax": (
+        adapters("a: [1, 2", "b: 3"),
+        {},
+        "yaml-syntax",
+        3,
+        ["invalid YAML", "opened here"],
+    ),
     "duplicate-key-not-collapsed": (
         adapters(entry("a", "DictCache"), entry("a", "TTLCache")),
         {},

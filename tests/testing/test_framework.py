@@ -146,6 +146,34 @@ class Broken(Box):
     assert result.ret == 1
 
 
+def test_a_bare_assertion_error_is_reported_in_the_clauses_own_words(
+    suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # the short summary line is not cut
+    body = """
+import pytest
+from box_suite import Box, BoxContract
+from portfolio_core.testing import clause
+
+
+class BareContract(BoxContract):
+    @clause("box.bare", "a value put is never lost")
+    async def test_bare(self, adapter):
+        raise AssertionError
+
+
+class TestBare(BareContract):
+    @pytest.fixture
+    def make_adapter(self):
+        return Box
+"""
+    result = _run(suite, body, "-k", "test_bare")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["FAILED *test_bare - [[]clause box.bare[]] AssertionError: a value put is never lost"]
+    )
+
+
 def test_factory_sharing_state_fails_independence(suite: pytest.Pytester) -> None:
     body = """
 import pytest

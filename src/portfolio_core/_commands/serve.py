@@ -47,7 +47,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def reloading_app(registry: Registry, config: PortalConfig, *, sighup: bool = True) -> Starlette:
     """The portal's application over ``registry`` (built from a manifest with
     ``hot_reload=True``): its lifespan starts the registry, then a
-    :class:`~portfolio_core.runtime.Reloader` watching the manifest and SIGHUP as
+    `Reloader` watching the manifest and SIGHUP as
     ``config.reload`` says, and closes both on shutdown."""
     from portfolio_core.portal import Portal
     from portfolio_core.runtime import Reloader

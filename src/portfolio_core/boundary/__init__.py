@@ -1,6 +1,6 @@
 """What wraps an adapter at the port boundary: telemetry and protection.
 
-:func:`wrap` is the one entry point the registry uses; :func:`boundary_problems` validates a
+`wrap` is the one entry point the registry uses; `boundary_problems` validates a
 manifest entry's ``telemetry:`` and ``protection:`` sections without building anything.
 """
 
@@ -83,13 +83,13 @@ def wrap(
 
     Returns ``adapter`` itself when neither section is configured (zero overhead). Otherwise
     returns a proxy that satisfies the port protocol, forwards ``capabilities`` and every
-    other attribute, and exposes ``proxy.boundary`` (:class:`BoundaryHandle`) and
-    ``proxy.boundary_stats`` (per-method :class:`MethodStats`).
+    other attribute, and exposes ``proxy.boundary`` (`BoundaryHandle`) and
+    ``proxy.boundary_stats`` (per-method `MethodStats`).
 
     ``fallback`` is another adapter of the same port, called when the wrapped one fails with
     a retryable port error after all protection. ``runtime`` chooses the OpenTelemetry
     providers (default: the global ones); ``clock`` is the breaker's monotonic clock.
-    ``protection.outbox`` puts an :class:`OutboxProxy` outermost (it sees what the other
+    ``protection.outbox`` puts an `OutboxProxy` outermost (it sees what the other
     protections let through); it records into ``outbox_store`` when given, else into the
     store its configuration names (a SQLite file by default).
 
@@ -148,7 +148,7 @@ def _with_outbox(
 
 
 def boundary_of(obj: object) -> BoundaryHandle | None:
-    """The :class:`BoundaryHandle` of a proxy made by :func:`wrap`, or ``None`` for a raw
+    """The `BoundaryHandle` of a proxy made by `wrap`, or ``None`` for a raw
     adapter."""
     handle = getattr(type(obj), "__slots__", None) and getattr(obj, "boundary", None)
     return handle if isinstance(handle, BoundaryHandle) else None

@@ -1,18 +1,18 @@
 """The guard pipeline: what runs around one method of a wrapped adapter.
 
-The pipeline is described once, as data. :data:`LAYERS` names the protection layers in the
+The pipeline is described once, as data. `LAYERS` names the protection layers in the
 order they run::
 
     fallback( rate limit -> circuit breaker -> bulkhead -> timeout -> retry -> call )
 
-:func:`admission_layers` turns a configuration into :class:`Layer` records, one per
+`admission_layers` turns a configuration into `Layer` records, one per
 configured admission layer (rate limit, breaker, bulkhead), each saying what the layer does
 before the call (admit it, or refuse it with a port error), when the call succeeds, when it
 fails or is cancelled, when a later layer refuses the call, and when the call ends either
-way. Timeout and retry admit nothing: they wrap the call itself (:func:`wrap_call`,
-:func:`awrap_call`). Fallback wraps everything.
+way. Timeout and retry admit nothing: they wrap the call itself (`wrap_call`,
+`awrap_call`). Fallback wraps everything.
 
-A :class:`Guard` runs those layers for one method with one of three thin runners — sync,
+A `Guard` runs those layers for one method with one of three thin runners — sync,
 async and async iterator — that differ only in how they wait; the accounting (metrics,
 breaker outcome, span, cost) is shared. Metrics are taken around the admitted call and, where
 configured, a span covers admission and call.
@@ -99,7 +99,8 @@ class Layer:
 
     ``admit`` runs before the call (``aadmit`` instead on async methods when given); it
     returns the call's token (the breaker's probe flag; ``None`` for the others) or raises a
-    :class:`PortError` to refuse the call. The other hooks receive that token.
+    [PortError][portfolio_core.boundary._pipeline.PortError] to refuse the call. The other hooks
+    receive that token.
     """
 
     name: str
@@ -175,7 +176,7 @@ def admission_layers(
     adapter: str,
     is_async: bool,
 ) -> tuple[Layer, ...]:
-    """The configured admission layers of one method, in :data:`LAYERS` order."""
+    """The configured admission layers of one method, in `LAYERS` order."""
     layers: list[Layer] = []
     if limiter is not None:
         layers.append(_rate_limit_layer(limiter))
@@ -256,7 +257,7 @@ def awrap_call(
     what: str,
     port: str,
 ) -> Callable[..., Awaitable[Any]]:
-    """The async form of :func:`wrap_call` (the timeout cancels the call)."""
+    """The async form of `wrap_call` (the timeout cancels the call)."""
     call = fn
     if retry is not None:
         cfg, once = retry, call

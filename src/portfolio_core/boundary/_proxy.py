@@ -2,8 +2,8 @@
 
 One proxy class is built per port and cached (its methods only dispatch to the instance's
 guards, so it does not depend on the configuration); each wrapped adapter gets one instance
-holding one :class:`~portfolio_core.boundary._pipeline.Guard` per protocol method. What a
-guard runs, and in which order, is described in :mod:`portfolio_core.boundary._pipeline`.
+holding one `Guard` per protocol method. What a
+guard runs, and in which order, is described in `portfolio_core.boundary._pipeline`.
 """
 
 from __future__ import annotations
@@ -174,7 +174,7 @@ def build_proxy(
     runtime: Telemetry,
     clock: Callable[[], float] = time.monotonic,
 ) -> object:
-    """Build the proxy instance (see :func:`portfolio_core.boundary.wrap`).
+    """Build the proxy instance (see `portfolio_core.boundary.wrap`).
 
     Raises ``TypeError`` naming every missing member when ``adapter`` (or ``fallback``) lacks
     a method of the port.

@@ -4,8 +4,8 @@ pybreaker keeps the state (closed / open / half-open), the counters and the ``op
 time in a storage object (in memory, or in Redis with ``CircuitRedisStorage`` so several
 processes share one breaker), and notifies listeners of every transition. Its ``call`` holds a
 lock around the guarded call and has no asyncio support, so we do not use it: this bridge asks
-*before* a call whether it may run (:meth:`Breaker.admit`) and reports the outcome *after* it
-(:meth:`Breaker.on_success`, :meth:`Breaker.on_failure`, :meth:`Breaker.on_cancel`). Nothing is
+*before* a call whether it may run (`Breaker.admit`) and reports the outcome *after* it
+(`Breaker.on_success`, `Breaker.on_failure`, `Breaker.on_cancel`). Nothing is
 held across the call, so concurrent async calls run concurrently; transitions go through
 pybreaker's own ``open()``, ``half_open()`` and ``close()``.
 
@@ -20,7 +20,7 @@ Guarantees:
 * the reset timeout is measured with a monotonic clock (injectable), from the moment this
   process first saw the breaker open; pybreaker's wall-clock ``opened_at`` is only used to
   notice that another process re-opened a shared breaker;
-* :meth:`Breaker.health` reads the state for health checks without changing it.
+* `Breaker.health` reads the state for health checks without changing it.
 """
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ class Breaker:
 
     ``storage`` is a pybreaker storage (default: a new ``CircuitMemoryStorage``).
     ``fail_open_on_storage_error`` decides what a storage failure does: let the call through
-    (True) or refuse it with :class:`BreakerStorageError`.
+    (True) or refuse it with `BreakerStorageError`.
     """
 
     def __init__(
@@ -229,7 +229,7 @@ class Breaker:
     def refusing_for(self) -> float | None:
         """Seconds for which an open breaker still refuses calls (``0.0`` once its reset
         timeout passed: the next call is admitted as a probe); ``None`` when it is not open
-        or its storage cannot be read. Like :meth:`health`, reading changes nothing."""
+        or its storage cannot be read. Like `health`, reading changes nothing."""
         try:
             state = str(self._storage.state)
         except Exception:
@@ -247,7 +247,7 @@ class Breaker:
     def admit(self) -> bool:
         """Decide whether a call may run now. Returns True when the call is the half-open
         probe (its outcome must be reported with ``probe=True``). Raises
-        :class:`CircuitOpenError` when refused."""
+        `CircuitOpenError` when refused."""
         try:
             state = self._storage.state
         except Exception as exc:
@@ -330,7 +330,7 @@ class Breaker:
             self._storage_log.warn("breaker storage unavailable", error=type(exc).__name__)
 
     def on_failure(self, exc: BaseException, probe: bool) -> None:
-        """The admitted call raised ``exc``: counted only if :func:`is_failure` says so."""
+        """The admitted call raised ``exc``: counted only if `is_failure` says so."""
         if not is_failure(exc):
             if isinstance(exc, Exception):
                 self.on_success(probe)
@@ -379,8 +379,9 @@ def make_storage(uri: str, name: str, fail_open: bool) -> pybreaker.CircuitBreak
     """pybreaker storage for ``uri``: ``memory://`` or ``redis://...`` (shared by name).
 
     With Redis, the storage's fallback state is ``closed`` when failing open and
-    :data:`STORAGE_UNAVAILABLE` when failing closed, so :class:`Breaker` applies the policy.
-    Raises :class:`UnavailableError` when Redis cannot be reached while wiring.
+    `STORAGE_UNAVAILABLE` when failing closed, so `Breaker` applies the policy.
+    Raises [UnavailableError][portfolio_core.boundary.breaker.UnavailableError] when Redis cannot be
+    reached while wiring.
     """
     if uri.startswith("memory://"):
         return pybreaker.CircuitMemoryStorage(CLOSED)

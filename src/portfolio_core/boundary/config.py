@@ -1,6 +1,6 @@
 """The ``telemetry:`` and ``protection:`` sections of a manifest entry, as pydantic models.
 
-Both models forbid unknown keys. :func:`boundary_problems` validates both sections at once and
+Both models forbid unknown keys. `boundary_problems` validates both sections at once and
 returns every problem with its path relative to the manifest entry, so the manifest loader can
 point each one at its YAML line.
 """

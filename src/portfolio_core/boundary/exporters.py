@@ -1,12 +1,12 @@
 """Exporters for the boundary's telemetry (need the ``otel`` extra: the SDK, the Prometheus
 exporter and prometheus-client). Nothing here is imported unless you call it.
 
-* :func:`console_exporters` - spans and metrics printed to a stream (or the log);
-* :func:`prometheus_endpoint` - a scrapable ``/metrics`` endpoint over HTTP;
-* :func:`otlp_exporters` - OTLP over gRPC/HTTP when ``opentelemetry-exporter-otlp`` is
+* `console_exporters` - spans and metrics printed to a stream (or the log);
+* `prometheus_endpoint` - a scrapable ``/metrics`` endpoint over HTTP;
+* `otlp_exporters` - OTLP over gRPC/HTTP when ``opentelemetry-exporter-otlp`` is
   installed (optional).
 
-Each returns providers you can hand to :class:`~portfolio_core.boundary.telemetry.Telemetry`
+Each returns providers you can hand to `Telemetry`
 (or install globally with ``set_global=True``).
 """
 

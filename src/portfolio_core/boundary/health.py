@@ -1,16 +1,16 @@
 """Health of wired adapters: periodic pings, an overall status, transitions as events.
 
 An adapter offers health by defining ``async def ping(self) -> None`` (raise when unhealthy).
-:class:`HealthAggregator` pings every registered adapter concurrently, each within
+`HealthAggregator` pings every registered adapter concurrently, each within
 ``timeout`` seconds, keeps the last result per adapter, computes the overall status
 (``healthy`` when all are, ``unhealthy`` when none is, ``degraded`` otherwise; ``unknown``
 before the first check), and on every change of an adapter's health emits a structured log
 line ``health changed`` (not for the first observation, from ``unknown``) and calls the
-registered listeners with a :class:`HealthChange`.
-Adapters marked by hand (:meth:`mark_unhealthy`) stay so until marked healthy.
+registered listeners with a `HealthChange`.
+Adapters marked by hand (`mark_unhealthy`) stay so until marked healthy.
 
 An adapter wrapped by the boundary with a circuit breaker is judged by its ping *and* its
-breaker (:func:`with_breaker`): an open breaker makes it unhealthy even when the ping succeeds.
+breaker (`with_breaker`): an open breaker makes it unhealthy even when the ping succeeds.
 ``ping`` is not a port method: the boundary forwards it unguarded, so a ping is never refused,
 limited or counted by protection, and never moves a breaker.
 """
@@ -100,8 +100,8 @@ class _Entry:
 
 
 class HealthAggregator:
-    """See the module docstring. Use :meth:`check` for one round, :meth:`start` /
-    :meth:`aclose` for periodic checks every ``interval`` seconds."""
+    """See the module docstring. Use `check` for one round, `start` /
+    `aclose` for periodic checks every ``interval`` seconds."""
 
     def __init__(
         self,
@@ -123,7 +123,7 @@ class HealthAggregator:
     def add(self, name: str, port: str, adapter: object | None = None) -> None:
         """Track ``adapter`` (its ``ping``, when it has one, and its boundary circuit
         breaker, when it is wrapped with one) under ``name``. Without an adapter, ``name`` is
-        only fed by :meth:`record` (checks made elsewhere)."""
+        only fed by `record` (checks made elsewhere)."""
         ping = getattr(adapter, "ping", None) if adapter is not None else None
         known = adapter is not None and not callable(ping)
         handle = boundary_of(adapter)
@@ -136,7 +136,7 @@ class HealthAggregator:
         )
 
     def add_listener(self, listener: Listener) -> None:
-        """Call ``listener`` with every :class:`HealthChange` (its errors are logged)."""
+        """Call ``listener`` with every `HealthChange` (its errors are logged)."""
         self._listeners.append(listener)
 
     def _set(self, name: str, health: AdapterHealth) -> None:
@@ -167,7 +167,7 @@ class HealthAggregator:
                 _log.exception("health listener failed", adapter=name)
 
     def mark_unhealthy(self, name: str, detail: str = "marked unhealthy") -> None:
-        """Mark ``name`` unhealthy until :meth:`mark_healthy`; pings do not override it."""
+        """Mark ``name`` unhealthy until `mark_healthy`; pings do not override it."""
         entry = self._entries[name]
         self._set(
             name,

@@ -1,10 +1,12 @@
 """The outbox: writes that fail while a store is down are recorded durably and replayed later.
 
-:class:`OutboxProxy` wraps an adapter (raw, or the boundary's protected proxy) and intercepts
+`OutboxProxy` wraps an adapter (raw, or the boundary's protected proxy) and intercepts
 the configured async methods. A call that succeeds passes straight through. A call that
-fails with a retryable port error (:class:`UnavailableError`, including an open breaker, or
-:class:`PortTimeoutError`) is recorded in a JobQueue (a SQLite file by default) and the
-caller is told it was accepted: :class:`OutboxAcceptedError` or a :class:`Pending` value. A
+fails with a retryable port error
+([UnavailableError][portfolio_core.boundary.outbox.UnavailableError], including an open breaker, or
+[PortTimeoutError][portfolio_core.boundary.outbox.PortTimeoutError]) is recorded in a JobQueue (a
+SQLite file by default) and the
+caller is told it was accepted: `OutboxAcceptedError` or a `Pending` value. A
 relay task replays recorded calls in record order when the adapter answers again.
 
 Guarantees (see docs/boundary/outbox.md for the degradation contract):
@@ -20,7 +22,7 @@ Guarantees (see docs/boundary/outbox.md for the degradation contract):
     the original result instead of writing the events twice. ``Cache.put`` is idempotent;
     ``Stream.write_stream`` is not (a replay after an unknown outcome may duplicate items).
   * At ``backlog_limit`` pending calls nothing more is recorded: the call raises
-    :class:`OutboxFullError` (retryable, the original error as ``__cause__``).
+    `OutboxFullError` (retryable, the original error as ``__cause__``).
 """
 
 from __future__ import annotations
@@ -189,7 +191,7 @@ def encode_call(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, A
 
 
 def decode_call(record: Mapping[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    """The ``(args, kwargs)`` that :func:`encode_call` recorded."""
+    """The ``(args, kwargs)`` that `encode_call` recorded."""
     return (
         tuple(_decode(a) for a in record["args"]),
         {k: _decode(v) for k, v in record["kwargs"].items()},
@@ -485,7 +487,7 @@ class Outbox:
 
 
 class OutboxProxy:
-    """Stands in for an adapter: the outbox's methods go through :class:`Outbox`, everything
+    """Stands in for an adapter: the outbox's methods go through `Outbox`, everything
     else is forwarded unchanged (including ``boundary``, ``capabilities`` and ``ping``)."""
 
     __slots__ = ("_pc_inner", "outbox")
@@ -555,7 +557,7 @@ def _accepted(outbox: Outbox, pending: Pending) -> Any:
 
 
 def outbox_of(obj: object) -> Outbox | None:
-    """The :class:`Outbox` of an adapter wrapped with one, else ``None``."""
+    """The `Outbox` of an adapter wrapped with one, else ``None``."""
     found = getattr(type(obj), "__slots__", None) and getattr(obj, "outbox", None)
     return found if isinstance(found, Outbox) else None
 

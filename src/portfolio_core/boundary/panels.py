@@ -19,7 +19,7 @@ source once per update while someone watches it, and never otherwise::
     register_panel("jobs", queue_counts)
 
 A source receives the registry the console shows (to find its entries by port) and returns
-a :class:`Panel`, or an awaitable of one. Cells are shown as text (never as HTML). A source
+a `Panel`, or an awaitable of one. Cells are shown as text (never as HTML). A source
 that raises or takes longer than the console's budget is shown as failing, with the error's
 type and message; it never stops the console. Nothing here imports more than the standard
 library: every layer may register a panel.

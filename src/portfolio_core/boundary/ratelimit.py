@@ -1,12 +1,12 @@
 """Rate limiting at the boundary, over the ``limits`` library.
 
-One :class:`RateLimiter` guards one adapter. Its key is ``<prefix>:<port>:<adapter>`` and,
+One `RateLimiter` guards one adapter. Its key is ``<prefix>:<port>:<adapter>`` and,
 when ``per_tenant`` is on and a tenant is current (``ports.current_tenant()``), the tenant id
 is appended, so each tenant has its own budget. The storage is chosen by URI
 (``memory://``, ``redis://host:port/db``); async ports use ``limits``' async storage and
 strategies, sync ports the sync ones.
 
-A refused call raises :class:`~portfolio_core.ports.errors.RateLimitedError` whose
+A refused call raises [RateLimitedError][portfolio_core.ports.errors.RateLimitedError] whose
 ``retry_after`` is the number of seconds until the window frees a permit.
 
 Leases (``lease > 1``, fixed window only): permits are taken from the storage ``lease`` at a
@@ -14,9 +14,9 @@ time and handed out locally until the window that counted them resets, so the sh
 always covers every admitted call (the global limit is never exceeded) while most calls cost
 no storage round trip. When fewer than ``lease`` permits remain, permits are taken one by one.
 
-When the storage itself fails (Redis down, or silent for :data:`STORAGE_TIMEOUT` seconds),
+When the storage itself fails (Redis down, or silent for `STORAGE_TIMEOUT` seconds),
 ``fail_open`` decides: let the call through, or refuse it with
-:class:`RateLimitStorageError`. A dropped Redis connection is opened again by a later call.
+`RateLimitStorageError`. A dropped Redis connection is opened again by a later call.
 """
 
 from __future__ import annotations

@@ -1,13 +1,13 @@
 """The boundary's retry rules, for the proxy and for adapters that retry on their own.
 
-* :func:`is_retryable`: whether repeating a call may succeed — the ``retryable`` flag of the
+* `is_retryable`: whether repeating a call may succeed — the ``retryable`` flag of the
   port error's class, and nothing else (any other exception is not retryable).
-* :func:`retry_after_hint`: the ``retry_after`` seconds an error suggests, read safely: a
+* `retry_after_hint`: the ``retry_after`` seconds an error suggests, read safely: a
   hint that is not a real number (missing, a bool, NaN) is no hint; a negative one means
   "now"; infinity stays infinite, so every caller must bound it (the boundary honours a hint
   only up to the retry's ``max_backoff``; the router caps a cooldown at its
   ``max_retry_after``).
-* :func:`retry_delay`: the boundary's wait before the next attempt.
+* `retry_delay`: the boundary's wait before the next attempt.
 """
 
 from __future__ import annotations

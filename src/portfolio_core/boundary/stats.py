@@ -1,9 +1,9 @@
 """Cheap in-process aggregation of calls at the boundary.
 
-Every wrapped method owns one :class:`MethodStats`. Recording a call is a few integer
+Every wrapped method owns one `MethodStats`. Recording a call is a few integer
 additions, one ``bisect`` into fixed histogram buckets and one store into a ring buffer of
 recent durations: no lock, no allocation, no OpenTelemetry call. Exporters read these numbers
-when they collect (observable instruments), and :class:`PerformanceMonitor` computes
+when they collect (observable instruments), and `PerformanceMonitor` computes
 percentiles from the ring buffers on demand.
 """
 
@@ -168,7 +168,7 @@ def _register(stats: MethodStats) -> None:
 
 
 def all_stats() -> list[MethodStats]:
-    """Every live :class:`MethodStats` in the process (wrapped adapters still referenced)."""
+    """Every live `MethodStats` in the process (wrapped adapters still referenced)."""
     with _ALL_LOCK:
         return list(_ALL)
 

@@ -1,10 +1,10 @@
 """Spans, metrics and cost events at the boundary (OpenTelemetry API only).
 
 The SDK and exporters are optional (the ``otel`` extra) and imported only by
-:mod:`portfolio_core.boundary.exporters`. Without an SDK the OpenTelemetry API is a no-op.
+`portfolio_core.boundary.exporters`. Without an SDK the OpenTelemetry API is a no-op.
 
 Metrics are not recorded through OpenTelemetry on each call: the boundary aggregates them in
-process (:mod:`portfolio_core.boundary.stats`) and a :class:`Telemetry` exports them through
+process (`portfolio_core.boundary.stats`) and a `Telemetry` exports them through
 *observable* instruments, read when a reader collects. Names (attributes on every point:
 ``port``, ``adapter``, ``method``):
 
@@ -22,7 +22,7 @@ process (:mod:`portfolio_core.boundary.stats`) and a :class:`Telemetry` exports 
   ``portfolio_core.health.status`` (gauge: 1 healthy, 0 unhealthy).
 
 Every label drawn from data (error types, model names) goes through a
-:class:`~portfolio_core.boundary.stats.BoundedLabels` guard; tenant ids go on spans only.
+`BoundedLabels` guard; tenant ids go on spans only.
 """
 
 from __future__ import annotations
@@ -159,7 +159,7 @@ class Telemetry:
     """Where the boundary sends spans and metrics.
 
     ``tracer_provider`` / ``meter_provider`` default to OpenTelemetry's global providers (set
-    them once with the SDK, or use :mod:`portfolio_core.boundary.exporters`). Tests pass their
+    them once with the SDK, or use `portfolio_core.boundary.exporters`). Tests pass their
     own providers (with ``InMemorySpanExporter`` / ``InMemoryMetricReader``).
     Observable instruments are registered once per ``Telemetry`` and read every wrapped
     adapter's stats at collection time.

@@ -3,7 +3,7 @@
 The boundary publishes circuit-breaker transitions, fallbacks and rejections (rate limit,
 open circuit, bulkhead); the registry publishes reloads with the manifest diff. Any other
 part of an application -- a job queue, a runtime-config store, an outbox, a projection
-runner -- publishes its own kinds with :func:`publish`; the operator console shows them all
+runner -- publishes its own kinds with `publish`; the operator console shows them all
 in one timeline, live, with no code of its own for them.
 
 Guarantees:
@@ -11,12 +11,12 @@ Guarantees:
 * publishing never raises and never blocks on a reader: it appends to a ring buffer (the
   last ``capacity`` events) under a lock held for a few operations, then calls the
   listeners, whose errors are swallowed;
-* with no listener, :func:`publish` costs one lock round and one append; nothing is done on
+* with no listener, `publish` costs one lock round and one append; nothing is done on
   a port call that succeeds (only transitions, fallbacks and refusals publish);
 * events published under one ``coalesce`` key within ``COALESCE_SECONDS`` of the previous
   one update that event (its ``count``, time and detail) instead of adding another, so a
   flood of refusals is one line of the timeline, not thousands;
-* ids increase strictly; :meth:`Timeline.since` returns the events (new or updated) after a
+* ids increase strictly; `Timeline.since` returns the events (new or updated) after a
   given id, so a reader never misses one it has not been told about, as long as it reads
   before ``capacity`` newer ones arrive.
 
@@ -81,7 +81,7 @@ def _cut(text: str) -> str:
 
 
 class Timeline:
-    """A bounded, thread-safe feed of :class:`TimelineEvent` (see the module docstring)."""
+    """A bounded, thread-safe feed of `TimelineEvent` (see the module docstring)."""
 
     def __init__(self, capacity: int = 1000, *, clock: Callable[[], float] = time.time) -> None:
         if capacity < 1:
@@ -207,7 +207,7 @@ def publish(
     data: Mapping[str, Any] | None = None,
     coalesce: Hashable | None = None,
 ) -> TimelineEvent:
-    """Publish to the process-wide timeline (see :meth:`Timeline.publish`)."""
+    """Publish to the process-wide timeline (see `Timeline.publish`)."""
     return _DEFAULT.publish(
         kind,
         title,

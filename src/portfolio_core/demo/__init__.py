@@ -2,8 +2,8 @@
 
 The application is wired entirely from its manifest (``manifest.yaml`` next to this package
 when installed, ``examples/demo/manifest.yaml`` in the repository): this package imports
-ports, the manifest and the registry, never an adapter. :mod:`.steps`, :mod:`.tools` and
-:mod:`.llms` hold the application's own pipeline steps, agent tools and LLM adapters, which
+ports, the manifest and the registry, never an adapter. `.steps`, `.tools` and
+`.llms` hold the application's own pipeline steps, agent tools and LLM adapters, which
 the manifest names by ``module:attribute``.
 """
 

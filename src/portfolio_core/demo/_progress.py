@@ -15,7 +15,7 @@ __all__ = ["Progress"]
 
 
 class Progress:
-    """Counts ``total`` units of work; :meth:`advance` after each, :meth:`close` at the end."""
+    """Counts ``total`` units of work; `advance` after each, `close` at the end."""
 
     def __init__(self, total: int, *, stream: TextIO | None = None, enabled: bool = True) -> None:
         self.total = max(1, total)

@@ -114,7 +114,7 @@ class Answered:
 
 @dataclass(slots=True)
 class DemoReport:
-    """What one run did; :func:`render` turns it into the printed summary."""
+    """What one run did; `render` turns it into the printed summary."""
 
     run: int
     manifest: Path

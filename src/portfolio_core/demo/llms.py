@@ -2,7 +2,7 @@
 
 It shows what an application writes when the library's adapters do not fit: a class with a
 ``config_model`` and ``from_config`` that satisfies a port, depending only on ports.
-:class:`ToolPlanner` is a deterministic, rule-based "model" for the agent: it reads the task,
+`ToolPlanner` is a deterministic, rule-based "model" for the agent: it reads the task,
 calls the calculator and the event counter, then answers from their results.
 """
 
@@ -31,7 +31,7 @@ __all__ = ["ToolPlanner", "ToolPlannerConfig"]
 
 
 class ToolPlannerConfig(BaseModel):
-    """Manifest config of :class:`ToolPlanner` (nothing to set)."""
+    """Manifest config of `ToolPlanner` (nothing to set)."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -1,6 +1,6 @@
 """The agent's typed tools, named in the demo manifest as ``module:attribute``.
 
-``count_events`` reads the EventStore the running application put in :data:`EVENTS` (a
+``count_events`` reads the EventStore the running application put in `EVENTS` (a
 context variable: tools are plain functions imported by the manifest, so the application
 hands them its services at run time instead of at import time).
 """

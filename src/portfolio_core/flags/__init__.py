@@ -1,8 +1,8 @@
 """Feature flags kept in a ConfigStore: a typed direct API and an OpenFeature provider.
 
-Flags live under a key prefix (``flags.`` by default), one :class:`FlagDefinition` (JSON)
-per flag. :class:`Flags` evaluates them in process and follows the store's changes;
-:class:`ConfigStoreProvider` (needs the ``config`` extra: ``openfeature-sdk``) serves the
+Flags live under a key prefix (``flags.`` by default), one `FlagDefinition` (JSON)
+per flag. `Flags` evaluates them in process and follows the store's changes;
+`ConfigStoreProvider` (needs the ``config`` extra: ``openfeature-sdk``) serves the
 same flags to OpenFeature clients. This package depends on the ConfigStore port only.
 """
 

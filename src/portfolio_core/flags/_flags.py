@@ -50,7 +50,7 @@ _BUCKETS = 10_000  # rollout resolution: 0.01 %
 class FlagContext:
     """Who a flag is evaluated for: ``targeting_key`` (a stable user or request id: the
     rollout hash uses it), ``tenant`` (default: the current tenant of
-    :mod:`portfolio_core.ports.tenant`) and any other ``attributes``."""
+    [portfolio_core.ports.tenant][portfolio_core.ports.tenant]) and any other ``attributes``."""
 
     targeting_key: str | None = None
     tenant: str | None = None
@@ -211,7 +211,7 @@ def _explain(exc: ValidationError) -> str:
 class Flags:
     """Typed feature-flag evaluation over the flags stored under ``prefix`` in a store.
 
-    :meth:`start` reads the flags and then watches the store: a change applied anywhere
+    `start` reads the flags and then watches the store: a change applied anywhere
     (another process too, on a shared store) is served by the next evaluation after it
     arrives, with no restart. Evaluation is synchronous and in process (no I/O) and never
     raises into application code: an unknown flag, a flag of another type or a malformed
@@ -370,7 +370,7 @@ class Flags:
         attrs: Mapping[str, Any],
     ) -> _Outcome | None:
         """The counted outcome of a well-formed flag of type ``kind``, or ``None`` (then
-        :meth:`evaluate` says what is wrong). For providers: ``outcome.reason`` is
+        `evaluate` says what is wrong). For providers: ``outcome.reason`` is
         ``DISABLED`` when the caller's default is to be served."""
         flag = self._flags.get(key)
         if flag.__class__ is not _Flag or flag.kind != kind:

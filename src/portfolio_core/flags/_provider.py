@@ -1,4 +1,4 @@
-"""An OpenFeature provider over :class:`~portfolio_core.flags.Flags` (the ``config`` extra)."""
+"""An OpenFeature provider over `Flags` (the ``config`` extra)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ _CODES = {c.value: c for c in ErrorCode}
 class ConfigStoreProvider(AbstractProvider):
     """Serves OpenFeature clients from flags kept in a ConfigStore.
 
-    Give it a started :class:`~portfolio_core.flags.Flags` (changes in the store reach
+    Give it a started `Flags` (changes in the store reach
     evaluations without a restart). The evaluation context's ``targeting_key`` drives
     rollouts; its attribute ``tenant`` (else the current tenant) is the tenant rules match.
     Integer and float resolutions both read ``number`` flags.

@@ -1,7 +1,7 @@
 """YAML manifests: loading, validation, interpolation, secrets and wiring.
 
 ``load(path)`` returns the built adapters of a valid manifest (usually through
-``Registry.from_manifest``) or raises one :class:`ManifestError` listing every problem with
+``Registry.from_manifest``) or raises one `ManifestError` listing every problem with
 its ``file:line:column`` and YAML path. See docs/manifest.md for the format.
 """
 

@@ -1,7 +1,7 @@
 """YAML parsed into plain containers that remember where every key and value came from.
 
 PyYAML's composer gives each node a start mark; this module keeps those marks as
-:class:`~portfolio_core.manifest.errors.Origin` values beside the data, so that every later
+`Origin` values beside the data, so that every later
 step (merge, interpolation, validation) can point back at a file, line and column.
 Duplicate keys (which PyYAML silently collapses) and keys YAML reads as booleans or numbers
 are reported as problems rather than accepted.
@@ -186,6 +186,84 @@ class _Builder:
         return out
 
 
+_INDENTATION_PROBLEMS = (
+    "expected <block end>",
+    "mapping values are not allowed",
+    "could not find expected ':'",
+    "did not find expected key",
+    "did not find expected '-' indicator",
+)
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" "))
+
+
+def _syntax_problem(exc: yaml.MarkedYAMLError, text: str, source: str, layer: str) -> Problem:
+    """A YAML syntax error located where the problem starts, with a hint for the usual causes.
+
+    * An unclosed ``[`` or ``{`` is reported at the bracket (the parser only notices lines
+      later, where it meets something a flow collection cannot hold).
+    * A tab in the indentation gets the hint that YAML forbids tabs there.
+    * A block that is not indented like its siblings (or a nested block not deeper than its
+      key) is reported at its line with both indentations.
+    """
+    problem_mark, context_mark = exc.problem_mark, exc.context_mark
+    lines = text.splitlines()
+    detail = " ".join(str(p) for p in (exc.context, exc.problem) if p) or "invalid YAML"
+    context = exc.context or ""
+    if context_mark is not None and context.startswith("while parsing a flow"):
+        opener = "[" if "sequence" in context else "{"
+        closer = "]" if opener == "[" else "}"
+        where = (
+            f" (noticed at line {problem_mark.line + 1}, column {problem_mark.column + 1}: "
+            f"{exc.problem})"
+            if problem_mark is not None
+            else ""
+        )
+        return Problem(
+            "yaml-syntax",
+            f"invalid YAML: the {opener!r} opened here is not closed{where}",
+            (),
+            Origin(source, context_mark.line + 1, context_mark.column + 1, layer),
+            hint=f"close it with {closer!r} on the same line, separate items with ','"
+            f" or quote a value holding {opener!r}, ':' or ','",
+        )
+    mark = problem_mark or context_mark
+    if mark is None:
+        return Problem("yaml-syntax", f"invalid YAML: {detail}", (), Origin(source))
+    origin = Origin(source, mark.line + 1, mark.column + 1, layer)
+    line = lines[mark.line] if mark.line < len(lines) else ""
+    tab_lines = [
+        n + 1 for n, candidate in enumerate(lines) if "\t" in candidate[: _indent(candidate) + 1]
+    ]
+    hint: str | None = None
+    if "'\\t'" in detail or "\t" in line[: _indent(line) + 1]:
+        tab_line = tab_lines[0] if tab_lines else mark.line + 1
+        origin = Origin(source, tab_line, 1, layer)
+        hint = "YAML forbids tabs for indentation: indent with spaces"
+    elif any(kind in (exc.problem or "") for kind in _INDENTATION_PROBLEMS):
+        previous = next(
+            (
+                n
+                for n in range(mark.line - 1, -1, -1)
+                if lines[n].strip() and not lines[n].lstrip().startswith("#")
+            ),
+            None,
+        )
+        origin = Origin(source, mark.line + 1, _indent(line) + 1, layer)
+        if previous is None:
+            hint = "check the indentation of this line"
+        else:
+            hint = (
+                f"check the indentation: this line is indented by {_indent(line)} spaces, "
+                f"line {previous + 1} by {_indent(lines[previous])}; the keys of one mapping "
+                "must line up, and a nested block (such as config:) must be indented deeper "
+                "than its key"
+            )
+    return Problem("yaml-syntax", f"invalid YAML: {detail}", (), origin, hint=hint)
+
+
 def load_yaml_text(text: str, source: str, problems: list[Problem], layer: str = "file") -> Any:
     """Parse one YAML document; problems are appended, and ``None`` returned on failure."""
     loader = _Loader(text)
@@ -196,10 +274,7 @@ def load_yaml_text(text: str, source: str, problems: list[Problem], layer: str =
         _refuse_expansion_over(node, MAX_YAML_VALUES)
         return _Builder(loader, source, layer, problems).build(node, ())
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        origin = Origin(source, mark.line + 1, mark.column + 1, layer) if mark else Origin(source)
-        message = " ".join(str(p) for p in (exc.context, exc.problem) if p) or "invalid YAML"
-        problems.append(Problem("yaml-syntax", f"invalid YAML: {message}", (), origin))
+        problems.append(_syntax_problem(exc, text, source, layer))
     except yaml.YAMLError as exc:
         problems.append(Problem("yaml-syntax", f"invalid YAML: {exc}", (), Origin(source)))
     except RecursionError:

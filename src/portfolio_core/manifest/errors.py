@@ -1,9 +1,9 @@
 """What a manifest reports when it is wrong: every problem, located, in one exception.
 
-A :class:`Problem` names where it is (``file:line:column``, or the environment variable or
+A `Problem` names where it is (``file:line:column``, or the environment variable or
 override that set the value), the YAML path (``adapters.events.config.url``), what is wrong,
 and, when one can be guessed, a hint (``did you mean 'sqlite'?``). Loading never stops at
-the first problem: :class:`ManifestError` carries all of them.
+the first problem: `ManifestError` carries all of them.
 
 Secret values are never part of a message: the loader scrubs every resolved secret out of
 messages and hints before raising.

@@ -1,10 +1,10 @@
 """``schema_version`` and the migrations between versions.
 
-Each file of an ``extends`` chain is migrated on its own to :data:`CURRENT_SCHEMA_VERSION`
+Each file of an ``extends`` chain is migrated on its own to `CURRENT_SCHEMA_VERSION`
 before merging. A migration is a function registered for the version it upgrades *from*;
 it edits the located tree in place (``LMap.rename`` keeps line numbers) and reports every
 old key it rewrote through ``context.deprecated``, which becomes a
-:class:`~portfolio_core.manifest.errors.ManifestDeprecationWarning` pointing at the line.
+`ManifestDeprecationWarning` pointing at the line.
 ``portfolio-core migrate FILE`` prints the migrated file.
 
 Version history:

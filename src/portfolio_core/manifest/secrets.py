@@ -1,7 +1,7 @@
 """Secrets backends: what resolves ``${secret:BACKEND:ref}`` in a manifest.
 
 A backend is any object with ``resolve(ref, *, base_dir) -> str`` that raises
-:class:`LookupError` when the secret does not exist (its message must not contain secret
+`LookupError` when the secret does not exist (its message must not contain secret
 material). Two are built in:
 
 * ``env``: ``${secret:env:DB_PASSWORD}`` reads the environment variable ``DB_PASSWORD``;
@@ -15,7 +15,7 @@ point names a class (or factory) called with no arguments, e.g.::
     [project.entry-points."portfolio_core.secrets"]
     vault = "my_package.vault:VaultSecrets"
 
-A resolved secret becomes a :class:`pydantic.SecretStr`, which prints as ``'**********'``:
+A resolved secret becomes a `pydantic.SecretStr`, which prints as ``'**********'``:
 adapter config models type such fields ``SecretStr`` and call ``get_secret_value()`` only
 where the secret is used.
 """
@@ -37,7 +37,7 @@ ENTRY_POINT_GROUP = "portfolio_core.secrets"
 class SecretsBackend(Protocol):
     """Resolves a secret reference to its value.
 
-    ``resolve`` raises :class:`LookupError` when ``ref`` names no secret; any other
+    ``resolve`` raises `LookupError` when ``ref`` names no secret; any other
     exception is reported as a failure of the backend. Neither may carry the secret value.
     """
 
@@ -76,7 +76,7 @@ class FileSecrets:
 def load_backend(name: str, environ: Mapping[str, str] | None = None) -> SecretsBackend:
     """The backend called ``name``: built in, or from the ``portfolio_core.secrets`` group.
 
-    Raises :class:`LookupError` naming the known backends when there is none by that name.
+    Raises `LookupError` naming the known backends when there is none by that name.
     """
     if name == "env":
         return EnvSecrets(environ)

@@ -214,7 +214,32 @@ class _Validator:
                 "invalid-type", "an adapter entry must be a mapping with port and adapter", path
             )
             return None
-        self.unknown_keys(entry, _ENTRY_KEYS, path, f"adapter entry {name!r}")
+        if name in _ENTRY_KEYS:
+            self.add(
+                "misplaced-key",
+                f"{name!r} is a key of an adapter entry, not the name of one",
+                path,
+                key=True,
+                hint=f"check the indentation: indent {name}: under its entry, deeper than "
+                "the entry's name",
+            )
+            return None
+        if "config" in entry and entry["config"] is None:
+            # an empty `config:` followed by its keys at the entry's level: mis-indented
+            found = self.origin((*path, "config"), key=True)
+            line = found.line if found is not None else "?"
+            for key in entry:
+                if key not in _ENTRY_KEYS:
+                    self.add(
+                        "unknown-key",
+                        f"unknown key {key!r} in adapter entry {name!r}",
+                        (*path, key),
+                        key=True,
+                        hint=f"check the indentation: config: (line {line}) is empty; indent "
+                        f"{key}: deeper than config: to make it part of it",
+                    )
+        else:
+            self.unknown_keys(entry, _ENTRY_KEYS, path, f"adapter entry {name!r}")
         ok = True
         address = entry.get("address")
         if address is not None and "adapter" in entry:
@@ -514,7 +539,7 @@ _SECTION_MODELS: dict[str, type[pydantic.BaseModel]] | None = None
 
 
 def _section_models() -> dict[str, type[pydantic.BaseModel]]:
-    """The optional top-level sections installed (entry points of :data:`SECTIONS_GROUP`);
+    """The optional top-level sections installed (entry points of `SECTIONS_GROUP`);
     a section whose package is not installed (its import fails) is left out."""
     global _SECTION_MODELS
     if _SECTION_MODELS is None:
@@ -731,7 +756,7 @@ def plan(
     """Load and validate a manifest without building anything.
 
     ``config`` is the run-time configuration ``${config:KEY}`` references read. Raises
-    :class:`ManifestError` listing every problem. Emits :class:`ManifestDeprecationWarning`
+    `ManifestError` listing every problem. Emits `ManifestDeprecationWarning`
     for each old key a migration rewrote.
     """
     problems: list[Problem] = []
@@ -775,7 +800,7 @@ def build(planned: Plan, *, keep: Mapping[str, WiredEntry] | None = None) -> Wir
 
     All or nothing: when any ``from_config`` raises or an instance does not satisfy its port,
     the adapters built by this call are closed (kept ones are not touched) and
-    :class:`ManifestError` lists every failure.
+    `ManifestError` lists every failure.
     """
     problems: list[Problem] = []
     secrets = planned.composed.secret_values
@@ -858,6 +883,6 @@ def load(
     environ: Mapping[str, str] | None = None,
     config: ConfigValues | None = None,
 ) -> Wiring:
-    """:func:`plan` then :func:`build`: the adapters of a valid manifest, or
-    :class:`ManifestError`."""
+    """`plan` then `build`: the adapters of a valid manifest, or
+    `ManifestError`."""
     return build(plan(path, profile=profile, overrides=overrides, environ=environ, config=config))

@@ -1,7 +1,7 @@
 """The portal: serve a wired registry's async ports over HTTP and WebSocket.
 
-:func:`build_app` (or :class:`Portal`, whose ``routes()`` can be mounted in any Starlette
-application) serves every entry of an async port; :func:`serve` runs it on uvicorn;
+`build_app` (or `Portal`, whose ``routes()`` can be mounted in any Starlette
+application) serves every entry of an async port; `serve` runs it on uvicorn;
 ``portfolio-core serve MANIFEST`` does both from a manifest's ``portal:`` section. Other
 processes reach the served entries with the ``remote`` adapters. See docs/portal/.
 Install with ``pip install portfolio-core[portal]``.

@@ -1,4 +1,4 @@
-"""The :class:`Portal`: a wired registry served over HTTP and WebSocket, as Starlette routes."""
+"""The `Portal`: a wired registry served over HTTP and WebSocket, as Starlette routes."""
 
 from __future__ import annotations
 
@@ -83,9 +83,9 @@ async def reload_response(registry: Registry, drain_timeout: float) -> Response:
 class Portal:
     """Serves the async-port entries of ``registry`` as ``config`` says.
 
-    :meth:`routes` are plain Starlette routes, mountable in any Starlette application (a
-    console page, another API); :meth:`app` is a complete application. The portal never
-    starts or closes the registry unless :meth:`app` is asked to (``manage_registry``).
+    `routes` are plain Starlette routes, mountable in any Starlette application (a
+    console page, another API); `app` is a complete application. The portal never
+    starts or closes the registry unless `app` is asked to (``manage_registry``).
     """
 
     def __init__(self, registry: Registry, config: PortalConfig | None = None) -> None:
@@ -245,7 +245,7 @@ class Portal:
         manage_registry: bool = False,
         companions: Sequence[Callable[[], contextlib.AbstractAsyncContextManager[Any]]] = (),
     ) -> Starlette:
-        """A Starlette application serving :meth:`routes` (with CORS when configured).
+        """A Starlette application serving `routes` (with CORS when configured).
 
         With ``manage_registry`` the application's lifespan starts the registry and closes
         it on shutdown. ``companions`` are entered, in order, after the registry started
@@ -285,5 +285,5 @@ class Portal:
 def build_app(
     registry: Registry, config: PortalConfig | None = None, *, manage_registry: bool = False
 ) -> Starlette:
-    """An ASGI application serving ``registry`` (see :class:`Portal`)."""
+    """An ASGI application serving ``registry`` (see `Portal`)."""
     return Portal(registry, config).app(manage_registry=manage_registry)

@@ -8,7 +8,7 @@ their configuration came from, capabilities, health), the boundary's own statist
 ConfigStore, JobQueue and outbox entries (``_console_sources``) and the event stores' own
 reads.
 
-Costs nothing while nobody watches: the sampler (:class:`_Sampler`) runs only while at least
+Costs nothing while nobody watches: the sampler (`_Sampler`) runs only while at least
 one page is connected, and listens to the timeline only then.
 
 Access: the portal's API keys. A browser logs in once with a key (``POST /console/login``)

@@ -37,7 +37,7 @@ _MARGIN = 512
 
 
 def masked(value: Any, depth: int = 0) -> Any:
-    """``value`` with the values of secret-named keys replaced by :data:`MASK`, at any
+    """``value`` with the values of secret-named keys replaced by `MASK`, at any
     depth (copies; the stored event is not changed)."""
     if depth > 200:
         return "…"
@@ -118,7 +118,7 @@ async def latest_events(
 ) -> tuple[list[RecordedEvent], int, bool]:
     """The ``limit`` newest events of ``store`` (of ``stream`` and ``type`` when given),
     oldest first; also the head position and whether the scan stopped at
-    :data:`MAX_SCANNED` events before the start of the store."""
+    `MAX_SCANNED` events before the start of the store."""
     if head is None:
         head = await head_position(store)
     if head == 0:

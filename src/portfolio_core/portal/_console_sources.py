@@ -6,7 +6,7 @@ for every entry of the port, whatever its adapter (ours, a third party's, a remo
 * every **ConfigStore** entry: a panel of its latest versions (who, when, why, which keys;
   never the values, which may be secrets) and a timeline entry per new version
   (``config.version``), plus one per version that changed feature flags (``flags.change``,
-  the keys under ``flags.``, the prefix :class:`~portfolio_core.flags.Flags` uses by
+  the keys under ``flags.``, the prefix `Flags` uses by
   default);
 * every **JobQueue** entry: a panel of each queue's counts per state (the queues are listed
   when the adapter declares ``job_queue.inspect``) and a timeline entry when a queue's dead

@@ -116,7 +116,7 @@ class Dispatcher:
     """Resolves served entries and their methods.
 
     ``expose`` limits what is served (``None``: every entry of a port with served methods).
-    ``on_bind`` is called with each new :class:`Bound` (the portal attaches its counters).
+    ``on_bind`` is called with each new `Bound` (the portal attaches its counters).
     """
 
     def __init__(

@@ -3,12 +3,15 @@
 Contract
 --------
 * ``run`` alternates model turns and tool executions until the model answers without tool
-  calls, and returns an :class:`AgentResult` with the final answer and the full transcript.
+  calls, and returns an [AgentResult][portfolio_core.ports.agent.AgentResult] with the final answer
+  and the full transcript.
   After ``max_iterations`` model turns without an answer it raises
-  :class:`~portfolio_core.ports.errors.MaxIterationsExceededError` carrying the transcript
+  [MaxIterationsExceededError][portfolio_core.ports.errors.MaxIterationsExceededError] carrying the
+  transcript
   (unless the adapter is configured with a final-answer handler).
 * ``execute_tool`` never raises for a failing tool: the failure comes back as a
-  :class:`ToolResult` with ``is_error=True`` so the model can react. An unknown tool name or
+  [ToolResult][portfolio_core.ports.agent.ToolResult] with ``is_error=True`` so the model can react.
+  An unknown tool name or
   arguments that do not validate also produce an error result describing the problem.
 * ``available_tools`` returns a snapshot of the tools with their JSON schemas.
 """

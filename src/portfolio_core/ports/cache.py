@@ -5,20 +5,22 @@ Contract
 * Keys are non-empty strings of at most 512 characters without the NUL character U+0000
   (PostgreSQL text cannot hold it, so every adapter refuses it); values are JSON-compatible
   (``None``, bool, int, float, str, lists and string-keyed dicts of those, the stored-value
-  rule of :mod:`portfolio_core.ports.values`: at most ``MAX_VALUE_DEPTH`` containers deep, no
+  rule of `portfolio_core.ports.values`: at most ``MAX_VALUE_DEPTH`` containers deep, no
   string that is not Unicode text), except that ``None`` itself cannot be stored, so that
   ``get`` returning ``None`` always means a miss. Anything else (a tuple, a non-str key, a
   lone surrogate in a key or value) raises
-  :class:`~portfolio_core.ports.errors.InvalidInputError` and stores nothing. Strings inside
+  [InvalidInputError][portfolio_core.ports.errors.InvalidInputError] and stores nothing. Strings
+  inside
   values may contain U+0000; they round-trip unchanged.
 * Stored data that fails the adapter's integrity check raises
-  :class:`~portfolio_core.ports.errors.CorruptDataError`: a damaged item is never returned
+  [CorruptDataError][portfolio_core.ports.errors.CorruptDataError]: a damaged item is never returned
   altered, nor reported as a miss.
 * ``put`` overwrites; after it returns, ``get`` of that key returns an equal value until the
   TTL passes, the key is deleted or evicted, or the cache is cleared. ``ttl`` is in seconds:
   a positive, finite ``int`` or ``float`` (fractions count: ``0.25`` is a quarter of a
   second); ``None`` means no expiry. Anything else (``0``, a negative number, NaN, ``inf``,
-  ``True``/``False``, a string) raises :class:`~portfolio_core.ports.errors.InvalidInputError`
+  ``True``/``False``, a string) raises
+  [InvalidInputError][portfolio_core.ports.errors.InvalidInputError]
   and stores nothing. An item put at time ``t`` is live strictly before ``t + ttl`` and
   expired from that instant on. An expired item is absent for every operation, whether or
   not it has been swept yet: ``get`` misses, ``exists`` is false, ``delete`` returns
@@ -34,12 +36,14 @@ Contract
   error. Below its bound a bounded adapter evicts nothing and behaves like an unbounded one.
   Keys containing the adapter's own separators (``:``, ``/``) are distinct keys like any
   other. An adapter that declares ``TENANT_SCOPED`` prefixes every key with the current
-  tenant and raises :class:`~portfolio_core.ports.errors.TenantRequiredError` when none is set.
+  tenant and raises [TenantRequiredError][portfolio_core.ports.errors.TenantRequiredError] when none
+  is set.
   No sequence of calls made under one tenant can read, list, count, delete or clear another
   tenant's items. A tenant-scoped adapter uses the current tenant's ``cache.default_ttl``
   configuration override (seconds) when ``put`` is given no ``ttl``.
 * A backend that cannot be reached (a lost connection, a server that is down) raises
-  :class:`~portfolio_core.ports.errors.UnavailableError`, never the driver's own exception,
+  [UnavailableError][portfolio_core.ports.errors.UnavailableError], never the driver's own
+  exception,
   and a write that raises it changes nothing; once the backend is back the adapter serves
   calls again without being rebuilt.
 * Adapters that own expiry take an injectable ``clock`` (seconds). Adapters whose items
@@ -104,7 +108,8 @@ class CacheStats:
 class Codec(Protocol):
     """Turns a cache value into bytes and back. ``decode(encode(v)) == v`` for valid values.
 
-    ``encode`` raises :class:`~portfolio_core.ports.errors.InvalidInputError` for a value it
+    ``encode`` raises [InvalidInputError][portfolio_core.ports.errors.InvalidInputError] for a value
+    it
     cannot represent. Shared caches must not use a codec that can execute code on decode
     (such as pickle): anyone who can write to the cache could then run code in every reader.
     """

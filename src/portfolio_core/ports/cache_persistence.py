@@ -5,8 +5,9 @@ Contract
 * ``save`` writes atomically: a concurrent or crashed save never leaves a file that ``load``
   accepts half-written. Saving again replaces the previous cache of that agent.
 * ``load(agent_id, spec_hash)`` returns what was saved, equal tensor by tensor, or raises
-  :class:`~portfolio_core.ports.errors.NotFoundError` when nothing is saved and
-  :class:`~portfolio_core.ports.errors.InvalidInputError` when the saved cache belongs to a
+  [NotFoundError][portfolio_core.ports.errors.NotFoundError] when nothing is saved and
+  [InvalidInputError][portfolio_core.ports.errors.InvalidInputError] when the saved cache belongs to
+  a
   model with another ``spec_hash`` (a cache from another model is refused).
 * ``delete`` is idempotent and returns whether something was removed.
 * ``list_cached_agents`` is a sorted snapshot of agent ids with a saved cache.

@@ -2,14 +2,16 @@
 
 Contract
 --------
-* Each agent has at most one entry: the :class:`~portfolio_core.ports.AgentBlocks` last
+* Each agent has at most one entry: the [AgentBlocks][portfolio_core.ports.AgentBlocks] last
   ``put`` for it. ``put`` replaces the agent's entry (in whatever tier it was) and puts it in
   the hot tier as the most recently used. ``put`` raises
-  :class:`~portfolio_core.ports.errors.InvalidInputError` for an empty ``agent_id``, blocks
+  [InvalidInputError][portfolio_core.ports.errors.InvalidInputError] for an empty ``agent_id``,
+  blocks
   of another agent (``blocks.agent_id != agent_id``) or blocks covering no token; nothing is
   stored then.
 * ``get(agent_id, tokens)`` matches the agent's entry against ``tokens`` at block
-  granularity (``block_size`` tokens, a property of the store) and returns a :class:`CacheHit`:
+  granularity (``block_size`` tokens, a property of the store) and returns a
+  [CacheHit][portfolio_core.ports.cache_store.CacheHit]:
 
   - the entry is a prefix of ``tokens`` (equal included): it is returned whole,
     ``matched_tokens == len(entry.tokens)``;
@@ -28,13 +30,13 @@ Contract
   unpinned (the next call that changes the store then restores the limits).
 * ``evict`` moves the agent's entry one tier down (dropping it from the last tier) and
   returns whether it was present; it raises
-  :class:`~portfolio_core.ports.errors.ConflictError` for a pinned entry. ``delete`` removes
+  [ConflictError][portfolio_core.ports.errors.ConflictError] for a pinned entry. ``delete`` removes
   the entry from every tier (pins included) and returns whether it was present. Both are
   idempotent for an absent agent.
 * Pinning (capability ``PINNING``): ``pin`` marks the entry as in use (counted: every
   ``pin`` needs an ``unpin``), promoting it to the hot tier; it raises NotFoundError when the
   agent has no entry. ``unpin`` returns whether a pin was released. Without the capability
-  both raise :class:`~portfolio_core.ports.errors.UnsupportedError`.
+  both raise [UnsupportedError][portfolio_core.ports.errors.UnsupportedError].
 * ``stats`` is a snapshot: hits and misses since creation, and entries and bytes per tier.
 """
 

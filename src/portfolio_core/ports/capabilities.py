@@ -3,10 +3,12 @@
 An adapter class sets a ``capabilities`` class attribute to a frozenset of capability names
 (each port module defines its names as a ``StrEnum``, e.g. ``CacheCapability.TTL``). The
 registry's ``find_by_capability`` and the conformance kit's skips both read this attribute
-through :func:`capabilities_of`; nothing else is consulted.
+through [capabilities_of][portfolio_core.ports.capabilities.capabilities_of]; nothing else is
+consulted.
 
 An operation that needs a capability the adapter does not declare raises
-:class:`~portfolio_core.ports.errors.UnsupportedError`; :func:`require` does that check.
+[UnsupportedError][portfolio_core.ports.errors.UnsupportedError];
+[require][portfolio_core.ports.capabilities.require] does that check.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ def supports(adapter: object, capability: str) -> bool:
 
 
 def require(adapter: object, capability: str, operation: str) -> None:
-    """Raise :class:`UnsupportedError` unless ``adapter`` declares ``capability``."""
+    """Raise [UnsupportedError][portfolio_core.ports.capabilities.UnsupportedError] unless
+    ``adapter`` declares ``capability``."""
     if not supports(adapter, capability):
         raise UnsupportedError(
             f"{type(adapter).__name__} does not support {operation} "

@@ -4,33 +4,40 @@ Contract
 --------
 Keys, values and versions
   * A key is a non-empty string of Unicode text (no U+0000, no lone surrogate) of at most
-    :data:`MAX_CONFIG_KEY_LENGTH` characters; dots name a hierarchy by convention
+    [MAX_CONFIG_KEY_LENGTH][portfolio_core.ports.config_store.MAX_CONFIG_KEY_LENGTH] characters;
+    dots name a hierarchy by convention
     (``app.timeout``), and a *prefix* selects every key that starts with it ("" selects all).
   * A value is JSON: ``None``, bool, int, finite float, str, lists and str-keyed dicts of
     those, at most ``MAX_VALUE_DEPTH`` containers deep (the stored-value rule of
-    :mod:`portfolio_core.ports.values`; tuples, sets and non-str keys are refused rather than
+    `portfolio_core.ports.values`; tuples, sets and non-str keys are refused rather than
     silently converted), and at most the adapter's ``max_value_bytes`` encoded.
   * The store has one version: 0 when nothing was ever applied, then 1, 2, 3, ... -- every
-    successful :meth:`ConfigStore.apply` or :meth:`ConfigStore.rollback` makes exactly one new
+    successful [ConfigStore.apply][portfolio_core.ports.config_store.ConfigStore.apply] or
+    [ConfigStore.rollback][portfolio_core.ports.config_store.ConfigStore.rollback] makes exactly one
+    new
     version, one more than the last. Versions are never reused and history is never
     rewritten.
 
 Reading
   * ``get(key)`` returns the value at the current version, ``get(key, version=v)`` the value
     it had at version ``v``; a key that has no value there raises
-    :class:`~portfolio_core.ports.errors.NotFoundError`. ``read(prefix, version=...)`` returns
-    a :class:`ConfigSnapshot`: every key under the prefix with its value, and the version read.
+    [NotFoundError][portfolio_core.ports.errors.NotFoundError]. ``read(prefix, version=...)``
+    returns
+    a [ConfigSnapshot][portfolio_core.ports.config_store.ConfigSnapshot]: every key under the prefix
+    with its value, and the version read.
     A version above the current one raises NotFoundError; a negative or non-int version
-    raises :class:`~portfolio_core.ports.errors.InvalidInputError`.
+    raises [InvalidInputError][portfolio_core.ports.errors.InvalidInputError].
   * Reads are snapshots: changing a returned value does not change the store. A process
     reads its own writes: after ``apply`` returns version ``v``, its reads see at least ``v``.
 
 Writing
   * ``apply(changes, expected_version=...)`` applies a batch atomically -- every change is
     stored, or none -- and returns the new version. ``changes`` maps keys to new values;
-    the value :data:`DELETE` removes the key. With ``expected_version`` the batch is applied
+    the value [DELETE][portfolio_core.ports.config_store.DELETE] removes the key. With
+    ``expected_version`` the batch is applied
     only if that is still the current version; otherwise
-    :class:`~portfolio_core.ports.errors.StaleVersionError` (a ConflictError, with the actual
+    [StaleVersionError][portfolio_core.ports.errors.StaleVersionError] (a ConflictError, with the
+    actual
     version) is raised and nothing is written. Of several concurrent applies with the same
     expected version exactly one succeeds.
   * ``author`` and ``reason`` are kept with the version (who and why) and the store records
@@ -40,7 +47,8 @@ Writing
     A value under a prefix that its schema (the longest matching prefix) rejects raises
     InvalidInputError whose ``field`` is the key and whose message says why, before anything
     is applied. Deleting a key is never refused by a schema.
-  * ``history(from_version, limit)`` returns the :class:`ChangeSet` of each version from
+  * ``history(from_version, limit)`` returns the
+    [ChangeSet][portfolio_core.ports.config_store.ChangeSet] of each version from
     ``from_version`` on, in version order: what changed, who, when, why.
   * ``rollback(to_version, prefix=...)`` makes a new version whose values (of every key
     under ``prefix``) are exactly those of ``to_version``: keys added since are deleted, keys
@@ -97,7 +105,7 @@ class ConfigStoreCapability(StrEnum):
 
 
 class _Delete:
-    """The type of :data:`DELETE` (one instance)."""
+    """The type of [DELETE][portfolio_core.ports.config_store.DELETE] (one instance)."""
 
     _instance: _Delete | None = None
 
@@ -114,7 +122,8 @@ class _Delete:
 
 
 DELETE: Final = _Delete()
-"""The value that removes a key in :meth:`ConfigStore.apply`."""
+"""The value that removes a key in
+[ConfigStore.apply][portfolio_core.ports.config_store.ConfigStore.apply]."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +154,8 @@ class ChangeSet:
         return [c.key for c in self.changes]
 
     def updates(self) -> dict[str, Any]:
-        """``key -> value`` for every changed key, :data:`DELETE` for deleted ones."""
+        """``key -> value`` for every changed key,
+        [DELETE][portfolio_core.ports.config_store.DELETE] for deleted ones."""
         return {c.key: DELETE if c.deleted else c.value for c in self.changes}
 
 

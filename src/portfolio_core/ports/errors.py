@@ -2,7 +2,8 @@
 
 Application code catches these types, never an adapter's driver exceptions: an adapter
 translates ``sqlite3.IntegrityError``, ``redis.ConnectionError`` and the like into the
-matching :class:`PortError` subclass (keeping the original as ``__cause__``).
+matching [PortError][portfolio_core.ports.errors.PortError] subclass (keeping the original as
+``__cause__``).
 
 Each class states whether retrying the same call may succeed (``retryable``); the boundary's
 retry policy reads that flag and nothing else.
@@ -241,7 +242,7 @@ class UnsupportedError(PortError, NotImplementedError):
     """The adapter does not declare the capability this operation needs.
 
     Raised instead of silently doing nothing. ``capability`` names what is missing, so a
-    caller can check :func:`portfolio_core.ports.supports` first.
+    caller can check [portfolio_core.ports.supports][portfolio_core.ports.supports] first.
     """
 
     def __init__(

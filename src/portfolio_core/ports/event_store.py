@@ -7,7 +7,8 @@ Versions and positions
     the number of its events (0 for a stream that does not exist).
   * Every stored event also has a global ``position`` in the store-wide log (per tenant when
     the store is tenant scoped). Positions increase strictly in commit order; a reader of
-    :meth:`EventStore.read_all` that has read up to position P never later sees a new event
+    [EventStore.read_all][portfolio_core.ports.event_store.EventStore.read_all] that has read up to
+    position P never later sees a new event
     at a position <= P (no event becomes visible "behind" a tailing reader). Positions may
     have gaps (a failed or rolled-back append can consume positions) unless the adapter
     declares ``GAPLESS``: then they are exactly 1, 2, 3, ... in every partition.
@@ -16,9 +17,11 @@ Appending
   * ``append(stream, events, expected_version)`` is atomic: all events are stored, or none,
     and the batch's events get consecutive versions (no other append interleaves).
   * ``expected_version`` is an int (the stream's current version, 0 meaning no events) or a
-    :class:`StreamState`: ``ANY`` (no check), ``NO_STREAM`` (the stream must not exist),
+    [StreamState][portfolio_core.ports.event_store.StreamState]: ``ANY`` (no check), ``NO_STREAM``
+    (the stream must not exist),
     ``STREAM_EXISTS`` (it must). A mismatch raises
-    :class:`~portfolio_core.ports.errors.WrongExpectedVersionError` (with the actual
+    [WrongExpectedVersionError][portfolio_core.ports.errors.WrongExpectedVersionError] (with the
+    actual
     version) and writes nothing. Of several concurrent appends with the same expected
     version, exactly one succeeds.
   * Idempotency: every event carries an ``id`` (a fresh UUIDv7 unless given). If the whole
@@ -29,23 +32,25 @@ Appending
     also when later appends have followed it (a retry need not be of the stream's last
     batch). An id stored anywhere else, a retry whose ``expected_version`` does not fit
     where the batch is stored, or a batch overlapping a stored one only in part, raises
-    :class:`~portfolio_core.ports.errors.ConflictError` and writes nothing.
-  * Bad input raises :class:`~portfolio_core.ports.errors.InvalidInputError` and writes
+    [ConflictError][portfolio_core.ports.errors.ConflictError] and writes nothing.
+  * Bad input raises [InvalidInputError][portfolio_core.ports.errors.InvalidInputError] and writes
     nothing: an empty batch, an empty stream name, an id repeated in the batch, data or
     metadata that is not a JSON object following the stored-value rule of
-    :mod:`portfolio_core.ports.values` (the Cache's rule: no non-serialisable value, NaN or
+    `portfolio_core.ports.values` (the Cache's rule: no non-serialisable value, NaN or
     infinity, no tuple and no non-str key -- which JSON would silently turn into a list and a
     string, so that the event read back would differ -- and at most ``MAX_VALUE_DEPTH``
     containers deep), an event larger than the adapter's ``max_event_bytes``. The size of
     an event is counted in UTF-8 bytes, not characters: the compact JSON of ``data`` and of
     ``metadata`` (separators ``,`` and ``:``, no spaces, non-ASCII characters written as
     themselves) plus ``type`` and ``id``; an event of exactly ``max_event_bytes`` is
-    stored. The batch itself may be any sequence of :class:`NewEvent` (a list or a tuple);
+    stored. The batch itself may be any sequence of
+    [NewEvent][portfolio_core.ports.event_store.NewEvent] (a list or a tuple);
     tuples *inside* data or metadata are refused as said above.
   * No string may contain the NUL character U+0000: not the stream name, an event's type,
     id, correlation or causation id, nor any key or string value of ``data`` or
     ``metadata`` at any depth. Such a batch raises
-    :class:`~portfolio_core.ports.errors.InvalidInputError` whose ``field`` names the part
+    [InvalidInputError][portfolio_core.ports.errors.InvalidInputError] whose ``field`` names the
+    part
     (``stream``, ``type``, ``id``, ``correlation_id``, ``causation_id``, ``data``,
     ``metadata``) and writes nothing, in every adapter alike: PostgreSQL's ``jsonb`` and
     ``text`` cannot hold U+0000, and rewriting it (dropping it, or storing an escape) would
@@ -57,7 +62,7 @@ Appending
 
 Reading
   * ``read`` of a stream that does not exist raises
-    :class:`~portfolio_core.ports.errors.NotFoundError`. Forwards it returns versions
+    [NotFoundError][portfolio_core.ports.errors.NotFoundError]. Forwards it returns versions
     ``>= from_version``; backwards, versions ``<= from_version`` (0 meaning the last) in
     descending order; at most ``limit``.
   * Results are snapshots: ``read``, ``read_all`` and ``query`` return a new list the caller
@@ -74,7 +79,8 @@ Reading
     ``since <= recorded_at < until``, and equality of top-level fields of ``data`` and
     ``metadata`` as JSON values (``true`` does not equal ``1``; ``1`` equals ``1.0``;
     ``"1"`` equals neither).
-  * ``query.where`` adds conditions on nested JSON paths (:class:`Where`), all of which must
+  * ``query.where`` adds conditions on nested JSON paths
+    ([Where][portfolio_core.ports.event_store.Where]), all of which must
     hold. A path is ``data`` or ``metadata`` then one or more object keys, dot-separated
     (``data.customer.tier``); each key is 1-64 of ``A-Z a-z 0-9 _ -``, at most 16 keys.
     Operators: ``exists`` (the path resolves, to any value including null); ``==`` and
@@ -104,7 +110,7 @@ Subscribing
     neither repeats nor skips an event); "at least once" is about resuming from a saved
     checkpoint.
   * ``wait_until(position, timeout)`` raises
-    :class:`~portfolio_core.ports.errors.PortTimeoutError` (never the built-in
+    [PortTimeoutError][portfolio_core.ports.errors.PortTimeoutError] (never the built-in
     ``TimeoutError`` alone) when the checkpoint has not reached ``position`` in time.
   * With a ``stream`` or ``filter``, the checkpoint is the position of the last *matching*
     event handled; it may also move past events the filter leaves out, never past one it
@@ -112,7 +118,7 @@ Subscribing
 
 Failures
   * A backend that cannot be reached raises
-    :class:`~portfolio_core.ports.errors.UnavailableError` (never the driver's own
+    [UnavailableError][portfolio_core.ports.errors.UnavailableError] (never the driver's own
     exception); an append that raises it writes nothing, and the store serves calls again
     once the backend is back. A subscription whose reads fail that way stops with the error
     in ``error`` (``wait_until`` re-raises it); subscribing again from ``checkpoint + 1``
@@ -120,8 +126,9 @@ Failures
 
 Tenancy
   * An adapter declaring ``TENANT_SCOPED`` and built with ``tenant_scoped=True`` reads
-    :func:`~portfolio_core.ports.tenant.require_tenant` on every call (no tenant:
-    :class:`~portfolio_core.ports.errors.TenantRequiredError`) and keeps each tenant's streams,
+    [require_tenant][portfolio_core.ports.tenant.require_tenant] on every call (no tenant:
+    [TenantRequiredError][portfolio_core.ports.errors.TenantRequiredError]) and keeps each tenant's
+    streams,
     ids and positions apart: no call made for one tenant reads, queries, lists or counts
     another tenant's events; the same event id or stream name in two tenants are two
     different things; positions are numbered per tenant. A tenant id and a stream name that
@@ -310,7 +317,7 @@ class WhereOp(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Where:
-    """One condition of :attr:`EventQuery.where` on a JSON path (see the module docstring):
+    """One condition of `EventQuery.where` on a JSON path (see the module docstring):
     ``Where("data.customer.tier", "==", "gold")``, ``Where("metadata.trace", "exists")``."""
 
     path: str

@@ -11,9 +11,10 @@ Contract
 * ``abort`` of a queued or running uid finishes it with ``finish_reason == "abort"`` (it is
   returned by the next ``step``) and frees its blocks; ``abort`` of an unknown or finished
   uid returns ``False``.
-* ``submit`` raises :class:`~portfolio_core.ports.errors.PoolExhaustedError` only when the
+* ``submit`` raises [PoolExhaustedError][portfolio_core.ports.errors.PoolExhaustedError] only when
+  the
   request could not fit even in an empty pool, and
-  :class:`~portfolio_core.ports.errors.InvalidInputError` for an empty prompt,
+  [InvalidInputError][portfolio_core.ports.errors.InvalidInputError] for an empty prompt,
   ``max_tokens < 1``, or a ``cache`` from another model (``spec_hash``).
 * ``token_count`` counts generated tokens, the stop token included; ``text`` is their
   decoding without special tokens. ``blocks`` (when the engine returns them) covers the
@@ -97,7 +98,9 @@ class GenerationEngine(Protocol):
     ) -> str:
         """Queue a generation; returns its uid.
 
-        ``cache`` is an earlier :class:`CompletedGeneration` ``blocks`` of the same model:
+        ``cache`` is an earlier
+        [CompletedGeneration][portfolio_core.ports.generation_engine.CompletedGeneration] ``blocks``
+        of the same model:
         the prefix it shares with the prompt is not recomputed. ``sampling`` (default:
         greedy) chooses the tokens.
         """

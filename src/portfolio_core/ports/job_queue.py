@@ -3,11 +3,11 @@
 Contract
 --------
 Enqueueing
-  * ``enqueue(job)`` stores a :class:`NewJob` and returns its id (a string; ids of one
+  * ``enqueue(job)`` stores a `NewJob` and returns its id (a string; ids of one
     adapter grow in enqueue order). The payload must be JSON-compatible (``None``, bool,
     int, finite float, str, lists and string-keyed dicts of those; tuples, sets, bytes and
     NaN are refused rather than converted); otherwise, and for any other bad field, it
-    raises :class:`~portfolio_core.ports.errors.InvalidInputError` naming the field and
+    raises [InvalidInputError][portfolio_core.ports.errors.InvalidInputError] naming the field and
     stores nothing. ``enqueue_many`` stores every job or, on bad input in any of them, none.
   * ``run_at`` (clock seconds) or ``delay`` (seconds from now) schedules the job; neither
     means now. ``priority`` is an integer in ``[-32768, 32767]``; higher runs first.
@@ -20,7 +20,7 @@ Consuming (at-least-once)
   * ``reserve(queue, limit=, lease=, wait=)`` takes up to ``limit`` available jobs (``run_at``
     reached) in order: higher priority first, then earlier ``run_at``, then enqueue order.
     Each is ``running`` under a lease of ``lease`` seconds, its ``attempts`` counted up by
-    one, and returned with a fresh :class:`Reservation` token. With ``wait`` > 0 and nothing
+    one, and returned with a fresh `Reservation` token. With ``wait`` > 0 and nothing
     available, it waits up to ``wait`` seconds for a job (an enqueue elsewhere wakes it) and
     may return an empty list.
   * Two reservations never hold the same job at once: concurrent reservers each get
@@ -31,17 +31,17 @@ Consuming (at-least-once)
     says the lease expired) when its attempts are spent. Until that happens the holder may
     still complete, fail, extend or release it. Afterwards the old token is stale.
   * ``complete``, ``fail``, ``extend`` and ``release`` need the current token: with a stale
-    one they raise :class:`~portfolio_core.ports.errors.ConflictError` and change nothing.
+    one they raise [ConflictError][portfolio_core.ports.errors.ConflictError] and change nothing.
     A completed job is never handed out again.
   * ``fail(reservation, error, retry_in=)`` records ``error`` as ``last_error``; when
     ``attempts < max_attempts`` the job is available again after ``retry_in`` seconds
-    (``None``: :func:`default_backoff` of its attempts), else it is dead (a dead letter).
+    (``None``: `default_backoff` of its attempts), else it is dead (a dead letter).
     ``release`` gives a job back unrun (shutdown): available at once, the attempt uncounted.
     ``extend`` (heartbeat) moves the lease's end to ``lease`` seconds from now.
 
 Inspecting and managing
-  * ``get(job_id)`` returns a snapshot :class:`Job`; unknown ids raise
-    :class:`~portfolio_core.ports.errors.NotFoundError`. A queued job is reported
+  * ``get(job_id)`` returns a snapshot `Job`; unknown ids raise
+    [NotFoundError][portfolio_core.ports.errors.NotFoundError]. A queued job is reported
     ``scheduled`` before its ``run_at`` and ``available`` from then on.
   * ``list_jobs(queue, state, limit)`` lists jobs of one state in enqueue order.
   * ``retry(job_id)`` makes a dead or cancelled job available now with its attempts reset
@@ -49,8 +49,8 @@ Inspecting and managing
     scheduled one available now; ``cancel(job_id)`` cancels a scheduled, available or dead
     job (returns ``False`` if it was already cancelled). Both raise ``ConflictError`` for a
     running or completed job and ``NotFoundError`` for an unknown one.
-  * ``counts(queue)`` counts the queue's jobs per state (:class:`JobCounts`).
-  * With capability ``job_queue.inspect`` (:class:`InspectableJobQueue`), ``queues()``
+  * ``counts(queue)`` counts the queue's jobs per state (`JobCounts`).
+  * With capability ``job_queue.inspect`` (`InspectableJobQueue`), ``queues()``
     lists, sorted, the name of every queue holding at least one job, whatever its state
     (an operator's view can then be built without knowing the queue names).
 
@@ -94,7 +94,7 @@ class JobQueueCapability(StrEnum):
     WAKEUP = "job_queue.wakeup"
     """A waiting ``reserve`` is woken by an enqueue in another process, without polling."""
     INSPECT = "job_queue.inspect"
-    """The adapter lists its queues: ``queues()`` (:class:`InspectableJobQueue`)."""
+    """The adapter lists its queues: ``queues()`` (`InspectableJobQueue`)."""
 
 
 class JobState(StrEnum):
@@ -149,7 +149,7 @@ class NewJob:
 class Job:
     """A snapshot of a stored job.
 
-    ``state`` is one of :class:`JobState`; ``attempts`` counts reservations made (including
+    ``state`` is one of `JobState`; ``attempts`` counts reservations made (including
     a running one); ``lease_until`` is set while running; ``last_error`` is the error of the
     last failure (or lease expiry), kept across retries.
     """

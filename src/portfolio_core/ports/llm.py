@@ -2,9 +2,11 @@
 
 Contract
 --------
-* ``complete`` returns one :class:`Completion` whose ``usage`` is always filled in (input and
+* ``complete`` returns one [Completion][portfolio_core.ports.llm.Completion] whose ``usage`` is
+  always filled in (input and
   output token counts as the provider or local tokenizer counted them).
-* ``stream`` yields :class:`CompletionChunk` objects whose ``text`` concatenates to the text
+* ``stream`` yields [CompletionChunk][portfolio_core.ports.llm.CompletionChunk] objects whose
+  ``text`` concatenates to the text
   ``complete`` would have returned; the last chunk carries ``finish_reason`` and ``usage``,
   and only the last one carries ``finish_reason``.
 * ``finish_reason``: ``"length"`` when generation stopped because the output reached
@@ -14,21 +16,22 @@ Contract
 * ``CompletionOptions.stop``: generation ends before the first occurrence of any stop
   sequence; the returned text (whole or streamed) never contains one.
 * Deadlines: the adapter's own deadline (its configured request timeout) raises
-  :class:`~portfolio_core.ports.errors.PortTimeoutError`. A deadline the caller imposes
+  [PortTimeoutError][portfolio_core.ports.errors.PortTimeoutError]. A deadline the caller imposes
   (``asyncio.timeout``, ``wait_for``) cancels the call as any coroutine is cancelled: the
   adapter lets the cancellation through and does not turn it into another error.
 * Neither call mutates ``messages``. Neither is idempotent in general (a provider may bill
   twice); with ``temperature == 0`` and a fixed ``seed`` a local adapter is deterministic.
-* Raises :class:`~portfolio_core.ports.errors.InvalidInputError` for an empty conversation or
+* Raises [InvalidInputError][portfolio_core.ports.errors.InvalidInputError] for an empty
+  conversation or
   bad options (``max_tokens < 1``, a negative ``temperature``, ``top_p`` outside
   ``(0, 1]``, a negative ``top_k``),
-  :class:`~portfolio_core.ports.errors.RateLimitedError` (with ``retry_after``) on a
-  provider 429, :class:`~portfolio_core.ports.errors.UnavailableError` on 5xx or a
-  refused connection, :class:`~portfolio_core.ports.errors.PortTimeoutError` on the
+  [RateLimitedError][portfolio_core.ports.errors.RateLimitedError] (with ``retry_after``) on a
+  provider 429, [UnavailableError][portfolio_core.ports.errors.UnavailableError] on 5xx or a
+  refused connection, [PortTimeoutError][portfolio_core.ports.errors.PortTimeoutError] on the
   adapter's deadline (below).
 * ``usage.output_tokens`` never exceeds ``max_tokens``. Offering ``tools`` to an adapter that
   does not declare ``LLMCapability.TOOLS`` raises
-  :class:`~portfolio_core.ports.errors.UnsupportedError`.
+  [UnsupportedError][portfolio_core.ports.errors.UnsupportedError].
 """
 
 from __future__ import annotations
@@ -156,7 +159,8 @@ class LLM(Protocol):
     ) -> AsyncIterator[CompletionChunk]:
         """Stream the completion chunk by chunk (an async generator).
 
-        Raises :class:`~portfolio_core.ports.errors.UnsupportedError` when the adapter does
+        Raises [UnsupportedError][portfolio_core.ports.errors.UnsupportedError] when the adapter
+        does
         not declare ``LLMCapability.STREAMING``.
         """
         ...

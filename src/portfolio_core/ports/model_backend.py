@@ -7,14 +7,18 @@ Contract
 * ``generate`` with ``temperature == 0`` is greedy and deterministic: the same prompt and
   cache give the same tokens, whether or not a cache of a prefix is passed in.
 * A ``cache`` passed in must come from a model with the same ``spec_hash``; otherwise
-  :class:`~portfolio_core.ports.errors.InvalidInputError` is raised. The cache passed in is
-  not mutated; the returned :class:`Generation` carries the extended cache.
+  [InvalidInputError][portfolio_core.ports.errors.InvalidInputError] is raised. The cache passed in
+  is
+  not mutated; the returned [Generation][portfolio_core.ports.model_backend.Generation] carries the
+  extended cache.
 * Raises InvalidInputError for an empty prompt, ids outside the vocabulary, or a length
   beyond ``max_seq_len``.
-* An :class:`AgentBlocks` covers exactly the tokens whose keys and values were computed:
+* An [AgentBlocks][portfolio_core.ports.model_backend.AgentBlocks] covers exactly the tokens whose
+  keys and values were computed:
   the prompt and every generated token but the last (which was sampled, never fed back).
 
-:class:`PagedModelBackend` is the lower-level interface a batching engine drives: the
+[PagedModelBackend][portfolio_core.ports.model_backend.PagedModelBackend] is the lower-level
+interface a batching engine drives: the
 backend owns the KV storage (``allocate_kv_cache``), the engine owns which block holds
 which positions (block tables), and ``forward`` runs one batched step over many sequences.
 """
@@ -142,7 +146,8 @@ class PagedModelBackend(ModelBackend, Protocol):
     same whatever else is in the batch (up to floating-point reassociation). Blocks are
     referred to by index ``0 .. num_blocks - 1`` of the cache from ``allocate_kv_cache``.
     ``forward``, ``read_kv`` and ``write_kv`` raise
-    :class:`~portfolio_core.ports.errors.InvalidInputError` for ids outside the vocabulary,
+    [InvalidInputError][portfolio_core.ports.errors.InvalidInputError] for ids outside the
+    vocabulary,
     positions beyond ``max_seq_len``, a block table too short for the positions addressed,
     arrays of the wrong shape, or storage that did not come from ``allocate_kv_cache``.
     """
@@ -159,7 +164,8 @@ class PagedModelBackend(ModelBackend, Protocol):
         self, kv_cache: Any, block_table: Sequence[int], num_tokens: int
     ) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
         """Per-layer keys and values of positions ``0 .. num_tokens - 1``, each of shape
-        ``(n_kv_heads, num_tokens, head_dim)`` (the layout of :class:`AgentBlocks`)."""
+        ``(n_kv_heads, num_tokens, head_dim)`` (the layout of
+        [AgentBlocks][portfolio_core.ports.model_backend.AgentBlocks])."""
         ...
 
     def write_kv(

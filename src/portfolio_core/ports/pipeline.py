@@ -5,13 +5,14 @@ Contract
 * A step declares ``required_inputs`` (context keys it reads) and ``output_schema`` (keys it
   writes, with their Python types). A pipeline is validated when built: every required input
   is produced by an earlier step or supplied as a pipeline input, types agree, and the step
-  graph has no cycle; otherwise :class:`~portfolio_core.ports.errors.InvalidInputError`
+  graph has no cycle; otherwise [InvalidInputError][portfolio_core.ports.errors.InvalidInputError]
   names the steps involved. A step may also declare an optional ``input_schema`` attribute
   (``Mapping[str, type]``) giving the types it expects for some inputs; pipelines use it
   to report type mismatches when they are built.
 * ``validate_input`` returns the list of problems with a context (empty when valid); it never
   raises for bad input.
-* ``execute`` returns a :class:`StepResult` with status ``ok`` (and outputs matching the
+* ``execute`` returns a [StepResult][portfolio_core.ports.pipeline.StepResult] with status ``ok``
+  (and outputs matching the
   schema), ``error`` (with a message) or ``skip`` (with a reason); it raises only for
   programming errors. A ``cacheable`` step's result depends only on its inputs, its
   ``version`` and its config, so a pipeline may serve it from a Cache.
@@ -35,7 +36,8 @@ class StepStatus(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class StepResult:
-    """The outcome of one step. Build it with :meth:`ok`, :meth:`error` or :meth:`skip`."""
+    """The outcome of one step. Build it with `ok`,
+    [error][portfolio_core.ports.event_store.Subscription.error] or `skip`."""
 
     status: StepStatus
     outputs: Mapping[str, Any] = field(default_factory=dict)

@@ -13,7 +13,7 @@ Checkpoints
     current lease (same owner and token, not expired), runs ``effect`` (when given) and sets
     the checkpoint to ``position``, which must be greater than the current checkpoint
     (InvalidInputError otherwise, nothing changed). A lease that is no longer held raises
-    :class:`~portfolio_core.ports.errors.LeaseLostError` and the checkpoint does not move;
+    [LeaseLostError][portfolio_core.ports.errors.LeaseLostError] and the checkpoint does not move;
     the lease is checked first (a lost lease raises LeaseLostError whatever the position).
   * The checkpoint moves only after the effect succeeded: an effect that raises leaves the
     checkpoint where it was (the exception propagates).
@@ -26,7 +26,8 @@ Checkpoints
     idempotent.
 
 Leases
-  * ``claim(projection, owner, ttl)`` returns a :class:`Lease` when ``owner`` holds the
+  * ``claim(projection, owner, ttl)`` returns a [Lease][portfolio_core.ports.projection_store.Lease]
+    when ``owner`` holds the
     projection's lease afterwards -- it was free, expired, or already ``owner``'s (then it
     is renewed: same token, new expiry) -- and ``None`` while another owner's unexpired
     lease holds it. Each new holder gets a token greater than every earlier one (fencing).
@@ -34,8 +35,8 @@ Leases
   * ``reset(projection)`` sets the checkpoint back to 0 (a rebuild in place); the lease is
     kept.
 
-Bad input raises :class:`~portfolio_core.ports.errors.InvalidInputError`: an empty
-projection name, one longer than :data:`MAX_PROJECTION_NAME` or holding U+0000, an empty
+Bad input raises [InvalidInputError][portfolio_core.ports.errors.InvalidInputError]: an empty
+projection name, one longer than `MAX_PROJECTION_NAME` or holding U+0000, an empty
 owner, a ``ttl`` that is not a positive finite number, a position < 1.
 """
 

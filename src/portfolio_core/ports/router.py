@@ -2,13 +2,15 @@
 
 Contract
 --------
-* ``route`` returns a registered :class:`Provider` that is, at the moment of the decision,
+* ``route`` returns a registered [Provider][portfolio_core.ports.router.Provider] that is, at the
+  moment of the decision,
   *eligible*: not excluded by ``RouteOptions.exclude``, carrying every ``required_tags``,
   healthy, not cooling down, within its rate limit, and whose ``context_window`` fits the
-  estimated prompt (:func:`~portfolio_core.ports.llm.estimate_tokens`) *plus*
+  estimated prompt ([estimate_tokens][portfolio_core.ports.llm.estimate_tokens]) *plus*
   ``expected_output_tokens``; under ``COST_OPTIMIZED`` it must also have both prices.
   When none is eligible it raises
-  :class:`~portfolio_core.ports.errors.NoHealthyProviderError` carrying ``retry_after``
+  [NoHealthyProviderError][portfolio_core.ports.errors.NoHealthyProviderError] carrying
+  ``retry_after``
   (seconds until the first cooling provider is usable again).
 * Ranking: only the lowest fallback ``group`` that has an eligible provider competes; within
   it the strategy picks. ``FALLBACK``: the first registered. ``ROUND_ROBIN``: in turn, so
@@ -29,7 +31,7 @@ Contract
   other failures cool it for the adapter's configured time. It is eligible again once the
   cooldown has passed.
 * ``register_provider`` is idempotent for an identical provider; registering a different
-  provider under an existing name raises :class:`~portfolio_core.ports.errors.ConflictError`.
+  provider under an existing name raises [ConflictError][portfolio_core.ports.errors.ConflictError].
 * ``set_strategy`` takes effect for the next decision; decisions already made are unchanged.
 * ``list_providers`` returns a snapshot; later registrations do not change it.
 """

@@ -17,11 +17,12 @@ Contract
 * Snapshots are values: changing the mapping given to ``save`` afterwards, or a loaded
   snapshot's state, does not change what is stored.
 * ``delete(stream)`` removes the stream's snapshot; deleting a missing one is harmless.
-* Bad input raises :class:`~portfolio_core.ports.errors.InvalidInputError` and stores
-  nothing: an empty stream name or one longer than :data:`MAX_STREAM_NAME` characters, or
+* Bad input raises [InvalidInputError][portfolio_core.ports.errors.InvalidInputError] and stores
+  nothing: an empty stream name or one longer than
+  [MAX_STREAM_NAME][portfolio_core.ports.snapshot_store.MAX_STREAM_NAME] characters, or
   one holding U+0000 or a lone surrogate; ``version`` or ``schema_version`` not an int >= 1;
   a ``state`` that is not a JSON object under the stored-value rule of
-  :mod:`portfolio_core.ports.values`; a snapshot larger than the adapter's
+  `portfolio_core.ports.values`; a snapshot larger than the adapter's
   ``max_snapshot_bytes`` once encoded.
 * An adapter declaring ``PERSISTENT`` keeps snapshots across instances opened on the same
   storage; ``SHARED``: several processes may save and load concurrently.

@@ -15,11 +15,13 @@ adapter's paths do, and document it).
 Payloads are JSON-compatible values (``None``, bool, int, float, str, lists and
 string-keyed dicts of those), stored as copies; NaN and the infinities are not JSON
 numbers and are refused like anything else, which raises
-:class:`~portfolio_core.ports.errors.InvalidInputError` naming the item's index, the items
+[InvalidInputError][portfolio_core.ports.errors.InvalidInputError] naming the item's index, the
+items
 before it written and none after it.
 
 **Reading.**
-``stream(source, opts)`` is an async iterator of :class:`StreamMessage`, in write order.
+``stream(source, opts)`` is an async iterator of
+[StreamMessage][portfolio_core.ports.stream.StreamMessage], in write order.
 
 * Without ``opts.group`` every call is an independent reader that starts at the oldest
   message the source still retains (fan-out: two readers each see every message). No
@@ -37,7 +39,7 @@ before it written and none after it.
   ``False`` ends the iteration when nothing is available right now.
 * ``opts.timeout`` bounds each wait for the next message: after that many seconds
   without one the iterator raises
-  :class:`~portfolio_core.ports.errors.PortTimeoutError` (``None`` waits forever).
+  [PortTimeoutError][portfolio_core.ports.errors.PortTimeoutError] (``None`` waits forever).
 
 **Backpressure.**
 Buffers hold at most ``opts.buffer_size`` messages and nothing is dropped silently: a
@@ -68,7 +70,7 @@ call that times out is a failure the policy handles).
 ``ACKNOWLEDGE``: consumer groups and ``ack`` (without it, ``ack`` and reading with a
 group raise ``UnsupportedError``). ``PERSISTENT``: messages survive a restart.
 ``TENANT_SCOPED``: every source name is namespaced by the current tenant
-(:func:`~portfolio_core.ports.tenant.require_tenant`, failing closed with
+([require_tenant][portfolio_core.ports.tenant.require_tenant], failing closed with
 ``TenantRequiredError``); no call made for one tenant reads, lists, counts or
 acknowledges another tenant's messages. Message ids are unique only within a source, so
 they collide across tenants: ``ack`` names the message with that id in the *caller's*
@@ -124,7 +126,7 @@ class StreamOptions:
     Attributes:
         buffer_size: messages a buffer holds before its producer waits (at least 1).
         timeout: seconds each wait may last before ``PortTimeoutError``; ``None``: forever.
-        on_error: the error policy (see :class:`OnError`).
+        on_error: the error policy (see [OnError][portfolio_core.ports.stream.OnError]).
         max_retries: further attempts under ``OnError.RETRY`` (at least 0).
         retry_delay: seconds between retry attempts.
         group: consumer group to read in (needs ``ACKNOWLEDGE``); ``None`` reads alone.

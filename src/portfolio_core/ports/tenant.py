@@ -2,27 +2,30 @@
 
 Contract
 --------
-* The current tenant lives in one :class:`contextvars.ContextVar` shared by every adapter
-  (read it with :func:`current_tenant`), never in a thread-local: it follows
+* The current tenant lives in one `contextvars.ContextVar` shared by every adapter
+  (read it with [current_tenant][portfolio_core.ports.tenant.current_tenant]), never in a
+  thread-local: it follows
   ``asyncio.gather``, tasks, and threads started with ``asyncio.to_thread``, and a change in
   one task is invisible to its siblings.
 * ``with_tenant`` sets the tenant for the body of a ``with`` block and restores the previous
   value on exit, also on error. ``set_context`` returns a token that ``reset_context`` uses
   to restore the previous value.
-* Tenant-scoped adapters call :func:`require_tenant`, which raises
-  :class:`~portfolio_core.ports.errors.TenantRequiredError` when none is set (fail closed).
+* Tenant-scoped adapters call [require_tenant][portfolio_core.ports.tenant.require_tenant], which
+  raises
+  [TenantRequiredError][portfolio_core.ports.errors.TenantRequiredError] when none is set (fail
+  closed).
 * Tenant adapters may hold per-tenant configuration overrides: the context they make current
-  carries them in :attr:`TenantContext.config`, and tenant-scoped adapters read the keys
+  carries them in `TenantContext.config`, and tenant-scoped adapters read the keys
   they document (for example the caches' ``cache.default_ttl``).
 * ``check_quota`` consumes ``cost`` units of ``resource`` for the current tenant and returns
   the remaining allowance, or raises
-  :class:`~portfolio_core.ports.errors.QuotaExceededError` (consuming nothing) when the
+  [QuotaExceededError][portfolio_core.ports.errors.QuotaExceededError] (consuming nothing) when the
   allowance is spent (``retry_after`` says when it can succeed). Quotas are counted per
   tenant and per resource: one tenant's use never reduces another's allowance. A resource
   with no configured quota is unlimited (``remaining`` is then ``-1``); ``cost`` must be a
-  positive int, else :class:`~portfolio_core.ports.errors.InvalidInputError`. With no
+  positive int, else [InvalidInputError][portfolio_core.ports.errors.InvalidInputError]. With no
   tenant set, ``check_quota`` raises
-  :class:`~portfolio_core.ports.errors.TenantRequiredError`.
+  [TenantRequiredError][portfolio_core.ports.errors.TenantRequiredError].
 """
 
 from __future__ import annotations
@@ -87,7 +90,8 @@ def current_tenant() -> TenantContext | None:
 
 
 def require_tenant() -> TenantContext:
-    """The current tenant; raises :class:`TenantRequiredError` when none is set."""
+    """The current tenant; raises
+    [TenantRequiredError][portfolio_core.ports.tenant.TenantRequiredError] when none is set."""
     ctx = _CURRENT.get()
     if ctx is None:
         raise TenantRequiredError("this adapter is tenant scoped and no tenant is set")
@@ -95,7 +99,8 @@ def require_tenant() -> TenantContext:
 
 
 def set_current_tenant(ctx: TenantContext | None) -> Token[TenantContext | None]:
-    """Make ``ctx`` current in this context; returns the token for :func:`reset_current_tenant`.
+    """Make ``ctx`` current in this context; returns the token for
+    [reset_current_tenant][portfolio_core.ports.tenant.reset_current_tenant].
 
     Tenant adapters build ``set_context`` on this, so every adapter shares one variable.
     """
@@ -103,9 +108,10 @@ def set_current_tenant(ctx: TenantContext | None) -> Token[TenantContext | None]
 
 
 def reset_current_tenant(token: Token[TenantContext | None]) -> None:
-    """Restore the tenant current before the matching :func:`set_current_tenant`.
+    """Restore the tenant current before the matching
+    [set_current_tenant][portfolio_core.ports.tenant.set_current_tenant].
 
-    Raises ``ValueError``/``RuntimeError`` (from :mod:`contextvars`) for a token created in
+    Raises ``ValueError``/``RuntimeError`` (from `contextvars`) for a token created in
     another context or already used.
     """
     _CURRENT.reset(token)

@@ -8,7 +8,7 @@ Contract
   text by default, never as the special id: user input cannot forge control tokens.
 * ``eos_token_id`` is in ``eos_token_ids``; every id ``encode`` returns is ``< vocab_size``.
 * ``decode`` of an id outside ``range(vocab_size)`` raises
-  :class:`~portfolio_core.ports.errors.InvalidInputError`.
+  [InvalidInputError][portfolio_core.ports.errors.InvalidInputError].
 * Pure functions of their arguments: thread safe and deterministic.
 """
 

@@ -1,6 +1,6 @@
 """The registry: typed lookup of wired adapters, health, counters and lifecycle.
 
-Built from a manifest (:meth:`Registry.from_manifest`) or by hand (:meth:`Registry.register`).
+Built from a manifest (`Registry.from_manifest`) or by hand (`Registry.register`).
 A lookup is one dict access: ``registry.get(Cache)`` returns the port's default adapter,
 ``registry.get(Cache, "sessions")`` a named one, typed as the port for mypy.
 """

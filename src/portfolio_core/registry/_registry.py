@@ -1,4 +1,4 @@
-"""The :class:`Registry` and what it reports."""
+"""The `Registry` and what it reports."""
 
 from __future__ import annotations
 
@@ -104,7 +104,7 @@ class HealthReport:
 
 @dataclass(frozen=True, slots=True)
 class ReloadReport:
-    """What a successful :meth:`Registry.reload` did, by entry name.
+    """What a successful `Registry.reload` did, by entry name.
 
     ``rebuilt``: entries whose resolved configuration (or a dependency) changed, built anew;
     ``kept``: entries left exactly as they were (same instances and connections);
@@ -173,7 +173,7 @@ def _state_from_wiring(wiring: Wiring, handles: dict[str, Handle] | None = None)
 
 
 def starting_note(name: str) -> str:
-    """The note (PEP 678) :meth:`Registry.start` adds to the error of the adapter that
+    """The note (PEP 678) `Registry.start` adds to the error of the adapter that
     failed to start."""
     return f"while starting adapter {name!r}"
 
@@ -191,12 +191,12 @@ class Registry:
     Guarantees:
 
     * a registry built from a manifest holds either the whole wiring or nothing: every
-      adapter is built and checked before any is handed out; :meth:`reload` swaps the new
+      adapter is built and checked before any is handed out; `reload` swaps the new
       wiring in with one assignment and keeps the old one when the new one fails;
-    * :meth:`get` is a dict lookup (no locking, no checks: conformance was checked at load);
-    * :meth:`start` starts adapters in dependency order; :meth:`aclose` stops them in reverse
+    * `get` is a dict lookup (no locking, no checks: conformance was checked at load);
+    * `start` starts adapters in dependency order; `aclose` stops them in reverse
       order, every one of them even when some fail (then it raises an ``ExceptionGroup``);
-    * a registry holding adapters that is garbage-collected without :meth:`aclose` emits a
+    * a registry holding adapters that is garbage-collected without `aclose` emits a
       ``ResourceWarning``.
     """
 
@@ -229,8 +229,8 @@ class Registry:
         (and then no adapter is left open).
 
         ``config`` is the run-time configuration ``${config:KEY}`` references read (e.g.
-        ``await store.read()``). With ``hot_reload``, :meth:`get` returns one stable handle
-        per entry that follows :meth:`reload` to the new adapter and lets calls in flight on
+        ``await store.read()``). With ``hot_reload``, `get` returns one stable handle
+        per entry that follows `reload` to the new adapter and lets calls in flight on
         a replaced adapter finish before it is closed (at the cost of a wrapper per call);
         without it, ``get`` returns the adapters themselves.
         """
@@ -311,7 +311,7 @@ class Registry:
 
         ``port`` is annotated ``Callable[..., P]`` rather than ``type[P]`` so that mypy
         accepts protocol classes and infers ``P`` (it rejects protocols for ``type[P]``).
-        Raises :class:`~portfolio_core.ports.errors.NotFoundError` naming what exists.
+        Raises [NotFoundError][portfolio_core.ports.errors.NotFoundError] naming what exists.
         """
         try:
             return self._lookup[port if name is None else (port, name)]  # type: ignore[return-value]
@@ -406,17 +406,17 @@ class Registry:
         return _redact(text, frozenset(secret_fragments(self._state.secrets)))
 
     def report_health_to(self, sink: HealthSink) -> None:
-        """Record every result of :meth:`health` into ``sink`` too — e.g. the boundary's
+        """Record every result of `health` into ``sink`` too — e.g. the boundary's
         ``HealthAggregator``, which emits health transitions as events and metrics."""
         self._health_sinks.append(sink)
 
     def mark_unhealthy(self, name: str, reason: str = "marked unhealthy") -> None:
-        """Report ``name`` unhealthy (without pinging) until :meth:`mark_healthy`."""
+        """Report ``name`` unhealthy (without pinging) until `mark_healthy`."""
         self._item(name)
         self._marks[name] = EntryHealth(name, False, reason, None, True)
 
     def mark_healthy(self, name: str) -> None:
-        """Clear a mark set by :meth:`mark_unhealthy`; pings decide again."""
+        """Clear a mark set by `mark_unhealthy`; pings decide again."""
         self._item(name)
         self._marks.pop(name, None)
 
@@ -428,7 +428,7 @@ class Registry:
         succeeds, with a detail saying until when calls are refused; half-open is healthy,
         with a detail saying that calls are being probed (the rule of
         ``portfolio_core.boundary.health.with_breaker``). Reading the breaker never changes
-        it. Marks override both. Every sink registered with :meth:`report_health_to`
+        it. Marks override both. Every sink registered with `report_health_to`
         receives exactly the verdicts returned. Details never contain secret values."""
         from portfolio_core.boundary.health import with_breaker
         from portfolio_core.boundary.outbox import with_outbox
@@ -471,7 +471,7 @@ class Registry:
     async def start(self) -> None:
         """Start adapters in dependency order. If one fails, those already started are
         stopped (in reverse) and the error is raised, with a note naming the adapter
-        (:func:`starting_note`)."""
+        (`starting_note`)."""
         await self._start_state(self._state)
         self._started = True
 
@@ -522,7 +522,7 @@ class Registry:
 
     @property
     def manifest_source(self) -> ManifestSource | None:
-        """What :meth:`reload` reads: the manifest, profile, overrides, environment and
+        """What `reload` reads: the manifest, profile, overrides, environment and
         run-time configuration this registry was last built from."""
         return self._source
 

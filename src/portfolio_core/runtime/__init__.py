@@ -1,5 +1,5 @@
 """Running an application wired by a manifest: hot reload on file changes, SIGHUP, an admin
-call and run-time configuration changes (:class:`Reloader`)."""
+call and run-time configuration changes (`Reloader`)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The :class:`Reloader`: what triggers :meth:`Registry.reload` while an application runs."""
+"""The `Reloader`: what triggers `Registry.reload` while an application runs."""
 
 from __future__ import annotations
 
@@ -47,15 +47,15 @@ class Reloader:
     * ``watch_files``: the manifest and every file it extends are watched (``watchfiles``;
       editors that replace files are handled: the folders are watched);
     * ``sighup``: SIGHUP reloads (where the event loop supports signal handlers);
-    * :meth:`reload` is the admin hook (``portfolio-core serve`` or any endpoint can call it);
+    * `reload` is the admin hook (``portfolio-core serve`` or any endpoint can call it);
     * ``config_store``: a change to a key the manifest references (``${config:KEY}``) reloads
       with the new configuration; other keys are ignored.
 
     Each reload rebuilds only the entries whose resolved configuration changed (see
-    :meth:`Registry.reload`). A manifest that fails validation leaves the running wiring in
+    `Registry.reload`). A manifest that fails validation leaves the running wiring in
     place; the outcome lists every located problem and is logged. Reloads never overlap.
-    ``on_reload`` is called with each :class:`ReloadOutcome`; the last ones are kept in
-    :attr:`outcomes`.
+    ``on_reload`` is called with each `ReloadOutcome`; the last ones are kept in
+    `outcomes`.
     """
 
     def __init__(

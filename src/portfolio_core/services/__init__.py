@@ -1,11 +1,11 @@
 """Inbound services: what an application (or an HTTP layer) calls, built on ports only.
 
-* :class:`AgentService` -- create, delete, list and describe agents;
-* :class:`ModelService` -- load, unload, list and swap the model serving generations (a hot
+* `AgentService` -- create, delete, list and describe agents;
+* `ModelService` -- load, unload, list and swap the model serving generations (a hot
   swap drains in-flight requests first);
-* :class:`InferenceService` -- ``generate(agent_id, prompt, max_tokens, temperature)``:
-  looks the agent's KV cache up in a :class:`~portfolio_core.ports.CacheStore`, runs the
-  request through the current :class:`~portfolio_core.ports.GenerationEngine`, and stores
+* `InferenceService` -- ``generate(agent_id, prompt, max_tokens, temperature)``:
+  looks the agent's KV cache up in a [CacheStore][portfolio_core.ports.CacheStore], runs the
+  request through the current [GenerationEngine][portfolio_core.ports.GenerationEngine], and stores
   the returned blocks for the agent's next turn.
 
 Services import only ``portfolio_core.ports`` (an import-linter contract enforces it), so

@@ -1,9 +1,9 @@
 """Loading aggregates: the latest snapshot plus the events after it, never fewer.
 
-An :class:`Aggregate` says how one kind of state is built from its stream's events (an
+An `Aggregate` says how one kind of state is built from its stream's events (an
 initial state and a pure ``evolve``) and how it is written to and read from a snapshot.
-:class:`AggregateLoader` loads it from an :class:`~portfolio_core.ports.EventStore` and a
-:class:`~portfolio_core.ports.SnapshotStore`, and saves a new snapshot when its policy says.
+`AggregateLoader` loads it from an [EventStore][portfolio_core.ports.EventStore] and a
+[SnapshotStore][portfolio_core.ports.SnapshotStore], and saves a new snapshot when its policy says.
 
 Contract
 --------
@@ -16,12 +16,12 @@ Contract
 * A stream without events loads as ``initial()`` at version 0.
 * Snapshot schemas: a snapshot saved at an older ``schema_version`` is brought to the
   current one by the aggregate's ``snapshot_upcasters`` (registered under the aggregate's
-  ``name``); a failing step raises :class:`~portfolio_core.ports.errors.UpcastError` naming
+  ``name``); a failing step raises [UpcastError][portfolio_core.ports.errors.UpcastError] naming
   ``snapshot:<stream>`` and the version. One saved by newer code (a higher schema than
   this code knows) is ignored, and the stream replayed, so old and new code can run side
   by side during a deployment.
 * After a load the ``policy`` decides whether to save a snapshot of the result (the
-  default, :func:`every` 100 events replayed since the snapshot used). A snapshot that
+  default, `every` 100 events replayed since the snapshot used). A snapshot that
   cannot be saved because the store is unavailable does not fail the load (it is counted
   in ``snapshot_failures``); a state ``to_snapshot`` cannot encode raises InvalidInputError.
 """

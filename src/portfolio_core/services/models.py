@@ -120,7 +120,7 @@ class ModelService:
         max_tokens: int,
         temperature: float,
     ) -> str:
-        """Queue a request on the current model; returns a ticket for :meth:`wait`."""
+        """Queue a request on the current model; returns a ticket for `wait`."""
         with self._lock:
             loaded = self._require()
             submit = loaded.engine.submit

@@ -1,8 +1,8 @@
 """Projections: read models kept up to date from the event log, with a durable checkpoint.
 
-A :class:`ProjectionRunner` reads the log from its projection's checkpoint in position order
+A `ProjectionRunner` reads the log from its projection's checkpoint in position order
 (catch-up), then keeps polling for new events (live). Each batch's selected events go to
-the handler inside :meth:`ProjectionStore.commit <portfolio_core.ports.ProjectionStore.commit>`,
+the handler inside `ProjectionStore.commit <portfolio_core.ports.ProjectionStore.commit>`,
 which moves the checkpoint to the batch's last position only after the handler's effect:
 
 * on a ``TRANSACTIONAL`` store (SQLite, PostgreSQL) the handler gets the store's transaction
@@ -28,11 +28,11 @@ Contract
 * ``pause()`` stops processing after the current batch while keeping the lease (standbys do
   not take over); ``resume()`` goes on from the checkpoint.
 * ``lag`` is the number of positions between the checkpoint and the log's head, measured
-  after every batch; it is reported by :meth:`health`, by :meth:`ping` (UnavailableError when
+  after every batch; it is reported by `health`, by `ping` (UnavailableError when
   failed or beyond ``max_healthy_lag``) and as the OpenTelemetry gauge
   ``portfolio.projection.lag`` (attribute ``portfolio.projection``) of the global meter
   provider, or of ``meter_provider`` when given.
-* :func:`rebuild` replays the whole log into a fresh read model under a new projection name
+* `rebuild` replays the whole log into a fresh read model under a new projection name
   while the old one keeps serving, then calls a swap (blue/green).
 """
 
@@ -231,7 +231,7 @@ class ProjectionRunner:
     # -- running -----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Run in the background (catch-up, then live) until :meth:`stop`; idempotent."""
+        """Run in the background (catch-up, then live) until `stop`; idempotent."""
         if self._task is not None and not self._task.done():
             return
         self.error = None

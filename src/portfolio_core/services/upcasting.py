@@ -1,9 +1,9 @@
 """Upcasting: old events (and snapshots) read as the current schema version of their type.
 
 An event type's schema changes over time; events already in the log keep the shape they
-were written with. :class:`Upcasters` holds, per event type, one function per version step
-(``data`` at version ``v`` -> ``data`` at ``v + 1``); :class:`UpcastingEventStore` wraps any
-:class:`~portfolio_core.ports.EventStore` adapter and applies them on every read, so
+were written with. `Upcasters` holds, per event type, one function per version step
+(``data`` at version ``v`` -> ``data`` at ``v + 1``); `UpcastingEventStore` wraps any
+[EventStore][portfolio_core.ports.EventStore] adapter and applies them on every read, so
 application code only ever sees the current shape.
 
 Contract
@@ -19,7 +19,7 @@ Contract
   ``metadata["schema_version"]`` is set to the current version. Events of types without
   steps, and events already current, are returned unchanged.
 * A step that raises, or returns something that is not a JSON object (a ``dict`` with
-  ``str`` keys), raises :class:`~portfolio_core.ports.errors.UpcastError` naming the event
+  ``str`` keys), raises [UpcastError][portfolio_core.ports.errors.UpcastError] naming the event
   id, its type and the version the step was given; an event stored with a version newer
   than the type's current one (written by newer code) raises it too. Nothing stored
   changes: the old event is still there, the read fails until the step is fixed.
@@ -87,7 +87,7 @@ class Upcasters:
         steps.append(upcast)
 
     def step(self, record_type: str, from_version: int) -> Callable[[Upcast], Upcast]:
-        """Decorator form of :meth:`register`."""
+        """Decorator form of `register`."""
 
         def decorate(fn: Upcast) -> Upcast:
             self.register(record_type, from_version, fn)

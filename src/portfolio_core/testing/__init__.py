@@ -1,17 +1,17 @@
 """The conformance kit: prove that an adapter honours its port.
 
-* :class:`ContractSuite` and the per-port suites in :mod:`portfolio_core.testing.contracts`
+* `ContractSuite` and the per-port suites in `portfolio_core.testing.contracts`
   (subclass one, provide the ``make_adapter`` fixture, run pytest);
-* :func:`clause`, :func:`requires`, :func:`requires_absent`, :func:`expect_unsupported` and
-  :func:`expected_failure` for writing and opting out of clauses;
-* :class:`FakeClock`, :class:`LoopRunner`, :func:`run_concurrently`, :func:`one_winner`,
-  :func:`run_in_threads` for time and concurrency; :mod:`portfolio_core.testing.machines` for
+* `clause`, `requires`, `requires_absent`, `expect_unsupported` and
+  `expected_failure` for writing and opting out of clauses;
+* `FakeClock`, `LoopRunner`, `run_concurrently`, `one_winner`,
+  `run_in_threads` for time and concurrency; `portfolio_core.testing.machines` for
   hypothesis state machines (needs hypothesis);
-* :mod:`portfolio_core.testing.doubles`: recording and scripted adapters for application tests;
-* :class:`FaultProxy` and :class:`BackgroundFaultProxy` (:mod:`portfolio_core.testing.faults`):
+* `portfolio_core.testing.doubles`: recording and scripted adapters for application tests;
+* `FaultProxy` and `BackgroundFaultProxy` (`portfolio_core.testing.faults`):
   a loopback TCP proxy that cuts, stalls and restores an adapter's connection to its server.
 
-The pytest plugin (:mod:`portfolio_core.testing.plugin`) is registered by entry point and
+The pytest plugin (`portfolio_core.testing.plugin`) is registered by entry point and
 needs no configuration. Install with ``pip install portfolio-core[testing]``.
 """
 

@@ -1,8 +1,8 @@
 """Clauses: the named promises of a port that each contract test checks.
 
-A contract test is decorated with :func:`clause` (its id and one sentence of the promise);
+A contract test is decorated with `clause` (its id and one sentence of the promise);
 the kit prefixes every failure of that test with the id, so a report says which promise an
-adapter broke, not just which assertion. :func:`requires` and :func:`requires_absent` gate a
+adapter broke, not just which assertion. `requires` and `requires_absent` gate a
 test on the adapter's capability declaration.
 """
 
@@ -37,7 +37,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: attribute a contract test function carries its :class:`Clause` under
+#: attribute a contract test function carries its `Clause` under
 CLAUSE_ATTR = "__kit_clause__"
 #: attribute marking a function the kit converted from ``async def``
 ASYNC_ATTR = "__kit_async__"
@@ -137,7 +137,9 @@ def requires_absent(*capabilities: str) -> Callable[[F], F]:
 
 @contextmanager
 def expect_unsupported(capability: str | None = None) -> Iterator[None]:
-    """Assert that the block raises :class:`UnsupportedError` (for ``capability`` if given).
+    """Assert that the block raises
+    [UnsupportedError][portfolio_core.testing.clauses.UnsupportedError] (for ``capability`` if
+    given).
 
     An error whose ``capability`` attribute is set must name ``capability``.
     """

@@ -1,7 +1,7 @@
 """A clock the conformance kit controls, for TTLs, expiry and cooldowns.
 
 Adapters with time-dependent behaviour take an injectable ``clock: Callable[[], float]``
-(monotonic seconds). The kit passes a :class:`FakeClock` when the adapter factory accepts a
+(monotonic seconds). The kit passes a `FakeClock` when the adapter factory accepts a
 ``clock`` parameter, and tests move time forward explicitly instead of sleeping.
 """
 
@@ -63,7 +63,7 @@ class FakeWallClock:
     """A wall clock (``time.time``: seconds since the epoch) the kit moves by hand.
 
     It starts at the real current time (so timestamps it produces are "now"-ish, as stores
-    and their readers expect) and, unlike :class:`FakeClock`, may be set back: wall clocks
+    and their readers expect) and, unlike `FakeClock`, may be set back: wall clocks
     do step back (NTP corrections), and rules such as "``recorded_at`` never decreases" must
     hold when they do. The kit passes one as ``wall_clock=`` to factories that accept it.
     """

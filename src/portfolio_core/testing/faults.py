@@ -4,35 +4,36 @@ backend behind an adapter.
 **Network faults**: a loopback TCP proxy that a test puts between an adapter and its server,
 to cut, stall and restore the connection without touching the server.
 
-* :class:`FaultProxy` runs on the caller's event loop (``async with FaultProxy(url) as
+* `FaultProxy` runs on the caller's event loop (``async with FaultProxy(url) as
   proxy``; ``await proxy.cut()``...). Use it when the code under test never blocks that loop.
-* :class:`BackgroundFaultProxy` runs the same proxy on its own event loop in a daemon thread,
+* `BackgroundFaultProxy` runs the same proxy on its own event loop in a daemon thread,
   with plain methods (``with BackgroundFaultProxy(url) as proxy: proxy.cut()``). Use it from
   synchronous tests, and whenever the code under test may block the caller's loop (a
   synchronous driver): the proxy keeps forwarding regardless.
 
-The proxy listens on ``127.0.0.1`` on an ephemeral port (:attr:`FaultProxy.port`) and
-forwards every connection to the target. :meth:`FaultProxy.url` rewrites a server URL to go
+The proxy listens on ``127.0.0.1`` on an ephemeral port (`FaultProxy.port`) and
+forwards every connection to the target. `FaultProxy.url` rewrites a server URL to go
 through it, keeping user, password, path and query. States:
 
-* **forwarding** (the start, and after :meth:`~FaultProxy.restore`): bytes flow both ways;
-* **cut** (:meth:`~FaultProxy.cut`): every live connection is aborted (both ends see a reset)
+* **forwarding** (the start, and after `restore`): bytes flow both ways;
+* **cut** (`cut`): every live connection is aborted (both ends see a reset)
   and every new one is reset as soon as it is accepted -- the server looks dead;
-* **stalled** (:meth:`~FaultProxy.stall`): connections stay open and new ones are accepted,
+* **stalled** (`stall`): connections stay open and new ones are accepted,
   but no byte is forwarded in either direction -- the server looks hung. Bytes received
-  meanwhile are held and delivered on :meth:`~FaultProxy.restore`.
+  meanwhile are held and delivered on `restore`.
 
-:meth:`~FaultProxy.drop` aborts the live connections but keeps accepting (a blip). Nothing here
+`drop` aborts the live connections but keeps accepting (a blip). Nothing here
 ever connects beyond the target given; the listener is loopback only.
 
 **Backend faults**: what the conformance kit injects, as it injects a clock.
 
-An adapter factory that accepts a ``faults`` parameter receives a :class:`FaultInjector`. The
+An adapter factory that accepts a ``faults`` parameter receives a `FaultInjector`. The
 adapter calls it with the name of the operation (``faults("get")``) at the point where it
 talks to its backend -- where a real driver would raise when the server is gone -- and lets
 whatever it raises take the adapter's ordinary error path. Clauses then arm a fault and check
 that the failure reaches the caller as the documented port error (a lost connection as
-:class:`~portfolio_core.ports.errors.UnavailableError`, never a bare ``ConnectionError``), that
+[UnavailableError][portfolio_core.ports.errors.UnavailableError], never a bare ``ConnectionError``),
+that
 nothing was half written, and that the adapter works again once the fault clears.
 
 The contract for an adapter taking ``faults``:
@@ -179,7 +180,7 @@ class FaultProxy:
         await self.aclose()
 
     async def cut(self) -> None:
-        """Abort every live connection and reset new ones until :meth:`restore`."""
+        """Abort every live connection and reset new ones until `restore`."""
         self._state = ProxyState.CUT
         await self._abort_all()
 
@@ -189,7 +190,7 @@ class FaultProxy:
 
     async def stall(self) -> None:
         """Forward nothing, keeping connections open and accepting new ones, until
-        :meth:`restore`."""
+        `restore`."""
         self._state = ProxyState.STALLED
         if self._flowing is not None:
             self._flowing.clear()
@@ -272,7 +273,7 @@ class FaultProxy:
 
 
 class BackgroundFaultProxy:
-    """:class:`FaultProxy` on its own event loop in a daemon thread, with plain methods.
+    """`FaultProxy` on its own event loop in a daemon thread, with plain methods.
 
     ``with BackgroundFaultProxy(target) as proxy:`` starts it and closes it. Each method
     returns once the proxy applied it; calling them from a coroutine blocks that loop only for
@@ -313,23 +314,23 @@ class BackgroundFaultProxy:
         return self.proxy.accepted
 
     def url(self, url: str) -> str:
-        """See :meth:`FaultProxy.url`."""
+        """See `FaultProxy.url`."""
         return self.proxy.url(url)
 
     def cut(self) -> None:
-        """See :meth:`FaultProxy.cut`."""
+        """See `FaultProxy.cut`."""
         self._run(self.proxy.cut())
 
     def drop(self) -> None:
-        """See :meth:`FaultProxy.drop`."""
+        """See `FaultProxy.drop`."""
         self._run(self.proxy.drop())
 
     def stall(self) -> None:
-        """See :meth:`FaultProxy.stall`."""
+        """See `FaultProxy.stall`."""
         self._run(self.proxy.stall())
 
     def restore(self) -> None:
-        """See :meth:`FaultProxy.restore`."""
+        """See `FaultProxy.restore`."""
         self._run(self.proxy.restore())
 
     def close(self) -> None:
@@ -367,9 +368,9 @@ class BackgroundFaultProxy:
 
 
 class InjectedFault(ConnectionError):
-    """What an armed :class:`FaultInjector` raises by default: the backend is unreachable.
+    """What an armed `FaultInjector` raises by default: the backend is unreachable.
 
-    A :class:`ConnectionError` (so an :class:`OSError`), like the ones drivers raise when a
+    A `ConnectionError` (so an `OSError`), like the ones drivers raise when a
     server goes away.
     """
 
@@ -408,7 +409,7 @@ class FaultInjector:
         operations: Collection[str] | None = None,
     ) -> None:
         """Make the next backend operations fail with ``error`` (default
-        :class:`InjectedFault`), ``times`` times (``None``: until :meth:`clear`), only for
+        `InjectedFault`), ``times`` times (``None``: until `clear`), only for
         ``operations`` when given."""
         self._error = error if error is not None else _DEFAULT
         self._remaining = -1 if times is None else times

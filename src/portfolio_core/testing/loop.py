@@ -2,7 +2,7 @@
 
 See docs/decisions on the kit's event loop. The kit never relies on pytest-asyncio: every
 ``async def`` contract test is turned into a plain function that runs its coroutine on a
-:class:`LoopRunner`, so pytest-asyncio (in any mode) sees a synchronous test and leaves it
+`LoopRunner`, so pytest-asyncio (in any mode) sees a synchronous test and leaves it
 alone, and a third party needs no async plugin at all.
 """
 

@@ -1,8 +1,8 @@
 """Helpers for hypothesis state machines that drive an adapter beside a reference model.
 
-Write the machine as a subclass of :class:`AdapterMachine`; it receives a fresh adapter from
+Write the machine as a subclass of `AdapterMachine`; it receives a fresh adapter from
 the author's factory (with ``clock=`` when the factory accepts it), a private event loop and
-a :class:`~portfolio_core.testing.clock.FakeClock`. Rules call ``self.run(coro)`` for async
+a `FakeClock`. Rules call ``self.run(coro)`` for async
 adapters and compare with a pure model kept on ``self``::
 
     class CacheMachine(AdapterMachine[Cache]):
@@ -19,7 +19,7 @@ adapters and compare with a pure model kept on ``self``::
         def get(self, key):
             assert self.run(self.adapter.get(key)) == self.model.get(key)
 
-A suite test runs it with :func:`run_machine` (it honours ``--kit-max-examples`` and
+A suite test runs it with `run_machine` (it honours ``--kit-max-examples`` and
 ``--kit-steps`` through the ``kit_settings`` fixture). Hypothesis is imported here, so this
 module is only loaded by suites that use it.
 """
@@ -48,10 +48,10 @@ class AdapterMachine(RuleBasedStateMachine, Generic[A]):
 
     Attributes:
         adapter: made by the factory inside ``runner``'s loop, started, closed in teardown.
-        clock: the :class:`FakeClock` passed to the factory.
+        clock: the `FakeClock` passed to the factory.
         controls_time: whether the factory accepted ``clock=`` (gate time rules on it with
             ``@precondition(lambda self: self.controls_time)``).
-        runner: the machine's :class:`LoopRunner`.
+        runner: the machine's `LoopRunner`.
     """
 
     def __init__(self, factory: Callable[..., Any], *, timeout: float = 60.0) -> None:

@@ -1,7 +1,7 @@
 """The conformance kit's pytest plugin (``pytest11`` entry point ``portfolio_core.testing.plugin``).
 
 Loaded automatically wherever portfolio-core and pytest are installed, it does nothing to a
-test run that uses no :class:`~portfolio_core.testing.ContractSuite`: it registers its markers,
+test run that uses no `ContractSuite`: it registers its markers,
 its command-line options and a few ``kit_*`` fixtures, and its hooks return at once for other
 tests. For contract suites it:
 
@@ -111,7 +111,28 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+#: pytest-asyncio's setting that warns when unset; the kit's own tests run on its loop runner
+_LOOP_SCOPE = "asyncio_default_fixture_loop_scope"
+
+
+def _default_loop_scope(config: pytest.Config) -> None:
+    """Give pytest-asyncio's fixture loop scope its coming default (``function``) when the
+    project did not choose one, so that a third-party suite that only subclasses the kit's
+    suites runs without a configuration file and without a deprecation warning. A value
+    the project sets (in its configuration or with ``-o``) is kept."""
+    try:
+        if config.getini(_LOOP_SCOPE):
+            return
+    except ValueError:  # pytest-asyncio is not installed: nothing to default
+        return
+    # getini caches what it read; pytest-asyncio reads the value in its own pytest_configure,
+    # which runs after this one (tryfirst)
+    config._inicache[_LOOP_SCOPE] = "function"
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
+    _default_loop_scope(config)
     for line in MARKERS:
         config.addinivalue_line("markers", line)
     defaults = KitSettings()
@@ -126,7 +147,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def kit_session(config: pytest.Config) -> KitSession:
-    """The :class:`KitSession` of a run (empty when the plugin is not configured)."""
+    """The `KitSession` of a run (empty when the plugin is not configured)."""
     return config.stash.get(_SESSION, KitSession())
 
 
@@ -135,7 +156,7 @@ def kit_session(config: pytest.Config) -> KitSession:
 
 @pytest.fixture
 def kit_runner(request: pytest.FixtureRequest) -> Iterator[LoopRunner]:
-    """The test's private event loop (see :class:`~portfolio_core.testing.loop.LoopRunner`)."""
+    """The test's private event loop (see `LoopRunner`)."""
     settings = request.config.stash.get(_SETTINGS, KitSettings())
     runner = LoopRunner(timeout=settings.timeout)
     try:
@@ -146,25 +167,25 @@ def kit_runner(request: pytest.FixtureRequest) -> Iterator[LoopRunner]:
 
 @pytest.fixture
 def kit_clock() -> FakeClock:
-    """A fresh :class:`FakeClock` for the test."""
+    """A fresh `FakeClock` for the test."""
     return FakeClock()
 
 
 @pytest.fixture
 def kit_wall_clock() -> FakeWallClock:
-    """A fresh :class:`FakeWallClock` (starting at the real current time) for the test."""
+    """A fresh `FakeWallClock` (starting at the real current time) for the test."""
     return FakeWallClock()
 
 
 @pytest.fixture
 def kit_faults() -> FaultInjector:
-    """A fresh, unarmed :class:`FaultInjector` for the test."""
+    """A fresh, unarmed `FaultInjector` for the test."""
     return FaultInjector()
 
 
 @pytest.fixture
 def kit_settings(request: pytest.FixtureRequest) -> KitSettings:
-    """The run's :class:`KitSettings` (hypothesis budget, timeout)."""
+    """The run's `KitSettings` (hypothesis budget, timeout)."""
     return request.config.stash.get(_SETTINGS, KitSettings())
 
 
@@ -190,7 +211,7 @@ def tamper_problems(cls: type) -> list[str]:
 
     A contract test (a ``@clause`` test of a kit contract class) must reach the collected
     class unchanged, or be replaced by a copy marked ``xfail(strict=True, reason=...)``
-    (:func:`~portfolio_core.testing.expected_failure` makes one).
+    (`expected_failure` makes one).
     """
     reference: dict[str, tuple[type, Any]] = {}
     for base in reversed(cls.__mro__):
@@ -267,7 +288,10 @@ def _name_clause_in(report: pytest.TestReport, clause_id: str, text: str) -> Non
         return
     crash = getattr(longrepr, "reprcrash", None)
     if crash is not None and not str(crash.message).startswith(prefix):
-        crash.message = prefix + str(crash.message)
+        message = str(crash.message)
+        if message.strip().rstrip(":") == "AssertionError" and text:
+            message = f"AssertionError: {text}"  # a bare assert says nothing: say the clause
+        crash.message = prefix + message
     addsection = getattr(longrepr, "addsection", None)
     if callable(addsection):
         addsection("contract clause broken", f"{clause_id}: {text}" if text else clause_id)
@@ -290,7 +314,7 @@ def _detail(report: pytest.TestReport) -> str:
 
 
 class _Recorder:
-    """Collects clause outcomes into the session's :class:`KitSession` (one per config)."""
+    """Collects clause outcomes into the session's `KitSession` (one per config)."""
 
     def __init__(self, session: KitSession) -> None:
         self.session = session

@@ -51,16 +51,16 @@ class ContractSuite(Generic[A]):
             closed after the test. Tests marked with ``requires``/``requires_absent`` are
             skipped here, with the reason, when the declaration does not fit.
         new_adapter: an async function returning one more fresh adapter (closed afterwards).
-        clock: the :class:`FakeClock` passed as ``clock=`` to the factory; skips the test when
+        clock: the `FakeClock` passed as ``clock=`` to the factory; skips the test when
             the factory does not accept ``clock``.
-        wall_clock: the :class:`FakeWallClock` passed as ``wall_clock=`` (a ``time.time``
+        wall_clock: the `FakeWallClock` passed as ``wall_clock=`` (a ``time.time``
             that starts now and may be set back); skips when the factory does not accept it.
-        faults: the :class:`~portfolio_core.testing.faults.FaultInjector` passed as
+        faults: the `FaultInjector` passed as
             ``faults=`` to the factory; skips the test when the factory does not accept it.
-        kit_runner: the test's :class:`LoopRunner`.
+        kit_runner: the test's `LoopRunner`.
 
     Hooks a stateful port suite overrides to get the hygiene checks of fresh and
-    independent instances: :meth:`put_probe` and :meth:`has_probe`.
+    independent instances: `put_probe` and `has_probe`.
     """
 
     port_key: ClassVar[str] = ""
@@ -182,14 +182,14 @@ class ContractSuite(Generic[A]):
     def put_probe(self, adapter: A) -> Any:
         """Store something observable in ``adapter`` and return a handle to look for it.
 
-        Stateful port suites override this and :meth:`has_probe` (either may be ``async``).
+        Stateful port suites override this and `has_probe` (either may be ``async``).
         A suite that overrides neither is for a stateless port: the independence check is
         skipped, and these defaults store and see nothing.
         """
         return None
 
     def has_probe(self, adapter: A, probe: Any) -> Any:
-        """Whether ``adapter`` sees what :meth:`put_probe` stored (may be ``async``)."""
+        """Whether ``adapter`` sees what `put_probe` stored (may be ``async``)."""
         return False
 
     # -- hygiene: the factory and the declaration ----------------------------------------------

@@ -1,14 +1,14 @@
 """The wire format shared by the portal (server) and the remote adapters (clients).
 
-* :func:`methods_of` describes every method of an async port as it crosses the wire (call,
+* `methods_of` describes every method of an async port as it crosses the wire (call,
   iterate, subscribe, or local), read once from the protocol;
-* :func:`encoder_for`, :func:`dumps`, :func:`loads`, :func:`arguments_validator` and
-  :func:`result_validator` turn arguments and results into JSON and back, by declared type;
-* :func:`problem_for` and :func:`error_from_problem` carry port errors as RFC 9457 problem
+* `encoder_for`, `dumps`, `loads`, `arguments_validator` and
+  `result_validator` turn arguments and results into JSON and back, by declared type;
+* `problem_for` and `error_from_problem` carry port errors as RFC 9457 problem
   details that come back as the same exception classes;
 * the HTTP paths, header names and JSON-RPC method names below are the protocol's constants.
 
-It imports :mod:`portfolio_core.ports` (and pydantic) and nothing above them, so that both
+It imports `portfolio_core.ports` (and pydantic) and nothing above them, so that both
 the portal and the ``remote`` adapters may use it. See docs/portal/wire.md.
 """
 
@@ -84,7 +84,7 @@ describes an entry; ``GET {API_PREFIX}`` lists the entries the caller may see.""
 WS_PATH = "/v1/ws"
 """The WebSocket endpoint speaking JSON-RPC 2.0."""
 TENANT_HEADER = "x-portfolio-tenant"
-"""The header carrying the caller's current tenant (JSON from :func:`encode_tenant`)."""
+"""The header carrying the caller's current tenant (JSON from `encode_tenant`)."""
 JSONL_MEDIA_TYPE = "application/jsonl"
 """Items of an ``ITERATE`` method over HTTP: one JSON document per line."""
 TENANT_PARAM = "@tenant"

@@ -5,7 +5,7 @@ The caller encodes each argument by its declared type and refuses, before anythi
 what JSON cannot carry faithfully: values that are not JSON (tuples, sets, bytes, non-string
 keys, NaN and infinities where the port says "JSON value"), strings that are not Unicode text
 (lone surrogates) and objects of the wrong type. The refusal is the port's
-:class:`~portfolio_core.ports.errors.InvalidInputError`, naming the argument or the value
+[InvalidInputError][portfolio_core.ports.errors.InvalidInputError], naming the argument or the value
 object's field at fault, as a local adapter would. Everything else is checked by the server,
 which validates each request with a pydantic ``TypeAdapter`` built once per method.
 """
@@ -102,7 +102,7 @@ def check_json(value: Any, field: str, depth: int = 0) -> Any:
 
 
 def _plain_copy(value: Any, field: str, depth: int = 0) -> Any:
-    """Like :func:`check_json` but accepting any Mapping and copying to plain dicts."""
+    """Like `check_json` but accepting any Mapping and copying to plain dicts."""
     if isinstance(value, Mapping) or type(value) is list:
         depth += 1
         if depth > MAX_VALUE_DEPTH:

@@ -1,9 +1,9 @@
 """Arguments whose values JSON cannot carry as they are, and how they cross the wire.
 
-A :class:`WireForm` gives such an argument a JSON shape: the caller encodes the port's value
+A `WireForm` gives such an argument a JSON shape: the caller encodes the port's value
 into it (refusing what cannot be sent, naming the field at fault), the server validates the
 shape like any argument and decodes it back into the port's value before the adapter is
-called. Forms are listed per ``(port, method, argument)`` in :data:`FORMS`.
+called. Forms are listed per ``(port, method, argument)`` in `FORMS`.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class WireForm:
 
 class WireChange(TypedDict, total=False):
     """One key of a ConfigStore batch on the wire: ``{"value": v}`` sets the key,
-    ``{"delete": true}`` removes it (the port's :data:`DELETE`)."""
+    ``{"delete": true}`` removes it (the port's `DELETE`)."""
 
     value: Any
     delete: Literal[True]

@@ -1,6 +1,6 @@
 """What each async port's methods are on the wire, read once from the protocols.
 
-Every member of an async port protocol is classified by :func:`methods_of`:
+Every member of an async port protocol is classified by `methods_of`:
 
 * ``CALL``: a coroutine whose arguments and result can be written as JSON: one request, one
   response;

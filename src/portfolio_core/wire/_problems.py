@@ -1,9 +1,10 @@
 """Port errors as RFC 9457 problem details, and back.
 
-Each class of :mod:`portfolio_core.ports.errors` has a stable problem ``type`` URI
+Each class of [portfolio_core.ports.errors][portfolio_core.ports.errors] has a stable problem
+``type`` URI
 (``urn:portfolio-core:problem:<slug>``), an HTTP status and the fields it carries
-(``retry_after``, ``expected``/``actual``, ``field``, ...). :func:`problem_for` writes an error
-as a problem object; :func:`error_from_problem` rebuilds an instance of the same class with the
+(``retry_after``, ``expected``/``actual``, ``field``, ...). `problem_for` writes an error
+as a problem object; `error_from_problem` rebuilds an instance of the same class with the
 same fields. A subclass that is not in the table (an adapter's own) travels as its nearest
 listed base class. Nothing but the error's message and its declared fields is written: no
 traceback, no cause, no internal detail.

@@ -1,7 +1,7 @@
 """The worker runtime: handlers by task name, the worker loop and periodic jobs.
 
 ``portfolio-core worker MANIFEST --queue NAME --concurrency N`` wires the manifest, takes its
-JobQueue and runs :class:`Worker` until SIGTERM; see docs/worker.md.
+JobQueue and runs `Worker` until SIGTERM; see docs/worker.md.
 """
 
 from __future__ import annotations

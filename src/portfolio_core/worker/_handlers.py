@@ -113,5 +113,5 @@ class Handlers:
 
 
 default_handlers = Handlers()
-#: ``@task("send_email")`` registers in :data:`default_handlers`, which the worker command uses
+#: ``@task("send_email")`` registers in `default_handlers`, which the worker command uses
 task = default_handlers.task

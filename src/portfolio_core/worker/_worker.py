@@ -69,7 +69,7 @@ class Worker:
         * Leases are extended every ``lease / 3`` seconds while a handler runs; a job whose
           lease was taken back anyway (the worker stalled) has its handler cancelled and is
           not completed by this worker.
-        * :meth:`stop` (SIGTERM in the command) stops reserving, lets running handlers finish
+        * `stop` (SIGTERM in the command) stops reserving, lets running handlers finish
           for up to ``grace`` seconds, then cancels the rest and releases their jobs (given
           back unrun, attempt uncounted). A worker killed outright loses nothing either: its
           jobs run again when their leases expire.
@@ -123,7 +123,7 @@ class Worker:
         return self._stop.is_set()
 
     async def run(self) -> WorkerStats:
-        """Work until :meth:`stop`; returns the stats."""
+        """Work until `stop`; returns the stats."""
         helpers = [asyncio.ensure_future(self._heartbeat())]
         if self.periodic:
             schedule = CronSchedule(self.queue, self.periodic, clock=self._clock)
@@ -293,7 +293,7 @@ class Worker:
 
 
 def periodic_from(entries: list[dict[str, Any]], default_queue: str) -> list[Periodic]:
-    """``worker.periodic`` manifest entries as :class:`Periodic` values."""
+    """``worker.periodic`` manifest entries as `Periodic` values."""
     return [
         Periodic(
             task=str(e["task"]),

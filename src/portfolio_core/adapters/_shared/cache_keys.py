@@ -2,50 +2,19 @@
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from typing import Any
 
-from portfolio_core.ports.cache import MAX_KEY_LENGTH
 from portfolio_core.ports.errors import InvalidInputError
 from portfolio_core.ports.tenant import require_tenant
+from portfolio_core.ports.validation import check_cache_key as check_key
+from portfolio_core.ports.validation import check_ttl
 
 __all__ = ["DEFAULT_TTL_KEY", "check_key", "check_namespace", "check_ttl", "scope", "tenant_ttl"]
 
 DEFAULT_TTL_KEY = "cache.default_ttl"
 _NAMESPACE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-
-
-def check_key(key: Any) -> str:
-    if type(key) is not str or not key or len(key) > MAX_KEY_LENGTH:
-        raise InvalidInputError(
-            f"cache keys are non-empty strings of at most {MAX_KEY_LENGTH} characters; "
-            f"got {type(key).__name__} of length {len(key) if isinstance(key, str) else '-'}",
-            field="key",
-        )
-    if "\x00" in key:
-        raise InvalidInputError("cache keys cannot contain the NUL character U+0000", field="key")
-    if not key.isascii():
-        try:
-            key.encode()
-        except UnicodeEncodeError:
-            raise InvalidInputError(
-                "cache keys must be Unicode text; this one holds a lone surrogate", field="key"
-            ) from None
-    return key
-
-
-def check_ttl(ttl: Any) -> float | None:
-    if ttl is None:
-        return None
-    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not math.isfinite(ttl):
-        raise InvalidInputError(
-            f"ttl must be a positive number of seconds, got {ttl!r}", field="ttl"
-        )
-    if ttl <= 0:
-        raise InvalidInputError(f"ttl must be positive, got {ttl!r}", field="ttl")
-    return float(ttl)
 
 
 def check_namespace(namespace: str) -> str:

@@ -1,10 +1,10 @@
 """What every ConfigStore adapter shares: validation, schemas, the versioned log index and
-the port's behaviour over it (:class:`LogConfigStore`).
+the port's behaviour over it (`LogConfigStore`).
 
-Every adapter keeps the whole log of change sets in memory (:class:`ConfigLog`: a local
+Every adapter keeps the whole log of change sets in memory (`ConfigLog`: a local
 mirror for the server-backed adapters) and answers reads, history, rollbacks and watches
 from it; what differs is only where a change set is committed and how news of other
-writers' commits arrives (the three hooks of :class:`LogConfigStore`). A configuration
+writers' commits arrives (the three hooks of `LogConfigStore`). A configuration
 store holds few keys and few versions, so the mirror is small.
 """
 
@@ -84,7 +84,7 @@ def encode_set(stored: StoredSet) -> str:
 
 
 def decode_set(text: str | bytes) -> StoredSet:
-    """The stored version written by :func:`encode_set`; raises ValueError (or KeyError,
+    """The stored version written by `encode_set`; raises ValueError (or KeyError,
     TypeError) for anything else."""
     raw = json.loads(text)
     changes = tuple((str(k), None if t is None else str(t)) for k, t in raw["c"])
@@ -386,9 +386,9 @@ class Notifier:
 
 
 class LogConfigStore(ABC):
-    """The ConfigStore port over a :class:`ConfigLog`; subclasses say where versions are
-    committed (:meth:`_commit`), how the log catches up with other writers (:meth:`_sync`)
-    and how a watcher waits for news (:meth:`_wait`)."""
+    """The ConfigStore port over a `ConfigLog`; subclasses say where versions are
+    committed (`_commit`), how the log catches up with other writers (`_sync`)
+    and how a watcher waits for news (`_wait`)."""
 
     #: whether ``self._log`` is always current (no other writer): reads need no sync
     _local = True

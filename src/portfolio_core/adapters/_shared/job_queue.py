@@ -39,7 +39,7 @@ _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """A validated :class:`NewJob`: its payload as JSON text and its absolute ``run_at``."""
+    """A validated `NewJob`: its payload as JSON text and its absolute ``run_at``."""
 
     task: str
     payload_json: str

@@ -1,18 +1,18 @@
 """One encoding of tenant ids, namespaces and keys into file and folder names.
 
-Every file adapter derives names through :func:`file_name`, so that two different ids never
+Every file adapter derives names through `file_name`, so that two different ids never
 share a file or folder, on any file system this library supports:
 
 * lowercase ASCII letters, digits, ``-`` and ``_`` stand for themselves;
 * every other character -- upper case letters included, and ``.``, ``/``, ``\\``, ``:``,
   ``%``, ``~`` -- is written as the ``%XX`` escapes (upper-case hex) of its UTF-8 bytes, a
   fixed-width code that cannot be read two ways (unlike one escape per code point);
-* a name whose encoding would exceed :data:`MAX_NAME` characters keeps a readable prefix
+* a name whose encoding would exceed `MAX_NAME` characters keeps a readable prefix
   followed by ``~`` and the SHA-256 of the id (``~`` never appears in the short form).
 
 The result is injective even when the file system ignores case (upper-case letters are
 escaped and the only letters a short name holds besides escapes are lowercase), never ``.``
-or ``..``, never hidden (no leading dot), and at most :data:`MAX_NAME` characters. Empty
+or ``..``, never hidden (no leading dot), and at most `MAX_NAME` characters. Empty
 names and names that are not Unicode text (lone surrogates) are refused.
 """
 
@@ -46,7 +46,7 @@ def file_name(name: str, *, what: str = "name") -> str:
 
 
 def name_of(encoded: str) -> str | None:
-    """The id a short :func:`file_name` stands for; ``None`` for a hashed (long) name or a
+    """The id a short `file_name` stands for; ``None`` for a hashed (long) name or a
     name this encoding does not produce."""
     if "~" in encoded:
         return None

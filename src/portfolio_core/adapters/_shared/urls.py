@@ -2,8 +2,8 @@
 
 A password holding ``/``, ``?``, ``#`` or ``@`` that is not percent-encoded makes a URL
 parser split it in the wrong place, and its error then quotes a piece of the password as a
-host or a port. :func:`check_url` refuses such URLs up front with a message that shows none
-of the URL; :func:`display_url` is what reprs and messages may show of a URL.
+host or a port. `check_url` refuses such URLs up front with a message that shows none
+of the URL; `display_url` is what reprs and messages may show of a URL.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 An entry file is a line ``PCCACHE1 <crc32 of the rest, 8 hex digits>``, a JSON header line
 (the key and its expiry) and the encoded value. A file that fails that checksum raises
-:class:`~portfolio_core.ports.CorruptDataError` naming it -- never a miss, never deleted --
+[CorruptDataError][portfolio_core.ports.CorruptDataError] naming it -- never a miss, never deleted
+--
 until ``portfolio-core recover DIRECTORY`` moves it aside. Files written before checksums
 (starting with ``{``) are still read, unverified.
 """
@@ -121,7 +122,7 @@ class FileCache:
     go to a temporary file in the same folder, are flushed to disk and renamed over the old
     file, so a reader (in any process of this machine) sees the old item or the new one,
     never a torn one. Expiry is wall-clock time by default (``clock=time.time``) so it
-    survives restarts; expired files are ignored on read and removed by :meth:`sweep`,
+    survives restarts; expired files are ignored on read and removed by `sweep`,
     as are temporary files of writes interrupted more than ``stale_write_after`` seconds
     ago. Files the cache did not write are ignored. File I/O runs in a worker thread, never
     on the event loop.
@@ -169,7 +170,7 @@ class FileCache:
         return f"FileCache(directory={str(self.directory)!r}, namespace={self.namespace!r})"
 
     async def ping(self) -> None:
-        """Raise :class:`UnavailableError` unless the namespace folder can be written."""
+        """Raise `UnavailableError` unless the namespace folder can be written."""
 
         def probe() -> None:
             folder = self._base

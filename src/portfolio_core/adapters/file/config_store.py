@@ -13,10 +13,11 @@ verified, by the event log's rule:
   much);
 * any other damage (a bad checksum in the middle or in a complete last record, a record
   whose version does not follow the one before) is never "repaired" by deleting data:
-  opening raises :class:`~portfolio_core.ports.CorruptDataError` naming the byte offset and
+  opening raises [CorruptDataError][portfolio_core.ports.CorruptDataError] naming the byte offset
+  and
   the ordinal of the first damaged record, and the file is left exactly as it was.
   ``portfolio-core recover PATH`` (see
-  :func:`portfolio_core.adapters.file.recovery.salvage_config_log`) then writes a new log
+  `portfolio_core.adapters.file.recovery.salvage_config_log`) then writes a new log
   with every record it can verify.
 
 Every version is kept in memory too, so reads never touch the disk. An apply is
@@ -69,7 +70,7 @@ _DECODE_ERRORS = (ValueError, KeyError, TypeError, IndexError)
 
 
 class FileConfigStoreConfig(BaseModel):
-    """Configuration of :class:`FileConfigStore` (``file`` in a manifest)."""
+    """Configuration of `FileConfigStore` (``file`` in a manifest)."""
 
     model_config = ConfigDict(extra="forbid")
 

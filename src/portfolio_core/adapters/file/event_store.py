@@ -12,9 +12,10 @@ On open the log is scanned and every record's length and checksum verified:
   much);
 * any other damage (a bad checksum in the middle or in a complete last record, a record that
   does not continue the log) is never "repaired" by deleting data: opening raises
-  :class:`~portfolio_core.ports.CorruptDataError` naming the byte offset and the ordinal of
+  [CorruptDataError][portfolio_core.ports.CorruptDataError] naming the byte offset and the ordinal
+  of
   the first damaged record, and the file is left exactly as it was. ``portfolio-core recover
-  PATH`` (see :func:`portfolio_core.adapters.file.recovery.salvage_event_log`) then writes a
+  PATH`` (see `portfolio_core.adapters.file.recovery.salvage_event_log`) then writes a
   new log with every record it can verify, keeping the damaged one.
 
 The in-memory index (streams, ids, positions, and the encoded events themselves) is rebuilt
@@ -88,7 +89,7 @@ FsyncPolicy = Literal["always", "interval", "never"]
 
 
 class FileEventStoreConfig(BaseModel):
-    """Configuration of :class:`FileEventStore` (``file`` in a manifest)."""
+    """Configuration of `FileEventStore` (``file`` in a manifest)."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -1,14 +1,15 @@
 """Salvaging damaged files of the file adapters, without ever deleting what was damaged.
 
-The file adapters refuse to serve damaged data (:class:`~portfolio_core.ports.CorruptDataError`)
+The file adapters refuse to serve damaged data
+([CorruptDataError][portfolio_core.ports.CorruptDataError])
 and leave it where it is. These functions are the explicit, operator-run next step (the
 ``portfolio-core recover`` command calls them):
 
-* :func:`salvage_event_log` copies every record of an event log that it can verify into a
+* `salvage_event_log` copies every record of an event log that it can verify into a
   *new* log and reports the byte ranges it could not read; the damaged file is not changed.
-* :func:`salvage_config_log` does the same for a config store's log (renumbering the versions
+* `salvage_config_log` does the same for a config store's log (renumbering the versions
   after a lost one, so that the new log counts 1, 2, 3, ... again);
-* :func:`salvage_file_cache` moves every cache entry that fails its checksum out of the way
+* `salvage_file_cache` moves every cache entry that fails its checksum out of the way
   (into a ``.damaged`` folder beside the entries, under the same name) so that the cache can
   serve the intact ones again; nothing is deleted.
 """
@@ -48,7 +49,7 @@ __all__ = [
 
 @dataclass
 class LogSalvage:
-    """What :func:`salvage_event_log` did.
+    """What `salvage_event_log` did.
 
     Attributes:
         source: the damaged log (unchanged).
@@ -157,7 +158,7 @@ def salvage_event_log(source: str | os.PathLike[str], target: str | os.PathLike[
 
 @dataclass
 class ConfigLogSalvage:
-    """What :func:`salvage_config_log` did.
+    """What `salvage_config_log` did.
 
     Attributes:
         source: the damaged log (unchanged).
@@ -259,7 +260,7 @@ def _write_new(dst: Path, content: bytes) -> None:
 
 @dataclass
 class CacheSalvage:
-    """What :func:`salvage_file_cache` did: entries checked, and the damaged ones moved
+    """What `salvage_file_cache` did: entries checked, and the damaged ones moved
     (``(from, to)`` paths)."""
 
     directory: Path
@@ -268,7 +269,7 @@ class CacheSalvage:
 
 
 def salvage_file_cache(directory: str | os.PathLike[str]) -> CacheSalvage:
-    """Check every entry under a :class:`~portfolio_core.adapters.file.cache.FileCache`
+    """Check every entry under a `FileCache`
     directory (all namespaces and tenants) and move each damaged one into the ``.damaged``
     folder beside it, keeping its name; intact and expired entries are left alone."""
     root = Path(directory)

@@ -36,7 +36,7 @@ __all__ = ["FileSnapshotStore", "FileSnapshotStoreConfig"]
 
 
 class FileSnapshotStoreConfig(BaseModel):
-    """Configuration of :class:`FileSnapshotStore` (``file`` in a manifest)."""
+    """Configuration of `FileSnapshotStore` (``file`` in a manifest)."""
 
     model_config = ConfigDict(extra="forbid")
 

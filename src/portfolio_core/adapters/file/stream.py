@@ -50,7 +50,7 @@ _TENANTS = "_tenants"
 
 
 class JsonlStreamConfig(BaseModel):
-    """Configuration of :class:`JsonlStream`."""
+    """Configuration of `JsonlStream`."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -3,23 +3,23 @@
 Works with servers that implement ``POST {base_url}/chat/completions`` (vLLM, llama.cpp
 server, Ollama, LM Studio, hosted APIs). Streaming uses server-sent events with
 ``stream_options.include_usage``; when a server reports no usage, the adapter falls back
-to :func:`~portfolio_core.ports.estimate_tokens` so ``usage`` is always set. Streamed
+to [estimate_tokens][portfolio_core.ports.estimate_tokens] so ``usage`` is always set. Streamed
 chunks carry text only: tool-call deltas in a stream are not assembled (use ``complete``
 for tool calling).
 
-Errors are translated: 429 -> :class:`RateLimitedError` (``retry_after`` from the
+Errors are translated: 429 -> `RateLimitedError` (``retry_after`` from the
 ``Retry-After`` header, seconds or HTTP date), 408 and client timeouts ->
-:class:`PortTimeoutError`, 5xx and connection failures -> :class:`UnavailableError`, other
-4xx -> :class:`InvalidInputError`.
+`PortTimeoutError`, 5xx and connection failures -> `UnavailableError`, other
+4xx -> `InvalidInputError`.
 
 The server is not trusted:
 
 * every call has a total deadline -- ``timeout`` seconds for ``complete`` and ``ping``,
   ``stream_timeout`` for a whole ``stream`` -- however slowly the server trickles bytes
-  (:class:`PortTimeoutError`);
+  (`PortTimeoutError`);
 * a response is validated (pydantic) before it is read; a body of the wrong shape, an
   invalid stream event, a body or stream larger than ``max_response_bytes``, and a stream
-  that ends before ``[DONE]`` or a ``finish_reason`` all raise :class:`UnavailableError`
+  that ends before ``[DONE]`` or a ``finish_reason`` all raise `UnavailableError`
   (a provider failure, so a router falls back to its next provider) -- a cut stream is
   never returned as complete;
 * the API key and the values of configured headers are secrets: they are sent only in
@@ -68,7 +68,7 @@ _FRAGMENT = 8  # a piece of a secret this long is scrubbed too
 
 
 class OpenAICompatibleLLMConfig(BaseModel):
-    """Manifest config of :class:`OpenAICompatibleLLM`."""
+    """Manifest config of `OpenAICompatibleLLM`."""
 
     model_config = ConfigDict(extra="forbid")
 

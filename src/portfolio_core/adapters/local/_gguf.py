@@ -1,10 +1,10 @@
 """Reading Llama-family GGUF files for the local backends (private; needs the ``llm`` extra).
 
-:func:`open_gguf` checks a file before anything is dequantized: its architecture must be
-one of :data:`ARCHITECTURES` and every tensor one of :data:`TENSOR_TYPES`; anything else is
-an :class:`~portfolio_core.ports.errors.InvalidInputError` naming what is not supported.
+`open_gguf` checks a file before anything is dequantized: its architecture must be
+one of `ARCHITECTURES` and every tensor one of `TENSOR_TYPES`; anything else is
+an [InvalidInputError][portfolio_core.ports.errors.InvalidInputError] naming what is not supported.
 Tensors are dequantized to float32 by the ``gguf`` package, one at a time, on request; the
-header is parsed here (see :class:`_Header`).
+header is parsed here (see `_Header`).
 
 A weights source is a file path or a package resource, ``package:<package>/<file>``: the
 package is located without being imported (a model package's ``__init__`` may import things

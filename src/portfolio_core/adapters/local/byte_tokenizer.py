@@ -20,7 +20,7 @@ _N_BYTES = 256
 
 
 class ByteTokenizerConfig(BaseModel):
-    """Configuration of :class:`ByteTokenizer`."""
+    """Configuration of `ByteTokenizer`."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -1,6 +1,6 @@
 """Incremental detokenization: text out as tokens arrive, never half a character.
 
-Works over any :class:`~portfolio_core.ports.Tokenizer`. Decoding a growing window of ids
+Works over any [Tokenizer][portfolio_core.ports.Tokenizer]. Decoding a growing window of ids
 and emitting only the new suffix handles both byte-level vocabularies (one UTF-8 character
 split over several byte tokens) and tokenizers whose decoding of a token depends on its
 left context (leading-space markers).

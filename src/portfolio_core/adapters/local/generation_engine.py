@@ -40,7 +40,7 @@ __all__ = [
 
 
 class LocalGenerationEngineConfig(BaseModel):
-    """Sizing and scheduling knobs of :class:`LocalGenerationEngine`."""
+    """Sizing and scheduling knobs of `LocalGenerationEngine`."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -99,7 +99,7 @@ class _Request:
 
 
 class LocalGenerationEngine:
-    """A GenerationEngine over a :class:`~portfolio_core.ports.PagedModelBackend`.
+    """A GenerationEngine over a [PagedModelBackend][portfolio_core.ports.PagedModelBackend].
 
     ``LocalGenerationEngine(backend, tokenizer, num_blocks=256)``. Single threaded: call
     ``submit``/``step``/``abort`` from one thread. Guarantees beyond the port:
@@ -358,7 +358,7 @@ class LocalGenerationEngine:
 
     def output_tokens(self, uid: str) -> tuple[int, ...]:
         """Tokens generated so far by an unfinished request (for streaming: feed the new
-        ones to a :class:`~portfolio_core.adapters.local.detokenizer.StreamingDetokenizer`
+        ones to a `StreamingDetokenizer`
         after each ``step``). NotFoundError once the request has finished or is unknown."""
         req = self._requests.get(uid)
         if req is None:

@@ -2,9 +2,9 @@
 
 Needs the ``llm`` extra. Nothing is downloaded: build the tokenizer in memory (train one, as
 the tests do), load a ``tokenizer.json`` from disk, or build it from the vocabulary, merges
-and special tokens stored in a GGUF model file (:meth:`HuggingFaceTokenizer.from_gguf`;
+and special tokens stored in a GGUF model file (`HuggingFaceTokenizer.from_gguf`;
 byte-level BPE, the GPT-2 family). A GGUF tokenizer also carries the file's chat template,
-rendered by :meth:`HuggingFaceTokenizer.render_chat` with ``jinja2`` in a sandbox, and ends
+rendered by `HuggingFaceTokenizer.render_chat` with ``jinja2`` in a sandbox, and ends
 generations on the file's end-of-sequence and end-of-turn tokens.
 """
 
@@ -34,7 +34,7 @@ _COMMON_BOS = ("<|bos|>", "<s>", "<bos>", "<|begin_of_text|>")
 
 
 class HuggingFaceTokenizerConfig(BaseModel):
-    """Configuration of :class:`HuggingFaceTokenizer`: a ``tokenizer.json`` and its specials.
+    """Configuration of `HuggingFaceTokenizer`: a ``tokenizer.json`` and its specials.
 
     ``path`` may also name a GGUF model file (a ``.gguf`` path or
     ``package:<package>/<file>``): the tokenizer, chat template and stop tokens then come

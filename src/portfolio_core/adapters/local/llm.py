@@ -8,7 +8,7 @@ batching) instead of running one after another. A cancelled call aborts its requ
 
 The adapter should own its engine: generations finished by ``step()`` for requests this
 adapter did not submit are dropped. ``temperature``, ``top_p``, ``top_k`` and ``seed`` are
-passed to the engine as :class:`~portfolio_core.ports.Sampling` (greedy by default).
+passed to the engine as [Sampling][portfolio_core.ports.Sampling] (greedy by default).
 Tool calling is not supported. Streaming is offered when the engine can report the tokens an
 unfinished request has generated so far (an ``output_tokens(uid)`` method, as the local
 engine has; not part of the port): the instance then declares ``LLMCapability.STREAMING``
@@ -64,7 +64,7 @@ def render_chat(messages: Sequence[Message]) -> str:
 
 
 class LocalLLMConfig(BaseModel):
-    """Manifest config of :class:`LocalLLM` (``uses: {engine: ..., tokenizer: ...}``)."""
+    """Manifest config of `LocalLLM` (``uses: {engine: ..., tokenizer: ...}``)."""
 
     model_config = ConfigDict(extra="forbid")
 

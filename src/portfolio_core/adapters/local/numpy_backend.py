@@ -12,10 +12,10 @@ hash come from the file, so KV caches persisted for one file are refused by anot
 GGUF stores the rows of the query and key projections permuted for rotary embeddings on
 adjacent pairs; they are permuted back at load time, so one rotation (on the two halves of
 each head) serves random and real models alike. An unsupported architecture or tensor type
-raises :class:`~portfolio_core.ports.errors.InvalidInputError` naming it.
+raises [InvalidInputError][portfolio_core.ports.errors.InvalidInputError] naming it.
 
 Three attention paths share every other line of the model: full recomputation (no cache,
-:meth:`NumpyModelBackend.reference_logits`), a contiguous per-sequence cache (``generate``)
+`NumpyModelBackend.reference_logits`), a contiguous per-sequence cache (``generate``)
 and the paged block pool (``forward``), so tests can check that all three agree.
 """
 
@@ -94,7 +94,7 @@ class NumpyModelBackend:
     """A small, deterministic transformer: a ``ModelBackend`` and a ``PagedModelBackend``.
 
     ``NumpyModelBackend()`` builds the default model; keyword arguments override any field
-    of :class:`NumpyModelBackendConfig` (``NumpyModelBackend(dtype="float64", seed=3)``).
+    of `NumpyModelBackendConfig` (``NumpyModelBackend(dtype="float64", seed=3)``).
     Instances hold only read-only weights, so one backend may serve several engines; each
     engine owns the KV storage it allocates.
     """

@@ -1,8 +1,8 @@
-"""Deprecated import path: use :mod:`portfolio_core.adapters.local.simulated_backend`.
+"""Deprecated import path: use `portfolio_core.adapters.local.simulated_backend`.
 
 The adapter was renamed ``SimulatedModelBackend`` (config ``SimulatedModelBackendConfig``) so
 that ``ScriptedModelBackend`` names one thing: the test double in
-:mod:`portfolio_core.testing.doubles`. This module keeps the old names as aliases, with a
+`portfolio_core.testing.doubles`. This module keeps the old names as aliases, with a
 ``DeprecationWarning``, and will be removed in a later release. The manifest name
 (``adapter: scripted``) is unchanged.
 """

@@ -31,7 +31,7 @@ _MASK = (1 << 61) - 1
 
 
 class SimulatedModelBackendConfig(BaseModel):
-    """Configuration of :class:`SimulatedModelBackend`."""
+    """Configuration of `SimulatedModelBackend`."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -1,4 +1,4 @@
-"""Deprecated import path: use :mod:`portfolio_core.adapters.orchestration.agent`.
+"""Deprecated import path: use `portfolio_core.adapters.orchestration.agent`.
 
 The agent is orchestration, not in-memory storage; it moved to ``adapters/orchestration/``.
 This module re-exports it with a ``DeprecationWarning`` and will be removed in a later

@@ -174,7 +174,7 @@ class MemoryCache:
     between threads and event loops. ``namespace`` only labels the instance: each instance
     is its own store. Values go through ``codec`` (strict JSON by default). ``faults`` is a
     hook the conformance kit uses to simulate an unreachable backend (see
-    :mod:`portfolio_core.testing.faults`); it is called before every operation touches the
+    `portfolio_core.testing.faults`); it is called before every operation touches the
     store, and what it raises becomes UnavailableError.
     """
 

@@ -2,11 +2,11 @@
 
 Tiers (see docs/adapters/memory/cache_store.md):
 
-* **hot** -- the :class:`~portfolio_core.ports.AgentBlocks` object itself, ready to hand to
+* **hot** -- the [AgentBlocks][portfolio_core.ports.AgentBlocks] object itself, ready to hand to
   an engine;
 * **warm** (optional, ``warm=True``) -- a compressed copy in process memory (pickle protocol
   5, then zlib); its bytes are the compressed size. A hit decompresses it;
-* **cold** (optional) -- a :class:`~portfolio_core.ports.CachePersistence` passed in as
+* **cold** (optional) -- a [CachePersistence][portfolio_core.ports.CachePersistence] passed in as
   ``persistence=`` (e.g. safetensors files). A hit loads the file and deletes it.
 
 Entries move down one tier when evicted (LRU of unpinned entries when a tier is over its
@@ -528,7 +528,7 @@ def _int64_buffer(tokens: Sequence[int]) -> bytes | None:
 
 
 def _matched_raw(stored: bytes, query: bytes, block_size: int) -> int:
-    """:func:`_matched_tokens` of tokens packed as 8 bytes each."""
+    """`_matched_tokens` of tokens packed as 8 bytes each."""
     n = len(stored)
     m = len(query)
     if m >= n:

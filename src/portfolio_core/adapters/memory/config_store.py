@@ -26,7 +26,7 @@ __all__ = ["MemoryConfigStore", "MemoryConfigStoreConfig"]
 
 
 class MemoryConfigStoreConfig(BaseModel):
-    """Configuration of :class:`MemoryConfigStore` (``memory`` in a manifest).
+    """Configuration of `MemoryConfigStore` (``memory`` in a manifest).
 
     ``schemas`` maps key prefixes to ``module:Model`` references (pydantic models)."""
 
@@ -40,7 +40,8 @@ class MemoryConfigStore(LogConfigStore):
     """In-process config store (the executable specification of the ConfigStore port).
 
     ``schemas`` maps key prefixes to validators (pydantic model classes, TypeAdapters,
-    callables or ``module:attribute`` references): see :class:`~portfolio_core.ports.ConfigStore`.
+    callables or ``module:attribute`` references): see
+    [ConfigStore][portfolio_core.ports.ConfigStore].
     """
 
     config_model: ClassVar[type[BaseModel]] = MemoryConfigStoreConfig

@@ -54,7 +54,7 @@ __all__ = ["MemoryEventStore", "MemoryEventStoreConfig"]
 
 
 class MemoryEventStoreConfig(BaseModel):
-    """Configuration of :class:`MemoryEventStore`."""
+    """Configuration of `MemoryEventStore`."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -70,7 +70,7 @@ class MemoryEventStore:
     Construct directly (``MemoryEventStore()``) or from a manifest (``memory``). Subscribers
     are woken in process by every append (``poll_interval`` is only a safety net).
     ``faults`` is the conformance kit's hook for simulating an unreachable backend (see
-    :mod:`portfolio_core.testing.faults`); ``wall_clock`` (``time.time`` by default) stamps
+    `portfolio_core.testing.faults`); ``wall_clock`` (``time.time`` by default) stamps
     ``recorded_at``.
     """
 

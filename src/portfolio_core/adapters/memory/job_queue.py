@@ -45,7 +45,7 @@ _QUEUED = "queued"
 
 
 class MemoryJobQueueConfig(BaseModel):
-    """Configuration of :class:`MemoryJobQueue` (``memory`` in a manifest)."""
+    """Configuration of `MemoryJobQueue` (``memory`` in a manifest)."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -32,7 +32,7 @@ __all__ = ["MemoryProjectionStore", "MemoryProjectionStoreConfig"]
 
 
 class MemoryProjectionStoreConfig(BaseModel):
-    """Configuration of :class:`MemoryProjectionStore` (``memory`` in a manifest)."""
+    """Configuration of `MemoryProjectionStore` (``memory`` in a manifest)."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -1,7 +1,7 @@
-"""Deprecated import path: use :mod:`portfolio_core.adapters.memory.simulated_llm`.
+"""Deprecated import path: use `portfolio_core.adapters.memory.simulated_llm`.
 
 The adapter was renamed ``SimulatedLLM`` (config ``SimulatedLLMConfig``) so that
-``ScriptedLLM`` names one thing: the test double in :mod:`portfolio_core.testing.doubles`.
+``ScriptedLLM`` names one thing: the test double in `portfolio_core.testing.doubles`.
 This module keeps the old names as aliases, with a ``DeprecationWarning``, and will be
 removed in a later release. The manifest name (``adapter: scripted``) is unchanged.
 """

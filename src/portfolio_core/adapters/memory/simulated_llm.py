@@ -40,7 +40,7 @@ Script = Callable[[Sequence[Message]], "str | Completion | Awaitable[str | Compl
 
 
 class ScriptedToolCall(BaseModel):
-    """A tool call the script makes (config form of :class:`~portfolio_core.ports.ToolCall`)."""
+    """A tool call the script makes (config form of [ToolCall][portfolio_core.ports.ToolCall])."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -59,7 +59,7 @@ class ScriptedTurn(BaseModel):
 
 
 class SimulatedLLMConfig(BaseModel):
-    """Manifest config of :class:`SimulatedLLM`."""
+    """Manifest config of `SimulatedLLM`."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -86,10 +86,11 @@ class SimulatedLLMConfig(BaseModel):
 class SimulatedLLM:
     """An LLM whose answers and failures are scripted; see the module docstring.
 
-    Usage is estimated with :func:`~portfolio_core.ports.estimate_tokens` for the input and
+    Usage is estimated with [estimate_tokens][portfolio_core.ports.estimate_tokens] for the input
+    and
     whitespace-separated words (at least one) for the output. Calls are counted from 1 in
-    :attr:`calls`; failed calls count too. :attr:`requests` keeps every conversation seen.
-    ``down = True`` makes every call (and :meth:`ping`) fail with ``fail_with``.
+    `calls`; failed calls count too. `requests` keeps every conversation seen.
+    ``down = True`` makes every call (and `ping`) fail with ``fail_with``.
     """
 
     config_model: ClassVar[type[BaseModel]] = SimulatedLLMConfig

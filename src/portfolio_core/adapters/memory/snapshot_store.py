@@ -24,7 +24,7 @@ __all__ = ["MemorySnapshotStore", "MemorySnapshotStoreConfig"]
 
 
 class MemorySnapshotStoreConfig(BaseModel):
-    """Configuration of :class:`MemorySnapshotStore` (``memory`` in a manifest)."""
+    """Configuration of `MemorySnapshotStore` (``memory`` in a manifest)."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -48,7 +48,7 @@ _RELEASED = float("-inf")
 
 
 class MemoryStreamConfig(BaseModel):
-    """Configuration of :class:`MemoryStream`."""
+    """Configuration of `MemoryStream`."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -12,7 +12,7 @@ argument model and executed; its result, or the problem, goes back to the model 
 Every error result counts against that tool's retry budget (``retries`` per tool, default
 the agent's ``tool_retries``); once spent, the tool is not run again in this run and further
 calls get an error result saying so. After ``max_iterations`` model turns without a final
-answer the run raises :class:`MaxIterationsExceededError` carrying the transcript, or
+answer the run raises `MaxIterationsExceededError` carrying the transcript, or
 returns what the configured final-answer handler makes of the transcript.
 
 Tracing: one ``invoke_agent {name}`` span per run and one ``execute_tool {tool}`` span per
@@ -110,7 +110,7 @@ def tool(
     description: str | None = None,
     retries: int | None = None,
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
-    """Turn a typed function into a :class:`Tool` (usable as ``@tool`` or ``@tool(...)``).
+    """Turn a typed function into a `Tool` (usable as ``@tool`` or ``@tool(...)``).
 
     The argument model is the function's single pydantic-model parameter, or is built from
     its annotated parameters (defaults kept). The description defaults to the docstring.
@@ -149,7 +149,7 @@ def _as_tool(item: Tool | Callable[..., Any]) -> Tool:
 
 
 class MemoryAgentConfig(BaseModel):
-    """Manifest config of :class:`MemoryAgent`; tools are named as ``module:attribute``."""
+    """Manifest config of `MemoryAgent`; tools are named as ``module:attribute``."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -120,7 +120,7 @@ class Step(ABC):
         return problems
 
     async def execute(self, context: Mapping[str, Any], config: Mapping[str, Any]) -> StepResult:
-        """Validate ``context`` (problems give an error result), then :meth:`run` the step."""
+        """Validate ``context`` (problems give an error result), then `run` the step."""
         problems = self.validate_input(context)
         if problems:
             return StepResult.error(f"invalid input for step {self.name!r}: {'; '.join(problems)}")
@@ -133,7 +133,7 @@ class Step(ABC):
 
 class FunctionStep(Step):
     """A step made from a function of its inputs (keyword arguments) returning a dict, a
-    :class:`StepResult`, or a single value when ``output_schema`` has one key."""
+    `StepResult`, or a single value when ``output_schema`` has one key."""
 
     def __init__(
         self,
@@ -212,7 +212,7 @@ class LLMStep(Step):
     ``prompt`` is a ``str.format`` template; its placeholders are the step's required
     inputs. The answer's text is written to ``output``. A port error from the LLM becomes an
     error result. Cacheable by default (meaningful at temperature 0); the prompt, system
-    prompt and token limit are part of the cache key through :attr:`fingerprint`.
+    prompt and token limit are part of the cache key through `fingerprint`.
     """
 
     def __init__(
@@ -330,7 +330,7 @@ class StepSpec(BaseModel):
 
 
 class MemoryPipelineConfig(BaseModel):
-    """Manifest config of :class:`MemoryPipeline`."""
+    """Manifest config of `MemoryPipeline`."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -430,7 +430,7 @@ class MemoryPipeline:
         """Build from a manifest; steps named by ``module:Class`` or registered name.
 
         ``cache`` caches cacheable steps; ``llm`` is handed to steps whose spec lists it in
-        ``uses`` (e.g. :class:`LLMStep`).
+        ``uses`` (e.g. `LLMStep`).
         """
         available: dict[str, object] = {"llm": llm}
         steps: list[PipelineStep] = []

@@ -26,7 +26,7 @@ Completion (``complete``)
     only provider of its group and ``cooldown_single_provider_groups`` is off. The request is
     then retried within the group (never on a provider that already failed it) up to
     ``num_retries`` times, then moves to the next group. A non-retryable error (bad input) is
-    raised at once. When nothing is left, :class:`NoHealthyProviderError` is raised with
+    raised at once. When nothing is left, `NoHealthyProviderError` is raised with
     ``retry_after`` (seconds until the first cooling provider is usable) and the last
     provider error as its cause.
 
@@ -107,7 +107,7 @@ class ProviderSettings(BaseModel):
 
 
 class MemoryRouterConfig(BaseModel):
-    """Manifest config of :class:`MemoryRouter`."""
+    """Manifest config of `MemoryRouter`."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -296,7 +296,8 @@ class MemoryRouter:
     # -- registration ---------------------------------------------------------------------
 
     def add_provider(self, provider: Provider, llm: LLM) -> None:
-        """Synchronous form of :meth:`register_provider` (same rules)."""
+        """Synchronous form of
+        [register_provider][portfolio_core.ports.router.Router.register_provider] (same rules)."""
         existing = self._states.get(provider.name)
         if existing is not None:
             if existing.provider == provider and existing.llm is llm:
@@ -618,7 +619,7 @@ class MemoryRouter:
 
 
 class RoutedLLMConfig(BaseModel):
-    """Manifest config of :class:`RoutedLLM` (``uses: {router: <router entry>}``)."""
+    """Manifest config of `RoutedLLM` (``uses: {router: <router entry>}``)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -629,10 +630,10 @@ class RoutedLLMConfig(BaseModel):
 
 
 class RoutedLLM:
-    """An LLM that routes every call through a Router (see :meth:`MemoryRouter.as_llm`).
+    """An LLM that routes every call through a Router (see `MemoryRouter.as_llm`).
 
     Over any Router, ``complete`` calls ``router.complete`` with this adapter's route options
-    (the call's CompletionOptions as ``completion``). Streaming needs a :class:`MemoryRouter`
+    (the call's CompletionOptions as ``completion``). Streaming needs a `MemoryRouter`
     (it picks the provider and falls back while nothing has been yielded); over another
     router the instance does not declare streaming and ``stream`` raises UnsupportedError.
     In a manifest: ``port: llm``, ``adapter: routed``, ``uses: {router: <entry>}``.

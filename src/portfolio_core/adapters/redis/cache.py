@@ -68,7 +68,7 @@ class RedisCache:
     so this adapter takes no ``clock``. ``get_many`` is one ``MGET``; ``put_many`` is one
     ``MULTI``/``EXEC`` pipeline (all items or none). ``clear``, ``keys`` and ``count`` walk
     the namespace with ``SCAN`` (never ``KEYS``, never ``FLUSHDB``). Connection errors become
-    :class:`UnavailableError`; the URL's password never appears in reprs or errors.
+    `UnavailableError`; the URL's password never appears in reprs or errors.
 
     Opening a connection takes at most ``connect_timeout`` seconds and a reply at most
     ``call_timeout``: past either, UnavailableError (a silent server cannot hang a caller).

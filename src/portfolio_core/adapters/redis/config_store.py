@@ -65,7 +65,7 @@ return {1, version}
 
 
 class RedisConfigStoreConfig(BaseModel):
-    """Configuration of :class:`RedisConfigStore` (``redis`` in a manifest)."""
+    """Configuration of `RedisConfigStore` (``redis`` in a manifest)."""
 
     model_config = ConfigDict(extra="forbid")
 

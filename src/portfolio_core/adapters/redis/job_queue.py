@@ -326,7 +326,7 @@ _HOLDING = frozenset({"queued", "leased", "completed", "dead", "cancelled"})
 
 
 class RedisJobQueueConfig(BaseModel):
-    """Configuration of :class:`RedisJobQueue` (``redis`` in a manifest)."""
+    """Configuration of `RedisJobQueue` (``redis`` in a manifest)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -347,7 +347,7 @@ class RedisJobQueue:
     process's ``clock`` readings (``time.time``), passed to the scripts, so the kit can
     control them; keep the clocks of machines sharing a queue in sync. Keys live under
     ``<namespace>:`` and are built inside the scripts (a single Redis or a primary, not
-    Redis Cluster). Connection errors become :class:`UnavailableError`; a connection the
+    Redis Cluster). Connection errors become `UnavailableError`; a connection the
     server closed is replaced and the command sent again on a fresh one. Opening a connection
     takes at most ``connect_timeout`` seconds and a reply at most ``call_timeout``: past
     either, UnavailableError. The URL's password never appears in reprs or errors.

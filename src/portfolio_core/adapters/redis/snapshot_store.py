@@ -39,7 +39,7 @@ return 1
 
 
 class RedisSnapshotStoreConfig(BaseModel):
-    """Configuration of :class:`RedisSnapshotStore` (``redis`` in a manifest)."""
+    """Configuration of `RedisSnapshotStore` (``redis`` in a manifest)."""
 
     model_config = ConfigDict(extra="forbid")
 

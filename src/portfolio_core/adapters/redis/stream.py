@@ -64,7 +64,7 @@ _RELEASE_MAX_BATCHES = 10_000
 
 
 class RedisStreamConfig(BaseModel):
-    """Configuration of :class:`RedisStream`."""
+    """Configuration of `RedisStream`."""
 
     model_config = ConfigDict(extra="forbid")
 

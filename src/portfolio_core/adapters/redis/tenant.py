@@ -43,7 +43,7 @@ class RedisTenant(QuotaTenant):
     so every process sharing the server and ``namespace`` shares each tenant's allowance.
 
     Keys live under ``<namespace>:LIMITER/...``. Window times come from the ``limits``
-    library (wall clock). Context handling is the same as :class:`MemoryTenant`'s.
+    library (wall clock). Context handling is the same as `MemoryTenant`'s.
     Opening a connection takes at most ``connect_timeout`` seconds and a reply at most
     ``call_timeout``: past either, a quota check raises UnavailableError.
     """

@@ -2,14 +2,14 @@
 
 ``RemoteCache``, ``RemoteEventStore``, ``RemoteStream``, ``RemoteTenant``, ``RemoteLLM``,
 ``RemotePipeline``, ``RemoteConfigStore`` and ``RemoteJobQueue`` are generated from their
-protocols (:func:`remote_adapter_class`) and chosen in a manifest with ``adapter: remote``
+protocols (`remote_adapter_class`) and chosen in a manifest with ``adapter: remote``
 (or an ``address:``), e.g.::
 
     events:
       port: event_store
       address: http://127.0.0.1:8000/events
 
-:func:`call_at` calls one method of an addressed entry without wiring anything. Install with
+`call_at` calls one method of an addressed entry without wiring anything. Install with
 ``pip install portfolio-core[portal]``. See docs/portal/remote.md.
 """
 

@@ -1,9 +1,9 @@
 """The remote adapter of any async port, generated from its protocol.
 
-:func:`remote_adapter_class` builds, once per port, a class whose methods have the
+`remote_adapter_class` builds, once per port, a class whose methods have the
 protocol's names and signatures: each ``CALL`` method encodes its arguments by their declared
 types and sends one request; ``ITERATE`` methods return async iterators; ``SUBSCRIBE`` methods
-return a :class:`RemoteSubscription`; ``LOCAL`` methods run here (see ``_local``). Nothing is
+return a `RemoteSubscription`; ``LOCAL`` methods run here (see ``_local``). Nothing is
 written per port except the few local parts and the capability notes below.
 """
 
@@ -75,11 +75,11 @@ class RemoteAdapter:
     Guarantees (for every port):
 
     * errors come back as the port error classes the served adapter raised, with their
-      fields; a refused or cut connection raises :class:`UnavailableError` (retryable) and a
-      call without an answer within ``timeout`` raises :class:`PortTimeoutError`; a call never
+      fields; a refused or cut connection raises `UnavailableError` (retryable) and a
+      call without an answer within ``timeout`` raises `PortTimeoutError`; a call never
       hangs;
     * the current tenant (``ports.current_tenant()``) travels with every call;
-    * ``capabilities`` is the served adapter's declaration (read by :meth:`start`, or given in
+    * ``capabilities`` is the served adapter's declaration (read by `start`, or given in
       the config) minus what cannot hold over a network (``NOT_REMOTABLE``) plus what the
       portal adds (``SHARED_THROUGH_PORTAL``);
     * ``aclose`` is idempotent.
@@ -170,7 +170,7 @@ class RemoteAdapter:
     @property
     def capabilities(self) -> frozenset[str]:
         """What the served adapter declares, adjusted for the network (empty before
-        :meth:`start` unless configured)."""
+        `start` unless configured)."""
         return self._declared or frozenset()
 
     @property
@@ -655,7 +655,7 @@ def remote_adapter_class(port_key: str) -> type[RemoteAdapter]:
     }
     body["__doc__"] = (
         f"The {port.name} port served by a portal, reached by address (generated from the "
-        f"protocol; see :class:`RemoteAdapter`)."
+        f"protocol; see `RemoteAdapter`)."
     )
     body["__module__"] = "portfolio_core.adapters.remote"
     cls = type(f"Remote{port.name}", (RemoteAdapter,), body)

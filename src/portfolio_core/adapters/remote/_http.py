@@ -2,8 +2,8 @@
 
 aiohttp was chosen by measurement over httpx (see docs/decisions/0016): on loopback with 64
 concurrent callers its pool kept several times the throughput. Every transport failure is a
-port error: a refused or cut connection is :class:`UnavailableError` (retryable), a deadline
-is :class:`PortTimeoutError`; a problem response is re-raised as its own error class.
+port error: a refused or cut connection is `UnavailableError` (retryable), a deadline
+is `PortTimeoutError`; a problem response is re-raised as its own error class.
 """
 
 from __future__ import annotations

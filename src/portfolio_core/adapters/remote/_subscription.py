@@ -83,7 +83,7 @@ class RemoteSubscription:
 
     @property
     def stopping(self) -> bool:
-        """Whether :meth:`stop` was called."""
+        """Whether `stop` was called."""
         return self._stopped
 
     async def opened(self) -> None:

@@ -3,7 +3,7 @@
 
 Calls made while a frame is being sent are sent together in the next frame (an array), so
 many concurrent callers share frames and round trips. A lost connection fails every call in
-flight and every open channel with :class:`UnavailableError`; the next use connects again.
+flight and every open channel with `UnavailableError`; the next use connects again.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """What every PostgreSQL adapter does with its psycopg connections.
 
-* :func:`connect` opens an async connection within ``connect_timeout`` seconds (TCP,
+* `connect` opens an async connection within ``connect_timeout`` seconds (TCP,
   handshake and authentication), or raises the port's UnavailableError;
-* :func:`is_dead` tells, without a round trip, an idle connection whose server went away
+* `is_dead` tells, without a round trip, an idle connection whose server went away
   (closed or reset: its socket shows end-of-file), so a pool replaces it before using it;
-* :class:`Deadline` bounds a call on one connection: when ``call_timeout`` passes, the
+* `Deadline` bounds a call on one connection: when ``call_timeout`` passes, the
   connection's socket is shut down (the driver's wait ends at once with an error and the
   connection is broken, to be replaced) and the call raises UnavailableError. Cancelling the
   call instead would make the driver send a cancel request and wait for it -- to a server
@@ -139,7 +139,7 @@ def sever(conn: Any) -> None:
 class Deadline:
     """``async with Deadline(conn, seconds, port=...)``: the body ends within ``seconds``.
 
-    When the time passes, the connection is severed (:func:`sever`) and whatever the body
+    When the time passes, the connection is severed (`sever`) and whatever the body
     then raises is replaced by UnavailableError saying that the server did not answer in
     time. ``conn`` may be None and set later (``deadline.conn = ...``, once a connection is
     taken from a pool): while it is None, the time passing cancels the body instead (a wait

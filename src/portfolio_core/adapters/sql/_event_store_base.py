@@ -1,7 +1,7 @@
 """What the SQL event stores share: rows read back as events, the read and query paths,
-the tenant partition and the subscriptions (:class:`SQLEventStoreBase`).
+the tenant partition and the subscriptions (`SQLEventStoreBase`).
 
-Both stores (:mod:`.sqlite_event_store`, :mod:`.postgres_event_store`) use one table
+Both stores (`.sqlite_event_store`, `.postgres_event_store`) use one table
 (``_event_schema.event_table``, created on ``start``), partitioned by a ``tenant`` column
 ('' unless ``tenant_scoped``). Global positions are assigned by the writer as
 ``max(position) + 1`` *while holding the partition's write lock*, and the lock is held until
@@ -154,7 +154,7 @@ _EVENT_ID = 4
 
 
 def read_or_exists_sql(qualified: str, ph: str, direction: Direction, limit: int | None) -> str:
-    """The page of :func:`read_sql` plus, when the stream exists, one marker row (every
+    """The page of `read_sql` plus, when the stream exists, one marker row (every
     column NULL), in one statement -- one snapshot. Parameters: tenant, stream, start,
     tenant, stream."""
     nulls = ", ".join("NULL" for _ in COLUMNS.split(","))

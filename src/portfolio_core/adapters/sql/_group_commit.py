@@ -4,10 +4,10 @@ wait in a queue, and the writer commits every waiting append in one transaction.
 Each append keeps its own expected-version check, id check and atomicity; its caller is
 answered only after the commit that holds its events. The stores decide how a group is
 written (SQLite: savepoints in one ``BEGIN IMMEDIATE``; PostgreSQL: one message of
-statements); what they share lives here: the size of a group (:func:`next_group`), the
-waiting append and how its caller is answered from another thread (:class:`PendingAppend`,
-:func:`settle`), and the queue with its writer role and the heuristic that tells a lone
-writer from concurrent ones (:class:`AppendQueue`). See
+statements); what they share lives here: the size of a group (`next_group`), the
+waiting append and how its caller is answered from another thread (`PendingAppend`,
+`settle`), and the queue with its writer role and the heuristic that tells a lone
+writer from concurrent ones (`AppendQueue`). See
 docs/decisions/0014-event-store-group-commit.md.
 """
 
@@ -103,10 +103,10 @@ def settle(group: list[PendingAppend]) -> None:
 class AppendQueue:
     """The appends of one store waiting for a writer, shared by threads and event loops.
 
-    The first append to find no writer at work takes the writer role (:meth:`join`); the
-    writer takes group after group (:meth:`take_group`) and gives the role up in the same
+    The first append to find no writer at work takes the writer role (`join`); the
+    writer takes group after group (`take_group`) and gives the role up in the same
     locked step that finds the queue empty, so an append queued meanwhile is never left
-    without a writer. :meth:`alone` says whether an append may skip the queue."""
+    without a writer. `alone` says whether an append may skip the queue."""
 
     __slots__ = ("_last_append", "_last_task", "_lock", "_solo_groups", "_waiting", "writer_busy")
 
@@ -149,7 +149,7 @@ class AppendQueue:
 
     def alone(self) -> bool:
         """Whether this append may run inline at once: no group is being written and no
-        other task has appended moments ago (see :meth:`appended`)."""
+        other task has appended moments ago (see `appended`)."""
         task = asyncio.current_task()
         me = id(task) if task is not None else 0
         if me != self._last_task:
@@ -159,5 +159,5 @@ class AppendQueue:
         return self._solo_groups >= SOLO_LIMIT and not self.writer_busy
 
     def appended(self) -> None:
-        """Note the end of an append (inline or grouped), for :meth:`alone`."""
+        """Note the end of an append (inline or grouped), for `alone`."""
         self._last_append = time.monotonic()

@@ -4,7 +4,7 @@ SQLite keeps no checksum per row, but a damaged page or index can make rows sile
 disappear from query results. ``PRAGMA integrity_check`` finds that (``quick_check`` is
 about five times cheaper but does not compare indexes with their tables, which is how rows
 vanish from lookups); a database failing it raises
-:class:`~portfolio_core.ports.CorruptDataError` and is left unchanged. The check reads the
+[CorruptDataError][portfolio_core.ports.CorruptDataError] and is left unchanged. The check reads the
 whole file: about 0.4 s for 100,000 events (30 MB) on a small machine.
 """
 

@@ -28,7 +28,7 @@ def check_table(name: str) -> str:
 
 
 def to_job(row: Sequence[Any], now: float) -> Job:
-    """A :class:`Job` from a row of :data:`COLUMNS`."""
+    """A `Job` from a row of `COLUMNS`."""
     stored = row[4]
     state = queued_state(row[8], now) if stored == "queued" else JobState(stored)
     return Job(

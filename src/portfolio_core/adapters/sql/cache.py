@@ -70,11 +70,11 @@ class SqlCache:
     """Items as rows ``(namespace, tenant, key, value, expires_at)`` of one table.
 
     Expiry is checked on every read (an expired row is never returned) and expired rows are
-    deleted by :meth:`sweep`, which also runs on writes at most every ``sweep_interval``
+    deleted by `sweep`, which also runs on writes at most every ``sweep_interval``
     seconds. Expiry uses wall-clock time by default (``clock=time.time``) so it holds across
     restarts and processes. ``start()`` creates the table if missing. Queries run in worker
     threads through a synchronous SQLAlchemy engine (no async driver needed). Driver errors
-    become :class:`UnavailableError`; the URL's password never appears in reprs or errors.
+    become `UnavailableError`; the URL's password never appears in reprs or errors.
 
     On a server (PostgreSQL), a pooled connection that the server closed is noticed when it
     is taken from the pool (no round trip) and replaced; one that breaks during a call fails

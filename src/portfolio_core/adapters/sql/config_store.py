@@ -122,7 +122,7 @@ class _SQLConfigStore(LogConfigStore):
 
 
 class SQLiteConfigStoreConfig(BaseModel):
-    """Configuration of :class:`SQLiteConfigStore` (``sqlite`` in a manifest)."""
+    """Configuration of `SQLiteConfigStore` (``sqlite`` in a manifest)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -293,7 +293,7 @@ class SQLiteConfigStore(_SQLConfigStore):
 
 
 class PostgresConfigStoreConfig(BaseModel):
-    """Configuration of :class:`PostgresConfigStore` (``postgres`` in a manifest)."""
+    """Configuration of `PostgresConfigStore` (``postgres`` in a manifest)."""
 
     model_config = ConfigDict(extra="forbid")
 

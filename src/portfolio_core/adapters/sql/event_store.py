@@ -1,5 +1,5 @@
-"""Deprecated import path: use :mod:`portfolio_core.adapters.sql.sqlite_event_store` and
-:mod:`portfolio_core.adapters.sql.postgres_event_store`.
+"""Deprecated import path: use `portfolio_core.adapters.sql.sqlite_event_store` and
+`portfolio_core.adapters.sql.postgres_event_store`.
 
 The SQL event stores live in one module per adapter; this module re-exports both with a
 ``DeprecationWarning`` and will be removed in a later release. Manifests are unaffected:

@@ -1,8 +1,8 @@
-"""EventStore on PostgreSQL (psycopg 3, async): :class:`PostgresEventStore`.
+"""EventStore on PostgreSQL (psycopg 3, async): `PostgresEventStore`.
 
 One table shared by many processes and machines; positions are assigned under a
-transaction-scoped advisory lock per table and tenant (see :mod:`._event_store_base`), and
-appends arriving while one is in flight are sent as one group (see :mod:`._group_commit`).
+transaction-scoped advisory lock per table and tenant (see `._event_store_base`), and
+appends arriving while one is in flight are sent as one group (see `._group_commit`).
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ def _append_error(exc: Exception) -> Exception:
 
 
 class PostgresEventStoreConfig(BaseModel):
-    """Configuration of :class:`PostgresEventStore` (``postgres`` in a manifest)."""
+    """Configuration of `PostgresEventStore` (``postgres`` in a manifest)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -473,7 +473,7 @@ class PostgresEventStore(SQLEventStoreBase):
 
     async def _send_group(self, group: list[_QueuedAppend]) -> list[list[Row] | BaseException]:
         """Each append's rows or error. One append goes alone; several go in one message
-        (see :meth:`_send_many`). If that message fails for a reason that may belong to
+        (see `_send_many`). If that message fails for a reason that may belong to
         one append, each is sent alone so only that one fails."""
         import psycopg
 

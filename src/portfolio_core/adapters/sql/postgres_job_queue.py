@@ -57,7 +57,7 @@ Row = tuple[Any, ...]
 
 
 class PostgresJobQueueConfig(BaseModel):
-    """Configuration of :class:`PostgresJobQueue` (``postgres`` in a manifest)."""
+    """Configuration of `PostgresJobQueue` (``postgres`` in a manifest)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -86,7 +86,7 @@ class PostgresJobQueue:
     Connections: a pool of ``pool_size`` autocommit connections and one listener. A pooled
     connection the server closed is noticed before use (no round trip) and replaced; one
     that breaks during a call (server restart, network) is discarded and the call raises
-    :class:`UnavailableError` (retryable); the next call connects again, and the listener
+    `UnavailableError` (retryable); the next call connects again, and the listener
     reconnects by itself. Opening a connection takes at most ``connect_timeout`` seconds and
     a call at most ``call_timeout`` (waiting for a pooled connection included): past either,
     UnavailableError, so a server that accepts and stays silent cannot hang a caller.

@@ -8,7 +8,7 @@ so it sees either the whole batch (effect and checkpoint) or none of it: no even
 ever applied twice, whatever crashes or lease losses happen.
 
 What the effect receives:
-  * SQLite: a :class:`SQLiteTransaction` (``await tx.execute(sql, params)`` returning the
+  * SQLite: a `SQLiteTransaction` (``await tx.execute(sql, params)`` returning the
     fetched rows, ``await tx.executemany(sql, rows)``), ``?`` placeholders; the read model
     lives in the same database file.
   * PostgreSQL: the psycopg ``AsyncConnection`` inside the transaction (``await
@@ -67,7 +67,7 @@ def _check_name(name: str) -> str:
 
 
 class SQLiteProjectionStoreConfig(BaseModel):
-    """Configuration of :class:`SQLiteProjectionStore` (``sqlite`` in a manifest)."""
+    """Configuration of `SQLiteProjectionStore` (``sqlite`` in a manifest)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -311,7 +311,7 @@ class SQLiteProjectionStore:
 
 
 class PostgresProjectionStoreConfig(BaseModel):
-    """Configuration of :class:`PostgresProjectionStore` (``postgres`` in a manifest)."""
+    """Configuration of `PostgresProjectionStore` (``postgres`` in a manifest)."""
 
     model_config = ConfigDict(extra="forbid")
 

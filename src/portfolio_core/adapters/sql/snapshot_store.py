@@ -50,7 +50,7 @@ def _check_name(name: str) -> str:
 
 
 class SQLiteSnapshotStoreConfig(BaseModel):
-    """Configuration of :class:`SQLiteSnapshotStore` (``sqlite`` in a manifest)."""
+    """Configuration of `SQLiteSnapshotStore` (``sqlite`` in a manifest)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -186,7 +186,7 @@ class SQLiteSnapshotStore:
 
 
 class PostgresSnapshotStoreConfig(BaseModel):
-    """Configuration of :class:`PostgresSnapshotStore` (``postgres`` in a manifest)."""
+    """Configuration of `PostgresSnapshotStore` (``postgres`` in a manifest)."""
 
     model_config = ConfigDict(extra="forbid")
 

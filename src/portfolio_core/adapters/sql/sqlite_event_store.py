@@ -1,8 +1,8 @@
-"""EventStore on SQLite, the embedded default: :class:`SQLiteEventStore`.
+"""EventStore on SQLite, the embedded default: `SQLiteEventStore`.
 
 One table in one database file, shared by the processes that open it; positions are assigned
-under SQLite's write lock (see :mod:`._event_store_base`), and concurrent appends of this
-process are committed in groups (see :mod:`._group_commit`).
+under SQLite's write lock (see `._event_store_base`), and concurrent appends of this
+process are committed in groups (see `._group_commit`).
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def _unavailable(exc: BaseException) -> BaseException:
 
 
 class SQLiteEventStoreConfig(BaseModel):
-    """Configuration of :class:`SQLiteEventStore` (``sqlite`` in a manifest)."""
+    """Configuration of `SQLiteEventStore` (``sqlite`` in a manifest)."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -53,7 +53,7 @@ Row = tuple[Any, ...]
 
 
 class SQLiteJobQueueConfig(BaseModel):
-    """Configuration of :class:`SQLiteJobQueue` (``sqlite`` in a manifest)."""
+    """Configuration of `SQLiteJobQueue` (``sqlite`` in a manifest)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -69,7 +69,7 @@ class SQLiteJobQueue:
 
     Every change is one ``BEGIN IMMEDIATE`` transaction, so several processes sharing the
     file never hand out one job twice; a process waits up to ``busy_timeout`` seconds for
-    another's transaction, then gets :class:`UnavailableError`. Statements run on one worker
+    another's transaction, then gets `UnavailableError`. Statements run on one worker
     thread per instance. A waiting ``reserve`` is woken at once by enqueues through this
     instance and looks again every ``poll_interval`` seconds for other processes' jobs.
     ``synchronous=normal`` (the default) may lose the last transactions on power loss, never

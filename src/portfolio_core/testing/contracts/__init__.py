@@ -1,7 +1,7 @@
 """Contract suites, one module per port (``contracts/<port key>.py``).
 
 Each module defines one ``<Port>Contract(ContractSuite[<Port>])`` with ``port_key`` set.
-:func:`suite_for` finds it by port key, so adding a port's suite needs no edit here.
+`suite_for` finds it by port key, so adding a port's suite needs no edit here.
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ def _tool_call(i: int) -> Completion:
 
 
 class AgentContract(ContractSuite[Agent]):
-    """The promises of :class:`~portfolio_core.ports.Agent` (see docs/ports/agent.md)."""
+    """The promises of [Agent][portfolio_core.ports.Agent] (see docs/ports/agent.md)."""
 
     port_key = "agent"
     capability_names = frozenset(c.value for c in AgentCapability)

@@ -123,7 +123,7 @@ def with_options(factory: Factory, **options: object) -> Factory:
 
 
 class CacheContract(ContractSuite[Cache]):
-    """The promises of :class:`~portfolio_core.ports.Cache` (see docs/ports/cache.md)."""
+    """The promises of [Cache][portfolio_core.ports.Cache] (see docs/ports/cache.md)."""
 
     port_key = "cache"
     capability_names = frozenset(c.value for c in CacheCapability)

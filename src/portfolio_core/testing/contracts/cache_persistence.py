@@ -90,7 +90,7 @@ class PersistenceMachine(AdapterMachine[CachePersistence]):
 
 
 class CachePersistenceContract(ContractSuite[CachePersistence]):
-    """The promises of :class:`~portfolio_core.ports.CachePersistence`."""
+    """The promises of [CachePersistence][portfolio_core.ports.CachePersistence]."""
 
     port_key = "cache_persistence"
 

@@ -95,7 +95,7 @@ def limited(make_adapter: Factory, **limits: Any) -> Iterator[Any]:
 
 
 class CacheStoreContract(ContractSuite[CacheStore]):
-    """The promises of :class:`~portfolio_core.ports.CacheStore` (docs/ports/cache_store.md)."""
+    """The promises of [CacheStore][portfolio_core.ports.CacheStore] (docs/ports/cache_store.md)."""
 
     port_key = "cache_store"
     capability_names = frozenset(c.value for c in CacheStoreCapability)

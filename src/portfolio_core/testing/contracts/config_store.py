@@ -1,7 +1,8 @@
 """Contract suite of the ConfigStore port (async, stateful), with its state machine.
 
-Every test states one clause of :mod:`portfolio_core.ports.config_store`. The state machine
-(:class:`ConfigStoreMachine`) drives the adapter beside a pure model written from the port's
+Every test states one clause of
+[portfolio_core.ports.config_store][portfolio_core.ports.config_store]. The state machine
+(`ConfigStoreMachine`) drives the adapter beside a pure model written from the port's
 docstring: a list of whole states, one per version, nothing borrowed from an adapter.
 """
 
@@ -73,7 +74,8 @@ async def _nothing_pending(watcher: AsyncIterator[ChangeSet]) -> None:
 
 
 class ConfigStoreContract(ContractSuite[ConfigStore]):
-    """The promises of :class:`~portfolio_core.ports.ConfigStore` (docs/ports/config_store.md)."""
+    """The promises of [ConfigStore][portfolio_core.ports.ConfigStore]
+    (docs/ports/config_store.md)."""
 
     port_key = "config_store"
     capability_names = frozenset(c.value for c in ConfigStoreCapability)

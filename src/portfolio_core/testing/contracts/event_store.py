@@ -1,7 +1,8 @@
 """Contract suite of the EventStore port (async, stateful), with its state machine.
 
-Every test states one clause of :mod:`portfolio_core.ports.event_store`. The state machine
-(:class:`EventStoreMachine`) drives the adapter beside a pure model written from the port's
+Every test states one clause of
+[portfolio_core.ports.event_store][portfolio_core.ports.event_store]. The state machine
+(`EventStoreMachine`) drives the adapter beside a pure model written from the port's
 docstring: plain lists of ``(stream, id, type, data)``, nothing borrowed from an adapter.
 """
 
@@ -84,7 +85,7 @@ def _ids(events: list[RecordedEvent]) -> list[str]:
 
 
 class EventStoreContract(ContractSuite[EventStore]):
-    """The promises of :class:`~portfolio_core.ports.EventStore` (docs/ports/event_store.md)."""
+    """The promises of [EventStore][portfolio_core.ports.EventStore] (docs/ports/event_store.md)."""
 
     port_key = "event_store"
     capability_names = frozenset(c.value for c in EventStoreCapability)

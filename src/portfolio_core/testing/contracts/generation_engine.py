@@ -34,7 +34,7 @@ def drain(engine: GenerationEngine) -> list[CompletedGeneration]:
 
 
 class GenerationEngineContract(ContractSuite[GenerationEngine]):
-    """The promises of :class:`~portfolio_core.ports.GenerationEngine`."""
+    """The promises of [GenerationEngine][portfolio_core.ports.GenerationEngine]."""
 
     port_key = "generation_engine"
 

@@ -1,7 +1,7 @@
 """Contract suite of the JobQueue port (async; docs/ports/job_queue.md).
 
 Clauses about time (scheduling, leases, backoff) need a factory accepting ``clock=``: the
-kit then moves time with a :class:`FakeClock` instead of sleeping. The wake-up clause uses
+kit then moves time with a `FakeClock` instead of sleeping. The wake-up clause uses
 real time with a generous bound (an enqueue must end a waiting reserve long before it).
 """
 
@@ -77,7 +77,7 @@ async def reserve_all(adapter: JobQueue, queue: str = Q, **kw: Any) -> list[Rese
 
 
 class JobQueueContract(ContractSuite[JobQueue]):
-    """The promises of :class:`~portfolio_core.ports.JobQueue` (see docs/ports/job_queue.md)."""
+    """The promises of `JobQueue` (see docs/ports/job_queue.md)."""
 
     port_key = "job_queue"
     capability_names = frozenset(c.value for c in JobQueueCapability)
@@ -584,7 +584,7 @@ KEYS = st.sampled_from([None, None, "a", "b"])
 
 class JobQueueMachine(AdapterMachine[JobQueue]):
     """Enqueues, reserves, completions, failures, releases, extensions, cancels, retries and
-    the passing of time, compared step by step with :class:`JobModel`."""
+    the passing of time, compared step by step with `JobModel`."""
 
     def __init__(self, factory: Callable[..., Any], **kwargs: Any) -> None:
         super().__init__(factory, **kwargs)

@@ -38,7 +38,7 @@ async def _collect(llm: LLM, opts: CompletionOptions | None = None) -> list[Comp
 
 
 class LLMContract(ContractSuite[LLM]):
-    """The promises of :class:`~portfolio_core.ports.LLM` (see docs/ports/llm.md)."""
+    """The promises of [LLM][portfolio_core.ports.LLM] (see docs/ports/llm.md)."""
 
     port_key = "llm"
     capability_names = frozenset(c.value for c in LLMCapability)

@@ -20,7 +20,8 @@ def _prompt(backend: ModelBackend, length: int = 6) -> list[int]:
 
 
 class ModelBackendContract(ContractSuite[ModelBackend]):
-    """The promises of :class:`~portfolio_core.ports.ModelBackend` (docs/ports/model_backend.md)."""
+    """The promises of [ModelBackend][portfolio_core.ports.ModelBackend]
+    (docs/ports/model_backend.md)."""
 
     port_key = "model_backend"
 

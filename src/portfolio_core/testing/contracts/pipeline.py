@@ -35,7 +35,8 @@ _values = st.one_of(st.text(max_size=10), st.integers(), st.none(), st.booleans(
 
 
 class PipelineStepContract(ContractSuite[PipelineStep]):
-    """The promises of :class:`~portfolio_core.ports.PipelineStep` (docs/ports/pipeline.md)."""
+    """The promises of [PipelineStep][portfolio_core.ports.PipelineStep]
+    (docs/ports/pipeline.md)."""
 
     port_key = "pipeline_step"
 
@@ -184,7 +185,7 @@ class PipelineStepContract(ContractSuite[PipelineStep]):
 
 
 class PipelineContract(ContractSuite[Pipeline]):
-    """The promises of :class:`~portfolio_core.ports.Pipeline`.
+    """The promises of [Pipeline][portfolio_core.ports.Pipeline].
 
     The factory returns a built pipeline; the optional ``pipeline_inputs`` fixture gives
     inputs it runs on (default: none).

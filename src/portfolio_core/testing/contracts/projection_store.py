@@ -1,7 +1,8 @@
 """Contract suite of the ProjectionStore port (async, stateful), with its state machine.
 
-Every test states one clause of :mod:`portfolio_core.ports.projection_store`. The state
-machine (:class:`ProjectionStoreMachine`) drives the adapter beside a pure model of
+Every test states one clause of
+[portfolio_core.ports.projection_store][portfolio_core.ports.projection_store]. The state
+machine (`ProjectionStoreMachine`) drives the adapter beside a pure model of
 checkpoints and leases. Three clauses drive the library's projection runner
 (``runner_reference``) over the adapter and a small in-kit event log: the checkpoint moves
 only after the effect, no event is skipped, and a rebuild from zero equals the live result.
@@ -72,7 +73,7 @@ class KitEventLog:
 
 
 class ProjectionStoreContract(ContractSuite[ProjectionStore]):
-    """The promises of :class:`~portfolio_core.ports.ProjectionStore`
+    """The promises of [ProjectionStore][portfolio_core.ports.ProjectionStore]
     (docs/ports/projection_store.md)."""
 
     port_key = "projection_store"

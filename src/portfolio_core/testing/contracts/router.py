@@ -95,7 +95,7 @@ def _providers(draw: Any) -> list[Provider]:
 
 
 class RouterContract(ContractSuite[Router]):
-    """The promises of :class:`~portfolio_core.ports.Router` (see docs/ports/router.md)."""
+    """The promises of [Router][portfolio_core.ports.Router] (see docs/ports/router.md)."""
 
     port_key = "router"
     capability_names = frozenset(c.value for c in RouterCapability)

@@ -1,7 +1,8 @@
 """Contract suite of the SnapshotStore port (async, stateful), with its state machine.
 
-Every test states one clause of :mod:`portfolio_core.ports.snapshot_store`. The state
-machine (:class:`SnapshotStoreMachine`) drives the adapter beside a pure model written from
+Every test states one clause of
+[portfolio_core.ports.snapshot_store][portfolio_core.ports.snapshot_store]. The state
+machine (`SnapshotStoreMachine`) drives the adapter beside a pure model written from
 the port's docstring: per stream, the JSON text of the stored state and its two versions.
 """
 
@@ -37,7 +38,7 @@ def _json(value: Any) -> str:
 
 
 class SnapshotStoreContract(ContractSuite[SnapshotStore]):
-    """The promises of :class:`~portfolio_core.ports.SnapshotStore`
+    """The promises of [SnapshotStore][portfolio_core.ports.SnapshotStore]
     (docs/ports/snapshot_store.md)."""
 
     port_key = "snapshot_store"

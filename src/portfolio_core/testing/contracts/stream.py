@@ -124,7 +124,7 @@ async def items(*values: int, hang: bool = False) -> AsyncIterator[int]:
 
 
 class StreamContract(ContractSuite[Stream]):
-    """The promises of :class:`~portfolio_core.ports.Stream` (see docs/ports/stream.md)."""
+    """The promises of [Stream][portfolio_core.ports.Stream] (see docs/ports/stream.md)."""
 
     port_key = "stream"
     capability_names = frozenset(c.value for c in StreamCapability)
@@ -745,7 +745,7 @@ TENANT_ISOLATION_SEQUENCES: list[list[tuple[str, dict[str, Any]]]] = [
         ("ack_foreign", {"tenant": "bob", "source": "s1"}),
     ],
 ]
-"""Explicit step sequences of :class:`TenantIsolationMachine` replayed on every run."""
+"""Explicit step sequences of `TenantIsolationMachine` replayed on every run."""
 
 
 class TenantIsolationMachine(AdapterMachine[Stream]):

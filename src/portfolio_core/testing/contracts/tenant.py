@@ -63,7 +63,7 @@ def _quota_strings() -> dict[str, str]:
 
 
 class TenantContract(ContractSuite[Tenant]):
-    """The promises of :class:`~portfolio_core.ports.Tenant` (see docs/ports/tenant.md)."""
+    """The promises of [Tenant][portfolio_core.ports.Tenant] (see docs/ports/tenant.md)."""
 
     port_key = "tenant"
     capability_names = frozenset(c.value for c in TenantCapability)

@@ -20,7 +20,7 @@ texts = st.text(st.characters(exclude_categories=["Cs"]), max_size=200)
 
 
 class TokenizerContract(ContractSuite[Tokenizer]):
-    """The promises of :class:`~portfolio_core.ports.Tokenizer` (see docs/ports/tokenizer.md)."""
+    """The promises of [Tokenizer][portfolio_core.ports.Tokenizer] (see docs/ports/tokenizer.md)."""
 
     port_key = "tokenizer"
 

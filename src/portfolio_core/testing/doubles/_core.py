@@ -53,7 +53,7 @@ def _signature(protocol: type, method: str) -> inspect.Signature | None:
 def _normalised(
     protocol: type | None, method: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]
 ) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    """``(args, kwargs)`` as :class:`Call` records them; a call that does not fit the port's
+    """``(args, kwargs)`` as `Call` records them; a call that does not fit the port's
     signature raises ``TypeError`` as the real method would."""
     sig = _signature(protocol, method) if protocol is not None else None
     if sig is None:

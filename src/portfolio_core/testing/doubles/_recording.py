@@ -1,5 +1,5 @@
 """The recording doubles: every port member is generated from the port's protocol (see
-:class:`~portfolio_core.testing.doubles._core._Recording`); only the stand-alone target is
+`_Recording`); only the stand-alone target is
 chosen here."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The scripted doubles: canned answers per method (see the package docstring).
 
 Only what differs from "answer from the script" is written here; every other port method is
-generated from the port's protocol by :class:`~portfolio_core.testing.doubles._core._Scripted`.
+generated from the port's protocol by `_Scripted`.
 """
 
 from __future__ import annotations

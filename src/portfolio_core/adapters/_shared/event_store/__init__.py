@@ -1,9 +1,9 @@
 """What every EventStore adapter shares, by concern:
 
-- :mod:`.validation`: input checks and the JSON encoding of new events;
-- :mod:`.rules`: the expected-version check, idempotent retries and query matching;
-- :mod:`.subscriptions`: the polling subscription loop and its wake-ups;
-- :mod:`.index`: the in-process index of streams and the global log.
+- `.validation`: input checks and the JSON encoding of new events;
+- `.rules`: the expected-version check, idempotent retries and query matching;
+- `.subscriptions`: the polling subscription loop and its wake-ups;
+- `.index`: the in-process index of streams and the global log.
 
 The memory adapter is the executable specification; the file and SQL adapters reuse these
 pieces so that validation and subscription semantics cannot drift apart between them. The

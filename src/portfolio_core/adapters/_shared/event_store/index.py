@@ -1,4 +1,4 @@
-"""The in-process index of streams and the global log (:class:`EventIndex`): the memory
+"""The in-process index of streams and the global log (`EventIndex`): the memory
 adapter is this index, and the file adapter rebuilds it from its log on open.
 """
 

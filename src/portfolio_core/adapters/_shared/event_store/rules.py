@@ -1,6 +1,6 @@
 """What every EventStore adapter decides alike: whether the expected version holds
-(:func:`check_expected`), whether an append whose ids are stored is an exact retry
-(:func:`idempotent_replay`), and whether an event matches a query's filters (:func:`matches`).
+(`check_expected`), whether an append whose ids are stored is an exact retry
+(`idempotent_replay`), and whether an event matches a query's filters (`matches`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Subscriptions shared by every EventStore adapter: catch-up then live delivery by polling
-after the checkpoint (:class:`PollingSubscription`), woken early from any thread by appends in
-this process (:class:`Wakeup`), and the set of them one store keeps (:class:`SubscriptionSet`).
+after the checkpoint (`PollingSubscription`), woken early from any thread by appends in
+this process (`Wakeup`), and the set of them one store keeps (`SubscriptionSet`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Input validation and encoding shared by every EventStore adapter: stream names, expected
 versions, read and query arguments, and new events checked and encoded as compact JSON
-(:func:`encode_batch`) before anything is written, each problem raising InvalidInputError.
+(`encode_batch`) before anything is written, each problem raising InvalidInputError.
 """
 
 from __future__ import annotations
@@ -142,8 +142,8 @@ def encode_batch(
     """Validate and encode a whole batch before anything is written; raise InvalidInputError
     on the first problem: empty batch, bad event, duplicate id in the batch, oversized event;
     and only if the batch has none of those, on the first string containing U+0000 (see
-    :func:`refuse_nul`), then on the first string that is not Unicode text (see
-    :func:`refuse_surrogates`)."""
+    `refuse_nul`), then on the first string that is not Unicode text (see
+    `refuse_surrogates`)."""
     validate_stream(stream)
     if events.__class__ is not list and (
         isinstance(events, NewEvent) or not isinstance(events, Sequence)
@@ -257,8 +257,8 @@ def _check_containers(value: Any, what: str, depth: int) -> None:
 
 def _encode_object(value: Mapping[str, Any], what: str) -> str:
     """``dumps(value, what)``, with a shortcut for plain dicts (the usual case), after the
-    stored-value rule of :mod:`portfolio_core.ports.values` (no tuple, no non-str key, at
-    most MAX_VALUE_DEPTH deep; text is checked later, see :func:`encode_batch`)."""
+    stored-value rule of `portfolio_core.ports.values` (no tuple, no non-str key, at
+    most MAX_VALUE_DEPTH deep; text is checked later, see `encode_batch`)."""
     if value.__class__ is dict:
         if not value:
             return "{}"
