@@ -122,13 +122,21 @@ def ours_generate(
     return n, clock.wall
 
 
+def last_logits(llm: object) -> np.ndarray:
+    """The logits of the last token evaluated (with ``logits_all=False`` llama-cpp-python
+    keeps no copy in ``scores``: read the context's buffer, as its sampler does)."""
+    vocab = llm.n_vocab()  # type: ignore[attr-defined]
+    pointer = llm._ctx.get_logits()  # type: ignore[attr-defined]  # noqa: SLF001
+    return np.ctypeslib.as_array(pointer, shape=(vocab,)).copy()
+
+
 def peer_greedy(llm: object, prompt: list[int], limit: int, stop: frozenset[int]) -> list[int]:
     """llama.cpp greedy decoding: argmax of the last logits, fed back, until stop or limit."""
     llm.reset()  # type: ignore[attr-defined]
     llm.eval(prompt)  # type: ignore[attr-defined]
     out: list[int] = []
     while len(out) < limit:
-        token = int(np.argmax(llm.scores[llm.n_tokens - 1]))  # type: ignore[attr-defined]
+        token = int(np.argmax(last_logits(llm)))
         out.append(token)
         if token in stop:
             break
