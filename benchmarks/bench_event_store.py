@@ -54,6 +54,13 @@ Rounds alternate peer and ours; each figure is the median of the rounds, and the
 the rounds is printed too. Tables are uniquely named and dropped at the end. Prints a table,
 then one JSON line per goal.
 
+Optional indexes (``--part indexes``): the stores build only the partial correlation index
+by default (``indexes:``); this part times the sequential 10-event batches again with every
+optional index the backend has (SQLite: type and correlation; PostgreSQL: type,
+correlation, time and the GIN data/metadata indexes) against the same peer, in the same
+alternating rounds, and reports them as their own lines (``..._all_indexes``, report only),
+so the cost of each configuration is visible next to the default's goal line.
+
 Two further parts, also measured in the same run:
 
 - CPython internals (``--part internals``): each shortcut the event store takes through a
@@ -534,6 +541,88 @@ def goal_line(benchmark: str, pair: tuple[float, float], goal: float | None) -> 
     )
 
 
+# ------------------------------------------------------------------- optional indexes
+
+
+def _batch_rounds(peer: Any, ours: Any, rounds: int, events: int) -> tuple[float, float]:
+    """Median events/s of sequential 10-event batches, peer and ours, alternating."""
+    loop = asyncio.new_event_loop()
+    pairs: list[tuple[float, float]] = []
+    try:
+        loop.run_until_complete(ours.start())
+        for r in range(rounds):
+            if r % 2:
+                o = loop.run_until_complete(our_batches(ours, events))
+                pairs.append((peer_batches(peer, events), o))
+            else:
+                p = peer_batches(peer, events)
+                pairs.append((p, loop.run_until_complete(our_batches(ours, events))))
+    finally:
+        loop.run_until_complete(ours.aclose())
+        loop.close()
+    return (
+        statistics.median(p for p, _ in pairs),
+        statistics.median(o for _, o in pairs),
+    )
+
+
+def indexes_run(
+    rounds: int, events: int, directory: str | None, url: str | None
+) -> dict[str, tuple[float, float]]:
+    """Sequential batches with every optional index, per backend: (peer, ours) events/s."""
+    from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
+
+    out: dict[str, tuple[float, float]] = {}
+    with tempfile.TemporaryDirectory(dir=directory) as tmp:
+        datastore = SQLiteDatastore(str(Path(tmp) / "peer_idx.db"))
+        try:
+            recorder = SQLiteApplicationRecorder(datastore)
+            recorder.create_table()
+            ours = SQLiteEventStore(Path(tmp) / "ours_idx.db", indexes=["type", "correlation"])
+            out["sqlite"] = _batch_rounds(recorder, ours, rounds, events)
+        finally:
+            datastore.close()
+    if url:
+        import psycopg
+        from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+
+        suffix = uuid.uuid4().hex[:10]
+        peer_table, our_table = f"bench_peer_idx_{suffix}", f"bench_ours_idx_{suffix}"
+        parts = urlparse(url)
+        pg = PostgresDatastore(
+            dbname=parts.path.lstrip("/"),
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or 5432,
+            user=parts.username or "postgres",
+            password=parts.password or "",
+        )
+        functions_sql = (
+            "SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n "
+            "ON n.oid = p.pronamespace WHERE n.nspname = current_schema()"
+        )
+        with psycopg.connect(url, autocommit=True) as conn:
+            functions_before = {row[0] for row in conn.execute(functions_sql)}
+        try:
+            recorder = PostgresApplicationRecorder(pg, events_table_name=peer_table)
+            recorder.create_table()
+            every = ["type", "correlation", "time", "data", "metadata"]
+            ours = PostgresEventStore(url, table=our_table, pool_size=2, indexes=every)
+            out["postgres"] = _batch_rounds(recorder, ours, rounds, events)
+        finally:
+            pg.close()
+            with psycopg.connect(url, autocommit=True) as conn:
+                for table in (peer_table, our_table):
+                    conn.execute(f"DROP TABLE IF EXISTS {table}")
+                for function in {row[0] for row in conn.execute(functions_sql)} - functions_before:
+                    conn.execute(f"DROP FUNCTION IF EXISTS {function}")
+    for backend, (peer, ours) in out.items():
+        print(
+            f"{backend:10} batch, all optional indexes: peer {peer:>8.0f} ev/s   "
+            f"ours {ours:>8.0f} ev/s"
+        )
+    return out
+
+
 # ------------------------------------------------------------------- CPython internals
 
 
@@ -813,13 +902,13 @@ def main() -> None:
     parser.add_argument(
         "--part",
         action="append",
-        choices=("peer", "internals", "drivers"),
+        choices=("peer", "indexes", "internals", "drivers"),
         help="run only these parts (repeatable; default: all)",
     )
     args = parser.parse_args()
     if args.writers < 1:
         parser.error("--writers must be at least 1")
-    parts = set(args.part or ("peer", "internals", "drivers"))
+    parts = set(args.part or ("peer", "indexes", "internals", "drivers"))
     if SMOKE:
         args.rounds, args.events, args.writers = 1, 40, 2
     url = os.environ.get("PORTFOLIO_CORE_BENCH_POSTGRES_URL") or os.environ.get(
@@ -836,6 +925,9 @@ def main() -> None:
             results["postgres"] = postgres_run(url, args.rounds, args.events, args.writers)
         else:
             print("PostgreSQL skipped: set PORTFOLIO_CORE_BENCH_POSTGRES_URL")
+    indexed: dict[str, tuple[float, float]] = {}
+    if "indexes" in parts:
+        indexed = indexes_run(args.rounds, args.events, args.dir, url)
     if "internals" in parts:
         calls = 200 if SMOKE else 100_000
         internals_report(internals_run(args.rounds, calls), results.get("sqlite"))
@@ -853,6 +945,8 @@ def main() -> None:
         goal_line(
             f"event_store.{backend}.append_batch10_concurrent", res["concurrent"], goals[backend]
         )
+    for backend, pair in indexed.items():
+        goal_line(f"event_store.{backend}.append_batch10_all_indexes", pair, None)
 
 
 if __name__ == "__main__":

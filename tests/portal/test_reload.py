@@ -28,8 +28,8 @@ from portfolio_core.portal import PortalConfig
 from portfolio_core.ports import ConfigStore
 from portfolio_core.registry import Registry, handle_target
 from tests.portal.served import ServedApp
-from tests.portal.test_serve import free_port, wait_ready
 from tests.runtime.fakes import LabelledStore
+from tests.support.serving import free_port, wait_ready
 
 ADMIN = "admin-key-0123456789abcdef"
 READER = "reader-key-0123456789abcdef"

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,28 +14,10 @@ import pytest
 from portfolio_core.adapters.remote import call_at
 from portfolio_core.ports import Cache, EventStore, NewEvent
 from portfolio_core.registry import Registry
+from tests.support.serving import free_port, wait_ready
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "portal"
 KEY = "example-app-key-0123456789"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_ready(port: int, proc: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).read()
-            return
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                out = proc.stdout.read() if proc.stdout else ""
-                raise RuntimeError(f"portfolio-core serve did not start: {out}") from None
-            time.sleep(0.05)
 
 
 @pytest.fixture

@@ -417,6 +417,36 @@ class MinimalModelBackend:
         return p.Generation((256,), "stop")
 
 
+class MinimalSnapshotStore:
+    async def save(self, snapshot: p.Snapshot) -> bool:
+        return True
+
+    async def load(self, stream: str) -> p.Snapshot | None:
+        return None
+
+    async def delete(self, stream: str) -> None:
+        return None
+
+
+class MinimalProjectionStore:
+    async def claim(self, projection: str, owner: str, ttl: float) -> p.Lease | None:
+        return None
+
+    async def release(self, lease: p.Lease) -> None:
+        return None
+
+    async def checkpoint(self, projection: str) -> int:
+        return 0
+
+    async def commit(
+        self, lease: p.Lease, position: int, effect: Callable[[Any], Awaitable[None]] | None = None
+    ) -> None:
+        return None
+
+    async def reset(self, projection: str) -> None:
+        return None
+
+
 #: (port, minimal class): one row per port of the catalogue.
 MINIMAL: dict[type, type] = {
     p.Router: MinimalRouter,
@@ -429,6 +459,8 @@ MINIMAL: dict[type, type] = {
     p.Stream: MinimalStream,
     p.EventStore: MinimalEventStore,
     p.ConfigStore: MinimalConfigStore,
+    p.SnapshotStore: MinimalSnapshotStore,
+    p.ProjectionStore: MinimalProjectionStore,
     p.JobQueue: MinimalJobQueue,
     p.GenerationEngine: MinimalGenerationEngine,
     p.CacheStore: MinimalCacheStore,
@@ -448,6 +480,8 @@ _tenant: p.Tenant = MinimalTenant()
 _stream: p.Stream = MinimalStream()
 _events: p.EventStore = MinimalEventStore()
 _config: p.ConfigStore = MinimalConfigStore()
+_snapshots: p.SnapshotStore = MinimalSnapshotStore()
+_projections: p.ProjectionStore = MinimalProjectionStore()
 _jobs: p.JobQueue = MinimalJobQueue()
 _engine: p.GenerationEngine = MinimalGenerationEngine()
 _store: p.CacheStore = MinimalCacheStore()

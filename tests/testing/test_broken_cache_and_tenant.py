@@ -55,7 +55,7 @@ class TestVariant(Suite):
             "no:cacheprovider",
             "-o",
             "asyncio_default_fixture_loop_scope=function",
-            "--kit-max-examples=40",
+            f"--kit-max-examples={getattr(variant, 'max_examples', 40)}",
             "-k",
             selection,
         )

@@ -10,6 +10,7 @@ from tests.testing.broken.event_store import (
     DuplicateOnRetry,
     ExpectedVersionIgnored,
     LostEventInBatch,
+    WhereSkipsNestedPaths,
 )
 
 SUITE = """
@@ -35,7 +36,10 @@ TEST_OF = {
     "event_store.read.snapshot": "test_read_snapshot",
     "event_store.read.not_found": "test_read_unknown",
     "event_store.read.range": "test_read_range",
-    "event_store.query.filters": "test_query",
+    "event_store.query.filters": "test_query and not where",
+    "event_store.query.where": "test_query_where and not invalid",
+    "event_store.query.where_invalid": "test_query_where_invalid",
+    "event_store.query.ids_and_pages": "test_query_ids_and_pages",
     "event_store.subscribe.catch_up_live": "test_subscribe",
     "event_store.subscribe.on_error": "test_handler_errors",
     "event_store.read_all.gapless": "test_gapless",
@@ -55,6 +59,7 @@ TEST_OF = {
     "event_store.faults.unavailable": "test_backend_unreachable",
     "event_store.recorded_at.wall_clock": "test_recorded_at_follows_the_wall_clock",
     "event_store.query.time_controlled": "test_query_time_with_controlled_clock",
+    "event_store.args.invalid": "test_malformed_arguments",
 }
 
 
@@ -88,7 +93,9 @@ def test_kit_catches(pytester: pytest.Pytester, variant: type) -> None:
     result.stdout.fnmatch_lines([f"*[[]clause {variant.clause}[]]*"])
 
 
-@pytest.mark.parametrize("variant", [ExpectedVersionIgnored, DuplicateOnRetry, LostEventInBatch])
+@pytest.mark.parametrize(
+    "variant", [ExpectedVersionIgnored, DuplicateOnRetry, LostEventInBatch, WhereSkipsNestedPaths]
+)
 def test_state_machine_catches(pytester: pytest.Pytester, variant: type) -> None:
     result = run_suite(pytester, variant, "test_state_machine")
     assert result.ret == 1, f"the state machine did not catch {variant.__name__}"

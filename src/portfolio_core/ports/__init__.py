@@ -66,6 +66,7 @@ if TYPE_CHECKING:
         ConflictError,
         CorruptDataError,
         InvalidInputError,
+        LeaseLostError,
         MaxIterationsExceededError,
         NoHealthyProviderError,
         NotFoundError,
@@ -78,6 +79,7 @@ if TYPE_CHECKING:
         TenantRequiredError,
         UnavailableError,
         UnsupportedError,
+        UpcastError,
         WrongExpectedVersionError,
     )
     from portfolio_core.ports.event_store import (
@@ -93,6 +95,8 @@ if TYPE_CHECKING:
         RecordedEvent,
         StreamState,
         Subscription,
+        Where,
+        WhereOp,
     )
     from portfolio_core.ports.generation_engine import (
         CompletedGeneration,
@@ -141,6 +145,11 @@ if TYPE_CHECKING:
         StepResult,
         StepStatus,
     )
+    from portfolio_core.ports.projection_store import (
+        Lease,
+        ProjectionStore,
+        ProjectionStoreCapability,
+    )
     from portfolio_core.ports.router import (
         HealthStatus,
         Provider,
@@ -148,6 +157,11 @@ if TYPE_CHECKING:
         Router,
         RouterCapability,
         RoutingStrategy,
+    )
+    from portfolio_core.ports.snapshot_store import (
+        Snapshot,
+        SnapshotStore,
+        SnapshotStoreCapability,
     )
     from portfolio_core.ports.stream import (
         OnError,
@@ -212,6 +226,8 @@ _EXPORTS: dict[str, str] = {
     "Direction": "event_store",
     "EventHandler": "event_store",
     "EventQuery": "event_store",
+    "Where": "event_store",
+    "WhereOp": "event_store",
     "EventStore": "event_store",
     "EventStoreCapability": "event_store",
     "ExpectedVersion": "event_store",
@@ -222,6 +238,7 @@ _EXPORTS: dict[str, str] = {
     "HealthStatus": "router",
     "InvalidInputError": "errors",
     "InspectableJobQueue": "job_queue",
+    "LeaseLostError": "errors",
     "Job": "job_queue",
     "JobCounts": "job_queue",
     "JobQueue": "job_queue",
@@ -264,6 +281,12 @@ _EXPORTS: dict[str, str] = {
     "Router": "router",
     "RouterCapability": "router",
     "RoutingStrategy": "router",
+    "Lease": "projection_store",
+    "ProjectionStore": "projection_store",
+    "ProjectionStoreCapability": "projection_store",
+    "Snapshot": "snapshot_store",
+    "SnapshotStore": "snapshot_store",
+    "SnapshotStoreCapability": "snapshot_store",
     "StepResult": "pipeline",
     "StepStatus": "pipeline",
     "Stream": "stream",
@@ -282,6 +305,7 @@ _EXPORTS: dict[str, str] = {
     "ToolSpec": "llm",
     "UnavailableError": "errors",
     "UnsupportedError": "errors",
+    "UpcastError": "errors",
     "Usage": "llm",
     "WrongExpectedVersionError": "errors",
     "capabilities_of": "capabilities",
@@ -336,6 +360,8 @@ __all__ = [
     "Direction",
     "EventHandler",
     "EventQuery",
+    "Where",
+    "WhereOp",
     "EventStore",
     "EventStoreCapability",
     "ExpectedVersion",
@@ -346,6 +372,7 @@ __all__ = [
     "HealthStatus",
     "InspectableJobQueue",
     "InvalidInputError",
+    "LeaseLostError",
     "Job",
     "JobCounts",
     "JobQueue",
@@ -389,6 +416,12 @@ __all__ = [
     "RouterCapability",
     "RoutingStrategy",
     "Sampling",
+    "Lease",
+    "ProjectionStore",
+    "ProjectionStoreCapability",
+    "Snapshot",
+    "SnapshotStore",
+    "SnapshotStoreCapability",
     "StepResult",
     "StepStatus",
     "Stream",
@@ -407,6 +440,7 @@ __all__ = [
     "ToolSpec",
     "UnavailableError",
     "UnsupportedError",
+    "UpcastError",
     "Usage",
     "WrongExpectedVersionError",
     "capabilities_of",

@@ -19,7 +19,9 @@ from portfolio_core.ports.job_queue import JobQueue
 from portfolio_core.ports.llm import LLM
 from portfolio_core.ports.model_backend import ModelBackend
 from portfolio_core.ports.pipeline import Pipeline, PipelineStep
+from portfolio_core.ports.projection_store import ProjectionStore
 from portfolio_core.ports.router import Router
+from portfolio_core.ports.snapshot_store import SnapshotStore
 from portfolio_core.ports.stream import Stream
 from portfolio_core.ports.tenant import Tenant
 from portfolio_core.ports.tokenizer import Tokenizer
@@ -75,6 +77,18 @@ PORTS: tuple[PortInfo, ...] = (
         "event_store",
         EventStore,
         "Append-only event streams: expected versions, global log, subscriptions.",
+        True,
+    ),
+    PortInfo(
+        "snapshot_store",
+        SnapshotStore,
+        "Latest aggregate state per event stream; the higher version always wins.",
+        True,
+    ),
+    PortInfo(
+        "projection_store",
+        ProjectionStore,
+        "Projection checkpoints and leases; effects committed with the checkpoint.",
         True,
     ),
     PortInfo(

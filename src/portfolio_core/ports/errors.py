@@ -17,6 +17,7 @@ __all__ = [
     "ConflictError",
     "CorruptDataError",
     "InvalidInputError",
+    "LeaseLostError",
     "MaxIterationsExceededError",
     "NoHealthyProviderError",
     "NotFoundError",
@@ -29,6 +30,7 @@ __all__ = [
     "TenantRequiredError",
     "UnavailableError",
     "UnsupportedError",
+    "UpcastError",
     "WrongExpectedVersionError",
 ]
 
@@ -268,3 +270,44 @@ class MaxIterationsExceededError(PortError):
         super().__init__(message, port=port)
         self.transcript = transcript
         self.iterations = iterations
+
+
+class UpcastError(PortError):
+    """An upcaster failed (raised, or returned something that is not a JSON object) while
+    reading an old event or snapshot as its current schema version.
+
+    Nothing stored was changed: the old record is still there, and the read fails until the
+    upcaster is fixed. Not retryable.
+
+    Attributes:
+        record: what could not be read -- an event id, or ``snapshot:<stream>``.
+        record_type: the event type (or the aggregate's name for a snapshot).
+        schema_version: the version the failing upcaster was given.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        record: str,
+        record_type: str,
+        schema_version: int,
+        port: str | None = None,
+    ) -> None:
+        super().__init__(message, port=port)
+        self.record = record
+        self.record_type = record_type
+        self.schema_version = schema_version
+
+
+class LeaseLostError(ConflictError):
+    """A lease is no longer the caller's (it expired and another owner took it, or it was
+    released): nothing was committed under it. Claim it again before going on.
+
+    Attributes:
+        name: what the lease was for (a projection's name).
+    """
+
+    def __init__(self, message: str, *, name: str, port: str | None = None) -> None:
+        super().__init__(message, port=port)
+        self.name = name

@@ -66,12 +66,25 @@ Reading
   * ``recorded_at`` never decreases along positions within a partition (an adapter takes
     the later of its clock and the previous event's time), so the events of a time range
     are one run of consecutive positions.
-  * ``read_all`` and ``query`` return events in position order. ``query`` (capability
-    ``QUERY``) returns the events matching *every* given filter (filters combine with AND,
-    and so do the fields of one ``data`` or ``metadata`` filter): event types, streams,
-    correlation id, ``since <= recorded_at < until``, and equality of top-level fields of
-    ``data`` and ``metadata`` as JSON values (``true`` does not equal ``1``; ``1`` equals
-    ``1.0``; ``"1"`` equals neither).
+  * ``read_all`` returns events in position order, ``query`` too unless ``backwards``
+    (then in descending order; a subscription filter cannot be backwards nor bounded by
+    ``before_position``: InvalidInputError). ``query`` (capability ``QUERY``) returns the
+    events matching *every* given filter (filters combine with AND, and so do the fields of
+    one ``data`` or ``metadata`` filter): event types, streams, correlation id,
+    ``since <= recorded_at < until``, and equality of top-level fields of ``data`` and
+    ``metadata`` as JSON values (``true`` does not equal ``1``; ``1`` equals ``1.0``;
+    ``"1"`` equals neither).
+  * ``query.where`` adds conditions on nested JSON paths (:class:`Where`), all of which must
+    hold. A path is ``data`` or ``metadata`` then one or more object keys, dot-separated
+    (``data.customer.tier``); each key is 1-64 of ``A-Z a-z 0-9 _ -``, at most 16 keys.
+    Operators: ``exists`` (the path resolves, to any value including null); ``==`` and
+    ``!=`` against a scalar (str, int, float, bool or None), equal as JSON values (a bool
+    equals only a bool; ``1`` equals ``1.0``), ``!=`` needing the path to exist; ``<``,
+    ``<=``, ``>``, ``>=`` against a number (not a bool) or a str, matching only stored
+    values of the same kind (numbers numerically, strings by code point); ``in`` against a
+    non-empty list of at most 100 scalars (``==`` any of them). Anything else raises
+    InvalidInputError with ``field="where"``. The SQL adapters evaluate every condition in
+    the database (SQLite JSON1, PostgreSQL jsonb); the memory adapter is the reference.
 
 Subscribing
   * ``subscribe`` (capability ``SUBSCRIBE``) first delivers stored events from
@@ -138,12 +151,18 @@ __all__ = [
     "EventStore",
     "EventStoreCapability",
     "ExpectedVersion",
+    "MAX_WHERE_IN",
     "NewEvent",
     "OnHandlerError",
     "RecordedEvent",
     "StreamState",
     "Subscription",
+    "Where",
+    "WhereOp",
 ]
+
+MAX_WHERE_IN = 100
+"""The most values an ``in`` condition may list."""
 
 
 class StreamState(StrEnum):
@@ -278,12 +297,38 @@ class AppendResult:
     positions: tuple[int, ...]
 
 
+class WhereOp(StrEnum):
+    EXISTS = "exists"
+    EQ = "=="
+    NE = "!="
+    LT = "<"
+    LE = "<="
+    GT = ">"
+    GE = ">="
+    IN = "in"
+
+
+@dataclass(frozen=True, slots=True)
+class Where:
+    """One condition of :attr:`EventQuery.where` on a JSON path (see the module docstring):
+    ``Where("data.customer.tier", "==", "gold")``, ``Where("metadata.trace", "exists")``."""
+
+    path: str
+    op: str
+    value: Any = None
+
+
 @dataclass(frozen=True, slots=True)
 class EventQuery:
     """A conjunction of filters; ``None`` or empty means "no constraint" for that field.
 
-    ``data`` and ``metadata`` match by equality on top-level JSON fields.
-    ``since`` is inclusive and ``until`` exclusive, on ``recorded_at``.
+    ``data`` and ``metadata`` match by equality on top-level JSON fields; ``where`` adds
+    conditions on nested paths; ``ids`` keeps the events with those ids (get by id). ``since``
+    is inclusive and ``until`` exclusive, on ``recorded_at``; ``from_position`` inclusive and
+    ``before_position`` exclusive, on ``position``. ``backwards`` returns the matches in
+    descending position order (``limit`` keeps the last ones): page backwards by passing the
+    smallest position seen as the next ``before_position``, forwards by passing the largest
+    seen + 1 as the next ``from_position``.
     """
 
     types: frozenset[str] = frozenset()
@@ -295,6 +340,10 @@ class EventQuery:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     from_position: int = 1
     limit: int | None = None
+    where: tuple[Where, ...] = ()
+    ids: frozenset[str] = frozenset()
+    before_position: int | None = None
+    backwards: bool = False
 
 
 EventHandler = Callable[[RecordedEvent], Awaitable[None]]

@@ -19,7 +19,7 @@ import pytest
 from portfolio_core.boundary import OutboxAcceptedError, outbox_of
 from portfolio_core.ports import AppendResult, EventStore, NewEvent, NotFoundError, PortError
 from portfolio_core.registry import Registry
-from tests.portal.test_serve import free_port, wait_ready
+from tests.support.serving import free_port, wait_ready
 
 BOUND = 60.0
 

@@ -214,6 +214,19 @@ class LiveAtExactTtl(MemoryCache):
         return entry
 
 
+class DeleteFindsItemAtExactTtl(MemoryCache):
+    """delete compares expiry with >=: at exactly its TTL an item is reported present."""
+
+    clause = "cache.ttl.boundary"
+
+    async def delete(self, key: str) -> bool:
+        k = (None, key)
+        now = self._clock()
+        with self._lock:
+            entry = self._data.pop(k, None)
+        return entry is not None and entry.expires >= now
+
+
 class FractionalTtlRoundedUp(MemoryCache):
     """Rounds a ttl up to whole seconds, as a backend taking integer seconds would."""
 
@@ -271,6 +284,7 @@ class DeleteAfterPutManyReportsAbsent(MemoryCache):
     takes ``max_entries`` (the kit gives it room to spare)."""
 
     clause = "cache.model"
+    max_examples = 400  # the machine must happen on put_many then delete: give it room
 
     def __init__(
         self,
@@ -352,6 +366,7 @@ VARIANTS: list[type[MemoryCache]] = [
     TenantDefaultTtlIgnored,
     Unbounded,
     LiveAtExactTtl,
+    DeleteFindsItemAtExactTtl,
     FractionalTtlRoundedUp,
     TtlIgnoredWithoutClock,
     KeysReturnsItsIndex,

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any, ClassVar
 
-from portfolio_core.adapters._shared.event_store import EventIndex
+from portfolio_core.adapters._shared.event_store.index import EventIndex
 from portfolio_core.adapters.memory.event_store import MemoryEventStore
 
 __all__ = ["VARIANTS", "MemoryEventStore"]
@@ -33,6 +33,7 @@ from portfolio_core.ports import (
     RecordedEvent,
     StreamState,
     Subscription,
+    Where,
     current_tenant,
     require_tenant,
     tenant_scope,
@@ -191,6 +192,73 @@ class TrueEqualsOne(_Broken):
             if all(k in e.data and e.data[k] == v for k, v in query.data.items())
         ]
         return out if query.limit is None else out[: query.limit]
+
+
+class WhereLooselyTyped(_Broken):
+    """Evaluates where conditions with Python's own ==/< (True == 1, 10 == "10" is False but
+    True < 2 holds): what a store comparing without JSON types would do."""
+
+    clause = "event_store.query.where"
+
+    async def query(self, query: EventQuery) -> list[RecordedEvent]:
+        loose = dataclasses.replace(query, where=(), limit=None)
+        out = [e for e in await super().query(loose) if all(_loose(e, c) for c in query.where)]
+        return out if query.limit is None else out[: query.limit]
+
+
+def _loose(event: RecordedEvent, condition: Where) -> bool:
+    column, *keys = condition.path.split(".")
+    value: Any = event.data if column == "data" else event.metadata
+    for key in keys:
+        if not isinstance(value, dict) or key not in value:
+            return False
+        value = value[key]
+    want = condition.value
+    try:
+        return {
+            "exists": lambda: True,
+            "==": lambda: value == want,
+            "!=": lambda: value != want,
+            "in": lambda: value in want,
+            "<": lambda: value < want,
+            "<=": lambda: value <= want,
+            ">": lambda: value > want,
+            ">=": lambda: value >= want,
+        }[condition.op]()
+    except TypeError:
+        return False
+
+
+class WhereSkipsNestedPaths(_Broken):
+    """Treats a condition below the first key as always true (a store indexing only
+    top-level fields); the state machine's random nested queries find it."""
+
+    clause = "event_store.model"
+
+    async def query(self, query: EventQuery) -> list[RecordedEvent]:
+        kept = tuple(c for c in query.where if c.path.count(".") < 2)
+        return await super().query(dataclasses.replace(query, where=kept))
+
+
+class BackwardsIgnored(_Broken):
+    """Answers backwards queries in ascending order (limit keeping the first ones)."""
+
+    clause = "event_store.query.ids_and_pages"
+
+    async def query(self, query: EventQuery) -> list[RecordedEvent]:
+        return await super().query(dataclasses.replace(query, backwards=False))
+
+
+class WhereNotValidated(_Broken):
+    """Drops conditions it cannot read instead of refusing the query."""
+
+    clause = "event_store.query.where_invalid"
+
+    async def query(self, query: EventQuery) -> list[RecordedEvent]:
+        try:
+            return await super().query(query)
+        except InvalidInputError:
+            return await super().query(dataclasses.replace(query, where=()))
 
 
 class NoCatchUp(_Broken):
@@ -610,6 +678,44 @@ class UntilInclusive(_Broken):
         return await super().query(loose)
 
 
+class AcceptsASingleEvent(_Broken):
+    """Lenient: wraps a lone NewEvent in a list instead of refusing it."""
+
+    clause = "event_store.args.invalid"
+
+    async def append(
+        self,
+        stream: str,
+        events: Sequence[NewEvent],
+        expected_version: ExpectedVersion = StreamState.ANY,
+    ) -> AppendResult:
+        if isinstance(events, NewEvent):
+            events = [events]
+        return await super().append(stream, events, expected_version)
+
+
+class ListsMatchByLength(_Broken):
+    """Compares list fields of a query by their length only."""
+
+    clause = "event_store.query.numbers"
+
+    async def query(self, query: EventQuery) -> list[RecordedEvent]:
+        lists = {k: v for k, v in query.data.items() if isinstance(v, list)}
+        if not lists:
+            return await super().query(query)
+        rest = dataclasses.replace(
+            query, data={k: v for k, v in query.data.items() if k not in lists}
+        )
+        return [
+            e
+            for e in await super().query(rest)
+            if all(
+                isinstance(e.data.get(k), list) and len(e.data[k]) == len(v)
+                for k, v in lists.items()
+            )
+        ]
+
+
 VARIANTS: list[type[_Broken]] = [
     ExpectedVersionIgnored,
     PositionsOutOfOrder,
@@ -621,6 +727,10 @@ VARIANTS: list[type[_Broken]] = [
     UnknownStreamReadsEmpty,
     DirectionIgnored,
     TrueEqualsOne,
+    WhereLooselyTyped,
+    WhereNotValidated,
+    WhereSkipsNestedPaths,
+    BackwardsIgnored,
     NoCatchUp,
     HandlerErrorsSwallowed,
     GappyButClaimsGapless,
@@ -640,4 +750,6 @@ VARIANTS: list[type[_Broken]] = [
     DriverErrorEscapes,
     RecordedAtGoesBackWithTheClock,
     UntilInclusive,
+    AcceptsASingleEvent,
+    ListsMatchByLength,
 ]

@@ -33,7 +33,9 @@ from portfolio_core.adapters.sql._connections import (
 )
 from portfolio_core.adapters.sql._event_schema import (
     COLUMNS,
+    DEFAULT_INDEXES,
     POSTGRES,
+    check_indexes,
     check_name,
     ddl,
     event_table,
@@ -119,6 +121,7 @@ class PostgresEventStoreConfig(BaseModel):
     lock_timeout: float = Field(30.0, gt=0)
     subscription_batch: int = Field(256, gt=0)
     poll_interval: float = Field(1.0, gt=0)
+    indexes: list[str] = Field(default_factory=lambda: list(DEFAULT_INDEXES))
     connect_timeout: float = Field(DEFAULT_CONNECT_TIMEOUT, gt=0)
     call_timeout: float = Field(DEFAULT_CALL_TIMEOUT, gt=0)
 
@@ -126,11 +129,19 @@ class PostgresEventStoreConfig(BaseModel):
 class PostgresEventStore(SQLEventStoreBase):
     """Event store in PostgreSQL via psycopg 3 (async), shared by many processes.
 
-    ``data`` and ``metadata`` are ``jsonb`` with GIN (``jsonb_path_ops``) indexes, so equality
-    filters on any top-level field use an index. An append is one message and one round trip
-    (BEGIN, advisory lock, one ``INSERT ... SELECT`` that checks the expected version, NOTIFY,
-    COMMIT). Subscribers are woken by LISTEN/NOTIFY, with ``poll_interval`` as a fallback.
-    One instance serves one event loop.
+    ``data`` and ``metadata`` are ``jsonb``. Optional indexes (``indexes``, default only the
+    partial ``correlation`` one, which costs an append nothing): ``type``, ``time``, and GIN
+    (``jsonb_path_ops``) ``data``/``metadata`` indexes for equality filters on top-level
+    fields; a query needing an index that is not there still works, by scanning positions
+    from ``from_position``. Removing a name does not drop an index already created.
+
+    An append is one message and one round trip (BEGIN, advisory lock, one
+    ``INSERT ... SELECT`` that checks the expected version, NOTIFY, COMMIT). Subscribers
+    are woken by LISTEN/NOTIFY, with ``poll_interval`` as a fallback.
+    One instance serves one event loop: its connections, its group-commit writer and its
+    listener belong to the loop that started it (psycopg's async connections cannot be
+    shared between loops). A call from another loop raises UnavailableError saying so,
+    before touching any connection; make one instance per loop (each with its own pool).
 
     Connections: a pool of ``pool_size`` and, while anything is subscribed, one listener. A
     pooled connection the server closed (a restart, the network) is noticed before use, with
@@ -158,6 +169,7 @@ class PostgresEventStore(SQLEventStoreBase):
         lock_timeout: float = 30.0,
         subscription_batch: int = 256,
         poll_interval: float = 1.0,
+        indexes: Sequence[str] = DEFAULT_INDEXES,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         call_timeout: float = DEFAULT_CALL_TIMEOUT,
     ) -> None:
@@ -173,6 +185,7 @@ class PostgresEventStore(SQLEventStoreBase):
         self.connect_timeout = connect_timeout
         self.call_timeout = call_timeout
         self.db_schema = check_name(db_schema, "db_schema") if db_schema else None
+        self.indexes = check_indexes(indexes, postgres=True)
         self._pool_size = pool_size
         self._lock_timeout = lock_timeout
         self._channel = f"{self.db_schema or ''}_{self.table}_events"[-63:]
@@ -181,6 +194,7 @@ class PostgresEventStore(SQLEventStoreBase):
         self._listener: Any = None
         self._listen_task: asyncio.Task[None] | None = None
         self._start_lock = asyncio.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
         # Group commit: appends waiting for the writer task, the task, and the INSERT
         # texts of a group's members by (index in the group, expected-version condition).
         self._appends: list[_QueuedAppend] = []
@@ -244,11 +258,23 @@ class PostgresEventStore(SQLEventStoreBase):
             ) from None
         return conn
 
+    def _check_loop(self) -> None:
+        """UnavailableError when called from a loop other than the one that started it."""
+        loop = asyncio.get_running_loop()
+        if self._loop is not None and self._loop is not loop:
+            raise UnavailableError(
+                "this PostgresEventStore was started on another event loop; its connections "
+                "belong to that loop: make one instance per event loop",
+                port=PORT,
+            )
+
     async def start(self) -> None:
         """Connect and create the schema, table and indexes if missing; idempotent."""
+        self._check_loop()
         async with self._start_lock:
             if self._pool is not None:
                 return
+            self._loop = asyncio.get_running_loop()
             import psycopg
 
             conn = await self._connect()
@@ -259,7 +285,9 @@ class PostgresEventStore(SQLEventStoreBase):
                     )
                     if self.db_schema:
                         await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self.db_schema}")
-                    table = event_table(self.table, postgres=True, schema=self.db_schema)
+                    table = event_table(
+                        self.table, postgres=True, schema=self.db_schema, indexes=self.indexes
+                    )
                     for statement in ddl(table, POSTGRES):
                         await conn.execute(statement)
             except UnavailableError:
@@ -287,6 +315,7 @@ class PostgresEventStore(SQLEventStoreBase):
     async def _connection(self) -> Any:
         """A pooled connection for at most ``call_timeout`` seconds (the wait for it
         included); one the server closed is replaced first."""
+        self._check_loop()
         if self._pool is None:
             await self.start()
         pool = self._pool
@@ -323,7 +352,7 @@ class PostgresEventStore(SQLEventStoreBase):
     async def _append_rows(
         self, tenant: str, stream: str, batch: list[EncodedEvent], expected: ExpectedVersion
     ) -> tuple[int, tuple[int, ...]]:
-
+        self._check_loop()
         if expected is StreamState.ANY:
             cond = "TRUE"
         elif expected is StreamState.NO_STREAM:

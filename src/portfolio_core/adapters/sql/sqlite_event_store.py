@@ -28,7 +28,9 @@ from portfolio_core.adapters._shared.event_store.validation import (
 )
 from portfolio_core.adapters.sql._event_schema import (
     COLUMNS,
+    DEFAULT_INDEXES,
     SQLITE,
+    check_indexes,
     check_name,
     ddl,
     event_table,
@@ -88,6 +90,7 @@ class SQLiteEventStoreConfig(BaseModel):
     busy_timeout: float = Field(30.0, gt=0)
     inline: bool = True
     indexed_fields: list[str] = Field(default_factory=list)
+    indexes: list[str] = Field(default_factory=lambda: list(DEFAULT_INDEXES))
     subscription_batch: int = Field(256, gt=0)
     poll_interval: float = Field(0.05, gt=0)
     integrity_check: IntegrityCheck = "full"
@@ -137,6 +140,7 @@ class SQLiteEventStore(SQLEventStoreBase):
         busy_timeout: float = 30.0,
         inline: bool = True,
         indexed_fields: Sequence[str] = (),
+        indexes: Sequence[str] = DEFAULT_INDEXES,
         subscription_batch: int = 256,
         poll_interval: float = 0.05,
         integrity_check: IntegrityCheck = "full",
@@ -153,6 +157,7 @@ class SQLiteEventStore(SQLEventStoreBase):
         self._synchronous = synchronous
         self._busy_timeout = busy_timeout
         self._indexed = [check_name(f, "indexed_fields") for f in indexed_fields]
+        self.indexes = check_indexes(indexes, postgres=False)
         self._inline = inline
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
@@ -225,7 +230,7 @@ class SQLiteEventStore(SQLEventStoreBase):
             if self.path != ":memory:" and self._integrity is not None:
                 refuse_damaged(conn.execute(self._integrity), self.path, PORT)
                 conn.execute("PRAGMA journal_mode=WAL")
-            table = event_table(self.table, postgres=False)
+            table = event_table(self.table, postgres=False, indexes=self.indexes)
             conn.execute("BEGIN IMMEDIATE")
             for statement in ddl(table, SQLITE, self._indexed):
                 conn.execute(statement)

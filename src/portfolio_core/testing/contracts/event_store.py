@@ -29,6 +29,7 @@ from portfolio_core.ports.errors import (
     WrongExpectedVersionError,
 )
 from portfolio_core.ports.event_store import (
+    MAX_WHERE_IN,
     Direction,
     EventQuery,
     EventStore,
@@ -37,6 +38,7 @@ from portfolio_core.ports.event_store import (
     OnHandlerError,
     RecordedEvent,
     StreamState,
+    Where,
 )
 from portfolio_core.ports.tenant import tenant_scope
 from portfolio_core.ports.values import MAX_VALUE_DEPTH
@@ -59,6 +61,7 @@ MAX_HANDLER_ATTEMPTS = 10
 
 _STRING_CASES = [
     ("data_value", "data"),
+    ("data_later_value", "data"),
     ("data_key", "data"),
     ("data_nested", "data"),
     ("metadata_value", "metadata"),
@@ -240,6 +243,42 @@ class EventStoreContract(ContractSuite[EventStore]):
         assert len(await adapter.read_all()) == 1, f"{case}: invalid batch wrote events"
 
     @clause(
+        "event_store.args.invalid",
+        "malformed arguments raise InvalidInputError and write nothing: a batch that is not a "
+        "sequence of NewEvent, an empty type, a negative or boolean expected version, a "
+        "negative limit or version",
+    )
+    @pytest.mark.parametrize(
+        "case",
+        [
+            "single_event",
+            "not_an_event",
+            "empty_type",
+            "negative_expected",
+            "bool_expected",
+            "negative_limit",
+            "negative_read_all_limit",
+            "negative_version",
+        ],
+    )
+    async def test_malformed_arguments(self, adapter: EventStore, case: str) -> None:
+        await adapter.append("s", [ev()])
+        store: Any = adapter  # the calls below break the port's types on purpose
+        calls: dict[str, Any] = {
+            "single_event": lambda: store.append("s", ev()),
+            "not_an_event": lambda: store.append("s", [ev(), {"type": "E", "data": {}}]),
+            "empty_type": lambda: adapter.append("s", [ev(), NewEvent("", {})]),
+            "negative_expected": lambda: adapter.append("s", [ev()], -1),
+            "bool_expected": lambda: adapter.append("s", [ev()], True),
+            "negative_limit": lambda: adapter.read("s", 1, -1),
+            "negative_read_all_limit": lambda: adapter.read_all(1, -1),
+            "negative_version": lambda: adapter.read("s", -1),
+        }
+        with pytest.raises(InvalidInputError):
+            await calls[case]()
+        assert len(await adapter.read_all()) == 1, f"{case}: a refused call wrote events"
+
+    @clause(
         "event_store.append.rejects_nul",
         "a string containing U+0000 anywhere in an event raises InvalidInputError naming the "
         "field, writes nothing",
@@ -267,6 +306,8 @@ class EventStoreContract(ContractSuite[EventStore]):
         bad: NewEvent
         if case == "data_value":
             bad = NewEvent("E", {"x": nul})
+        elif case == "data_later_value":
+            bad = NewEvent("E", {"a": {"clean": 1}, "b": "clean", "x": nul})
         elif case == "data_key":
             bad = NewEvent("E", {nul: 1})
         elif case == "data_nested":
@@ -501,6 +542,132 @@ class EventStoreContract(ContractSuite[EventStore]):
         assert await q(data={"missing": None}) == []
 
     @clause(
+        "event_store.query.where",
+        "where conditions on nested JSON paths: exists, ==, !=, ranges, in, typed like JSON",
+    )
+    @requires(EventStoreCapability.QUERY)
+    async def test_query_where(self, adapter: EventStore) -> None:
+        rows: list[dict[str, Any]] = [
+            {"order": {"total": 10, "tier": "gold", "paid": True}, "tags": ["a"]},
+            {"order": {"total": 25.5, "tier": "silver", "paid": False}},
+            {"order": {"total": 7, "tier": "Gold", "note": None}},
+            {"order": {"total": "12", "tier": "gölд"}},
+            {"order": {"total": 1, "paid": 1}},
+            {"other": {"total": 10}},
+        ]
+        await adapter.append("s", [NewEvent("T", d, {"src": {"n": i}}) for i, d in enumerate(rows)])
+
+        async def q(*conditions: Where) -> list[int]:
+            found = await adapter.query(EventQuery(where=conditions))
+            return [e.version for e in found]
+
+        W = Where
+        assert await q(W("data.order.total", "exists")) == [1, 2, 3, 4, 5]
+        assert await q(W("data.order.note", "exists")) == [3], "a null value exists"
+        assert await q(W("data.order.total", "==", 10)) == [1]
+        assert await q(W("data.order.total", "==", 10.0)) == [1], "10 equals 10.0"
+        assert await q(W("data.order.total", "==", "12")) == [4], "a str equals only a str"
+        assert await q(W("data.order.paid", "==", True)) == [1], "true equals only true"
+        assert await q(W("data.order.paid", "==", 1)) == [5], "1 does not equal true"
+        assert await q(W("data.order.note", "==", None)) == [3]
+        assert await q(W("data.order.tier", "!=", "gold")) == [2, 3, 4], "!= needs the path"
+        assert await q(W("data.order.total", ">", 7)) == [1, 2], "numbers only, not '12'"
+        assert await q(W("data.order.total", ">=", 7), W("data.order.total", "<", 25.5)) == [
+            1,
+            3,
+        ]
+        assert await q(W("data.order.total", "<=", 1)) == [5]
+        assert await q(W("data.order.tier", "<", "gold")) == [3], "code point order: G < g"
+        assert await q(W("data.order.tier", ">", "gold")) == [2, 4]
+        assert await q(W("data.order.tier", "in", ["gold", "Gold", "bronze"])) == [1, 3]
+        assert await q(W("data.order.total", "in", [7, "12", True])) == [3, 4]
+        assert await q(W("metadata.src.n", ">=", 4)) == [5, 6]
+        assert await q(W("data.tags", "exists"), W("data.order.paid", "==", True)) == [1]
+        assert await q(W("data.order.total.deeper", "exists")) == [], "a scalar has no keys"
+        found = await adapter.query(
+            EventQuery(where=(W("data.order.total", "exists"),), from_position=1, limit=2)
+        )
+        assert [e.version for e in found] == [1, 2], "limit applies after the conditions"
+
+    @clause(
+        "event_store.query.ids_and_pages",
+        "query by event ids; backwards in descending position order; pages by position",
+    )
+    @requires(EventStoreCapability.QUERY)
+    async def test_query_ids_and_pages(self, adapter: EventStore) -> None:
+        batch = [NewEvent("T" if i % 3 else "U", {"i": i}) for i in range(1, 11)]
+        await adapter.append("a", batch[:6])
+        await adapter.append("b", batch[6:])
+        every = await adapter.read_all()
+        positions = [e.position for e in every]
+
+        async def q(**kw: Any) -> list[int]:
+            return [e.data["i"] for e in await adapter.query(EventQuery(**kw))]
+
+        assert await q(ids=frozenset({batch[8].id, batch[1].id})) == [2, 9], "get by id"
+        assert await q(ids=frozenset({"no-such-id"})) == []
+        assert await q(backwards=True) == list(range(10, 0, -1))
+        assert await q(backwards=True, limit=3) == [10, 9, 8], "limit keeps the last ones"
+        assert await q(types=frozenset({"U"}), backwards=True) == [9, 6, 3]
+        assert await q(before_position=positions[4]) == [1, 2, 3, 4]
+        assert await q(from_position=positions[2], before_position=positions[5]) == [3, 4, 5]
+        # paging backwards, then forwards, three at a time: every event once, in order
+        seen: list[int] = []
+        before: int | None = None
+        while True:
+            page = await adapter.query(EventQuery(backwards=True, limit=3, before_position=before))
+            if not page:
+                break
+            seen += [e.data["i"] for e in page]
+            before = page[-1].position
+        assert seen == list(range(10, 0, -1)), "backward pages skipped or repeated events"
+        seen, start = [], 1
+        while page := await adapter.query(EventQuery(limit=3, from_position=start)):
+            seen += [e.data["i"] for e in page]
+            start = page[-1].position + 1
+        assert seen == list(range(1, 11)), "forward pages skipped or repeated events"
+
+    @clause(
+        "event_store.subscribe.forwards_only",
+        "a subscription filter that is backwards or bounded by before_position is refused",
+    )
+    @requires(EventStoreCapability.SUBSCRIBE)
+    @pytest.mark.parametrize("kw", [{"backwards": True}, {"before_position": 5}])
+    async def test_subscribe_forwards_only(self, adapter: EventStore, kw: dict[str, Any]) -> None:
+        async def handler(event: RecordedEvent) -> None:
+            raise AssertionError("nothing may be delivered")
+
+        with pytest.raises(InvalidInputError):
+            await adapter.subscribe(handler, filter=EventQuery(**kw))
+
+    @clause("event_store.query.where_invalid", "a malformed where condition is refused")
+    @requires(EventStoreCapability.QUERY)
+    @pytest.mark.parametrize(
+        "condition",
+        [
+            Where("order.total", "exists"),
+            Where("data", "exists"),
+            Where("data.a b", "exists"),
+            Where("data." + ".".join(["k"] * 17), "exists"),
+            Where("data.k", "like", "x"),
+            Where("data.k", "exists", 1),
+            Where("data.k", "==", {"a": 1}),
+            Where("data.k", "==", [1]),
+            Where("data.k", "<", True),
+            Where("data.k", "<", None),
+            Where("data.k", "in", []),
+            Where("data.k", "in", [[1]]),
+            Where("data.k", "in", list(range(MAX_WHERE_IN + 1))),
+            Where("data.k", "==", "a\x00"),
+        ],
+        ids=lambda c: f"{c.path[:12]}{c.op}{str(c.value)[:8]}",
+    )
+    async def test_query_where_invalid(self, adapter: EventStore, condition: Where) -> None:
+        with pytest.raises(InvalidInputError) as info:
+            await adapter.query(EventQuery(where=(condition,)))
+        assert info.value.field == "where", f"the error names {info.value.field!r}"
+
+    @clause(
         "event_store.query.and",
         "query filters combine with AND: an event must match every filter given",
     )
@@ -558,6 +725,11 @@ class EventStoreContract(ContractSuite[EventStore]):
         assert await versions(1.0) == [1, 2], "1.0 must match 1 and 1.0"
         assert await versions(True) == [3]
         assert await versions("1") == [4]
+        await adapter.append("b", [NewEvent("E", {"l": [1, "a"]}), NewEvent("E", {"l": [1, "b"]})])
+        found = await adapter.query(EventQuery(data={"l": [1.0, "b"]}))
+        assert [(e.stream, e.version) for e in found] == [("b", 2)], (
+            "lists compare element by element as JSON values"
+        )
 
     @clause("event_store.query.rejects_nul", "a query filter string with U+0000 is refused")
     @requires(EventStoreCapability.QUERY)
@@ -727,6 +899,11 @@ class EventStoreContract(ContractSuite[EventStore]):
             got.append(e.data["i"])
 
         sub = await adapter.subscribe(handler)
+        other = await adapter.subscribe(handler, from_position=10_000)
+        assert isinstance(sub.id, str), f"subscription id {sub.id!r} is not a string"
+        assert sub.id, "a subscription's id is empty"
+        assert sub.id != other.id, "two subscriptions share an id"
+        await adapter.unsubscribe(other)
         await sub.wait_until(2, WAIT)
         r = await adapter.append("b", [ev(i=3)])
         await adapter.append("a", [ev(i=4)])
@@ -1110,11 +1287,69 @@ class EventStoreContract(ContractSuite[EventStore]):
 streams = st.sampled_from(["a", "b", "c"])
 types = st.sampled_from(["X", "Y"])
 texts = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=3)
-payloads = st.dictionaries(
-    st.sampled_from(["k", "n"]),
-    st.one_of(st.integers(-3, 3), st.booleans(), texts, st.none()),
-    max_size=2,
+scalars = st.one_of(
+    st.integers(-3, 3), st.sampled_from([-1.5, 0.5, 2.0]), st.booleans(), texts, st.none()
 )
+payloads = st.dictionaries(
+    st.sampled_from(["k", "n", "o"]),
+    st.one_of(scalars, st.dictionaries(st.sampled_from(["k", "n"]), scalars, max_size=2)),
+    max_size=3,
+)
+where_conditions = st.one_of(
+    st.builds(Where, st.sampled_from(["data.k", "data.o.k", "data.o"]), st.just("exists")),
+    st.builds(
+        Where,
+        st.sampled_from(["data.k", "data.n", "data.o.k"]),
+        st.sampled_from(["==", "!="]),
+        scalars,
+    ),
+    st.builds(
+        Where,
+        st.sampled_from(["data.k", "data.n", "data.o.n"]),
+        st.sampled_from(["<", "<=", ">", ">="]),
+        st.one_of(st.integers(-3, 3), st.sampled_from([-1.5, 0.5]), texts),
+    ),
+    st.builds(
+        Where,
+        st.sampled_from(["data.k", "data.o.k"]),
+        st.just("in"),
+        st.lists(scalars, min_size=1, max_size=3),
+    ),
+)
+
+
+def _model_where(data: dict[str, Any], condition: Where) -> bool:
+    """The port's where semantics, written from its docstring (the kit's own model)."""
+    value: Any = data
+    for key in condition.path.split(".")[1:]:
+        if not isinstance(value, dict) or key not in value:
+            return False
+        value = value[key]
+
+    def kind(v: Any) -> str:
+        if isinstance(v, bool) or v is None:
+            return repr(v)  # True, False and None each equal only themselves
+        if isinstance(v, (int, float)):
+            return "number"
+        return "str" if isinstance(v, str) else "container"
+
+    def equal(a: Any, b: Any) -> bool:
+        return kind(a) == kind(b) and (kind(a) not in ("number", "str") or a == b)
+
+    op, want = condition.op, condition.value
+    if op == "exists":
+        return True
+    if op == "==":
+        return equal(value, want)
+    if op == "!=":
+        return not equal(value, want)
+    if op == "in":
+        return any(equal(value, w) for w in want)
+    if kind(value) != kind(want):
+        return False
+    return bool(
+        {"<": value < want, "<=": value <= want, ">": value > want, ">=": value >= want}[op]
+    )
 
 
 class EventStoreMachine(AdapterMachine[EventStore]):
@@ -1196,6 +1431,23 @@ class EventStoreMachine(AdapterMachine[EventStore]):
             return isinstance(a, bool) == isinstance(value, bool) and a == value
 
         assert _ids(got) == [i for *_, i, _, d in self.log if key in d and same(d[key])]
+
+    @rule(limit=st.none() | st.integers(1, 4), t=st.none() | types)
+    def query_backwards(self, limit: int | None, t: str | None) -> None:
+        if not supports(self.adapter, EventStoreCapability.QUERY):
+            return
+        kinds = frozenset({t}) if t else frozenset()
+        got = self.run(self.adapter.query(EventQuery(types=kinds, backwards=True, limit=limit)))
+        want = [i for _, i, ty, _ in reversed(self.log) if t is None or ty == t]
+        assert _ids(got) == (want if limit is None else want[:limit])
+
+    @rule(conditions=st.lists(where_conditions, min_size=1, max_size=2))
+    def query_where(self, conditions: list[Where]) -> None:
+        if not supports(self.adapter, EventStoreCapability.QUERY):
+            return
+        got = self.run(self.adapter.query(EventQuery(where=tuple(conditions))))
+        want = [i for *_, i, _, d in self.log if all(_model_where(d, c) for c in conditions)]
+        assert _ids(got) == want, f"where {conditions}"
 
     @invariant()
     def global_log(self) -> None:

@@ -137,7 +137,7 @@ class EventIndex:
 def query_rows(rows: Sequence[IndexedRow], query: EventQuery) -> list[RecordedEvent]:
     """Events of ``rows`` (a position-ordered slice) matching ``query``, up to its limit."""
     out: list[RecordedEvent] = []
-    for row in rows:
+    for row in reversed(rows) if query.backwards else rows:
         if query.limit is not None and len(out) >= query.limit:
             break
         if query.types and row.event.type not in query.types:

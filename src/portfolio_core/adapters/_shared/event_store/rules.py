@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from portfolio_core.adapters._shared.event_store.validation import PORT, EncodedEvent
+from portfolio_core.adapters._shared.event_store.where import check_where, condition_holds
 from portfolio_core.ports.errors import ConflictError, WrongExpectedVersionError
 from portfolio_core.ports.event_store import EventQuery, ExpectedVersion, RecordedEvent, StreamState
 
@@ -80,6 +81,10 @@ def matches(event: RecordedEvent, query: EventQuery) -> bool:
     """Whether ``event`` satisfies every filter of ``query`` (position and limit excluded)."""
     if query.types and event.type not in query.types:
         return False
+    if query.ids and event.id not in query.ids:
+        return False
+    if query.before_position is not None and event.position >= query.before_position:
+        return False
     if query.streams and event.stream not in query.streams:
         return False
     if query.correlation_id is not None and event.correlation_id != query.correlation_id:
@@ -94,4 +99,6 @@ def matches(event: RecordedEvent, query: EventQuery) -> bool:
     for key, want in query.metadata.items():
         if key not in event.metadata or not json_equal(event.metadata[key], want):
             return False
+    if query.where:
+        return all(condition_holds(event, c) for c in check_where(query.where))
     return True

@@ -204,6 +204,8 @@ def subscription_query(stream: str | None, base: EventQuery) -> Callable[[int, i
             until=base.until,
             data=base.data,
             metadata=base.metadata,
+            where=base.where,
+            ids=base.ids,
             from_position=max(position, base.from_position),
             limit=0 if disjoint else limit,
         )

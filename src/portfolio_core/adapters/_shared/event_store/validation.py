@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from portfolio_core.adapters._shared.codec import check_json_value
+from portfolio_core.adapters._shared.event_store.where import check_where
 from portfolio_core.ports.errors import InvalidInputError
 from portfolio_core.ports.event_store import EventQuery, ExpectedVersion, NewEvent, StreamState
 from portfolio_core.ports.values import MAX_VALUE_DEPTH
@@ -370,6 +371,23 @@ def validate_query(query: EventQuery) -> None:
         _nul_error("query correlation_id", "correlation_id")
     if isinstance(query.correlation_id, str) and not is_text(query.correlation_id):
         _surrogate_error("query correlation_id", "correlation_id")
+    check_where(query.where)
+    if not isinstance(query.backwards, bool):
+        raise InvalidInputError("backwards must be a bool", field="backwards", port=PORT)
+    before = query.before_position
+    if before is not None and (
+        isinstance(before, bool) or not isinstance(before, int) or before < 1
+    ):
+        raise InvalidInputError(
+            "before_position must be an int >= 1 or None", field="before_position", port=PORT
+        )
+    if not isinstance(query.ids, (frozenset, set)):
+        raise InvalidInputError("ids must be a frozenset of str", field="ids", port=PORT)
+    for event_id in query.ids:
+        if not isinstance(event_id, str) or "\x00" in event_id or not is_text(event_id):
+            raise InvalidInputError(
+                "ids must be str without U+0000 or lone surrogates", field="ids", port=PORT
+            )
 
 
 def validate_read_args(from_version: int, limit: int | None) -> None:
@@ -393,5 +411,12 @@ def validate_subscribe(
         validate_stream(stream)
     if filter is not None:
         validate_query(filter)
+        if filter.backwards or filter.before_position is not None:
+            raise InvalidInputError(
+                "a subscription delivers forwards without end: its filter cannot be backwards "
+                "nor set before_position",
+                field="filter",
+                port=PORT,
+            )
     if isinstance(from_position, bool) or not isinstance(from_position, int):
         raise InvalidInputError("from_position must be an int", field="from_position", port=PORT)
