@@ -52,10 +52,13 @@ class DocAdapter:
 
 
 def _is_constant(node: ast.Assign | ast.AnnAssign) -> bool:
-    """``T = TypeVar("T")`` or ``LIMIT = 3``: what a class may use, computed from nothing."""
+    """``T = TypeVar("T")``, ``LIMIT = 3`` or an upper-case module constant such as
+    ``EPOCH = datetime(1970, 1, 1, tzinfo=UTC)``: what a class may use, not a demonstration."""
     targets = node.targets if isinstance(node, ast.Assign) else [node.target]
     if not all(isinstance(target, ast.Name) for target in targets):
         return False
+    if all(target.id.isupper() for target in targets if isinstance(target, ast.Name)):
+        return True
     value = node.value
     if isinstance(value, ast.Constant):
         return True
