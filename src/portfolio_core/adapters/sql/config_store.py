@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -48,6 +47,7 @@ from portfolio_core.adapters.sql._connections import (
     connect,
     is_dead,
 )
+from portfolio_core.adapters.sql._identifiers import check_identifier
 from portfolio_core.ports.capabilities import declare
 from portfolio_core.ports.config_store import ConfigStoreCapability
 from portfolio_core.ports.errors import CorruptDataError, UnavailableError
@@ -61,13 +61,6 @@ __all__ = [
 
 PORT = "ConfigStore"
 T = TypeVar("T")
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}\Z")
-
-
-def _check_name(name: str, what: str) -> str:
-    if not _NAME.match(name):
-        raise ValueError(f"{what} {name!r} is not a plain SQL identifier")
-    return name
 
 
 class _SQLConfigStore(LogConfigStore):
@@ -84,7 +77,7 @@ class _SQLConfigStore(LogConfigStore):
         poll_interval: float,
     ) -> None:
         super().__init__(schemas=schemas, max_value_bytes=max_value_bytes)
-        self.table = _check_name(table, "table")
+        self.table = check_identifier(table)
         self.poll_interval = poll_interval
         self._sync_lock = asyncio.Lock()
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -41,6 +40,7 @@ from portfolio_core.adapters._shared.projections import (
     validate_position,
     validate_ttl,
 )
+from portfolio_core.adapters.sql._identifiers import check_identifier
 from portfolio_core.ports.capabilities import declare
 from portfolio_core.ports.errors import UnavailableError
 from portfolio_core.ports.projection_store import Effect, Lease, ProjectionStoreCapability
@@ -54,13 +54,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}\Z")
-
-
-def _check_name(name: str) -> str:
-    if not _NAME.match(name):
-        raise ValueError(f"table {name!r} is not a plain SQL identifier")
-    return name
 
 
 # -- SQLite ------------------------------------------------------------------------------------
@@ -118,7 +111,7 @@ class SQLiteProjectionStore:
         clock: Callable[[], float] | None = None,
     ) -> None:
         self.path = Path(path)
-        self.table = _check_name(table)
+        self.table = check_identifier(table)
         self.busy_timeout = busy_timeout
         self._now = clock or time.time
         self._conn: sqlite3.Connection | None = None
@@ -337,7 +330,7 @@ class PostgresProjectionStore:
 
     def __init__(self, url: str | SecretStr, *, table: str = "pc_projections") -> None:
         self._url = url if isinstance(url, SecretStr) else SecretStr(url)
-        self.table = _check_name(table)
+        self.table = check_identifier(table)
         self._conn: Any = None
         self._lock = asyncio.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None

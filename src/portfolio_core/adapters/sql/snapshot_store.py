@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +24,7 @@ from portfolio_core.adapters._shared.snapshots import (
     encode_snapshot,
     validate_stream,
 )
+from portfolio_core.adapters.sql._identifiers import check_identifier
 from portfolio_core.ports.capabilities import declare
 from portfolio_core.ports.errors import UnavailableError
 from portfolio_core.ports.snapshot_store import Snapshot, SnapshotStoreCapability
@@ -37,13 +37,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}\Z")
-
-
-def _check_name(name: str) -> str:
-    if not _NAME.match(name):
-        raise ValueError(f"table {name!r} is not a plain SQL identifier")
-    return name
 
 
 # -- SQLite ------------------------------------------------------------------------------------
@@ -76,7 +69,7 @@ class SQLiteSnapshotStore:
         busy_timeout: float = 30.0,
     ) -> None:
         self.path = Path(path)
-        self.table = _check_name(table)
+        self.table = check_identifier(table)
         self.max_snapshot_bytes = max_snapshot_bytes
         self.busy_timeout = busy_timeout
         self._conn: sqlite3.Connection | None = None
@@ -214,7 +207,7 @@ class PostgresSnapshotStore:
         max_snapshot_bytes: int = DEFAULT_MAX_SNAPSHOT_BYTES,
     ) -> None:
         self._url = url if isinstance(url, SecretStr) else SecretStr(url)
-        self.table = _check_name(table)
+        self.table = check_identifier(table)
         self.max_snapshot_bytes = max_snapshot_bytes
         self._conn: Any = None
         self._lock = asyncio.Lock()  # binds to the loop that first waits on it
