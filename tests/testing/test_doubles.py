@@ -4,6 +4,7 @@ record and answer as documented."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -182,3 +183,182 @@ def test_scripted_config_store_answers_and_watches() -> None:
 
         assert runner.run(drain()) == [change]
     assert [c.method for c in store.calls] == ["get", "apply", "current_version", "watch"]
+
+
+def test_scripted_router_answers_from_its_script_over_the_registered_providers() -> None:
+    hello = [p.Message("user", "x")]
+    scripted = p.Completion("canned", "m", p.Usage(1, 1), "stop", (), "b")
+    router = d.ScriptedRouter(
+        route=[p.Provider("b", "m")],
+        complete=[scripted],
+        health_check=[p.HealthStatus("a", False, detail="down")],
+    )
+    with LoopRunner() as runner:
+        runner.run(router.register_provider(p.Provider("a", "m"), d.ScriptedLLM(default="hey")))
+        assert runner.run(router.route(hello)).name == "b"
+        assert runner.run(router.complete(hello)) is scripted
+        assert runner.run(router.health_check("a")) == p.HealthStatus("a", False, detail="down")
+        assert runner.run(router.health_check("a")) == p.HealthStatus("a", True)
+        assert [x.name for x in runner.run(router.list_providers())] == ["a"]
+        runner.run(router.set_strategy(p.RoutingStrategy.COST_OPTIMIZED))
+    assert router.strategy is p.RoutingStrategy.COST_OPTIMIZED
+    cheapest = p.RoutingStrategy.COST_OPTIMIZED
+    assert router.calls_to("set_strategy") == [d.Call("set_strategy", (cheapest,))]
+
+
+def test_scripted_router_without_providers_or_script_fails_loudly() -> None:
+    with LoopRunner() as runner, pytest.raises(AssertionError, match="unscripted call"):
+        runner.run(d.ScriptedRouter().route([p.Message("user", "x")]))
+
+
+def test_scripted_step_reports_its_declaration_and_scripted_validation() -> None:
+    step = d.ScriptedPipelineStep(
+        "s",
+        required_inputs={"x"},
+        output_schema={"y": int},
+        cacheable=True,
+        validate_input=[["bad x"]],
+    )
+    assert (step.required_inputs, step.output_schema, step.cacheable) == (
+        frozenset({"x"}),
+        {"y": int},
+        True,
+    )
+    assert step.validate_input({"x": 1}) == ["bad x"]
+    assert step.validate_input({}) == ["missing input 'x'"]
+
+
+def test_scripted_agent_lists_its_tools_and_answers_unknown_tools_with_an_error() -> None:
+    from portfolio_core.ports.llm import ToolCall, ToolSpec
+
+    spec = ToolSpec("search", "look things up")
+    agent = d.ScriptedAgent(tools=[spec], max_iterations=3)
+    assert agent.available_tools() == [spec]
+    assert agent.max_iterations == 3
+    with LoopRunner() as runner:
+        result = runner.run(agent.execute_tool(ToolCall("c1", "nope")))
+        assert (result.call_id, result.is_error) == ("c1", True)
+        assert "unknown tool 'nope'" in result.content
+        assert runner.run(agent.run("do it")).iterations == 1
+
+
+def test_scripted_tenant_uses_the_real_tenant_context() -> None:
+    from portfolio_core.ports.tenant import TenantContext
+
+    tenant = d.ScriptedTenant()
+    assert tenant.get_context() is None
+    token = tenant.set_context(TenantContext("acme"))
+    assert tenant.get_context() == TenantContext("acme")
+    with LoopRunner() as runner:
+        assert runner.run(tenant.check_quota("tokens")).tenant == "acme"
+    tenant.reset_context(token)
+    assert tenant.get_context() is None
+    with tenant.with_tenant("globex") as ctx:
+        assert ctx.tenant_id == "globex"
+        assert tenant.get_context() == ctx
+    assert tenant.get_context() is None
+    assert [c.method for c in tenant.calls][:3] == ["get_context", "set_context", "get_context"]
+
+
+def test_scripted_stream_yields_scripted_items_and_counts_what_is_written() -> None:
+    from portfolio_core.ports.stream import StreamMessage
+
+    ready = StreamMessage("m1", {"a": 1}, "src")
+    stream = d.ScriptedStream(stream=[[ready, "plain"]])
+
+    async def items() -> Any:
+        yield 1
+        yield 2
+
+    async def double(x: int) -> int:
+        return x * 2
+
+    async def scenario() -> tuple[list[StreamMessage], list[StreamMessage], int, int, list[int]]:
+        first = [m async for m in stream.stream("src")]
+        second = [m async for m in stream.stream("src")]  # the default: nothing
+        written = await stream.write_stream("sink", items())
+        written += await stream.write_stream("sink", [3])
+        transformed = [x async for x in stream.transform(items(), double)]
+        synced = [x async for x in stream.transform(items(), lambda x: -x)]
+        return first, second, written, len(stream.written["sink"]), transformed + synced
+
+    with LoopRunner() as runner:
+        first, second, written, kept, transformed = runner.run(scenario())
+    assert first[0] is ready
+    assert (first[1].payload, first[1].source) == ("plain", "src")
+    assert second == []
+    assert (written, kept) == (3, 3)
+    assert stream.written["sink"] == [1, 2, 3]
+    assert transformed == [2, 4, -1, -2]
+
+
+def test_scripted_model_backend_reports_its_spec() -> None:
+    backend = d.ScriptedModelBackend()
+    assert backend.extract_model_spec().vocab_size == 257
+    assert backend.calls_to("extract_model_spec") == [d.Call("extract_model_spec")]
+
+
+def test_scripted_engine_finishes_pending_requests_unless_scripted() -> None:
+    from portfolio_core.ports.generation_engine import CompletedGeneration, FinishReason
+
+    engine = d.ScriptedGenerationEngine()
+    first = engine.submit("agent", "hi")
+    second = engine.submit("agent", [1, 2])
+    assert (first, second) == ("uid-1", "uid-2")
+    assert engine.has_unfinished()
+    assert engine.abort(first) is True
+    assert engine.abort("uid-9") is False
+    assert sorted(g.uid for g in engine.step()) == ["uid-1", "uid-2"]
+    assert not engine.has_unfinished()
+
+    done = CompletedGeneration("x", "text", None, FinishReason.LENGTH, 3)
+    scripted = d.ScriptedGenerationEngine(submit=["x"], step=[[done]])
+    assert scripted.submit("agent", "hi") == "x"
+    assert scripted.has_unfinished()
+    assert scripted.step() == [done]
+    assert not scripted.has_unfinished()
+
+
+def test_scripted_cache_store_has_no_pinning_and_empty_stats() -> None:
+    store = d.ScriptedCacheStore()
+    assert store.block_size == 16
+    with pytest.raises(p.UnsupportedError, match="no pinning"):
+        store.pin("a")
+    with pytest.raises(p.UnsupportedError, match="no pinning"):
+        store.unpin("a")
+    assert store.stats() == p.CacheStoreStats()
+
+
+def test_scripted_persistence_answers_from_its_script_first() -> None:
+    blocks = p.AgentBlocks("a", (1,), (), (), "spec")
+    store = d.ScriptedCachePersistence(save=[p.UnavailableError("disk")], load=[blocks])
+    with pytest.raises(p.UnavailableError):
+        store.save("a", blocks)
+    assert store.exists("a") is False
+    assert store.load("a", "spec") is blocks
+
+
+def test_a_double_can_be_scripted_later_and_its_calls_forgotten() -> None:
+    cache = d.ScriptedCache()
+    cache.script("get", "later")
+    with LoopRunner() as runner:
+        assert runner.run(cache.get("a")) == "later"
+    assert cache.called("get")
+    assert not cache.called("put")
+    cache.reset_calls()
+    assert cache.calls == []
+    with pytest.raises(AttributeError, match="ScriptedCache has no method 'fetch' to script"):
+        cache.script("fetch", 1)
+
+
+def test_a_recording_double_closes_its_target() -> None:
+    closed: list[str] = []
+
+    class Closable(d.ScriptedCache):
+        async def aclose(self) -> None:
+            closed.append("aclose")
+
+    recorder = d.RecordingCache(Closable())
+    with LoopRunner() as runner:
+        runner.run(recorder.aclose())
+    assert closed == ["aclose"]
