@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -152,3 +153,59 @@ def test_serve_reports_a_bad_manifest_with_its_location(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert f"{manifest}:5:3: portal.prot: unknown key 'prot'" in result.stderr
+
+
+MANIFEST = "schema_version: 1\nadapters:\n  c: {port: cache, adapter: memory}\nportal: {}\n"
+
+
+def test_a_worker_builds_its_app_from_the_manifest_named_in_its_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from starlette.testclient import TestClient
+
+    from portfolio_core._commands.serve import _ENV, create_app
+
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text(MANIFEST)
+    config = {"openai": {"enabled": False}, "reload": {"files": False, "sighup": False}}
+    monkeypatch.setenv(_ENV, json.dumps({"file": str(manifest), "config": config}))
+    with TestClient(create_app()) as client:
+        assert client.post("/v1/entries/c/exists", json={"key": "k"}).json() is False
+        assert client.get("/v1/models").status_code == 404  # the passed config, not the file's
+
+
+def _serve(argv: list[str]) -> int:
+    import argparse
+
+    from portfolio_core._commands import serve
+
+    parser = argparse.ArgumentParser()
+    serve.configure(parser)
+    return serve.run(parser.parse_args(argv))
+
+
+def test_serve_passes_the_manifests_app_and_options_to_uvicorn(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uvicorn
+    from starlette.applications import Starlette
+
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text(MANIFEST)
+    started: list[tuple[object, dict[str, object]]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: started.append((app, options)))
+    assert _serve([str(manifest), "--port", "8123", "--host", "127.0.0.1", "--no-reload"]) == 0
+    [(app, options)] = started
+    assert isinstance(app, Starlette)
+    assert (options["host"], options["port"]) == ("127.0.0.1", 8123)
+
+
+def test_serve_rejects_an_invalid_option_with_one_line_per_problem(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text(MANIFEST)
+    assert _serve([str(manifest), "--port", "-1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("portfolio-core serve: ")
+    assert "greater than or equal to 0" in err
