@@ -125,11 +125,8 @@ def problem_types() -> tuple[ProblemType, ...]:
 def _type_of(exc: PortError) -> ProblemType:
     if isinstance(exc, AccessDeniedError) and exc.authenticated:
         return _FORBIDDEN
-    for klass in type(exc).__mro__:
-        found = _BY_CLASS.get(klass)
-        if found is not None:
-            return found
-    return _BY_CLASS[PortError]
+    # PortError itself is listed, so every port error's MRO reaches a listed class
+    return next(_BY_CLASS[klass] for klass in type(exc).__mro__ if klass in _BY_CLASS)
 
 
 def _plain(value: Any) -> Any:
