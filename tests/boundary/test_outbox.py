@@ -63,10 +63,10 @@ class Outage(MemoryEventStore):
         return await super().append(stream, events, expected_version)
 
 
-def guarded(store: Outage, tmp_path: Path, **outbox: Any) -> Any:
+def guarded(adapter: Outage, tmp_path: Path, **outbox: Any) -> Any:
     config = {"methods": ["append"], "path": str(tmp_path / "outbox.db"), "relay_interval": 0.01}
     return wrap(
-        store,
+        adapter,
         port=EVENT_STORE,
         name="events",
         adapter_type="memory",
@@ -300,3 +300,71 @@ adapters:
     finally:
         await registry.aclose()
     assert outbox._relay is None, "closing the registry stops the relay"
+
+
+def test_the_record_keeps_datetimes_mappings_tuples_and_lists_apart() -> None:
+    import json
+    from datetime import UTC, datetime
+
+    at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    args = ({"when": at, "pair": (1, "a"), "list": [2.5]},)
+    again = decode_call(json.loads(json.dumps(encode_call(args, {}))))
+    assert again == (args, {})
+    assert type(again[0][0]["pair"]) is tuple
+    assert type(again[0][0]["list"]) is list
+
+
+def test_the_record_refuses_what_it_could_not_rebuild() -> None:
+    from dataclasses import dataclass
+
+    @dataclass
+    class Foreign:
+        x: int
+
+    with pytest.raises(InvalidInputError, match=r"cannot record a .*Foreign"):
+        encode_call((Foreign(1),), {})
+    with pytest.raises(InvalidInputError, match="string keys only"):
+        encode_call(({1: "a"},), {})
+    with pytest.raises(InvalidInputError, match="cannot record a set"):
+        encode_call(({1},), {})
+
+
+def test_a_record_naming_a_foreign_type_or_unknown_tag_is_refused() -> None:
+    with pytest.raises(InvalidInputError, match="only rebuilds portfolio_core types"):
+        decode_call({"args": [{"d": "os:system", "v": {}}], "kwargs": {}})
+    with pytest.raises(InvalidInputError, match="not an outbox record"):
+        decode_call({"args": [{"zz": 1}], "kwargs": {}})
+
+
+def test_an_outbox_key_that_is_not_an_argument_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInputError, match="outbox key 'nope' is not an argument"):
+        guarded(Outage(), tmp_path, key="nope")
+
+
+async def test_calls_are_ordered_by_the_configured_key_given_by_name_or_position(
+    tmp_path: Path,
+) -> None:
+    store = Outage()
+    events = guarded(store, tmp_path, key="events")
+    outbox = outbox_of(events)
+    assert outbox is not None
+    batch = [NewEvent("A")]
+    assert outbox.key_of("append", ("s", batch), {}) == str(batch)
+    assert outbox.key_of("append", ("s",), {"events": batch}) == str(batch)
+
+
+async def test_an_outbox_store_names_a_job_queue_adapter(tmp_path: Path) -> None:
+    def with_store(adapter: str) -> Any:
+        return guarded(Outage(), tmp_path, store={"adapter": adapter})
+
+    outbox = outbox_of(with_store("memory"))
+    assert outbox is not None
+    try:
+        await outbox.start()
+        assert isinstance(outbox.store, MemoryJobQueue)
+    finally:
+        await outbox.aclose()
+    unknown = outbox_of(with_store("nope"))
+    assert unknown is not None
+    with pytest.raises(InvalidInputError, match="no job_queue adapter named 'nope'"):
+        await unknown.start()
