@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from portfolio_core.manifest._tree import LMap, find_origin, walk
 from portfolio_core.manifest.errors import format_path
@@ -19,6 +19,33 @@ def _show(value: Any) -> str:
     if isinstance(value, BaseModel):
         return repr(value)  # pydantic masks SecretStr fields in reprs
     return repr(value)
+
+
+def _boundary_model(section_name: str, values: dict[str, Any] | None) -> BaseModel | None:
+    """The validated telemetry or protection section, to tell which of its values are
+    secrets (``None`` when there is none or it does not validate)."""
+    from portfolio_core.boundary.config import ProtectionConfig, TelemetryConfig
+
+    model = TelemetryConfig if section_name == "telemetry" else ProtectionConfig
+    try:
+        return model.model_validate(values) if values is not None else None
+    except ValidationError:
+        return None
+
+
+def _is_secret(model: BaseModel | None, path: tuple[str | int, ...]) -> bool:
+    """Whether the value at ``path`` (inside the section) is a secret of ``model``."""
+    value: Any = model
+    for part in path:
+        if isinstance(value, BaseModel) and isinstance(part, str):
+            value = getattr(value, part, None)
+        elif isinstance(value, dict) and part in value:  # noqa: SIM114 (mypy needs two)
+            value = value[part]
+        elif isinstance(value, list) and isinstance(part, int) and part < len(value):
+            value = value[part]
+        else:
+            return False
+    return isinstance(value, SecretStr)
 
 
 def describe(planned: Plan) -> str:
@@ -55,9 +82,11 @@ def describe(planned: Plan) -> str:
             section = tree["adapters"][name].get(section_name)
             if section is None:
                 continue
+            model = _boundary_model(section_name, getattr(entry, section_name))
             for path, value in walk(section, ("adapters", name, section_name)):
                 origin = find_origin(tree, path)
                 where = origin.describe() if origin else "?"
                 rel = format_path(path[2:])
-                lines.append(f"      {rel} = {_show(value)}    # {where}")
+                shown = _show(SecretStr("") if _is_secret(model, path[3:]) else value)
+                lines.append(f"      {rel} = {shown}    # {where}")
     return "\n".join(lines)
