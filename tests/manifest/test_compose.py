@@ -190,3 +190,63 @@ def test_yaml_anchors_and_merge_keys_work(write: Write) -> None:
     # x-common is not a manifest key: reported, not ignored
     with pytest.raises(Exception, match="unknown key 'x-common'"):
         plan(path, environ={})
+
+
+BASE = f"schema_version: 1\nadapters:\n  c: {{port: cache, adapter: '{F}:DictCache'}}\n"
+
+
+def rejected(path: Path, **kwargs: object) -> list[str]:
+    from portfolio_core.manifest import ManifestError
+
+    with pytest.raises(ManifestError) as info:
+        plan(path, environ=kwargs.pop("environ", {}), **kwargs)  # type: ignore[arg-type]
+    return [str(p) for p in info.value.problems]
+
+
+def test_an_override_may_set_a_whole_mapping_or_list(write: Write) -> None:
+    path = write("app.yaml", BASE)
+    planned = plan(
+        path,
+        environ={},
+        overrides={"adapters.c.protection": {"outbox": {"methods": ["put"], "path": "o.db"}}},
+    )
+    assert planned.entries["c"].protection == {"outbox": {"methods": ["put"], "path": "o.db"}}
+    text = describe(planned)
+    assert "protection.outbox.methods[0] = 'put'    # override adapters.c.protection" in text
+
+
+def test_an_override_through_a_scalar_or_with_an_empty_segment_is_refused(write: Write) -> None:
+    path = write("app.yaml", BASE)
+    [through] = rejected(path, overrides={"adapters.c.port.x": 1})
+    assert "cannot set adapters.c.port.x: adapters.c.port is not a mapping" in through
+    [empty] = rejected(path, overrides={"adapters..c": 1})
+    assert "bad override path 'adapters..c'" in empty
+
+
+def test_an_environment_variable_with_an_empty_segment_is_refused(write: Write) -> None:
+    path = write("app.yaml", BASE)
+    [problem] = rejected(path, environ={"PORTFOLIO_CORE__ADAPTERS____C": "1"})
+    assert "PORTFOLIO_CORE__ADAPTERS____C does not name a manifest path" in problem
+
+
+def test_a_profile_cannot_set_the_schema_version_and_its_lists_are_credited_to_it(
+    write: Write,
+) -> None:
+    path = write(
+        "app.yaml",
+        BASE
+        + f"  m: {{port: cache, adapter: '{F}:MultiCache', uses: {{members: [c]}}}}\n"
+        + "profiles:\n  p:\n    schema_version: 2\n"
+        + "    adapters:\n      m: {uses: {members: [c]}}\n",
+    )
+    [problem] = rejected(path, profile="p")
+    assert "a profile cannot set 'schema_version'" in problem
+    assert ":7:5: " in problem
+    fine = write(
+        "fine.yaml",
+        BASE
+        + f"  m: {{port: cache, adapter: '{F}:MultiCache', uses: {{members: [c]}}}}\n"
+        + "profiles:\n  p:\n    adapters:\n      m: {uses: {members: [c]}}\n",
+    )
+    members = plan(fine, environ={}, profile="p").composed.tree["adapters"]["m"]["uses"]["members"]
+    assert [o.layer for o in (members.origin, *members.origins)] == ["profile:p", "profile:p"]
