@@ -146,3 +146,10 @@ def test_a_file_that_is_not_utf8_is_refused_by_name(write: Write, tmp_path: Path
     error = rejected(path)
     assert error.kinds == ["file-unreadable"]
     assert "caf" not in str(error)
+
+
+def test_a_file_name_the_system_refuses_is_named_with_the_reason(tmp_path: Path) -> None:
+    error = rejected(tmp_path / ("x" * 300 + ".yaml"))
+    assert error.kinds == ["file-unreadable"]
+    assert "cannot read" in str(error)
+    assert str(error).endswith("OSError")

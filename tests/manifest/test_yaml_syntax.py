@@ -161,3 +161,28 @@ def test_a_config_block_written_at_the_entries_level_is_one_indentation_problem(
     assert "'config' is a key of an adapter entry, not the name of one" in problem.message
     assert problem.hint is not None
     assert problem.hint.startswith("check the indentation")
+
+
+def test_a_recursive_alias_is_a_located_problem_not_a_hang(tmp_path: Path) -> None:
+    path = tmp_path / "app.yaml"
+    path.write_text("schema_version: 1\nadapters: &a\n  c: *a\n")
+    with pytest.raises(ManifestError) as info:
+        plan(path, environ={})
+    [problem] = [p for p in info.value.problems if p.kind == "yaml-syntax"]
+    assert str(problem) == f"{path}:2:11: adapters.c: recursive YAML alias"
+
+
+def test_a_mapping_key_that_is_not_a_scalar_is_refused_where_it_is(tmp_path: Path) -> None:
+    path = tmp_path / "app.yaml"
+    path.write_text("schema_version: 1\nadapters:\n  ? [a, b]\n  : 1\n")
+    with pytest.raises(ManifestError) as info:
+        plan(path, environ={})
+    [problem] = [p for p in info.value.problems if p.kind == "invalid-key"]
+    assert problem.message == "mapping keys must be plain strings"
+    assert problem.origin is not None
+    assert (problem.origin.line, problem.origin.column) == (3, 5)
+
+
+def test_a_value_yaml_cannot_construct_is_a_yaml_problem(tmp_path: Path) -> None:
+    problem = syntax_problem(tmp_path, "schema_version: 1\nwhen: 2026-13-45\n")
+    assert problem.message == "invalid YAML value: month must be in 1..12"
