@@ -38,6 +38,8 @@ async def _check(args: argparse.Namespace) -> int:
         status = "healthy" if entry.healthy else "UNHEALTHY"
         latency = f" {entry.latency_s * 1000:.1f} ms" if entry.latency_s is not None else ""
         print(f"{name:<20} {status:<9} {entry.detail}{latency}")
+    if result.memory is not None and result.memory.pressure:
+        print(f"{'(memory)':<20} {'degraded':<9} {result.memory.reason}")
     print("overall:", result.status)
     return 0 if result.healthy else 1
 
