@@ -309,7 +309,14 @@ class MemoryStatus:
 
 
 def _mib(n: int) -> str:
-    return f"{n / 2**20:.1f} MiB"
+    """``n`` bytes for people: B, KiB, MiB or GiB, one decimal."""
+    if n < 2**10:
+        return f"{n} B"
+    if n < 2**20:
+        return f"{n / 2**10:.1f} KiB"
+    if n < 2**30:
+        return f"{n / 2**20:.1f} MiB"
+    return f"{n / 2**30:.1f} GiB"
 
 
 @dataclass
@@ -460,10 +467,12 @@ class MemoryBudget:
             reading.used, budget, pressure, tuple(released), after, checked_at=self._clock()
         )
         with self._lock:
+            before = self._counters.last
             self._counters.checks += 1
             self._counters.pressured += int(pressure)
             self._counters.last = status
-        if pressure:
+        # once when pressure starts, then whenever something was released
+        if pressure and (before is None or not before.pressure or after is not None):
             _log.warning(
                 "memory.pressure",
                 used=reading.used,
