@@ -47,6 +47,7 @@ from portfolio_core.registry._state import (
 
 if TYPE_CHECKING:
     from portfolio_core.boundary.stats import MethodPerformance, MethodStats
+    from portfolio_core.services.memory import MemoryBudget
 
 __all__ = [
     "CallStats",
@@ -89,6 +90,7 @@ class Registry:
         self._started = False
         self._closed = False
         self._health_sinks: list[HealthSink] = []
+        self._budget: MemoryBudget | None = None
 
     # -- building --------------------------------------------------------------------------
 
@@ -181,6 +183,28 @@ class Registry:
     def _swap(self, state: State) -> None:
         self._state = state
         self._lookup = state.lookup
+        if self._budget is not None or (state.plan is not None and "memory" in state.plan.sections):
+            self._follow_memory(state)
+
+    def _follow_memory(self, state: State) -> None:
+        """Point the memory budget at this state's Shrinkable adapters (a new budget when
+        the ``memory:`` section changed; none without one)."""
+        from portfolio_core.registry._memory import follow
+
+        old = self._budget
+        items = [(name, item.instance) for name, item in state.items.items()]
+        self._budget = follow(old, state.plan, items)
+        if self._budget is not old:
+            if old is not None:
+                old.stop()
+            if self._budget is not None and self._started and not self._closed:
+                self._budget.start()
+
+    @property
+    def memory_budget(self) -> MemoryBudget | None:
+        """The memory budget the manifest's ``memory:`` section set up (checking every
+        Shrinkable adapter while the registry is started), or None."""
+        return self._budget
 
     # -- lookup ----------------------------------------------------------------------------
 
@@ -342,7 +366,11 @@ class Registry:
         for sink in self._health_sinks:
             for r in results:
                 sink.record(r.name, r.healthy, r.detail, r.latency_s)
-        return HealthReport(all(r.healthy for r in results), entries)
+        budget = self._budget
+        memory = None
+        if budget is not None:
+            memory = budget.status() or await asyncio.to_thread(budget.check)
+        return HealthReport(all(r.healthy for r in results), entries, memory)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -352,6 +380,8 @@ class Registry:
         (`starting_note`)."""
         await start_all(self._state)
         self._started = True
+        if self._budget is not None:
+            self._budget.start()
 
     async def aclose(self) -> None:
         """Stop every adapter in reverse dependency order (``aclose()`` or ``close()``).
@@ -362,6 +392,8 @@ class Registry:
         if self._closed:
             return
         self._closed = True
+        if self._budget is not None:
+            self._budget.stop()
         state = self._state
         items = [state.items[n] for n in state.order]
         await stop_all(items, state.secrets, raise_errors=True)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from portfolio_core.ports.catalogue import PortInfo
+
+if TYPE_CHECKING:
+    from portfolio_core.services.memory import MemoryStatus
 
 __all__ = [
     "CallStats",
@@ -63,17 +66,24 @@ class EntryHealth:
 
 @dataclass(frozen=True, slots=True)
 class HealthReport:
-    """Every entry's health; ``healthy`` is true only when all entries are."""
+    """Every entry's health; ``healthy`` is true only when all entries are.
+
+    ``memory`` is the memory budget's last check when the manifest sets one (``memory:``),
+    else None.
+    """
 
     healthy: bool
     entries: Mapping[str, EntryHealth]
+    memory: MemoryStatus | None = None
 
     @property
     def status(self) -> Literal["healthy", "degraded", "unhealthy"]:
-        """``healthy`` when ``healthy`` is true, ``unhealthy`` when no entry is healthy,
-        ``degraded`` when some are (the overall status ``HealthAggregator`` computes)."""
+        """``healthy`` when ``healthy`` is true and the memory budget is not under pressure,
+        ``unhealthy`` when no entry is healthy, ``degraded`` when some are (the overall
+        status ``HealthAggregator`` computes) or when all are but memory is over the budget
+        (``memory.reason`` says why)."""
         if self.healthy:
-            return "healthy"
+            return "degraded" if self.memory is not None and self.memory.pressure else "healthy"
         if any(e.healthy for e in self.entries.values()):
             return "degraded"
         return "unhealthy"
