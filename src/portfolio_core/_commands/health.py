@@ -69,6 +69,8 @@ async def _check(args: argparse.Namespace) -> int:
             f"{label:<20} {'healthy' if found.healthy else 'UNHEALTHY':<9} lag {found.lag}"
             f"{limit}: checkpoint {found.checkpoint}, head {found.head}"
         )
+    if result.memory is not None and result.memory.pressure:
+        print(f"{'(memory)':<20} {'degraded':<9} {result.memory.reason}")
     healthy = result.healthy and not lagging
     print("overall:", "unhealthy" if lagging else result.status)
     return 0 if healthy else 1

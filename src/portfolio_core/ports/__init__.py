@@ -159,6 +159,7 @@ if TYPE_CHECKING:
         RouterCapability,
         RoutingStrategy,
     )
+    from portfolio_core.ports.shrinkable import ReleaseOrder, Shrinkable
     from portfolio_core.ports.snapshot_store import (
         Snapshot,
         SnapshotStore,
@@ -288,6 +289,8 @@ _EXPORTS: dict[str, str] = {
     "ProjectionStoreCapability": "projection_store",
     "Snapshot": "snapshot_store",
     "SnapshotStore": "snapshot_store",
+    "Shrinkable": "shrinkable",
+    "ReleaseOrder": "shrinkable",
     "SnapshotStoreCapability": "snapshot_store",
     "StepResult": "pipeline",
     "StepStatus": "pipeline",
@@ -424,6 +427,8 @@ __all__ = [
     "ProjectionStoreCapability",
     "Snapshot",
     "SnapshotStore",
+    "Shrinkable",
+    "ReleaseOrder",
     "SnapshotStoreCapability",
     "StepResult",
     "StepStatus",
