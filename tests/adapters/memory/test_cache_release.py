@@ -82,3 +82,16 @@ async def test_counting_resident_bytes_does_not_count_as_use() -> None:
     cache.resident_bytes()
     cache.release(1)
     assert sorted(await cache.keys()) == ["a", "c"], "b stayed the least recently used"
+
+
+@pytest.mark.parametrize("policy", ["lru", "lfu"])
+async def test_listing_keys_is_not_a_use(policy: str) -> None:
+    cache = MemoryCache(3, policy=policy)  # type: ignore[arg-type]
+    for key in "abc":
+        await cache.put(key, key)
+    await cache.get("a")
+    await cache.get("c")
+    for _ in range(5):
+        await cache.keys()
+    await cache.put("d", "d")  # full: the least used of a, b, c goes
+    assert sorted(await cache.keys()) == ["a", "c", "d"]
