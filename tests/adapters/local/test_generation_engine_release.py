@@ -15,6 +15,7 @@ from portfolio_core.adapters.local.generation_engine import LocalGenerationEngin
 from portfolio_core.adapters.local.numpy_backend import NumpyModelBackend
 from portfolio_core.adapters.local.simulated_backend import SimulatedModelBackend
 from portfolio_core.ports import ReleaseOrder, Shrinkable
+from portfolio_core.testing.shrinkable import check_shrinkable
 
 TOK = ByteTokenizer()
 PROMPT = "the same long system prompt, shared by every request " * 2
@@ -154,3 +155,14 @@ def test_blocks_smaller_than_a_page_free_only_whole_pages() -> None:
     run_blocks = range(page // per_block)
     layers = spec.n_layers
     assert ops.discard(kv, run_blocks) == 2 * layers * page
+
+
+def test_keeps_the_shrinkable_contract() -> None:
+    engine = LocalGenerationEngine(backend(), TOK, num_blocks=32)
+    counter = iter(range(10**6))
+
+    def fill() -> None:
+        for _ in range(3):
+            run(engine, PROMPT + str(next(counter)))
+
+    check_shrinkable(engine, fill)

@@ -3,10 +3,13 @@ the policy's order, and estimates what it freed."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from portfolio_core.adapters.memory.cache import MemoryCache
 from portfolio_core.ports import ReleaseOrder, Shrinkable
+from portfolio_core.testing.shrinkable import check_shrinkable
 
 
 class Clock:
@@ -95,3 +98,17 @@ async def test_listing_keys_is_not_a_use(policy: str) -> None:
         await cache.keys()
     await cache.put("d", "d")  # full: the least used of a, b, c goes
     assert sorted(await cache.keys()) == ["a", "c", "d"]
+
+
+def test_keeps_the_shrinkable_contract() -> None:
+    cache = MemoryCache()
+    counter = iter(range(10**6))
+
+    def fill() -> None:
+        async def put_some() -> None:
+            for _ in range(200):
+                await cache.put(f"k{next(counter)}", "v" * 1000)
+
+        asyncio.run(put_some())
+
+    check_shrinkable(cache, fill)
