@@ -331,7 +331,11 @@ class Registry:
         with a detail saying that calls are being probed (the rule of
         ``portfolio_core.boundary.health.with_breaker``). Reading the breaker never changes
         it. Marks override both. Every sink registered with `report_health_to`
-        receives exactly the verdicts returned. Details never contain secret values."""
+        receives exactly the verdicts returned. Details never contain secret values.
+
+        With a memory budget (the manifest's ``memory:`` section), the report's ``memory``
+        is its last check (a first check is run if none was), which makes ``status``
+        ``degraded`` while over the budget."""
         from portfolio_core.boundary.health import with_breaker
         from portfolio_core.boundary.outbox import with_outbox
 
