@@ -41,10 +41,13 @@ __all__ = [
     "MemoryBudget",
     "MemoryConfig",
     "MemoryReading",
+    "MemorySource",
     "MemoryStatus",
     "ProcessMemory",
+    "Registration",
     "Release",
     "cgroup_of_process",
+    "shrinkable_components",
 ]
 
 _log = structlog.get_logger("portfolio_core.services.memory")
@@ -320,7 +323,10 @@ def _mib(n: int) -> str:
 
 
 @dataclass
-class _Component:
+class Registration:
+    """A component registered with a `MemoryBudget`: its name, the component, its place
+    in the release order, and what it released so far (bytes, calls, calls that raised)."""
+
     name: str
     target: Shrinkable
     order: int
@@ -379,7 +385,7 @@ class MemoryBudget:
         self._lock = threading.Lock()
         #: one check at a time (the thread's and a health call's would both release)
         self._checking = threading.Lock()
-        self._components: list[_Component] = []
+        self._components: list[Registration] = []
         self._counters = _Counters()
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -415,7 +421,7 @@ class MemoryBudget:
         """Register ``components`` (name, component) instead of the current ones, keeping
         the figures of names registered before. Raises ``TypeError`` for one that is not
         Shrinkable."""
-        fresh: list[_Component] = []
+        fresh: list[Registration] = []
         with self._lock:
             known = {c.name: c for c in self._components}
             for name, target in components:
@@ -423,13 +429,13 @@ class MemoryBudget:
                     raise TypeError(f"{name!r} is not Shrinkable (release_order, release, ...)")
                 order = int(target.release_order)
                 old = known.get(name)
-                item = _Component(name, target, order)
+                item = Registration(name, target, order)
                 if old is not None and old.target is target:
                     item = old
                 fresh.append(item)
             self._components = fresh
 
-    def components_in_order(self) -> list[_Component]:
+    def components_in_order(self) -> list[Registration]:
         """The registered components in the order they are asked to release."""
         with self._lock:
             return sorted(self._components, key=lambda c: c.order)  # stable: ties keep order
@@ -488,7 +494,7 @@ class MemoryBudget:
             )
         return status
 
-    def _release(self, component: _Component, nbytes: int) -> int:
+    def _release(self, component: Registration, nbytes: int) -> int:
         try:
             freed = int(component.target.release(nbytes))
         except Exception as exc:
