@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from portfolio_core.boundary.timeline import default_timeline
 from portfolio_core.manifest import ManifestError, plan
 from portfolio_core.ports import AgentBlocks, Cache, CacheStore, CacheTier, GenerationEngine
 from portfolio_core.registry import Registry
@@ -170,6 +171,10 @@ async def test_pressure_shows_in_health_with_a_reason(tmp_path: Path) -> None:
             report.memory.reason
         )
         assert report.memory.reason.endswith("still over the budget")
+        events = [e for e in default_timeline().latest() if e.kind == "memory"]
+        assert events, "pressure is on the timeline (the operator console's feed)"
+        assert events[-1].severity == "error"
+        assert events[-1].title == report.memory.reason
 
 
 async def test_without_a_section_there_is_no_budget(tmp_path: Path) -> None:

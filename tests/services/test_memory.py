@@ -337,3 +337,24 @@ def test_checks_run_one_at_a_time() -> None:
     first.join(5)
     second.join(5)
     assert overlaps == [1, 1]
+
+
+def test_on_pressure_hears_when_pressure_starts_and_when_something_was_released() -> None:
+    calls: list[str] = []
+    heard: list[int] = []
+    pool = Pool(0, ReleaseOrder.CACHE_ENTRIES, calls, "pool")
+    meter = Meter(20, pool)
+
+    def hear(status: Any) -> None:
+        heard.append(status.used)
+        raise RuntimeError("a listener's error is dropped")
+
+    budget = MemoryBudget(10, meter, [("pool", pool)], on_pressure=hear)
+    budget.check()  # pressure starts, nothing to release
+    budget.check()  # still over, nothing released: not told again
+    pool.held = 5
+    budget.check()  # released 5
+    meter.base = 0
+    pool.held = 0
+    budget.check()  # not under pressure
+    assert heard == [20, 25]

@@ -370,6 +370,7 @@ class MemoryBudget:
         target: float = 0.9,
         clock: Callable[[], float] = time.time,
         meter_provider: Any = None,
+        on_pressure: Callable[[MemoryStatus], None] | None = None,
     ) -> None:
         if not 0 < target <= 1:
             raise ValueError(f"target must be in (0, 1], not {target!r}")
@@ -389,6 +390,9 @@ class MemoryBudget:
         self._counters = _Counters()
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
+        self.on_pressure = on_pressure
+        """Called (in the checking thread) with the status when pressure starts and whenever a
+        check released something; what it raises is logged and dropped."""
         self.replace_components(components)
         self._register_metrics(meter_provider)
 
@@ -492,6 +496,11 @@ class MemoryBudget:
                 released={r.name: r.freed for r in released},
                 after=after,
             )
+            if self.on_pressure is not None:
+                try:
+                    self.on_pressure(status)
+                except Exception as exc:
+                    _log.error("memory.on_pressure_failed", error=f"{type(exc).__name__}: {exc}")
         return status
 
     def _release(self, component: Registration, nbytes: int) -> int:
