@@ -185,6 +185,24 @@ async def test_without_a_section_there_is_no_budget(tmp_path: Path) -> None:
         assert report.status == "healthy"
 
 
+async def test_reload_with_the_same_section_keeps_the_budget(tmp_path: Path) -> None:
+    path = manifest(tmp_path, SECTION)
+    async with Registry.from_manifest(path) as registry:
+        first = registry.memory_budget
+        text = path.read_text()  # the cache entry gets a config: it is rebuilt
+        text = text.replace(
+            "adapter: memory\n  tok:", "adapter: memory\n    config: {max_entries: 5}\n  tok:"
+        )
+        path.write_text(text)
+        report = await registry.reload()
+        assert "cache" in report.rebuilt
+        assert registry.memory_budget is first
+        assert first is not None
+        assert first.running
+        new_cache = registry.get(Cache)
+        assert any(r.target is new_cache for r in first.components_in_order())
+
+
 async def test_reload_follows_the_section(tmp_path: Path) -> None:
     path = manifest(tmp_path, SECTION)
     async with Registry.from_manifest(path) as registry:

@@ -358,3 +358,26 @@ def test_on_pressure_hears_when_pressure_starts_and_when_something_was_released(
     pool.held = 0
     budget.check()  # not under pressure
     assert heard == [20, 25]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"target": 0}, "target must be in"), ({"check_every": 0}, "check_every must be positive")],
+)
+def test_a_budget_refuses_bad_settings(kwargs: dict[str, float], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        MemoryBudget(10, Meter(0), **kwargs)  # type: ignore[arg-type]
+
+
+def test_replacing_components_keeps_the_figures_of_those_that_stay() -> None:
+    calls: list[str] = []
+    kept = Pool(10, ReleaseOrder.KV_TIER, calls, "kept")
+    budget = MemoryBudget(5, Meter(0, kept), [("kv", kept)], target=1.0)
+    budget.check()
+    before = budget.components_in_order()[0]
+    assert before.released_total == 5
+    other = Pool(3, ReleaseOrder.PREFIX_CACHE, calls, "other")
+    budget.replace_components([("kv", kept), ("engine", other)])
+    assert budget.order == ["engine", "kv"]
+    assert budget.components_in_order()[1] is before
+    assert "order=[engine, kv]" in repr(budget)
