@@ -230,7 +230,11 @@ async def test_reload_follows_the_section(tmp_path: Path) -> None:
         ("memory:\n  budget: -1GiB\n", 27, "budget must be positive, not '-1GiB'"),
         ("memory:\n  budget: 1GiB\n  check_every: often\n", 28, "'often' is not a duration"),
         ("memory:\n  budget: 1GiB\n  every: 1s\n", 28, "unknown key 'every' in memory"),
-        ("memory:\n  check_every: 1s\n", 27, "missing required key 'budget'"),
+        (
+            "memory:\n  measure: cgroup\n  cgroup: CGROUP\n",  # its memory.max is "max"
+            27,
+            "a budget of 90% needs a cgroup memory.max; this cgroup has no limit (max)",
+        ),
     ],
 )
 def test_bad_sections_are_located_errors(
@@ -282,3 +286,12 @@ def test_measuring_rss_without_psutil_is_refused_at_load_with_the_extra(tmp_path
     )
     assert "pip install 'portfolio-core[memory]'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+async def test_an_empty_section_takes_90_percent_of_the_cgroup_limit(tmp_path: Path) -> None:
+    path = manifest(tmp_path, "memory: {measure: cgroup, cgroup: CGROUP}\n")
+    (tmp_path / "cgroup" / "memory.max").write_text(f"{200 * MiB}\n")
+    async with Registry.from_manifest(path) as registry:
+        budget = registry.memory_budget
+        assert budget is not None
+        assert budget.check().budget == 180 * MiB

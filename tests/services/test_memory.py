@@ -381,3 +381,26 @@ def test_replacing_components_keeps_the_figures_of_those_that_stay() -> None:
     assert budget.order == ["engine", "kv"]
     assert budget.components_in_order()[1] is before
     assert "order=[engine, kv]" in repr(budget)
+
+
+def test_a_percentage_with_rss_takes_the_cgroup_limit_at_each_check(tmp_path: Path) -> None:
+    pytest.importorskip("psutil")
+    directory = fake_cgroup(tmp_path, "1", str(100 * 2**30))
+    budget = MemoryBudget.from_config(MemoryConfig(budget="50%", cgroup=directory))
+    assert isinstance(budget.source, ProcessMemory)
+    status = budget.check()
+    assert status.budget == 50 * 2**30
+    assert status.used > 0
+    (directory / "memory.max").write_text(f"{2**20}\n")  # the limit shrank: so does the budget
+    assert budget.check().budget == 2**19
+    assert budget.check().pressure
+
+
+def test_the_default_budget_is_90_percent_of_the_cgroup_limit(tmp_path: Path) -> None:
+    directory = fake_cgroup(tmp_path, str(10 * MiB), str(100 * MiB))
+    config = MemoryConfig(measure="cgroup", cgroup=directory)
+    assert config.budget == "90%"
+    assert MemoryBudget.from_config(config).check().budget == 90 * MiB
+    (directory / "memory.max").write_text("max\n")
+    with pytest.raises(ValidationError, match=r"a budget of 90% needs a cgroup memory\.max"):
+        MemoryConfig(measure="cgroup", cgroup=directory)

@@ -155,7 +155,8 @@ class MemoryConfig(BaseModel):
     """The manifest's ``memory:`` section.
 
     ``budget`` is a size (``512MiB``, ``2GB``, ``1_000_000`` bytes) or a percentage of the
-    cgroup's ``memory.max`` (``80%``); ``check_every`` is seconds (``1``, ``500ms``,
+    cgroup's ``memory.max`` (``80%``; the default is ``90%``, for a process under a cgroup v2
+    memory limit); ``check_every`` is seconds (``1``, ``500ms``,
     ``2s``, ``1m``, ``1h``); ``measure`` is ``rss`` (this process, through ``psutil``) or
     ``cgroup`` (``memory.current`` of this process's cgroup, or of ``cgroup``); over the
     budget, a check releases memory until the reading is back to ``target`` (a fraction)
@@ -164,7 +165,7 @@ class MemoryConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    budget: int | str
+    budget: int | str = "90%"
     check_every: float = Field(1.0, gt=0)
     measure: Literal["rss", "cgroup"] = "rss"
     target: float = Field(0.9, gt=0, le=1)
@@ -235,8 +236,9 @@ class MemoryConfig(BaseModel):
         directory = self.cgroup if self.cgroup is not None else cgroup_of_process()
         if directory is None:
             raise FileNotFoundError(
-                "no cgroup v2 memory controller for this process: set memory.cgroup to a "
-                "cgroup v2 directory, or measure: rss with a budget in bytes"
+                "no cgroup v2 memory controller for this process: give the budget in bytes "
+                "(budget: 512MiB) and measure: rss, or set memory.cgroup to a cgroup v2 "
+                "directory"
             )
         return CgroupMemory(directory)
 
@@ -402,9 +404,15 @@ class MemoryBudget:
     ) -> MemoryBudget:
         """A budget as the manifest's ``memory:`` section says (see `MemoryConfig.source`
         for what it raises)."""
-        budget: int | Callable[[int | None], int] = (
-            config.budget if isinstance(config.budget, int) else config.budget_bytes
-        )
+        budget: int | Callable[[int | None], int] = config.budget_bytes
+        if isinstance(config.budget, int):
+            budget = config.budget
+        elif config.measure == "rss":  # a percentage of the cgroup limit, read each check
+            cgroup = config._cgroup()
+
+            def budget(_limit: int | None) -> int:
+                return config.budget_bytes(cgroup().limit)
+
         made = cls(
             budget,
             config.source(),
