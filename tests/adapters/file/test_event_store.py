@@ -4,22 +4,36 @@ every other damage without changing the file."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
+import time
+import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from portfolio_core.adapters.file.event_store import FileEventStore
-from portfolio_core.ports import CorruptDataError, NewEvent, UnavailableError
+from portfolio_core.ports import CorruptDataError, EventQuery, NewEvent, UnavailableError
 from portfolio_core.testing.contracts.event_store import EventStoreContract
 
 
 class TestFileEventStore(EventStoreContract):
     @pytest.fixture
-    def make_adapter(self, tmp_path: Path) -> Callable[[], FileEventStore]:
+    def make_adapter(self, tmp_path: Path) -> Callable[..., FileEventStore]:
         counter = itertools.count()
-        return lambda: FileEventStore(tmp_path / f"events-{next(counter)}.log", fsync="never")
+
+        def make(
+            tenant_scoped: bool = False, wall_clock: Callable[[], float] = time.time
+        ) -> FileEventStore:
+            return FileEventStore(
+                tmp_path / f"events-{next(counter)}.log",
+                fsync="never",
+                tenant_scoped=tenant_scoped,
+                wall_clock=wall_clock,
+            )
+
+        return make
 
 
 async def _write(path: Path, batches: int) -> None:
@@ -146,3 +160,113 @@ def test_not_an_event_log(tmp_path: Path) -> None:
             await FileEventStore(path).start()
 
     asyncio.run(run())
+
+
+# -- the on-disk index ------------------------------------------------------------------------
+
+
+async def _fill(path: Path, batches: int, start: int = 0, size: int = 10) -> None:
+    store = FileEventStore(path, fsync="never")
+    await store.start()
+    for b in range(start, start + batches):
+        await store.append(f"s{b % 7}", [NewEvent("E", {"b": b, "k": k}) for k in range(size)])
+    await store.aclose()
+
+
+async def _contents(path: Path) -> list[tuple[str, int, int, int]]:
+    store = FileEventStore(path)
+    await store.start()
+    try:
+        return [(e.stream, e.version, e.position, e.data["b"]) for e in await store.read_all()]
+    finally:
+        await store.aclose()
+
+
+def _retained_after_reading(path: Path) -> int:
+    """Bytes of Python memory the open store keeps after every event was read through it."""
+
+    async def run() -> int:
+        store = FileEventStore(path)
+        await store.start()
+        start = 1
+        while page := await store.read_all(start, 500):
+            start = page[-1].position + 1
+        await store.read("s1")
+        await store.query(EventQuery(types=frozenset({"E"}), data={"b": 3, "k": 3}))
+        del page
+        gc.collect()
+        retained = tracemalloc.get_traced_memory()[0]
+        await store.aclose()
+        return retained
+
+    tracemalloc.start()
+    try:
+        return asyncio.run(run())
+    finally:
+        tracemalloc.stop()
+
+
+def test_memory_does_not_grow_with_the_events_stored_and_read(tmp_path: Path) -> None:
+    small, large = tmp_path / "small.log", tmp_path / "large.log"
+    # both hold more than the decoded-record cache's budget, so both fill it
+    asyncio.run(_fill(small, 400))  # 4,000 events
+    asyncio.run(_fill(large, 2_000))  # 20,000 events
+    grown = _retained_after_reading(large) - _retained_after_reading(small)
+    # kept in memory, 16,000 more events would take well over 5 MB of Python objects
+    assert grown < 500_000, f"the store keeps {grown} more bytes for 16,000 more events"
+
+
+def test_the_index_is_a_file_beside_the_log_and_reopening_reads_everything(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "e.log"
+    asyncio.run(_fill(path, 30, size=3))
+    store = FileEventStore(path)
+    assert store.index_path == tmp_path / "e.log.index"
+    assert store.index_path.is_file()
+    contents = asyncio.run(_contents(path))
+    assert [p for _, _, p, _ in contents] == list(range(1, 91))
+    assert [b for _, _, _, b in contents] == [b for b in range(30) for _ in range(3)]
+
+
+def _fresh_contents(path: Path, scratch: Path) -> list[tuple[str, int, int, int]]:
+    """What ``path`` holds, read through an index built from nothing (a copy, elsewhere)."""
+    scratch.mkdir()
+    copy = scratch / path.name
+    copy.write_bytes(path.read_bytes())
+    return asyncio.run(_contents(copy))
+
+
+@pytest.mark.parametrize("damage", ["missing", "garbage", "stale", "behind"])
+def test_an_index_that_does_not_describe_the_log_is_rebuilt_from_it(
+    tmp_path: Path, damage: str
+) -> None:
+    path = tmp_path / "e.log"
+    index = tmp_path / "e.log.index"
+    asyncio.run(_fill(path, 5))
+    if damage == "missing":
+        index.unlink()
+    elif damage == "garbage":
+        index.write_bytes(b"not a database" * 100)
+    elif damage == "stale":  # the log was replaced by another one (say, a salvaged copy)
+        (tmp_path / "other").mkdir()
+        other = tmp_path / "other" / "e.log"
+        asyncio.run(_fill(other, 5, start=100))
+        path.write_bytes(other.read_bytes())
+    elif damage == "behind":  # the index lost its last transactions (e.g. in a power loss)
+        saved = index.read_bytes()
+        asyncio.run(_fill(path, 5, start=5))
+        index.write_bytes(saved)
+    expected = _fresh_contents(path, tmp_path / "fresh")
+    assert len(expected) == (100 if damage == "behind" else 50)
+    assert asyncio.run(_contents(path)) == expected
+
+    async def append_after() -> None:  # the rebuilt index continues the log
+        store = FileEventStore(path)
+        await store.start()
+        result = await store.append("s1", [NewEvent("E", {"b": -1})])
+        assert result.positions == (len(expected) + 1,)
+        assert result.version == 1 + sum(1 for s, *_ in expected if s == "s1")
+        await store.aclose()
+
+    asyncio.run(append_after())

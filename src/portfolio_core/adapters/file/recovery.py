@@ -24,15 +24,14 @@ from pathlib import Path
 from portfolio_core.adapters._shared.config_store import StoredSet
 from portfolio_core.adapters._shared.event_store.index import IndexedRow
 from portfolio_core.adapters.file import config_store as _config
+from portfolio_core.adapters.file._framing import DECODE_ERRORS, HEADER
 from portfolio_core.adapters.file.cache import DAMAGED_FOLDER, entry_status
 from portfolio_core.adapters.file.event_store import (
+    _FORMAT,
     _PAYLOAD_START,
-    HEADER,
     MAGIC,
     _decode_record,
     _encode_record,
-    _next_record,
-    _record_at,
 )
 from portfolio_core.ports.errors import InvalidInputError
 
@@ -79,7 +78,7 @@ def _repaired_length(data: bytes, offset: int, end: int) -> tuple[str, list[Inde
         return None
     try:
         return _decode_record(payload)
-    except (ValueError, KeyError, TypeError, IndexError):
+    except DECODE_ERRORS:
         return None
 
 
@@ -102,7 +101,7 @@ def salvage_event_log(source: str | os.PathLike[str], target: str | os.PathLike[
     report = LogSalvage(src, dst)
     offset = len(MAGIC) if data.startswith(MAGIC) else 0
     if offset == 0:
-        first = _next_record(data, -1)
+        first = _FORMAT.next_record(data, -1)
         if first is None:
             raise InvalidInputError(f"{src} holds no event log record that can be verified")
         if first > 0:
@@ -113,11 +112,11 @@ def salvage_event_log(source: str | os.PathLike[str], target: str | os.PathLike[
     seen: set[tuple[str, str]] = set()
     out = [MAGIC]
     while offset < len(data):
-        found = _record_at(data, offset)
+        found = _FORMAT.record_at(data, offset)
         if found is not None:
-            tenant, rows, after = found
+            (tenant, rows), after = found
         else:
-            following = _next_record(data, offset)
+            following = _FORMAT.next_record(data, offset)
             after = len(data) if following is None else following
             repaired = _repaired_length(data, offset, after)
             if repaired is None:
@@ -178,12 +177,10 @@ class ConfigLogSalvage:
 def is_config_log(path: str | os.PathLike[str]) -> bool:
     """Whether the file at ``path`` starts as a config store's log (not an event log)."""
     with open(path, "rb") as fh:
-        head = fh.read(len(_config.MAGIC) + _config.HEADER.size + len(_config.PAYLOAD_START))
+        head = fh.read(len(_config.MAGIC) + HEADER.size + len(_config.PAYLOAD_START))
     if head.startswith(_config.MAGIC):
         return True
-    return not head.startswith(MAGIC) and head[_config.HEADER.size :].startswith(
-        _config.PAYLOAD_START
-    )
+    return not head.startswith(MAGIC) and head[HEADER.size :].startswith(_config.PAYLOAD_START)
 
 
 def salvage_config_log(
