@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import itertools
+import sqlite3
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from portfolio_core.adapters.file._log_index import LogIndex
 from portfolio_core.adapters.file.event_store import FileEventStore
 from portfolio_core.ports import CorruptDataError, EventQuery, NewEvent, UnavailableError
 from portfolio_core.testing.contracts.event_store import EventStoreContract
@@ -237,7 +239,7 @@ def _fresh_contents(path: Path, scratch: Path) -> list[tuple[str, int, int, int]
     return asyncio.run(_contents(copy))
 
 
-@pytest.mark.parametrize("damage", ["missing", "garbage", "stale", "behind"])
+@pytest.mark.parametrize("damage", ["missing", "garbage", "stale", "behind", "ahead"])
 def test_an_index_that_does_not_describe_the_log_is_rebuilt_from_it(
     tmp_path: Path, damage: str
 ) -> None:
@@ -257,6 +259,10 @@ def test_an_index_that_does_not_describe_the_log_is_rebuilt_from_it(
         saved = index.read_bytes()
         asyncio.run(_fill(path, 5, start=5))
         index.write_bytes(saved)
+    elif damage == "ahead":  # the log lost a tail the index kept (fsync="never", power loss)
+        saved = path.read_bytes()
+        asyncio.run(_fill(path, 5, start=5))
+        path.write_bytes(saved)
     expected = _fresh_contents(path, tmp_path / "fresh")
     assert len(expected) == (100 if damage == "behind" else 50)
     assert asyncio.run(_contents(path)) == expected
@@ -270,3 +276,98 @@ def test_an_index_that_does_not_describe_the_log_is_rebuilt_from_it(
         await store.aclose()
 
     asyncio.run(append_after())
+
+
+def test_a_record_damaged_after_opening_is_refused_when_read(tmp_path: Path) -> None:
+    path = tmp_path / "e.log"
+    asyncio.run(_write(path, 3))
+    second = _record_offsets(path)[1]
+
+    async def run() -> None:
+        store = FileEventStore(path)
+        await store.start()
+        _damage(path, second + 20)
+        assert [e.data["b"] for e in await store.read("s0")] == [0, 0, 0]
+        with pytest.raises(CorruptDataError) as caught:
+            await store.read("s1")
+        assert caught.value.offset == second
+        assert f"byte offset {second}" in str(caught.value)
+        with pytest.raises(CorruptDataError):
+            await store.read_all()
+        await store.aclose()
+
+    asyncio.run(run())
+
+
+def test_an_append_the_index_cannot_take_is_not_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "e.log"
+    asyncio.run(_write(path, 2))
+    size = path.stat().st_size
+
+    def full(*args: object) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    async def run() -> None:
+        store = FileEventStore(path)
+        await store.start()
+        monkeypatch.setattr(LogIndex, "add", full)
+        with pytest.raises(UnavailableError, match="disk is full"):
+            await store.append("s0", [NewEvent("E", {"b": 9})])
+        monkeypatch.undo()
+        assert path.stat().st_size == size, "the log kept an append that failed"
+        assert len(await store.read_all()) == 6
+        result = await store.append("s0", [NewEvent("E", {"b": 10})])
+        assert (result.version, result.positions) == (4, (7,))
+        await store.aclose()
+
+    asyncio.run(run())
+    assert [e[3] for e in asyncio.run(_contents(path))] == [0, 0, 0, 1, 1, 1, 10]
+
+
+def test_a_failed_index_commit_is_caught_up_from_the_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "e.log"
+    failures = [sqlite3.OperationalError("disk I/O error")]
+    commit = LogIndex.commit
+
+    def flaky(self: LogIndex) -> None:
+        if failures:
+            self.rollback()  # what SQLite does to a transaction whose commit fails
+            raise failures.pop()
+        commit(self)
+
+    async def run() -> None:
+        store = FileEventStore(path)
+        await store.start()
+        await store.append("a", [NewEvent("E", {"b": 1})])
+        monkeypatch.setattr(LogIndex, "commit_due", flaky)
+        result = await store.append("a", [NewEvent("E", {"b": 2})])
+        assert not failures
+        assert result.positions == (2,)
+        assert [e.data["b"] for e in await store.read("a")] == [1, 2]
+        await store.append("a", [NewEvent("E", {"b": 3})], expected_version=2)
+        await store.aclose()
+
+    asyncio.run(run())
+    assert [e[3] for e in asyncio.run(_contents(path))] == [1, 2, 3]
+
+
+def test_a_retried_append_is_recognised_after_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "e.log"
+    batch = [NewEvent("E", {"b": k}) for k in range(3)]
+
+    async def run() -> None:
+        store = FileEventStore(path)
+        await store.start()
+        first = await store.append("a", batch)
+        await store.aclose()
+        again = FileEventStore(path)
+        await again.start()
+        assert await again.append("a", batch) == first
+        assert len(await again.read_all()) == 3
+        await again.aclose()
+
+    asyncio.run(run())

@@ -341,7 +341,8 @@ class FileEventStore:
             index.rollback()
             covered, digest = index.coverage()
             with os.fdopen(os.dup(fd), "rb", buffering=1 << 20) as f:
-                offset, _, running = self._catch_up(f, index, covered, 0, digest, self._size)
+                start = max(covered, len(MAGIC))  # 0: the index covers nothing yet
+                offset, _, running = self._catch_up(f, index, start, 0, digest, self._size)
             index.commit()
         except (OSError, sqlite3.Error, CorruptDataError) as exc:
             raise UnavailableError(
@@ -460,26 +461,35 @@ class FileEventStore:
         the decoded-record cache) and its checksum verified again."""
         out: list[IndexedRow] = []
         cache = self._records
+        # this call's records: a record's events are usually read together
+        seen: dict[int, list[IndexedRow]] = {}
         for loc in located:
-            cached = cache.get(loc.record)
-            if cached is None:
-                data = os.pread(fd, loc.size, loc.record)
-                found = _FORMAT.record_at(data, 0)
-                if found is None or found[1] != loc.size:
-                    raise CorruptDataError(
-                        f"event log {str(self.path)!r} is damaged: the record at byte offset "
-                        f"{loc.record} changed since the log was opened (it fails its checksum "
-                        f"or cannot be decoded); 'portfolio-core recover {self.path}' writes a "
-                        "new log with every record it can verify",
-                        location=str(self.path),
-                        offset=loc.record,
-                        port="EventStore",
-                    )
-                cached = (loc.size, found[0][1])
-                if loc.size <= READ_CACHE_BYTES:
-                    cache[loc.record] = cached
-            out.append(cached[1][loc.slot])
+            rows = seen.get(loc.record)
+            if rows is None:
+                cached = cache.get(loc.record)
+                rows = seen[loc.record] = (
+                    self._load_record(fd, loc) if cached is None else cached[1]
+                )
+            out.append(rows[loc.slot])
         return out
+
+    def _load_record(self, fd: int, loc: Locator) -> list[IndexedRow]:
+        data = os.pread(fd, loc.size, loc.record)
+        found = _FORMAT.record_at(data, 0)
+        if found is None or found[1] != loc.size:
+            raise CorruptDataError(
+                f"event log {str(self.path)!r} is damaged: the record at byte offset "
+                f"{loc.record} changed since the log was opened (it fails its checksum or "
+                f"cannot be decoded); 'portfolio-core recover {self.path}' writes a new log "
+                "with every record it can verify",
+                location=str(self.path),
+                offset=loc.record,
+                port="EventStore",
+            )
+        rows = found[0][1]
+        if loc.size <= READ_CACHE_BYTES:
+            self._records[loc.record] = (loc.size, rows)
+        return rows
 
     def _read_sync(
         self, tenant: str, stream: str, from_version: int, limit: int | None, backwards: bool
