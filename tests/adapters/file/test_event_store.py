@@ -11,9 +11,11 @@ import time
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from portfolio_core.adapters.file import event_store as event_store_module
 from portfolio_core.adapters.file._log_index import LogIndex
 from portfolio_core.adapters.file.event_store import FileEventStore
 from portfolio_core.ports import CorruptDataError, EventQuery, NewEvent, UnavailableError
@@ -371,3 +373,27 @@ def test_a_retried_append_is_recognised_after_reopening(tmp_path: Path) -> None:
         await again.aclose()
 
     asyncio.run(run())
+
+
+def test_opening_decodes_only_the_records_the_index_does_not_cover(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "e.log"
+    index = tmp_path / "e.log.index"
+    asyncio.run(_fill(path, 40))
+    saved = index.read_bytes()  # an index that lags by the next 3 records
+    asyncio.run(_fill(path, 3, start=40))
+    index.write_bytes(saved)
+    decoded: list[int] = []
+    decode = event_store_module._decode_record
+
+    def counting(payload: bytes) -> Any:
+        decoded.append(len(payload))
+        return decode(payload)
+
+    monkeypatch.setattr(event_store_module, "_decode_record", counting)
+    assert [b for *_, b in asyncio.run(_contents(path))][-4:] == [42, 42, 42, 42]
+    assert len(decoded) == 3, "opening decoded records the index already covered"
+    decoded.clear()
+    asyncio.run(_contents(path))
+    assert decoded == []

@@ -603,20 +603,23 @@ class FileEventStore:
             raise UnavailableError("event log is not open", port="EventStore")
 
     async def aclose(self) -> None:
-        """Stop subscriptions, fsync and close the log (releasing its lock); idempotent."""
+        """Stop subscriptions, commit and close the index, fsync and close the log (releasing
+        its lock); idempotent."""
         await self._subscriptions.close_all()
         executor, self._executor = self._executor, None
         with self._lock:
             fd, self._fd = self._fd, None
             index, self._log_index = self._log_index, None
             self._records.clear()
-        if index is not None:
-            index.close()
-        if fd is not None:
-            try:
-                if self.fsync != "never":
-                    os.fsync(fd)
-            finally:
-                os.close(fd)
-        if executor is not None:
-            executor.shutdown(wait=True)
+        try:
+            if index is not None:
+                index.close()
+        finally:
+            if fd is not None:
+                try:
+                    if self.fsync != "never":
+                        os.fsync(fd)
+                finally:
+                    os.close(fd)
+            if executor is not None:
+                executor.shutdown(wait=True)
