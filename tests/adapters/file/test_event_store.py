@@ -397,3 +397,34 @@ def test_opening_decodes_only_the_records_the_index_does_not_cover(
     decoded.clear()
     asyncio.run(_contents(path))
     assert decoded == []
+
+
+def test_an_index_that_cannot_be_caught_up_closes_until_the_store_is_reopened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "e.log"
+
+    def broken(*args: object) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    async def run() -> None:
+        store = FileEventStore(path)
+        await store.start()
+        await store.append("a", [NewEvent("E", {"b": 1})])
+        with monkeypatch.context() as patch:
+            patch.setattr(LogIndex, "add", broken)
+            patch.setattr(LogIndex, "rollback", broken)
+            with pytest.raises(UnavailableError, match="disk I/O error"):
+                await store.append("a", [NewEvent("E", {"b": 2})])
+        with pytest.raises(UnavailableError, match="reopen the store"):
+            await store.read("a")
+        with pytest.raises(UnavailableError, match="reopen the store"):
+            await store.append("a", [NewEvent("E", {"b": 3})])
+        await store.aclose()
+        again = FileEventStore(path)
+        await again.start()
+        assert [e.data["b"] for e in await again.read("a")] == [1]
+        await again.append("a", [NewEvent("E", {"b": 4})], expected_version=1)
+        await again.aclose()
+
+    asyncio.run(run())

@@ -113,6 +113,8 @@ class LogIndex:
         self._heads: dict[str, tuple[int, int]] = {}
         self._versions: LRUCache[tuple[str, str], int] = LRUCache(VERSIONS_CACHED)
         self._pending, self._committed = 0, time.monotonic()
+        self._changed: set[str] = set()
+        self._covered: tuple[int, int] = (0, 0)
         self._load()
 
     def _connect(self) -> sqlite3.Connection:
@@ -146,10 +148,15 @@ class LogIndex:
                 Path(f"{self.path}{suffix}").unlink()
 
     def _load(self) -> None:
+        """Read the committed state (heads, coverage) back; forget the cached versions."""
         self._versions.clear()
+        self._changed.clear()
+        self._pending = 0
         self._heads = {
             t: (h, at) for t, h, at in self._conn.execute("SELECT * FROM partitions").fetchall()
         }
+        meta = dict(self._conn.execute("SELECT key, value FROM meta").fetchall())
+        self._covered = (int(meta.get("log_end", 0)), int(meta.get("digest", 0)))
 
     def reset(self) -> None:
         """Throw the index away and start an empty one."""
@@ -167,8 +174,7 @@ class LogIndex:
 
     def coverage(self) -> tuple[int, int]:
         """``(log_end, digest)``: how many bytes of the log the index covers (0: none)."""
-        meta = dict(self._conn.execute("SELECT key, value FROM meta").fetchall())
-        return meta.get("log_end", 0), meta.get("digest", 0)
+        return self._covered
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -210,7 +216,8 @@ class LogIndex:
 
         Raises ValueError when the rows do not continue the tenant's log (a position that
         does not follow, or a stream version or event id already indexed), and whatever
-        SQLite raises; either way nothing of this record stays in the index."""
+        SQLite raises; after either, part of the record may be in the open transaction:
+        the caller must `rollback`."""
         head, last_time = self._heads.get(tenant, (0, 0))
         for k, row in enumerate(rows):
             if row.position != head + k + 1:
@@ -218,9 +225,6 @@ class LogIndex:
         conn = self._conn
         if not conn.in_transaction:
             conn.execute("BEGIN")
-        top = rows[-1]
-        entry = (top.position, max(last_time, max(r.recorded_at for r in rows)))
-        conn.execute("SAVEPOINT record")
         try:
             conn.executemany(
                 _INSERT,
@@ -240,22 +244,23 @@ class LogIndex:
                     for k, r in enumerate(rows)
                 ],
             )
-            conn.execute(_SET_HEAD, (tenant, *entry))
-            conn.execute(_SET_COVERAGE, (record + size, digest))
-        except BaseException as exc:
-            conn.execute("ROLLBACK TO record")
-            conn.execute("RELEASE record")
-            if isinstance(exc, sqlite3.IntegrityError):
-                raise ValueError(f"a version or event id is already stored ({exc})") from None
-            raise
-        conn.execute("RELEASE record")
-        self._heads[tenant] = entry
+        except sqlite3.IntegrityError as exc:
+            raise ValueError(f"a version or event id is already stored ({exc})") from None
+        top = rows[-1]
+        self._heads[tenant] = (top.position, max(last_time, max(r.recorded_at for r in rows)))
         self._versions[(tenant, top.stream)] = top.version
+        self._changed.add(tenant)
+        self._covered = (record + size, digest)
         self._pending += 1
 
     def commit(self) -> None:
-        if self._conn.in_transaction:
-            self._conn.execute("COMMIT")
+        """Commit what was added, with the heads and the coverage it leaves."""
+        conn = self._conn
+        if conn.in_transaction:
+            conn.executemany(_SET_HEAD, [(t, *self._heads[t]) for t in self._changed])
+            conn.execute(_SET_COVERAGE, self._covered)
+            conn.execute("COMMIT")
+        self._changed.clear()
         self._pending, self._committed = 0, time.monotonic()
 
     def commit_due(self) -> None:

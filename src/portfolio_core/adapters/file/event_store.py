@@ -164,6 +164,7 @@ def _decode_record(payload: bytes) -> tuple[str, list[IndexedRow]]:
 _PAYLOAD_START = b'{"t":'
 _FORMAT = RecordFormat(_PAYLOAD_START, _decode_record)
 _QUERY_PAGE = 512  # candidate events fetched per step of a query
+_NO_INDEX = "the event log's index failed and was closed; reopen the store to rebuild it"
 READ_CACHE_BYTES = 256 << 10
 """Budget of the decoded-record cache (the payload bytes of the records it holds)."""
 
@@ -173,8 +174,9 @@ class FileEventStore:
 
     ``fsync``: ``always`` flushes every append to disk before acknowledging it (survives
     power loss); ``interval`` at most every ``fsync_interval`` seconds; ``never`` leaves it to
-    the OS (survives a process crash, not a power loss). Appends run on one worker thread and
-    reads on worker threads, so the event loop never waits for the disk. ``wall_clock``
+    the OS (survives a process crash, not a power loss). Appends run on one worker thread, so
+    the event loop never waits for a write or an fsync; reads run on the calling thread when
+    no append holds the store, else on a worker thread. ``wall_clock``
     (``time.time`` by default) stamps ``recorded_at``; stamps never go back.
     """
 
@@ -348,8 +350,11 @@ class FileEventStore:
         return offset, ordinal, running
 
     def _resync(self, fd: int, index: LogIndex) -> None:
-        """After a failed index commit (which may have rolled back every record since the
-        last one): catch the index up with the log again, or raise UnavailableError."""
+        """After a failed index write or commit (which may have rolled back every record
+        since the last commit): catch the index up with the log again. When that fails too,
+        the index is closed, so that every later call raises UnavailableError until the
+        store is reopened (which catches it up from the log); this raises UnavailableError."""
+        problem = ""
         try:
             index.rollback()
             covered, digest = index.coverage()
@@ -357,16 +362,17 @@ class FileEventStore:
                 start = max(covered, len(MAGIC))  # 0: the index covers nothing yet
                 offset, _, running = self._catch_up(f, index, start, 0, digest, self._size)
             index.commit()
+            if (offset, running) != (self._size, self._digest):
+                problem = "it does not reach the end of the log"
         except (OSError, sqlite3.Error, CorruptDataError) as exc:
+            problem = str(exc)
+        if problem:
+            self._log_index = None
+            with contextlib.suppress(sqlite3.Error):
+                index.close()
             raise UnavailableError(
-                f"the event log's index could not be updated ({exc}); the log is intact, "
-                "and reopening the store catches the index up with it",
-                port="EventStore",
-            ) from exc
-        if (offset, running) != (self._size, self._digest):
-            raise UnavailableError(
-                "the event log's index could not be caught up with the log; reopening the "
-                "store rebuilds it",
+                f"the event log's index could not be caught up with the log ({problem}); "
+                "the log is intact: reopen the store to rebuild the index",
                 port="EventStore",
             )
 
@@ -405,7 +411,8 @@ class FileEventStore:
             if fd is None:
                 raise UnavailableError("event store is closed", port="EventStore")
             index = self._log_index
-            assert index is not None  # noqa: S101  (open with the log)
+            if index is None:
+                raise UnavailableError(_NO_INDEX, port="EventStore")
             planned = index.plan(tenant, stream, batch, expected, self._wall_clock)
             if isinstance(planned, tuple):
                 return AppendResult(stream, planned[0], planned[1])
@@ -423,10 +430,12 @@ class FileEventStore:
                     self._last_sync = now
                 index.add(tenant, planned, self._size, len(record), digest)
             except (OSError, sqlite3.Error, ValueError) as exc:
-                # nothing was acknowledged: the log goes back to before the append (the index
-                # keeps nothing of a record it failed to add)
+                # nothing was acknowledged: the log goes back to before the append, and the
+                # index to the log (its open transaction may hold part of the record)
                 with contextlib.suppress(OSError):
                     os.ftruncate(fd, self._size)
+                with contextlib.suppress(UnavailableError):
+                    self._resync(fd, index)
                 raise UnavailableError(f"event log write failed: {exc}", port="EventStore") from exc
             self._size += len(record)
             self._digest = digest
@@ -465,8 +474,10 @@ class FileEventStore:
 
     def _opened(self) -> tuple[int, LogIndex]:
         fd, index = self._fd, self._log_index
-        if fd is None or index is None:
+        if fd is None:
             raise UnavailableError("event store is closed", port="EventStore")
+        if index is None:
+            raise UnavailableError(_NO_INDEX, port="EventStore")
         return fd, index
 
     def _bodies(self, fd: int, located: Sequence[Locator]) -> list[IndexedRow]:
@@ -504,12 +515,27 @@ class FileEventStore:
             self._records[loc.record] = (loc.size, rows)
         return rows
 
-    def _read_sync(
-        self, tenant: str, stream: str, from_version: int, limit: int | None, backwards: bool
-    ) -> list[RecordedEvent]:
+    def _rows(self, locate: Callable[[LogIndex], list[Locator]]) -> list[IndexedRow]:
+        """The rows ``locate`` finds in the index, with their bodies; the caller holds the
+        lock."""
+        fd, index = self._opened()
+        return self._bodies(fd, locate(index))
+
+    def _rows_locked(self, locate: Callable[[LogIndex], list[Locator]]) -> list[IndexedRow]:
         with self._lock:
-            fd, index = self._opened()
-            rows = self._bodies(fd, index.read(tenant, stream, from_version, limit, backwards))
+            return self._rows(locate)
+
+    async def _fetch(self, locate: Callable[[LogIndex], list[Locator]]) -> list[RecordedEvent]:
+        """Run a read on this thread when the store is idle (a read of the index and of the
+        log's pages, which are usually cached), on a worker thread when an append holds the
+        store (it may be waiting for the disk)."""
+        if self._lock.acquire(blocking=False):
+            try:
+                rows = self._rows(locate)
+            finally:
+                self._lock.release()
+        else:
+            rows = await asyncio.to_thread(self._rows_locked, locate)
         return [row_to_event(r) for r in rows]
 
     async def read(
@@ -524,17 +550,9 @@ class FileEventStore:
         backwards = Direction(direction) is Direction.BACKWARDS
         tenant = self._tenant()
         await self._ready()
-        return await asyncio.to_thread(
-            self._read_sync, tenant, stream, from_version, limit, backwards
+        return await self._fetch(
+            lambda index: index.read(tenant, stream, from_version, limit, backwards)
         )
-
-    def _read_all_sync(
-        self, tenant: str, from_position: int, limit: int | None
-    ) -> list[RecordedEvent]:
-        with self._lock:
-            fd, index = self._opened()
-            rows = self._bodies(fd, index.read_all(tenant, from_position, limit))
-        return [row_to_event(r) for r in rows]
 
     async def read_all(
         self, from_position: int = 1, limit: int | None = None
@@ -542,7 +560,7 @@ class FileEventStore:
         validate_position(from_position, limit)
         tenant = self._tenant()
         await self._ready()
-        return await asyncio.to_thread(self._read_all_sync, tenant, from_position, limit)
+        return await self._fetch(lambda index: index.read_all(tenant, from_position, limit))
 
     def _query_sync(self, tenant: str, query: EventQuery) -> list[RecordedEvent]:
         """Page through the index's candidates (type, stream, id and time filtered there),
