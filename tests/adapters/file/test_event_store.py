@@ -241,7 +241,9 @@ def _fresh_contents(path: Path, scratch: Path) -> list[tuple[str, int, int, int]
     return asyncio.run(_contents(copy))
 
 
-@pytest.mark.parametrize("damage", ["missing", "garbage", "stale", "behind", "ahead"])
+@pytest.mark.parametrize(
+    "damage", ["missing", "garbage", "damaged pages", "stale", "behind", "ahead"]
+)
 def test_an_index_that_does_not_describe_the_log_is_rebuilt_from_it(
     tmp_path: Path, damage: str
 ) -> None:
@@ -252,6 +254,10 @@ def test_an_index_that_does_not_describe_the_log_is_rebuilt_from_it(
         index.unlink()
     elif damage == "garbage":
         index.write_bytes(b"not a database" * 100)
+    elif damage == "damaged pages":  # a readable header, then pages SQLite cannot read
+        data = bytearray(index.read_bytes())
+        data[4096:] = bytes(range(256)) * ((len(data) - 4096) // 256 + 1)
+        index.write_bytes(bytes(data[: len(index.read_bytes())]))
     elif damage == "stale":  # the log was replaced by another one (say, a salvaged copy)
         (tmp_path / "other").mkdir()
         other = tmp_path / "other" / "e.log"
@@ -428,3 +434,30 @@ def test_an_index_that_cannot_be_caught_up_closes_until_the_store_is_reopened(
         await again.aclose()
 
     asyncio.run(run())
+
+
+def test_an_index_damaged_while_open_is_removed_and_rebuilt_on_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "e.log"
+    index = tmp_path / "e.log.index"
+    asyncio.run(_fill(path, 5))
+    expected = _fresh_contents(path, tmp_path / "fresh")
+    data = bytearray(index.read_bytes())
+    page = 4096
+    # keep the schema, meta and partitions pages (1-5): opening finds the index valid; damage
+    # the pages of the events table and its indexes (6-), which the first read needs
+    data[5 * page :] = bytes(range(256)) * ((len(data) - 5 * page) // 256)
+    index.write_bytes(bytes(data))
+
+    async def run() -> None:
+        store = FileEventStore(path)
+        await store.start()
+        with pytest.raises(UnavailableError, match="damaged") as caught:
+            await store.read_all()
+        assert "reopening the store rebuilds it" in str(caught.value)
+        assert not index.exists(), "the damaged index was kept"
+        with pytest.raises(UnavailableError):
+            await store.read("s1")
+        await store.aclose()
+
+    asyncio.run(run())
+    assert asyncio.run(_contents(path)) == expected

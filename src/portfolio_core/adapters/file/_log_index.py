@@ -115,7 +115,10 @@ class LogIndex:
         self._pending, self._committed = 0, time.monotonic()
         self._changed: set[str] = set()
         self._covered: tuple[int, int] = (0, 0)
-        self._load()
+        try:
+            self._load()
+        except sqlite3.DatabaseError:  # damaged beyond its header: start an empty one
+            self.reset()
 
     def _connect(self) -> sqlite3.Connection:
         for attempt in range(2):
@@ -164,6 +167,13 @@ class LogIndex:
         self._remove_files()
         self._conn = self._connect()
         self._load()
+
+    def discard(self) -> None:
+        """Close without committing and delete the database (it is rebuilt from the log)."""
+        try:
+            self._conn.close()
+        finally:
+            self._remove_files()
 
     def close(self) -> None:
         """Commit and close."""

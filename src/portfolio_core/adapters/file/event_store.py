@@ -279,16 +279,22 @@ class FileEventStore:
                         f"{str(self.path)!r} is not an event log", port="EventStore"
                     )
             index = LogIndex(self.index_path)
-            good = self._replay(fd, size, index)
+            try:
+                good = self._replay(fd, size, index)
+            except sqlite3.DatabaseError:
+                index.reset()  # a damaged index database: rebuild it from the log
+                good = self._replay(fd, size, index)
             if good < size:
                 self.recovered_bytes = size - good
                 os.ftruncate(fd, good)
                 os.fsync(fd)
             self._size = good
         except BaseException:
-            if index is not None:
-                index.close()
-            os.close(fd)
+            try:
+                if index is not None:
+                    index.close()
+            finally:
+                os.close(fd)
             raise
         self._fd = fd
         self._log_index = index
@@ -393,7 +399,7 @@ class FileEventStore:
         executor = ThreadPoolExecutor(1, thread_name_prefix="pc-file-events")
         try:
             await asyncio.get_running_loop().run_in_executor(executor, self._open)
-        except OSError as exc:
+        except (OSError, sqlite3.Error) as exc:
             executor.shutdown(wait=False)
             raise UnavailableError(f"cannot open event log: {exc}", port="EventStore") from exc
         except BaseException:
@@ -413,7 +419,10 @@ class FileEventStore:
             index = self._log_index
             if index is None:
                 raise UnavailableError(_NO_INDEX, port="EventStore")
-            planned = index.plan(tenant, stream, batch, expected, self._wall_clock)
+            try:
+                planned = index.plan(tenant, stream, batch, expected, self._wall_clock)
+            except sqlite3.Error as exc:
+                raise self._index_failed(index, exc) from exc
             if isinstance(planned, tuple):
                 return AppendResult(stream, planned[0], planned[1])
             record = _encode_record(tenant, planned)
@@ -515,11 +524,31 @@ class FileEventStore:
             self._records[loc.record] = (loc.size, rows)
         return rows
 
+    def _index_failed(self, index: LogIndex, exc: sqlite3.Error) -> UnavailableError:
+        """The error for a failed index operation (the caller holds the lock). A damaged
+        index database is closed and removed -- it is derived from the log, which is intact
+        -- so that reopening the store rebuilds it."""
+        code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+        if code not in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+            return UnavailableError(f"event log index failed: {exc}", port="EventStore")
+        self._log_index = None
+        with contextlib.suppress(sqlite3.Error, OSError):
+            index.discard()
+        return UnavailableError(
+            f"the event log's index {str(self.index_path)!r} is damaged ({exc}); it was "
+            "removed, and reopening the store rebuilds it from the log, which is intact",
+            port="EventStore",
+        )
+
     def _rows(self, locate: Callable[[LogIndex], list[Locator]]) -> list[IndexedRow]:
         """The rows ``locate`` finds in the index, with their bodies; the caller holds the
         lock."""
         fd, index = self._opened()
-        return self._bodies(fd, locate(index))
+        try:
+            located = locate(index)
+        except sqlite3.Error as exc:
+            raise self._index_failed(index, exc) from exc
+        return self._bodies(fd, located)
 
     def _rows_locked(self, locate: Callable[[LogIndex], list[Locator]]) -> list[IndexedRow]:
         with self._lock:
@@ -572,7 +601,10 @@ class FileEventStore:
         while True:
             with self._lock:
                 fd, index = self._opened()
-                located = index.candidates(tenant, query, low, high, _QUERY_PAGE)
+                try:
+                    located = index.candidates(tenant, query, low, high, _QUERY_PAGE)
+                except sqlite3.Error as exc:
+                    raise self._index_failed(index, exc) from exc
                 rows = self._bodies(fd, located)
             for row in rows:
                 event = row_to_event(row)
