@@ -74,11 +74,23 @@ Two further parts, also measured in the same run:
   (``conn.execute(table.insert(), rows)``) on the same table definition, with our whole
   ``append`` beside them for scale; JSON encoding is inside the timed loop on every side.
 
+The file event store, also in the same run:
+
+- Throughput (``--part file``): the same four cases with our file store (``fsync="always"``)
+  against the peer's SQLite recorder (``synchronous=FULL``): both flush every append to
+  stable storage before returning. Report only (the file store has no peer of its own).
+- Memory (``--part file_memory``): RSS growth over the bare process of fresh processes that
+  append ``--rss-events`` small events (10-event batches, ``fsync="never"``), then reopen the
+  log and read every event back in pages of 500, the store still open when sampled; the same
+  with a tenth of the events is the reference. Goal: bounded, i.e. the growth at N events
+  within 1.25x + 8 MB of that at N/10 (memory that grows with the log fails it by far).
+
 ``PORTFOLIO_CORE_BENCH_SMOKE=1`` runs every part with tiny counts (the CI smoke mode: it
 proves the benchmark runs; its figures mean nothing).
 
     python benchmarks/bench_event_store.py [--rounds 5] [--events 2000] [--writers 8]
-        [--dir /dev/shm] [--part peer --part internals --part drivers]
+        [--dir /dev/shm] [--part peer --part internals --part drivers --part file
+        --part file_memory] [--rss-events 1000000]
 
 On a slow or busy disk both sides wait for fsync and the ratio tends to 1; ``--dir`` on a
 RAM-backed folder measures the software instead.
