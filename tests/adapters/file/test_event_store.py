@@ -213,11 +213,11 @@ def _retained_after_reading(path: Path) -> int:
 def test_memory_does_not_grow_with_the_events_stored_and_read(tmp_path: Path) -> None:
     small, large = tmp_path / "small.log", tmp_path / "large.log"
     # both hold more than the decoded-record cache's budget, so both fill it
-    asyncio.run(_fill(small, 400))  # 4,000 events
-    asyncio.run(_fill(large, 2_000))  # 20,000 events
+    asyncio.run(_fill(small, 40, size=100))  # 4,000 events
+    asyncio.run(_fill(large, 120, size=100))  # 12,000 events
     grown = _retained_after_reading(large) - _retained_after_reading(small)
-    # kept in memory, 16,000 more events would take well over 5 MB of Python objects
-    assert grown < 500_000, f"the store keeps {grown} more bytes for 16,000 more events"
+    # kept in memory, 8,000 more events would take about 4 MB of Python objects
+    assert grown < 500_000, f"the store keeps {grown} more bytes for 8,000 more events"
 
 
 def test_the_index_is_a_file_beside_the_log_and_reopening_reads_everything(
