@@ -4,9 +4,9 @@ Log format: an 8-byte magic header, then one record per version::
 
     u32 little-endian payload length | u32 CRC-32 of the payload | payload (UTF-8 JSON)
 
-A version is one record written with one ``write`` call, so a batch is stored whole or not
-at all. On open the log is scanned and every record's length, checksum and version number
-verified, by the event log's rule:
+(the framing the event log uses too). A version is one record written with one ``write``
+call, so a batch is stored whole or not at all. On open the log is scanned and every
+record's length, checksum and version number verified, by the event log's rule:
 
 * a *torn tail* -- an incomplete last record, the trace of a crash in the middle of a write
   that was therefore never acknowledged -- is truncated away (``recovered_bytes`` says how
@@ -32,9 +32,7 @@ import asyncio
 import contextlib
 import fcntl
 import os
-import struct
 import time
-import zlib
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -53,6 +51,7 @@ from portfolio_core.adapters._shared.config_store import (
     encode_set,
     now_micros,
 )
+from portfolio_core.adapters.file._framing import RecordFormat, frame
 from portfolio_core.ports.capabilities import declare
 from portfolio_core.ports.config_store import ConfigStoreCapability
 from portfolio_core.ports.errors import CorruptDataError, UnavailableError
@@ -61,12 +60,10 @@ __all__ = ["FileConfigStore", "FileConfigStoreConfig"]
 
 PORT = "ConfigStore"
 MAGIC = b"PCCFGLG1"
-HEADER = struct.Struct("<II")
 #: every payload starts with this (encode_set keeps its keys in order): a cheap filter when
 #: looking for the next intact record after a damaged one
 PAYLOAD_START = b'{"v":'
 FsyncPolicy = Literal["always", "interval", "never"]
-_DECODE_ERRORS = (ValueError, KeyError, TypeError, IndexError)
 
 
 class FileConfigStoreConfig(BaseModel):
@@ -83,55 +80,16 @@ class FileConfigStoreConfig(BaseModel):
 
 def encode_record(stored: StoredSet) -> bytes:
     """One framed, checksummed record of ``stored``."""
-    payload = encode_set(stored).encode()
-    return HEADER.pack(len(payload), zlib.crc32(payload)) + payload
+    return frame(encode_set(stored).encode())
 
 
-def record_at(data: bytes, offset: int) -> tuple[StoredSet, int] | None:
-    """``(version, end)`` of the whole, checksummed, decodable record at ``offset``."""
-    if offset < 0 or offset + HEADER.size > len(data):
-        return None
-    length, crc = HEADER.unpack_from(data, offset)
-    start = offset + HEADER.size
-    if length == 0 or start + length > len(data):
-        return None
-    payload = data[start : start + length]
-    if zlib.crc32(payload) != crc:
-        return None
-    try:
-        return decode_set(payload), start + length
-    except _DECODE_ERRORS:
-        return None
-
-
-def next_record(data: bytes, after: int) -> int | None:
-    """Offset of the first intact record starting after ``after``, if any."""
-    probe = max(after + HEADER.size, HEADER.size)
-    while True:
-        found = data.find(PAYLOAD_START, probe)
-        if found < 0:
-            return None
-        offset = found - HEADER.size
-        if offset > after and record_at(data, offset) is not None:
-            return offset
-        probe = found + 1
-
-
-def is_torn_tail(data: bytes, offset: int) -> bool:
-    """Whether the bytes from ``offset`` are the trace of an interrupted write: no intact
-    record follows, and they are shorter than a header, or a header announcing more bytes
-    than the file has (unless those bytes are the whole record with a damaged length), or
-    all zeros (space the file system allocated but never wrote)."""
-    if next_record(data, offset) is not None:
-        return False
-    end = len(data)
-    if offset + HEADER.size > end:
-        return True
-    length, crc = HEADER.unpack_from(data, offset)
-    start = offset + HEADER.size
-    if start + length > end:
-        return bool(zlib.crc32(data[start:]) != crc)
-    return not data[offset:].strip(b"\x00")
+_FORMAT = RecordFormat(PAYLOAD_START, decode_set)
+#: ``(version, end)`` of the whole, checksummed, decodable record at an offset, or None
+record_at = _FORMAT.record_at
+#: offset of the first intact record after an offset, or None
+next_record = _FORMAT.next_record
+#: whether the bytes from an offset are a torn tail (see `RecordFormat.is_torn_tail`)
+is_torn_tail = _FORMAT.is_torn_tail
 
 
 class FileConfigStore(LogConfigStore):
