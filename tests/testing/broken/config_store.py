@@ -223,6 +223,55 @@ class StaleTimestamps(_Broken):
         return stored.version
 
 
+class SnapshotSharesItsValues(_Broken):
+    """Hands every reader of one version the same dict of values (a cache of snapshots)."""
+
+    clause = "config_store.snapshots"
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self._snapshots: dict[tuple[str, int], dict[str, Any]] = {}
+
+    async def read(self, prefix: str = "", *, version: int | None = None) -> ConfigSnapshot:
+        snap = await super().read(prefix, version=version)
+        kept = self._snapshots.setdefault((prefix, snap.version), dict(snap.values))
+        return ConfigSnapshot(snap.version, kept)
+
+
+class TimeGoesBackWithTheClock(_Broken):
+    """Stamps each version with its wall clock as is, so history goes back when it does."""
+
+    clause = "config_store.history.wall_clock"
+
+    async def _commit(
+        self,
+        changes: tuple[Change, ...],
+        expected: int | None,
+        author: str,
+        reason: str,
+        rollback_of: int | None,
+    ) -> int:
+        with self._lock:
+            log = self._log
+            if expected is not None and expected != log.version:
+                raise StaleVersionError(expected, log.version)
+            at = int(self._wall_clock() * 1_000_000)
+            stored = StoredSet(log.version + 1, changes, author, reason, at, rollback_of)
+            log.add(stored)
+        self._notifier.notify()
+        return stored.version
+
+
+class LeaksConnectionErrors(_Broken):
+    """Lets the driver's OSError through instead of raising UnavailableError."""
+
+    clause = "config_store.faults.unavailable"
+
+    def _backend(self, operation: str) -> None:
+        if self._faults is not None:
+            self._faults(operation)
+
+
 VARIANTS: list[type[_Broken]] = [
     StaleVersionIgnored,
     VersionsJumpByTwo,
@@ -238,4 +287,7 @@ VARIANTS: list[type[_Broken]] = [
     WatchSkipsSecond,
     WatchResumesLate,
     StaleTimestamps,
+    SnapshotSharesItsValues,
+    TimeGoesBackWithTheClock,
+    LeaksConnectionErrors,
 ]
