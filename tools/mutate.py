@@ -179,7 +179,7 @@ TARGETS: dict[str, Target] = {
             class TestKit(JobQueueContract):
                 @pytest.fixture
                 def make_adapter(self):
-                    def make(*, clock, faults):
+                    def make(*, clock, faults=None):
                         return MemoryJobQueue(clock=clock, faults=faults, poll_interval=0.01)
                     return make
             """,

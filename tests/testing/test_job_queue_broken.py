@@ -41,7 +41,7 @@ from tests.testing.broken.job_queue import {variant.__name__} as Variant
 class TestVariant(JobQueueContract):
     @pytest.fixture
     def make_adapter(self):
-        def make(*, clock, faults):
+        def make(*, clock, faults=None):
             return Variant(clock=clock, faults=faults, poll_interval=0.01)
         return make
 """

@@ -7,6 +7,9 @@ Keys, values and versions
     [MAX_CONFIG_KEY_LENGTH][portfolio_core.ports.config_store.MAX_CONFIG_KEY_LENGTH] characters;
     dots name a hierarchy by convention
     (``app.timeout``), and a *prefix* selects every key that starts with it ("" selects all).
+    A prefix is text under the same rules (it may be empty); any other prefix, and a
+    ``version``, ``from_version``, ``limit`` or ``expected_version`` that is not a
+    non-negative int, raises [InvalidInputError][portfolio_core.ports.errors.InvalidInputError].
   * A value is JSON: ``None``, bool, int, finite float, str, lists and str-keyed dicts of
     those, at most ``MAX_VALUE_DEPTH`` containers deep (the stored-value rule of
     `portfolio_core.ports.values`; tuples, sets and non-str keys are refused rather than

@@ -272,6 +272,30 @@ class LeaksConnectionErrors(_Broken):
             self._faults(operation)
 
 
+class PrefixUnchecked(_Broken):
+    """Reads under any prefix, text or not (a NUL prefix selects nothing, silently)."""
+
+    clause = "config_store.arguments.invalid"
+
+    async def read(self, prefix: Any = "", *, version: int | None = None) -> ConfigSnapshot:
+        if not isinstance(prefix, str) or "\x00" in prefix:
+            return ConfigSnapshot(await self.current_version(), {})
+        return await super().read(prefix, version=version)
+
+
+class MissingKeyAtPastVersionIsNone(_Broken):
+    """Answers None for a key that had no value at a past version, instead of NotFoundError."""
+
+    clause = "config_store.read.not_found"
+
+    async def get(self, key: str, *, version: int | None = None) -> Any:
+        if version is not None and version < await self.current_version():
+            history = [s for s in await self.history(limit=version) if key in s.updates()]
+            if not history:
+                return None
+        return await super().get(key, version=version)
+
+
 VARIANTS: list[type[_Broken]] = [
     StaleVersionIgnored,
     VersionsJumpByTwo,
@@ -290,4 +314,6 @@ VARIANTS: list[type[_Broken]] = [
     SnapshotSharesItsValues,
     TimeGoesBackWithTheClock,
     LeaksConnectionErrors,
+    PrefixUnchecked,
+    MissingKeyAtPastVersionIsNone,
 ]

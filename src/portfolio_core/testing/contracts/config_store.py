@@ -13,6 +13,7 @@ import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import pytest
@@ -231,6 +232,54 @@ class ConfigStoreContract(ContractSuite[ConfigStore]):
         with pytest.raises(NotFoundError):
             await adapter.get("gone")
         assert await adapter.get("gone", version=1) == 1
+        with pytest.raises(NotFoundError):
+            await adapter.get("nope", version=1)  # never set, at a past version
+        with pytest.raises(NotFoundError):
+            await adapter.get("gone", version=2)
+
+    @clause(
+        "config_store.arguments.invalid",
+        "a prefix that is not text (or holds U+0000 or a lone surrogate) and a version, "
+        "from_version, limit or expected_version that is not a non-negative int raise "
+        "InvalidInputError, in every operation that takes them, and write nothing",
+    )
+    async def test_invalid_arguments(self, adapter: ConfigStore) -> None:
+        await adapter.apply({"a": 1})
+
+        async def watch_from(prefix: Any) -> ChangeSet:
+            return await anext(aiter(adapter.watch(prefix)))
+
+        calls: list[tuple[str, Callable[[], Awaitable[Any]]]] = []
+        bad_prefixes: list[Any] = [7, None, b"a", "a\x00", "lone \udc80"]
+        bad_versions: list[Any] = [-1, "1", 1.0, True]
+        for bad in bad_prefixes:
+            calls += [
+                (f"read(prefix={bad!r})", partial(adapter.read, bad)),
+                (f"watch(prefix={bad!r})", partial(watch_from, bad)),
+                (f"rollback(1, prefix={bad!r})", partial(adapter.rollback, 1, prefix=bad)),
+            ]
+        for bad in bad_versions:
+            calls += [
+                (f"history(from_version={bad!r})", partial(adapter.history, from_version=bad)),
+                (f"history(limit={bad!r})", partial(adapter.history, limit=bad)),
+                (
+                    f"apply(expected_version={bad!r})",
+                    partial(adapter.apply, {"a": 2}, expected_version=bad),
+                ),
+                (
+                    f"rollback(1, expected_version={bad!r})",
+                    partial(adapter.rollback, 1, expected_version=bad),
+                ),
+            ]
+        for name, call in calls:
+            try:
+                await call()
+            except InvalidInputError:
+                continue
+            except Exception as exc:
+                raise AssertionError(f"{name} raised {exc!r}, not InvalidInputError") from exc
+            raise AssertionError(f"{name} was accepted")
+        assert await adapter.current_version() == 1, "a refused call wrote a version"
 
     @clause(
         "config_store.read.at_version",
