@@ -223,6 +223,79 @@ class StaleTimestamps(_Broken):
         return stored.version
 
 
+class SnapshotSharesItsValues(_Broken):
+    """Hands every reader of one version the same dict of values (a cache of snapshots)."""
+
+    clause = "config_store.snapshots"
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self._snapshots: dict[tuple[str, int], dict[str, Any]] = {}
+
+    async def read(self, prefix: str = "", *, version: int | None = None) -> ConfigSnapshot:
+        snap = await super().read(prefix, version=version)
+        kept = self._snapshots.setdefault((prefix, snap.version), dict(snap.values))
+        return ConfigSnapshot(snap.version, kept)
+
+
+class TimeGoesBackWithTheClock(_Broken):
+    """Stamps each version with its wall clock as is, so history goes back when it does."""
+
+    clause = "config_store.history.wall_clock"
+
+    async def _commit(
+        self,
+        changes: tuple[Change, ...],
+        expected: int | None,
+        author: str,
+        reason: str,
+        rollback_of: int | None,
+    ) -> int:
+        with self._lock:
+            log = self._log
+            if expected is not None and expected != log.version:
+                raise StaleVersionError(expected, log.version)
+            at = int(self._wall_clock() * 1_000_000)
+            stored = StoredSet(log.version + 1, changes, author, reason, at, rollback_of)
+            log.add(stored)
+        self._notifier.notify()
+        return stored.version
+
+
+class LeaksConnectionErrors(_Broken):
+    """Lets the driver's OSError through instead of raising UnavailableError."""
+
+    clause = "config_store.faults.unavailable"
+
+    def _backend(self, operation: str) -> None:
+        if self._faults is not None:
+            self._faults(operation)
+
+
+class PrefixUnchecked(_Broken):
+    """Reads under any prefix, text or not (a NUL prefix selects nothing, silently)."""
+
+    clause = "config_store.arguments.invalid"
+
+    async def read(self, prefix: Any = "", *, version: int | None = None) -> ConfigSnapshot:
+        if not isinstance(prefix, str) or "\x00" in prefix:
+            return ConfigSnapshot(await self.current_version(), {})
+        return await super().read(prefix, version=version)
+
+
+class MissingKeyAtPastVersionIsNone(_Broken):
+    """Answers None for a key that had no value at a past version, instead of NotFoundError."""
+
+    clause = "config_store.read.not_found"
+
+    async def get(self, key: str, *, version: int | None = None) -> Any:
+        if version is not None and version < await self.current_version():
+            history = [s for s in await self.history(limit=version) if key in s.updates()]
+            if not history:
+                return None
+        return await super().get(key, version=version)
+
+
 VARIANTS: list[type[_Broken]] = [
     StaleVersionIgnored,
     VersionsJumpByTwo,
@@ -238,4 +311,9 @@ VARIANTS: list[type[_Broken]] = [
     WatchSkipsSecond,
     WatchResumesLate,
     StaleTimestamps,
+    SnapshotSharesItsValues,
+    TimeGoesBackWithTheClock,
+    LeaksConnectionErrors,
+    PrefixUnchecked,
+    MissingKeyAtPastVersionIsNone,
 ]
