@@ -422,6 +422,13 @@ class NumpyModelBackend:
     ) -> tuple[tuple[FloatArray, ...], tuple[FloatArray, ...]]:
         return ops.read_kv(ops.check_kv(kv_cache), block_table, num_tokens)
 
+    def discard_kv(self, kv_cache: Any, blocks: Sequence[int]) -> int:
+        """Hand the memory of ``blocks`` (which no sequence uses) back to the operating
+        system; they read as zeros afterwards. Returns the bytes handed back (whole pages
+        only; 0 where the platform cannot). An optional hook of the engine's memory
+        release, beyond the port."""
+        return ops.discard(ops.check_kv(kv_cache), blocks)
+
     def write_kv(
         self,
         kv_cache: Any,
