@@ -136,10 +136,7 @@ class ScriptedLLM(_Calls):
         opts = opts or CompletionOptions()
         if not messages:
             raise InvalidInputError("an empty conversation cannot be completed", field="messages")
-        if opts.max_tokens < 1:
-            raise InvalidInputError("max_tokens must be at least 1", field="max_tokens")
-        if opts.temperature < 0:
-            raise InvalidInputError("temperature must not be negative", field="temperature")
+        opts.check()
         if self.responses:
             answer = self.responses.popleft()
         elif self.default is not None:
