@@ -73,9 +73,10 @@ class ScriptedLLM(_Calls):
     """An LLM answering from a script of texts, completions or exceptions, in order.
 
     ``default`` answers once the script is exhausted (otherwise the call fails the test).
-    Declares streaming, tools and offline; validates like a real adapter (empty conversation,
-    options out of range, as ``CompletionOptions.check`` says, raise ``InvalidInputError``) and truncates a
-    scripted text at the first stop sequence, then to ``max_tokens`` words
+    Declares streaming, tools and offline; validates like a real adapter (an empty
+    conversation, or options that ``CompletionOptions.check`` refuses, raise
+    ``InvalidInputError``) and truncates a scripted text at the first stop sequence, then to
+    ``max_tokens`` words
     (``finish_reason="length"``). Usage counts words.
     """
 
