@@ -149,12 +149,8 @@ class LocalLLM:
     ) -> tuple[str, int, asyncio.Future[CompletedGeneration]]:
         if not messages:
             raise InvalidInputError("the conversation is empty", field="messages")
-        if opts.max_tokens < 1:
-            raise InvalidInputError("max_tokens must be at least 1", field="max_tokens")
-        if opts.temperature < 0:
-            raise InvalidInputError("temperature must not be negative", field="temperature")
+        opts.check()
         sampling = Sampling(opts.temperature, opts.top_p, opts.top_k, opts.seed)
-        sampling.check()
         if opts.tools:
             require(self, LLMCapability.TOOLS, "tool calling")
         prompt = self._encode_chat(messages)

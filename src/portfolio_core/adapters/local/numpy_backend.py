@@ -45,6 +45,9 @@ __all__ = ["NumpyModelBackend", "NumpyModelBackendConfig"]
 _Attend = Callable[[int, FloatArray, FloatArray, FloatArray], FloatArray]
 
 
+#: queries per attention block in a long prefill (see `NumpyModelBackend._attention`)
+_QUERY_CHUNK = 128
+
 _SHAPE_FIELDS = frozenset(
     {"n_layers", "d_model", "n_heads", "n_kv_heads", "d_ff", "vocab_size", "rope_theta"}
     | {"norm_eps"}
@@ -252,7 +255,26 @@ class NumpyModelBackend:
     def _attention(
         self, q: FloatArray, k: FloatArray, v: FloatArray, q_pos: IntArray
     ) -> FloatArray:
-        """q (B, T, H, D), k/v (B, L, KVH, D), q_pos (B, T) -> (B, T, H, D); causal."""
+        """q (B, T, H, D), k/v (B, L, KVH, D), q_pos (B, T) -> (B, T, H, D); causal.
+
+        A long prefill runs in chunks of `_QUERY_CHUNK` queries, each against the keys up to
+        its last position only: the causal triangle's masked half is never computed, and
+        the score matrix stays small enough for the caches."""
+        t = q.shape[1]
+        if t <= _QUERY_CHUNK:
+            return self._attention_block(q, k, v, q_pos)
+        out = np.empty_like(q)
+        for s in range(0, t, _QUERY_CHUNK):
+            pos = q_pos[:, s : s + _QUERY_CHUNK]
+            end = min(int(pos.max()) + 1, k.shape[1])
+            out[:, s : s + _QUERY_CHUNK] = self._attention_block(
+                q[:, s : s + _QUERY_CHUNK], k[:, :end], v[:, :end], pos
+            )
+        return out
+
+    def _attention_block(
+        self, q: FloatArray, k: FloatArray, v: FloatArray, q_pos: IntArray
+    ) -> FloatArray:
         b, t, h, d = q.shape
         length = k.shape[1]
         kvh = self._kvh
@@ -264,8 +286,8 @@ class NumpyModelBackend:
         scores = (qh @ kt) * self._scale  # (B, KVH, G*T, L)
         allowed = np.arange(length)[None, None, :] <= q_pos[:, :, None]  # (B, T, L)
         if not allowed.all():
-            mask = np.broadcast_to(allowed[:, None, None], (b, 1, g, t, length))
-            scores = np.where(mask.reshape(b, 1, g * t, length), scores, -np.inf)
+            hidden = np.broadcast_to(~allowed[:, None, None], (b, 1, g, t, length))
+            np.copyto(scores, -np.inf, where=hidden.reshape(b, 1, g * t, length))
         scores -= scores.max(axis=-1, keepdims=True)
         np.exp(scores, out=scores)
         scores /= scores.sum(axis=-1, keepdims=True)

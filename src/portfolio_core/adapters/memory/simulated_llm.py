@@ -209,10 +209,7 @@ class SimulatedLLM:
     def _check(messages: Sequence[Message], opts: CompletionOptions) -> tuple[Message, ...]:
         if not messages:
             raise InvalidInputError("the conversation is empty", field="messages")
-        if opts.max_tokens < 1:
-            raise InvalidInputError("max_tokens must be at least 1", field="max_tokens")
-        if opts.temperature < 0:
-            raise InvalidInputError("temperature must not be negative", field="temperature")
+        opts.check()
         return tuple(messages)
 
     async def _begin_call(self, conversation: tuple[Message, ...]) -> None:
