@@ -69,6 +69,30 @@ class StoredSet(NamedTuple):
     rollback_of: int | None = None
 
 
+class Draft(NamedTuple):
+    """A version about to be committed, as `apply` or `rollback` asks for it: the changes,
+    the version it must follow (``expected``; None: whatever is latest) and its notes."""
+
+    changes: tuple[Change, ...]
+    expected: int | None
+    author: str
+    reason: str
+    rollback_of: int | None = None
+
+    def stored(self, version: int, at: int) -> StoredSet:
+        """This draft as version ``version``, committed at ``at`` (microseconds)."""
+        return StoredSet(version, self.changes, self.author, self.reason, at, self.rollback_of)
+
+    def after(self, current: int, at: int | None = None) -> StoredSet:
+        """This draft as the version after ``current``, committed at ``at`` (default: now).
+
+        Raises:
+            StaleVersionError: ``expected`` is set and is not ``current``.
+        """
+        check_expected(self.expected, current)
+        return self.stored(current + 1, now_micros() if at is None else at)
+
+
 def encode_set(stored: StoredSet) -> str:
     """The JSON text of a stored version (the unit every adapter writes)."""
     return _ENCODER.encode(
@@ -307,6 +331,14 @@ class ConfigLog:
                 self.current[key] = _Current(text, value if scalar else None, scalar)
         self.sets.append(stored)
 
+    def following(self, draft: Draft) -> StoredSet:
+        """``draft`` as the next version of this log, never timed before the latest one.
+
+        Raises:
+            StaleVersionError: the draft expects another version than the latest.
+        """
+        return draft.after(self.version, max(now_micros(), self.sets[-1].at if self.sets else 0))
+
     def text_at(self, key: str, version: int) -> str | None:
         if version >= len(self.sets):
             entry = self.current.get(key)
@@ -412,16 +444,10 @@ class LogConfigStore(ABC):
         """Open what the adapter needs (called before every operation); idempotent."""
 
     @abstractmethod
-    async def _commit(
-        self,
-        changes: tuple[Change, ...],
-        expected: int | None,
-        author: str,
-        reason: str,
-        rollback_of: int | None,
-    ) -> int:
-        """Store one new version atomically (after ``expected`` when given, else after the
-        latest); raise StaleVersionError; return the new version once it is in ``_log``."""
+    async def _commit(self, draft: Draft) -> int:
+        """Store ``draft`` as one new version atomically (after ``draft.expected`` when
+        given, else after the latest); raise StaleVersionError; return the new version once
+        it is in ``_log``."""
 
     async def _sync(self) -> None:  # noqa: B027 - optional hook
         """Bring ``_log`` up to every committed version (server-backed adapters)."""
@@ -515,7 +541,7 @@ class LogConfigStore(ABC):
         validate_note(reason, "reason")
         self._check_open()
         await self._ready()
-        return await self._commit(encoded, expected_version, author, reason, None)
+        return await self._commit(Draft(encoded, expected_version, author, reason))
 
     async def rollback(
         self,
@@ -545,7 +571,7 @@ class LogConfigStore(ABC):
                 raise StaleVersionError(expected_version, base)
             changes = log.rollback_changes(to_version, prefix)
             try:
-                return await self._commit(changes, base, author, reason, to_version)
+                return await self._commit(Draft(changes, base, author, reason, to_version))
             except StaleVersionError:
                 if expected_version is not None:
                     raise

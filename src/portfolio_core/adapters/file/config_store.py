@@ -44,14 +44,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from portfolio_core.adapters._shared.config_store import (
     DEFAULT_MAX_VALUE_BYTES,
-    Change,
     ConfigLog,
+    Draft,
     LogConfigStore,
     StoredSet,
-    check_expected,
     decode_set,
     encode_set,
-    now_micros,
 )
 from portfolio_core.ports.capabilities import declare
 from portfolio_core.ports.config_store import ConfigStoreCapability
@@ -266,22 +264,12 @@ class FileConfigStore(LogConfigStore):
 
     # -- writing ----------------------------------------------------------------------------
 
-    def _write(
-        self,
-        changes: tuple[Change, ...],
-        expected: int | None,
-        author: str,
-        reason: str,
-        rollback_of: int | None,
-    ) -> int:
+    def _write(self, draft: Draft) -> int:
         with self._lock:
             fd = self._fd
             if fd is None:
                 raise UnavailableError("config store is closed", port=PORT)
-            log = self._log
-            check_expected(expected, log.version)
-            at = max(now_micros(), log.sets[-1].at if log.sets else 0)
-            stored = StoredSet(log.version + 1, changes, author, reason, at, rollback_of)
+            stored = self._log.following(draft)
             record = encode_record(stored)
             try:
                 written = os.write(fd, record)
@@ -298,24 +286,15 @@ class FileConfigStore(LogConfigStore):
                     os.ftruncate(fd, self._size)
                 raise UnavailableError(f"config log write failed: {exc}", port=PORT) from exc
             self._size += len(record)
-            log.add(stored)
+            self._log.add(stored)
         self._notifier.notify()
         return stored.version
 
-    async def _commit(
-        self,
-        changes: tuple[Change, ...],
-        expected: int | None,
-        author: str,
-        reason: str,
-        rollback_of: int | None,
-    ) -> int:
+    async def _commit(self, draft: Draft) -> int:
         executor = self._executor
         if executor is None:
             raise UnavailableError("config store is closed", port=PORT)
-        return await asyncio.get_running_loop().run_in_executor(
-            executor, self._write, changes, expected, author, reason, rollback_of
-        )
+        return await asyncio.get_running_loop().run_in_executor(executor, self._write, draft)
 
     async def ping(self) -> None:
         if self._fd is None:

@@ -13,11 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from portfolio_core.adapters._shared.config_store import (
     DEFAULT_MAX_VALUE_BYTES,
-    Change,
+    Draft,
     LogConfigStore,
-    StoredSet,
-    check_expected,
-    now_micros,
 )
 from portfolio_core.ports.capabilities import declare
 from portfolio_core.ports.config_store import ConfigStoreCapability
@@ -62,19 +59,9 @@ class MemoryConfigStore(LogConfigStore):
     def __repr__(self) -> str:
         return f"MemoryConfigStore(version={self._log.version})"
 
-    async def _commit(
-        self,
-        changes: tuple[Change, ...],
-        expected: int | None,
-        author: str,
-        reason: str,
-        rollback_of: int | None,
-    ) -> int:
+    async def _commit(self, draft: Draft) -> int:
         with self._lock:
-            log = self._log
-            check_expected(expected, log.version)
-            at = max(now_micros(), log.sets[-1].at if log.sets else 0)
-            stored = StoredSet(log.version + 1, changes, author, reason, at, rollback_of)
-            log.add(stored)
+            stored = self._log.following(draft)
+            self._log.add(stored)
         self._notifier.notify()
         return stored.version

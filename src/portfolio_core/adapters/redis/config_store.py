@@ -25,7 +25,7 @@ from redis import exceptions as redis_errors
 from portfolio_core.adapters._shared.cache_keys import check_namespace
 from portfolio_core.adapters._shared.config_store import (
     DEFAULT_MAX_VALUE_BYTES,
-    Change,
+    Draft,
     LogConfigStore,
     StoredSet,
     decode_set,
@@ -164,25 +164,18 @@ class RedisConfigStore(LogConfigStore):
                 raise UnavailableError(f"Redis failed: {type(exc).__name__}", port=PORT) from exc
             self._add_entries(entries or [])
 
-    async def _commit(
-        self,
-        changes: tuple[Change, ...],
-        expected: int | None,
-        author: str,
-        reason: str,
-        rollback_of: int | None,
-    ) -> int:
-        body = encode_set(StoredSet(0, changes, author, reason, now_micros(), rollback_of))
+    async def _commit(self, draft: Draft) -> int:
+        body = encode_set(draft.stored(0, now_micros()))
         head = '{"v":0,'  # encode_set writes the version first: the script replaces it
         try:
             ok, version = await self._script(
                 keys=[self._version_key, self._stream_key],
-                args=[-1 if expected is None else expected, body[len(head) :]],
+                args=[-1 if draft.expected is None else draft.expected, body[len(head) :]],
             )
         except redis_errors.RedisError as exc:
             raise UnavailableError(f"Redis failed: {type(exc).__name__}", port=PORT) from exc
         if not ok:
-            raise StaleVersionError(expected if expected is not None else -1, int(version))
+            raise StaleVersionError(-1 if draft.expected is None else draft.expected, int(version))
         await self._sync()
         return int(version)
 

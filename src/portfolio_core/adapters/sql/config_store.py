@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sqlite3
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Self, TypeVar
 
@@ -31,13 +29,11 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from portfolio_core.adapters._shared.config_store import (
     DEFAULT_MAX_VALUE_BYTES,
-    Change,
+    Draft,
     LogConfigStore,
     StoredSet,
-    check_expected,
     decode_set,
     encode_set,
-    now_micros,
 )
 from portfolio_core.adapters.sql._connections import (
     DEFAULT_CALL_TIMEOUT,
@@ -48,6 +44,7 @@ from portfolio_core.adapters.sql._connections import (
     is_dead,
 )
 from portfolio_core.adapters.sql._identifiers import check_identifier
+from portfolio_core.adapters.sql._sqlite import SQLiteFile
 from portfolio_core.ports.capabilities import declare
 from portfolio_core.ports.config_store import ConfigStoreCapability
 from portfolio_core.ports.errors import CorruptDataError, UnavailableError
@@ -159,8 +156,19 @@ class SQLiteConfigStore(_SQLConfigStore):
         )
         self.path = Path(path)
         self.busy_timeout = busy_timeout
-        self._conn: sqlite3.Connection | None = None
-        self._executor: ThreadPoolExecutor | None = None
+        self._file = SQLiteFile(
+            self.path,
+            busy_timeout=busy_timeout,
+            setup=(
+                "PRAGMA journal_mode=WAL",
+                "PRAGMA synchronous=FULL",
+                f"CREATE TABLE IF NOT EXISTS {self.table} "
+                "(version INTEGER PRIMARY KEY, body TEXT NOT NULL)",
+            ),
+            thread_name="pc-sqlite-config",
+            what="config store",
+            port=PORT,
+        )
         self._start_lock = asyncio.Lock()
 
     @classmethod
@@ -170,58 +178,21 @@ class SQLiteConfigStore(_SQLConfigStore):
     def __repr__(self) -> str:
         return f"SQLiteConfigStore(path={str(self.path)!r}, table={self.table!r})"
 
-    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
-        executor = self._executor
-        if executor is None:
-            raise UnavailableError("config store is closed", port=PORT)
-        try:
-            return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
-        except sqlite3.Error as exc:
-            raise UnavailableError(f"SQLite failed: {exc}", port=PORT) from exc
-
-    def _open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(
-            self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
-        )
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute(
-                f"CREATE TABLE IF NOT EXISTS {self.table} "
-                "(version INTEGER PRIMARY KEY, body TEXT NOT NULL)"
-            )
-        except BaseException:
-            conn.close()
-            raise
-        self._conn = conn
-
     async def start(self) -> None:
         """Open the database and create the table if missing; idempotent."""
         async with self._start_lock:
-            if self._executor is not None:
+            if self._file.started:
                 return
             self._check_open()
-            self._executor = ThreadPoolExecutor(1, thread_name_prefix="pc-sqlite-config")
-            try:
-                await self._call(self._open)
-            except BaseException:
-                executor, self._executor = self._executor, None
-                executor.shutdown(wait=False)
-                raise
+            await self._file.open()
 
     async def _ready(self) -> None:
-        if self._executor is None:
+        if not self._file.started:
             await self.start()
-
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise UnavailableError("config store is closed", port=PORT)
-        return self._conn
 
     def _select(self, version: int) -> list[tuple[int, str]]:
         return (
-            self._connection()
+            self._file.db()
             .execute(
                 f"SELECT version, body FROM {self.table} WHERE version > ? ORDER BY version",
                 (version,),
@@ -230,23 +201,15 @@ class SQLiteConfigStore(_SQLConfigStore):
         )
 
     async def _rows_after(self, version: int) -> Sequence[tuple[int, str]]:
-        return await self._call(self._select, version)
+        return await self._file.call(self._select, version)
 
-    def _write(
-        self,
-        changes: tuple[Change, ...],
-        expected: int | None,
-        author: str,
-        reason: str,
-        rollback_of: int | None,
-    ) -> StoredSet:
-        conn = self._connection()
+    def _write(self, draft: Draft) -> StoredSet:
+        conn = self._file.db()
         conn.execute("BEGIN IMMEDIATE")
         try:
             row = conn.execute(f"SELECT max(version) FROM {self.table}").fetchone()
             current = int(row[0] or 0)
-            check_expected(expected, current)
-            stored = StoredSet(current + 1, changes, author, reason, now_micros(), rollback_of)
+            stored = draft.after(current)
             conn.execute(
                 f"INSERT INTO {self.table} (version, body) VALUES (?, ?)",
                 (stored.version, encode_set(stored)),
@@ -257,29 +220,17 @@ class SQLiteConfigStore(_SQLConfigStore):
             raise
         return stored
 
-    async def _commit(
-        self,
-        changes: tuple[Change, ...],
-        expected: int | None,
-        author: str,
-        reason: str,
-        rollback_of: int | None,
-    ) -> int:
-        stored = await self._call(self._write, changes, expected, author, reason, rollback_of)
+    async def _commit(self, draft: Draft) -> int:
+        stored = await self._file.call(self._write, draft)
         await self._sync()
         return stored.version
 
     async def ping(self) -> None:
         await self._ready()
-        await self._call(self._select, 2**62)
+        await self._file.call(self._select, 2**62)
 
     async def _close(self) -> None:
-        executor, self._executor = self._executor, None
-        if executor is not None:
-            conn, self._conn = self._conn, None
-            if conn is not None:
-                executor.submit(conn.close)
-            executor.shutdown(wait=True)
+        self._file.close()
 
 
 # -- PostgreSQL ----------------------------------------------------------------------------------
@@ -445,21 +396,13 @@ class PostgresConfigStore(_SQLConfigStore):
             rows: list[tuple[int, str]] = await cursor.fetchall()
             return rows
 
-    async def _commit(
-        self,
-        changes: tuple[Change, ...],
-        expected: int | None,
-        author: str,
-        reason: str,
-        rollback_of: int | None,
-    ) -> int:
+    async def _commit(self, draft: Draft) -> int:
         async with self._command() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"pc:{self.table}",))
             cursor = await conn.execute(f"SELECT coalesce(max(version), 0) FROM {self.table}")
             row = await cursor.fetchone()
             current = int(row[0])
-            check_expected(expected, current)
-            stored = StoredSet(current + 1, changes, author, reason, now_micros(), rollback_of)
+            stored = draft.after(current)
             await conn.execute(
                 f"INSERT INTO {self.table} (version, body) VALUES (%s, %s)",
                 (stored.version, encode_set(stored)),
