@@ -19,10 +19,11 @@ from portfolio_core.adapters._shared.job_queue import (
     check_lease,
     check_limit,
     check_queue,
+    check_reserve,
     check_retry_in,
     check_state,
-    check_wait,
     prepare,
+    take_or_wait,
 )
 from portfolio_core.adapters.sql._connections import (
     DEFAULT_CALL_TIMEOUT,
@@ -404,30 +405,17 @@ class PostgresJobQueue:
     async def reserve(
         self, queue: str, *, limit: int = 1, lease: float = 30.0, wait: float = 0.0
     ) -> list[Reservation]:
-        name = check_queue(queue)
-        limit = check_limit(limit)
-        lease = check_lease(lease)
-        wait = check_wait(wait)
+        name, limit, lease, wait = check_reserve(queue, limit, lease, wait)
         if wait <= 0:
             return await self._take(name, limit, lease)
         if not self._started:
             await self.start()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait
         event = self._wakeups.get(name)
         if event is None:
             event = self._wakeups[name] = asyncio.Event()
-        while True:
-            event.clear()
-            taken = await self._take(name, limit, lease)
-            remaining = deadline - loop.time()
-            if taken or remaining <= 0:
-                return taken
-            try:
-                async with asyncio.timeout(min(remaining, self._poll)):
-                    await event.wait()
-            except TimeoutError:
-                pass
+        return await take_or_wait(
+            lambda: self._take(name, limit, lease), event, wait=wait, poll=self._poll
+        )
 
     async def _finish(
         self, reservation: Reservation, what: str, set_sql: str, params: Sequence[Any]
