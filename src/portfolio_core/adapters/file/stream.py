@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar, Self, TypeVar
 
@@ -38,7 +38,7 @@ from pydantic import BaseModel, ConfigDict
 from portfolio_core.adapters._shared import stream as shared
 from portfolio_core.adapters._shared.names import file_name
 from portfolio_core.ports.capabilities import declare, require
-from portfolio_core.ports.errors import InvalidInputError, PortTimeoutError, UnavailableError
+from portfolio_core.ports.errors import InvalidInputError, UnavailableError
 from portfolio_core.ports.stream import OnError, StreamCapability, StreamMessage, StreamOptions
 
 __all__ = ["JsonlStream", "JsonlStreamConfig"]
@@ -89,7 +89,7 @@ def _reread(path: Path, offset: int) -> bytes:
         return f.readline()
 
 
-class JsonlStream:
+class JsonlStream(shared.TransformingStream):
     """Stream adapter reading and appending JSON Lines files under ``root``.
 
     Args:
@@ -122,12 +122,7 @@ class JsonlStream:
 
     @classmethod
     def from_config(cls, config: JsonlStreamConfig) -> Self:
-        return cls(
-            config.root,
-            tenant_scoped=config.tenant_scoped,
-            fsync=config.fsync,
-            poll_interval=config.poll_interval,
-        )
+        return cls(**config.model_dump())
 
     def __repr__(self) -> str:
         return f"JsonlStream(root={str(self.root)!r}, tenant_scoped={self.tenant_scoped})"
@@ -258,12 +253,7 @@ class JsonlStream:
                     break
                 if not o.follow:
                     return
-                if deadline is not None and loop.time() >= deadline:
-                    raise PortTimeoutError(
-                        f"no line appended to {source!r} within {o.timeout} s",
-                        timeout=o.timeout,
-                        port="Stream",
-                    )
+                shared.check_deadline(deadline, loop.time(), source, o, "line appended to")
                 wait = self.poll_interval
                 if deadline is not None:
                     wait = max(0.0, min(wait, deadline - loop.time()))
@@ -298,15 +288,6 @@ class JsonlStream:
         raise InvalidInputError(
             f"{source}:{lineno}: not a valid JSON line ({error})", field="payload", port="Stream"
         ) from error
-
-    def transform(
-        self,
-        source: AsyncIterable[T],
-        fn: Callable[[T], Awaitable[U]] | Callable[[T], U],
-        opts: StreamOptions | None = None,
-    ) -> AsyncIterator[U]:
-        """Map ``fn`` over ``source`` honouring ``opts.on_error`` and ``opts.timeout``."""
-        return shared.transform(source, fn, opts)
 
     async def ack(
         self, source: str, message: StreamMessage, opts: StreamOptions | None = None
