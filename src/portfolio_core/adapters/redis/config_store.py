@@ -20,7 +20,6 @@ from typing import Any, ClassVar, Self
 
 import redis.asyncio as aioredis
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
-from redis import exceptions as redis_errors
 
 from portfolio_core.adapters._shared.cache_keys import check_namespace
 from portfolio_core.adapters._shared.config_store import (
@@ -35,6 +34,7 @@ from portfolio_core.adapters._shared.config_store import (
 from portfolio_core.adapters.redis._client import (
     DEFAULT_CALL_TIMEOUT,
     DEFAULT_CONNECT_TIMEOUT,
+    Unavailable,
     open_client,
 )
 from portfolio_core.ports.capabilities import declare
@@ -42,7 +42,6 @@ from portfolio_core.ports.config_store import ConfigStoreCapability
 from portfolio_core.ports.errors import (
     CorruptDataError,
     StaleVersionError,
-    UnavailableError,
 )
 
 __all__ = ["RedisConfigStore", "RedisConfigStoreConfig"]
@@ -156,24 +155,20 @@ class RedisConfigStore(LogConfigStore):
 
     async def _sync(self) -> None:
         async with self._sync_lock:
-            try:
+            with Unavailable("Redis failed", port=PORT):
                 entries = await self._client.xrange(
                     self._stream_key, min=f"{self._log.version + 1}-0", max="+"
                 )
-            except redis_errors.RedisError as exc:
-                raise UnavailableError(f"Redis failed: {type(exc).__name__}", port=PORT) from exc
             self._add_entries(entries or [])
 
     async def _commit(self, draft: Draft) -> int:
         body = encode_set(draft.stored(0, now_micros()))
         head = '{"v":0,'  # encode_set writes the version first: the script replaces it
-        try:
+        with Unavailable("Redis failed", port=PORT):
             ok, version = await self._script(
                 keys=[self._version_key, self._stream_key],
                 args=[-1 if draft.expected is None else draft.expected, body[len(head) :]],
             )
-        except redis_errors.RedisError as exc:
-            raise UnavailableError(f"Redis failed: {type(exc).__name__}", port=PORT) from exc
         if not ok:
             raise StaleVersionError(-1 if draft.expected is None else draft.expected, int(version))
         await self._sync()
@@ -206,10 +201,8 @@ class RedisConfigStore(LogConfigStore):
             await asyncio.sleep(0.05)  # the connection failed: the loop's sync retries
 
     async def ping(self) -> None:
-        try:
+        with Unavailable("Redis failed", port=PORT):
             await self._client.ping()
-        except redis_errors.RedisError as exc:
-            raise UnavailableError(f"Redis failed: {type(exc).__name__}", port=PORT) from exc
 
     async def _close(self) -> None:
         if self._owns_client:

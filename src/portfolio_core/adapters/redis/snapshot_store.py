@@ -11,7 +11,6 @@ from typing import ClassVar, Self
 
 import redis.asyncio as aioredis
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
-from redis import exceptions as redis_errors
 
 from portfolio_core.adapters._shared.cache_keys import check_namespace
 from portfolio_core.adapters._shared.snapshots import (
@@ -22,8 +21,9 @@ from portfolio_core.adapters._shared.snapshots import (
     validate_stream,
 )
 from portfolio_core.adapters._shared.urls import check_url
+from portfolio_core.adapters.redis._client import Unavailable
 from portfolio_core.ports.capabilities import declare
-from portfolio_core.ports.errors import InvalidInputError, UnavailableError
+from portfolio_core.ports.errors import InvalidInputError
 from portfolio_core.ports.snapshot_store import Snapshot, SnapshotStoreCapability
 
 __all__ = ["RedisSnapshotStore", "RedisSnapshotStoreConfig"]
@@ -87,28 +87,22 @@ class RedisSnapshotStore:
 
     async def save(self, snapshot: Snapshot) -> bool:
         stream, version, body = encode_snapshot(snapshot, self.max_snapshot_bytes)
-        try:
+        with Unavailable("Redis failed", port=PORT):
             stored = await self._save(keys=[self._key(stream)], args=[version, body])
-        except redis_errors.RedisError as exc:
-            raise UnavailableError(f"Redis failed: {type(exc).__name__}", port=PORT) from exc
         return bool(stored)
 
     async def load(self, stream: str) -> Snapshot | None:
         validate_stream(stream)
-        try:
+        with Unavailable("Redis failed", port=PORT):
             body = await self._client.hget(self._key(stream), "b")
-        except redis_errors.RedisError as exc:
-            raise UnavailableError(f"Redis failed: {type(exc).__name__}", port=PORT) from exc
         if body is None:
             return None
         return decode_snapshot(stream, body, self._key(stream))
 
     async def delete(self, stream: str) -> None:
         validate_stream(stream)
-        try:
+        with Unavailable("Redis failed", port=PORT):
             await self._client.delete(self._key(stream))
-        except redis_errors.RedisError as exc:
-            raise UnavailableError(f"Redis failed: {type(exc).__name__}", port=PORT) from exc
 
     async def aclose(self) -> None:
         """Close the connection pool; idempotent."""
