@@ -158,13 +158,7 @@ class FileCache:
 
     @classmethod
     def from_config(cls, config: FileCacheConfig) -> Self:
-        return cls(
-            config.directory,
-            namespace=config.namespace,
-            tenant_scoped=config.tenant_scoped,
-            default_ttl=config.default_ttl,
-            stale_write_after=config.stale_write_after,
-        )
+        return cls(**config.model_dump())
 
     def __repr__(self) -> str:
         return f"FileCache(directory={str(self.directory)!r}, namespace={self.namespace!r})"

@@ -67,13 +67,7 @@ class ByteTokenizer:
 
     @classmethod
     def from_config(cls, config: ByteTokenizerConfig) -> Self:
-        return cls(
-            bos_token=config.bos_token,
-            eos_token=config.eos_token,
-            pad_token=config.pad_token,
-            extra_special_tokens=config.extra_special_tokens,
-            extra_eos_tokens=config.extra_eos_tokens,
-        )
+        return cls(**config.model_dump())
 
     def __repr__(self) -> str:
         return f"ByteTokenizer(vocab_size={self.vocab_size})"

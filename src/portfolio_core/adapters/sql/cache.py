@@ -425,15 +425,7 @@ class SqliteCache(SqlCache):
 
     @classmethod
     def from_config(cls, config: SqliteCacheConfig) -> Self:
-        return cls(
-            config.path,
-            table=config.table,
-            namespace=config.namespace,
-            tenant_scoped=config.tenant_scoped,
-            default_ttl=config.default_ttl,
-            sweep_interval=config.sweep_interval,
-            integrity_check=config.integrity_check,
-        )
+        return cls(**config.model_dump())
 
 
 class PostgresCacheConfig(BaseModel):
@@ -462,13 +454,4 @@ class PostgresCache(SqlCache):
 
     @classmethod
     def from_config(cls, config: PostgresCacheConfig) -> Self:
-        return cls(
-            config.url,
-            table=config.table,
-            namespace=config.namespace,
-            tenant_scoped=config.tenant_scoped,
-            default_ttl=config.default_ttl,
-            sweep_interval=config.sweep_interval,
-            connect_timeout=config.connect_timeout,
-            call_timeout=config.call_timeout,
-        )
+        return cls(**config.model_dump())
