@@ -1,0 +1,27 @@
+"""Request checks shared by the LLM adapters, so they refuse the same input with the same
+errors."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from portfolio_core.ports.errors import InvalidInputError
+from portfolio_core.ports.llm import CompletionOptions, Message
+
+__all__ = ["check_request"]
+
+
+def check_request(messages: Sequence[Message], opts: CompletionOptions) -> tuple[Message, ...]:
+    """``messages`` as a tuple, once the request is one an LLM can answer.
+
+    Raises:
+        InvalidInputError: the conversation is empty, ``opts.max_tokens`` is below 1 or
+            ``opts.temperature`` is negative (the field is named).
+    """
+    if not messages:
+        raise InvalidInputError("the conversation is empty", field="messages")
+    if opts.max_tokens < 1:
+        raise InvalidInputError("max_tokens must be at least 1", field="max_tokens")
+    if opts.temperature < 0:
+        raise InvalidInputError("temperature must not be negative", field="temperature")
+    return tuple(messages)
