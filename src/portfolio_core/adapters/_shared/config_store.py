@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from portfolio_core._references import resolve_reference
-from portfolio_core.adapters._shared.codec import check_json_value
+from portfolio_core.adapters._shared.codec import check_json_value, is_text
 from portfolio_core.ports.config_store import (
     DELETE,
     MAX_CONFIG_KEY_LENGTH,
@@ -131,16 +131,6 @@ def _decode_value(text: str) -> Any:
 # -- validation ------------------------------------------------------------------------------
 
 
-def _is_text(value: str) -> bool:
-    if value.isascii():
-        return True
-    try:
-        value.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def validate_key(key: object, field: str = "key") -> str:
     if type(key) is not str:
         raise InvalidInputError(
@@ -161,7 +151,7 @@ def validate_key(key: object, field: str = "key") -> str:
 def _check_text(value: str, field: str, what: str) -> None:
     if "\x00" in value:
         raise InvalidInputError(f"the {what} contains U+0000", field=field, port=PORT)
-    if not _is_text(value):
+    if not is_text(value):
         raise InvalidInputError(
             f"the {what} holds a lone surrogate, which is not Unicode text", field=field, port=PORT
         )
