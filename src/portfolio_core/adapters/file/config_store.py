@@ -38,7 +38,7 @@ import zlib
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import ClassVar, Literal, Self
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -51,6 +51,7 @@ from portfolio_core.adapters._shared.config_store import (
     decode_set,
     encode_set,
 )
+from portfolio_core.adapters._shared.configurable import Configurable
 from portfolio_core.ports.capabilities import declare
 from portfolio_core.ports.config_store import ConfigStoreCapability
 from portfolio_core.ports.errors import CorruptDataError, UnavailableError
@@ -132,7 +133,7 @@ def is_torn_tail(data: bytes, offset: int) -> bool:
     return not data[offset:].strip(b"\x00")
 
 
-class FileConfigStore(LogConfigStore):
+class FileConfigStore(LogConfigStore, Configurable):
     """Durable single-process config store in an append-only, checksummed log file.
 
     ``fsync``: ``always`` flushes every version to disk before acknowledging it (survives
@@ -164,10 +165,6 @@ class FileConfigStore(LogConfigStore):
         self._start_lock = asyncio.Lock()
         self.recovered_bytes = 0
         """Bytes of torn tail (an interrupted, unacknowledged write) cut when last opened."""
-
-    @classmethod
-    def from_config(cls, config: FileConfigStoreConfig) -> Self:
-        return cls(**config.model_dump())
 
     def __repr__(self) -> str:
         return f"FileConfigStore(path={str(self.path)!r}, fsync={self.fsync!r})"

@@ -31,11 +31,12 @@ import json
 import os
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from pathlib import Path, PurePosixPath
-from typing import Any, ClassVar, Self, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
 from portfolio_core.adapters._shared import stream as shared
+from portfolio_core.adapters._shared.configurable import Configurable
 from portfolio_core.adapters._shared.names import file_name
 from portfolio_core.ports.capabilities import declare, require
 from portfolio_core.ports.errors import InvalidInputError, UnavailableError
@@ -89,7 +90,7 @@ def _reread(path: Path, offset: int) -> bytes:
         return f.readline()
 
 
-class JsonlStream(shared.TransformingStream):
+class JsonlStream(shared.TransformingStream, Configurable):
     """Stream adapter reading and appending JSON Lines files under ``root``.
 
     Args:
@@ -119,10 +120,6 @@ class JsonlStream(shared.TransformingStream):
         self.fsync = fsync
         self.poll_interval = poll_interval
         self._locks: dict[Path, asyncio.Lock] = {}
-
-    @classmethod
-    def from_config(cls, config: JsonlStreamConfig) -> Self:
-        return cls(**config.model_dump())
 
     def __repr__(self) -> str:
         return f"JsonlStream(root={str(self.root)!r}, tenant_scoped={self.tenant_scoped})"

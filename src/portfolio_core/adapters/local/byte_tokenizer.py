@@ -8,10 +8,11 @@ round-trips, and needs nothing but the standard library.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar, Self
+from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from portfolio_core.adapters._shared.configurable import Configurable
 from portfolio_core.ports.errors import InvalidInputError
 
 __all__ = ["ByteTokenizer", "ByteTokenizerConfig"]
@@ -32,7 +33,7 @@ class ByteTokenizerConfig(BaseModel):
     extra_eos_tokens: list[str] = Field(default_factory=list)
 
 
-class ByteTokenizer:
+class ByteTokenizer(Configurable):
     """Bytes as ids, specials after them; special-token text in input stays plain text.
 
     ``ByteTokenizer()`` has ``vocab_size == 259``: bytes 0-255, BOS 256, EOS 257, PAD 258.
@@ -64,10 +65,6 @@ class ByteTokenizer:
         self._eos_ids = frozenset({self._eos, *(self._special_ids[n] for n in extra_eos_tokens)})
         # longest first, so that a special token that prefixes another never wins
         self._by_length = sorted(self._special_ids, key=len, reverse=True)
-
-    @classmethod
-    def from_config(cls, config: ByteTokenizerConfig) -> Self:
-        return cls(**config.model_dump())
 
     def __repr__(self) -> str:
         return f"ByteTokenizer(vocab_size={self.vocab_size})"

@@ -7,7 +7,7 @@ in process by every change. Nothing survives the process.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import ClassVar, Self
+from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -16,6 +16,7 @@ from portfolio_core.adapters._shared.config_store import (
     Draft,
     LogConfigStore,
 )
+from portfolio_core.adapters._shared.configurable import Configurable
 from portfolio_core.ports.capabilities import declare
 from portfolio_core.ports.config_store import ConfigStoreCapability
 
@@ -33,7 +34,7 @@ class MemoryConfigStoreConfig(BaseModel):
     max_value_bytes: int = Field(DEFAULT_MAX_VALUE_BYTES, gt=0)
 
 
-class MemoryConfigStore(LogConfigStore):
+class MemoryConfigStore(LogConfigStore, Configurable):
     """In-process config store (the executable specification of the ConfigStore port).
 
     ``schemas`` maps key prefixes to validators (pydantic model classes, TypeAdapters,
@@ -51,10 +52,6 @@ class MemoryConfigStore(LogConfigStore):
         max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
     ) -> None:
         super().__init__(schemas=schemas, max_value_bytes=max_value_bytes)
-
-    @classmethod
-    def from_config(cls, config: MemoryConfigStoreConfig) -> Self:
-        return cls(**config.model_dump())
 
     def __repr__(self) -> str:
         return f"MemoryConfigStore(version={self._log.version})"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 
 import redis.asyncio as aioredis
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -19,6 +19,7 @@ from portfolio_core.adapters._shared.cache_keys import (
     tenant_ttl,
 )
 from portfolio_core.adapters._shared.codec import JsonCodec
+from portfolio_core.adapters._shared.configurable import Configurable
 from portfolio_core.adapters.redis._client import (
     DEFAULT_CALL_TIMEOUT,
     DEFAULT_CONNECT_TIMEOUT,
@@ -59,7 +60,7 @@ def _tenant_part(tenant: str | None) -> str:
     return "t." + base64.urlsafe_b64encode(tenant.encode()).decode().rstrip("=")
 
 
-class RedisCache:
+class RedisCache(Configurable):
     """Items as Redis strings at ``<namespace>:<tenant>:<key>``.
 
     The tenant segment is ``u`` when unscoped, else ``t.`` and the URL-safe base64 of the
@@ -107,10 +108,6 @@ class RedisCache:
                 raw, connect_timeout=connect_timeout, call_timeout=call_timeout, port="Cache"
             )
         self._client: aioredis.Redis = client
-
-    @classmethod
-    def from_config(cls, config: RedisCacheConfig) -> Self:
-        return cls(**config.model_dump())
 
     def __repr__(self) -> str:
         return f"RedisCache(namespace={self.namespace!r}, tenant_scoped={self.tenant_scoped})"

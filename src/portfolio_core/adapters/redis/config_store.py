@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 
 import redis.asyncio as aioredis
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -31,6 +31,7 @@ from portfolio_core.adapters._shared.config_store import (
     encode_set,
     now_micros,
 )
+from portfolio_core.adapters._shared.configurable import Configurable
 from portfolio_core.adapters.redis._client import (
     DEFAULT_CALL_TIMEOUT,
     DEFAULT_CONNECT_TIMEOUT,
@@ -77,7 +78,7 @@ class RedisConfigStoreConfig(BaseModel):
     call_timeout: float = Field(DEFAULT_CALL_TIMEOUT, gt=0)
 
 
-class RedisConfigStore(LogConfigStore):
+class RedisConfigStore(LogConfigStore, Configurable):
     """Config store in Redis (a stream per store), shared by many processes and machines.
 
     ``poll_interval`` bounds how long a watcher's ``XREAD BLOCK`` waits before it checks
@@ -122,10 +123,6 @@ class RedisConfigStore(LogConfigStore):
         self._stream_key = f"{self.namespace}:cfg:log"
         self._script = self._client.register_script(_COMMIT)
         self._sync_lock = asyncio.Lock()
-
-    @classmethod
-    def from_config(cls, config: RedisConfigStoreConfig) -> Self:
-        return cls(**config.model_dump())
 
     def __repr__(self) -> str:
         return f"RedisConfigStore(namespace={self.namespace!r})"

@@ -7,13 +7,14 @@ import struct
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, ClassVar, Self, cast
+from typing import Any, ClassVar, cast
 
 import redis.asyncio as aioredis
 import redis.exceptions
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from portfolio_core.adapters._shared.cache_keys import check_namespace
+from portfolio_core.adapters._shared.configurable import Configurable
 from portfolio_core.adapters._shared.job_queue import (
     EXPIRED,
     PORT,
@@ -339,7 +340,7 @@ class RedisJobQueueConfig(BaseModel):
     call_timeout: float = Field(DEFAULT_CALL_TIMEOUT, gt=0)
 
 
-class RedisJobQueue:
+class RedisJobQueue(Configurable):
     """Jobs as Redis hashes indexed by sorted sets per queue; every change is one Lua script,
     so it is atomic and many processes never hand out one job twice.
 
@@ -394,10 +395,6 @@ class RedisJobQueue:
         self._cancel = register(_CANCEL)
         self._list_queued = register(_LIST_QUEUED)
         self._changed: asyncio.Event | None = None
-
-    @classmethod
-    def from_config(cls, config: RedisJobQueueConfig) -> Self:
-        return cls(**config.model_dump())
 
     def __repr__(self) -> str:
         return f"RedisJobQueue(namespace={self.namespace!r})"

@@ -7,12 +7,13 @@ Durability is the server's (AOF/RDB settings).
 
 from __future__ import annotations
 
-from typing import ClassVar, Self
+from typing import ClassVar
 
 import redis.asyncio as aioredis
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from portfolio_core.adapters._shared.cache_keys import check_namespace
+from portfolio_core.adapters._shared.configurable import Configurable
 from portfolio_core.adapters._shared.snapshots import (
     DEFAULT_MAX_SNAPSHOT_BYTES,
     PORT,
@@ -48,7 +49,7 @@ class RedisSnapshotStoreConfig(BaseModel):
     max_snapshot_bytes: int = Field(DEFAULT_MAX_SNAPSHOT_BYTES, gt=0)
 
 
-class RedisSnapshotStore:
+class RedisSnapshotStore(Configurable):
     """Snapshots in Redis under ``<namespace>:snap:<stream>``, shared by every process."""
 
     config_model: ClassVar[type[BaseModel]] = RedisSnapshotStoreConfig
@@ -74,10 +75,6 @@ class RedisSnapshotStore:
                 port=PORT,
             ) from None
         self._save = self._client.register_script(_SAVE)
-
-    @classmethod
-    def from_config(cls, config: RedisSnapshotStoreConfig) -> Self:
-        return cls(**config.model_dump())
 
     def __repr__(self) -> str:
         return f"RedisSnapshotStore(namespace={self.namespace!r})"

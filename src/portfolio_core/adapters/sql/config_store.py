@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Self, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
@@ -35,6 +35,7 @@ from portfolio_core.adapters._shared.config_store import (
     decode_set,
     encode_set,
 )
+from portfolio_core.adapters._shared.configurable import Configurable
 from portfolio_core.adapters.sql._connections import (
     DEFAULT_CALL_TIMEOUT,
     DEFAULT_CONNECT_TIMEOUT,
@@ -124,7 +125,7 @@ class SQLiteConfigStoreConfig(BaseModel):
     busy_timeout: float = Field(30.0, gt=0)
 
 
-class SQLiteConfigStore(_SQLConfigStore):
+class SQLiteConfigStore(_SQLConfigStore, Configurable):
     """Config store in a SQLite database file (WAL mode): durable, on one machine; several
     processes may share the file (they learn of each other's changes by polling).
 
@@ -170,10 +171,6 @@ class SQLiteConfigStore(_SQLConfigStore):
             port=PORT,
         )
         self._start_lock = asyncio.Lock()
-
-    @classmethod
-    def from_config(cls, config: SQLiteConfigStoreConfig) -> Self:
-        return cls(**config.model_dump())
 
     def __repr__(self) -> str:
         return f"SQLiteConfigStore(path={str(self.path)!r}, table={self.table!r})"
@@ -251,7 +248,7 @@ class PostgresConfigStoreConfig(BaseModel):
     call_timeout: float = Field(DEFAULT_CALL_TIMEOUT, gt=0)
 
 
-class PostgresConfigStore(_SQLConfigStore):
+class PostgresConfigStore(_SQLConfigStore, Configurable):
     """Config store in PostgreSQL, shared by every process that uses the same table.
 
     Watchers are woken by LISTEN/NOTIFY on one listener connection per store (reconnected
@@ -303,10 +300,6 @@ class PostgresConfigStore(_SQLConfigStore):
         self._listening = asyncio.Event()
         self.reconnects = 0
         """How many times the listener connection was opened again after dropping."""
-
-    @classmethod
-    def from_config(cls, config: PostgresConfigStoreConfig) -> Self:
-        return cls(**config.model_dump())
 
     def __repr__(self) -> str:
         return f"PostgresConfigStore(table={self.table!r}, url=**********)"

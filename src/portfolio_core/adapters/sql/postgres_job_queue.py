@@ -7,10 +7,11 @@ import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from portfolio_core.adapters._shared.configurable import Configurable
 from portfolio_core.adapters._shared.job_queue import (
     EXPIRED,
     PORT,
@@ -74,7 +75,7 @@ def _unavailable(exc: BaseException, what: str) -> UnavailableError:
     return UnavailableError(f"PostgreSQL job queue: {what} failed: {type(exc).__name__}", port=PORT)
 
 
-class PostgresJobQueue:
+class PostgresJobQueue(Configurable):
     """Jobs as rows of one PostgreSQL table, shared by every process that reaches the server.
 
     ``reserve`` picks rows with ``FOR UPDATE SKIP LOCKED`` (concurrent workers never wait on
@@ -163,10 +164,6 @@ class PostgresJobQueue:
             f"SELECT id FROM {t} WHERE queue = %s AND unique_key = %s "
             "AND state NOT IN ('dead', 'cancelled')"
         )
-
-    @classmethod
-    def from_config(cls, config: PostgresJobQueueConfig) -> Self:
-        return cls(**config.model_dump())
 
     def __repr__(self) -> str:
         return f"PostgresJobQueue(table={self.table!r}, url=**********)"

@@ -23,10 +23,11 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Self, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from portfolio_core.adapters._shared.configurable import Configurable
 from portfolio_core.adapters._shared.projections import (
     PORT,
     Held,
@@ -90,7 +91,7 @@ class SQLiteTransaction:
         await self._store._call(self._store._many, sql, list(rows))
 
 
-class SQLiteProjectionStore:
+class SQLiteProjectionStore(Configurable):
     """Projection checkpoints and leases in a SQLite file, next to the read models.
 
     Leases expire by this machine's clock (several processes on one machine share it).
@@ -131,10 +132,6 @@ class SQLiteProjectionStore:
         )
         self._lock = asyncio.Lock()
         self._closed = False
-
-    @classmethod
-    def from_config(cls, config: SQLiteProjectionStoreConfig) -> Self:
-        return cls(**config.model_dump())
 
     def __repr__(self) -> str:
         return f"SQLiteProjectionStore(path={str(self.path)!r}, table={self.table!r})"
@@ -288,7 +285,7 @@ class PostgresProjectionStoreConfig(BaseModel):
     table: str = "pc_projections"
 
 
-class PostgresProjectionStore:
+class PostgresProjectionStore(Configurable):
     """Projection checkpoints and leases in PostgreSQL, shared by every process.
 
     Leases expire by the server's clock (``clock_timestamp()``), so runners on machines
@@ -317,10 +314,6 @@ class PostgresProjectionStore:
             what="projection store",
             port=PORT,
         )
-
-    @classmethod
-    def from_config(cls, config: PostgresProjectionStoreConfig) -> Self:
-        return cls(**config.model_dump())
 
     def __repr__(self) -> str:
         return f"PostgresProjectionStore(table={self.table!r}, url=**********)"

@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar, Self, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from portfolio_core.adapters._shared.configurable import Configurable
 from portfolio_core.adapters._shared.snapshots import (
     DEFAULT_MAX_SNAPSHOT_BYTES,
     PORT,
@@ -52,7 +53,7 @@ class SQLiteSnapshotStoreConfig(BaseModel):
     busy_timeout: float = Field(30.0, gt=0)
 
 
-class SQLiteSnapshotStore:
+class SQLiteSnapshotStore(Configurable):
     """Snapshots in a SQLite database file (WAL mode), durable; several processes on one
     machine may share the file. May live in the event store's database file."""
 
@@ -85,10 +86,6 @@ class SQLiteSnapshotStore:
         )
         self._start_lock = asyncio.Lock()
         self._closed = False
-
-    @classmethod
-    def from_config(cls, config: SQLiteSnapshotStoreConfig) -> Self:
-        return cls(**config.model_dump())
 
     def __repr__(self) -> str:
         return f"SQLiteSnapshotStore(path={str(self.path)!r}, table={self.table!r})"
@@ -158,7 +155,7 @@ class PostgresSnapshotStoreConfig(BaseModel):
     max_snapshot_bytes: int = Field(DEFAULT_MAX_SNAPSHOT_BYTES, gt=0)
 
 
-class PostgresSnapshotStore:
+class PostgresSnapshotStore(Configurable):
     """Snapshots in PostgreSQL, shared by every process using the same table.
 
     One connection, used by one call at a time and opened again after it drops. One
@@ -187,10 +184,6 @@ class PostgresSnapshotStore:
             what="snapshot store",
             port=PORT,
         )
-
-    @classmethod
-    def from_config(cls, config: PostgresSnapshotStoreConfig) -> Self:
-        return cls(**config.model_dump())
 
     def __repr__(self) -> str:
         return f"PostgresSnapshotStore(table={self.table!r}, url=**********)"

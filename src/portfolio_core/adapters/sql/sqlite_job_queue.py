@@ -9,10 +9,11 @@ import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, ClassVar, Self, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from portfolio_core.adapters._shared.configurable import Configurable
 from portfolio_core.adapters._shared.job_queue import (
     EXPIRED,
     PORT,
@@ -65,7 +66,7 @@ class SQLiteJobQueueConfig(BaseModel):
     synchronous: str = Field("normal", pattern="^(full|normal)$")
 
 
-class SQLiteJobQueue:
+class SQLiteJobQueue(Configurable):
     """Jobs as rows of one table in a SQLite file (WAL journal).
 
     Every change is one ``BEGIN IMMEDIATE`` transaction, so several processes sharing the
@@ -102,10 +103,6 @@ class SQLiteJobQueue:
         self._conn: sqlite3.Connection | None = None
         self._changed: asyncio.Event | None = None
         self._start_lock = asyncio.Lock()
-
-    @classmethod
-    def from_config(cls, config: SQLiteJobQueueConfig) -> Self:
-        return cls(**config.model_dump())
 
     def __repr__(self) -> str:
         return f"SQLiteJobQueue(path={self.path!r}, table={self.table!r})"
