@@ -14,7 +14,6 @@ from portfolio_core.adapters.sql.snapshot_store import (
     SQLiteSnapshotStore,
     SQLiteSnapshotStoreConfig,
 )
-from portfolio_core.ports.errors import InvalidInputError
 
 _MODULES = [
     "portfolio_core.adapters.file.cache",
@@ -67,7 +66,7 @@ def test_from_config_passes_every_field_to_the_constructor(tmp_path: Path) -> No
 
 def test_the_constructors_errors_pass_through() -> None:
     config = SQLiteSnapshotStoreConfig(path="x.db", table="not a table name")
-    with pytest.raises(InvalidInputError, match="table"):
+    with pytest.raises(ValueError, match="not a plain SQL identifier"):
         SQLiteSnapshotStore.from_config(config)
 
 
