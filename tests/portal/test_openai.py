@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import openai
 import pytest
 from pydantic import SecretStr
 
+from portfolio_core.adapters.http.openai_compatible import OpenAICompatibleLLM
 from portfolio_core.adapters.memory.simulated_llm import (
     ScriptedToolCall,
     ScriptedTurn,
     SimulatedLLM,
 )
 from portfolio_core.portal import ApiKey, AuthConfig, OpenAIConfig, PortalConfig, Scope
-from portfolio_core.ports import LLM
+from portfolio_core.ports import LLM, CompletionChunk, Message, ToolCall
 from tests.portal.served import ServedRegistry
 
 KEY = "openai-key-0123456789abcdef"
@@ -89,6 +91,36 @@ def test_tool_calls(llm_portal: ServedRegistry) -> None:
     assert choice.message.tool_calls is not None
     call = choice.message.tool_calls[0]
     assert (call.id, call.function.name, call.function.arguments) == ("c1", "lookup", '{"q": "x"}')
+
+
+def test_streamed_tool_calls_reach_the_sdk_and_our_adapter_whole(
+    llm_portal: ServedRegistry,
+) -> None:
+    """The endpoint streams tool calls as OpenAI does (an index, the id and name, the
+    arguments as text), so the SDK and our own HTTP adapter both get the whole call."""
+    stream = client(llm_portal).chat.completions.create(
+        model="tools-1",
+        messages=[{"role": "user", "content": "look it up"}],
+        tools=[{"type": "function", "function": {"name": "lookup", "parameters": {}}}],
+        stream=True,
+    )
+    pieces = [c.choices[0] for c in stream if c.choices]
+    calls = [call for p in pieces for call in p.delta.tool_calls or ()]
+    assert [(c.index, c.id, c.function.name) for c in calls] == [(0, "c1", "lookup")]
+    assert calls[0].function.arguments == '{"q": "x"}'
+    assert pieces[-1].finish_reason == "tool_calls"
+
+    async def through_our_adapter() -> CompletionChunk:
+        llm = OpenAICompatibleLLM(f"{llm_portal.base}/v1", "tools-1", api_key=KEY)
+        try:
+            chunks = [c async for c in llm.stream([Message("user", "look it up")])]
+        finally:
+            await llm.aclose()
+        return chunks[-1]
+
+    last = asyncio.run(through_our_adapter())
+    assert last.finish_reason == "tool_calls"
+    assert last.tool_calls == (ToolCall("c1", "lookup", {"q": "x"}),)
 
 
 def test_models_lists_what_the_key_may_use(llm_portal: ServedRegistry) -> None:

@@ -308,6 +308,11 @@ class _ChatCompletions:
                 while piece is not None:
                     if piece.text:
                         yield chunk({"content": piece.text}, None)
+                    if piece.tool_calls:
+                        calls = _tool_calls(piece.tool_calls)
+                        yield chunk(
+                            {"tool_calls": [{"index": i, **c} for i, c in enumerate(calls)]}, None
+                        )
                     if piece.finish_reason is not None:
                         yield chunk({}, piece.finish_reason)
                         usage = piece.usage

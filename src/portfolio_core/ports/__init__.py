@@ -158,6 +158,7 @@ if TYPE_CHECKING:
         RouterCapability,
         RoutingStrategy,
     )
+    from portfolio_core.ports.shrinkable import ReleaseOrder, Shrinkable
     from portfolio_core.ports.snapshot_store import (
         Snapshot,
         SnapshotStore,
@@ -286,6 +287,8 @@ _EXPORTS: dict[str, str] = {
     "ProjectionStoreCapability": "projection_store",
     "Snapshot": "snapshot_store",
     "SnapshotStore": "snapshot_store",
+    "Shrinkable": "shrinkable",
+    "ReleaseOrder": "shrinkable",
     "SnapshotStoreCapability": "snapshot_store",
     "StepResult": "pipeline",
     "StepStatus": "pipeline",
@@ -421,6 +424,8 @@ __all__ = [
     "ProjectionStoreCapability",
     "Snapshot",
     "SnapshotStore",
+    "Shrinkable",
+    "ReleaseOrder",
     "SnapshotStoreCapability",
     "StepResult",
     "StepStatus",

@@ -9,6 +9,13 @@ Contract
   ``text`` concatenates to the text
   ``complete`` would have returned; the last chunk carries ``finish_reason`` and ``usage``,
   and only the last one carries ``finish_reason``.
+* Tool calls in a stream arrive whole: the last chunk carries the completion's
+  [ToolCall][portfolio_core.ports.llm.ToolCall] objects, each with its id, name and parsed
+  arguments, however the provider split them on the wire; no earlier chunk carries any. An
+  adapter assembling a provider's pieces raises
+  [UnavailableError][portfolio_core.ports.errors.UnavailableError] when the pieces do not
+  fit together (a piece for no call, a call that changes its id or name, a call without a
+  name), rather than yielding a guessed call.
 * ``finish_reason``: ``"length"`` when generation stopped because the output reached
   ``max_tokens`` (then ``usage.output_tokens == max_tokens``), ``"tool_calls"`` exactly
   when the completion carries tool calls, ``"stop"`` otherwise (the model ended, or a stop
@@ -137,11 +144,13 @@ class Completion:
 
 @dataclass(frozen=True, slots=True)
 class CompletionChunk:
-    """A piece of a streamed completion; the last one has ``finish_reason`` and ``usage``."""
+    """A piece of a streamed completion; the last one has ``finish_reason``, ``usage`` and
+    the completion's tool calls, assembled."""
 
     text: str
     finish_reason: str | None = None
     usage: Usage | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 @runtime_checkable

@@ -26,6 +26,7 @@ from portfolio_core.registry._handles import Handle
 if TYPE_CHECKING:
     from portfolio_core.boundary.stats import MethodPerformance, MethodStats
     from portfolio_core.manifest.wiring import Plan, PlannedEntry
+    from portfolio_core.services.memory import MemoryBudget, MemoryStatus
 
 __all__ = [
     "CallStats",
@@ -86,17 +87,24 @@ class EntryHealth:
 
 @dataclass(frozen=True, slots=True)
 class HealthReport:
-    """Every entry's health; ``healthy`` is true only when all entries are."""
+    """Every entry's health; ``healthy`` is true only when all entries are.
+
+    ``memory`` is the memory budget's last check when the manifest sets one (``memory:``),
+    else None.
+    """
 
     healthy: bool
     entries: Mapping[str, EntryHealth]
+    memory: MemoryStatus | None = None
 
     @property
     def status(self) -> Literal["healthy", "degraded", "unhealthy"]:
-        """``healthy`` when ``healthy`` is true, ``unhealthy`` when no entry is healthy,
-        ``degraded`` when some are (the overall status ``HealthAggregator`` computes)."""
+        """``healthy`` when ``healthy`` is true and the memory budget is not under pressure,
+        ``unhealthy`` when no entry is healthy, ``degraded`` when some are (the overall
+        status ``HealthAggregator`` computes) or when all are but memory is over the budget
+        (``memory.reason`` says why)."""
         if self.healthy:
-            return "healthy"
+            return "degraded" if self.memory is not None and self.memory.pressure else "healthy"
         if any(e.healthy for e in self.entries.values()):
             return "degraded"
         return "unhealthy"
@@ -211,6 +219,7 @@ class Registry:
         self._started = False
         self._closed = False
         self._health_sinks: list[HealthSink] = []
+        self._budget: MemoryBudget | None = None
 
     # -- building --------------------------------------------------------------------------
 
@@ -303,6 +312,28 @@ class Registry:
     def _swap(self, state: _State) -> None:
         self._state = state
         self._lookup = state.lookup
+        if self._budget is not None or (state.plan is not None and "memory" in state.plan.sections):
+            self._follow_memory(state)
+
+    def _follow_memory(self, state: _State) -> None:
+        """Point the memory budget at this state's Shrinkable adapters (a new budget when
+        the ``memory:`` section changed; none without one)."""
+        from portfolio_core.registry._memory import follow
+
+        old = self._budget
+        items = [(name, item.instance) for name, item in state.items.items()]
+        self._budget = follow(old, state.plan, items)
+        if self._budget is not old:
+            if old is not None:
+                old.stop()
+            if self._budget is not None and self._started and not self._closed:
+                self._budget.start()
+
+    @property
+    def memory_budget(self) -> MemoryBudget | None:
+        """The memory budget the manifest's ``memory:`` section set up (checking every
+        Shrinkable adapter while the registry is started), or None."""
+        return self._budget
 
     # -- lookup ----------------------------------------------------------------------------
 
@@ -464,7 +495,11 @@ class Registry:
         for sink in self._health_sinks:
             for r in results:
                 sink.record(r.name, r.healthy, r.detail, r.latency_s)
-        return HealthReport(all(r.healthy for r in results), entries)
+        budget = self._budget
+        memory = None
+        if budget is not None:
+            memory = budget.status() or await asyncio.to_thread(budget.check)
+        return HealthReport(all(r.healthy for r in results), entries, memory)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -474,6 +509,8 @@ class Registry:
         (`starting_note`)."""
         await self._start_state(self._state)
         self._started = True
+        if self._budget is not None:
+            self._budget.start()
 
     async def _start_state(self, state: _State) -> None:
         started: list[_Item] = []
@@ -504,6 +541,8 @@ class Registry:
         if self._closed:
             return
         self._closed = True
+        if self._budget is not None:
+            self._budget.stop()
         state = self._state
         items = [state.items[n] for n in state.order]
         await _stop_all(items, state.secrets, raise_errors=True)

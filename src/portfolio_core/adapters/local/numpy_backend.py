@@ -392,6 +392,13 @@ class NumpyModelBackend(ops.PagedCache):
 
     # -- paged cache: the PagedModelBackend port -----------------------------------------
 
+    def discard_kv(self, kv_cache: Any, blocks: Sequence[int]) -> int:
+        """Hand the memory of ``blocks`` (which no sequence uses) back to the operating
+        system; they read as zeros afterwards. Returns the bytes handed back (whole pages
+        only; 0 where the platform cannot). An optional hook of the engine's memory
+        release, beyond the port."""
+        return ops.discard(ops.check_kv(kv_cache), blocks)
+
     def forward(self, kv_cache: Any, batch: Sequence[ForwardSequence]) -> FloatArray:
         """One batched step over every sequence: projections and MLP run on all fed tokens
         at once; attention runs once for all single-token (decode) sequences together,

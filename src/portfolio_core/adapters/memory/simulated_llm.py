@@ -193,7 +193,10 @@ class SimulatedLLM:
             yield CompletionChunk(piece)
             await asyncio.sleep(0)
         yield CompletionChunk(
-            pieces[-1] if pieces else "", completion.finish_reason, completion.usage
+            pieces[-1] if pieces else "",
+            completion.finish_reason,
+            completion.usage,
+            completion.tool_calls,
         )
 
     async def ping(self) -> None:

@@ -182,7 +182,9 @@ class ScriptedLLM(_Calls):
             if i < len(pieces) - 1:
                 yield CompletionChunk(text)
             else:
-                yield CompletionChunk(text, completion.finish_reason, completion.usage)
+                yield CompletionChunk(
+                    text, completion.finish_reason, completion.usage, completion.tool_calls
+                )
 
 
 # -- Router ------------------------------------------------------------------------------------
