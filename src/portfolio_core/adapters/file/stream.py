@@ -36,6 +36,7 @@ from typing import Any, ClassVar, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from portfolio_core.adapters._shared import stream as shared
+from portfolio_core.adapters._shared.codec import is_text
 from portfolio_core.adapters._shared.configurable import Configurable
 from portfolio_core.adapters._shared.names import file_name
 from portfolio_core.ports.capabilities import declare, require
@@ -150,15 +151,12 @@ class JsonlStream(shared.TransformingStream, Configurable):
                 field=what,
                 port="Stream",
             )
-        if not source.isascii():
-            try:
-                source.encode()
-            except UnicodeEncodeError:
-                raise InvalidInputError(
-                    f"{what} holds a lone surrogate, which is not Unicode text",
-                    field=what,
-                    port="Stream",
-                ) from None
+        if not is_text(source):
+            raise InvalidInputError(
+                f"{what} holds a lone surrogate, which is not Unicode text",
+                field=what,
+                port="Stream",
+            )
         if not self.tenant_scoped and rel.parts[0] == _TENANTS:
             raise InvalidInputError(
                 f"{what} may not start with {_TENANTS!r}", field=what, port="Stream"
