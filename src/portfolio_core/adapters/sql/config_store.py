@@ -64,6 +64,11 @@ T = TypeVar("T")
 class _SQLConfigStore(LogConfigStore):
     """What both SQL adapters share: catching the mirror up from ``(version, body)`` rows."""
 
+    capabilities = declare(
+        ConfigStoreCapability.PERSISTENT,
+        ConfigStoreCapability.SCHEMAS,
+        ConfigStoreCapability.SHARED,
+    )
     _local = False
 
     def __init__(
@@ -133,12 +138,6 @@ class SQLiteConfigStore(_SQLConfigStore, Configurable):
     """
 
     config_model: ClassVar[type[BaseModel]] = SQLiteConfigStoreConfig
-    capabilities = declare(
-        ConfigStoreCapability.PERSISTENT,
-        ConfigStoreCapability.SCHEMAS,
-        ConfigStoreCapability.SHARED,
-    )
-
     def __init__(
         self,
         path: str | Path,
@@ -263,12 +262,6 @@ class PostgresConfigStore(_SQLConfigStore, Configurable):
     """
 
     config_model: ClassVar[type[BaseModel]] = PostgresConfigStoreConfig
-    capabilities = declare(
-        ConfigStoreCapability.PERSISTENT,
-        ConfigStoreCapability.SCHEMAS,
-        ConfigStoreCapability.SHARED,
-    )
-
     def __init__(
         self,
         url: str | SecretStr,

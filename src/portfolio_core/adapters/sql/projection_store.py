@@ -57,6 +57,13 @@ __all__ = [
 
 T = TypeVar("T")
 
+_CAPABILITIES = declare(
+    ProjectionStoreCapability.TRANSACTIONAL,
+    ProjectionStoreCapability.PERSISTENT,
+    ProjectionStoreCapability.SHARED,
+)
+"""What both SQL projection stores offer."""
+
 
 # -- SQLite ------------------------------------------------------------------------------------
 
@@ -98,11 +105,7 @@ class SQLiteProjectionStore(Configurable):
     """
 
     config_model: ClassVar[type[BaseModel]] = SQLiteProjectionStoreConfig
-    capabilities = declare(
-        ProjectionStoreCapability.TRANSACTIONAL,
-        ProjectionStoreCapability.PERSISTENT,
-        ProjectionStoreCapability.SHARED,
-    )
+    capabilities = _CAPABILITIES
 
     def __init__(
         self,
@@ -295,11 +298,7 @@ class PostgresProjectionStore(Configurable):
     """
 
     config_model: ClassVar[type[BaseModel]] = PostgresProjectionStoreConfig
-    capabilities = declare(
-        ProjectionStoreCapability.TRANSACTIONAL,
-        ProjectionStoreCapability.PERSISTENT,
-        ProjectionStoreCapability.SHARED,
-    )
+    capabilities = _CAPABILITIES
 
     def __init__(self, url: str | SecretStr, *, table: str = "pc_projections") -> None:
         self.table = check_identifier(table)

@@ -38,6 +38,9 @@ __all__ = [
 
 T = TypeVar("T")
 
+_CAPABILITIES = declare(SnapshotStoreCapability.PERSISTENT, SnapshotStoreCapability.SHARED)
+"""What both SQL snapshot stores offer."""
+
 
 # -- SQLite ------------------------------------------------------------------------------------
 
@@ -58,7 +61,7 @@ class SQLiteSnapshotStore(Configurable):
     machine may share the file. May live in the event store's database file."""
 
     config_model: ClassVar[type[BaseModel]] = SQLiteSnapshotStoreConfig
-    capabilities = declare(SnapshotStoreCapability.PERSISTENT, SnapshotStoreCapability.SHARED)
+    capabilities = _CAPABILITIES
 
     def __init__(
         self,
@@ -164,7 +167,7 @@ class PostgresSnapshotStore(Configurable):
     """
 
     config_model: ClassVar[type[BaseModel]] = PostgresSnapshotStoreConfig
-    capabilities = declare(SnapshotStoreCapability.PERSISTENT, SnapshotStoreCapability.SHARED)
+    capabilities = _CAPABILITIES
 
     def __init__(
         self,
