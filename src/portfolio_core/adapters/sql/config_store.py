@@ -42,6 +42,7 @@ from portfolio_core.adapters.sql._connections import (
     Deadline,
     check_postgres_url,
     connect,
+    create_tables,
     is_dead,
 )
 from portfolio_core.adapters.sql._identifiers import check_identifier
@@ -138,6 +139,7 @@ class SQLiteConfigStore(_SQLConfigStore, Configurable):
     """
 
     config_model: ClassVar[type[BaseModel]] = SQLiteConfigStoreConfig
+
     def __init__(
         self,
         path: str | Path,
@@ -262,6 +264,7 @@ class PostgresConfigStore(_SQLConfigStore, Configurable):
     """
 
     config_model: ClassVar[type[BaseModel]] = PostgresConfigStoreConfig
+
     def __init__(
         self,
         url: str | SecretStr,
@@ -319,24 +322,18 @@ class PostgresConfigStore(_SQLConfigStore, Configurable):
             if self._started:
                 return
             self._check_open()
-            import psycopg
-
             conn = await self._connect()
-            try:
-                async with Deadline(conn, self.call_timeout, port=PORT), conn.transaction():
-                    await conn.execute(
-                        "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"pc-ddl:{self.table}",)
-                    )
-                    await conn.execute(
-                        f"CREATE TABLE IF NOT EXISTS {self.table} "
-                        "(version bigint PRIMARY KEY, body text NOT NULL)"
-                    )
-            except UnavailableError:
-                await conn.close()
-                raise
-            except psycopg.Error as exc:
-                await conn.close()
-                raise UnavailableError(f"cannot create config table: {exc}", port=PORT) from exc
+            await create_tables(
+                conn,
+                self.table,
+                [
+                    f"CREATE TABLE IF NOT EXISTS {self.table} "
+                    "(version bigint PRIMARY KEY, body text NOT NULL)"
+                ],
+                seconds=self.call_timeout,
+                what="config table",
+                port=PORT,
+            )
             self._conn = conn
             self._started = True
         self._listen_task = asyncio.get_running_loop().create_task(self._listen())

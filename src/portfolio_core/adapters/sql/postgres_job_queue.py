@@ -32,6 +32,7 @@ from portfolio_core.adapters.sql._connections import (
     Deadline,
     check_postgres_url,
     connect,
+    create_tables,
     is_dead,
 )
 from portfolio_core.adapters.sql._job_rows import (
@@ -180,46 +181,32 @@ class PostgresJobQueue(Configurable):
         async with self._start_lock:
             if self._started:
                 return
-            import psycopg
-
             conn = await self._connect()
             t = self.table
-            try:
-                async with Deadline(conn, self._call_timeout, port=PORT), conn.transaction():
-                    await conn.execute(
-                        "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"pc-ddl:{t}",)
-                    )
-                    await conn.execute(
-                        f"CREATE TABLE IF NOT EXISTS {t} (id bigserial PRIMARY KEY, "
-                        "queue text NOT NULL, task text NOT NULL, payload text NOT NULL, "
-                        "state text NOT NULL, priority integer NOT NULL, "
-                        "attempts integer NOT NULL, max_attempts integer NOT NULL, "
-                        "run_at double precision NOT NULL, enqueued_at double precision NOT NULL, "
-                        "unique_key text, last_error text, lease_until double precision, "
-                        "token text)"
-                    )
-                    await conn.execute(
-                        f"CREATE INDEX IF NOT EXISTS {t}_ready ON {t} "
-                        "(queue, priority DESC, run_at, id) WHERE state = 'queued'"
-                    )
-                    await conn.execute(
-                        f"CREATE INDEX IF NOT EXISTS {t}_leased ON {t} (queue, lease_until) "
-                        "WHERE state = 'running'"
-                    )
-                    await conn.execute(
-                        f"CREATE INDEX IF NOT EXISTS {t}_state ON {t} (queue, state, id)"
-                    )
-                    await conn.execute(
-                        f"CREATE UNIQUE INDEX IF NOT EXISTS {t}_unique ON {t} "
-                        "(queue, unique_key) WHERE unique_key IS NOT NULL "
-                        "AND state NOT IN ('dead', 'cancelled')"
-                    )
-            except UnavailableError:
-                await conn.close()
-                raise
-            except psycopg.Error as exc:
-                await conn.close()
-                raise UnavailableError(f"cannot create the job table: {exc}", port=PORT) from exc
+            await create_tables(
+                conn,
+                t,
+                [
+                    f"CREATE TABLE IF NOT EXISTS {t} (id bigserial PRIMARY KEY, "
+                    "queue text NOT NULL, task text NOT NULL, payload text NOT NULL, "
+                    "state text NOT NULL, priority integer NOT NULL, "
+                    "attempts integer NOT NULL, max_attempts integer NOT NULL, "
+                    "run_at double precision NOT NULL, enqueued_at double precision NOT NULL, "
+                    "unique_key text, last_error text, lease_until double precision, "
+                    "token text)",
+                    f"CREATE INDEX IF NOT EXISTS {t}_ready ON {t} "
+                    "(queue, priority DESC, run_at, id) WHERE state = 'queued'",
+                    f"CREATE INDEX IF NOT EXISTS {t}_leased ON {t} (queue, lease_until) "
+                    "WHERE state = 'running'",
+                    f"CREATE INDEX IF NOT EXISTS {t}_state ON {t} (queue, state, id)",
+                    f"CREATE UNIQUE INDEX IF NOT EXISTS {t}_unique ON {t} "
+                    "(queue, unique_key) WHERE unique_key IS NOT NULL "
+                    "AND state NOT IN ('dead', 'cancelled')",
+                ],
+                seconds=self._call_timeout,
+                what="the job table",
+                port=PORT,
+            )
             self._idle = asyncio.Queue()
             self._open = {conn}
             self._idle.put_nowait(conn)
