@@ -32,6 +32,7 @@ from portfolio_core.ports.config_store import (
     ConfigSnapshot,
 )
 from portfolio_core.ports.errors import (
+    CorruptDataError,
     InvalidInputError,
     NotFoundError,
     StaleVersionError,
@@ -46,6 +47,7 @@ __all__ = [
     "Schemas",
     "StoredSet",
     "decode_set",
+    "decode_version",
     "encode_set",
 ]
 
@@ -118,6 +120,30 @@ def decode_set(text: str | bytes) -> StoredSet:
     if rollback is not None and type(rollback) is not int:
         raise ValueError("a stored version has an invalid rollback_of")
     return StoredSet(version, changes, str(raw["a"]), str(raw["r"]), at, rollback)
+
+
+def decode_version(
+    text: str | bytes | None, version: int, *, what: str, location: str
+) -> StoredSet:
+    """The stored version ``version`` from ``text`` (None: the record holds no body).
+
+    Raises:
+        CorruptDataError: ``text`` is not a stored version, or one of another number;
+            ``what`` names the record (``"config table 't': the row"``), ``location``
+            where it lives.
+    """
+    try:
+        stored = None if text is None else decode_set(text)
+    except (ValueError, KeyError, TypeError, IndexError):
+        stored = None
+    if stored is None or stored.version != version:
+        raise CorruptDataError(
+            f"{what} of version {version} cannot be decoded",
+            location=location,
+            record=version,
+            port=PORT,
+        )
+    return stored
 
 
 def now_micros() -> int:

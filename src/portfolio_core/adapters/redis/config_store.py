@@ -27,7 +27,7 @@ from portfolio_core.adapters._shared.config_store import (
     Draft,
     LogConfigStore,
     StoredSet,
-    decode_set,
+    decode_version,
     encode_set,
     now_micros,
 )
@@ -41,7 +41,6 @@ from portfolio_core.adapters.redis._client import (
 from portfolio_core.ports.capabilities import declare
 from portfolio_core.ports.config_store import ConfigStoreCapability
 from portfolio_core.ports.errors import (
-    CorruptDataError,
     StaleVersionError,
 )
 
@@ -130,19 +129,12 @@ class RedisConfigStore(LogConfigStore, Configurable):
     def _stored(self, entry_id: bytes | str, fields: Mapping[bytes, bytes]) -> StoredSet:
         ident = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
         version = int(ident.split("-", 1)[0])
-        try:
-            stored = decode_set(fields[b"b"])
-        except (ValueError, KeyError, TypeError, IndexError):
-            stored = None
-        if stored is None or stored.version != version:
-            raise CorruptDataError(
-                f"config stream {self._stream_key!r}: the entry of version {version} cannot "
-                "be decoded",
-                location=self._stream_key,
-                record=version,
-                port=PORT,
-            )
-        return stored
+        return decode_version(
+            fields.get(b"b"),
+            version,
+            what=f"config stream {self._stream_key!r}: the entry",
+            location=self._stream_key,
+        )
 
     def _add_entries(self, entries: Sequence[Any]) -> None:
         for entry_id, fields in entries:

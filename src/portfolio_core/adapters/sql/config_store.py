@@ -32,7 +32,7 @@ from portfolio_core.adapters._shared.config_store import (
     Draft,
     LogConfigStore,
     StoredSet,
-    decode_set,
+    decode_version,
     encode_set,
 )
 from portfolio_core.adapters._shared.configurable import Configurable
@@ -49,7 +49,7 @@ from portfolio_core.adapters.sql._identifiers import check_identifier
 from portfolio_core.adapters.sql._sqlite import SQLiteFile
 from portfolio_core.ports.capabilities import declare
 from portfolio_core.ports.config_store import ConfigStoreCapability
-from portfolio_core.ports.errors import CorruptDataError, UnavailableError
+from portfolio_core.ports.errors import UnavailableError
 
 __all__ = [
     "PostgresConfigStore",
@@ -89,18 +89,9 @@ class _SQLConfigStore(LogConfigStore):
         raise NotImplementedError  # pragma: no cover - each adapter defines it
 
     def _stored(self, version: int, body: str) -> StoredSet:
-        try:
-            stored = decode_set(body)
-        except (ValueError, KeyError, TypeError, IndexError):
-            stored = None
-        if stored is None or stored.version != version:
-            raise CorruptDataError(
-                f"config table {self.table!r}: the row of version {version} cannot be decoded",
-                location=self.table,
-                record=version,
-                port=PORT,
-            )
-        return stored
+        return decode_version(
+            body, version, what=f"config table {self.table!r}: the row", location=self.table
+        )
 
     async def _sync(self) -> None:
         async with self._sync_lock:
