@@ -229,20 +229,12 @@ class TimeGoesBackWithTheClock(_Broken):
 
     clause = "config_store.history.wall_clock"
 
-    async def _commit(
-        self,
-        changes: tuple[Change, ...],
-        expected: int | None,
-        author: str,
-        reason: str,
-        rollback_of: int | None,
-    ) -> int:
+    async def _commit(self, draft: Draft) -> int:
         with self._lock:
             log = self._log
-            if expected is not None and expected != log.version:
-                raise StaleVersionError(expected, log.version)
-            at = int(self._wall_clock() * 1_000_000)
-            stored = StoredSet(log.version + 1, changes, author, reason, at, rollback_of)
+            if draft.expected is not None and draft.expected != log.version:
+                raise StaleVersionError(draft.expected, log.version)
+            stored = draft.stored(log.version + 1, int(self._wall_clock() * 1_000_000))
             log.add(stored)
         self._notifier.notify()
         return stored.version
