@@ -15,11 +15,12 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
+from portfolio_core.adapters.sql._identifiers import check_identifier
 from portfolio_core.ports.errors import UnavailableError
 
-__all__ = ["SQLiteFile"]
+__all__ = ["SQLiteFile", "SQLiteTableStore"]
 
 T = TypeVar("T")
 
@@ -119,3 +120,63 @@ class SQLiteFile:
             if conn is not None:
                 executor.submit(conn.close)
             executor.shutdown(wait=True)
+
+
+class SQLiteTableStore:
+    """Base of the SQLite stores that keep one table in one file (the snapshot and
+    projection stores): the file on its worker thread (`SQLiteFile`), ``start``,
+    ``aclose`` and the repr.
+
+    A subclass names itself in ``_what`` (errors), its worker thread in ``_thread_name``
+    and its port in ``_port``, and lists the statements that set the file up (pragmas and
+    ``CREATE TABLE IF NOT EXISTS``) in `_schema`.
+    """
+
+    _what: ClassVar[str]
+    _thread_name: ClassVar[str]
+    _port: ClassVar[str]
+
+    def __init__(self, path: str | Path, *, table: str, busy_timeout: float) -> None:
+        self.path = Path(path)
+        self.table = check_identifier(table)
+        self.busy_timeout = busy_timeout
+        self._file = SQLiteFile(
+            self.path,
+            busy_timeout=busy_timeout,
+            setup=self._schema(),
+            thread_name=self._thread_name,
+            what=self._what,
+            port=self._port,
+        )
+        self._start_lock = asyncio.Lock()
+        self._closed = False
+
+    def _schema(self) -> Sequence[str]:
+        """The statements run once the file is open."""
+        raise NotImplementedError  # pragma: no cover - every store defines it
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(path={str(self.path)!r}, table={self.table!r})"
+
+    async def start(self) -> None:
+        """Open the database and create the table if missing; idempotent.
+
+        Raises:
+            UnavailableError: the store is closed, or the file cannot be opened.
+        """
+        async with self._start_lock:
+            if self._closed:
+                raise UnavailableError(f"{self._what} is closed", port=self._port)
+            if not self._file.started:
+                await self._file.open()
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on the worker thread, starting the store first if needed."""
+        if not self._file.started:
+            await self.start()
+        return await self._file.call(fn, *args)
+
+    async def aclose(self) -> None:
+        """Close the database; idempotent."""
+        self._closed = True
+        self._file.close()

@@ -41,7 +41,7 @@ from portfolio_core.adapters._shared.projections import (
     validate_ttl,
 )
 from portfolio_core.adapters.sql._identifiers import check_identifier
-from portfolio_core.adapters.sql._sqlite import SQLiteFile
+from portfolio_core.adapters.sql._sqlite import SQLiteTableStore
 from portfolio_core.adapters.sql._table_connection import TableConnection
 from portfolio_core.ports.capabilities import declare
 from portfolio_core.ports.errors import UnavailableError
@@ -98,7 +98,7 @@ class SQLiteTransaction:
         await self._store._call(self._store._many, sql, list(rows))
 
 
-class SQLiteProjectionStore(Configurable):
+class SQLiteProjectionStore(SQLiteTableStore, Configurable):
     """Projection checkpoints and leases in a SQLite file, next to the read models.
 
     Leases expire by this machine's clock (several processes on one machine share it).
@@ -106,6 +106,9 @@ class SQLiteProjectionStore(Configurable):
 
     config_model: ClassVar[type[BaseModel]] = SQLiteProjectionStoreConfig
     capabilities = _CAPABILITIES
+    _what = "projection store"
+    _thread_name = "pc-sqlite-projections"
+    _port = PORT
 
     def __init__(
         self,
@@ -115,39 +118,18 @@ class SQLiteProjectionStore(Configurable):
         busy_timeout: float = 30.0,
         clock: Callable[[], float] | None = None,
     ) -> None:
-        self.path = Path(path)
-        self.table = check_identifier(table)
-        self.busy_timeout = busy_timeout
+        super().__init__(path, table=table, busy_timeout=busy_timeout)
         self._now = clock or time.time
-        self._file = SQLiteFile(
-            self.path,
-            busy_timeout=busy_timeout,
-            setup=(
-                "PRAGMA journal_mode=WAL",
-                "PRAGMA synchronous=FULL",
-                f"CREATE TABLE IF NOT EXISTS {self.table} (name TEXT PRIMARY KEY, "
-                "checkpoint INTEGER NOT NULL DEFAULT 0, owner TEXT, "
-                "token INTEGER NOT NULL DEFAULT 0, expires_at REAL NOT NULL DEFAULT 0)",
-            ),
-            thread_name="pc-sqlite-projections",
-            what="projection store",
-            port=PORT,
-        )
         self._lock = asyncio.Lock()
-        self._closed = False
 
-    def __repr__(self) -> str:
-        return f"SQLiteProjectionStore(path={str(self.path)!r}, table={self.table!r})"
-
-    async def start(self) -> None:
-        """Open the database and create the table if missing; idempotent."""
-        if self._closed:
-            raise UnavailableError("projection store is closed", port=PORT)
-        if not self._file.started:
-            await self._file.open()
-
-    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
-        return await self._file.call(fn, *args)
+    def _schema(self) -> tuple[str, ...]:
+        return (
+            "PRAGMA journal_mode=WAL",
+            "PRAGMA synchronous=FULL",
+            f"CREATE TABLE IF NOT EXISTS {self.table} (name TEXT PRIMARY KEY, "
+            "checkpoint INTEGER NOT NULL DEFAULT 0, owner TEXT, "
+            "token INTEGER NOT NULL DEFAULT 0, expires_at REAL NOT NULL DEFAULT 0)",
+        )
 
     def _db(self) -> sqlite3.Connection:
         return self._file.db()
@@ -269,11 +251,6 @@ class SQLiteProjectionStore(Configurable):
                 f"UPDATE {self.table} SET checkpoint = 0 WHERE name = ?",
                 (projection,),
             )
-
-    async def aclose(self) -> None:
-        """Close the database; idempotent."""
-        self._closed = True
-        self._file.close()
 
 
 # -- PostgreSQL ----------------------------------------------------------------------------------

@@ -7,10 +7,8 @@ Both keep one table ``(stream primary key, version, body)`` and save with one up
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
@@ -23,10 +21,9 @@ from portfolio_core.adapters._shared.snapshots import (
     validate_stream,
 )
 from portfolio_core.adapters.sql._identifiers import check_identifier
-from portfolio_core.adapters.sql._sqlite import SQLiteFile
+from portfolio_core.adapters.sql._sqlite import SQLiteTableStore
 from portfolio_core.adapters.sql._table_connection import TableConnection
 from portfolio_core.ports.capabilities import declare
-from portfolio_core.ports.errors import UnavailableError
 from portfolio_core.ports.snapshot_store import Snapshot, SnapshotStoreCapability
 
 __all__ = [
@@ -56,12 +53,15 @@ class SQLiteSnapshotStoreConfig(BaseModel):
     busy_timeout: float = Field(30.0, gt=0)
 
 
-class SQLiteSnapshotStore(Configurable):
+class SQLiteSnapshotStore(SQLiteTableStore, Configurable):
     """Snapshots in a SQLite database file (WAL mode), durable; several processes on one
     machine may share the file. May live in the event store's database file."""
 
     config_model: ClassVar[type[BaseModel]] = SQLiteSnapshotStoreConfig
     capabilities = _CAPABILITIES
+    _what = "snapshot store"
+    _thread_name = "pc-sqlite-snapshots"
+    _port = PORT
 
     def __init__(
         self,
@@ -71,40 +71,15 @@ class SQLiteSnapshotStore(Configurable):
         max_snapshot_bytes: int = DEFAULT_MAX_SNAPSHOT_BYTES,
         busy_timeout: float = 30.0,
     ) -> None:
-        self.path = Path(path)
-        self.table = check_identifier(table)
         self.max_snapshot_bytes = max_snapshot_bytes
-        self.busy_timeout = busy_timeout
-        self._file = SQLiteFile(
-            self.path,
-            busy_timeout=busy_timeout,
-            setup=(
-                "PRAGMA journal_mode=WAL",
-                f"CREATE TABLE IF NOT EXISTS {self.table} (stream TEXT PRIMARY KEY, "
-                "version INTEGER NOT NULL, body TEXT NOT NULL)",
-            ),
-            thread_name="pc-sqlite-snapshots",
-            what="snapshot store",
-            port=PORT,
+        super().__init__(path, table=table, busy_timeout=busy_timeout)
+
+    def _schema(self) -> tuple[str, ...]:
+        return (
+            "PRAGMA journal_mode=WAL",
+            f"CREATE TABLE IF NOT EXISTS {self.table} (stream TEXT PRIMARY KEY, "
+            "version INTEGER NOT NULL, body TEXT NOT NULL)",
         )
-        self._start_lock = asyncio.Lock()
-        self._closed = False
-
-    def __repr__(self) -> str:
-        return f"SQLiteSnapshotStore(path={str(self.path)!r}, table={self.table!r})"
-
-    async def start(self) -> None:
-        """Open the database and create the table if missing; idempotent."""
-        async with self._start_lock:
-            if self._closed:
-                raise UnavailableError("snapshot store is closed", port=PORT)
-            if not self._file.started:
-                await self._file.open()
-
-    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
-        if not self._file.started:
-            await self.start()
-        return await self._file.call(fn, *args)
 
     def _upsert(self, stream: str, version: int, body: str) -> bool:
         cursor = self._file.db().execute(
@@ -138,11 +113,6 @@ class SQLiteSnapshotStore(Configurable):
     async def delete(self, stream: str) -> None:
         validate_stream(stream)
         await self._call(self._delete, stream)
-
-    async def aclose(self) -> None:
-        """Close the database; idempotent."""
-        self._closed = True
-        self._file.close()
 
 
 # -- PostgreSQL ----------------------------------------------------------------------------------
