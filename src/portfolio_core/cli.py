@@ -54,6 +54,10 @@ COMMANDS: dict[str, Command] = {
         "run the jobs of a manifest's job queue: handlers by task name, SIGTERM-safe",
         "portfolio_core._commands.worker",
     ),
+    "projections": Command(
+        "run a manifest's projections (catch-up, then live) until SIGTERM; --status: their lag",
+        "portfolio_core._commands.projections",
+    ),
     "adapters": Command(
         "list installed adapters per port (entry points) and the extras they miss",
         "portfolio_core._commands.adapters",

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import openai
 import pytest
 from pydantic import SecretStr
 
+from portfolio_core.adapters.http.openai_compatible import OpenAICompatibleLLM
 from portfolio_core.adapters.memory.simulated_llm import (
     ScriptedToolCall,
     ScriptedTurn,
     SimulatedLLM,
 )
 from portfolio_core.portal import ApiKey, AuthConfig, OpenAIConfig, PortalConfig, Scope
-from portfolio_core.ports import LLM
+from portfolio_core.ports import LLM, CompletionChunk, CompletionOptions, Message, ToolCall
+from portfolio_core.testing.doubles import ScriptedLLM
 from tests.portal.served import ServedRegistry
 
 KEY = "openai-key-0123456789abcdef"
@@ -89,6 +92,61 @@ def test_tool_calls(llm_portal: ServedRegistry) -> None:
     assert choice.message.tool_calls is not None
     call = choice.message.tool_calls[0]
     assert (call.id, call.function.name, call.function.arguments) == ("c1", "lookup", '{"q": "x"}')
+
+
+def test_streamed_tool_calls_reach_the_sdk_and_our_adapter_whole(
+    llm_portal: ServedRegistry,
+) -> None:
+    """The endpoint streams tool calls as OpenAI does (an index, the id and name, the
+    arguments as text), so the SDK and our own HTTP adapter both get the whole call."""
+    stream = client(llm_portal).chat.completions.create(
+        model="tools-1",
+        messages=[{"role": "user", "content": "look it up"}],
+        tools=[{"type": "function", "function": {"name": "lookup", "parameters": {}}}],
+        stream=True,
+    )
+    pieces = [c.choices[0] for c in stream if c.choices]
+    calls = [call for p in pieces for call in p.delta.tool_calls or ()]
+    assert [(c.index, c.id, c.function.name) for c in calls] == [(0, "c1", "lookup")]
+    assert calls[0].function.arguments == '{"q": "x"}'
+    assert pieces[-1].finish_reason == "tool_calls"
+
+    async def through_our_adapter() -> CompletionChunk:
+        llm = OpenAICompatibleLLM(f"{llm_portal.base}/v1", "tools-1", api_key=KEY)
+        try:
+            chunks = [c async for c in llm.stream([Message("user", "look it up")])]
+        finally:
+            await llm.aclose()
+        return chunks[-1]
+
+    last = asyncio.run(through_our_adapter())
+    assert last.finish_reason == "tool_calls"
+    assert last.tool_calls == (ToolCall("c1", "lookup", {"q": "x"}),)
+
+
+def test_sampling_options_reach_the_model() -> None:
+    """top_p, top_k (an extension OpenAI lacks) and seed arrive in CompletionOptions, as our
+    HTTP adapter sends them; omitted, they are the port's defaults."""
+    config = PortalConfig(auth=AuthConfig(keys=[ApiKey(name="app", secret=SecretStr(KEY))]))
+    server = ServedRegistry(config)
+    model = ScriptedLLM(default="ok")
+    server.add(LLM, lambda: model, name="assistant")
+
+    async def ask(opts: CompletionOptions | None) -> None:
+        llm = OpenAICompatibleLLM(f"{server.base}/v1", "assistant", api_key=KEY, send_top_k=True)
+        try:
+            await llm.complete([Message("user", "Hi")], opts)
+        finally:
+            await llm.aclose()
+
+    try:
+        asyncio.run(ask(CompletionOptions(temperature=0.7, top_p=0.9, top_k=40, seed=3)))
+        asyncio.run(ask(None))
+    finally:
+        server.stop()
+    sent, default = (call.kwargs["opts"] for call in model.calls_to("complete"))
+    assert (sent.temperature, sent.top_p, sent.top_k, sent.seed) == (0.7, 0.9, 40, 3)
+    assert (default.top_p, default.top_k, default.seed) == (1.0, 0, None)
 
 
 def test_models_lists_what_the_key_may_use(llm_portal: ServedRegistry) -> None:

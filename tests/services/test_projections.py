@@ -26,8 +26,11 @@ from portfolio_core.ports.errors import UnavailableError
 from portfolio_core.ports.event_store import NewEvent, RecordedEvent
 from portfolio_core.services.projections import (
     ProjectionRunner,
+    ProjectionStatus,
     RunnerState,
     Selection,
+    log_head,
+    projection_status,
     rebuild,
 )
 from tests.support.postgres import drop_tables
@@ -481,3 +484,30 @@ async def test_sigkill_mid_batch_postgres_resumes_exactly_once(
             postgres_url,
             [f"{unique_name}_ev", f"{unique_name}_rm", f"{unique_name}_rm_cp"],
         )
+
+
+async def test_log_head_finds_the_last_position_from_any_known_one(
+    memory: tuple[MemoryEventStore, MemoryProjectionStore],
+) -> None:
+    events, _ = memory
+    assert await log_head(events) == 0, "an empty log's head is 0"
+    await fill(events, 1234)
+    for known, step in [(0, 1), (0, 500), (1, 7), (1000, 3), (1234, 500)]:
+        assert await log_head(events, known, step) == 1234, (known, step)
+
+
+async def test_projection_status_reads_the_checkpoint_and_head_from_the_stores(
+    memory: tuple[MemoryEventStore, MemoryProjectionStore],
+) -> None:
+    """No runner needed: the status of a projection run elsewhere (here: one that ran and
+    stopped) is its durable checkpoint against the log's head."""
+    events, store = memory
+    await fill(events, 300)
+    runner = ProjectionRunner(events, store, "elsewhere", Recorder(), batch_size=100)
+    await runner.step()
+    await fill(events, 50, start=301)
+    status = await projection_status(events, store, "elsewhere", max_healthy_lag=200)
+    assert status == ProjectionStatus("elsewhere", 100, 350, 200)
+    assert (status.lag, status.healthy) == (250, False)
+    never = await projection_status(events, store, "never-run")
+    assert (never.checkpoint, never.head, never.lag, never.healthy) == (0, 350, 350, True)

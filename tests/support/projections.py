@@ -33,3 +33,22 @@ def read_model_handler(kind: str, table: str, *, pause: float = 0.0, announce: b
                 await asyncio.sleep(pause / len(events))
 
     return handle
+
+
+async def apply_added(events: Sequence[RecordedEvent], tx: Any) -> None:
+    """A manifest's projection handler (``tests.support.projections:apply_added``) for a
+    SQLite ProjectionStore: one ``(position, n)`` row per event in the table ``added``."""
+    await tx.execute("CREATE TABLE IF NOT EXISTS added (position bigint, n bigint)")
+    await tx.executemany(
+        "INSERT INTO added (position, n) VALUES (?, ?)",
+        [(event.position, event.data["n"]) for event in events],
+    )
+
+
+async def refuse_everything(events: Sequence[RecordedEvent], tx: Any) -> None:
+    """A manifest's projection handler that always raises (``on_error`` tests)."""
+    raise RuntimeError(f"refusing position {events[0].position}")
+
+
+NOT_A_FUNCTION = 42
+"""A handler reference that names something other than a function."""

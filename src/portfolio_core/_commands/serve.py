@@ -4,11 +4,12 @@ reloading the manifest while serving (file change, SIGHUP, ``POST /admin/reload`
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import os
 import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from portfolio_core._commands._manifest import add_manifest_arguments, overrides_of, report
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 
     from portfolio_core.portal import PortalConfig
     from portfolio_core.registry import Registry
+    from portfolio_core.runtime import ProjectionsConfig
 
 _ENV = "PORTFOLIO_CORE_PORTAL_MANIFEST"
 """How ``--workers N`` passes the manifest to each worker process (JSON)."""
@@ -44,13 +46,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def reloading_app(registry: Registry, config: PortalConfig, *, sighup: bool = True) -> Starlette:
+def reloading_app(
+    registry: Registry,
+    config: PortalConfig,
+    *,
+    sighup: bool = True,
+    projections: ProjectionsConfig | None = None,
+) -> Starlette:
     """The portal's application over ``registry`` (built from a manifest with
     ``hot_reload=True``): its lifespan starts the registry, then a
     `Reloader` watching the manifest and SIGHUP as
-    ``config.reload`` says, and closes both on shutdown."""
+    ``config.reload`` says, and closes both on shutdown. The manifest's ``projections``
+    get a console panel (their lag, read from the stores); the portal does not run them
+    (``portfolio-core projections`` does)."""
     from portfolio_core.portal import Portal
-    from portfolio_core.runtime import Reloader
+    from portfolio_core.runtime import Projections, Reloader
 
     settings = config.reload
 
@@ -69,7 +79,21 @@ def reloading_app(registry: Registry, config: PortalConfig, *, sighup: bool = Tr
         finally:
             await watcher.aclose()
 
-    companions = [reloader] if (settings.files or settings.sighup) else []
+    companions: list[Callable[[], contextlib.AbstractAsyncContextManager[None]]] = (
+        [reloader] if (settings.files or settings.sighup) else []
+    )
+    if projections is not None and projections.root:
+        shown = Projections(registry, projections)
+
+        @contextlib.asynccontextmanager
+        async def panel() -> AsyncIterator[None]:
+            shown.register_panel()
+            try:
+                yield
+            finally:
+                shown.unregister_panel()
+
+        companions.append(panel)
     return Portal(registry, config).app(manage_registry=True, companions=companions)
 
 
@@ -81,15 +105,22 @@ def create_app() -> Starlette:
     from portfolio_core.portal import PortalConfig
 
     spec = json.loads(os.environ[_ENV])
-    registry, config = _wire(spec["file"], spec.get("profile"), spec.get("overrides"))
+    registry, config, projections = _wire(spec["file"], spec.get("profile"), spec.get("overrides"))
     if spec.get("config"):
         config = PortalConfig.model_validate(spec["config"])
-    return reloading_app(registry, config, sighup=False)
+    return reloading_app(registry, config, sighup=False, projections=projections)
+
+
+def _projections_of(sections: Mapping[str, Any]) -> ProjectionsConfig | None:
+    from portfolio_core.runtime import ProjectionsConfig
+
+    section = sections.get("projections")
+    return section if isinstance(section, ProjectionsConfig) else None
 
 
 def _wire(
     path: str, profile: str | None, overrides: Mapping[str, Any] | None
-) -> tuple[Registry, PortalConfig]:
+) -> tuple[Registry, PortalConfig, ProjectionsConfig | None]:
     from portfolio_core.manifest import plan
     from portfolio_core.portal import PortalConfig
     from portfolio_core.registry import Registry
@@ -98,7 +129,7 @@ def _wire(
     section = planned.sections.get("portal")
     config = section if isinstance(section, PortalConfig) else PortalConfig()
     registry = Registry.from_manifest(path, profile=profile, overrides=overrides, hot_reload=True)
-    return registry, config
+    return registry, config, _projections_of(planned.sections)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -156,5 +187,13 @@ def run(args: argparse.Namespace) -> int:
         )
     except ManifestError as exc:
         return report(exc)
-    uvicorn.run(reloading_app(registry, config), **options)
+    from portfolio_core.ports.errors import InvalidInputError
+
+    try:
+        app = reloading_app(registry, config, projections=_projections_of(planned.sections))
+    except InvalidInputError as exc:  # a projection names a missing entry or handler
+        print(f"portfolio-core serve: {exc}", file=sys.stderr)
+        asyncio.run(registry.aclose())
+        return 1
+    uvicorn.run(app, **options)
     return 0

@@ -89,9 +89,11 @@ class ToolPlanner:
     async def stream(
         self, messages: Sequence[Message], opts: CompletionOptions | None = None
     ) -> AsyncIterator[CompletionChunk]:
-        """The completion as one chunk (tool calls are not streamed)."""
+        """The completion as one chunk, tool calls included."""
         completion = await self.complete(messages, opts)
-        yield CompletionChunk(completion.text, completion.finish_reason, completion.usage)
+        yield CompletionChunk(
+            completion.text, completion.finish_reason, completion.usage, completion.tool_calls
+        )
 
     @staticmethod
     def _plan(task: str) -> tuple[ToolCall, ...]:

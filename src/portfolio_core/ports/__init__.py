@@ -84,6 +84,7 @@ if TYPE_CHECKING:
     )
     from portfolio_core.ports.event_store import (
         AppendResult,
+        CountingEventStore,
         Direction,
         EventHandler,
         EventQuery,
@@ -158,6 +159,7 @@ if TYPE_CHECKING:
         RouterCapability,
         RoutingStrategy,
     )
+    from portfolio_core.ports.shrinkable import ReleaseOrder, Shrinkable
     from portfolio_core.ports.snapshot_store import (
         Snapshot,
         SnapshotStore,
@@ -204,6 +206,7 @@ _EXPORTS: dict[str, str] = {
     "AgentOptions": "agent",
     "AgentResult": "agent",
     "AppendResult": "event_store",
+    "CountingEventStore": "event_store",
     "Cache": "cache",
     "CacheCapability": "cache",
     "CacheHit": "cache_store",
@@ -286,6 +289,8 @@ _EXPORTS: dict[str, str] = {
     "ProjectionStoreCapability": "projection_store",
     "Snapshot": "snapshot_store",
     "SnapshotStore": "snapshot_store",
+    "Shrinkable": "shrinkable",
+    "ReleaseOrder": "shrinkable",
     "SnapshotStoreCapability": "snapshot_store",
     "StepResult": "pipeline",
     "StepStatus": "pipeline",
@@ -357,6 +362,7 @@ __all__ = [
     "CompletionOptions",
     "ConflictError",
     "CorruptDataError",
+    "CountingEventStore",
     "Direction",
     "EventHandler",
     "EventQuery",
@@ -421,6 +427,8 @@ __all__ = [
     "ProjectionStoreCapability",
     "Snapshot",
     "SnapshotStore",
+    "Shrinkable",
+    "ReleaseOrder",
     "SnapshotStoreCapability",
     "StepResult",
     "StepStatus",

@@ -9,6 +9,13 @@ Contract
   ``text`` concatenates to the text
   ``complete`` would have returned; the last chunk carries ``finish_reason`` and ``usage``,
   and only the last one carries ``finish_reason``.
+* Tool calls in a stream arrive whole: the last chunk carries the completion's
+  [ToolCall][portfolio_core.ports.llm.ToolCall] objects, each with its id, name and parsed
+  arguments, however the provider split them on the wire; no earlier chunk carries any. An
+  adapter assembling a provider's pieces raises
+  [UnavailableError][portfolio_core.ports.errors.UnavailableError] when the pieces do not
+  fit together (a piece for no call, a call that changes its id or name, a call without a
+  name), rather than yielding a guessed call.
 * ``finish_reason``: ``"length"`` when generation stopped because the output reached
   ``max_tokens`` (then ``usage.output_tokens == max_tokens``), ``"tool_calls"`` exactly
   when the completion carries tool calls, ``"stop"`` otherwise (the model ended, or a stop
@@ -122,6 +129,21 @@ class CompletionOptions:
     tools: tuple[ToolSpec, ...] = ()
     seed: int | None = None
 
+    def check(self) -> None:
+        """Raise [InvalidInputError][portfolio_core.ports.errors.InvalidInputError] naming the
+        first option out of range: ``max_tokens < 1``, a negative ``temperature``, ``top_p``
+        outside ``(0, 1]``, a negative ``top_k``. Adapters call it before any work."""
+        from portfolio_core.ports.errors import InvalidInputError
+
+        if self.max_tokens < 1:
+            raise InvalidInputError("max_tokens must be at least 1", field="max_tokens")
+        if not self.temperature >= 0:
+            raise InvalidInputError("temperature must not be negative", field="temperature")
+        if not 0.0 < self.top_p <= 1.0:
+            raise InvalidInputError("top_p must be in (0, 1]", field="top_p")
+        if self.top_k < 0:
+            raise InvalidInputError("top_k must be >= 0 (0: no limit)", field="top_k")
+
 
 @dataclass(frozen=True, slots=True)
 class Completion:
@@ -137,11 +159,13 @@ class Completion:
 
 @dataclass(frozen=True, slots=True)
 class CompletionChunk:
-    """A piece of a streamed completion; the last one has ``finish_reason`` and ``usage``."""
+    """A piece of a streamed completion; the last one has ``finish_reason``, ``usage`` and
+    the completion's tool calls, assembled."""
 
     text: str
     finish_reason: str | None = None
     usage: Usage | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 @runtime_checkable

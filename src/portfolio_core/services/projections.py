@@ -60,8 +60,11 @@ __all__ = [
     "OnProjectionError",
     "ProjectionHandler",
     "ProjectionRunner",
+    "ProjectionStatus",
     "RunnerState",
     "Selection",
+    "log_head",
+    "projection_status",
     "rebuild",
 ]
 
@@ -95,6 +98,66 @@ class Selection:
         if self.types and event.type not in self.types:
             return False
         return event.stream.startswith(self.stream_prefix)
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectionStatus:
+    """A projection's progress read from durable state: its checkpoint in its
+    [ProjectionStore][portfolio_core.ports.projection_store.ProjectionStore], the log's
+    last position and the positions between them (``lag``); ``healthy`` is False when
+    ``lag`` exceeds ``max_healthy_lag`` (never, when that is None)."""
+
+    projection: str
+    checkpoint: int
+    head: int
+    max_healthy_lag: int | None = None
+
+    @property
+    def lag(self) -> int:
+        return max(0, self.head - self.checkpoint)
+
+    @property
+    def healthy(self) -> bool:
+        return self.max_healthy_lag is None or self.lag <= self.max_healthy_lag
+
+
+async def log_head(events: EventStore, known: int = 0, step: int = 500) -> int:
+    """The log's last position, found with a galloping then a binary search of one-event
+    ``read_all`` calls (about ``2 * log2(lag / step)`` reads); ``known`` is a position
+    known to exist (or 0) and the search starts there, ``step`` is its first stride.
+    Relies on positions increasing; gaps are allowed."""
+    step = max(step, 1)
+    low = known
+    while True:
+        probe = await events.read_all(low + step, 1)
+        if not probe:
+            break
+        low = probe[0].position
+        step *= 2
+    high = low + step  # no event at or after high
+    while high - low > 1:
+        middle = (low + high) // 2
+        probe = await events.read_all(middle, 1)
+        if probe and probe[0].position < high:
+            low = probe[0].position
+        else:
+            high = middle
+    return low
+
+
+async def projection_status(
+    events: EventStore,
+    store: ProjectionStore,
+    name: str,
+    *,
+    max_healthy_lag: int | None = None,
+) -> ProjectionStatus:
+    """``name``'s checkpoint, the log's head and the lag between them, read from the stores
+    (so it is the same whichever process runs the projection, or none). Raises what the
+    stores raise (UnavailableError when one cannot be reached)."""
+    checkpoint = await store.checkpoint(name)
+    head = await log_head(events, checkpoint if checkpoint else 0)
+    return ProjectionStatus(name, checkpoint, head, max_healthy_lag)
 
 
 class ProjectionRunner:
@@ -153,6 +216,11 @@ class ProjectionRunner:
         return f"ProjectionRunner({self.name!r}, owner={self.owner!r}, state={self.state})"
 
     @property
+    def running(self) -> bool:
+        """Whether the runner works in the background (`start`ed, not stopped nor failed)."""
+        return self._task is not None and not self._task.done()
+
+    @property
     def lag(self) -> int:
         """Positions between the checkpoint and the log's head at the last measurement."""
         return max(0, self.head - self.checkpoint)
@@ -204,25 +272,7 @@ class ProjectionRunner:
         return len(batch)
 
     async def _head(self, known: int) -> int:
-        """The log's last position (>= ``known``, a position known to exist or 0), found
-        with a galloping then binary search of one-event reads."""
-        step = max(self.batch_size, 1)
-        low = known
-        while True:
-            probe = await self.events.read_all(low + step, 1)
-            if not probe:
-                break
-            low = probe[0].position
-            step *= 2
-        high = low + step  # no event at or after high
-        while high - low > 1:
-            middle = (low + high) // 2
-            probe = await self.events.read_all(middle, 1)
-            if probe and probe[0].position < high:
-                low = probe[0].position
-            else:
-                high = middle
-        return low
+        return await log_head(self.events, known, self.batch_size)
 
     async def _notify(self) -> None:
         async with self._progress:

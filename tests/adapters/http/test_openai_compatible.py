@@ -19,11 +19,13 @@ from portfolio_core.adapters.http.openai_compatible import (
 )
 from portfolio_core.ports import (
     LLM,
+    CompletionChunk,
     CompletionOptions,
     InvalidInputError,
     Message,
     PortTimeoutError,
     RateLimitedError,
+    ToolCall,
     ToolSpec,
     UnavailableError,
 )
@@ -193,6 +195,228 @@ async def test_stream_over_sse(server: tuple[str, Script]) -> None:
     assert script.seen[0]["stream"] is True
 
 
+def _event(delta: dict[str, Any], finish: str | None = None) -> str:
+    return json.dumps({"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+
+
+def _piece(
+    index: int | None = None,
+    *,
+    id: str | None = None,
+    name: str | None = None,
+    arguments: object = None,
+) -> dict[str, Any]:
+    piece: dict[str, Any] = {}
+    if index is not None:
+        piece["index"] = index
+    if id is not None:
+        piece["id"], piece["type"] = id, "function"
+    function: dict[str, Any] = {}
+    if name is not None:
+        function["name"] = name
+    if arguments is not None:
+        function["arguments"] = arguments
+    if function:
+        piece["function"] = function
+    return piece
+
+
+async def _stream_of(url: str, events: list[str], script: Script) -> list[CompletionChunk]:
+    script.stream_events = events
+    llm = OpenAICompatibleLLM(url, "m")
+    try:
+        return [c async for c in llm.stream(HI)]
+    finally:
+        await llm.aclose()
+
+
+async def test_streamed_tool_call_pieces_are_assembled_into_whole_calls(
+    server: tuple[str, Script],
+) -> None:
+    """Two calls interleaved, ids and names in their first pieces only, arguments cut inside
+    keys, strings and escapes, as OpenAI streams them."""
+    url, script = server
+    events = [
+        _event({"role": "assistant", "content": "Checking"}),
+        _event({"tool_calls": [_piece(0, id="call_a", name="lookup", arguments="")]}),
+        _event({"tool_calls": [_piece(0, arguments='{"wo')]}),
+        _event({"tool_calls": [_piece(1, id="call_b", name="add", arguments='{"a": 1')]}),
+        _event({"tool_calls": [_piece(0, arguments='rd": "p\\u00f')]}),
+        _event({"tool_calls": [_piece(1, arguments=', "b": [2, 3]}')]}),
+        _event({"tool_calls": [_piece(0, arguments='8rt"}')]}, "tool_calls"),
+        json.dumps({"choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 12}}),
+        "[DONE]",
+    ]
+    chunks = await _stream_of(url, events, script)
+    assert "".join(c.text for c in chunks) == "Checking"
+    assert all(not c.tool_calls for c in chunks[:-1])
+    last = chunks[-1]
+    assert last.finish_reason == "tool_calls"
+    assert last.tool_calls == (
+        ToolCall("call_a", "lookup", {"word": "p\u00f8rt"}),
+        ToolCall("call_b", "add", {"a": 1, "b": [2, 3]}),
+    )
+    assert last.usage is not None
+    assert last.usage.output_tokens == 12
+
+
+async def test_tool_call_pieces_without_an_index_follow_their_id_or_the_last_call(
+    server: tuple[str, Script],
+) -> None:
+    """Some servers omit ``index``: a piece with a new id begins a call, one without an id
+    continues the last call begun; a whole-object ``arguments`` is taken as it is."""
+    url, script = server
+    events = [
+        _event({"tool_calls": [_piece(id="c1", name="lookup", arguments='{"word"')]}),
+        _event({"tool_calls": [_piece(arguments=': "a"}')]}),
+        _event({"tool_calls": [_piece(id="c2", name="lookup", arguments={"word": "b"})]}),
+        _event({"tool_calls": [_piece(id="c1")]}),  # a repeated id continues its call
+        _event({}, "tool_calls"),
+        "[DONE]",
+    ]
+    last = (await _stream_of(url, events, script))[-1]
+    assert last.tool_calls == (
+        ToolCall("c1", "lookup", {"word": "a"}),
+        ToolCall("c2", "lookup", {"word": "b"}),
+    )
+
+
+@pytest.mark.parametrize(
+    ("pieces", "problem"),
+    [
+        ([_piece(-1, id="c", name="f")], "negative index"),
+        ([_piece(arguments='{"a": 1}')], "no index or id before any call began"),
+        ([_piece(0, id="c1", name="f"), _piece(0, id="c2")], "changed the id of tool call 0"),
+        ([_piece(0, id="c", name="f"), _piece(0, name="g")], "changed the name of tool call 0"),
+        ([_piece(0, id="c", arguments="{}")], "tool call 0 without a function name"),
+        (
+            [_piece(0, id="c", name="f", arguments={"a": 1}), _piece(0, arguments='{"b"')],
+            "both as an object and in pieces",
+        ),
+        (
+            [_piece(0, id="c", name="f", arguments='{"a"'), _piece(0, arguments={"a": 1})],
+            "both as an object and in pieces",
+        ),
+    ],
+    ids=["negative", "orphan", "new-id", "new-name", "no-name", "object-then-text", "text-object"],
+)
+async def test_tool_call_pieces_that_do_not_fit_raise_unavailable_naming_the_call(
+    server: tuple[str, Script], pieces: list[dict[str, Any]], problem: str
+) -> None:
+    url, script = server
+    events = [_event({"tool_calls": [piece]}) for piece in pieces]
+    events += [_event({}, "tool_calls"), "[DONE]"]
+    with pytest.raises(UnavailableError, match=problem):
+        await _stream_of(url, events, script)
+
+
+async def test_tool_call_arguments_that_are_not_a_json_object_are_kept(
+    server: tuple[str, Script],
+) -> None:
+    url, script = server
+    events = [
+        _event({"tool_calls": [_piece(0, id="c0", name="f", arguments='{"a": ')]}),
+        _event({"tool_calls": [_piece(1, id="c1", name="g", arguments="[1, 2]")]}),
+        _event({"tool_calls": [_piece(2, id="c2", name="h")]}),
+        _event({}, "tool_calls"),
+        "[DONE]",
+    ]
+    last = (await _stream_of(url, events, script))[-1]
+    assert [dict(c.arguments) for c in last.tool_calls] == [
+        {"_raw": '{"a": '},
+        {"_value": [1, 2]},
+        {},
+    ]
+
+
+async def test_a_tool_call_cut_by_max_tokens_is_not_returned_and_calls_mean_tool_calls(
+    server: tuple[str, Script],
+) -> None:
+    """finish_reason 'length' drops a cut call (whole or streamed); a server saying 'stop'
+    with calls, or 'tool_calls' without any, is brought to the port's rule."""
+    url, script = server
+    cut = [
+        _event({"tool_calls": [_piece(0, id="c", name="f", arguments='{"a": 1, "b')]}),
+        _event({}, "length"),
+        "[DONE]",
+    ]
+    last = (await _stream_of(url, cut, script))[-1]
+    assert (last.finish_reason, last.tool_calls) == ("length", ())
+    says_stop = [
+        _event({"tool_calls": [_piece(0, id="c", name="f", arguments="{}")]}),
+        _event({}, "stop"),
+        "[DONE]",
+    ]
+    last = (await _stream_of(url, says_stop, script))[-1]
+    assert (last.finish_reason, last.tool_calls) == ("tool_calls", (ToolCall("c", "f", {}),))
+    no_calls = [_event({"content": "hi"}, "tool_calls"), "[DONE]"]
+    assert (await _stream_of(url, no_calls, script))[-1].finish_reason == "stop"
+    script.stream_events = None
+    script.body = {
+        "choices": [
+            {
+                "message": {"tool_calls": [{"id": "c", "function": {"name": "f"}}]},
+                "finish_reason": "length",
+            }
+        ]
+    }
+    llm = OpenAICompatibleLLM(url, "m")
+    try:
+        whole = await llm.complete(HI)
+    finally:
+        await llm.aclose()
+    assert (whole.finish_reason, whole.tool_calls) == ("length", ())
+
+
+async def test_sampling_options_sent_and_top_k_only_where_the_server_takes_it(
+    server: tuple[str, Script],
+) -> None:
+    url, _ = server
+    opts = CompletionOptions(temperature=0.7, top_p=0.9, top_k=40, seed=3)
+    plain = OpenAICompatibleLLM(url, "m")
+    with_top_k = OpenAICompatibleLLM.from_config(
+        OpenAICompatibleLLMConfig(base_url=url, model="m", send_top_k=True)
+    )
+    try:
+        await plain.complete(HI, opts)
+        await with_top_k.complete(HI, opts)
+        await plain.complete(HI)
+    finally:
+        await plain.aclose()
+        await with_top_k.aclose()
+    _, script = server
+    sent, sent_top_k, defaults = script.seen
+    assert (sent["temperature"], sent["top_p"], sent["seed"]) == (0.7, 0.9, 3)
+    assert "top_k" not in sent, "OpenAI rejects top_k: dropped unless the config sends it"
+    assert sent_top_k["top_k"] == 40
+    assert not {"top_p", "top_k", "seed"} & defaults.keys(), "defaults are not sent"
+
+
+@pytest.mark.parametrize(
+    ("opts", "field"),
+    [
+        (CompletionOptions(top_p=0.0), "top_p"),
+        (CompletionOptions(top_p=1.5), "top_p"),
+        (CompletionOptions(top_k=-1), "top_k"),
+    ],
+    ids=["top_p=0", "top_p>1", "top_k<0"],
+)
+async def test_sampling_options_out_of_range_are_refused_before_any_request(
+    server: tuple[str, Script], opts: CompletionOptions, field: str
+) -> None:
+    url, script = server
+    llm = OpenAICompatibleLLM(url, "m")
+    try:
+        with pytest.raises(InvalidInputError) as info:
+            await llm.complete(HI, opts)
+        with pytest.raises(InvalidInputError):
+            _ = [c async for c in llm.stream(HI, opts)]
+    finally:
+        await llm.aclose()
+    assert info.value.field == field
+    assert script.seen == []
+
+
 @pytest.mark.parametrize(
     ("status", "headers", "error", "retry_after"),
     [
@@ -309,6 +533,23 @@ def chat_server() -> Iterator[str]:
             finish = "length" if len(words) > limit else "stop"
             words = words[:limit]
             usage = {"prompt_tokens": 5 * len(body["messages"]), "completion_tokens": len(words)}
+            if body.get("tools") and body.get("stream"):  # call the first tool, in pieces
+                name = body["tools"][0]["function"]["name"]
+                arguments = json.dumps({"word": words[-1] if words else ""})
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.end_headers()
+                for i in range(0, len(arguments), 3):
+                    piece: dict[str, Any] = {"index": 0, "function": {"arguments": ""}}
+                    if i == 0:
+                        piece.update(id="call_1", type="function")
+                        piece["function"]["name"] = name
+                    piece["function"]["arguments"] = arguments[i : i + 3]
+                    event = {"choices": [{"delta": {"tool_calls": [piece]}}]}
+                    self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
+                end = {"choices": [{"delta": {}, "finish_reason": "tool_calls"}]}
+                self.wfile.write(f"data: {json.dumps(end)}\n\ndata: [DONE]\n\n".encode())
+                return
             if body.get("stream"):
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")

@@ -136,6 +136,45 @@ class LLMIgnoresStop(ok.EchoLLM):
         return super()._answer(messages, dataclasses.replace(opts, stop=()))
 
 
+class LLMStreamDropsToolCalls(ok.EchoLLM):
+    """Calls the offered tool, but its stream ends with finish_reason 'tool_calls' and no
+    calls (the pieces were never assembled)."""
+
+    suite = "llm"
+    clause = "llm.stream.tool_calls"
+    capabilities = p.declare(
+        p.LLMCapability.STREAMING, p.LLMCapability.OFFLINE, p.LLMCapability.TOOLS
+    )
+
+    def _answer(
+        self, messages: Sequence[p.Message], opts: p.CompletionOptions | None
+    ) -> p.Completion:
+        opts = opts or p.CompletionOptions()
+        if not opts.tools:
+            return super()._answer(messages, opts)
+        call = p.ToolCall("call_0", opts.tools[0].name, {"word": "port"})
+        return p.Completion("", "echo", p.Usage(3, 4), "tool_calls", (call,))
+
+    async def stream(
+        self, messages: Sequence[p.Message], opts: p.CompletionOptions | None = None
+    ) -> AsyncIterator[p.CompletionChunk]:
+        done = self._answer(messages, opts)
+        yield p.CompletionChunk(done.text, done.finish_reason, done.usage)
+
+
+class LLMAcceptsAnyNucleus(ok.EchoLLM):
+    """Never checks top_p or top_k: an impossible nucleus is silently used."""
+
+    suite = "llm"
+    clause = "llm.options.invalid"
+
+    def _answer(
+        self, messages: Sequence[p.Message], opts: p.CompletionOptions | None
+    ) -> p.Completion:
+        opts = opts or p.CompletionOptions()
+        return super()._answer(messages, dataclasses.replace(opts, top_p=1.0, top_k=0))
+
+
 class LLMSaysLengthWhenDone(ok.EchoLLM):
     """Reports 'length' for every completion, whether or not max_tokens was reached."""
 

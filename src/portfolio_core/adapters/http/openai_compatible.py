@@ -3,9 +3,28 @@
 Works with servers that implement ``POST {base_url}/chat/completions`` (vLLM, llama.cpp
 server, Ollama, LM Studio, hosted APIs). Streaming uses server-sent events with
 ``stream_options.include_usage``; when a server reports no usage, the adapter falls back
-to [estimate_tokens][portfolio_core.ports.estimate_tokens] so ``usage`` is always set. Streamed
-chunks carry text only: tool-call deltas in a stream are not assembled (use ``complete``
-for tool calling).
+to [estimate_tokens][portfolio_core.ports.estimate_tokens] so ``usage`` is always set.
+
+Tool calls: a stream's tool-call deltas (``delta.tool_calls[i]``: an ``index``, the ``id``
+and ``function.name`` in the first piece, ``function.arguments`` in string fragments) are
+assembled, and the last chunk carries the whole calls, as ``complete`` returns them. A
+piece without an ``index`` continues the call with its ``id`` (or the last call begun,
+when it has no ``id`` either). Pieces that do not fit together -- a negative index, a
+continuation of no call, a call whose id or name changes, arguments sent both as an object
+and as text, a call that never gets a name -- raise `UnavailableError` naming the call.
+Arguments that are not a JSON object are kept, not dropped: ``{"_raw": text}`` for text
+that is not JSON, ``{"_value": value}`` for JSON that is not an object. ``finish_reason``
+is ``"tool_calls"`` exactly when calls were returned; a call cut by ``max_tokens``
+(``finish_reason`` ``"length"``) is not returned, since its arguments are incomplete.
+
+Sampling: ``temperature`` is always sent; ``top_p`` is sent when it is not 1 (its default in
+every such API) and ``seed`` when it is set -- the OpenAI API and the servers above take
+both. ``top_k`` is not part of the OpenAI API, which rejects unknown arguments (HTTP 400),
+so it is dropped unless the config sets ``send_top_k`` (vLLM, the llama.cpp server, LM
+Studio and Ollama's OpenAI endpoint accept it). ``seed`` makes a provider's sampling
+repeatable only where the provider promises it (OpenAI calls it best effort). Options out
+of range (``top_p`` outside ``(0, 1]``, a negative ``top_k``) raise `InvalidInputError`
+before any request.
 
 Errors are translated: 429 -> `RateLimitedError` (``retry_after`` from the
 ``Retry-After`` header, seconds or HTTP date), 408 and client timeouts ->
@@ -34,7 +53,7 @@ import asyncio
 import json
 import math
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, Self
 from urllib.parse import urlsplit, urlunsplit
@@ -83,6 +102,8 @@ class OpenAICompatibleLLMConfig(BaseModel):
     max_response_bytes: int = Field(default=DEFAULT_MAX_RESPONSE_BYTES, gt=0)
     """Largest body (or whole stream) accepted."""
     headers: dict[str, str] = Field(default_factory=dict)
+    send_top_k: bool = False
+    """Send ``top_k`` (servers such as vLLM and llama.cpp accept it; OpenAI rejects it)."""
 
 
 # -- what a server may answer (validated before use) ----------------------------------------
@@ -114,8 +135,20 @@ class _CompletionBody(BaseModel):
     usage: dict[str, Any] | None = None
 
 
+class _FunctionDelta(BaseModel):
+    name: str | None = None
+    arguments: str | dict[str, Any] | None = None
+
+
+class _ToolCallDelta(BaseModel):
+    index: int | None = None
+    id: str | None = None
+    function: _FunctionDelta | None = None
+
+
 class _Delta(BaseModel):
     content: str | None = None
+    tool_calls: list[_ToolCallDelta] | None = None
 
 
 class _StreamChoice(BaseModel):
@@ -169,6 +202,97 @@ def _parse_arguments(raw: object) -> dict[str, Any]:
             return {"_raw": raw}
         return parsed if isinstance(parsed, dict) else {"_value": parsed}
     return {}
+
+
+class _PartialCall:
+    """One tool call being assembled from stream pieces."""
+
+    __slots__ = ("arguments", "id", "name", "whole")
+
+    def __init__(self) -> None:
+        self.id: str | None = None
+        self.name = ""
+        self.arguments: list[str] = []
+        self.whole: dict[str, Any] | None = None
+
+
+class _ToolCallAssembly:
+    """Assembles streamed tool-call deltas into whole calls; ``problem`` makes the error."""
+
+    def __init__(self, problem: Callable[[str], PortError]) -> None:
+        self._problem = problem
+        self._calls: dict[int, _PartialCall] = {}
+        self._last: int | None = None
+
+    def _slot(self, piece: _ToolCallDelta) -> int:
+        if piece.index is not None:
+            if piece.index < 0:
+                raise self._problem(f"sent a tool-call piece with a negative index ({piece.index})")
+            return piece.index
+        if piece.id:
+            for index, call in self._calls.items():
+                if call.id == piece.id:
+                    return index
+            return max(self._calls, default=-1) + 1
+        if self._last is None:
+            raise self._problem("sent a tool-call piece with no index or id before any call began")
+        return self._last
+
+    def add(self, piece: _ToolCallDelta) -> None:
+        index = self._slot(piece)
+        call = self._calls.get(index)
+        if call is None:
+            call = self._calls[index] = _PartialCall()
+        self._last = index
+        if piece.id:
+            if call.id is not None and call.id != piece.id:
+                raise self._problem(
+                    f"changed the id of tool call {index} from {call.id!r} to {piece.id!r}"
+                )
+            call.id = piece.id
+        function = piece.function
+        if function is None:
+            return
+        if function.name:
+            if call.name and call.name != function.name:
+                raise self._problem(
+                    f"changed the name of tool call {index} from {call.name!r} to {function.name!r}"
+                )
+            call.name = function.name
+        arguments = function.arguments
+        if isinstance(arguments, dict):
+            if call.whole is not None or "".join(call.arguments).strip():
+                raise self._problem(
+                    f"sent the arguments of tool call {index} both as an object and in pieces"
+                )
+            call.whole = arguments
+        elif arguments:
+            if call.whole is not None:
+                raise self._problem(
+                    f"sent the arguments of tool call {index} both as an object and in pieces"
+                )
+            call.arguments.append(arguments)
+
+    def calls(self) -> tuple[ToolCall, ...]:
+        """The assembled calls in index order; raises when one never got a name."""
+        out: list[ToolCall] = []
+        for index in sorted(self._calls):
+            call = self._calls[index]
+            if not call.name:
+                raise self._problem(f"sent tool call {index} without a function name")
+            raw = call.whole if call.whole is not None else "".join(call.arguments)
+            out.append(ToolCall(call.id or f"call_{index}", call.name, _parse_arguments(raw)))
+        return tuple(out)
+
+
+def _settle(finish: str | None, calls: tuple[ToolCall, ...]) -> tuple[str, tuple[ToolCall, ...]]:
+    """The port's finish reason and calls: ``tool_calls`` exactly when calls are returned, and
+    calls cut by ``max_tokens`` are not returned."""
+    if finish == "length":
+        return "length", ()
+    if calls:
+        return "tool_calls", calls
+    return ("stop" if finish in (None, "", "tool_calls") else finish), ()
 
 
 def _without_credentials(url: str) -> str:
@@ -236,6 +360,7 @@ class OpenAICompatibleLLM:
         stream_timeout: float = 300.0,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         headers: Mapping[str, str] | None = None,
+        send_top_k: bool = False,
         client: httpx.AsyncClient | None = None,
     ) -> None:
         if not base_url:
@@ -254,6 +379,7 @@ class OpenAICompatibleLLM:
         self.stream_timeout = float(stream_timeout)
         self.max_response_bytes = max_response_bytes
         self._headers = dict(headers or {})
+        self.send_top_k = send_top_k
         self._client = client
         self._owns_client = client is None
         parts = urlsplit(self.base_url)
@@ -278,6 +404,7 @@ class OpenAICompatibleLLM:
             stream_timeout=config.stream_timeout,
             max_response_bytes=config.max_response_bytes,
             headers=config.headers,
+            send_top_k=config.send_top_k,
         )
 
     def __repr__(self) -> str:
@@ -307,16 +434,17 @@ class OpenAICompatibleLLM:
     ) -> dict[str, Any]:
         if not messages:
             raise InvalidInputError("the conversation is empty", field="messages")
-        if opts.max_tokens < 1:
-            raise InvalidInputError("max_tokens must be at least 1", field="max_tokens")
-        if opts.temperature < 0:
-            raise InvalidInputError("temperature must not be negative", field="temperature")
+        opts.check()
         body: dict[str, Any] = {
             "model": opts.model or self.model,
             "messages": [_message_json(m) for m in messages],
             "max_tokens": opts.max_tokens,
             "temperature": opts.temperature,
         }
+        if opts.top_p != 1.0:
+            body["top_p"] = opts.top_p
+        if opts.top_k and self.send_top_k:
+            body["top_k"] = opts.top_k
         if opts.stop:
             body["stop"] = list(opts.stop)
         if opts.seed is not None:
@@ -425,7 +553,7 @@ class OpenAICompatibleLLM:
             for i, c in enumerate(message.tool_calls or ())
         )
         usage = self._usage(data.usage, messages, text)
-        finish = choice.finish_reason or ("tool_calls" if calls else "stop")
+        finish, calls = _settle(choice.finish_reason, calls)
         return Completion(text, data.model or str(body["model"]), usage, finish, calls)
 
     @staticmethod
@@ -449,6 +577,7 @@ class OpenAICompatibleLLM:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.stream_timeout
         text_parts: list[str] = []
+        assembly = _ToolCallAssembly(self._malformed)
         finish: str | None = None
         usage_raw: object = None
         done = False
@@ -484,6 +613,8 @@ class OpenAICompatibleLLM:
                         usage_raw = event.usage
                     for choice in event.choices or ():
                         piece = (choice.delta.content if choice.delta else None) or ""
+                        for call_piece in (choice.delta.tool_calls if choice.delta else None) or ():
+                            assembly.add(call_piece)
                         if choice.finish_reason:
                             finish = choice.finish_reason
                         if piece:
@@ -502,7 +633,8 @@ class OpenAICompatibleLLM:
                 "ended the stream before [DONE] or a finish_reason: the completion is cut"
             )
         usage = self._usage(usage_raw, messages, "".join(text_parts))
-        yield CompletionChunk("", finish or "stop", usage)
+        finish, calls = _settle(finish, assembly.calls())
+        yield CompletionChunk("", finish, usage, calls)
 
     async def _lines(self, response: httpx.Response) -> AsyncIterator[str]:
         """Lines of the body, refusing more than ``max_response_bytes`` in all."""

@@ -33,6 +33,8 @@ class BlockPool:
         self._free: OrderedDict[int, None] = OrderedDict.fromkeys(range(num_blocks))
         self._cached: dict[bytes, int] = {}
         self.evictions = 0
+        #: blocks allocated since they were last forgotten (their storage holds data)
+        self.dirty: set[int] = set()
 
     @property
     def num_free(self) -> int:
@@ -61,8 +63,22 @@ class BlockPool:
                     del self._cached[h]
                 self.evictions += 1
             self.ref_cnt[block] = 1
+            self.dirty.add(block)
             out.append(block)
         return out
+
+    def forget(self, blocks: Iterable[int]) -> None:
+        """Drop free blocks from the prefix cache and mark them clean (their storage is being
+        handed back); blocks still referenced are left alone."""
+        for block in blocks:
+            if self.ref_cnt[block]:
+                continue
+            h = self.block_hash[block]
+            if h is not None:
+                self.block_hash[block] = None
+                if self._cached.get(h) == block:
+                    del self._cached[h]
+            self.dirty.discard(block)
 
     def touch(self, blocks: Iterable[int]) -> None:
         """Take a reference on cached blocks (a prefix hit), pulling free ones off the queue."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,21 +19,70 @@ IntArray = npt.NDArray[np.int64]
 
 @dataclass(eq=False)
 class PagedKV:
-    """KV storage of a block pool: ``keys[layer, slot, kv_head, dim]``, slot = block * size + i."""
+    """KV storage of a block pool: ``keys[layer, slot, kv_head, dim]``, slot = block * size + i.
+
+    ``buffers`` are the anonymous memory maps holding ``keys`` and ``values`` (empty for
+    arrays made otherwise): their pages are committed when first written and `discard`
+    hands them back.
+    """
 
     keys: FloatArray
     values: FloatArray
     num_blocks: int
     block_size: int
+    buffers: tuple[mmap.mmap, ...] = ()
 
 
 def allocate(spec: ModelCacheSpec, num_blocks: int, block_size: int) -> PagedKV:
     if num_blocks < 1 or block_size < 1:
         raise InvalidInputError("num_blocks and block_size must be positive", field="num_blocks")
     shape = (spec.n_layers, num_blocks * block_size, spec.n_kv_heads, spec.head_dim)
-    return PagedKV(
-        np.zeros(shape, dtype=spec.dtype), np.zeros(shape, dtype=spec.dtype), num_blocks, block_size
-    )
+    keys, key_map = _zeros(shape, np.dtype(spec.dtype))
+    values, value_map = _zeros(shape, np.dtype(spec.dtype))
+    return PagedKV(keys, values, num_blocks, block_size, (key_map, value_map))
+
+
+def _zeros(shape: tuple[int, ...], dtype: np.dtype[Any]) -> tuple[FloatArray, mmap.mmap]:
+    """A zero array in a private anonymous memory map of its own (zero-filled by the OS,
+    committed page by page as it is written)."""
+    count = int(np.prod(shape))
+    size = max(1, count * dtype.itemsize)
+    private = getattr(mmap, "MAP_PRIVATE", None)
+    # private: discarded pages are freed, not kept by a shared mapping's backing store
+    buffer = mmap.mmap(-1, size) if private is None else mmap.mmap(-1, size, flags=private)
+    array: FloatArray = np.frombuffer(buffer, dtype=dtype, count=count).reshape(shape)
+    return array, buffer
+
+
+def discard(kv: PagedKV, blocks: Sequence[int]) -> int:
+    """Hand the memory pages of ``blocks`` back to the operating system; they read as zeros
+    afterwards. Only whole pages inside the blocks' byte ranges are handed back, so blocks
+    smaller than a page free something only when neighbours are discarded with them.
+    Returns the bytes handed back (0 where ``madvise`` is not available)."""
+    advise = getattr(mmap, "MADV_DONTNEED", None)
+    if advise is None or not kv.buffers or not blocks:
+        return 0
+    page = mmap.PAGESIZE
+    runs: list[tuple[int, int]] = []
+    for block in sorted(set(blocks)):
+        if runs and runs[-1][1] == block:
+            runs[-1] = (runs[-1][0], block + 1)
+        else:
+            runs.append((block, block + 1))
+    freed = 0
+    for array, buffer in zip((kv.keys, kv.values), kv.buffers, strict=True):
+        layer_bytes = array.strides[0]
+        block_bytes = array.strides[1] * kv.block_size
+        for layer in range(array.shape[0]):
+            for first, end in runs:
+                start = layer * layer_bytes + first * block_bytes
+                stop = layer * layer_bytes + end * block_bytes
+                start = -(-start // page) * page
+                stop = stop // page * page
+                if stop > start:
+                    buffer.madvise(advise, start, stop - start)
+                    freed += stop - start
+    return freed
 
 
 def check_kv(kv: object) -> PagedKV:
@@ -184,3 +234,28 @@ def sample(
         cut = int(np.searchsorted(np.cumsum(p), top_p)) + 1  # reach top_p, keep the crosser
         order, p = order[:cut], p[:cut] / p[:cut].sum()
     return int(order[rng.choice(len(p), p=p)])
+
+
+class PagedCache:
+    """The paged-cache half of the PagedModelBackend port as both NumPy backends keep it:
+    one `PagedKV` pool shaped by ``self._spec``, read and written through a block table."""
+
+    _spec: ModelCacheSpec
+
+    def allocate_kv_cache(self, num_blocks: int, block_size: int) -> PagedKV:
+        return allocate(self._spec, num_blocks, block_size)
+
+    def read_kv(
+        self, kv_cache: Any, block_table: Sequence[int], num_tokens: int
+    ) -> tuple[tuple[FloatArray, ...], tuple[FloatArray, ...]]:
+        return read_kv(check_kv(kv_cache), block_table, num_tokens)
+
+    def write_kv(
+        self,
+        kv_cache: Any,
+        block_table: Sequence[int],
+        start: int,
+        keys: Sequence[Any],
+        values: Sequence[Any],
+    ) -> None:
+        write_kv(check_kv(kv_cache), block_table, start, keys, values)

@@ -11,6 +11,7 @@ prefix-hashing decisions.
 from __future__ import annotations
 
 import itertools
+import threading
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from portfolio_core.ports.errors import (
 )
 from portfolio_core.ports.generation_engine import CompletedGeneration, FinishReason, Sampling
 from portfolio_core.ports.model_backend import AgentBlocks, ForwardSequence, PagedModelBackend
+from portfolio_core.ports.shrinkable import ReleaseOrder
 from portfolio_core.ports.tokenizer import Tokenizer
 
 __all__ = [
@@ -111,10 +113,14 @@ class LocalGenerationEngine:
       when none is free preempts the newest running request (its blocks are released, it
       goes to the front of the queue and is recomputed later, keeping its output so far);
     * prefix caching shares only full blocks, identified by a hash chained through the
-      parent block; a hit never covers a prompt's last token, which is always recomputed.
+      parent block; a hit never covers a prompt's last token, which is always recomputed;
+    * it is [Shrinkable][portfolio_core.ports.Shrinkable] (first in the release order):
+      `release` may be called from any thread; it drops the least recently freed blocks
+      from the prefix cache and hands their memory back, never a block a request holds.
     """
 
     config_model: ClassVar[type[BaseModel]] = LocalGenerationEngineConfig
+    release_order: ClassVar[int] = ReleaseOrder.PREFIX_CACHE
 
     def __init__(
         self,
@@ -162,6 +168,10 @@ class LocalGenerationEngine:
         self._computed_tokens = 0
         self._steps = 0
         self._closed = False
+        #: held by step, abort, close and release: release is the one call made from
+        #: another thread (a memory budget's)
+        self._lock = threading.Lock()
+        self._block_bytes = self._spec.bytes_per_block(bs)
 
     @classmethod
     def from_config(
@@ -189,6 +199,10 @@ class LocalGenerationEngine:
         Nothing is returned for the dropped requests; ``submit`` and ``step`` raise
         UnavailableError afterwards.
         """
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
         if self._closed:
             return
         self._closed = True
@@ -284,6 +298,10 @@ class LocalGenerationEngine:
 
     def step(self) -> list[CompletedGeneration]:
         """Schedule, run one batched forward, sample; return what finished (aborts too)."""
+        with self._lock:
+            return self._step()
+
+    def _step(self) -> list[CompletedGeneration]:
         self._check_open()
         self._steps += 1
         finished, self._pending = self._pending, []
@@ -330,6 +348,10 @@ class LocalGenerationEngine:
         return finished
 
     def abort(self, uid: str) -> bool:
+        with self._lock:
+            return self._abort(uid)
+
+    def _abort(self, uid: str) -> bool:
         req = self._requests.pop(uid, None)
         if req is None:
             return False
@@ -353,6 +375,38 @@ class LocalGenerationEngine:
 
     def has_unfinished(self) -> bool:
         return bool(self._requests) or bool(self._pending)
+
+    # -- memory ----------------------------------------------------------------------------
+
+    def resident_bytes(self) -> int:
+        """Bytes of the free blocks that still hold data (the prefix cache and blocks not yet
+        handed back): what `release` can give back. Blocks requests hold are not counted."""
+        with self._lock:
+            pool = self._pool
+            held = sum(1 for b in pool.dirty if pool.ref_cnt[b] == 0)
+            return held * self._block_bytes
+
+    def release(self, nbytes: int) -> int:
+        """Drop free blocks from the prefix cache, least recently freed first, until their
+        bytes reach ``nbytes``, and hand their memory back to the operating system through
+        the backend's ``discard_kv`` hook (a backend without one frees nothing: the blocks
+        only leave the prefix cache). Returns the bytes handed back. A later prompt sharing
+        a dropped prefix recomputes it; no request is touched."""
+        with self._lock:
+            if self._closed or nbytes <= 0:
+                return 0
+            pool = self._pool
+            victims: list[int] = []
+            for block in pool.free_order():
+                if len(victims) * self._block_bytes >= nbytes:
+                    break
+                if block in pool.dirty:
+                    victims.append(block)
+            if not victims:
+                return 0
+            pool.forget(victims)
+            discard = getattr(self._backend, "discard_kv", None)
+            return int(discard(self._kv, victims)) if callable(discard) else 0
 
     # -- introspection -------------------------------------------------------------------
 

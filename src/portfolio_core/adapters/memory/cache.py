@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -26,6 +27,7 @@ from portfolio_core.adapters._shared.codec import JsonCodec, check_json_value
 from portfolio_core.ports.cache import MAX_KEY_LENGTH, CacheCapability, CacheStats, Codec
 from portfolio_core.ports.capabilities import declare
 from portfolio_core.ports.errors import InvalidInputError, UnavailableError
+from portfolio_core.ports.shrinkable import ReleaseOrder
 from portfolio_core.ports.tenant import require_tenant
 
 __all__ = ["MemoryCache", "MemoryCacheConfig"]
@@ -157,6 +159,23 @@ class _TimeAwareLRU:
         self._deadlines = live
 
 
+#: what an entry costs beyond its key's and payload's own objects: the entry object, the key
+#: tuple, and the mapping's slots (an estimate)
+_ENTRY_OVERHEAD = sys.getsizeof(_Entry(0.0, None, True)) + sys.getsizeof((None, "")) + 100
+
+
+def _entry_bytes(k: _Key, entry: _Entry) -> int:
+    return _ENTRY_OVERHEAD + sys.getsizeof(k[1]) + sys.getsizeof(entry.payload)
+
+
+def _peek(data: Any) -> list[tuple[_Key, _Entry]]:
+    """The mapping's items without counting a use (cachetools' ``__getitem__`` of the LRU
+    and LFU policies would reorder them)."""
+    if isinstance(data, _TimeAwareLRU):
+        return list(data.items())
+    return [(k, cachetools.Cache.__getitem__(data, k)) for k in list(data)]
+
+
 _POLICIES: dict[str, Any] = {
     "lru": _counting(cachetools.LRUCache),
     "lfu": _counting(cachetools.LFUCache),
@@ -186,6 +205,7 @@ class MemoryCache:
         CacheCapability.TENANT_SCOPED,
     )
     config_model: ClassVar[type[BaseModel]] = MemoryCacheConfig
+    release_order: ClassVar[int] = ReleaseOrder.CACHE_ENTRIES
 
     def __init__(
         self,
@@ -390,10 +410,41 @@ class MemoryCache:
         self._backend("keys")
         now = self._clock()
         with self._lock:
-            return [k[1] for k, e in self._data.items() if k[0] == tenant and e.expires > now]
+            # peeked: listing the keys is not a use of each (it would reorder the LRU)
+            return [k[1] for k, e in _peek(self._data) if k[0] == tenant and e.expires > now]
 
     async def count(self) -> int:
         return len(await self.keys())
+
+    # -- memory ----------------------------------------------------------------------------
+
+    def resident_bytes(self) -> int:
+        """An estimate of the bytes the entries hold (keys, payloads, bookkeeping), expired
+        ones not yet dropped included."""
+        with self._lock:
+            return sum(_entry_bytes(k, e) for k, e in _peek(self._data))
+
+    def release(self, nbytes: int) -> int:
+        """Drop expired entries, then evict entries in the policy's order (least recently
+        used first for ``lru`` and ``ttl``, least frequently used for ``lfu``) until the
+        estimated bytes dropped reach ``nbytes`` or the cache is empty; returns them.
+        Evictions count in ``stats().evictions``; a dropped key is a miss afterwards."""
+        freed = 0
+        now = self._clock()
+        with self._lock:
+            data = self._data
+            for k, entry in _peek(data):
+                if entry.expires <= now:
+                    del data[k]
+                    freed += _entry_bytes(k, entry)
+            while freed < nbytes and len(data):
+                if isinstance(data, _TimeAwareLRU):
+                    k, entry = data._items.popitem(last=False)
+                    data.evictions += 1
+                else:
+                    k, entry = data.popitem()
+                freed += _entry_bytes(k, entry)
+        return freed
 
     def stats(self) -> CacheStats:
         """Hits, misses and size evictions since creation, and the items held (which may

@@ -39,6 +39,7 @@ from portfolio_core.ports.errors import (
     NotFoundError,
 )
 from portfolio_core.ports.model_backend import AgentBlocks
+from portfolio_core.ports.shrinkable import ReleaseOrder
 
 __all__ = ["MemoryCacheStore", "MemoryCacheStoreConfig"]
 
@@ -88,10 +89,13 @@ class MemoryCacheStore:
     object it was given; a trimmed hit slices it with ``[:, :n]``), so callers treat them as
     read-only, as engines do; a lookup of a hot entry reads each query token once, however
     far the query and the entry agree. A cold load that the persistence refuses (another
-    model) counts as a miss and leaves the file alone.
+    model) counts as a miss and leaves the file alone. It is
+    [Shrinkable][portfolio_core.ports.Shrinkable] (`release`): under memory pressure its
+    in-memory tiers spill down, and a pinned entry never moves.
     """
 
     config_model: ClassVar[type[BaseModel]] = MemoryCacheStoreConfig
+    release_order: ClassVar[int] = ReleaseOrder.KV_TIER
     #: the class offers both; an instance without warm tier or persistence drops TIERS
     capabilities: frozenset[str] = declare(CacheStoreCapability.PINNING, CacheStoreCapability.TIERS)
 
@@ -305,6 +309,57 @@ class MemoryCacheStore:
         """Sorted ids of agents with an entry in any tier."""
         with self._lock:
             return sorted({*self._hot, *self._warm, *self._cold})
+
+    # -- memory ---------------------------------------------------------------------------
+
+    def resident_bytes(self) -> int:
+        """Bytes of the in-memory tiers: hot tensors plus warm (compressed) copies, pinned
+        entries included."""
+        with self._lock:
+            return self._hot_bytes + self._warm_bytes
+
+    def release(self, nbytes: int) -> int:
+        """Move entries out of memory until the in-memory tiers shrank by ``nbytes`` or only
+        pinned entries are left; returns by how much they shrank.
+
+        Warm copies go first (least recently used first), then unpinned hot entries (least
+        recently used first). An entry goes to the cold tier when there is one -- a hot entry
+        straight there, without a warm copy on the way -- else a hot entry becomes a warm
+        copy when there is a warm tier (freeing the difference), else it is dropped; when
+        that was not enough, the warm copies just made go too. Pinned entries never move.
+        Each move counts as an eviction. A failed save to the cold tier raises what the
+        persistence raised, and the entry stays where it was.
+        """
+        with self._lock:
+            before = self._hot_bytes + self._warm_bytes
+
+            def freed() -> int:
+                return before - (self._hot_bytes + self._warm_bytes)
+
+            def drain_warm() -> None:
+                while freed() < nbytes and self._warm:
+                    self._demote(next(iter(self._warm)), Tier.WARM)
+
+            drain_warm()
+            while freed() < nbytes:
+                victim = next((a for a in self._hot if not self._pins.get(a)), None)
+                if victim is None:
+                    break
+                self._spill(victim)
+            drain_warm()  # the warm copies just made, when that was not enough
+            self._enforce()
+            return max(0, freed())
+
+    def _spill(self, agent_id: str) -> None:
+        """Move a hot entry out of memory: to the cold tier if any, else one tier down."""
+        if self._persistence is None:
+            self._demote(agent_id, Tier.HOT)
+            return
+        blocks = self._hot[agent_id]
+        self._evictions += 1
+        self._persistence.save(agent_id, blocks)  # first: a failed save loses nothing
+        self._drop(agent_id, Tier.HOT)
+        self._cold[agent_id] = _Cold(blocks.spec_hash, blocks.nbytes, blocks.tokens)
 
     # -- internals ------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Contract suites, one module per port (``contracts/<port key>.py``).
+"""Contract suites, one module or package per port (``contracts/<port key>``).
 
 Each module defines one ``<Port>Contract(ContractSuite[<Port>])`` with ``port_key`` set.
 `suite_for` finds it by port key, so adding a port's suite needs no edit here.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pytest
 
 from portfolio_core.ports.capabilities import supports
@@ -13,6 +15,7 @@ from portfolio_core.ports.llm import (
     CompletionOptions,
     LLMCapability,
     Message,
+    ToolCall,
     ToolSpec,
 )
 from portfolio_core.testing.clauses import (
@@ -31,6 +34,12 @@ CONVERSATION = (
 )
 GREEDY = CompletionOptions(max_tokens=16, temperature=0.0, seed=7)
 FINISH_REASONS = {"stop", "length", "tool_calls"}
+LOOKUP = ToolSpec(
+    "lookup",
+    "Look a word up in the dictionary",
+    {"type": "object", "properties": {"word": {"type": "string"}}, "required": ["word"]},
+)
+TOOL_CONVERSATION = (Message("user", "Use the lookup tool to look up the word 'port'."),)
 
 
 async def _collect(llm: LLM, opts: CompletionOptions | None = None) -> list[CompletionChunk]:
@@ -76,7 +85,8 @@ class LLMContract(ContractSuite[LLM]):
 
     @clause(
         "llm.options.invalid",
-        "bad options (max_tokens < 1, negative temperature) raise InvalidInputError",
+        "bad options (max_tokens < 1, negative temperature, top_p outside (0, 1], negative "
+        "top_k) raise InvalidInputError",
     )
     @pytest.mark.parametrize(
         "opts",
@@ -84,8 +94,11 @@ class LLMContract(ContractSuite[LLM]):
             CompletionOptions(max_tokens=0),
             CompletionOptions(max_tokens=-5),
             CompletionOptions(temperature=-1.0),
+            CompletionOptions(top_p=0.0),
+            CompletionOptions(top_p=1.5),
+            CompletionOptions(top_k=-1),
         ],
-        ids=["max_tokens=0", "max_tokens<0", "temperature<0"],
+        ids=["max_tokens=0", "max_tokens<0", "temperature<0", "top_p=0", "top_p>1", "top_k<0"],
     )
     async def test_bad_options_rejected(self, adapter: LLM, opts: CompletionOptions) -> None:
         with pytest.raises(InvalidInputError):
@@ -161,3 +174,29 @@ class LLMContract(ContractSuite[LLM]):
         opts = CompletionOptions(tools=(ToolSpec("lookup", "Look something up"),))
         with expect_unsupported(LLMCapability.TOOLS):
             await adapter.complete(list(CONVERSATION), opts)
+
+    @clause(
+        "llm.stream.tool_calls",
+        "a stream's tool calls arrive whole on its last chunk only (as complete returns them, "
+        "offline); finish_reason is 'tool_calls' exactly when there are some",
+    )
+    @requires(LLMCapability.STREAMING, LLMCapability.TOOLS)
+    async def test_stream_tool_calls_arrive_whole(self, adapter: LLM) -> None:
+        opts = CompletionOptions(max_tokens=64, temperature=0.0, seed=7, tools=(LOOKUP,))
+        chunks = [c async for c in adapter.stream(list(TOOL_CONVERSATION), opts)]
+        assert chunks, "a stream yields at least one chunk"
+        assert all(not c.tool_calls for c in chunks[:-1]), "tool calls before the last chunk"
+        last = chunks[-1]
+        assert bool(last.tool_calls) == (last.finish_reason == "tool_calls"), (
+            f"finish_reason {last.finish_reason!r} with {len(last.tool_calls)} tool call(s)"
+        )
+        for call in last.tool_calls:
+            assert isinstance(call, ToolCall), call
+            assert call.id, f"a tool call without an id: {call!r}"
+            assert call.name, f"a tool call without a name: {call!r}"
+            assert isinstance(call.arguments, Mapping), f"arguments not parsed: {call!r}"
+        if supports(adapter, LLMCapability.OFFLINE):
+            whole = await adapter.complete(list(TOOL_CONVERSATION), opts)
+            assert [(c.name, dict(c.arguments)) for c in last.tool_calls] == [
+                (c.name, dict(c.arguments)) for c in whole.tool_calls
+            ], "the streamed tool calls differ from the completed ones"

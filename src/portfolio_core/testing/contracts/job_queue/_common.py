@@ -1,0 +1,51 @@
+"""What the JobQueue clauses share: constants, sample inputs and small helpers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from portfolio_core.ports.job_queue import (
+    JobQueue,
+    NewJob,
+    Reservation,
+)
+
+BOUND = 10.0
+"""Seconds: an upper bound on waits that must end long before it."""
+Q = "kit"
+
+BAD_PAYLOADS = [
+    pytest.param(float("nan"), id="nan"),
+    pytest.param(float("inf"), id="inf"),
+    pytest.param((1, 2), id="tuple"),
+    pytest.param({1: "x"}, id="int-key"),
+    pytest.param({"a": {1, 2}}, id="set"),
+    pytest.param(b"bytes", id="bytes"),
+    pytest.param(object(), id="object"),
+    pytest.param(["a\x00b"], id="nul"),
+]
+
+BAD_JOBS = [
+    pytest.param(NewJob(""), id="empty-task"),
+    pytest.param(NewJob("t", queue=""), id="empty-queue"),
+    pytest.param(NewJob("t", queue="q" * 129), id="long-queue"),
+    pytest.param(NewJob("t", priority=40000), id="priority-range"),
+    pytest.param(NewJob("t", priority=1.5), id="priority-float"),  # type: ignore[arg-type]
+    pytest.param(NewJob("t", max_attempts=0), id="no-attempts"),
+    pytest.param(NewJob("t", delay=-1), id="negative-delay"),
+    pytest.param(NewJob("t", delay=1, run_at=5), id="delay-and-run-at"),
+    pytest.param(NewJob("t", run_at=float("nan")), id="nan-run-at"),
+    pytest.param(NewJob("t", unique_key=""), id="empty-unique-key"),
+]
+
+
+async def reserve_all(adapter: JobQueue, queue: str = Q, **kw: Any) -> list[Reservation]:
+    """Everything ``reserve`` hands out now, in order (repeated until empty)."""
+    out: list[Reservation] = []
+    while True:
+        got = await adapter.reserve(queue, limit=50, **kw)
+        if not got:
+            return out
+        out.extend(got)
