@@ -274,3 +274,35 @@ async def test_handles_of_wrapped_entries_drain_too(tmp_path: Path) -> None:
         assert not old.closed_while_busy
     finally:
         await registry.aclose()
+
+
+def test_a_reloader_needs_a_registry_built_from_a_manifest() -> None:
+    with pytest.raises(ValueError, match="needs a registry built from a manifest"):
+        Reloader(Registry())
+
+
+def test_sighup_is_skipped_with_a_warning_in_a_loop_outside_the_main_thread(
+    registry: Registry,
+) -> None:
+    import threading
+
+    errors: list[BaseException] = []
+
+    def in_thread() -> None:
+        async def scenario() -> None:
+            reloader = Reloader(registry, watch_files=False, sighup=True)
+            await reloader.start()  # signal handlers only work in the main thread
+            try:
+                assert reloader._signal_loop is None
+            finally:
+                await reloader.aclose()
+
+        try:
+            asyncio.run(scenario())
+        except BaseException as exc:  # reported to the test's thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=in_thread)
+    thread.start()
+    thread.join(30)
+    assert errors == []
