@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import openai
 import pytest
@@ -16,7 +17,14 @@ from portfolio_core.adapters.memory.simulated_llm import (
     SimulatedLLM,
 )
 from portfolio_core.portal import ApiKey, AuthConfig, OpenAIConfig, PortalConfig, Scope
-from portfolio_core.ports import LLM, CompletionChunk, CompletionOptions, Message, ToolCall
+from portfolio_core.ports import (
+    LLM,
+    CompletionChunk,
+    CompletionOptions,
+    Message,
+    ToolCall,
+    UnavailableError,
+)
 from portfolio_core.testing.doubles import ScriptedLLM
 from tests.portal.served import ServedRegistry
 
@@ -171,3 +179,98 @@ def test_errors_are_the_sdk_exceptions(llm_portal: ServedRegistry) -> None:
     with pytest.raises(openai.BadRequestError) as info:
         client(llm_portal).chat.completions.create(model="assistant-1", messages=[], max_tokens=5)
     assert info.value.status_code == 400
+
+
+class _BreaksMidStream(ScriptedLLM):
+    """Streams one piece, then fails."""
+
+    async def stream(self, messages: Any, opts: Any = None) -> AsyncIterator[CompletionChunk]:
+        yield CompletionChunk("partial ")
+        raise UnavailableError("the model went away")
+
+
+@pytest.fixture(scope="module")
+def open_portal() -> Iterator[ServedRegistry]:
+    server = ServedRegistry(PortalConfig())  # no keys, every LLM entry served by its name
+    server.add(LLM, lambda: ScriptedLLM(default="fine"), name="echo")
+    server.add(LLM, lambda: ScriptedLLM([UnavailableError("down")] * 3), name="down")
+    server.add(LLM, _BreaksMidStream, name="breaks")
+    yield server
+    server.stop()
+
+
+def _post(server: ServedRegistry, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    import json
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(
+        f"{server.base}/v1/chat/completions",
+        data=json.dumps(body).encode(),
+        headers={"content-type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status), json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_text_content_parts_are_joined_and_other_parts_refused(
+    open_portal: ServedRegistry,
+) -> None:
+    parts = [{"type": "text", "text": "Hi "}, {"type": "text", "text": "there"}]
+    status, body = _post(
+        open_portal, {"model": "echo", "messages": [{"role": "user", "content": parts}]}
+    )
+    assert status == 200
+    assert body["choices"][0]["message"]["content"] == "fine"
+    image = [{"type": "image_url", "image_url": {"url": "http://127.0.0.1/x.png"}}]
+    status, body = _post(
+        open_portal, {"model": "echo", "messages": [{"role": "user", "content": image}]}
+    )
+    assert status == 400
+    assert body["error"]["message"] == "only text content parts are supported"
+    assert body["error"]["param"] == "messages"
+
+
+@pytest.mark.parametrize("arguments", ["{not json", "[1, 2]"])
+def test_tool_call_arguments_must_be_a_json_object(
+    open_portal: ServedRegistry, arguments: str
+) -> None:
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": arguments}}
+    messages = [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+    ]
+    status, body = _post(open_portal, {"model": "echo", "messages": messages})
+    assert status == 400
+    assert body["error"]["message"] == "tool call arguments must be a JSON object"
+
+
+def test_a_failing_model_is_the_sdk_error_streamed_or_not(open_portal: ServedRegistry) -> None:
+    messages = [{"role": "user", "content": "Hi"}]
+    sdk = client(open_portal)
+    with pytest.raises(openai.InternalServerError) as info:
+        sdk.chat.completions.create(model="down", messages=messages)  # type: ignore[arg-type]
+    assert info.value.status_code == 503
+    with pytest.raises(openai.InternalServerError):
+        sdk.chat.completions.create(model="down", messages=messages, stream=True)  # type: ignore[arg-type]
+
+
+def test_a_failure_mid_stream_ends_the_stream_with_an_error_event(
+    open_portal: ServedRegistry,
+) -> None:
+    stream = client(open_portal).chat.completions.create(
+        model="breaks",
+        messages=[{"role": "user", "content": "Hi"}],
+        stream=True,
+    )
+    pieces: list[str] = []
+
+    def drain() -> None:
+        pieces.extend(chunk.choices[0].delta.content or "" for chunk in stream)
+
+    with pytest.raises(openai.APIError, match="the model went away"):
+        drain()
+    assert "".join(pieces) == "partial "
