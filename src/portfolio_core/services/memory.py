@@ -17,7 +17,7 @@ import contextlib
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -580,24 +580,28 @@ class MemoryBudget:
 
         provider = meter_provider or metrics.get_meter_provider()
         meter = provider.get_meter("portfolio_core.services")
-        meter.create_observable_gauge(
-            "portfolio.memory.used",
-            callbacks=[self._observe_used],
-            unit="By",
-            description="memory in use at the memory budget's last check",
+        last_check: tuple[tuple[str, Callable[[MemoryStatus], int], str, str], ...] = (
+            (
+                "portfolio.memory.used",
+                lambda s: s.used,
+                "By",
+                "memory in use at the memory budget's last check",
+            ),
+            ("portfolio.memory.budget", lambda s: s.budget, "By", "the memory budget"),
+            (
+                "portfolio.memory.pressure",
+                lambda s: int(s.pressure),
+                "1",
+                "1 when the last check was over the memory budget, else 0",
+            ),
         )
-        meter.create_observable_gauge(
-            "portfolio.memory.budget",
-            callbacks=[self._observe_budget],
-            unit="By",
-            description="the memory budget",
-        )
-        meter.create_observable_gauge(
-            "portfolio.memory.pressure",
-            callbacks=[self._observe_pressure],
-            unit="1",
-            description="1 when the last check was over the memory budget, else 0",
-        )
+        for name, reading, unit, description in last_check:
+            meter.create_observable_gauge(
+                name,
+                callbacks=[self._observe_last_check(reading)],
+                unit=unit,
+                description=description,
+            )
         meter.create_observable_gauge(
             "portfolio.memory.resident",
             callbacks=[self._observe_resident],
@@ -611,26 +615,18 @@ class MemoryBudget:
             description="bytes a shrinkable component released under memory pressure",
         )
 
-    def _observe_used(self, _options: Any) -> Any:
+    def _observe_last_check(
+        self, reading: Callable[[MemoryStatus], int]
+    ) -> Callable[[Any], Iterator[Any]]:
+        """A gauge callback observing ``reading`` of the last check (nothing before one)."""
         from opentelemetry.metrics import Observation
 
-        last = self.status()
-        if last is not None:
-            yield Observation(last.used)
+        def observe(_options: Any) -> Iterator[Any]:
+            last = self.status()
+            if last is not None:
+                yield Observation(reading(last))
 
-    def _observe_budget(self, _options: Any) -> Any:
-        from opentelemetry.metrics import Observation
-
-        last = self.status()
-        if last is not None:
-            yield Observation(last.budget)
-
-    def _observe_pressure(self, _options: Any) -> Any:
-        from opentelemetry.metrics import Observation
-
-        last = self.status()
-        if last is not None:
-            yield Observation(int(last.pressure))
+        return observe
 
     def _observe_resident(self, _options: Any) -> Any:
         from opentelemetry.metrics import Observation

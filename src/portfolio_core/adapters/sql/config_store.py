@@ -44,6 +44,7 @@ from portfolio_core.adapters.sql._connections import (
     connect,
     create_tables,
     is_dead,
+    stop_listening,
 )
 from portfolio_core.adapters.sql._identifiers import check_identifier
 from portfolio_core.adapters.sql._sqlite import SQLiteFile
@@ -420,10 +421,7 @@ class PostgresConfigStore(_SQLConfigStore, Configurable):
 
     async def _close(self) -> None:
         task, self._listen_task = self._listen_task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await stop_listening(task)
         conn, self._conn = self._conn, None
         if conn is not None:
             with contextlib.suppress(Exception):

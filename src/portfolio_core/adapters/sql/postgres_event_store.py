@@ -31,6 +31,7 @@ from portfolio_core.adapters.sql._connections import (
     check_postgres_url,
     connect,
     is_dead,
+    stop_listening,
 )
 from portfolio_core.adapters.sql._event_schema import (
     COLUMNS,
@@ -627,10 +628,7 @@ class PostgresEventStore(SQLEventStoreBase):
             await asyncio.gather(*self._writers, return_exceptions=True)
         await self._stop_subscriptions()
         task, self._listen_task = self._listen_task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await stop_listening(task)
         listener, self._listener = self._listener, None
         if listener is not None:
             await listener.close()
