@@ -6,8 +6,8 @@ versions, read and query arguments, and new events checked and encoded as compac
 from __future__ import annotations
 
 import json
-from json.scanner import make_scanner
 from collections.abc import Callable, Mapping, Sequence
+from json.scanner import make_scanner
 from typing import Any, NamedTuple
 
 from portfolio_core.adapters._shared.codec import check_json_value
