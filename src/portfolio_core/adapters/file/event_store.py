@@ -124,9 +124,13 @@ class FileEventStoreConfig(BaseModel):
     poll_interval: float = Field(1.0, gt=0)
 
 
+# built once (json.dumps with these options builds a new encoder on every call)
+_RECORD_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def _encode_record(tenant: str, rows: Sequence[IndexedRow]) -> bytes:
     first = rows[0]
-    payload = json.dumps(
+    payload = _RECORD_ENCODER.encode(
         {
             "t": tenant,
             "s": first.stream,
@@ -144,9 +148,7 @@ def _encode_record(tenant: str, rows: Sequence[IndexedRow]) -> bytes:
                 ]
                 for r in rows
             ],
-        },
-        ensure_ascii=False,
-        separators=(",", ":"),
+        }
     ).encode()
     return frame(payload)
 
