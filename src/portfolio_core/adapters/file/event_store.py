@@ -58,7 +58,10 @@ from typing import Any, BinaryIO, ClassVar, Literal, Self
 from cachetools import LRUCache
 from pydantic import BaseModel, ConfigDict, Field
 
-from portfolio_core.adapters._shared.event_store.index import IndexedRow, row_to_event
+from portfolio_core.adapters._shared.event_store.index import (
+    IndexedRow,
+    rows_to_events,
+)
 from portfolio_core.adapters._shared.event_store.rules import matches
 from portfolio_core.adapters._shared.event_store.subscriptions import (
     SubscriptionSet,
@@ -67,6 +70,7 @@ from portfolio_core.adapters._shared.event_store.subscriptions import (
 from portfolio_core.adapters._shared.event_store.validation import (
     DEFAULT_MAX_EVENT_BYTES,
     EncodedEvent,
+    decode,
     encode_batch,
     validate_expected,
     validate_position,
@@ -120,9 +124,13 @@ class FileEventStoreConfig(BaseModel):
     poll_interval: float = Field(1.0, gt=0)
 
 
+# built once (json.dumps with these options builds a new encoder on every call)
+_RECORD_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def _encode_record(tenant: str, rows: Sequence[IndexedRow]) -> bytes:
     first = rows[0]
-    payload = json.dumps(
+    payload = _RECORD_ENCODER.encode(
         {
             "t": tenant,
             "s": first.stream,
@@ -140,15 +148,13 @@ def _encode_record(tenant: str, rows: Sequence[IndexedRow]) -> bytes:
                 ]
                 for r in rows
             ],
-        },
-        ensure_ascii=False,
-        separators=(",", ":"),
+        }
     ).encode()
     return frame(payload)
 
 
 def _decode_record(payload: bytes) -> tuple[str, list[IndexedRow]]:
-    rec: dict[str, Any] = json.loads(payload)
+    rec: dict[str, Any] = decode(payload.decode())
     stream, version, position, at = rec["s"], rec["v"], rec["p"], rec["at"]
     rows = [
         IndexedRow(EncodedEvent(*e), stream, version + k, position + k, at)
@@ -167,6 +173,9 @@ _QUERY_PAGE = 512  # candidate events fetched per step of a query
 _NO_INDEX = "the event log's index failed and was closed; reopen the store to rebuild it"
 READ_CACHE_BYTES = 256 << 10
 """Budget of the decoded-record cache (the payload bytes of the records it holds)."""
+READ_SPAN_BYTES = 1 << 20
+"""Most bytes of adjacent records a read fetches from the log with one ``pread`` (a record
+larger than this is read on its own)."""
 
 
 class FileEventStore:
@@ -491,25 +500,53 @@ class FileEventStore:
 
     def _bodies(self, fd: int, located: Sequence[Locator]) -> list[IndexedRow]:
         """The stored rows at ``located``, each record read from the log once (or found in
-        the decoded-record cache) and its checksum verified again."""
-        out: list[IndexedRow] = []
+        the decoded-record cache) and its checksum verified again. Records missing from the
+        cache that lie back to back in the log (a page of the global log, a stream appended
+        in one go) are read with one ``pread`` per run of at most `READ_SPAN_BYTES`."""
         cache = self._records
         # this call's records: a record's events are usually read together
         seen: dict[int, list[IndexedRow]] = {}
+        missing: dict[int, Locator] = {}
         for loc in located:
-            rows = seen.get(loc.record)
-            if rows is None:
-                cached = cache.get(loc.record)
-                rows = seen[loc.record] = (
-                    self._load_record(fd, loc) if cached is None else cached[1]
-                )
-            out.append(rows[loc.slot])
-        return out
+            record = loc.record
+            if record in seen or record in missing:
+                continue
+            cached = cache.get(record)
+            if cached is None:
+                missing[record] = loc
+            else:
+                seen[record] = cached[1]
+        if missing:
+            self._load_records(fd, [missing[r] for r in sorted(missing)], seen)
+        return [seen[loc.record][loc.slot] for loc in located]
 
-    def _load_record(self, fd: int, loc: Locator) -> list[IndexedRow]:
-        data = os.pread(fd, loc.size, loc.record)
-        found = _FORMAT.record_at(data, 0)
-        if found is None or found[1] != loc.size:
+    def _load_records(
+        self, fd: int, wanted: Sequence[Locator], into: dict[int, list[IndexedRow]]
+    ) -> None:
+        """Read, verify and decode the records of ``wanted`` (sorted by offset, one locator
+        per record) into ``into``, adjacent ones with one read."""
+        i, n = 0, len(wanted)
+        while i < n:
+            first = wanted[i]
+            end = first.record + first.size
+            j = i + 1
+            while j < n:
+                nxt = wanted[j]
+                if nxt.record != end or nxt.record + nxt.size - first.record > READ_SPAN_BYTES:
+                    break
+                end += nxt.size
+                j += 1
+            data = os.pread(fd, end - first.record, first.record)
+            for loc in wanted[i:j]:
+                into[loc.record] = self._decoded(data, loc.record - first.record, loc)
+            i = j
+
+    def _decoded(self, data: bytes, offset: int, loc: Locator) -> list[IndexedRow]:
+        """The rows of the record ``loc`` found at ``offset`` of ``data`` (read from the log
+        at ``loc.record - offset``), cached; CorruptDataError when it fails its checksum or
+        cannot be decoded."""
+        found = _FORMAT.record_at(data, offset)
+        if found is None or found[1] != offset + loc.size:
             raise CorruptDataError(
                 f"event log {str(self.path)!r} is damaged: the record at byte offset "
                 f"{loc.record} changed since the log was opened (it fails its checksum or "
@@ -565,7 +602,7 @@ class FileEventStore:
                 self._lock.release()
         else:
             rows = await asyncio.to_thread(self._rows_locked, locate)
-        return [row_to_event(r) for r in rows]
+        return rows_to_events(rows)
 
     async def read(
         self,
@@ -606,8 +643,7 @@ class FileEventStore:
                 except sqlite3.Error as exc:
                     raise self._index_failed(index, exc) from exc
                 rows = self._bodies(fd, located)
-            for row in rows:
-                event = row_to_event(row)
+            for event in rows_to_events(rows):
                 if matches(event, query):
                     out.append(event)
                     if query.limit is not None and len(out) >= query.limit:
