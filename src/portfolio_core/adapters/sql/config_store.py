@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+from abc import abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -81,8 +82,9 @@ class _SQLConfigStore(LogConfigStore):
         self.poll_interval = poll_interval
         self._sync_lock = asyncio.Lock()
 
+    @abstractmethod
     async def _rows_after(self, version: int) -> Sequence[tuple[int, str]]:
-        raise NotImplementedError  # pragma: no cover - each adapter defines it
+        """The committed ``(version, body)`` rows after ``version``, oldest first."""
 
     def _stored(self, version: int, body: str) -> StoredSet:
         try:
