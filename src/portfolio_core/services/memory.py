@@ -34,6 +34,7 @@ from pydantic import (
 )
 from pydantic import ValidationError as PydanticValidationError
 
+from portfolio_core._observables import observe
 from portfolio_core.ports.shrinkable import Shrinkable
 
 __all__ = [
@@ -579,34 +580,49 @@ class MemoryBudget:
         from opentelemetry import metrics
 
         provider = meter_provider or metrics.get_meter_provider()
-        meter = provider.get_meter("portfolio_core.services")
-        meter.create_observable_gauge(
+        meter = "portfolio_core.services"
+        observe(
+            provider,
+            meter,
+            "gauge",
             "portfolio.memory.used",
-            callbacks=[self._observe_used],
+            self._observe_used,
             unit="By",
             description="memory in use at the memory budget's last check",
         )
-        meter.create_observable_gauge(
+        observe(
+            provider,
+            meter,
+            "gauge",
             "portfolio.memory.budget",
-            callbacks=[self._observe_budget],
+            self._observe_budget,
             unit="By",
             description="the memory budget",
         )
-        meter.create_observable_gauge(
+        observe(
+            provider,
+            meter,
+            "gauge",
             "portfolio.memory.pressure",
-            callbacks=[self._observe_pressure],
+            self._observe_pressure,
             unit="1",
             description="1 when the last check was over the memory budget, else 0",
         )
-        meter.create_observable_gauge(
+        observe(
+            provider,
+            meter,
+            "gauge",
             "portfolio.memory.resident",
-            callbacks=[self._observe_resident],
+            self._observe_resident,
             unit="By",
             description="bytes a shrinkable component holds in what it can release",
         )
-        meter.create_observable_counter(
+        observe(
+            provider,
+            meter,
+            "counter",
             "portfolio.memory.released",
-            callbacks=[self._observe_released],
+            self._observe_released,
             unit="By",
             description="bytes a shrinkable component released under memory pressure",
         )
