@@ -36,21 +36,20 @@ import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import ClassVar, Literal, Self
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from portfolio_core.adapters._shared.config_store import (
     DEFAULT_MAX_VALUE_BYTES,
-    Change,
     ConfigLog,
+    Draft,
     LogConfigStore,
     StoredSet,
-    check_expected,
     decode_set,
     encode_set,
-    now_micros,
 )
+from portfolio_core.adapters._shared.configurable import Configurable
 from portfolio_core.adapters.file._framing import RecordFormat, frame
 from portfolio_core.ports.capabilities import declare
 from portfolio_core.ports.config_store import ConfigStoreCapability
@@ -92,7 +91,7 @@ next_record = _FORMAT.next_record
 is_torn_tail = _FORMAT.is_torn_tail
 
 
-class FileConfigStore(LogConfigStore):
+class FileConfigStore(LogConfigStore, Configurable):
     """Durable single-process config store in an append-only, checksummed log file.
 
     ``fsync``: ``always`` flushes every version to disk before acknowledging it (survives
@@ -124,10 +123,6 @@ class FileConfigStore(LogConfigStore):
         self._start_lock = asyncio.Lock()
         self.recovered_bytes = 0
         """Bytes of torn tail (an interrupted, unacknowledged write) cut when last opened."""
-
-    @classmethod
-    def from_config(cls, config: FileConfigStoreConfig) -> Self:
-        return cls(**config.model_dump())
 
     def __repr__(self) -> str:
         return f"FileConfigStore(path={str(self.path)!r}, fsync={self.fsync!r})"
@@ -224,22 +219,12 @@ class FileConfigStore(LogConfigStore):
 
     # -- writing ----------------------------------------------------------------------------
 
-    def _write(
-        self,
-        changes: tuple[Change, ...],
-        expected: int | None,
-        author: str,
-        reason: str,
-        rollback_of: int | None,
-    ) -> int:
+    def _write(self, draft: Draft) -> int:
         with self._lock:
             fd = self._fd
             if fd is None:
                 raise UnavailableError("config store is closed", port=PORT)
-            log = self._log
-            check_expected(expected, log.version)
-            at = max(now_micros(), log.sets[-1].at if log.sets else 0)
-            stored = StoredSet(log.version + 1, changes, author, reason, at, rollback_of)
+            stored = self._log.following(draft)
             record = encode_record(stored)
             try:
                 written = os.write(fd, record)
@@ -256,24 +241,15 @@ class FileConfigStore(LogConfigStore):
                     os.ftruncate(fd, self._size)
                 raise UnavailableError(f"config log write failed: {exc}", port=PORT) from exc
             self._size += len(record)
-            log.add(stored)
+            self._log.add(stored)
         self._notifier.notify()
         return stored.version
 
-    async def _commit(
-        self,
-        changes: tuple[Change, ...],
-        expected: int | None,
-        author: str,
-        reason: str,
-        rollback_of: int | None,
-    ) -> int:
+    async def _commit(self, draft: Draft) -> int:
         executor = self._executor
         if executor is None:
             raise UnavailableError("config store is closed", port=PORT)
-        return await asyncio.get_running_loop().run_in_executor(
-            executor, self._write, changes, expected, author, reason, rollback_of
-        )
+        return await asyncio.get_running_loop().run_in_executor(executor, self._write, draft)
 
     async def ping(self) -> None:
         if self._fd is None:
