@@ -34,6 +34,7 @@ from pydantic import (
 )
 from pydantic import ValidationError as PydanticValidationError
 
+from portfolio_core._observables import observe
 from portfolio_core.ports.shrinkable import Shrinkable
 
 __all__ = [
@@ -579,54 +580,70 @@ class MemoryBudget:
         from opentelemetry import metrics
 
         provider = meter_provider or metrics.get_meter_provider()
-        meter = provider.get_meter("portfolio_core.services")
-        last_check: tuple[tuple[str, Callable[[MemoryStatus], int], str, str], ...] = (
-            (
-                "portfolio.memory.used",
-                lambda s: s.used,
-                "By",
-                "memory in use at the memory budget's last check",
-            ),
-            ("portfolio.memory.budget", lambda s: s.budget, "By", "the memory budget"),
-            (
-                "portfolio.memory.pressure",
-                lambda s: int(s.pressure),
-                "1",
-                "1 when the last check was over the memory budget, else 0",
-            ),
+        meter = "portfolio_core.services"
+        observe(
+            provider,
+            meter,
+            "gauge",
+            "portfolio.memory.used",
+            self._observe_used,
+            unit="By",
+            description="memory in use at the memory budget's last check",
         )
-        for name, reading, unit, description in last_check:
-            meter.create_observable_gauge(
-                name,
-                callbacks=[self._observe_last_check(reading)],
-                unit=unit,
-                description=description,
-            )
-        meter.create_observable_gauge(
+        observe(
+            provider,
+            meter,
+            "gauge",
+            "portfolio.memory.budget",
+            self._observe_budget,
+            unit="By",
+            description="the memory budget",
+        )
+        observe(
+            provider,
+            meter,
+            "gauge",
+            "portfolio.memory.pressure",
+            self._observe_pressure,
+            unit="1",
+            description="1 when the last check was over the memory budget, else 0",
+        )
+        observe(
+            provider,
+            meter,
+            "gauge",
             "portfolio.memory.resident",
-            callbacks=[self._observe_resident],
+            self._observe_resident,
             unit="By",
             description="bytes a shrinkable component holds in what it can release",
         )
-        meter.create_observable_counter(
+        observe(
+            provider,
+            meter,
+            "counter",
             "portfolio.memory.released",
-            callbacks=[self._observe_released],
+            self._observe_released,
             unit="By",
             description="bytes a shrinkable component released under memory pressure",
         )
 
-    def _observe_last_check(
-        self, reading: Callable[[MemoryStatus], int]
-    ) -> Callable[[Any], Iterator[Any]]:
-        """A gauge callback observing ``reading`` of the last check (nothing before one)."""
+    def _observe_last_check(self, reading: Callable[[MemoryStatus], int]) -> Iterator[Any]:
+        """``reading`` of the last check as one observation (nothing before a check)."""
         from opentelemetry.metrics import Observation
 
-        def observe(_options: Any) -> Iterator[Any]:
-            last = self.status()
-            if last is not None:
-                yield Observation(reading(last))
+        last = self.status()
+        if last is not None:
+            yield Observation(reading(last))
 
-        return observe
+    # bound methods, not closures: the shared instruments hold their callbacks weakly
+    def _observe_used(self, _options: Any) -> Iterator[Any]:
+        return self._observe_last_check(lambda s: s.used)
+
+    def _observe_budget(self, _options: Any) -> Iterator[Any]:
+        return self._observe_last_check(lambda s: s.budget)
+
+    def _observe_pressure(self, _options: Any) -> Iterator[Any]:
+        return self._observe_last_check(lambda s: int(s.pressure))
 
     def _observe_resident(self, _options: Any) -> Any:
         from opentelemetry.metrics import Observation

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -86,8 +87,9 @@ class _SQLConfigStore(LogConfigStore):
         self.poll_interval = poll_interval
         self._sync_lock = asyncio.Lock()
 
+    @abstractmethod
     async def _rows_after(self, version: int) -> Sequence[tuple[int, str]]:
-        raise NotImplementedError  # pragma: no cover - each adapter defines it
+        """The committed ``(version, body)`` rows after ``version``, oldest first."""
 
     def _stored(self, version: int, body: str) -> StoredSet:
         return decode_version(
