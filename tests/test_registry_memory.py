@@ -14,6 +14,7 @@ from portfolio_core.manifest import ManifestError, plan
 from portfolio_core.ports import AgentBlocks, Cache, CacheStore, CacheTier, GenerationEngine
 from portfolio_core.registry import Registry
 from portfolio_core.services.memory import MemoryReading
+from tests.support.cli import run_cli
 
 pytest.importorskip("numpy")
 pytest.importorskip("safetensors")
@@ -218,3 +219,43 @@ def test_bad_sections_are_located_errors(
     text = str(caught.value)
     assert message in text, text
     assert f"manifest.yaml:{line}:" in text, text
+
+
+def test_the_health_command_prints_the_pressure(tmp_path: Path) -> None:
+    path = tmp_path / "m.yaml"
+    cgroup = tmp_path / "cgroup"
+    cgroup.mkdir()
+    (cgroup / "memory.current").write_text(f"{300 * MiB}\n")
+    (cgroup / "memory.max").write_text(f"{400 * MiB}\n")
+    path.write_text(
+        "schema_version: 1\n"
+        "adapters:\n"
+        "  cache: {port: cache, adapter: memory}\n"
+        "memory:\n"
+        "  budget: 50%\n"
+        "  measure: cgroup\n"
+        f"  cgroup: {str(cgroup)!r}\n"
+    )
+    done = run_cli("health", str(path), timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "(memory)" in done.stdout
+    assert "300.0 MiB in use, over the budget of 200.0 MiB" in done.stdout
+    assert "overall: degraded" in done.stdout
+
+
+def test_measuring_rss_without_psutil_is_refused_at_load_with_the_extra(tmp_path: Path) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text(
+        "schema_version: 1\n"
+        "adapters:\n"
+        "  cache: {port: cache, adapter: memory}\n"
+        "memory:\n"
+        "  budget: 1GiB\n"
+    )
+    done = run_cli("check", str(path), without=["psutil"], timeout=120)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "m.yaml:5:3: memory: Value error, measuring the process's memory needs psutil: " in (
+        done.stderr
+    )
+    assert "pip install 'portfolio-core[memory]'" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -307,3 +307,33 @@ def test_metrics_report_use_budget_pressure_and_what_each_component_released() -
     assert (released.attributes["portfolio.adapter"], released.value) == ("kv", 15 * MiB)
     resident = points["portfolio.memory.resident"][0]
     assert resident.value == 25 * MiB
+
+
+def test_checks_run_one_at_a_time() -> None:
+    inside = threading.Event()
+    go_on = threading.Event()
+    active: list[int] = []
+    overlaps: list[int] = []
+
+    class Slow(Pool):
+        def release(self, nbytes: int) -> int:
+            active.append(1)
+            overlaps.append(len(active))
+            inside.set()
+            go_on.wait(5)
+            active.pop()
+            return super().release(nbytes)
+
+    calls: list[str] = []
+    slow = Slow(50 * MiB, ReleaseOrder.CACHE_ENTRIES, calls, "slow")
+    budget = MemoryBudget(10 * MiB, Meter(20 * MiB, slow), [("slow", slow)])
+    first = threading.Thread(target=budget.check)
+    first.start()
+    assert inside.wait(5)
+    second = threading.Thread(target=budget.check)
+    second.start()
+    time.sleep(0.05)
+    go_on.set()
+    first.join(5)
+    second.join(5)
+    assert overlaps == [1, 1]

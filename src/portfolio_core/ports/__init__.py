@@ -84,6 +84,7 @@ if TYPE_CHECKING:
     )
     from portfolio_core.ports.event_store import (
         AppendResult,
+        CountingEventStore,
         Direction,
         EventHandler,
         EventQuery,
@@ -205,6 +206,7 @@ _EXPORTS: dict[str, str] = {
     "AgentOptions": "agent",
     "AgentResult": "agent",
     "AppendResult": "event_store",
+    "CountingEventStore": "event_store",
     "Cache": "cache",
     "CacheCapability": "cache",
     "CacheHit": "cache_store",
@@ -360,6 +362,7 @@ __all__ = [
     "CompletionOptions",
     "ConflictError",
     "CorruptDataError",
+    "CountingEventStore",
     "Direction",
     "EventHandler",
     "EventQuery",

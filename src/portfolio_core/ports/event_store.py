@@ -91,6 +91,15 @@ Reading
     non-empty list of at most 100 scalars (``==`` any of them). Anything else raises
     InvalidInputError with ``field="where"``. The SQL adapters evaluate every condition in
     the database (SQLite JSON1, PostgreSQL jsonb); the memory adapter is the reference.
+  * What the issue's "richer queries" ask for, and where it is: get by event id is
+    ``query(EventQuery(ids=...))``; read backwards is ``read(direction=BACKWARDS)`` for a
+    stream and ``EventQuery(backwards=True)`` for the log; pagination by position is
+    ``from_position``/``before_position`` with ``limit``; count is ``count(query)`` below.
+  * ``count(query)`` (capability ``COUNT``,
+    [CountingEventStore][portfolio_core.ports.event_store.CountingEventStore]) is the number
+    of events ``query(query)`` would return, ``limit`` and every filter included
+    (``len(await store.query(q))``, without reading the events where the adapter can
+    count in the database); bad input raises what ``query`` raises.
 
 Subscribing
   * ``subscribe`` (capability ``SUBSCRIBE``) first delivers stored events from
@@ -156,6 +165,7 @@ __all__ = [
     "EventHandler",
     "EventQuery",
     "EventStore",
+    "CountingEventStore",
     "EventStoreCapability",
     "ExpectedVersion",
     "MAX_WHERE_IN",
@@ -202,6 +212,9 @@ class EventStoreCapability(StrEnum):
     """Several processes may append and read concurrently."""
     GAPLESS = "event_store.gapless"
     TENANT_SCOPED = "event_store.tenant_scoped"
+    COUNT = "event_store.count"
+    """``count(query)``: the adapter is a
+    [CountingEventStore][portfolio_core.ports.event_store.CountingEventStore]."""
 
 
 _ID_BATCH = 512
@@ -425,4 +438,13 @@ class EventStore(Protocol):
 
     async def unsubscribe(self, subscription: Subscription) -> None:
         """Stop delivering to the subscription; idempotent."""
+        ...
+
+
+@runtime_checkable
+class CountingEventStore(EventStore, Protocol):
+    """An event store that counts the matches of a query (capability ``COUNT``)."""
+
+    async def count(self, query: EventQuery) -> int:
+        """How many events ``query(query)`` would return (see the module docstring)."""
         ...

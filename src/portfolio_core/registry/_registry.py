@@ -1,4 +1,8 @@
-"""The `Registry` and what it reports."""
+"""The `Registry`: typed lookup of wired adapters, health and lifecycle.
+
+What it reports is in `_reports`, one generation of its wiring and how that is started and
+stopped in `_state`, what a reload keeps in `_reload`.
+"""
 
 from __future__ import annotations
 
@@ -8,189 +12,56 @@ import os
 import time
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, Protocol, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from portfolio_core.boundary.timeline import publish
-from portfolio_core.manifest import ManifestSource, Plan, Wiring, load, plan_diff
+from portfolio_core.manifest import ManifestSource, Plan, Wiring, load
 from portfolio_core.ports.capabilities import capabilities_of
-from portfolio_core.ports.catalogue import PORTS, PortInfo
+from portfolio_core.ports.catalogue import PORTS
 from portfolio_core.ports.config_store import ConfigValues
 from portfolio_core.ports.errors import NotFoundError
 from portfolio_core.ports.introspection import check_class, check_instance
-from portfolio_core.ports.lifecycle import close_adapter
 from portfolio_core.registry._handles import Handle
+from portfolio_core.registry._reload import kept_entries, publish_reload
+from portfolio_core.registry._reports import (
+    CallStats,
+    EntryHealth,
+    EntryInfo,
+    HealthReport,
+    HealthSink,
+    ReloadReport,
+)
+from portfolio_core.registry._state import (
+    EMPTY,
+    Item,
+    State,
+    redact_secrets,
+    start_all,
+    starting_note,
+    state_from_wiring,
+    stop_all,
+    with_default,
+)
 
 if TYPE_CHECKING:
     from portfolio_core.boundary.stats import MethodPerformance, MethodStats
-    from portfolio_core.manifest.wiring import Plan, PlannedEntry
-    from portfolio_core.services.memory import MemoryBudget, MemoryStatus
+    from portfolio_core.services.memory import MemoryBudget
 
 __all__ = [
     "CallStats",
     "EntryHealth",
     "EntryInfo",
     "HealthReport",
+    "HealthSink",
     "Registry",
     "ReloadReport",
+    "starting_note",
 ]
 
 P = TypeVar("P")
 _BY_PROTOCOL = {p.protocol: p for p in PORTS}
-_REDACTED = "**********"
-
-
-class HealthSink(Protocol):
-    """Receives the result of each health check (``HealthAggregator.record`` fits)."""
-
-    def record(
-        self, name: str, healthy: bool, detail: str = "", latency_s: float | None = None
-    ) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class EntryInfo:
-    """Metadata of one registered adapter."""
-
-    name: str
-    port: PortInfo
-    adapter_type: str
-    adapter_class: type
-    default: bool
-    wrapped: bool
-    uses: Mapping[str, str | list[str]]
-    location: str
-
-
-@dataclass(frozen=True, slots=True)
-class CallStats:
-    """Calls and errors (including calls refused by protection) counted by the boundary
-    proxy, summed over the port's methods; per-method figures are on
-    ``registry.get(...).boundary_stats``."""
-
-    calls: int
-    errors: int
-
-
-@dataclass(frozen=True, slots=True)
-class EntryHealth:
-    """The health of one entry. ``marked`` is true when set by ``mark_*`` rather than a ping."""
-
-    name: str
-    healthy: bool
-    detail: str = ""
-    latency_s: float | None = None
-    marked: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class HealthReport:
-    """Every entry's health; ``healthy`` is true only when all entries are.
-
-    ``memory`` is the memory budget's last check when the manifest sets one (``memory:``),
-    else None.
-    """
-
-    healthy: bool
-    entries: Mapping[str, EntryHealth]
-    memory: MemoryStatus | None = None
-
-    @property
-    def status(self) -> Literal["healthy", "degraded", "unhealthy"]:
-        """``healthy`` when ``healthy`` is true and the memory budget is not under pressure,
-        ``unhealthy`` when no entry is healthy, ``degraded`` when some are (the overall
-        status ``HealthAggregator`` computes) or when all are but memory is over the budget
-        (``memory.reason`` says why)."""
-        if self.healthy:
-            return "degraded" if self.memory is not None and self.memory.pressure else "healthy"
-        if any(e.healthy for e in self.entries.values()):
-            return "degraded"
-        return "unhealthy"
-
-
-@dataclass(frozen=True, slots=True)
-class ReloadReport:
-    """What a successful `Registry.reload` did, by entry name.
-
-    ``rebuilt``: entries whose resolved configuration (or a dependency) changed, built anew;
-    ``kept``: entries left exactly as they were (same instances and connections);
-    ``added`` / ``removed``: entries new in, or gone from, the manifest;
-    ``undrained``: replaced adapters closed although calls were still in flight after the
-    drain timeout.
-    """
-
-    rebuilt: tuple[str, ...] = ()
-    kept: tuple[str, ...] = ()
-    added: tuple[str, ...] = ()
-    removed: tuple[str, ...] = ()
-    undrained: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class _Item:
-    info: EntryInfo
-    instance: object
-    adapter: object
-
-
-@dataclass(frozen=True, slots=True)
-class _State:
-    """One immutable generation of wiring; swapped in with a single assignment."""
-
-    lookup: Mapping[object, object]
-    items: Mapping[str, _Item]
-    order: tuple[str, ...]
-    secrets: frozenset[str]
-    plan: Plan | None = None
-
-
-_EMPTY = _State({}, {}, (), frozenset())
-
-
-def _state_from_wiring(wiring: Wiring, handles: dict[str, Handle] | None = None) -> _State:
-    """The state of ``wiring``; with ``handles`` (a hot-reloadable registry) lookups return
-    one stable handle per entry (made here for new entries) instead of the adapter."""
-    items: dict[str, _Item] = {}
-    lookup: dict[object, object] = {}
-    for name in wiring.order:
-        wired = wiring.entries[name]
-        plan = wired.plan
-        info = EntryInfo(
-            name=name,
-            port=plan.port,
-            adapter_type=plan.adapter,
-            adapter_class=plan.cls,
-            default=wiring.defaults.get(plan.port.key) == name,
-            wrapped=wired.adapter is not wired.instance,
-            uses=dict(plan.uses),
-            location=plan.origin.location,
-        )
-        items[name] = _Item(info, wired.instance, wired.adapter)
-        handed: object = wired.adapter
-        if handles is not None:
-            handle = handles.get(name)
-            if handle is None:
-                handle = handles[name] = Handle(wired.adapter)
-            handed = handle
-        lookup[(plan.port.protocol, name)] = handed
-        if info.default:
-            lookup[plan.port.protocol] = handed
-    return _State(lookup, items, tuple(wiring.order), wiring.secret_values, wiring.plan)
-
-
-def starting_note(name: str) -> str:
-    """The note (PEP 678) `Registry.start` adds to the error of the adapter that
-    failed to start."""
-    return f"while starting adapter {name!r}"
-
-
-def _redact(text: str, secrets: frozenset[str]) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, _REDACTED)
-    return text
 
 
 class Registry:
@@ -209,7 +80,7 @@ class Registry:
     """
 
     def __init__(self) -> None:
-        self._state: _State = _EMPTY
+        self._state: State = EMPTY
         self._lookup: Mapping[object, object] = self._state.lookup
         self._source: ManifestSource | None = None
         self._plan: Plan | None = None
@@ -249,7 +120,7 @@ class Registry:
         registry._plan = wiring.plan
         if hot_reload:
             registry._handles = {}
-        registry._swap(_state_from_wiring(wiring, registry._handles))
+        registry._swap(state_from_wiring(wiring, registry._handles))
         return registry
 
     @classmethod
@@ -259,7 +130,7 @@ class Registry:
         if wiring.plan is not None:
             registry._source = wiring.plan.source
         registry._plan = wiring.plan
-        registry._swap(_state_from_wiring(wiring))
+        registry._swap(state_from_wiring(wiring))
         return registry
 
     def register(
@@ -298,24 +169,24 @@ class Registry:
             {},
             "registered by hand",
         )
-        items = {**state.items, name: _Item(entry, adapter, adapter)}
+        items = {**state.items, name: Item(entry, adapter, adapter)}
         lookup = {**state.lookup, (info.protocol, name): adapter}
         if is_default:
             lookup[info.protocol] = adapter
             for other_name, other in state.items.items():
                 if other.info.port is info and other.info.default:
-                    items[other_name] = _Item(
-                        _with_default(other.info, False), other.instance, other.adapter
+                    items[other_name] = Item(
+                        with_default(other.info, False), other.instance, other.adapter
                     )
-        self._swap(_State(lookup, items, (*state.order, name), state.secrets, state.plan))
+        self._swap(State(lookup, items, (*state.order, name), state.secrets, state.plan))
 
-    def _swap(self, state: _State) -> None:
+    def _swap(self, state: State) -> None:
         self._state = state
         self._lookup = state.lookup
         if self._budget is not None or (state.plan is not None and "memory" in state.plan.sections):
             self._follow_memory(state)
 
-    def _follow_memory(self, state: _State) -> None:
+    def _follow_memory(self, state: State) -> None:
         """Point the memory budget at this state's Shrinkable adapters (a new budget when
         the ``memory:`` section changed; none without one)."""
         from portfolio_core.registry._memory import follow
@@ -421,7 +292,7 @@ class Registry:
                 stats.extend(handle.stats.values())
         return PerformanceMonitor(stats).report()
 
-    def _item(self, name: str) -> _Item:
+    def _item(self, name: str) -> Item:
         try:
             return self._state.items[name]
         except KeyError:
@@ -434,7 +305,7 @@ class Registry:
         masked (for messages about adapters built from it)."""
         from portfolio_core.manifest.errors import secret_fragments
 
-        return _redact(text, frozenset(secret_fragments(self._state.secrets)))
+        return redact_secrets(text, frozenset(secret_fragments(self._state.secrets)))
 
     def report_health_to(self, sink: HealthSink) -> None:
         """Record every result of `health` into ``sink`` too — e.g. the boundary's
@@ -460,13 +331,17 @@ class Registry:
         with a detail saying that calls are being probed (the rule of
         ``portfolio_core.boundary.health.with_breaker``). Reading the breaker never changes
         it. Marks override both. Every sink registered with `report_health_to`
-        receives exactly the verdicts returned. Details never contain secret values."""
+        receives exactly the verdicts returned. Details never contain secret values.
+
+        With a memory budget (the manifest's ``memory:`` section), the report's ``memory``
+        is its last check (a first check is run if none was), which makes ``status``
+        ``degraded`` while over the budget."""
         from portfolio_core.boundary.health import with_breaker
         from portfolio_core.boundary.outbox import with_outbox
 
         state = self._state
 
-        async def ping_of(item: _Item) -> tuple[bool, str, float | None]:
+        async def ping_of(item: Item) -> tuple[bool, str, float | None]:
             ping = getattr(item.instance, "ping", None)
             if not callable(ping):
                 return True, "no ping", None
@@ -478,11 +353,11 @@ class Registry:
             except TimeoutError:
                 return False, f"ping timed out after {timeout}s", None
             except Exception as exc:
-                detail = _redact(f"{type(exc).__name__}: {exc}", state.secrets)
+                detail = redact_secrets(f"{type(exc).__name__}: {exc}", state.secrets)
                 return False, detail, time.perf_counter() - started
             return True, "ok", time.perf_counter() - started
 
-        async def check(name: str, item: _Item) -> EntryHealth:
+        async def check(name: str, item: Item) -> EntryHealth:
             if name in self._marks:
                 return self._marks[name]
             healthy, detail, latency = await ping_of(item)
@@ -507,30 +382,10 @@ class Registry:
         """Start adapters in dependency order. If one fails, those already started are
         stopped (in reverse) and the error is raised, with a note naming the adapter
         (`starting_note`)."""
-        await self._start_state(self._state)
+        await start_all(self._state)
         self._started = True
         if self._budget is not None:
             self._budget.start()
-
-    async def _start_state(self, state: _State) -> None:
-        started: list[_Item] = []
-        seen: set[int] = set()
-        for name in state.order:
-            item = state.items[name]
-            if id(item.instance) in seen:  # an entry addressed local:// shares its target
-                continue
-            seen.add(id(item.instance))
-            start = getattr(item.instance, "start", None)
-            if callable(start):
-                try:
-                    result = start()
-                    if inspect.isawaitable(result):
-                        await result
-                except BaseException as exc:
-                    exc.add_note(starting_note(name))
-                    await _stop_all(started, state.secrets, raise_errors=False)
-                    raise
-            started.append(item)
 
     async def aclose(self) -> None:
         """Stop every adapter in reverse dependency order (``aclose()`` or ``close()``).
@@ -545,7 +400,7 @@ class Registry:
             self._budget.stop()
         state = self._state
         items = [state.items[n] for n in state.order]
-        await _stop_all(items, state.secrets, raise_errors=True)
+        await stop_all(items, state.secrets, raise_errors=True)
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -603,7 +458,7 @@ class Registry:
     async def _reload(self, config: ConfigValues | None, drain_timeout: float) -> ReloadReport:
         from dataclasses import replace
 
-        from portfolio_core.manifest.wiring import WiredEntry, build, plan
+        from portfolio_core.manifest.wiring import build, plan
 
         if self._source is None:
             raise RuntimeError("reload() needs a registry built from a manifest")
@@ -617,26 +472,11 @@ class Registry:
                 config=source.config,
             )
             old = self._state
-            old_entries = self._plan.entries if self._plan is not None else {}
-            keep: dict[str, WiredEntry] = {}
-            changed: set[str] = set()
-            for name in planned.order:
-                entry = planned.entries[name]
-                before = old_entries.get(name)
-                item = old.items.get(name)
-                if (
-                    before is not None
-                    and item is not None
-                    and _same_entry(before, entry)
-                    and not any(dep in changed for dep in entry.dependencies())
-                ):
-                    keep[name] = WiredEntry(entry, item.instance, item.adapter)
-                else:
-                    changed.add(name)
+            keep, changed = kept_entries(planned, self._plan, old)
             wiring = build(planned, keep=keep)
-            new = _state_from_wiring(wiring, self._handles)
+            new = state_from_wiring(wiring, self._handles)
             if self._started:
-                fresh = _State(
+                fresh = State(
                     new.lookup,
                     {n: i for n, i in new.items.items() if n in changed},
                     tuple(n for n in new.order if n in changed),
@@ -644,9 +484,9 @@ class Registry:
                     new.plan,
                 )
                 try:
-                    await self._start_state(fresh)
+                    await start_all(fresh)
                 except BaseException:
-                    await _stop_all(list(fresh.items.values()), new.secrets, raise_errors=False)
+                    await stop_all(list(fresh.items.values()), new.secrets, raise_errors=False)
                     raise
         except Exception as exc:
             publish(
@@ -680,8 +520,8 @@ class Registry:
             for name, wait in waits.items():
                 if not await wait:
                     undrained.append(name)
-        await _stop_all(retired, old.secrets, raise_errors=False)
-        _publish_reload(source.path.name, old.plan, new.plan)
+        await stop_all(retired, old.secrets, raise_errors=False)
+        publish_reload(source.path.name, old.plan, new.plan)
         return ReloadReport(
             rebuilt=tuple(n for n in planned.order if n in changed and n in old.items),
             kept=tuple(n for n in planned.order if n in keep),
@@ -712,68 +552,3 @@ class Registry:
     def __repr__(self) -> str:
         names = ", ".join(self._state.items)
         return f"<Registry [{names}]>"
-
-
-def _same_entry(before: PlannedEntry, after: PlannedEntry) -> bool:
-    """Whether an entry's resolved configuration is unchanged (its instance can be kept)."""
-    return (
-        before.cls is after.cls
-        and before.adapter == after.adapter
-        and type(before.config) is type(after.config)
-        and before.config == after.config
-        and before.uses == after.uses
-        and before.telemetry == after.telemetry
-        and before.protection == after.protection
-        and before.fallback == after.fallback
-        and before.alias == after.alias
-        and before.port is after.port
-    )
-
-
-def _publish_reload(file: str, old: Plan | None, new: Plan | None) -> None:
-    if new is None:
-        return
-    diff = plan_diff(old, new)
-    parts = [f"{len(diff[key])} {key}" for key in ("added", "removed", "changed") if diff[key]]
-    publish(
-        "reload",
-        f"reloaded {file}: " + (", ".join(parts) if parts else "no entry changed"),
-        detail="; ".join(
-            f"{c['entry']}: " + ", ".join(f["path"] for f in c["fields"]) for c in diff["changed"]
-        ),
-        data=diff,
-    )
-
-
-def _with_default(info: EntryInfo, default: bool) -> EntryInfo:
-    return EntryInfo(
-        info.name,
-        info.port,
-        info.adapter_type,
-        info.adapter_class,
-        default,
-        info.wrapped,
-        info.uses,
-        info.location,
-    )
-
-
-async def _stop_all(items: list[_Item], secrets: frozenset[str], *, raise_errors: bool) -> None:
-    errors: list[Exception] = []
-    from portfolio_core.boundary.outbox import outbox_of
-
-    stopped: set[int] = set()
-    for item in reversed(items):
-        if id(item.instance) in stopped:  # an entry addressed local:// shares its target
-            continue
-        stopped.add(id(item.instance))
-        try:
-            outbox = outbox_of(item.adapter)
-            if outbox is not None:  # its relay replays through the adapter: stop it first
-                await outbox.aclose()
-            await close_adapter(item.instance)
-        except Exception as exc:
-            exc.add_note(f"while stopping adapter {item.info.name!r}")
-            errors.append(exc)
-    if errors and raise_errors:
-        raise ExceptionGroup(_redact(f"{len(errors)} adapter(s) failed to stop", secrets), errors)

@@ -347,8 +347,8 @@ class MemoryBudget:
       asking once enough was freed;
     * a component that raises while releasing is logged and skipped: a check never raises
       because of one (the others are still asked);
-    * `check` and `status` are thread-safe; `start` runs `check` every ``check_every``
-      seconds in a daemon thread until `stop`.
+    * `check` and `status` are thread-safe (checks run one at a time); `start` runs
+      `check` every ``check_every`` seconds in a daemon thread until `stop`.
 
     ``budget`` is bytes, or a callable mapping the reading's limit to bytes (a percentage
     of a cgroup limit).
@@ -377,6 +377,8 @@ class MemoryBudget:
         self.target = target
         self._clock = clock
         self._lock = threading.Lock()
+        #: one check at a time (the thread's and a health call's would both release)
+        self._checking = threading.Lock()
         self._components: list[_Component] = []
         self._counters = _Counters()
         self._thread: threading.Thread | None = None
@@ -445,7 +447,11 @@ class MemoryBudget:
 
     def check(self) -> MemoryStatus:
         """Read the memory in use; over the budget, release down to the target. Returns
-        (and keeps, for `status`) what it saw and did."""
+        (and keeps, for `status`) what it saw and did. Checks run one at a time."""
+        with self._checking:
+            return self._check()
+
+    def _check(self) -> MemoryStatus:
         with self._lock:
             components = sorted(self._components, key=lambda c: c.order)
         reading = self.source()

@@ -10,6 +10,8 @@
 * `portfolio_core.testing.doubles`: recording and scripted adapters for application tests;
 * `FaultProxy` and `BackgroundFaultProxy` (`portfolio_core.testing.faults`):
   a loopback TCP proxy that cuts, stalls and restores an adapter's connection to its server.
+* `portfolio_core.testing.shrinkable.check_shrinkable`: the clauses of the memory budget's
+  [Shrinkable][portfolio_core.ports.Shrinkable] protocol, for adapters that release memory.
 
 The pytest plugin (`portfolio_core.testing.plugin`) is registered by entry point and
 needs no configuration. Install with ``pip install portfolio-core[testing]``.

@@ -14,7 +14,8 @@ from portfolio_core.adapters.local.byte_tokenizer import ByteTokenizer
 from portfolio_core.adapters.local.generation_engine import LocalGenerationEngine
 from portfolio_core.adapters.local.numpy_backend import NumpyModelBackend
 from portfolio_core.adapters.local.simulated_backend import SimulatedModelBackend
-from portfolio_core.ports import ReleaseOrder, Shrinkable
+from portfolio_core.ports import AgentBlocks, ReleaseOrder, Shrinkable
+from portfolio_core.testing.shrinkable import check_shrinkable
 
 TOK = ByteTokenizer()
 PROMPT = "the same long system prompt, shared by every request " * 2
@@ -154,3 +155,45 @@ def test_blocks_smaller_than_a_page_free_only_whole_pages() -> None:
     run_blocks = range(page // per_block)
     layers = spec.n_layers
     assert ops.discard(kv, run_blocks) == 2 * layers * page
+
+
+def test_keeps_the_shrinkable_contract() -> None:
+    engine = LocalGenerationEngine(backend(), TOK, num_blocks=32)
+    counter = iter(range(10**6))
+
+    def fill() -> None:
+        for _ in range(3):
+            run(engine, PROMPT + str(next(counter)))
+
+    check_shrinkable(engine, fill)
+
+
+@pytest.mark.skipif(not hasattr(mmap, "MADV_DONTNEED"), reason="madvise is POSIX-only")
+def test_a_budget_on_this_process_rss_gets_real_memory_back_from_the_engine() -> None:
+    pytest.importorskip("psutil")
+    from portfolio_core.services.memory import MemoryBudget, ProcessMemory
+
+    # 16 positions x 8 KV heads x 64 dims x 4 bytes x K and V x 2 layers: 128 KiB a block
+    model = NumpyModelBackend(d_model=512, n_heads=8, n_kv_heads=8, seed=3, max_seq_len=512)
+    spec = model.extract_model_spec()
+    engine = LocalGenerationEngine(model, TOK, num_blocks=256, return_blocks=False)
+    rss = ProcessMemory()
+    for i in range(14):  # 14 prompts of 256 tokens: 224 of the pool's 256 blocks written
+        tokens = TOK.encode(f"{i:>3} " + "x" * 252)
+        # a cache of the prompt (as a CacheStore hit would give) is written into the
+        # blocks without computing it: only the last token runs through the model
+        kv = np.ones((spec.n_kv_heads, len(tokens), spec.head_dim), dtype=np.float32)
+        cache = AgentBlocks("a", tuple(tokens), (kv,) * 2, (kv,) * 2, spec.spec_hash)
+        uid = engine.submit("a", tokens, cache=cache, max_tokens=1)
+        while not any(done.uid == uid for done in engine.step()):
+            pass
+    held = engine.resident_bytes()
+    assert held >= 224 * 128 * 2**10
+    before = rss().used
+    budget = MemoryBudget(before - 16 * 2**20, rss, [("engine", engine)], target=1.0)
+    status = budget.check()
+    assert status.pressure
+    assert status.released[0].freed >= 16 * 2**20
+    assert status.after is not None
+    assert before - status.after >= 0.8 * status.released[0].freed, "the pages left the RSS"
+    assert not status.still_over

@@ -3,10 +3,13 @@ the policy's order, and estimates what it freed."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from portfolio_core.adapters.memory.cache import MemoryCache
 from portfolio_core.ports import ReleaseOrder, Shrinkable
+from portfolio_core.testing.shrinkable import check_shrinkable
 
 
 class Clock:
@@ -82,3 +85,30 @@ async def test_counting_resident_bytes_does_not_count_as_use() -> None:
     cache.resident_bytes()
     cache.release(1)
     assert sorted(await cache.keys()) == ["a", "c"], "b stayed the least recently used"
+
+
+@pytest.mark.parametrize("policy", ["lru", "lfu"])
+async def test_listing_keys_is_not_a_use(policy: str) -> None:
+    cache = MemoryCache(3, policy=policy)  # type: ignore[arg-type]
+    for key in "abc":
+        await cache.put(key, key)
+    await cache.get("a")
+    await cache.get("c")
+    for _ in range(5):
+        await cache.keys()
+    await cache.put("d", "d")  # full: the least used of a, b, c goes
+    assert sorted(await cache.keys()) == ["a", "c", "d"]
+
+
+def test_keeps_the_shrinkable_contract() -> None:
+    cache = MemoryCache()
+    counter = iter(range(10**6))
+
+    def fill() -> None:
+        async def put_some() -> None:
+            for _ in range(200):
+                await cache.put(f"k{next(counter)}", "v" * 1000)
+
+        asyncio.run(put_some())
+
+    check_shrinkable(cache, fill)

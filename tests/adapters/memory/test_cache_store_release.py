@@ -15,6 +15,7 @@ from portfolio_core.adapters.file.cache_persistence import SafetensorsCachePersi
 from portfolio_core.adapters.memory.cache_store import MemoryCacheStore
 from portfolio_core.ports import CacheTier, ReleaseOrder, Shrinkable
 from portfolio_core.testing.contracts.cache_store import covers, kv_blocks, kv_tokens
+from portfolio_core.testing.shrinkable import check_shrinkable
 
 
 def test_is_shrinkable_after_engine_prefix_caches() -> None:
@@ -96,3 +97,29 @@ def test_a_failed_spill_keeps_the_entry_where_it_was(tmp_path: Path) -> None:
         store.release(1)
     assert store.tier_of("a") is CacheTier.HOT
     assert store.resident_bytes() == blocks.nbytes
+
+
+@pytest.mark.parametrize("tiers", ["hot", "warm", "cold"])
+def test_keeps_the_shrinkable_contract(tmp_path: Path, tiers: str) -> None:
+    cold = SafetensorsCachePersistence(tmp_path, fsync=False) if tiers == "cold" else None
+    store = MemoryCacheStore(warm=tiers == "warm", persistence=cold)
+    counter = iter(range(10**6))
+
+    def fill() -> None:
+        for _ in range(20):
+            n = next(counter)
+            store.put(f"agent-{n}", kv_blocks(f"agent-{n}", kv_tokens(n % 5 + 1, 48), n))
+
+    check_shrinkable(store, fill)
+
+
+def test_releasing_everything_without_a_cold_tier_leaves_only_pinned_entries() -> None:
+    store = MemoryCacheStore(warm=True)
+    for i, agent in enumerate("pabc"):
+        store.put(agent, kv_blocks(agent, kv_tokens(i + 1, 64), i))
+    store.pin("p")
+    pinned = store.resident_bytes() // 4
+    store.release(2**62)
+    assert store.agents() == ["p"]
+    assert store.resident_bytes() == pinned
+    assert store.release(2**62) == 0

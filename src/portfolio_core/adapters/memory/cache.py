@@ -410,7 +410,8 @@ class MemoryCache:
         self._backend("keys")
         now = self._clock()
         with self._lock:
-            return [k[1] for k, e in self._data.items() if k[0] == tenant and e.expires > now]
+            # peeked: listing the keys is not a use of each (it would reorder the LRU)
+            return [k[1] for k, e in _peek(self._data) if k[0] == tenant and e.expires > now]
 
     async def count(self) -> int:
         return len(await self.keys())

@@ -325,9 +325,10 @@ class MemoryCacheStore:
         Warm copies go first (least recently used first), then unpinned hot entries (least
         recently used first). An entry goes to the cold tier when there is one -- a hot entry
         straight there, without a warm copy on the way -- else a hot entry becomes a warm
-        copy when there is a warm tier (freeing the difference), else it is dropped. Pinned
-        entries never move. Each move counts as an eviction. A failed save to the cold tier
-        raises what the persistence raised, and the entry stays where it was.
+        copy when there is a warm tier (freeing the difference), else it is dropped; when
+        that was not enough, the warm copies just made go too. Pinned entries never move.
+        Each move counts as an eviction. A failed save to the cold tier raises what the
+        persistence raised, and the entry stays where it was.
         """
         with self._lock:
             before = self._hot_bytes + self._warm_bytes
@@ -335,14 +336,17 @@ class MemoryCacheStore:
             def freed() -> int:
                 return before - (self._hot_bytes + self._warm_bytes)
 
-            if self.config.warm:
+            def drain_warm() -> None:
                 while freed() < nbytes and self._warm:
                     self._demote(next(iter(self._warm)), Tier.WARM)
+
+            drain_warm()
             while freed() < nbytes:
                 victim = next((a for a in self._hot if not self._pins.get(a)), None)
                 if victim is None:
                     break
                 self._spill(victim)
+            drain_warm()  # the warm copies just made, when that was not enough
             self._enforce()
             return max(0, freed())
 

@@ -80,6 +80,7 @@ class MemoryEventStore:
         EventStoreCapability.QUERY,
         EventStoreCapability.GAPLESS,
         EventStoreCapability.TENANT_SCOPED,
+        EventStoreCapability.COUNT,
     )
 
     def __init__(
@@ -177,6 +178,10 @@ class MemoryEventStore:
         with self._lock:
             rows = self._index.read_all(tenant, query.from_position, None)
         return query_rows(rows, query)
+
+    async def count(self, query: EventQuery) -> int:
+        """How many events `query` would return (the reference: it runs the query)."""
+        return len(await self.query(query))
 
     async def subscribe(
         self,

@@ -175,6 +175,7 @@ class SQLEventStoreBase(ABC):
         EventStoreCapability.SHARED,
         EventStoreCapability.GAPLESS,
         EventStoreCapability.TENANT_SCOPED,
+        EventStoreCapability.COUNT,
     )
     _ph: ClassVar[str]
     _postgres: ClassVar[bool]
@@ -304,6 +305,23 @@ class SQLEventStoreBase(ABC):
             return events
         out = [e for e in events if matches(e, query)]
         return out if query.limit is None else out[: query.limit]
+
+    async def count(self, query: EventQuery) -> int:
+        """How many events `query` would return, counted by the database (``SELECT
+        count(*)`` over the same statement) unless a ``data``/``metadata`` equality filter
+        needs the reference matcher: then the matches are read and counted."""
+        validate_query(query)
+        tenant = self._tenant()
+        if query.limit == 0:
+            return 0
+        positions = await self._position_bounds(tenant, query)
+        sql, params, exact = build_query(
+            self._qualified, tenant, query, postgres=self._postgres, positions=positions
+        )
+        if not exact:
+            return len(await self.query(query))
+        rows = await self._fetch(f"SELECT count(*) FROM ({sql}) AS matches", params)
+        return int(rows[0][0])
 
     async def _position_bounds(
         self, tenant: str, query: EventQuery

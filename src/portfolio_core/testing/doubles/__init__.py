@@ -52,25 +52,29 @@ from portfolio_core.testing.doubles._recording import (
     RecordingTenant,
     RecordingTokenizer,
 )
-from portfolio_core.testing.doubles._scripted import (
-    ScriptedAgent,
-    ScriptedCache,
-    ScriptedCachePersistence,
-    ScriptedCacheStore,
+from portfolio_core.testing.doubles._scripted_events import (
     ScriptedConfigStore,
     ScriptedEventStore,
-    ScriptedGenerationEngine,
     ScriptedJobQueue,
-    ScriptedLLM,
-    ScriptedModelBackend,
-    ScriptedPipeline,
-    ScriptedPipelineStep,
     ScriptedProjectionStore,
-    ScriptedRouter,
     ScriptedSnapshotStore,
     ScriptedStream,
-    ScriptedTenant,
+)
+from portfolio_core.testing.doubles._scripted_inference import (
+    ScriptedCachePersistence,
+    ScriptedCacheStore,
+    ScriptedGenerationEngine,
+    ScriptedModelBackend,
     ScriptedTokenizer,
+)
+from portfolio_core.testing.doubles._scripted_llm import (
+    ScriptedAgent,
+    ScriptedCache,
+    ScriptedLLM,
+    ScriptedPipeline,
+    ScriptedPipelineStep,
+    ScriptedRouter,
+    ScriptedTenant,
 )
 
 __all__ = [

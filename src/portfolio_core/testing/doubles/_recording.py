@@ -22,25 +22,29 @@ from portfolio_core.ports.stream import Stream
 from portfolio_core.ports.tenant import Tenant
 from portfolio_core.ports.tokenizer import Tokenizer
 from portfolio_core.testing.doubles._core import _Recording
-from portfolio_core.testing.doubles._scripted import (
-    ScriptedAgent,
-    ScriptedCache,
-    ScriptedCachePersistence,
-    ScriptedCacheStore,
+from portfolio_core.testing.doubles._scripted_events import (
     ScriptedConfigStore,
     ScriptedEventStore,
-    ScriptedGenerationEngine,
     ScriptedJobQueue,
-    ScriptedLLM,
-    ScriptedModelBackend,
-    ScriptedPipeline,
-    ScriptedPipelineStep,
     ScriptedProjectionStore,
-    ScriptedRouter,
     ScriptedSnapshotStore,
     ScriptedStream,
-    ScriptedTenant,
+)
+from portfolio_core.testing.doubles._scripted_inference import (
+    ScriptedCachePersistence,
+    ScriptedCacheStore,
+    ScriptedGenerationEngine,
+    ScriptedModelBackend,
     ScriptedTokenizer,
+)
+from portfolio_core.testing.doubles._scripted_llm import (
+    ScriptedAgent,
+    ScriptedCache,
+    ScriptedLLM,
+    ScriptedPipeline,
+    ScriptedPipelineStep,
+    ScriptedRouter,
+    ScriptedTenant,
 )
 
 __all__ = [
