@@ -5,10 +5,11 @@
 (b) time to first token of a request sharing a 1,024-token prefix with a cached one, with
     prefix caching on against the same request with prefix caching off.
 
-Single process. BLAS is pinned to one thread unless ``OMP_NUM_THREADS`` /
-``OPENBLAS_NUM_THREADS`` is already set: the matrices are tiny, and extra BLAS threads only
-add synchronisation. Wall-clock medians go into the JSON lines; CPU-time medians are printed
-beside them, since on a busy machine they show the uncontended cost.
+Single process. BLAS is pinned to one thread (threadpoolctl, and the thread variables)
+unless ``OMP_NUM_THREADS`` / ``OPENBLAS_NUM_THREADS`` is already set: the matrices are tiny,
+and extra BLAS threads only add synchronisation. Wall-clock medians go into the JSON lines;
+CPU-time medians are printed beside them, since on a busy machine they show the uncontended
+cost.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ import os
 import statistics
 import time
 
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
+from _threads import describe, pin
+
+pin(1, respect_environment=True)
 
 import numpy as np  # noqa: E402  (after the thread settings, which numpy reads on import)
 
@@ -37,18 +39,6 @@ REPEATS = 2 if SMOKE else 7
 PREFIX_TOKENS = 1024
 SUFFIX_TOKENS = 16
 TTFT_REPEATS = 2 if SMOKE else 7
-
-
-def threads_line() -> str:
-    names = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_CORETYPE")
-    env = ", ".join(f"{n}={os.environ[n]}" for n in names if n in os.environ) or "none set"
-    try:
-        from threadpoolctl import threadpool_info
-
-        pools = ", ".join(f"{p['internal_api']}:{p['num_threads']}" for p in threadpool_info())
-    except ImportError:
-        pools = "threadpoolctl not installed"
-    return f"cpus={os.cpu_count()}; thread env: {env}; BLAS pools: {pools}"
 
 
 def drain(engine: LocalGenerationEngine) -> int:
@@ -145,7 +135,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     prompts = [rng.integers(0, 256, PROMPT_TOKENS).tolist() for _ in range(REQUESTS)]
     print(f"model: {model!r}")
-    print(threads_line())
+    print(describe())
     tp = throughput(model, prompts)
     tt = ttft(model, rng)
     batched, sequential = med(tp["batched"]), med(tp["sequential"])

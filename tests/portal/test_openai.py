@@ -16,7 +16,8 @@ from portfolio_core.adapters.memory.simulated_llm import (
     SimulatedLLM,
 )
 from portfolio_core.portal import ApiKey, AuthConfig, OpenAIConfig, PortalConfig, Scope
-from portfolio_core.ports import LLM, CompletionChunk, Message, ToolCall
+from portfolio_core.ports import LLM, CompletionChunk, CompletionOptions, Message, ToolCall
+from portfolio_core.testing.doubles import ScriptedLLM
 from tests.portal.served import ServedRegistry
 
 KEY = "openai-key-0123456789abcdef"
@@ -121,6 +122,31 @@ def test_streamed_tool_calls_reach_the_sdk_and_our_adapter_whole(
     last = asyncio.run(through_our_adapter())
     assert last.finish_reason == "tool_calls"
     assert last.tool_calls == (ToolCall("c1", "lookup", {"q": "x"}),)
+
+
+def test_sampling_options_reach_the_model() -> None:
+    """top_p, top_k (an extension OpenAI lacks) and seed arrive in CompletionOptions, as our
+    HTTP adapter sends them; omitted, they are the port's defaults."""
+    config = PortalConfig(auth=AuthConfig(keys=[ApiKey(name="app", secret=SecretStr(KEY))]))
+    server = ServedRegistry(config)
+    model = ScriptedLLM(default="ok")
+    server.add(LLM, lambda: model, name="assistant")
+
+    async def ask(opts: CompletionOptions | None) -> None:
+        llm = OpenAICompatibleLLM(f"{server.base}/v1", "assistant", api_key=KEY, send_top_k=True)
+        try:
+            await llm.complete([Message("user", "Hi")], opts)
+        finally:
+            await llm.aclose()
+
+    try:
+        asyncio.run(ask(CompletionOptions(temperature=0.7, top_p=0.9, top_k=40, seed=3)))
+        asyncio.run(ask(None))
+    finally:
+        server.stop()
+    sent, default = (call.kwargs["opts"] for call in model.calls_to("complete"))
+    assert (sent.temperature, sent.top_p, sent.top_k, sent.seed) == (0.7, 0.9, 40, 3)
+    assert (default.top_p, default.top_k, default.seed) == (1.0, 0, None)
 
 
 def test_models_lists_what_the_key_may_use(llm_portal: ServedRegistry) -> None:

@@ -65,8 +65,7 @@ class EchoLLM:
         opts = opts or p.CompletionOptions()
         if not messages:
             raise InvalidInputError("empty conversation", field="messages")
-        if opts.max_tokens < 1 or opts.temperature < 0:
-            raise InvalidInputError("bad options", field="opts")
+        opts.check()
         if opts.tools:
             raise p.UnsupportedError("no tools", capability=p.LLMCapability.TOOLS)
         text = [m.content for m in messages if m.role == "user"][-1]

@@ -80,6 +80,9 @@ class ChatRequest(_Model):
     max_tokens: int | None = Field(default=None, ge=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
     temperature: float | None = Field(default=None, ge=0)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    #: not in OpenAI's API; vLLM and the llama.cpp server take it, and so does this portal
+    top_k: int | None = Field(default=None, ge=0)
     stop: str | list[str] | None = None
     seed: int | None = None
     stream: bool = False
@@ -129,6 +132,8 @@ def _options(request: ChatRequest) -> CompletionOptions:
         model=None,
         max_tokens=max_tokens,
         temperature=request.temperature if request.temperature is not None else 0.0,
+        top_p=request.top_p if request.top_p is not None else 1.0,
+        top_k=request.top_k or 0,
         stop=stop,
         tools=tuple(
             ToolSpec(t.function.name, t.function.description, t.function.parameters)

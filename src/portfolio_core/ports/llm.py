@@ -129,6 +129,21 @@ class CompletionOptions:
     tools: tuple[ToolSpec, ...] = ()
     seed: int | None = None
 
+    def check(self) -> None:
+        """Raise [InvalidInputError][portfolio_core.ports.errors.InvalidInputError] naming the
+        first option out of range: ``max_tokens < 1``, a negative ``temperature``, ``top_p``
+        outside ``(0, 1]``, a negative ``top_k``. Adapters call it before any work."""
+        from portfolio_core.ports.errors import InvalidInputError
+
+        if self.max_tokens < 1:
+            raise InvalidInputError("max_tokens must be at least 1", field="max_tokens")
+        if not self.temperature >= 0:
+            raise InvalidInputError("temperature must not be negative", field="temperature")
+        if not 0.0 < self.top_p <= 1.0:
+            raise InvalidInputError("top_p must be in (0, 1]", field="top_p")
+        if self.top_k < 0:
+            raise InvalidInputError("top_k must be >= 0 (0: no limit)", field="top_k")
+
 
 @dataclass(frozen=True, slots=True)
 class Completion:

@@ -61,6 +61,34 @@ def test_cached_decoding_equals_full_recomputation(model64: NumpyModelBackend) -
         assert np.abs(logits[0] - ref[i]).max() < 1e-6
 
 
+def test_a_long_prefill_attends_in_causal_chunks_and_equals_token_by_token(
+    model64: NumpyModelBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A prompt longer than one query chunk: each chunk of queries is scored against the
+    keys up to its own last position only (the masked half of the triangle is skipped), and
+    the logits equal those of feeding the same tokens one at a time."""
+    from portfolio_core.adapters.local import numpy_backend
+
+    chunk = numpy_backend._QUERY_CHUNK
+    seq = [int(t) for t in np.random.default_rng(5).integers(0, 259, 2 * chunk + 45)]
+    seen: list[tuple[int, int]] = []  # (queries, keys) of each attention block
+    block = model64._attention_block
+
+    def spy(q: np.ndarray, k: np.ndarray, v: np.ndarray, pos: np.ndarray) -> np.ndarray:
+        seen.append((q.shape[1], k.shape[1]))
+        return block(q, k, v, pos)
+
+    monkeypatch.setattr(model64, "_attention_block", spy)
+    whole = model64.reference_logits(seq)
+    per_layer = seen[: len(seen) // model64.config.n_layers]
+    assert per_layer == [(chunk, chunk), (chunk, 2 * chunk), (45, 2 * chunk + 45)]
+    kv = model64.allocate_kv_cache(32, 16)
+    table = tuple(range(32))
+    for i, token in enumerate(seq):
+        step = model64.forward(kv, [ForwardSequence((token,), i, table)])
+        assert np.abs(step[0] - whole[i]).max() < 1e-9, f"position {i}"
+
+
 def test_paged_and_contiguous_caches_agree(model64: NumpyModelBackend) -> None:
     gen = model64.generate(PROMPT, max_tokens=6)
     assert gen.cache is not None

@@ -10,7 +10,7 @@ import asyncio
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, ClassVar
 
-from portfolio_core.adapters._shared.config_store import Change, StoredSet, now_micros
+from portfolio_core.adapters._shared.config_store import Draft, now_micros
 from portfolio_core.adapters.memory.config_store import MemoryConfigStore
 from portfolio_core.ports import ChangeSet, ConfigSnapshot, StaleVersionError
 
@@ -67,18 +67,11 @@ class CheckThenWrite(_Broken):
 
     clause = "config_store.apply.concurrent"
 
-    async def _commit(
-        self,
-        changes: tuple[Change, ...],
-        expected: int | None,
-        author: str,
-        reason: str,
-        rollback_of: int | None,
-    ) -> int:
-        if expected is not None and expected != self._log.version:
-            raise StaleVersionError(expected, self._log.version)
+    async def _commit(self, draft: Draft) -> int:
+        if draft.expected is not None and draft.expected != self._log.version:
+            raise StaleVersionError(draft.expected, self._log.version)
         await asyncio.sleep(0)
-        return await super()._commit(changes, None, author, reason, rollback_of)
+        return await super()._commit(draft._replace(expected=None))
 
 
 class ReadsIgnoreVersion(_Broken):
@@ -203,21 +196,14 @@ class StaleTimestamps(_Broken):
 
     clause = "config_store.model"
 
-    async def _commit(
-        self,
-        changes: tuple[Change, ...],
-        expected: int | None,
-        author: str,
-        reason: str,
-        rollback_of: int | None,
-    ) -> int:
-        if rollback_of is not None and changes:
-            changes = changes[:-1] or changes  # loses one restored key
+    async def _commit(self, draft: Draft) -> int:
+        if draft.rollback_of is not None and draft.changes:
+            draft = draft._replace(changes=draft.changes[:-1] or draft.changes)  # loses a key
         with self._lock:
             log = self._log
-            if expected is not None and expected != log.version:
-                raise StaleVersionError(expected, log.version)
-            stored = StoredSet(log.version + 1, changes, author, reason, now_micros(), rollback_of)
+            if draft.expected is not None and draft.expected != log.version:
+                raise StaleVersionError(draft.expected, log.version)
+            stored = draft.stored(log.version + 1, now_micros())
             log.add(stored)
         self._notifier.notify()
         return stored.version
@@ -243,20 +229,12 @@ class TimeGoesBackWithTheClock(_Broken):
 
     clause = "config_store.history.wall_clock"
 
-    async def _commit(
-        self,
-        changes: tuple[Change, ...],
-        expected: int | None,
-        author: str,
-        reason: str,
-        rollback_of: int | None,
-    ) -> int:
+    async def _commit(self, draft: Draft) -> int:
         with self._lock:
             log = self._log
-            if expected is not None and expected != log.version:
-                raise StaleVersionError(expected, log.version)
-            at = int(self._wall_clock() * 1_000_000)
-            stored = StoredSet(log.version + 1, changes, author, reason, at, rollback_of)
+            if draft.expected is not None and draft.expected != log.version:
+                raise StaleVersionError(draft.expected, log.version)
+            stored = draft.stored(log.version + 1, int(self._wall_clock() * 1_000_000))
             log.add(stored)
         self._notifier.notify()
         return stored.version

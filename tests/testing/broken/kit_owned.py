@@ -162,6 +162,19 @@ class LLMStreamDropsToolCalls(ok.EchoLLM):
         yield p.CompletionChunk(done.text, done.finish_reason, done.usage)
 
 
+class LLMAcceptsAnyNucleus(ok.EchoLLM):
+    """Never checks top_p or top_k: an impossible nucleus is silently used."""
+
+    suite = "llm"
+    clause = "llm.options.invalid"
+
+    def _answer(
+        self, messages: Sequence[p.Message], opts: p.CompletionOptions | None
+    ) -> p.Completion:
+        opts = opts or p.CompletionOptions()
+        return super()._answer(messages, dataclasses.replace(opts, top_p=1.0, top_k=0))
+
+
 class LLMSaysLengthWhenDone(ok.EchoLLM):
     """Reports 'length' for every completion, whether or not max_tokens was reached."""
 

@@ -71,7 +71,6 @@ from portfolio_core.ports import (
     PortError,
     PortTimeoutError,
     RateLimitedError,
-    Sampling,
     ToolCall,
     UnavailableError,
     Usage,
@@ -435,11 +434,7 @@ class OpenAICompatibleLLM:
     ) -> dict[str, Any]:
         if not messages:
             raise InvalidInputError("the conversation is empty", field="messages")
-        if opts.max_tokens < 1:
-            raise InvalidInputError("max_tokens must be at least 1", field="max_tokens")
-        if opts.temperature < 0:
-            raise InvalidInputError("temperature must not be negative", field="temperature")
-        Sampling(opts.temperature, opts.top_p, opts.top_k, opts.seed).check()
+        opts.check()
         body: dict[str, Any] = {
             "model": opts.model or self.model,
             "messages": [_message_json(m) for m in messages],

@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from portfolio_core.adapters.local import _gguf
 from portfolio_core.adapters.local import _numpy_ops as ops
-from portfolio_core.adapters.local._numpy_ops import FloatArray, IntArray, PagedKV
+from portfolio_core.adapters.local._numpy_ops import FloatArray, IntArray
 from portfolio_core.ports.errors import InvalidInputError
 from portfolio_core.ports.model_backend import (
     AgentBlocks,
@@ -44,6 +44,9 @@ __all__ = ["NumpyModelBackend", "NumpyModelBackendConfig"]
 #: attend(layer, q (N, H, D), k (N, KVH, D), v (N, KVH, D)) -> (N, H, D)
 _Attend = Callable[[int, FloatArray, FloatArray, FloatArray], FloatArray]
 
+
+#: queries per attention block in a long prefill (see `NumpyModelBackend._attention`)
+_QUERY_CHUNK = 128
 
 _SHAPE_FIELDS = frozenset(
     {"n_layers", "d_model", "n_heads", "n_kv_heads", "d_ff", "vocab_size", "rope_theta"}
@@ -90,7 +93,7 @@ class NumpyModelBackendConfig(BaseModel):
         return self
 
 
-class NumpyModelBackend:
+class NumpyModelBackend(ops.PagedCache):
     """A small, deterministic transformer: a ``ModelBackend`` and a ``PagedModelBackend``.
 
     ``NumpyModelBackend()`` builds the default model; keyword arguments override any field
@@ -252,7 +255,26 @@ class NumpyModelBackend:
     def _attention(
         self, q: FloatArray, k: FloatArray, v: FloatArray, q_pos: IntArray
     ) -> FloatArray:
-        """q (B, T, H, D), k/v (B, L, KVH, D), q_pos (B, T) -> (B, T, H, D); causal."""
+        """q (B, T, H, D), k/v (B, L, KVH, D), q_pos (B, T) -> (B, T, H, D); causal.
+
+        A long prefill runs in chunks of `_QUERY_CHUNK` queries, each against the keys up to
+        its last position only: the causal triangle's masked half is never computed, and
+        the score matrix stays small enough for the caches."""
+        t = q.shape[1]
+        if t <= _QUERY_CHUNK:
+            return self._attention_block(q, k, v, q_pos)
+        out = np.empty_like(q)
+        for s in range(0, t, _QUERY_CHUNK):
+            pos = q_pos[:, s : s + _QUERY_CHUNK]
+            end = min(int(pos.max()) + 1, k.shape[1])
+            out[:, s : s + _QUERY_CHUNK] = self._attention_block(
+                q[:, s : s + _QUERY_CHUNK], k[:, :end], v[:, :end], pos
+            )
+        return out
+
+    def _attention_block(
+        self, q: FloatArray, k: FloatArray, v: FloatArray, q_pos: IntArray
+    ) -> FloatArray:
         b, t, h, d = q.shape
         length = k.shape[1]
         kvh = self._kvh
@@ -264,8 +286,8 @@ class NumpyModelBackend:
         scores = (qh @ kt) * self._scale  # (B, KVH, G*T, L)
         allowed = np.arange(length)[None, None, :] <= q_pos[:, :, None]  # (B, T, L)
         if not allowed.all():
-            mask = np.broadcast_to(allowed[:, None, None], (b, 1, g, t, length))
-            scores = np.where(mask.reshape(b, 1, g * t, length), scores, -np.inf)
+            hidden = np.broadcast_to(~allowed[:, None, None], (b, 1, g, t, length))
+            np.copyto(scores, -np.inf, where=hidden.reshape(b, 1, g * t, length))
         scores -= scores.max(axis=-1, keepdims=True)
         np.exp(scores, out=scores)
         scores /= scores.sum(axis=-1, keepdims=True)
@@ -392,30 +414,12 @@ class NumpyModelBackend:
 
     # -- paged cache: the PagedModelBackend port -----------------------------------------
 
-    def allocate_kv_cache(self, num_blocks: int, block_size: int) -> PagedKV:
-        return ops.allocate(self._spec, num_blocks, block_size)
-
-    def read_kv(
-        self, kv_cache: Any, block_table: Sequence[int], num_tokens: int
-    ) -> tuple[tuple[FloatArray, ...], tuple[FloatArray, ...]]:
-        return ops.read_kv(ops.check_kv(kv_cache), block_table, num_tokens)
-
     def discard_kv(self, kv_cache: Any, blocks: Sequence[int]) -> int:
         """Hand the memory of ``blocks`` (which no sequence uses) back to the operating
         system; they read as zeros afterwards. Returns the bytes handed back (whole pages
         only; 0 where the platform cannot). An optional hook of the engine's memory
         release, beyond the port."""
         return ops.discard(ops.check_kv(kv_cache), blocks)
-
-    def write_kv(
-        self,
-        kv_cache: Any,
-        block_table: Sequence[int],
-        start: int,
-        keys: Sequence[Any],
-        values: Sequence[Any],
-    ) -> None:
-        ops.write_kv(ops.check_kv(kv_cache), block_table, start, keys, values)
 
     def forward(self, kv_cache: Any, batch: Sequence[ForwardSequence]) -> FloatArray:
         """One batched step over every sequence: projections and MLP run on all fed tokens

@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from portfolio_core.adapters._shared.config_store import (
     DEFAULT_MAX_VALUE_BYTES,
-    Change,
+    Draft,
     LogConfigStore,
-    StoredSet,
-    check_expected,
 )
+from portfolio_core.adapters._shared.configurable import Configurable
 from portfolio_core.ports.capabilities import declare
 from portfolio_core.ports.config_store import ConfigStoreCapability
 from portfolio_core.ports.errors import UnavailableError
@@ -37,7 +36,7 @@ class MemoryConfigStoreConfig(BaseModel):
     max_value_bytes: int = Field(DEFAULT_MAX_VALUE_BYTES, gt=0)
 
 
-class MemoryConfigStore(LogConfigStore):
+class MemoryConfigStore(LogConfigStore, Configurable):
     """In-process config store (the executable specification of the ConfigStore port).
 
     ``schemas`` maps key prefixes to validators (pydantic model classes, TypeAdapters,
@@ -64,10 +63,6 @@ class MemoryConfigStore(LogConfigStore):
         self._faults = faults
         self._wall_clock = wall_clock
 
-    @classmethod
-    def from_config(cls, config: MemoryConfigStoreConfig) -> Self:
-        return cls(**config.model_dump())
-
     def __repr__(self) -> str:
         return f"MemoryConfigStore(version={self._log.version})"
 
@@ -92,20 +87,9 @@ class MemoryConfigStore(LogConfigStore):
         self._backend("get")  # the shared hot path reads without _ready
         return await super().get(key, version=version)
 
-    async def _commit(
-        self,
-        changes: tuple[Change, ...],
-        expected: int | None,
-        author: str,
-        reason: str,
-        rollback_of: int | None,
-    ) -> int:
+    async def _commit(self, draft: Draft) -> int:
         with self._lock:
-            log = self._log
-            check_expected(expected, log.version)
-            now = int(self._wall_clock() * 1_000_000)
-            at = max(now, log.sets[-1].at if log.sets else 0)
-            stored = StoredSet(log.version + 1, changes, author, reason, at, rollback_of)
-            log.add(stored)
+            stored = self._log.following(draft, now=int(self._wall_clock() * 1_000_000))
+            self._log.add(stored)
         self._notifier.notify()
         return stored.version

@@ -20,12 +20,13 @@ from portfolio_core.adapters._shared.job_queue import (
     check_lease,
     check_limit,
     check_queue,
+    check_reserve,
     check_retry_in,
     check_state,
-    check_wait,
     decode_payload,
     prepare,
     queued_state,
+    take_or_wait,
 )
 from portfolio_core.ports.capabilities import declare
 from portfolio_core.ports.errors import ConflictError, NotFoundError, UnavailableError
@@ -273,26 +274,15 @@ class MemoryJobQueue:
     async def reserve(
         self, queue: str, *, limit: int = 1, lease: float = 30.0, wait: float = 0.0
     ) -> list[Reservation]:
-        name = check_queue(queue)
-        limit = check_limit(limit)
-        lease = check_lease(lease)
-        wait = check_wait(wait)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait
-        while True:
-            if self._changed is None:
-                self._changed = asyncio.Event()
-            self._changed.clear()
+        name, limit, lease, wait = check_reserve(queue, limit, lease, wait)
+        if self._changed is None:
+            self._changed = asyncio.Event()
+
+        async def take() -> list[Reservation]:
             self._backend("reserve")
-            taken = self._take(name, limit, lease)
-            remaining = deadline - loop.time()
-            if taken or remaining <= 0:
-                return taken
-            try:
-                async with asyncio.timeout(min(remaining, self._poll)):
-                    await self._changed.wait()
-            except TimeoutError:
-                pass
+            return self._take(name, limit, lease)
+
+        return await take_or_wait(take, self._changed, wait=wait, poll=self._poll)
 
     async def complete(self, reservation: Reservation) -> None:
         self._backend("complete")

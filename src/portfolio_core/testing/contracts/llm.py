@@ -85,7 +85,8 @@ class LLMContract(ContractSuite[LLM]):
 
     @clause(
         "llm.options.invalid",
-        "bad options (max_tokens < 1, negative temperature) raise InvalidInputError",
+        "bad options (max_tokens < 1, negative temperature, top_p outside (0, 1], negative "
+        "top_k) raise InvalidInputError",
     )
     @pytest.mark.parametrize(
         "opts",
@@ -93,8 +94,11 @@ class LLMContract(ContractSuite[LLM]):
             CompletionOptions(max_tokens=0),
             CompletionOptions(max_tokens=-5),
             CompletionOptions(temperature=-1.0),
+            CompletionOptions(top_p=0.0),
+            CompletionOptions(top_p=1.5),
+            CompletionOptions(top_k=-1),
         ],
-        ids=["max_tokens=0", "max_tokens<0", "temperature<0"],
+        ids=["max_tokens=0", "max_tokens<0", "temperature<0", "top_p=0", "top_p>1", "top_k<0"],
     )
     async def test_bad_options_rejected(self, adapter: LLM, opts: CompletionOptions) -> None:
         with pytest.raises(InvalidInputError):

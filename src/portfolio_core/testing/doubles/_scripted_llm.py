@@ -73,9 +73,10 @@ class ScriptedLLM(_Calls):
     """An LLM answering from a script of texts, completions or exceptions, in order.
 
     ``default`` answers once the script is exhausted (otherwise the call fails the test).
-    Declares streaming, tools and offline; validates like a real adapter (empty conversation,
-    ``max_tokens < 1`` or negative temperature raise ``InvalidInputError``) and truncates a
-    scripted text at the first stop sequence, then to ``max_tokens`` words
+    Declares streaming, tools and offline; validates like a real adapter (an empty
+    conversation, or options that ``CompletionOptions.check`` refuses, raise
+    ``InvalidInputError``) and truncates a scripted text at the first stop sequence, then to
+    ``max_tokens`` words
     (``finish_reason="length"``). Usage counts words.
     """
 
@@ -97,10 +98,7 @@ class ScriptedLLM(_Calls):
         opts = opts or CompletionOptions()
         if not messages:
             raise InvalidInputError("an empty conversation cannot be completed", field="messages")
-        if opts.max_tokens < 1:
-            raise InvalidInputError("max_tokens must be at least 1", field="max_tokens")
-        if opts.temperature < 0:
-            raise InvalidInputError("temperature must not be negative", field="temperature")
+        opts.check()
         if self.responses:
             answer = self.responses.popleft()
         elif self.default is not None:
