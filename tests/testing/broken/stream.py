@@ -319,7 +319,18 @@ class SeparatorsFolded(Broken):
         return super()._key(source.replace("/", ":") if source else source, what)
 
 
+class LeaksConnectionErrors(Broken):
+    """Lets the driver's OSError through instead of raising UnavailableError."""
+
+    clause = "stream.faults.unavailable"
+
+    def _backend(self, operation: str) -> None:
+        if self._faults is not None:
+            self._faults(operation)
+
+
 VARIANTS: list[type[Broken]] = [
+    LeaksConnectionErrors,
     DropsWhenFull,
     Reorders,
     DuplicatesOnWrite,
