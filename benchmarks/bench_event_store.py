@@ -74,11 +74,23 @@ Two further parts, also measured in the same run:
   (``conn.execute(table.insert(), rows)``) on the same table definition, with our whole
   ``append`` beside them for scale; JSON encoding is inside the timed loop on every side.
 
+The file event store, also in the same run:
+
+- Throughput (``--part file``): the same four cases with our file store (``fsync="always"``)
+  against the peer's SQLite recorder (``synchronous=FULL``): both flush every append to
+  stable storage before returning. Report only (the file store has no peer of its own).
+- Memory (``--part file_memory``): RSS growth over the bare process of fresh processes that
+  append ``--rss-events`` small events (10-event batches, ``fsync="never"``), then reopen the
+  log and read every event back in pages of 500, the store still open when sampled; the same
+  with a tenth of the events is the reference. Goal: bounded, i.e. the growth at N events
+  within 1.25x + 8 MB of that at N/10 (memory that grows with the log fails it by far).
+
 ``PORTFOLIO_CORE_BENCH_SMOKE=1`` runs every part with tiny counts (the CI smoke mode: it
 proves the benchmark runs; its figures mean nothing).
 
     python benchmarks/bench_event_store.py [--rounds 5] [--events 2000] [--writers 8]
-        [--dir /dev/shm] [--part peer --part internals --part drivers]
+        [--dir /dev/shm] [--part peer --part internals --part drivers --part file
+        --part file_memory] [--rss-events 1000000]
 
 On a slow or busy disk both sides wait for fsync and the ratio tends to 1; ``--dir`` on a
 RAM-backed folder measures the software instead.
@@ -541,6 +553,140 @@ def goal_line(benchmark: str, pair: tuple[float, float], goal: float | None) -> 
     )
 
 
+# ------------------------------------------------------------------------- the file store
+
+
+def file_run(
+    rounds: int, events: int, writers: int, directory: str | None = None
+) -> dict[str, tuple[float, float]]:
+    """The file event store (``fsync="always"``) against the peer's SQLite recorder
+    (``synchronous=FULL``): both flush every append to stable storage before returning."""
+    from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
+
+    from portfolio_core.adapters.file.event_store import FileEventStore
+
+    with tempfile.TemporaryDirectory(dir=directory) as tmp:
+        datastores: list[Any] = []
+
+        def make_peer(case: str) -> Any:
+            path = str(Path(tmp) / ("peer.db" if case == "seq" else "peer_concurrent.db"))
+            sizes = {"pool_size": writers, "max_overflow": 0} if case == "conc" else {}
+            datastore = SQLiteDatastore(path, **sizes)
+            datastores.append(datastore)
+            recorder = SQLiteApplicationRecorder(datastore)
+            recorder.create_table()
+            return recorder
+
+        try:
+            return run_backend(
+                "file",
+                make_peer,
+                lambda case: FileEventStore(Path(tmp) / f"ours_{case}.log", fsync="always"),
+                rounds,
+                events,
+                writers,
+            )
+        finally:
+            for datastore in datastores:
+                datastore.close()
+
+
+def rss_bytes() -> int:
+    import psutil
+
+    return int(psutil.Process().memory_info().rss)
+
+
+async def _rss_child(mode: str, path: Path, events: int) -> dict[str, float]:
+    """One phase of the memory measurement, in a fresh process: ``append`` writes
+    ``events`` small events in 10-event batches (``fsync="never"``); ``reopen`` opens the
+    log and reads every event in pages of 500. RSS is sampled with the store still open."""
+    from portfolio_core.adapters.file.event_store import FileEventStore
+
+    base = rss_bytes()
+    store = FileEventStore(path, fsync="never")
+    t0 = time.perf_counter()
+    await store.start()
+    out: dict[str, float] = {"base": base}
+    if mode == "append":
+        for b in range(events // 10):
+            await store.append(f"s{b}", [NewEvent("Evt", PAYLOAD) for _ in range(10)])
+        out["seconds"] = time.perf_counter() - t0
+        out["after"] = rss_bytes()
+    else:
+        out["open_seconds"] = time.perf_counter() - t0
+        out["opened"] = rss_bytes()
+        start, count = 1, 0
+        while page := await store.read_all(start, 500):
+            count += len(page)
+            start = page[-1].position + 1
+        del page
+        out["seconds"] = time.perf_counter() - t0
+        out["after"] = rss_bytes()
+        if count != events:
+            raise RuntimeError(f"read {count} events back, not {events}")
+    await store.aclose()
+    return out
+
+
+def _rss_phase(mode: str, path: Path, events: int) -> dict[str, float]:
+    import subprocess
+    import sys
+
+    done = subprocess.run(  # noqa: S603 - this interpreter running this benchmark as a child
+        [sys.executable, __file__, "--rss-child", mode, str(path), str(events)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def file_memory_run(events: int, directory: str | None) -> tuple[float, float]:
+    """RSS growth of a process holding the file store with ``events`` and with a tenth of
+    them (each in fresh processes): after appending them, after reopening the log, and after
+    reading every event back. Returns the growth after reading, (tenth, all), in MB."""
+    mb = 1 << 20
+    print(f"{'file':10} RSS over the bare process (MB; store open, fsync=never, 10-event batches)")
+    print(f"{'':10} {'events':>10} {'appended':>9} {'reopened':>9} {'read':>9}   timings")
+    growth: list[float] = []
+    for n in (events // 10, events):
+        with tempfile.TemporaryDirectory(dir=directory) as tmp:
+            path = Path(tmp) / "events.log"
+            wrote = _rss_phase("append", path, n)
+            read = _rss_phase("reopen", path, n)
+            log_mb = path.stat().st_size / mb
+        appended = (wrote["after"] - wrote["base"]) / mb
+        opened = (read["opened"] - read["base"]) / mb
+        after = (read["after"] - read["base"]) / mb
+        growth.append(after)
+        print(
+            f"{'':10} {n:>10,} {appended:>9.1f} {opened:>9.1f} {after:>9.1f}   "
+            f"append {n / wrote['seconds']:.0f} ev/s, open {read['open_seconds']:.2f} s, "
+            f"read {n / (read['seconds'] - read['open_seconds']):.0f} ev/s, log {log_mb:.0f} MB"
+        )
+    return growth[0], growth[1]
+
+
+def file_memory_line(events: int, tenth: float, whole: float) -> None:
+    allowed = tenth * 1.25 + 8
+    print(
+        json.dumps(
+            {
+                "benchmark": f"event_store.file.rss_growth_reading_{events}_events",
+                "ours": round(whole, 1),
+                "peer": round(tenth, 1),
+                "unit": "MB",
+                "ratio": round(tenth / whole, 3) if whole > 0 else 1.0,
+                "goal": f"bounded: RSS growth with {events:,} events within 1.25x + 8 MB of "
+                f"that with {events // 10:,} (the peer column)",
+                "met": whole <= allowed,
+            }
+        )
+    )
+
+
 # ------------------------------------------------------------------- optional indexes
 
 
@@ -902,15 +1048,26 @@ def main() -> None:
     parser.add_argument(
         "--part",
         action="append",
-        choices=("peer", "indexes", "internals", "drivers"),
+        choices=("peer", "indexes", "internals", "drivers", "file", "file_memory"),
         help="run only these parts (repeatable; default: all)",
     )
+    parser.add_argument(
+        "--rss-events",
+        type=int,
+        default=1_000_000,
+        help="events in the file store's memory measurement (file_memory)",
+    )
+    parser.add_argument("--rss-child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.rss_child:
+        mode, path, count = args.rss_child
+        print(json.dumps(asyncio.run(_rss_child(mode, Path(path), int(count)))))
+        return
     if args.writers < 1:
         parser.error("--writers must be at least 1")
-    parts = set(args.part or ("peer", "indexes", "internals", "drivers"))
+    parts = set(args.part or ("peer", "indexes", "internals", "drivers", "file", "file_memory"))
     if SMOKE:
-        args.rounds, args.events, args.writers = 1, 40, 2
+        args.rounds, args.events, args.writers, args.rss_events = 1, 40, 2, 2000
     url = os.environ.get("PORTFOLIO_CORE_BENCH_POSTGRES_URL") or os.environ.get(
         "PORTFOLIO_CORE_TEST_POSTGRES_URL"
     )
@@ -925,6 +1082,11 @@ def main() -> None:
             results["postgres"] = postgres_run(url, args.rounds, args.events, args.writers)
         else:
             print("PostgreSQL skipped: set PORTFOLIO_CORE_BENCH_POSTGRES_URL")
+    if "file" in parts:
+        results["file"] = file_run(args.rounds, args.events, args.writers, args.dir)
+    memory: tuple[float, float] | None = None
+    if "file_memory" in parts:
+        memory = file_memory_run(args.rss_events, args.dir)
     indexed: dict[str, tuple[float, float]] = {}
     if "indexes" in parts:
         indexed = indexes_run(args.rounds, args.events, args.dir, url)
@@ -939,13 +1101,24 @@ def main() -> None:
             drivers_report("postgres", drivers_postgres(url, args.rounds, batches))
     # issue 18: sequential 10-event batches >= 1.0x on both backends, concurrent writers
     # >= 1.5x on both
+    # (the file store has no peer of its own: its lines are report only)
     for backend, res in results.items():
-        goal_line(f"event_store.{backend}.append_batch10", res["batch"], 1.0)
+        goal_line(
+            f"event_store.{backend}.append_batch10",
+            res["batch"],
+            None if backend == "file" else 1.0,
+        )
         goal_line(f"event_store.{backend}.append_single", res["single"], None)
         goal_line(f"event_store.{backend}.read_all", res["read"], None)
-        goal_line(f"event_store.{backend}.append_batch10_concurrent", res["concurrent"], 1.5)
+        goal_line(
+            f"event_store.{backend}.append_batch10_concurrent",
+            res["concurrent"],
+            None if backend == "file" else 1.5,
+        )
     for backend, pair in indexed.items():
         goal_line(f"event_store.{backend}.append_batch10_all_indexes", pair, None)
+    if memory is not None:
+        file_memory_line(args.rss_events, *memory)
 
 
 if __name__ == "__main__":

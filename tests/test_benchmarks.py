@@ -21,6 +21,8 @@ from portfolio_core.manifest.extras import extra_providing, unsatisfied
 BENCHMARKS = sorted((Path(__file__).resolve().parents[1] / "benchmarks").glob("bench_*.py"))
 SMOKE = "PORTFOLIO_CORE_BENCH_SMOKE"
 _MISSING = re.compile(r"ModuleNotFoundError: No module named '([\w.]+)'")
+#: what a benchmark prints (on stderr) when a real component it needs is absent
+_LACKS_A_COMPONENT = "; nothing measured"
 
 
 def test_there_are_benchmarks_to_run() -> None:
@@ -62,4 +64,8 @@ def test_the_benchmark_runs_to_the_end_in_smoke_mode(path: Path) -> None:
         pytest.skip(f"its peer {missing.group(1)!r} is not installed (the bench extra)")
     assert done.returncode == 0, f"{path.name} failed:\n{output}"
     assert "Traceback" not in done.stderr, done.stderr[-4000:]
+    if not done.stdout.strip() and _LACKS_A_COMPONENT in done.stderr:
+        # a benchmark that needs a real component (a headless browser) says so and measures
+        # nothing on a machine without it; CI installs the component, a laptop may not have it
+        pytest.skip(done.stderr.strip().splitlines()[-1])
     assert done.stdout.strip(), f"{path.name} printed no figures"

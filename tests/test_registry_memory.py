@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from portfolio_core.boundary.timeline import default_timeline
 from portfolio_core.manifest import ManifestError, plan
 from portfolio_core.ports import AgentBlocks, Cache, CacheStore, CacheTier, GenerationEngine
 from portfolio_core.registry import Registry
@@ -170,6 +171,10 @@ async def test_pressure_shows_in_health_with_a_reason(tmp_path: Path) -> None:
             report.memory.reason
         )
         assert report.memory.reason.endswith("still over the budget")
+        events = [e for e in default_timeline().latest() if e.kind == "memory"]
+        assert events, "pressure is on the timeline (the operator console's feed)"
+        assert events[-1].severity == "error"
+        assert events[-1].title == report.memory.reason
 
 
 async def test_without_a_section_there_is_no_budget(tmp_path: Path) -> None:
@@ -178,6 +183,24 @@ async def test_without_a_section_there_is_no_budget(tmp_path: Path) -> None:
         report = await registry.health()
         assert report.memory is None
         assert report.status == "healthy"
+
+
+async def test_reload_with_the_same_section_keeps_the_budget(tmp_path: Path) -> None:
+    path = manifest(tmp_path, SECTION)
+    async with Registry.from_manifest(path) as registry:
+        first = registry.memory_budget
+        text = path.read_text()  # the cache entry gets a config: it is rebuilt
+        text = text.replace(
+            "adapter: memory\n  tok:", "adapter: memory\n    config: {max_entries: 5}\n  tok:"
+        )
+        path.write_text(text)
+        report = await registry.reload()
+        assert "cache" in report.rebuilt
+        assert registry.memory_budget is first
+        assert first is not None
+        assert first.running
+        new_cache = registry.get(Cache)
+        assert any(r.target is new_cache for r in first.components_in_order())
 
 
 async def test_reload_follows_the_section(tmp_path: Path) -> None:
@@ -207,7 +230,11 @@ async def test_reload_follows_the_section(tmp_path: Path) -> None:
         ("memory:\n  budget: -1GiB\n", 27, "budget must be positive, not '-1GiB'"),
         ("memory:\n  budget: 1GiB\n  check_every: often\n", 28, "'often' is not a duration"),
         ("memory:\n  budget: 1GiB\n  every: 1s\n", 28, "unknown key 'every' in memory"),
-        ("memory:\n  check_every: 1s\n", 27, "missing required key 'budget'"),
+        (
+            "memory:\n  measure: cgroup\n  cgroup: CGROUP\n",  # its memory.max is "max"
+            27,
+            "a budget of 90% needs a cgroup memory.max; this cgroup has no limit (max)",
+        ),
     ],
 )
 def test_bad_sections_are_located_errors(
@@ -259,3 +286,12 @@ def test_measuring_rss_without_psutil_is_refused_at_load_with_the_extra(tmp_path
     )
     assert "pip install 'portfolio-core[memory]'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+async def test_an_empty_section_takes_90_percent_of_the_cgroup_limit(tmp_path: Path) -> None:
+    path = manifest(tmp_path, "memory: {measure: cgroup, cgroup: CGROUP}\n")
+    (tmp_path / "cgroup" / "memory.max").write_text(f"{200 * MiB}\n")
+    async with Registry.from_manifest(path) as registry:
+        budget = registry.memory_budget
+        assert budget is not None
+        assert budget.check().budget == 180 * MiB

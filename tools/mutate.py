@@ -179,8 +179,8 @@ TARGETS: dict[str, Target] = {
             class TestKit(JobQueueContract):
                 @pytest.fixture
                 def make_adapter(self):
-                    def make(*, clock):
-                        return MemoryJobQueue(clock=clock, poll_interval=0.01)
+                    def make(*, clock, faults=None):
+                        return MemoryJobQueue(clock=clock, faults=faults, poll_interval=0.01)
                     return make
             """,
         ),

@@ -273,7 +273,7 @@ async def _append_only(path: Path) -> None:
         await registry.aclose()
 
 
-def test_serve_shows_the_projections_panel_while_it_runs(tmp_path: Path) -> None:
+def test_serve_shows_the_projections_panel_on_the_console(tmp_path: Path) -> None:
     from starlette.testclient import TestClient
 
     from portfolio_core._commands.serve import reloading_app
@@ -281,12 +281,24 @@ def test_serve_shows_the_projections_panel_while_it_runs(tmp_path: Path) -> None
 
     path = manifest(tmp_path, SECTION)
     registry = Registry.from_manifest(path, hot_reload=True)
-    config = PortalConfig.model_validate({"reload": {"files": False, "sighup": False}})
+    key = "operator-key-0123456789"
+    config = PortalConfig.model_validate(
+        {
+            "reload": {"files": False, "sighup": False},
+            "auth": {"keys": [{"name": "operator", "secret": key}]},
+            "console": {"interval": 0.05},
+        }
+    )
     app = reloading_app(registry, config, projections=section(path))
     assert PANEL not in registered_panels()
-    with TestClient(app):
-        source = registered_panels()[PANEL]
-        panel = asyncio.run(source(registry))  # type: ignore[arg-type]
-        assert panel.title == "Projections"
-        assert list(panel.rows) == [("orders", 0, 0, 0, "-", "")]
+    with TestClient(app) as http:
+        assert http.portal is not None
+        http.portal.call(append_numbers, registry, 20)  # on the app's loop
+        state = http.get("/console/api/state", headers={"authorization": f"Bearer {key}"})
+        assert state.status_code == 200, state.text
+        panels = {p["name"]: p for p in state.json()["panels"]}
+        assert panels[PANEL]["title"] == "Projections"
+        assert panels[PANEL]["columns"][:4] == ["projection", "checkpoint", "head", "lag"]
+        assert panels[PANEL]["rows"] == [["orders", 0, 20, 20, "-", "lag beyond 5"]]
+        assert panels[PANEL]["status"] == "warning"
     assert PANEL not in registered_panels(), "the panel outlived the portal"

@@ -337,3 +337,70 @@ def test_checks_run_one_at_a_time() -> None:
     first.join(5)
     second.join(5)
     assert overlaps == [1, 1]
+
+
+def test_on_pressure_hears_when_pressure_starts_and_when_something_was_released() -> None:
+    calls: list[str] = []
+    heard: list[int] = []
+    pool = Pool(0, ReleaseOrder.CACHE_ENTRIES, calls, "pool")
+    meter = Meter(20, pool)
+
+    def hear(status: Any) -> None:
+        heard.append(status.used)
+        raise RuntimeError("a listener's error is dropped")
+
+    budget = MemoryBudget(10, meter, [("pool", pool)], on_pressure=hear)
+    budget.check()  # pressure starts, nothing to release
+    budget.check()  # still over, nothing released: not told again
+    pool.held = 5
+    budget.check()  # released 5
+    meter.base = 0
+    pool.held = 0
+    budget.check()  # not under pressure
+    assert heard == [20, 25]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"target": 0}, "target must be in"), ({"check_every": 0}, "check_every must be positive")],
+)
+def test_a_budget_refuses_bad_settings(kwargs: dict[str, float], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        MemoryBudget(10, Meter(0), **kwargs)  # type: ignore[arg-type]
+
+
+def test_replacing_components_keeps_the_figures_of_those_that_stay() -> None:
+    calls: list[str] = []
+    kept = Pool(10, ReleaseOrder.KV_TIER, calls, "kept")
+    budget = MemoryBudget(5, Meter(0, kept), [("kv", kept)], target=1.0)
+    budget.check()
+    before = budget.components_in_order()[0]
+    assert before.released_total == 5
+    other = Pool(3, ReleaseOrder.PREFIX_CACHE, calls, "other")
+    budget.replace_components([("kv", kept), ("engine", other)])
+    assert budget.order == ["engine", "kv"]
+    assert budget.components_in_order()[1] is before
+    assert "order=[engine, kv]" in repr(budget)
+
+
+def test_a_percentage_with_rss_takes_the_cgroup_limit_at_each_check(tmp_path: Path) -> None:
+    pytest.importorskip("psutil")
+    directory = fake_cgroup(tmp_path, "1", str(100 * 2**30))
+    budget = MemoryBudget.from_config(MemoryConfig(budget="50%", cgroup=directory))
+    assert isinstance(budget.source, ProcessMemory)
+    status = budget.check()
+    assert status.budget == 50 * 2**30
+    assert status.used > 0
+    (directory / "memory.max").write_text(f"{2**20}\n")  # the limit shrank: so does the budget
+    assert budget.check().budget == 2**19
+    assert budget.check().pressure
+
+
+def test_the_default_budget_is_90_percent_of_the_cgroup_limit(tmp_path: Path) -> None:
+    directory = fake_cgroup(tmp_path, str(10 * MiB), str(100 * MiB))
+    config = MemoryConfig(measure="cgroup", cgroup=directory)
+    assert config.budget == "90%"
+    assert MemoryBudget.from_config(config).check().budget == 90 * MiB
+    (directory / "memory.max").write_text("max\n")
+    with pytest.raises(ValidationError, match=r"a budget of 90% needs a cgroup memory\.max"):
+        MemoryConfig(measure="cgroup", cgroup=directory)

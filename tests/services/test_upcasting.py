@@ -149,3 +149,21 @@ def test_wrapper_declares_the_inner_capabilities() -> None:
 
     inner = MemoryEventStore()
     assert capabilities_of(UpcastingEventStore(inner, Upcasters())) == capabilities_of(inner)
+
+
+async def test_wrapper_counts_through_the_inner_store_or_refuses() -> None:
+    from portfolio_core.adapters.memory.event_store import MemoryEventStore
+    from portfolio_core.ports.errors import UnsupportedError
+
+    inner = MemoryEventStore()
+    store = UpcastingEventStore(inner, order_upcasters())
+    await store.append("order-1", [NewEvent("Placed", {"total": n}) for n in range(5)])
+    assert await store.count(EventQuery(limit=3)) == 3
+    assert await store.count(EventQuery(types=frozenset({"Placed"}))) == 5
+
+    class NoCount:
+        capabilities = frozenset({"event_store.query"})
+
+    with pytest.raises(UnsupportedError) as info:
+        await UpcastingEventStore(NoCount(), Upcasters()).count(EventQuery())  # type: ignore[arg-type]
+    assert info.value.capability == "event_store.count"

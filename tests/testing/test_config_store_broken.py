@@ -41,6 +41,11 @@ TEST_OF = {
     "config_store.watch.order": "test_watch",
     "config_store.watch.resume": "test_watch_resume",
     "config_store.model": "test_state_machine",
+    "config_store.snapshots": "test_returned_collections_are_copies",
+    "config_store.history.wall_clock": "test_time_follows_the_wall_clock",
+    "config_store.faults.unavailable": "test_backend_unreachable",
+    "config_store.arguments.invalid": "test_invalid_arguments",
+    "config_store.read.not_found": "test_get_missing",
 }
 
 #: no shrinking in these throwaway runs: finding the failure is the proof, and fast

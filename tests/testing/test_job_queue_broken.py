@@ -41,8 +41,8 @@ from tests.testing.broken.job_queue import {variant.__name__} as Variant
 class TestVariant(JobQueueContract):
     @pytest.fixture
     def make_adapter(self):
-        def make(*, clock):
-            return Variant(clock=clock, poll_interval=0.01)
+        def make(*, clock, faults=None):
+            return Variant(clock=clock, faults=faults, poll_interval=0.01)
         return make
 """
     )

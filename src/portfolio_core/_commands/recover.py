@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from portfolio_core.adapters.file.recovery import ConfigLogSalvage
+    from portfolio_core.adapters.file.recovery import ConfigLogSalvage, LogSalvage
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -53,30 +53,30 @@ def run(args: argparse.Namespace) -> int:
             return 1 if cache.moved else 0
         target = args.output or path.with_name(path.name + ".recovered")
         if is_config_log(path):
-            return _report_config(salvage_config_log(path, target))
+            config = salvage_config_log(path, target)
+            return _report(
+                config,
+                f"{config.versions} config versions",
+                "versions after the damage were renumbered (1, 2, 3, ... again)",
+            )
         log = salvage_event_log(path, target)
     except (InvalidInputError, OSError) as exc:
         print(f"cannot recover {path}: {exc}", file=sys.stderr)
         return 2
-    for offset, length in log.lost:
-        print(f"unreadable: {length} bytes at offset {offset}")
-    print(f"{log.records} records ({log.events} events) written to {log.target}")
-    if log.renumbered:
-        print("positions and stream versions after the damage were renumbered; ids are kept")
-    print(f"the original log is unchanged: {log.source}")
-    if log.lost:
-        print(
-            f"to use the salvaged log, move it over {log.source} once the store is stopped",
-        )
-    return 1 if log.lost else 0
+    return _report(
+        log,
+        f"{log.records} records ({log.events} events)",
+        "positions and stream versions after the damage were renumbered; ids are kept",
+    )
 
 
-def _report_config(log: ConfigLogSalvage) -> int:
+def _report(log: LogSalvage | ConfigLogSalvage, written: str, renumbered: str) -> int:
+    """Print what a salvage wrote and lost; 1 when something was lost, else 0."""
     for offset, length in log.lost:
         print(f"unreadable: {length} bytes at offset {offset}")
-    print(f"{log.versions} config versions written to {log.target}")
+    print(f"{written} written to {log.target}")
     if log.renumbered:
-        print("versions after the damage were renumbered (1, 2, 3, ... again)")
+        print(renumbered)
     print(f"the original log is unchanged: {log.source}")
     if log.lost:
         print(f"to use the salvaged log, move it over {log.source} once the store is stopped")

@@ -197,26 +197,8 @@ def default_timeline() -> Timeline:
     return _DEFAULT
 
 
-def publish(
-    kind: str,
-    title: str,
-    *,
-    entry: str | None = None,
-    severity: Severity = "info",
-    detail: str = "",
-    data: Mapping[str, Any] | None = None,
-    coalesce: Hashable | None = None,
-) -> TimelineEvent:
-    """Publish to the process-wide timeline (see `Timeline.publish`)."""
-    return _DEFAULT.publish(
-        kind,
-        title,
-        entry=entry,
-        severity=severity,
-        detail=detail,
-        data=data,
-        coalesce=coalesce,
-    )
+publish = _DEFAULT.publish
+"""Publish to the process-wide timeline (`Timeline.publish` of `default_timeline`)."""
 
 
 def publish_transition(port: str, name: str, old: str, new: str) -> None:

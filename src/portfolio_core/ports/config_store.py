@@ -7,6 +7,9 @@ Keys, values and versions
     [MAX_CONFIG_KEY_LENGTH][portfolio_core.ports.config_store.MAX_CONFIG_KEY_LENGTH] characters;
     dots name a hierarchy by convention
     (``app.timeout``), and a *prefix* selects every key that starts with it ("" selects all).
+    A prefix is text under the same rules (it may be empty); any other prefix, and a
+    ``version``, ``from_version``, ``limit`` or ``expected_version`` that is not a
+    non-negative int, raises [InvalidInputError][portfolio_core.ports.errors.InvalidInputError].
   * A value is JSON: ``None``, bool, int, finite float, str, lists and str-keyed dicts of
     those, at most ``MAX_VALUE_DEPTH`` containers deep (the stored-value rule of
     `portfolio_core.ports.values`; tuples, sets and non-str keys are refused rather than
@@ -27,8 +30,10 @@ Reading
     with its value, and the version read.
     A version above the current one raises NotFoundError; a negative or non-int version
     raises [InvalidInputError][portfolio_core.ports.errors.InvalidInputError].
-  * Reads are snapshots: changing a returned value does not change the store. A process
-    reads its own writes: after ``apply`` returns version ``v``, its reads see at least ``v``.
+  * Reads are snapshots: changing a returned value, or any returned collection (a snapshot's
+    values, the ``history`` list, a change set's values), does not change the store. A
+    process reads its own writes: after ``apply`` returns version ``v``, its reads see at
+    least ``v``.
 
 Writing
   * ``apply(changes, expected_version=...)`` applies a batch atomically -- every change is
@@ -41,8 +46,10 @@ Writing
     version) is raised and nothing is written. Of several concurrent applies with the same
     expected version exactly one succeeds.
   * ``author`` and ``reason`` are kept with the version (who and why) and the store records
-    when (UTC). Bad input -- an empty batch, a bad key or value, an author or reason that is
-    not text -- raises InvalidInputError naming the key (``field``) and writes nothing.
+    when (UTC): the adapter's wall clock at the commit, never earlier than the previous
+    version's time (a clock set back does not make history run backwards). Bad input -- an
+    empty batch, a bad key or value, an author or reason that is not text -- raises
+    InvalidInputError naming the key (``field``) and writes nothing.
   * Schemas: an adapter may be given a schema per key prefix (pydantic models in a manifest).
     A value under a prefix that its schema (the longest matching prefix) rejects raises
     InvalidInputError whose ``field`` is the key and whose message says why, before anything
@@ -68,6 +75,11 @@ Watching
     iteration.
   * Two processes using a shared adapter (capability ``SHARED``) see each other's changes,
     in reads and in watches.
+
+Failures
+  * A backend that cannot be reached raises
+    [UnavailableError][portfolio_core.ports.errors.UnavailableError] (never a driver's own
+    connection error), and an ``apply`` or ``rollback`` that raised it wrote nothing.
 """
 
 from __future__ import annotations

@@ -57,6 +57,13 @@ Inspecting and managing
 Time
   * Adapters take an injectable ``clock`` (seconds, default ``time.time``: jobs outlive
     processes). ``run_at``, ``enqueued_at`` and lease ends are readings of that clock.
+Snapshots and failures
+  * Every list and `Job` returned (``enqueue_many``, ``reserve``, ``get``, ``list_jobs``,
+    ``queues``, ...) is the caller's own: changing it, or a payload in it, changes nothing in
+    the queue or in later results.
+  * A backend that cannot be reached raises
+    [UnavailableError][portfolio_core.ports.errors.UnavailableError] (never a driver's own
+    connection error), and a call that raised it changed nothing.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ __all__ = ["ReleaseOrder", "Shrinkable"]
 
 
 class ReleaseOrder(IntEnum):
-    """When a component is asked to release memory: lower first (ties keep manifest order).
+    """When a component is asked to release memory: lower first (ties keep registration order).
 
     * ``PREFIX_CACHE`` -- an engine's prefix cache: free KV blocks that only serve a later
       prompt sharing a prefix; dropping one costs a recomputation of that prefix at most;

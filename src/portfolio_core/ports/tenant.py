@@ -20,7 +20,8 @@ Contract
 * ``check_quota`` consumes ``cost`` units of ``resource`` for the current tenant and returns
   the remaining allowance, or raises
   [QuotaExceededError][portfolio_core.ports.errors.QuotaExceededError] (consuming nothing) when the
-  allowance is spent (``retry_after`` says when it can succeed). Quotas are counted per
+  allowance is spent (``retry_after`` says when it can succeed; it is ``None`` when ``cost``
+  exceeds the whole allowance, which no wait can make succeed). Quotas are counted per
   tenant and per resource: one tenant's use never reduces another's allowance. A resource
   with no configured quota is unlimited (``remaining`` is then ``-1``); ``cost`` must be a
   positive int, else [InvalidInputError][portfolio_core.ports.errors.InvalidInputError]. With no

@@ -41,10 +41,13 @@ __all__ = [
     "MemoryBudget",
     "MemoryConfig",
     "MemoryReading",
+    "MemorySource",
     "MemoryStatus",
     "ProcessMemory",
+    "Registration",
     "Release",
     "cgroup_of_process",
+    "shrinkable_components",
 ]
 
 _log = structlog.get_logger("portfolio_core.services.memory")
@@ -152,7 +155,8 @@ class MemoryConfig(BaseModel):
     """The manifest's ``memory:`` section.
 
     ``budget`` is a size (``512MiB``, ``2GB``, ``1_000_000`` bytes) or a percentage of the
-    cgroup's ``memory.max`` (``80%``); ``check_every`` is seconds (``1``, ``500ms``,
+    cgroup's ``memory.max`` (``80%``; the default is ``90%``, for a process under a cgroup v2
+    memory limit); ``check_every`` is seconds (``1``, ``500ms``,
     ``2s``, ``1m``, ``1h``); ``measure`` is ``rss`` (this process, through ``psutil``) or
     ``cgroup`` (``memory.current`` of this process's cgroup, or of ``cgroup``); over the
     budget, a check releases memory until the reading is back to ``target`` (a fraction)
@@ -161,7 +165,7 @@ class MemoryConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    budget: int | str
+    budget: int | str = "90%"
     check_every: float = Field(1.0, gt=0)
     measure: Literal["rss", "cgroup"] = "rss"
     target: float = Field(0.9, gt=0, le=1)
@@ -232,8 +236,9 @@ class MemoryConfig(BaseModel):
         directory = self.cgroup if self.cgroup is not None else cgroup_of_process()
         if directory is None:
             raise FileNotFoundError(
-                "no cgroup v2 memory controller for this process: set memory.cgroup to a "
-                "cgroup v2 directory, or measure: rss with a budget in bytes"
+                "no cgroup v2 memory controller for this process: give the budget in bytes "
+                "(budget: 512MiB) and measure: rss, or set memory.cgroup to a cgroup v2 "
+                "directory"
             )
         return CgroupMemory(directory)
 
@@ -320,7 +325,10 @@ def _mib(n: int) -> str:
 
 
 @dataclass
-class _Component:
+class Registration:
+    """A component registered with a `MemoryBudget`: its name, the component, its place
+    in the release order, and what it released so far (bytes, calls, calls that raised)."""
+
     name: str
     target: Shrinkable
     order: int
@@ -364,6 +372,7 @@ class MemoryBudget:
         target: float = 0.9,
         clock: Callable[[], float] = time.time,
         meter_provider: Any = None,
+        on_pressure: Callable[[MemoryStatus], None] | None = None,
     ) -> None:
         if not 0 < target <= 1:
             raise ValueError(f"target must be in (0, 1], not {target!r}")
@@ -379,10 +388,13 @@ class MemoryBudget:
         self._lock = threading.Lock()
         #: one check at a time (the thread's and a health call's would both release)
         self._checking = threading.Lock()
-        self._components: list[_Component] = []
+        self._components: list[Registration] = []
         self._counters = _Counters()
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
+        self.on_pressure = on_pressure
+        """Called (in the checking thread) with the status when pressure starts and whenever a
+        check released something; what it raises is logged and dropped."""
         self.replace_components(components)
         self._register_metrics(meter_provider)
 
@@ -392,9 +404,15 @@ class MemoryBudget:
     ) -> MemoryBudget:
         """A budget as the manifest's ``memory:`` section says (see `MemoryConfig.source`
         for what it raises)."""
-        budget: int | Callable[[int | None], int] = (
-            config.budget if isinstance(config.budget, int) else config.budget_bytes
-        )
+        budget: int | Callable[[int | None], int] = config.budget_bytes
+        if isinstance(config.budget, int):
+            budget = config.budget
+        elif config.measure == "rss":  # a percentage of the cgroup limit, read each check
+            cgroup = config._cgroup()
+
+            def budget(_limit: int | None) -> int:
+                return config.budget_bytes(cgroup().limit)
+
         made = cls(
             budget,
             config.source(),
@@ -415,7 +433,7 @@ class MemoryBudget:
         """Register ``components`` (name, component) instead of the current ones, keeping
         the figures of names registered before. Raises ``TypeError`` for one that is not
         Shrinkable."""
-        fresh: list[_Component] = []
+        fresh: list[Registration] = []
         with self._lock:
             known = {c.name: c for c in self._components}
             for name, target in components:
@@ -423,13 +441,13 @@ class MemoryBudget:
                     raise TypeError(f"{name!r} is not Shrinkable (release_order, release, ...)")
                 order = int(target.release_order)
                 old = known.get(name)
-                item = _Component(name, target, order)
+                item = Registration(name, target, order)
                 if old is not None and old.target is target:
                     item = old
                 fresh.append(item)
             self._components = fresh
 
-    def components_in_order(self) -> list[_Component]:
+    def components_in_order(self) -> list[Registration]:
         """The registered components in the order they are asked to release."""
         with self._lock:
             return sorted(self._components, key=lambda c: c.order)  # stable: ties keep order
@@ -486,9 +504,14 @@ class MemoryBudget:
                 released={r.name: r.freed for r in released},
                 after=after,
             )
+            if self.on_pressure is not None:
+                try:
+                    self.on_pressure(status)
+                except Exception as exc:
+                    _log.error("memory.on_pressure_failed", error=f"{type(exc).__name__}: {exc}")
         return status
 
-    def _release(self, component: _Component, nbytes: int) -> int:
+    def _release(self, component: Registration, nbytes: int) -> int:
         try:
             freed = int(component.target.release(nbytes))
         except Exception as exc:

@@ -34,13 +34,14 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from portfolio_core.ports.capabilities import capabilities_of
-from portfolio_core.ports.errors import InvalidInputError, UpcastError
+from portfolio_core.ports.errors import InvalidInputError, UnsupportedError, UpcastError
 from portfolio_core.ports.event_store import (
     AppendResult,
     Direction,
     EventHandler,
     EventQuery,
     EventStore,
+    EventStoreCapability,
     ExpectedVersion,
     NewEvent,
     OnHandlerError,
@@ -235,6 +236,19 @@ class UpcastingEventStore:
     async def query(self, query: EventQuery) -> list[RecordedEvent]:
         read = self.upcasters.read
         return [read(e) for e in await self.store.query(query)]
+
+    async def count(self, query: EventQuery) -> int:
+        """The wrapped store's count (upcasting changes no event's presence, and queries
+        filter the events as stored); UnsupportedError when it does not declare
+        ``event_store.count``."""
+        count = getattr(self.store, "count", None)
+        if EventStoreCapability.COUNT.value not in self.capabilities or count is None:
+            raise UnsupportedError(
+                f"{type(self.store).__name__} does not count events",
+                capability=EventStoreCapability.COUNT.value,
+                port="EventStore",
+            )
+        return int(await count(query))
 
     async def subscribe(
         self,

@@ -12,7 +12,24 @@ import asyncio
 __all__ = ["FakeClock", "FakeWallClock"]
 
 
-class FakeClock:
+class _Reading:
+    """What both clocks share: called like ``time.monotonic``/``time.time``, they return
+    the current reading, also readable as `now`."""
+
+    __slots__ = ("_now",)
+
+    _now: float
+
+    def __call__(self) -> float:
+        return self._now
+
+    @property
+    def now(self) -> float:
+        """The current reading."""
+        return self._now
+
+
+class FakeClock(_Reading):
     """A monotonic clock that only moves when told to.
 
     Call it like ``time.monotonic``. It starts at ``start`` (not zero, so code that treats
@@ -25,18 +42,10 @@ class FakeClock:
     5.0
     """
 
-    __slots__ = ("_now",)
+    __slots__ = ()
 
     def __init__(self, start: float = 1_000.0) -> None:
         self._now = float(start)
-
-    def __call__(self) -> float:
-        return self._now
-
-    @property
-    def now(self) -> float:
-        """The current reading."""
-        return self._now
 
     def advance(self, seconds: float) -> None:
         """Move time forward by ``seconds`` (must not be negative)."""
@@ -59,7 +68,7 @@ class FakeClock:
         return f"FakeClock(now={self._now})"
 
 
-class FakeWallClock:
+class FakeWallClock(_Reading):
     """A wall clock (``time.time``: seconds since the epoch) the kit moves by hand.
 
     It starts at the real current time (so timestamps it produces are "now"-ish, as stores
@@ -68,20 +77,12 @@ class FakeWallClock:
     hold when they do. The kit passes one as ``wall_clock=`` to factories that accept it.
     """
 
-    __slots__ = ("_now",)
+    __slots__ = ()
 
     def __init__(self, start: float | None = None) -> None:
         import time
 
         self._now = float(time.time() if start is None else start)
-
-    def __call__(self) -> float:
-        return self._now
-
-    @property
-    def now(self) -> float:
-        """The current reading."""
-        return self._now
 
     def advance(self, seconds: float) -> None:
         """Move the clock by ``seconds`` (negative: back)."""

@@ -14,7 +14,9 @@ from portfolio_core.testing.contracts.job_queue import JobQueueContract
 class TestMemoryJobQueueContract(JobQueueContract):
     @pytest.fixture
     def make_adapter(self) -> Callable[..., Any]:
-        def make(*, clock: Callable[[], float]) -> MemoryJobQueue:
-            return MemoryJobQueue(clock=clock, poll_interval=0.01)
+        def make(
+            *, clock: Callable[[], float], faults: Callable[[str], None] | None = None
+        ) -> MemoryJobQueue:
+            return MemoryJobQueue(clock=clock, faults=faults, poll_interval=0.01)
 
         return make

@@ -221,3 +221,42 @@ async def test_appends_queued_at_close_fail_cleanly(tmp_path: Path) -> None:
         assert stored == succeeded, "an append reported written is missing, or the reverse"
     finally:
         await reopened.aclose()
+
+
+async def test_postgres_keeps_two_sends_in_flight(postgres_url: str, unique_name: str) -> None:
+    """While one send waits on the server for the append lock, the appends arriving meanwhile
+    go as one more send (two lanes, two pooled connections), not a third: the next group is
+    already at the server when the lock frees. All land, in one gapless run of positions."""
+    import psycopg
+
+    table = f"{unique_name}_lanes"
+    store = PostgresEventStore(postgres_url, table=table, pool_size=3)
+    await store.start()
+    waiting = (
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+        "AND pid <> pg_backend_pid()"
+    )
+    try:
+        async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as other:
+            await other.execute("SELECT pg_advisory_lock(hashtext(%s))", (store._lock_key(""),))
+            appends = asyncio.gather(
+                *(store.append(f"s{i}", batch(i)) for i in range(6)), return_exceptions=True
+            )
+            seen = 0
+            for _ in range(200):
+                seen = (await (await other.execute(waiting)).fetchone())[0]  # type: ignore[index]
+                if seen >= 2:
+                    break
+                await asyncio.sleep(0.02)
+            await asyncio.sleep(0.2)  # a third send, if any, would queue on the lock by now
+            seen = (await (await other.execute(waiting)).fetchone())[0]  # type: ignore[index]
+            await other.execute("SELECT pg_advisory_unlock(hashtext(%s))", (store._lock_key(""),))
+            results = await appends
+        assert seen == 2, f"{seen} sends waited on the append lock, not 2"
+        assert all(not isinstance(r, BaseException) for r in results), results
+        events = await store.read_all()
+        assert [e.position for e in events] == list(range(1, 19))
+        assert sorted({e.stream for e in events}) == [f"s{i}" for i in range(6)]
+    finally:
+        await store.aclose()
+        await asyncio.to_thread(drop_tables, postgres_url, [table])

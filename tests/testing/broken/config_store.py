@@ -10,7 +10,7 @@ import asyncio
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, ClassVar
 
-from portfolio_core.adapters._shared.config_store import Change, StoredSet, now_micros
+from portfolio_core.adapters._shared.config_store import Draft, now_micros
 from portfolio_core.adapters.memory.config_store import MemoryConfigStore
 from portfolio_core.ports import ChangeSet, ConfigSnapshot, StaleVersionError
 
@@ -67,18 +67,11 @@ class CheckThenWrite(_Broken):
 
     clause = "config_store.apply.concurrent"
 
-    async def _commit(
-        self,
-        changes: tuple[Change, ...],
-        expected: int | None,
-        author: str,
-        reason: str,
-        rollback_of: int | None,
-    ) -> int:
-        if expected is not None and expected != self._log.version:
-            raise StaleVersionError(expected, self._log.version)
+    async def _commit(self, draft: Draft) -> int:
+        if draft.expected is not None and draft.expected != self._log.version:
+            raise StaleVersionError(draft.expected, self._log.version)
         await asyncio.sleep(0)
-        return await super()._commit(changes, None, author, reason, rollback_of)
+        return await super()._commit(draft._replace(expected=None))
 
 
 class ReadsIgnoreVersion(_Broken):
@@ -203,24 +196,82 @@ class StaleTimestamps(_Broken):
 
     clause = "config_store.model"
 
-    async def _commit(
-        self,
-        changes: tuple[Change, ...],
-        expected: int | None,
-        author: str,
-        reason: str,
-        rollback_of: int | None,
-    ) -> int:
-        if rollback_of is not None and changes:
-            changes = changes[:-1] or changes  # loses one restored key
+    async def _commit(self, draft: Draft) -> int:
+        if draft.rollback_of is not None and draft.changes:
+            draft = draft._replace(changes=draft.changes[:-1] or draft.changes)  # loses a key
         with self._lock:
             log = self._log
-            if expected is not None and expected != log.version:
-                raise StaleVersionError(expected, log.version)
-            stored = StoredSet(log.version + 1, changes, author, reason, now_micros(), rollback_of)
+            if draft.expected is not None and draft.expected != log.version:
+                raise StaleVersionError(draft.expected, log.version)
+            stored = draft.stored(log.version + 1, now_micros())
             log.add(stored)
         self._notifier.notify()
         return stored.version
+
+
+class SnapshotSharesItsValues(_Broken):
+    """Hands every reader of one version the same dict of values (a cache of snapshots)."""
+
+    clause = "config_store.snapshots"
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self._snapshots: dict[tuple[str, int], dict[str, Any]] = {}
+
+    async def read(self, prefix: str = "", *, version: int | None = None) -> ConfigSnapshot:
+        snap = await super().read(prefix, version=version)
+        kept = self._snapshots.setdefault((prefix, snap.version), dict(snap.values))
+        return ConfigSnapshot(snap.version, kept)
+
+
+class TimeGoesBackWithTheClock(_Broken):
+    """Stamps each version with its wall clock as is, so history goes back when it does."""
+
+    clause = "config_store.history.wall_clock"
+
+    async def _commit(self, draft: Draft) -> int:
+        with self._lock:
+            log = self._log
+            if draft.expected is not None and draft.expected != log.version:
+                raise StaleVersionError(draft.expected, log.version)
+            stored = draft.stored(log.version + 1, int(self._wall_clock() * 1_000_000))
+            log.add(stored)
+        self._notifier.notify()
+        return stored.version
+
+
+class LeaksConnectionErrors(_Broken):
+    """Lets the driver's OSError through instead of raising UnavailableError."""
+
+    clause = "config_store.faults.unavailable"
+
+    def _backend(self, operation: str) -> None:
+        if self._faults is not None:
+            self._faults(operation)
+
+
+class PrefixUnchecked(_Broken):
+    """Reads under any prefix, text or not (a NUL prefix selects nothing, silently)."""
+
+    clause = "config_store.arguments.invalid"
+
+    async def read(self, prefix: Any = "", *, version: int | None = None) -> ConfigSnapshot:
+        if not isinstance(prefix, str) or "\x00" in prefix:
+            return ConfigSnapshot(await self.current_version(), {})
+        return await super().read(prefix, version=version)
+
+
+class MissingKeyAtPastVersionIsNone(_Broken):
+    """Answers None for a key that had no value at a past version, instead of NotFoundError."""
+
+    clause = "config_store.read.not_found"
+
+    async def get(self, key: str, *, version: int | None = None) -> Any:
+        if version is not None and version < await self.current_version():
+            history = [s for s in await self.history(limit=version) if key in s.updates()]
+            if not history:
+                return None
+        return await super().get(key, version=version)
 
 
 VARIANTS: list[type[_Broken]] = [
@@ -238,4 +289,9 @@ VARIANTS: list[type[_Broken]] = [
     WatchSkipsSecond,
     WatchResumesLate,
     StaleTimestamps,
+    SnapshotSharesItsValues,
+    TimeGoesBackWithTheClock,
+    LeaksConnectionErrors,
+    PrefixUnchecked,
+    MissingKeyAtPastVersionIsNone,
 ]

@@ -282,6 +282,46 @@ class ForgetsFinishedQueues(Broken):
         )
 
 
+class LeaksConnectionErrors(Broken):
+    """Lets the driver's OSError through instead of raising UnavailableError."""
+
+    clause = "job_queue.faults.unavailable"
+
+    def _backend(self, operation: str) -> None:
+        if self._faults is not None:
+            self._faults(operation)
+
+
+class FailsAfterWriting(Broken):
+    """Reaches its backend only after an enqueue has stored the job (a half-done call)."""
+
+    clause = "job_queue.faults.unavailable"
+
+    async def enqueue_many(self, jobs: Sequence[NewJob]) -> list[str]:
+        faults, self._faults = self._faults, None
+        try:
+            ids = await super().enqueue_many(jobs)
+        finally:
+            self._faults = faults
+        self._backend("enqueue")
+        return ids
+
+
+class SharesQueueNames(Broken):
+    """Hands out its own list of queue names, which the caller may then change."""
+
+    clause = "job_queue.snapshots"
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self._names: list[str] | None = None
+
+    async def queues(self) -> list[str]:
+        if self._names is None:
+            self._names = await super().queues()
+        return self._names
+
+
 VARIANTS: list[type[Broken]] = [
     ForgetsMaxAttempts,
     SharesPayload,
@@ -304,6 +344,9 @@ VARIANTS: list[type[Broken]] = [
     CountsScheduledAsAvailable,
     ExtendCountsAnAttempt,
     ForgetsFinishedQueues,
+    LeaksConnectionErrors,
+    FailsAfterWriting,
+    SharesQueueNames,
 ]
 
 __all__ = ["VARIANTS", "Broken", "JobState"]

@@ -168,6 +168,20 @@ class WindowReadAsHour(MemoryTenant):
         super().__init__(quotas=hourly, tenant_quotas=tenant_quotas, tenant_config=tenant_config)
 
 
+class OverAllowanceWaits(MemoryTenant):
+    """Refuses a cost above the whole allowance as if waiting for the window would help."""
+
+    clause = "tenant.quota.over_allowance"
+
+    async def check_quota(self, resource: str, cost: int = 1) -> QuotaStatus:
+        try:
+            return await super().check_quota(resource, cost)
+        except QuotaExceededError as exc:
+            raise QuotaExceededError(
+                exc.message, tenant=exc.tenant, resource=exc.resource, retry_after=60.0
+            ) from None
+
+
 VARIANTS: list[type[MemoryTenant]] = [
     RefusalConsumes,
     RetryAfterMissing,
@@ -182,4 +196,5 @@ VARIANTS: list[type[MemoryTenant]] = [
     BadCostAccepted,
     UnlimitedReportsZero,
     WindowReadAsHour,
+    OverAllowanceWaits,
 ]

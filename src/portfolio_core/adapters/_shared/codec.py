@@ -8,10 +8,23 @@ from typing import Any
 from portfolio_core.ports.errors import CorruptDataError
 from portfolio_core.ports.validation import check_json_value as _check
 
-__all__ = ["JsonCodec", "check_json_value"]
+__all__ = ["JsonCodec", "check_json_value", "is_text"]
 
 # built once: json.dumps with non-default options builds an encoder on every call
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
+def is_text(value: str) -> bool:
+    """Whether ``value`` is valid Unicode text, i.e. encodable as UTF-8: no lone surrogate
+    (U+D800 to U+DFFF, which ``"\\udc80"`` escapes and ``surrogateescape`` decoding make).
+    Constant time for ASCII strings."""
+    if value.isascii():
+        return True
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def check_json_value(

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from portfolio_core._references import resolve_reference
-from portfolio_core.adapters._shared.codec import check_json_value
+from portfolio_core.adapters._shared.codec import check_json_value, is_text
 from portfolio_core.ports.config_store import (
     DELETE,
     MAX_CONFIG_KEY_LENGTH,
@@ -32,6 +32,7 @@ from portfolio_core.ports.config_store import (
     ConfigSnapshot,
 )
 from portfolio_core.ports.errors import (
+    CorruptDataError,
     InvalidInputError,
     NotFoundError,
     StaleVersionError,
@@ -46,6 +47,7 @@ __all__ = [
     "Schemas",
     "StoredSet",
     "decode_set",
+    "decode_version",
     "encode_set",
 ]
 
@@ -67,6 +69,30 @@ class StoredSet(NamedTuple):
     reason: str
     at: int
     rollback_of: int | None = None
+
+
+class Draft(NamedTuple):
+    """A version about to be committed, as `apply` or `rollback` asks for it: the changes,
+    the version it must follow (``expected``; None: whatever is latest) and its notes."""
+
+    changes: tuple[Change, ...]
+    expected: int | None
+    author: str
+    reason: str
+    rollback_of: int | None = None
+
+    def stored(self, version: int, at: int) -> StoredSet:
+        """This draft as version ``version``, committed at ``at`` (microseconds)."""
+        return StoredSet(version, self.changes, self.author, self.reason, at, self.rollback_of)
+
+    def after(self, current: int, at: int | None = None) -> StoredSet:
+        """This draft as the version after ``current``, committed at ``at`` (default: now).
+
+        Raises:
+            StaleVersionError: ``expected`` is set and is not ``current``.
+        """
+        check_expected(self.expected, current)
+        return self.stored(current + 1, now_micros() if at is None else at)
 
 
 def encode_set(stored: StoredSet) -> str:
@@ -96,6 +122,30 @@ def decode_set(text: str | bytes) -> StoredSet:
     return StoredSet(version, changes, str(raw["a"]), str(raw["r"]), at, rollback)
 
 
+def decode_version(
+    text: str | bytes | None, version: int, *, what: str, location: str
+) -> StoredSet:
+    """The stored version ``version`` from ``text`` (None: the record holds no body).
+
+    Raises:
+        CorruptDataError: ``text`` is not a stored version, or one of another number;
+            ``what`` names the record (``"config table 't': the row"``), ``location``
+            where it lives.
+    """
+    try:
+        stored = None if text is None else decode_set(text)
+    except (ValueError, KeyError, TypeError, IndexError):
+        stored = None
+    if stored is None or stored.version != version:
+        raise CorruptDataError(
+            f"{what} of version {version} cannot be decoded",
+            location=location,
+            record=version,
+            port=PORT,
+        )
+    return stored
+
+
 def now_micros() -> int:
     return time.time_ns() // 1000
 
@@ -105,16 +155,6 @@ def _decode_value(text: str) -> Any:
 
 
 # -- validation ------------------------------------------------------------------------------
-
-
-def _is_text(value: str) -> bool:
-    if value.isascii():
-        return True
-    try:
-        value.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def validate_key(key: object, field: str = "key") -> str:
@@ -137,7 +177,7 @@ def validate_key(key: object, field: str = "key") -> str:
 def _check_text(value: str, field: str, what: str) -> None:
     if "\x00" in value:
         raise InvalidInputError(f"the {what} contains U+0000", field=field, port=PORT)
-    if not _is_text(value):
+    if not is_text(value):
         raise InvalidInputError(
             f"the {what} holds a lone surrogate, which is not Unicode text", field=field, port=PORT
         )
@@ -307,6 +347,16 @@ class ConfigLog:
                 self.current[key] = _Current(text, value if scalar else None, scalar)
         self.sets.append(stored)
 
+    def following(self, draft: Draft, *, now: int | None = None) -> StoredSet:
+        """``draft`` as the next version of this log, timed ``now`` (microseconds since the
+        epoch; the wall clock when None) but never before the latest one.
+
+        Raises:
+            StaleVersionError: the draft expects another version than the latest.
+        """
+        at = now_micros() if now is None else now
+        return draft.after(self.version, max(at, self.sets[-1].at if self.sets else 0))
+
     def text_at(self, key: str, version: int) -> str | None:
         if version >= len(self.sets):
             entry = self.current.get(key)
@@ -412,16 +462,10 @@ class LogConfigStore(ABC):
         """Open what the adapter needs (called before every operation); idempotent."""
 
     @abstractmethod
-    async def _commit(
-        self,
-        changes: tuple[Change, ...],
-        expected: int | None,
-        author: str,
-        reason: str,
-        rollback_of: int | None,
-    ) -> int:
-        """Store one new version atomically (after ``expected`` when given, else after the
-        latest); raise StaleVersionError; return the new version once it is in ``_log``."""
+    async def _commit(self, draft: Draft) -> int:
+        """Store ``draft`` as one new version atomically (after ``draft.expected`` when
+        given, else after the latest); raise StaleVersionError; return the new version once
+        it is in ``_log``."""
 
     async def _sync(self) -> None:  # noqa: B027 - optional hook
         """Bring ``_log`` up to every committed version (server-backed adapters)."""
@@ -515,7 +559,7 @@ class LogConfigStore(ABC):
         validate_note(reason, "reason")
         self._check_open()
         await self._ready()
-        return await self._commit(encoded, expected_version, author, reason, None)
+        return await self._commit(Draft(encoded, expected_version, author, reason))
 
     async def rollback(
         self,
@@ -545,7 +589,7 @@ class LogConfigStore(ABC):
                 raise StaleVersionError(expected_version, base)
             changes = log.rollback_changes(to_version, prefix)
             try:
-                return await self._commit(changes, base, author, reason, to_version)
+                return await self._commit(Draft(changes, base, author, reason, to_version))
             except StaleVersionError:
                 if expected_version is not None:
                     raise

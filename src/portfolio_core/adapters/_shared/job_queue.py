@@ -3,10 +3,12 @@ with the same errors."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 
 from portfolio_core.adapters._shared.codec import check_json_value
 from portfolio_core.ports.errors import InvalidInputError
@@ -15,16 +17,21 @@ from portfolio_core.ports.job_queue import MAX_PRIORITY, MIN_PRIORITY, JobState,
 __all__ = [
     "EXPIRED",
     "Prepared",
+    "Reserve",
     "check_job_id",
     "check_lease",
     "check_limit",
     "check_queue",
+    "check_reserve",
     "check_retry_in",
     "check_state",
     "decode_payload",
     "prepare",
     "queued_state",
+    "take_or_wait",
 ]
+
+T = TypeVar("T")
 
 PORT = "JobQueue"
 MAX_QUEUE = 128
@@ -159,6 +166,42 @@ def check_wait(wait: Any) -> float:
     if value < 0:
         raise InvalidInputError("wait must not be negative", field="wait", port=PORT)
     return value
+
+
+class Reserve(NamedTuple):
+    """The checked arguments of ``reserve``."""
+
+    queue: str
+    limit: int
+    lease: float
+    wait: float
+
+
+def check_reserve(queue: Any, limit: Any, lease: Any, wait: Any) -> Reserve:
+    """``reserve``'s arguments checked (InvalidInputError names the first bad one)."""
+    return Reserve(check_queue(queue), check_limit(limit), check_lease(lease), check_wait(wait))
+
+
+async def take_or_wait(
+    take: Callable[[], Awaitable[list[T]]], wakeup: asyncio.Event, *, wait: float, poll: float
+) -> list[T]:
+    """What ``take()`` returns first that is not empty, trying again whenever ``wakeup`` is
+    set (this process enqueued something) and at least every ``poll`` seconds (another
+    process may have); the empty list once ``wait`` seconds have passed. ``take`` is tried
+    at least once, also when ``wait`` is 0."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    while True:
+        wakeup.clear()
+        taken = await take()
+        remaining = deadline - loop.time()
+        if taken or remaining <= 0:
+            return taken
+        try:
+            async with asyncio.timeout(min(remaining, poll)):
+                await wakeup.wait()
+        except TimeoutError:
+            pass
 
 
 def check_retry_in(retry_in: Any) -> float | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
+from portfolio_core.adapters._shared.codec import is_text
 from portfolio_core.ports.errors import InvalidInputError, LeaseLostError
 from portfolio_core.ports.projection_store import MAX_PROJECTION_NAME, Lease
 
@@ -41,12 +42,10 @@ def validate_name(name: object) -> str:
         )
     if "\x00" in name:
         raise InvalidInputError("projection name holds U+0000", field="projection", port=PORT)
-    try:
-        name.encode()
-    except UnicodeEncodeError:
+    if not is_text(name):
         raise InvalidInputError(
             "projection name holds a lone surrogate", field="projection", port=PORT
-        ) from None
+        )
     return name
 
 
@@ -55,10 +54,8 @@ def validate_owner(owner: object) -> str:
         raise InvalidInputError(
             "owner must be a str of 1 to 200 characters without U+0000", field="owner", port=PORT
         )
-    try:
-        owner.encode()
-    except UnicodeEncodeError:
-        raise InvalidInputError("owner holds a lone surrogate", field="owner", port=PORT) from None
+    if not is_text(owner):
+        raise InvalidInputError("owner holds a lone surrogate", field="owner", port=PORT)
     return owner
 
 

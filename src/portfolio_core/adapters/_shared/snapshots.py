@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from portfolio_core.adapters._shared.codec import check_json_value
+from portfolio_core.adapters._shared.codec import check_json_value, is_text
 from portfolio_core.ports.errors import CorruptDataError, InvalidInputError
 from portfolio_core.ports.snapshot_store import MAX_STREAM_NAME, Snapshot
 
@@ -50,14 +50,12 @@ def validate_stream(stream: object) -> str:
         )
     if "\x00" in stream:
         raise InvalidInputError("stream name holds U+0000", field="stream", port=PORT)
-    try:
-        stream.encode()
-    except UnicodeEncodeError:
+    if not is_text(stream):
         raise InvalidInputError(
             "stream name holds a lone surrogate, which is not Unicode text",
             field="stream",
             port=PORT,
-        ) from None
+        )
     return stream
 
 

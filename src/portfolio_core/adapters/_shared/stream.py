@@ -15,6 +15,9 @@ from portfolio_core.ports.tenant import require_tenant
 
 __all__ = [
     "DEFAULT_OPTIONS",
+    "TransformingStream",
+    "ack_group",
+    "check_deadline",
     "check_source",
     "copy_payload",
     "iterate_items",
@@ -170,3 +173,43 @@ async def transform(
         close = getattr(iterator, "aclose", None)
         if close is not None:
             await close()
+
+
+class TransformingStream:
+    """Base of the Stream adapters: ``transform`` works the same on all of them."""
+
+    def transform(
+        self,
+        source: AsyncIterable[T],
+        fn: Callable[[T], Awaitable[U]] | Callable[[T], U],
+        opts: StreamOptions | None = None,
+    ) -> AsyncIterator[U]:
+        """Map ``fn`` over ``source`` honouring ``opts.on_error`` and ``opts.timeout``."""
+        return transform(source, fn, opts)
+
+
+def ack_group(opts: StreamOptions | None) -> tuple[StreamOptions, str]:
+    """The options of an ``ack`` and the consumer group it acknowledges for.
+
+    Raises:
+        InvalidInputError: ``opts`` names no group.
+    """
+    o = opts or DEFAULT_OPTIONS
+    if o.group is None:
+        raise InvalidInputError("ack needs opts.group", field="group", port="Stream")
+    return o, o.group
+
+
+def check_deadline(
+    deadline: float | None, now: float, source: str, o: StreamOptions, what: str = "message from"
+) -> None:
+    """Return while ``deadline`` (a loop time; None: no deadline) lies after ``now``.
+
+    Raises:
+        PortTimeoutError: ``"no <what> <source> within <o.timeout> s"``: nothing came from
+            ``source`` within the read's timeout.
+    """
+    if deadline is not None and now >= deadline:
+        raise PortTimeoutError(
+            f"no {what} {source!r} within {o.timeout} s", timeout=o.timeout, port="Stream"
+        )

@@ -20,7 +20,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -33,6 +33,7 @@ from portfolio_core.adapters._shared.cache_keys import (
     tenant_ttl,
 )
 from portfolio_core.adapters._shared.codec import JsonCodec
+from portfolio_core.adapters._shared.configurable import Configurable
 from portfolio_core.adapters._shared.names import file_name
 from portfolio_core.ports.cache import CacheCapability, Codec
 from portfolio_core.ports.capabilities import declare
@@ -111,7 +112,7 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-class FileCache:
+class FileCache(Configurable):
     """Items as files under ``directory/<namespace>/<tenant>/``, one per key.
 
     The namespace folder's name is the namespace through the injective, case-safe encoding
@@ -155,16 +156,6 @@ class FileCache:
         self.default_ttl = check_ttl(default_ttl)
         self._codec: Codec = codec if codec is not None else JsonCodec()
         self._clock = clock
-
-    @classmethod
-    def from_config(cls, config: FileCacheConfig) -> Self:
-        return cls(
-            config.directory,
-            namespace=config.namespace,
-            tenant_scoped=config.tenant_scoped,
-            default_ttl=config.default_ttl,
-            stale_write_after=config.stale_write_after,
-        )
 
     def __repr__(self) -> str:
         return f"FileCache(directory={str(self.directory)!r}, namespace={self.namespace!r})"

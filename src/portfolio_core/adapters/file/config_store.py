@@ -4,9 +4,9 @@ Log format: an 8-byte magic header, then one record per version::
 
     u32 little-endian payload length | u32 CRC-32 of the payload | payload (UTF-8 JSON)
 
-A version is one record written with one ``write`` call, so a batch is stored whole or not
-at all. On open the log is scanned and every record's length, checksum and version number
-verified, by the event log's rule:
+(the framing the event log uses too). A version is one record written with one ``write``
+call, so a batch is stored whole or not at all. On open the log is scanned and every
+record's length, checksum and version number verified, by the event log's rule:
 
 * a *torn tail* -- an incomplete last record, the trace of a crash in the middle of a write
   that was therefore never acknowledged -- is truncated away (``recovered_bytes`` says how
@@ -32,27 +32,25 @@ import asyncio
 import contextlib
 import fcntl
 import os
-import struct
 import time
-import zlib
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import ClassVar, Literal, Self
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from portfolio_core.adapters._shared.config_store import (
     DEFAULT_MAX_VALUE_BYTES,
-    Change,
     ConfigLog,
+    Draft,
     LogConfigStore,
     StoredSet,
-    check_expected,
     decode_set,
     encode_set,
-    now_micros,
 )
+from portfolio_core.adapters._shared.configurable import Configurable
+from portfolio_core.adapters.file._framing import RecordFormat, frame
 from portfolio_core.ports.capabilities import declare
 from portfolio_core.ports.config_store import ConfigStoreCapability
 from portfolio_core.ports.errors import CorruptDataError, UnavailableError
@@ -61,12 +59,10 @@ __all__ = ["FileConfigStore", "FileConfigStoreConfig"]
 
 PORT = "ConfigStore"
 MAGIC = b"PCCFGLG1"
-HEADER = struct.Struct("<II")
 #: every payload starts with this (encode_set keeps its keys in order): a cheap filter when
 #: looking for the next intact record after a damaged one
 PAYLOAD_START = b'{"v":'
 FsyncPolicy = Literal["always", "interval", "never"]
-_DECODE_ERRORS = (ValueError, KeyError, TypeError, IndexError)
 
 
 class FileConfigStoreConfig(BaseModel):
@@ -83,58 +79,19 @@ class FileConfigStoreConfig(BaseModel):
 
 def encode_record(stored: StoredSet) -> bytes:
     """One framed, checksummed record of ``stored``."""
-    payload = encode_set(stored).encode()
-    return HEADER.pack(len(payload), zlib.crc32(payload)) + payload
+    return frame(encode_set(stored).encode())
 
 
-def record_at(data: bytes, offset: int) -> tuple[StoredSet, int] | None:
-    """``(version, end)`` of the whole, checksummed, decodable record at ``offset``."""
-    if offset < 0 or offset + HEADER.size > len(data):
-        return None
-    length, crc = HEADER.unpack_from(data, offset)
-    start = offset + HEADER.size
-    if length == 0 or start + length > len(data):
-        return None
-    payload = data[start : start + length]
-    if zlib.crc32(payload) != crc:
-        return None
-    try:
-        return decode_set(payload), start + length
-    except _DECODE_ERRORS:
-        return None
+_FORMAT = RecordFormat(PAYLOAD_START, decode_set)
+#: ``(version, end)`` of the whole, checksummed, decodable record at an offset, or None
+record_at = _FORMAT.record_at
+#: offset of the first intact record after an offset, or None
+next_record = _FORMAT.next_record
+#: whether the bytes from an offset are a torn tail (see `RecordFormat.is_torn_tail`)
+is_torn_tail = _FORMAT.is_torn_tail
 
 
-def next_record(data: bytes, after: int) -> int | None:
-    """Offset of the first intact record starting after ``after``, if any."""
-    probe = max(after + HEADER.size, HEADER.size)
-    while True:
-        found = data.find(PAYLOAD_START, probe)
-        if found < 0:
-            return None
-        offset = found - HEADER.size
-        if offset > after and record_at(data, offset) is not None:
-            return offset
-        probe = found + 1
-
-
-def is_torn_tail(data: bytes, offset: int) -> bool:
-    """Whether the bytes from ``offset`` are the trace of an interrupted write: no intact
-    record follows, and they are shorter than a header, or a header announcing more bytes
-    than the file has (unless those bytes are the whole record with a damaged length), or
-    all zeros (space the file system allocated but never wrote)."""
-    if next_record(data, offset) is not None:
-        return False
-    end = len(data)
-    if offset + HEADER.size > end:
-        return True
-    length, crc = HEADER.unpack_from(data, offset)
-    start = offset + HEADER.size
-    if start + length > end:
-        return bool(zlib.crc32(data[start:]) != crc)
-    return not data[offset:].strip(b"\x00")
-
-
-class FileConfigStore(LogConfigStore):
+class FileConfigStore(LogConfigStore, Configurable):
     """Durable single-process config store in an append-only, checksummed log file.
 
     ``fsync``: ``always`` flushes every version to disk before acknowledging it (survives
@@ -166,10 +123,6 @@ class FileConfigStore(LogConfigStore):
         self._start_lock = asyncio.Lock()
         self.recovered_bytes = 0
         """Bytes of torn tail (an interrupted, unacknowledged write) cut when last opened."""
-
-    @classmethod
-    def from_config(cls, config: FileConfigStoreConfig) -> Self:
-        return cls(**config.model_dump())
 
     def __repr__(self) -> str:
         return f"FileConfigStore(path={str(self.path)!r}, fsync={self.fsync!r})"
@@ -266,22 +219,12 @@ class FileConfigStore(LogConfigStore):
 
     # -- writing ----------------------------------------------------------------------------
 
-    def _write(
-        self,
-        changes: tuple[Change, ...],
-        expected: int | None,
-        author: str,
-        reason: str,
-        rollback_of: int | None,
-    ) -> int:
+    def _write(self, draft: Draft) -> int:
         with self._lock:
             fd = self._fd
             if fd is None:
                 raise UnavailableError("config store is closed", port=PORT)
-            log = self._log
-            check_expected(expected, log.version)
-            at = max(now_micros(), log.sets[-1].at if log.sets else 0)
-            stored = StoredSet(log.version + 1, changes, author, reason, at, rollback_of)
+            stored = self._log.following(draft)
             record = encode_record(stored)
             try:
                 written = os.write(fd, record)
@@ -298,24 +241,15 @@ class FileConfigStore(LogConfigStore):
                     os.ftruncate(fd, self._size)
                 raise UnavailableError(f"config log write failed: {exc}", port=PORT) from exc
             self._size += len(record)
-            log.add(stored)
+            self._log.add(stored)
         self._notifier.notify()
         return stored.version
 
-    async def _commit(
-        self,
-        changes: tuple[Change, ...],
-        expected: int | None,
-        author: str,
-        reason: str,
-        rollback_of: int | None,
-    ) -> int:
+    async def _commit(self, draft: Draft) -> int:
         executor = self._executor
         if executor is None:
             raise UnavailableError("config store is closed", port=PORT)
-        return await asyncio.get_running_loop().run_in_executor(
-            executor, self._write, changes, expected, author, reason, rollback_of
-        )
+        return await asyncio.get_running_loop().run_in_executor(executor, self._write, draft)
 
     async def ping(self) -> None:
         if self._fd is None:

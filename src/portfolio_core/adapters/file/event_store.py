@@ -18,9 +18,22 @@ On open the log is scanned and every record's length and checksum verified:
   PATH`` (see `portfolio_core.adapters.file.recovery.salvage_event_log`) then writes a
   new log with every record it can verify, keeping the damaged one.
 
-The in-memory index (streams, ids, positions, and the encoded events themselves) is rebuilt
-from the log, so reads never touch the disk. An append is acknowledged after the record is
-written and, with ``fsync="always"`` (the default), flushed to stable storage.
+Memory stays bounded, whatever the size of the log: an index database beside the log
+(`FileEventStore.index_path`, the log's name + ``.index``, SQLite) says where each event
+is -- per tenant its position, stream, version, id, type and time, and the byte offset of
+the record holding its body -- and reads fetch the bodies from the log (``pread``), verifying
+each record's checksum again. Only bounded caches stay in memory: recently decoded records
+(`READ_CACHE_BYTES` of payload) and recent streams' versions. The log is the truth and the
+index is derived from it: the index records how much of the log it covers and a digest of
+that part; on open the store checks it, catches it up from the log's tail (appends commit
+the index every few hundred records or every second, so a crash leaves it a little behind),
+and rebuilds it from the log when it is missing, unreadable or describes another log (a
+salvaged copy put in place, a log that lost a tail the index kept). Deleting the index is
+always safe. Opening still reads the whole log once, sequentially, to verify every
+checksum (it decodes only the records the index does not cover).
+
+An append is acknowledged after the record is written and, with ``fsync="always"`` (the
+default), flushed to stable storage.
 
 The file is locked (``flock``) while open: a second process gets UnavailableError.
 """
@@ -31,24 +44,22 @@ import asyncio
 import contextlib
 import fcntl
 import json
+import mmap
 import os
-import struct
+import sqlite3
 import threading
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Self
+from typing import Any, BinaryIO, ClassVar, Literal, Self
 
+from cachetools import LRUCache
 from pydantic import BaseModel, ConfigDict, Field
 
-from portfolio_core.adapters._shared.event_store.index import (
-    EventIndex,
-    IndexedRow,
-    query_rows,
-    row_to_event,
-)
+from portfolio_core.adapters._shared.event_store.index import IndexedRow, row_to_event
+from portfolio_core.adapters._shared.event_store.rules import matches
 from portfolio_core.adapters._shared.event_store.subscriptions import (
     SubscriptionSet,
     Wakeup,
@@ -64,6 +75,14 @@ from portfolio_core.adapters._shared.event_store.validation import (
     validate_stream,
     validate_subscribe,
 )
+from portfolio_core.adapters.file._framing import (
+    DECODE_ERRORS,
+    HEADER,
+    RecordFormat,
+    frame,
+    scan_frames,
+)
+from portfolio_core.adapters.file._log_index import Locator, LogIndex
 from portfolio_core.ports.capabilities import declare
 from portfolio_core.ports.errors import CorruptDataError, UnavailableError
 from portfolio_core.ports.event_store import (
@@ -84,7 +103,6 @@ from portfolio_core.ports.tenant import require_tenant
 __all__ = ["FileEventStore", "FileEventStoreConfig"]
 
 MAGIC = b"PCEVLOG1"
-HEADER = struct.Struct("<II")
 FsyncPolicy = Literal["always", "interval", "never"]
 
 
@@ -126,7 +144,7 @@ def _encode_record(tenant: str, rows: Sequence[IndexedRow]) -> bytes:
         ensure_ascii=False,
         separators=(",", ":"),
     ).encode()
-    return HEADER.pack(len(payload), zlib.crc32(payload)) + payload
+    return frame(payload)
 
 
 def _decode_record(payload: bytes) -> tuple[str, list[IndexedRow]]:
@@ -144,56 +162,11 @@ def _decode_record(payload: bytes) -> tuple[str, list[IndexedRow]]:
 # Every payload starts with this (json.dumps keeps the dict's order): a cheap filter when
 # looking for the next intact record after a damaged one.
 _PAYLOAD_START = b'{"t":'
-_DECODE_ERRORS = (ValueError, KeyError, TypeError, IndexError)
-
-
-def _record_at(data: bytes, offset: int) -> tuple[str, list[IndexedRow], int] | None:
-    """``(tenant, rows, end)`` of the whole, checksummed, decodable record at ``offset``."""
-    if offset + HEADER.size > len(data):
-        return None
-    length, crc = HEADER.unpack_from(data, offset)
-    start = offset + HEADER.size
-    if length == 0 or start + length > len(data):
-        return None
-    payload = data[start : start + length]
-    if zlib.crc32(payload) != crc:
-        return None
-    try:
-        tenant, rows = _decode_record(payload)
-    except _DECODE_ERRORS:
-        return None
-    return tenant, rows, start + length
-
-
-def _next_record(data: bytes, after: int) -> int | None:
-    """Offset of the first intact record starting after ``after``, if any."""
-    probe = after + HEADER.size
-    while True:
-        found = data.find(_PAYLOAD_START, probe)
-        if found < 0:
-            return None
-        offset = found - HEADER.size
-        if offset > after and _record_at(data, offset) is not None:
-            return offset
-        probe = found + 1
-
-
-def _is_torn_tail(data: bytes, offset: int) -> bool:
-    """Whether the bytes from ``offset`` (where the first bad record starts) are the trace of
-    an interrupted write, which was never acknowledged: no intact record follows, and the
-    tail is shorter than a header, or a header announcing more bytes than the file has
-    (unless those bytes are the whole record with a damaged length field), or all zeros
-    (space the file system allocated but never wrote)."""
-    if _next_record(data, offset) is not None:
-        return False
-    end = len(data)
-    if offset + HEADER.size > end:
-        return True
-    length, crc = HEADER.unpack_from(data, offset)
-    start = offset + HEADER.size
-    if start + length > end:
-        return bool(zlib.crc32(data[start:]) != crc)
-    return not data[offset:].strip(b"\x00")
+_FORMAT = RecordFormat(_PAYLOAD_START, _decode_record)
+_QUERY_PAGE = 512  # candidate events fetched per step of a query
+_NO_INDEX = "the event log's index failed and was closed; reopen the store to rebuild it"
+READ_CACHE_BYTES = 256 << 10
+"""Budget of the decoded-record cache (the payload bytes of the records it holds)."""
 
 
 class FileEventStore:
@@ -202,7 +175,9 @@ class FileEventStore:
     ``fsync``: ``always`` flushes every append to disk before acknowledging it (survives
     power loss); ``interval`` at most every ``fsync_interval`` seconds; ``never`` leaves it to
     the OS (survives a process crash, not a power loss). Appends run on one worker thread, so
-    the event loop never waits for the disk.
+    the event loop never waits for a write or an fsync; reads run on the calling thread when
+    no append holds the store, else on a worker thread. ``wall_clock``
+    (``time.time`` by default) stamps ``recorded_at``; stamps never go back.
     """
 
     config_model: ClassVar[type[BaseModel]] = FileEventStoreConfig
@@ -224,14 +199,20 @@ class FileEventStore:
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         subscription_batch: int = 256,
         poll_interval: float = 1.0,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.path = Path(path)
+        self._wall_clock = wall_clock
         self.fsync = fsync
         self.fsync_interval = fsync_interval
         self.tenant_scoped = tenant_scoped
         self.max_event_bytes = max_event_bytes
         self._lock = threading.Lock()
-        self._index = EventIndex()
+        self._log_index: LogIndex | None = None
+        self._records: LRUCache[int, tuple[int, list[IndexedRow]]] = LRUCache(
+            READ_CACHE_BYTES, getsizeof=lambda entry: entry[0]
+        )
+        self._digest = 0
         self._wakeup = Wakeup()
         self._subscriptions = SubscriptionSet(
             self._wakeup, poll_interval=poll_interval, batch_size=subscription_batch
@@ -250,11 +231,30 @@ class FileEventStore:
     def __repr__(self) -> str:
         return f"FileEventStore(path={str(self.path)!r}, fsync={self.fsync!r})"
 
+    @property
+    def index_path(self) -> Path:
+        """The on-disk index beside the log (the log's name + ``.index``): derived from the
+        log, rebuilt from it whenever missing, unreadable or stale."""
+        return self.path.with_name(self.path.name + ".index")
+
     # -- opening and recovery ------------------------------------------------------------
+
+    def _damaged(self, offset: int, ordinal: int, problem: str) -> CorruptDataError:
+        return CorruptDataError(
+            f"event log {str(self.path)!r} is damaged: record {ordinal} at byte offset "
+            f"{offset} {problem}. The file was left unchanged; "
+            f"'portfolio-core recover {self.path}' writes a new log with every record "
+            "it can verify",
+            location=str(self.path),
+            offset=offset,
+            record=ordinal,
+            port="EventStore",
+        )
 
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        index: LogIndex | None = None
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -262,82 +262,132 @@ class FileEventStore:
                 raise UnavailableError(
                     f"event log {str(self.path)!r} is open in another process", port="EventStore"
                 ) from None
-            with os.fdopen(os.dup(fd), "rb") as f:
-                data = f.read()
-            if not data:
-                os.write(fd, MAGIC)
-                os.fsync(fd)
-                data = MAGIC
-            elif not data.startswith(MAGIC):
-                if len(data) < len(MAGIC) and MAGIC.startswith(data):
+            size = os.fstat(fd).st_size
+            head = os.pread(fd, len(MAGIC), 0)
+            if head != MAGIC:
+                if MAGIC.startswith(head):  # empty, or a torn header: nothing acknowledged
                     os.ftruncate(fd, 0)
                     os.write(fd, MAGIC)
                     os.fsync(fd)
-                    data = MAGIC
-                elif _next_record(data, 0) is not None:
-                    raise CorruptDataError(
-                        f"event log {str(self.path)!r} is damaged: its header (byte offset 0) "
-                        "is not the event log's. The file was left unchanged; "
-                        f"'portfolio-core recover {self.path}' writes a new log with every "
-                        "record it can verify",
-                        location=str(self.path),
-                        offset=0,
-                        record=0,
-                        port="EventStore",
-                    )
+                    size = len(MAGIC)
                 else:
+                    with mmap.mmap(fd, size, access=mmap.ACCESS_READ) as data:
+                        intact = _FORMAT.next_record(data, 0) is not None
+                    if intact:
+                        raise self._damaged(0, 0, "is not the event log's header")
                     raise UnavailableError(
                         f"{str(self.path)!r} is not an event log", port="EventStore"
                     )
-            good = self._replay(data)
-            if good < len(data):
-                self.recovered_bytes = len(data) - good
+            index = LogIndex(self.index_path)
+            try:
+                good = self._replay(fd, size, index)
+            except sqlite3.DatabaseError:
+                index.reset()  # a damaged index database: rebuild it from the log
+                good = self._replay(fd, size, index)
+            if good < size:
+                self.recovered_bytes = size - good
                 os.ftruncate(fd, good)
                 os.fsync(fd)
             self._size = good
         except BaseException:
-            os.close(fd)
+            try:
+                if index is not None:
+                    index.close()
+            finally:
+                os.close(fd)
             raise
         self._fd = fd
+        self._log_index = index
 
-    def _replay(self, data: bytes) -> int:
-        """Index every record; return where the log ends once a torn tail is cut off.
+    def _replay(self, fd: int, size: int, index: LogIndex) -> int:
+        """Verify every record's length and checksum, index the records the index does not
+        cover yet, and return where the log ends once a torn tail is cut off.
 
-        Raises CorruptDataError (leaving the file and the index untouched) for any damage
-        other than a torn tail."""
-        index = EventIndex()
-        offset = len(MAGIC)
-        ordinal = 0
-        end = len(data)
-        problem = ""
-        while offset < end:
+        Raises CorruptDataError (leaving the log untouched) for any damage other than a torn
+        tail."""
+        covered, digest = index.coverage()
+        with os.fdopen(os.dup(fd), "rb", buffering=1 << 20) as f:
+            offset, ordinal, running = len(MAGIC), 0, 0
+            if covered > offset:
+                for at, header, payload in scan_frames(f, offset, size):
+                    ordinal += 1
+                    running = zlib.crc32(header, running)
+                    offset = at + len(header) + len(payload)
+                    if offset >= covered:
+                        break
+                if offset != covered or running != digest:
+                    if offset < covered and not self._torn(fd, size, offset):
+                        raise self._damaged(
+                            offset, ordinal + 1, "fails its checksum or cannot be decoded"
+                        )
+                    # the index does not describe this log (or more than is left of it)
+                    index.reset()
+                    offset, ordinal, running = len(MAGIC), 0, 0
+            try:
+                offset, ordinal, running = self._catch_up(f, index, offset, ordinal, running, size)
+            except BaseException:
+                index.rollback()
+                raise
+            index.commit()
+        if offset < size and not self._torn(fd, size, offset):
+            raise self._damaged(offset, ordinal + 1, "fails its checksum or cannot be decoded")
+        self._digest = running
+        return offset
+
+    def _catch_up(
+        self, f: BinaryIO, index: LogIndex, offset: int, ordinal: int, running: int, size: int
+    ) -> tuple[int, int, int]:
+        """Index the records from ``offset``; return where the intact records end, how many
+        there are, and the digest of the log up to there."""
+        for at, header, payload in scan_frames(f, offset, size):
+            try:
+                tenant, rows = _decode_record(payload)
+            except DECODE_ERRORS:
+                break
+            running = zlib.crc32(header, running)
+            framed = len(header) + len(payload)
+            try:
+                index.add(tenant, rows, at, framed, running)
+            except ValueError as exc:
+                raise self._damaged(at, ordinal + 1, f"does not continue the log ({exc})") from None
             ordinal += 1
-            found = _record_at(data, offset)
-            if found is None:
-                if _is_torn_tail(data, offset):
-                    break
-                problem = "fails its checksum or cannot be decoded"
-            else:
-                tenant, rows, after = found
-                try:
-                    index.add(tenant, rows)
-                except ValueError as exc:
-                    problem = f"does not continue the log ({exc})"
-                else:
-                    offset = after
-                    continue
-            raise CorruptDataError(
-                f"event log {str(self.path)!r} is damaged: record {ordinal} at byte offset "
-                f"{offset} {problem}. The file was left unchanged; "
-                f"'portfolio-core recover {self.path}' writes a new log with every record "
-                "it can verify",
-                location=str(self.path),
-                offset=offset,
-                record=ordinal,
+            offset = at + framed
+            index.commit_due()
+        return offset, ordinal, running
+
+    def _resync(self, fd: int, index: LogIndex) -> None:
+        """After a failed index write or commit (which may have rolled back every record
+        since the last commit): catch the index up with the log again. When that fails too,
+        the index is closed, so that every later call raises UnavailableError until the
+        store is reopened (which catches it up from the log); this raises UnavailableError."""
+        problem = ""
+        try:
+            index.rollback()
+            covered, digest = index.coverage()
+            with os.fdopen(os.dup(fd), "rb", buffering=1 << 20) as f:
+                start = max(covered, len(MAGIC))  # 0: the index covers nothing yet
+                offset, _, running = self._catch_up(f, index, start, 0, digest, self._size)
+            index.commit()
+            if (offset, running) != (self._size, self._digest):
+                problem = "it does not reach the end of the log"
+        except (OSError, sqlite3.Error, CorruptDataError) as exc:
+            problem = str(exc)
+        if problem:
+            self._log_index = None
+            with contextlib.suppress(sqlite3.Error):
+                index.close()
+            raise UnavailableError(
+                f"the event log's index could not be caught up with the log ({problem}); "
+                "the log is intact: reopen the store to rebuild the index",
                 port="EventStore",
             )
-        self._index = index
-        return offset
+
+    @staticmethod
+    def _torn(fd: int, size: int, offset: int) -> bool:
+        """Whether the bytes from ``offset`` to ``size`` are a torn tail (mapped, not read:
+        the log may be large)."""
+        with mmap.mmap(fd, size, access=mmap.ACCESS_READ) as data:
+            return _FORMAT.is_torn_tail(data, offset)
 
     async def start(self) -> None:
         """Open (or create) the log, cut a torn tail, rebuild the index; idempotent.
@@ -349,7 +399,7 @@ class FileEventStore:
         executor = ThreadPoolExecutor(1, thread_name_prefix="pc-file-events")
         try:
             await asyncio.get_running_loop().run_in_executor(executor, self._open)
-        except OSError as exc:
+        except (OSError, sqlite3.Error) as exc:
             executor.shutdown(wait=False)
             raise UnavailableError(f"cannot open event log: {exc}", port="EventStore") from exc
         except BaseException:
@@ -366,10 +416,17 @@ class FileEventStore:
             fd = self._fd
             if fd is None:
                 raise UnavailableError("event store is closed", port="EventStore")
-            planned = self._index.plan(tenant, stream, batch, expected)
+            index = self._log_index
+            if index is None:
+                raise UnavailableError(_NO_INDEX, port="EventStore")
+            try:
+                planned = index.plan(tenant, stream, batch, expected, self._wall_clock)
+            except sqlite3.Error as exc:
+                raise self._index_failed(index, exc) from exc
             if isinstance(planned, tuple):
                 return AppendResult(stream, planned[0], planned[1])
             record = _encode_record(tenant, planned)
+            digest = zlib.crc32(record[: HEADER.size], self._digest)
             try:
                 written = os.write(fd, record)
                 if written != len(record):
@@ -380,12 +437,21 @@ class FileEventStore:
                 ):
                     os.fsync(fd)
                     self._last_sync = now
-            except OSError as exc:
+                index.add(tenant, planned, self._size, len(record), digest)
+            except (OSError, sqlite3.Error, ValueError) as exc:
+                # nothing was acknowledged: the log goes back to before the append, and the
+                # index to the log (its open transaction may hold part of the record)
                 with contextlib.suppress(OSError):
                     os.ftruncate(fd, self._size)
+                with contextlib.suppress(UnavailableError):
+                    self._resync(fd, index)
                 raise UnavailableError(f"event log write failed: {exc}", port="EventStore") from exc
             self._size += len(record)
-            self._index.add(tenant, planned)
+            self._digest = digest
+            try:
+                index.commit_due()
+            except sqlite3.Error:
+                self._resync(fd, index)
         return AppendResult(stream, planned[-1].version, tuple(r.position for r in planned))
 
     def _tenant(self) -> str:
@@ -409,11 +475,97 @@ class FileEventStore:
         self._wakeup.notify()
         return result
 
-    # -- reading (from the index, never the disk) ------------------------------------------
+    # -- reading (the index says where, the log holds the bodies) ---------------------------
 
     async def _ready(self) -> None:
         if self._executor is None:
             await self.start()
+
+    def _opened(self) -> tuple[int, LogIndex]:
+        fd, index = self._fd, self._log_index
+        if fd is None:
+            raise UnavailableError("event store is closed", port="EventStore")
+        if index is None:
+            raise UnavailableError(_NO_INDEX, port="EventStore")
+        return fd, index
+
+    def _bodies(self, fd: int, located: Sequence[Locator]) -> list[IndexedRow]:
+        """The stored rows at ``located``, each record read from the log once (or found in
+        the decoded-record cache) and its checksum verified again."""
+        out: list[IndexedRow] = []
+        cache = self._records
+        # this call's records: a record's events are usually read together
+        seen: dict[int, list[IndexedRow]] = {}
+        for loc in located:
+            rows = seen.get(loc.record)
+            if rows is None:
+                cached = cache.get(loc.record)
+                rows = seen[loc.record] = (
+                    self._load_record(fd, loc) if cached is None else cached[1]
+                )
+            out.append(rows[loc.slot])
+        return out
+
+    def _load_record(self, fd: int, loc: Locator) -> list[IndexedRow]:
+        data = os.pread(fd, loc.size, loc.record)
+        found = _FORMAT.record_at(data, 0)
+        if found is None or found[1] != loc.size:
+            raise CorruptDataError(
+                f"event log {str(self.path)!r} is damaged: the record at byte offset "
+                f"{loc.record} changed since the log was opened (it fails its checksum or "
+                f"cannot be decoded); 'portfolio-core recover {self.path}' writes a new log "
+                "with every record it can verify",
+                location=str(self.path),
+                offset=loc.record,
+                port="EventStore",
+            )
+        rows = found[0][1]
+        if loc.size <= READ_CACHE_BYTES:
+            self._records[loc.record] = (loc.size, rows)
+        return rows
+
+    def _index_failed(self, index: LogIndex, exc: sqlite3.Error) -> UnavailableError:
+        """The error for a failed index operation (the caller holds the lock). A damaged
+        index database is closed and removed -- it is derived from the log, which is intact
+        -- so that reopening the store rebuilds it."""
+        code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+        if code not in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+            return UnavailableError(f"event log index failed: {exc}", port="EventStore")
+        self._log_index = None
+        with contextlib.suppress(sqlite3.Error, OSError):
+            index.discard()
+        return UnavailableError(
+            f"the event log's index {str(self.index_path)!r} is damaged ({exc}); it was "
+            "removed, and reopening the store rebuilds it from the log, which is intact",
+            port="EventStore",
+        )
+
+    def _rows(self, locate: Callable[[LogIndex], list[Locator]]) -> list[IndexedRow]:
+        """The rows ``locate`` finds in the index, with their bodies; the caller holds the
+        lock."""
+        fd, index = self._opened()
+        try:
+            located = locate(index)
+        except sqlite3.Error as exc:
+            raise self._index_failed(index, exc) from exc
+        return self._bodies(fd, located)
+
+    def _rows_locked(self, locate: Callable[[LogIndex], list[Locator]]) -> list[IndexedRow]:
+        with self._lock:
+            return self._rows(locate)
+
+    async def _fetch(self, locate: Callable[[LogIndex], list[Locator]]) -> list[RecordedEvent]:
+        """Run a read on this thread when the store is idle (a read of the index and of the
+        log's pages, which are usually cached), on a worker thread when an append holds the
+        store (it may be waiting for the disk)."""
+        if self._lock.acquire(blocking=False):
+            try:
+                rows = self._rows(locate)
+            finally:
+                self._lock.release()
+        else:
+            rows = await asyncio.to_thread(self._rows_locked, locate)
+        return [row_to_event(r) for r in rows]
 
     async def read(
         self,
@@ -427,9 +579,9 @@ class FileEventStore:
         backwards = Direction(direction) is Direction.BACKWARDS
         tenant = self._tenant()
         await self._ready()
-        with self._lock:
-            rows = self._index.read(tenant, stream, from_version, limit, backwards)
-        return [row_to_event(r) for r in rows]
+        return await self._fetch(
+            lambda index: index.read(tenant, stream, from_version, limit, backwards)
+        )
 
     async def read_all(
         self, from_position: int = 1, limit: int | None = None
@@ -437,17 +589,41 @@ class FileEventStore:
         validate_position(from_position, limit)
         tenant = self._tenant()
         await self._ready()
-        with self._lock:
-            rows = self._index.read_all(tenant, from_position, limit)
-        return [row_to_event(r) for r in rows]
+        return await self._fetch(lambda index: index.read_all(tenant, from_position, limit))
+
+    def _query_sync(self, tenant: str, query: EventQuery) -> list[RecordedEvent]:
+        """Page through the index's candidates (type, stream, id and time filtered there),
+        decoding one page at a time, until the query's limit is reached."""
+        out: list[RecordedEvent] = []
+        if query.limit == 0:
+            return out
+        low, high = query.from_position, query.before_position
+        while True:
+            with self._lock:
+                fd, index = self._opened()
+                try:
+                    located = index.candidates(tenant, query, low, high, _QUERY_PAGE)
+                except sqlite3.Error as exc:
+                    raise self._index_failed(index, exc) from exc
+                rows = self._bodies(fd, located)
+            for row in rows:
+                event = row_to_event(row)
+                if matches(event, query):
+                    out.append(event)
+                    if query.limit is not None and len(out) >= query.limit:
+                        return out
+            if len(located) < _QUERY_PAGE:
+                return out
+            if query.backwards:
+                high = located[-1].position
+            else:
+                low = located[-1].position + 1
 
     async def query(self, query: EventQuery) -> list[RecordedEvent]:
         validate_query(query)
         tenant = self._tenant()
         await self._ready()
-        with self._lock:
-            rows = self._index.read_all(tenant, query.from_position, None)
-        return query_rows(rows, query)
+        return await asyncio.to_thread(self._query_sync, tenant, query)
 
     async def subscribe(
         self,
@@ -477,16 +653,23 @@ class FileEventStore:
             raise UnavailableError("event log is not open", port="EventStore")
 
     async def aclose(self) -> None:
-        """Stop subscriptions, fsync and close the log (releasing its lock); idempotent."""
+        """Stop subscriptions, commit and close the index, fsync and close the log (releasing
+        its lock); idempotent."""
         await self._subscriptions.close_all()
         executor, self._executor = self._executor, None
         with self._lock:
             fd, self._fd = self._fd, None
-        if fd is not None:
-            try:
-                if self.fsync != "never":
-                    os.fsync(fd)
-            finally:
-                os.close(fd)
-        if executor is not None:
-            executor.shutdown(wait=True)
+            index, self._log_index = self._log_index, None
+            self._records.clear()
+        try:
+            if index is not None:
+                index.close()
+        finally:
+            if fd is not None:
+                try:
+                    if self.fsync != "never":
+                        os.fsync(fd)
+                finally:
+                    os.close(fd)
+            if executor is not None:
+                executor.shutdown(wait=True)

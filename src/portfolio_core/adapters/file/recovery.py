@@ -16,6 +16,7 @@ and leave it where it is. These functions are the explicit, operator-run next st
 
 from __future__ import annotations
 
+import mmap
 import os
 import zlib
 from dataclasses import dataclass, field
@@ -24,15 +25,14 @@ from pathlib import Path
 from portfolio_core.adapters._shared.config_store import StoredSet
 from portfolio_core.adapters._shared.event_store.index import IndexedRow
 from portfolio_core.adapters.file import config_store as _config
+from portfolio_core.adapters.file._framing import DECODE_ERRORS, HEADER, LogBytes
 from portfolio_core.adapters.file.cache import DAMAGED_FOLDER, entry_status
 from portfolio_core.adapters.file.event_store import (
+    _FORMAT,
     _PAYLOAD_START,
-    HEADER,
     MAGIC,
     _decode_record,
     _encode_record,
-    _next_record,
-    _record_at,
 )
 from portfolio_core.ports.errors import InvalidInputError
 
@@ -69,7 +69,7 @@ class LogSalvage:
     renumbered: bool = False
 
 
-def _repaired_length(data: bytes, offset: int, end: int) -> tuple[str, list[IndexedRow]] | None:
+def _repaired_length(data: LogBytes, offset: int, end: int) -> tuple[str, list[IndexedRow]] | None:
     """The record at ``offset`` if only its length field is damaged and it ends at ``end``."""
     if offset + HEADER.size > end:
         return None
@@ -79,7 +79,7 @@ def _repaired_length(data: bytes, offset: int, end: int) -> tuple[str, list[Inde
         return None
     try:
         return _decode_record(payload)
-    except (ValueError, KeyError, TypeError, IndexError):
+    except DECODE_ERRORS:
         return None
 
 
@@ -98,11 +98,20 @@ def salvage_event_log(source: str | os.PathLike[str], target: str | os.PathLike[
     src, dst = Path(source), Path(target)
     if dst.exists():
         raise InvalidInputError(f"{dst} exists; choose a new file for the salvaged log")
-    data = src.read_bytes()
+    with open(src, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size == 0:
+            raise InvalidInputError(f"{src} holds no event log record that can be verified")
+        # mapped, not read: the log may be large (only the ids copied stay in memory)
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            return _salvage_event_log(data, src, dst)
+
+
+def _salvage_event_log(data: mmap.mmap, src: Path, dst: Path) -> LogSalvage:
     report = LogSalvage(src, dst)
-    offset = len(MAGIC) if data.startswith(MAGIC) else 0
+    offset = len(MAGIC) if data[: len(MAGIC)] == MAGIC else 0
     if offset == 0:
-        first = _next_record(data, -1)
+        first = _FORMAT.next_record(data, -1)
         if first is None:
             raise InvalidInputError(f"{src} holds no event log record that can be verified")
         if first > 0:
@@ -111,45 +120,46 @@ def salvage_event_log(source: str | os.PathLike[str], target: str | os.PathLike[
     positions: dict[str, int] = {}
     versions: dict[tuple[str, str], int] = {}
     seen: set[tuple[str, str]] = set()
-    out = [MAGIC]
-    while offset < len(data):
-        found = _record_at(data, offset)
-        if found is not None:
-            tenant, rows, after = found
-        else:
-            following = _next_record(data, offset)
-            after = len(data) if following is None else following
-            repaired = _repaired_length(data, offset, after)
-            if repaired is None:
-                report.lost.append((offset, after - offset))
-                offset = after
-                continue
-            tenant, rows = repaired
-        kept: list[IndexedRow] = []
-        for row in rows:
-            if (tenant, row.event.id) in seen:
-                report.renumbered = True
-                continue
-            seen.add((tenant, row.event.id))
-            position = positions.get(tenant, 0) + 1
-            version = versions.get((tenant, row.stream), 0) + 1
-            positions[tenant] = position
-            versions[(tenant, row.stream)] = version
-            if (position, version) != (row.position, row.version):
-                report.renumbered = True
-            kept.append(IndexedRow(row.event, row.stream, version, position, row.recorded_at))
-        # a record holds one stream's batch: keep it one record (one atomic batch)
-        if kept:
-            out.append(_encode_record(tenant, kept))
-            report.records += 1
-            report.events += len(kept)
-        offset = after
     fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(b"".join(out))
-            fh.flush()
-            os.fsync(fh.fileno())
+        with os.fdopen(fd, "wb", buffering=1 << 20) as out:
+            out.write(MAGIC)
+            while offset < len(data):
+                found = _FORMAT.record_at(data, offset)
+                if found is not None:
+                    (tenant, rows), after = found
+                else:
+                    following = _FORMAT.next_record(data, offset)
+                    after = len(data) if following is None else following
+                    repaired = _repaired_length(data, offset, after)
+                    if repaired is None:
+                        report.lost.append((offset, after - offset))
+                        offset = after
+                        continue
+                    tenant, rows = repaired
+                kept: list[IndexedRow] = []
+                for row in rows:
+                    if (tenant, row.event.id) in seen:
+                        report.renumbered = True
+                        continue
+                    seen.add((tenant, row.event.id))
+                    position = positions.get(tenant, 0) + 1
+                    version = versions.get((tenant, row.stream), 0) + 1
+                    positions[tenant] = position
+                    versions[(tenant, row.stream)] = version
+                    if (position, version) != (row.position, row.version):
+                        report.renumbered = True
+                    kept.append(
+                        IndexedRow(row.event, row.stream, version, position, row.recorded_at)
+                    )
+                # a record holds one stream's batch: keep it one record (one atomic batch)
+                if kept:
+                    out.write(_encode_record(tenant, kept))
+                    report.records += 1
+                    report.events += len(kept)
+                offset = after
+            out.flush()
+            os.fsync(out.fileno())
     except BaseException:
         dst.unlink(missing_ok=True)
         raise
@@ -178,12 +188,10 @@ class ConfigLogSalvage:
 def is_config_log(path: str | os.PathLike[str]) -> bool:
     """Whether the file at ``path`` starts as a config store's log (not an event log)."""
     with open(path, "rb") as fh:
-        head = fh.read(len(_config.MAGIC) + _config.HEADER.size + len(_config.PAYLOAD_START))
+        head = fh.read(len(_config.MAGIC) + HEADER.size + len(_config.PAYLOAD_START))
     if head.startswith(_config.MAGIC):
         return True
-    return not head.startswith(MAGIC) and head[_config.HEADER.size :].startswith(
-        _config.PAYLOAD_START
-    )
+    return not head.startswith(MAGIC) and head[HEADER.size :].startswith(_config.PAYLOAD_START)
 
 
 def salvage_config_log(

@@ -17,10 +17,11 @@ import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import ClassVar, Self
+from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from portfolio_core.adapters._shared.configurable import Configurable
 from portfolio_core.adapters._shared.snapshots import (
     DEFAULT_MAX_SNAPSHOT_BYTES,
     PORT,
@@ -45,7 +46,7 @@ class FileSnapshotStoreConfig(BaseModel):
     max_snapshot_bytes: int = Field(DEFAULT_MAX_SNAPSHOT_BYTES, gt=0)
 
 
-class FileSnapshotStore:
+class FileSnapshotStore(Configurable):
     """Snapshots as files in the directory ``path`` (created if missing).
 
     ``fsync=False`` skips flushing to disk (faster; a power cut may lose the latest
@@ -66,10 +67,6 @@ class FileSnapshotStore:
         self.fsync = fsync
         self.max_snapshot_bytes = max_snapshot_bytes
         self._lock = threading.Lock()
-
-    @classmethod
-    def from_config(cls, config: FileSnapshotStoreConfig) -> Self:
-        return cls(**config.model_dump())
 
     def __repr__(self) -> str:
         return f"FileSnapshotStore(path={str(self.path)!r})"

@@ -29,16 +29,18 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from pathlib import Path, PurePosixPath
-from typing import Any, ClassVar, Self, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
 from portfolio_core.adapters._shared import stream as shared
+from portfolio_core.adapters._shared.codec import is_text
+from portfolio_core.adapters._shared.configurable import Configurable
 from portfolio_core.adapters._shared.names import file_name
 from portfolio_core.ports.capabilities import declare, require
-from portfolio_core.ports.errors import InvalidInputError, PortTimeoutError, UnavailableError
+from portfolio_core.ports.errors import InvalidInputError, UnavailableError
 from portfolio_core.ports.stream import OnError, StreamCapability, StreamMessage, StreamOptions
 
 __all__ = ["JsonlStream", "JsonlStreamConfig"]
@@ -89,7 +91,7 @@ def _reread(path: Path, offset: int) -> bytes:
         return f.readline()
 
 
-class JsonlStream:
+class JsonlStream(shared.TransformingStream, Configurable):
     """Stream adapter reading and appending JSON Lines files under ``root``.
 
     Args:
@@ -120,15 +122,6 @@ class JsonlStream:
         self.poll_interval = poll_interval
         self._locks: dict[Path, asyncio.Lock] = {}
 
-    @classmethod
-    def from_config(cls, config: JsonlStreamConfig) -> Self:
-        return cls(
-            config.root,
-            tenant_scoped=config.tenant_scoped,
-            fsync=config.fsync,
-            poll_interval=config.poll_interval,
-        )
-
     def __repr__(self) -> str:
         return f"JsonlStream(root={str(self.root)!r}, tenant_scoped={self.tenant_scoped})"
 
@@ -158,15 +151,12 @@ class JsonlStream:
                 field=what,
                 port="Stream",
             )
-        if not source.isascii():
-            try:
-                source.encode()
-            except UnicodeEncodeError:
-                raise InvalidInputError(
-                    f"{what} holds a lone surrogate, which is not Unicode text",
-                    field=what,
-                    port="Stream",
-                ) from None
+        if not is_text(source):
+            raise InvalidInputError(
+                f"{what} holds a lone surrogate, which is not Unicode text",
+                field=what,
+                port="Stream",
+            )
         if not self.tenant_scoped and rel.parts[0] == _TENANTS:
             raise InvalidInputError(
                 f"{what} may not start with {_TENANTS!r}", field=what, port="Stream"
@@ -258,12 +248,7 @@ class JsonlStream:
                     break
                 if not o.follow:
                     return
-                if deadline is not None and loop.time() >= deadline:
-                    raise PortTimeoutError(
-                        f"no line appended to {source!r} within {o.timeout} s",
-                        timeout=o.timeout,
-                        port="Stream",
-                    )
+                shared.check_deadline(deadline, loop.time(), source, o, "line appended to")
                 wait = self.poll_interval
                 if deadline is not None:
                     wait = max(0.0, min(wait, deadline - loop.time()))
@@ -298,15 +283,6 @@ class JsonlStream:
         raise InvalidInputError(
             f"{source}:{lineno}: not a valid JSON line ({error})", field="payload", port="Stream"
         ) from error
-
-    def transform(
-        self,
-        source: AsyncIterable[T],
-        fn: Callable[[T], Awaitable[U]] | Callable[[T], U],
-        opts: StreamOptions | None = None,
-    ) -> AsyncIterator[U]:
-        """Map ``fn`` over ``source`` honouring ``opts.on_error`` and ``opts.timeout``."""
-        return shared.transform(source, fn, opts)
 
     async def ack(
         self, source: str, message: StreamMessage, opts: StreamOptions | None = None

@@ -234,3 +234,28 @@ def sample(
         cut = int(np.searchsorted(np.cumsum(p), top_p)) + 1  # reach top_p, keep the crosser
         order, p = order[:cut], p[:cut] / p[:cut].sum()
     return int(order[rng.choice(len(p), p=p)])
+
+
+class PagedCache:
+    """The paged-cache half of the PagedModelBackend port as both NumPy backends keep it:
+    one `PagedKV` pool shaped by ``self._spec``, read and written through a block table."""
+
+    _spec: ModelCacheSpec
+
+    def allocate_kv_cache(self, num_blocks: int, block_size: int) -> PagedKV:
+        return allocate(self._spec, num_blocks, block_size)
+
+    def read_kv(
+        self, kv_cache: Any, block_table: Sequence[int], num_tokens: int
+    ) -> tuple[tuple[FloatArray, ...], tuple[FloatArray, ...]]:
+        return read_kv(check_kv(kv_cache), block_table, num_tokens)
+
+    def write_kv(
+        self,
+        kv_cache: Any,
+        block_table: Sequence[int],
+        start: int,
+        keys: Sequence[Any],
+        values: Sequence[Any],
+    ) -> None:
+        write_kv(check_kv(kv_cache), block_table, start, keys, values)

@@ -8,10 +8,12 @@ round-trips, and needs nothing but the standard library.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar, Self
+from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from portfolio_core.adapters._shared.configurable import Configurable
+from portfolio_core.adapters.local._special_tokens import SpecialTokens
 from portfolio_core.ports.errors import InvalidInputError
 
 __all__ = ["ByteTokenizer", "ByteTokenizerConfig"]
@@ -32,7 +34,7 @@ class ByteTokenizerConfig(BaseModel):
     extra_eos_tokens: list[str] = Field(default_factory=list)
 
 
-class ByteTokenizer:
+class ByteTokenizer(SpecialTokens, Configurable):
     """Bytes as ids, specials after them; special-token text in input stays plain text.
 
     ``ByteTokenizer()`` has ``vocab_size == 259``: bytes 0-255, BOS 256, EOS 257, PAD 258.
@@ -58,22 +60,12 @@ class ByteTokenizer:
             )
         self._special_ids = {name: _N_BYTES + i for i, name in enumerate(names)}
         self._special_names = {i: name for name, i in self._special_ids.items()}
-        self._bos = self._special_ids[bos_token]
+        self._bos: int = self._special_ids[bos_token]
         self._eos = self._special_ids[eos_token]
         self._pad = self._special_ids[pad_token]
         self._eos_ids = frozenset({self._eos, *(self._special_ids[n] for n in extra_eos_tokens)})
         # longest first, so that a special token that prefixes another never wins
         self._by_length = sorted(self._special_ids, key=len, reverse=True)
-
-    @classmethod
-    def from_config(cls, config: ByteTokenizerConfig) -> Self:
-        return cls(
-            bos_token=config.bos_token,
-            eos_token=config.eos_token,
-            pad_token=config.pad_token,
-            extra_special_tokens=config.extra_special_tokens,
-            extra_eos_tokens=config.extra_eos_tokens,
-        )
 
     def __repr__(self) -> str:
         return f"ByteTokenizer(vocab_size={self.vocab_size})"
@@ -130,18 +122,6 @@ class ByteTokenizer:
         if pending:
             out.append(pending.decode("utf-8", errors="replace"))
         return "".join(out)
-
-    @property
-    def eos_token_id(self) -> int:
-        return self._eos
-
-    @property
-    def eos_token_ids(self) -> frozenset[int]:
-        return self._eos_ids
-
-    @property
-    def bos_token_id(self) -> int | None:
-        return self._bos
 
     @property
     def pad_token_id(self) -> int:

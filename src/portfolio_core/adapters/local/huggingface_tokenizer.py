@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from portfolio_core.adapters.local._special_tokens import SpecialTokens
 from portfolio_core.ports.errors import InvalidInputError, NotFoundError, UnsupportedError
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ class HuggingFaceTokenizerConfig(BaseModel):
     bos_token: str | None = None
 
 
-class HuggingFaceTokenizer:
+class HuggingFaceTokenizer(SpecialTokens):
     """Adapter over ``tokenizers.Tokenizer``.
 
     Special-token text in user input is encoded as plain text unless
@@ -267,18 +268,6 @@ class HuggingFaceTokenizer:
                 )
             checked.append(i)
         return str(self._plain.decode(checked, skip_special_tokens=skip_special_tokens))
-
-    @property
-    def eos_token_id(self) -> int:
-        return self._eos
-
-    @property
-    def eos_token_ids(self) -> frozenset[int]:
-        return self._eos_ids
-
-    @property
-    def bos_token_id(self) -> int | None:
-        return self._bos
 
     @property
     def vocab_size(self) -> int:

@@ -35,6 +35,7 @@ from typing import ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from portfolio_core.adapters._shared.llm import check_request
 from portfolio_core.ports import (
     CompletedGeneration,
     Completion,
@@ -111,13 +112,7 @@ class LocalLLM:
         cls, config: LocalLLMConfig, *, engine: GenerationEngine, tokenizer: Tokenizer
     ) -> Self:
         """Build from a manifest; the engine and tokenizer are other adapters."""
-        return cls(
-            engine=engine,
-            tokenizer=tokenizer,
-            model=config.model,
-            agent_id=config.agent_id,
-            max_steps=config.max_steps,
-        )
+        return cls(engine=engine, tokenizer=tokenizer, **config.model_dump())
 
     def __repr__(self) -> str:
         return f"LocalLLM(model={self.model!r}, pending={len(self._waiting)})"
@@ -147,9 +142,7 @@ class LocalLLM:
     def _submit(
         self, messages: Sequence[Message], opts: CompletionOptions
     ) -> tuple[str, int, asyncio.Future[CompletedGeneration]]:
-        if not messages:
-            raise InvalidInputError("the conversation is empty", field="messages")
-        opts.check()
+        check_request(messages, opts)
         sampling = Sampling(opts.temperature, opts.top_p, opts.top_k, opts.seed)
         if opts.tools:
             require(self, LLMCapability.TOOLS, "tool calling")

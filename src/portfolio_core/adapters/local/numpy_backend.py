@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from portfolio_core.adapters.local import _gguf
 from portfolio_core.adapters.local import _numpy_ops as ops
-from portfolio_core.adapters.local._numpy_ops import FloatArray, IntArray, PagedKV
+from portfolio_core.adapters.local._numpy_ops import FloatArray, IntArray
 from portfolio_core.ports.errors import InvalidInputError
 from portfolio_core.ports.model_backend import (
     AgentBlocks,
@@ -93,7 +93,7 @@ class NumpyModelBackendConfig(BaseModel):
         return self
 
 
-class NumpyModelBackend:
+class NumpyModelBackend(ops.PagedCache):
     """A small, deterministic transformer: a ``ModelBackend`` and a ``PagedModelBackend``.
 
     ``NumpyModelBackend()`` builds the default model; keyword arguments override any field
@@ -424,30 +424,12 @@ class NumpyModelBackend:
 
     # -- paged cache: the PagedModelBackend port -----------------------------------------
 
-    def allocate_kv_cache(self, num_blocks: int, block_size: int) -> PagedKV:
-        return ops.allocate(self._spec, num_blocks, block_size)
-
-    def read_kv(
-        self, kv_cache: Any, block_table: Sequence[int], num_tokens: int
-    ) -> tuple[tuple[FloatArray, ...], tuple[FloatArray, ...]]:
-        return ops.read_kv(ops.check_kv(kv_cache), block_table, num_tokens)
-
     def discard_kv(self, kv_cache: Any, blocks: Sequence[int]) -> int:
         """Hand the memory of ``blocks`` (which no sequence uses) back to the operating
         system; they read as zeros afterwards. Returns the bytes handed back (whole pages
         only; 0 where the platform cannot). An optional hook of the engine's memory
         release, beyond the port."""
         return ops.discard(ops.check_kv(kv_cache), blocks)
-
-    def write_kv(
-        self,
-        kv_cache: Any,
-        block_table: Sequence[int],
-        start: int,
-        keys: Sequence[Any],
-        values: Sequence[Any],
-    ) -> None:
-        ops.write_kv(ops.check_kv(kv_cache), block_table, start, keys, values)
 
     def forward(self, kv_cache: Any, batch: Sequence[ForwardSequence]) -> FloatArray:
         """One batched step over every sequence: projections and MLP run on all fed tokens

@@ -47,7 +47,7 @@ class SimulatedModelBackendConfig(BaseModel):
     max_seq_len: int = Field(4096, ge=2)
 
 
-class SimulatedModelBackend:
+class SimulatedModelBackend(ops.PagedCache):
     """``next = script(prefix)``; EOS at a chosen length. A ModelBackend and PagedModelBackend.
 
     The default script hashes the whole prefix, so every token depends on every earlier
@@ -156,24 +156,9 @@ class SimulatedModelBackend:
         return Generation(tuple(out), reason, blocks)
 
     def allocate_kv_cache(self, num_blocks: int, block_size: int) -> PagedKV:
-        kv = ops.allocate(self._spec, num_blocks, block_size)
+        kv = super().allocate_kv_cache(num_blocks, block_size)
         kv.values[:] = -1.0
         return kv
-
-    def read_kv(
-        self, kv_cache: Any, block_table: Sequence[int], num_tokens: int
-    ) -> tuple[tuple[FloatArray, ...], tuple[FloatArray, ...]]:
-        return ops.read_kv(ops.check_kv(kv_cache), block_table, num_tokens)
-
-    def write_kv(
-        self,
-        kv_cache: Any,
-        block_table: Sequence[int],
-        start: int,
-        keys: Sequence[Any],
-        values: Sequence[Any],
-    ) -> None:
-        ops.write_kv(ops.check_kv(kv_cache), block_table, start, keys, values)
 
     def forward(self, kv_cache: Any, batch: Sequence[ForwardSequence]) -> FloatArray:
         """Store each fed token, read every prefix back from the pool, apply the script.

@@ -6,21 +6,21 @@ in process by every change. Nothing survives the process.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import ClassVar, Self
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from portfolio_core.adapters._shared.config_store import (
     DEFAULT_MAX_VALUE_BYTES,
-    Change,
+    Draft,
     LogConfigStore,
-    StoredSet,
-    check_expected,
-    now_micros,
 )
+from portfolio_core.adapters._shared.configurable import Configurable
 from portfolio_core.ports.capabilities import declare
 from portfolio_core.ports.config_store import ConfigStoreCapability
+from portfolio_core.ports.errors import UnavailableError
 
 __all__ = ["MemoryConfigStore", "MemoryConfigStoreConfig"]
 
@@ -36,12 +36,16 @@ class MemoryConfigStoreConfig(BaseModel):
     max_value_bytes: int = Field(DEFAULT_MAX_VALUE_BYTES, gt=0)
 
 
-class MemoryConfigStore(LogConfigStore):
+class MemoryConfigStore(LogConfigStore, Configurable):
     """In-process config store (the executable specification of the ConfigStore port).
 
     ``schemas`` maps key prefixes to validators (pydantic model classes, TypeAdapters,
     callables or ``module:attribute`` references): see
-    [ConfigStore][portfolio_core.ports.ConfigStore].
+    [ConfigStore][portfolio_core.ports.ConfigStore]. ``faults`` is the conformance kit's hook
+    for simulating an unreachable backend (see `portfolio_core.testing.faults`): it is called
+    before every operation reads or changes anything, and an ``OSError`` it raises becomes
+    [UnavailableError][portfolio_core.ports.errors.UnavailableError]. ``wall_clock``
+    (``time.time`` by default) stamps each version's ``at``.
     """
 
     config_model: ClassVar[type[BaseModel]] = MemoryConfigStoreConfig
@@ -52,29 +56,40 @@ class MemoryConfigStore(LogConfigStore):
         *,
         schemas: Mapping[str, object] | None = None,
         max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
+        faults: Callable[[str], None] | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__(schemas=schemas, max_value_bytes=max_value_bytes)
-
-    @classmethod
-    def from_config(cls, config: MemoryConfigStoreConfig) -> Self:
-        return cls(**config.model_dump())
+        self._faults = faults
+        self._wall_clock = wall_clock
 
     def __repr__(self) -> str:
         return f"MemoryConfigStore(version={self._log.version})"
 
-    async def _commit(
-        self,
-        changes: tuple[Change, ...],
-        expected: int | None,
-        author: str,
-        reason: str,
-        rollback_of: int | None,
-    ) -> int:
+    def _backend(self, operation: str) -> None:
+        """Where a networked store would reach its server: the fault hook may raise here,
+        before anything is read or written. An unreachable backend (``OSError``) is
+        UnavailableError."""
+        if self._faults is None:
+            return
+        try:
+            self._faults(operation)
+        except OSError as exc:
+            raise UnavailableError(
+                f"the config store backend is unreachable ({operation}): {exc}",
+                port="config_store",
+            ) from exc
+
+    async def _ready(self) -> None:
+        self._backend("call")
+
+    async def get(self, key: str, *, version: int | None = None) -> Any:
+        self._backend("get")  # the shared hot path reads without _ready
+        return await super().get(key, version=version)
+
+    async def _commit(self, draft: Draft) -> int:
         with self._lock:
-            log = self._log
-            check_expected(expected, log.version)
-            at = max(now_micros(), log.sets[-1].at if log.sets else 0)
-            stored = StoredSet(log.version + 1, changes, author, reason, at, rollback_of)
-            log.add(stored)
+            stored = self._log.following(draft, now=int(self._wall_clock() * 1_000_000))
+            self._log.add(stored)
         self._notifier.notify()
         return stored.version

@@ -10,10 +10,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import ClassVar, Self
+from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from portfolio_core.adapters._shared.configurable import Configurable
 from portfolio_core.adapters._shared.event_store.index import (
     EventIndex,
     query_rows,
@@ -64,7 +65,7 @@ class MemoryEventStoreConfig(BaseModel):
     poll_interval: float = Field(1.0, gt=0)
 
 
-class MemoryEventStore:
+class MemoryEventStore(Configurable):
     """In-process event store (the executable specification of the EventStore port).
 
     Construct directly (``MemoryEventStore()``) or from a manifest (``memory``). Subscribers
@@ -103,10 +104,6 @@ class MemoryEventStore:
         self._subscriptions = SubscriptionSet(
             self._wakeup, poll_interval=poll_interval, batch_size=subscription_batch
         )
-
-    @classmethod
-    def from_config(cls, config: MemoryEventStoreConfig) -> Self:
-        return cls(**config.model_dump())
 
     def __repr__(self) -> str:
         return f"MemoryEventStore(tenant_scoped={self.tenant_scoped})"

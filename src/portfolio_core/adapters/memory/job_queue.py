@@ -20,15 +20,16 @@ from portfolio_core.adapters._shared.job_queue import (
     check_lease,
     check_limit,
     check_queue,
+    check_reserve,
     check_retry_in,
     check_state,
-    check_wait,
     decode_payload,
     prepare,
     queued_state,
+    take_or_wait,
 )
 from portfolio_core.ports.capabilities import declare
-from portfolio_core.ports.errors import ConflictError, NotFoundError
+from portfolio_core.ports.errors import ConflictError, NotFoundError, UnavailableError
 from portfolio_core.ports.job_queue import (
     Job,
     JobCounts,
@@ -84,16 +85,24 @@ class MemoryJobQueue:
 
     A waiting ``reserve`` is woken by enqueues made through this instance and otherwise
     looks again every ``poll_interval`` seconds (so scheduled jobs falling due are seen).
-    One instance serves one event loop.
+    One instance serves one event loop. ``faults`` is the conformance kit's hook for
+    simulating an unreachable backend (see `portfolio_core.testing.faults`): it is called with
+    the operation's name before the operation reads or changes anything, and an ``OSError``
+    it raises becomes [UnavailableError][portfolio_core.ports.errors.UnavailableError].
     """
 
     capabilities: ClassVar[frozenset[str]] = declare(JobQueueCapability.INSPECT)
     config_model: ClassVar[type[BaseModel]] = MemoryJobQueueConfig
 
     def __init__(
-        self, *, poll_interval: float = 0.05, clock: Callable[[], float] = time.time
+        self,
+        *,
+        poll_interval: float = 0.05,
+        clock: Callable[[], float] = time.time,
+        faults: Callable[[str], None] | None = None,
     ) -> None:
         self._clock = clock
+        self._faults = faults
         self._poll = poll_interval
         self._queues: dict[str, _Queue] = {}
         self._by_id: dict[int, _Row] = {}
@@ -114,6 +123,19 @@ class MemoryJobQueue:
         return None
 
     # -- helpers -------------------------------------------------------------------------------
+
+    def _backend(self, operation: str) -> None:
+        """Where a networked queue would reach its server: the fault hook may raise here,
+        before anything is read or changed. An unreachable backend (``OSError``) is
+        UnavailableError."""
+        if self._faults is None:
+            return
+        try:
+            self._faults(operation)
+        except OSError as exc:
+            raise UnavailableError(
+                f"the job queue backend is unreachable ({operation}): {exc}", port=PORT
+            ) from exc
 
     def _queue(self, name: str) -> _Queue:
         q = self._queues.get(name)
@@ -174,6 +196,7 @@ class MemoryJobQueue:
     async def enqueue_many(self, jobs: Sequence[NewJob]) -> list[str]:
         now = self._clock()
         prepared = [prepare(job, now) for job in jobs]
+        self._backend("enqueue")
         ids: list[str] = []
         pending: dict[tuple[str, str], int] = {}
         for p in prepared:
@@ -251,27 +274,18 @@ class MemoryJobQueue:
     async def reserve(
         self, queue: str, *, limit: int = 1, lease: float = 30.0, wait: float = 0.0
     ) -> list[Reservation]:
-        name = check_queue(queue)
-        limit = check_limit(limit)
-        lease = check_lease(lease)
-        wait = check_wait(wait)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait
-        while True:
-            if self._changed is None:
-                self._changed = asyncio.Event()
-            self._changed.clear()
-            taken = self._take(name, limit, lease)
-            remaining = deadline - loop.time()
-            if taken or remaining <= 0:
-                return taken
-            try:
-                async with asyncio.timeout(min(remaining, self._poll)):
-                    await self._changed.wait()
-            except TimeoutError:
-                pass
+        name, limit, lease, wait = check_reserve(queue, limit, lease, wait)
+        if self._changed is None:
+            self._changed = asyncio.Event()
+
+        async def take() -> list[Reservation]:
+            self._backend("reserve")
+            return self._take(name, limit, lease)
+
+        return await take_or_wait(take, self._changed, wait=wait, poll=self._poll)
 
     async def complete(self, reservation: Reservation) -> None:
+        self._backend("complete")
         row = self._held(reservation)
         del self._queues[row.queue].running[row.id]
         row.state = "completed"
@@ -283,6 +297,7 @@ class MemoryJobQueue:
     ) -> Job:
         message = check_error(error)
         delay = check_retry_in(retry_in)
+        self._backend("fail")
         row = self._held(reservation)
         q = self._queues[row.queue]
         now = self._clock()
@@ -303,12 +318,14 @@ class MemoryJobQueue:
 
     async def extend(self, reservation: Reservation, lease: float) -> Reservation:
         seconds = check_lease(lease)
+        self._backend("extend")
         row = self._held(reservation)
         now = self._clock()
         row.lease_until = now + seconds
         return Reservation(self._snapshot(row, now), reservation.token)
 
     async def release(self, reservation: Reservation) -> None:
+        self._backend("release")
         row = self._held(reservation)
         q = self._queues[row.queue]
         now = self._clock()
@@ -323,12 +340,14 @@ class MemoryJobQueue:
     # -- inspecting and managing -------------------------------------------------------------------
 
     async def get(self, job_id: str) -> Job:
+        self._backend("get")
         return self._snapshot(self._row(job_id), self._clock())
 
     async def list_jobs(self, queue: str, state: JobState, *, limit: int = 100) -> list[Job]:
         name = check_queue(queue)
         wanted = check_state(state)
         limit = check_limit(limit)
+        self._backend("list_jobs")
         now = self._clock()
         q = self._queues.get(name)
         out: list[Job] = []
@@ -341,6 +360,7 @@ class MemoryJobQueue:
         return out
 
     async def retry(self, job_id: str) -> Job:
+        self._backend("retry")
         row = self._row(job_id)
         q = self._queues[row.queue]
         now = self._clock()
@@ -365,6 +385,7 @@ class MemoryJobQueue:
         return self._snapshot(row, now)
 
     async def cancel(self, job_id: str) -> bool:
+        self._backend("cancel")
         row = self._row(job_id)
         if row.state == "cancelled":
             return False
@@ -378,10 +399,12 @@ class MemoryJobQueue:
 
     async def queues(self) -> list[str]:
         """The names of the queues holding at least one job, sorted."""
+        self._backend("queues")
         return sorted(name for name, q in self._queues.items() if q.rows)
 
     async def counts(self, queue: str) -> JobCounts:
         name = check_queue(queue)
+        self._backend("counts")
         now = self._clock()
         tally = dict.fromkeys(JobState, 0)
         q = self._queues.get(name)

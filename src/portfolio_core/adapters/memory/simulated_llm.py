@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from portfolio_core.adapters._shared.llm import check_request
 from portfolio_core.ports import (
     Completion,
     CompletionChunk,
@@ -171,7 +172,7 @@ class SimulatedLLM:
     ) -> Completion:
         """Answer from the script after ``latency`` seconds, or fail as the pattern says."""
         opts = opts or CompletionOptions()
-        conversation = self._check(messages, opts)
+        conversation = check_request(messages, opts)
         await self._begin_call(conversation)
         return await self._answer(conversation, opts)
 
@@ -183,7 +184,7 @@ class SimulatedLLM:
         A scripted failure is raised before the first chunk.
         """
         opts = opts or CompletionOptions()
-        conversation = self._check(messages, opts)
+        conversation = check_request(messages, opts)
         await self._begin_call(conversation)
         completion = await self._answer(conversation, opts)
         text = completion.text
@@ -204,13 +205,6 @@ class SimulatedLLM:
             raise self._failure()
 
     # -- internals ------------------------------------------------------------------------
-
-    @staticmethod
-    def _check(messages: Sequence[Message], opts: CompletionOptions) -> tuple[Message, ...]:
-        if not messages:
-            raise InvalidInputError("the conversation is empty", field="messages")
-        opts.check()
-        return tuple(messages)
 
     async def _begin_call(self, conversation: tuple[Message, ...]) -> None:
         self.calls += 1

@@ -7,10 +7,11 @@ state changes the store. Thread-safe, usable from several event loops.
 from __future__ import annotations
 
 import threading
-from typing import ClassVar, Self
+from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from portfolio_core.adapters._shared.configurable import Configurable
 from portfolio_core.adapters._shared.snapshots import (
     DEFAULT_MAX_SNAPSHOT_BYTES,
     decode_snapshot,
@@ -31,7 +32,7 @@ class MemorySnapshotStoreConfig(BaseModel):
     max_snapshot_bytes: int = Field(DEFAULT_MAX_SNAPSHOT_BYTES, gt=0)
 
 
-class MemorySnapshotStore:
+class MemorySnapshotStore(Configurable):
     """In-process snapshot store (the executable specification of the SnapshotStore port)."""
 
     config_model: ClassVar[type[BaseModel]] = MemorySnapshotStoreConfig
@@ -41,10 +42,6 @@ class MemorySnapshotStore:
         self.max_snapshot_bytes = max_snapshot_bytes
         self._lock = threading.Lock()
         self._stored: dict[str, tuple[int, str]] = {}
-
-    @classmethod
-    def from_config(cls, config: MemorySnapshotStoreConfig) -> Self:
-        return cls(**config.model_dump())
 
     def __repr__(self) -> str:
         return "MemorySnapshotStore()"

@@ -28,7 +28,7 @@ import contextlib
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self, TypeVar
 
@@ -100,7 +100,7 @@ class _Source:
             self.entries.popleft()
 
 
-class MemoryStream:
+class MemoryStream(shared.TransformingStream):
     """Stream adapter keeping every source in process memory.
 
     Args:
@@ -275,23 +275,12 @@ class MemoryStream:
             soonest = left if soonest is None else min(soonest, left)
         return None, soonest
 
-    def transform(
-        self,
-        source: AsyncIterable[T],
-        fn: Callable[[T], Awaitable[U]] | Callable[[T], U],
-        opts: StreamOptions | None = None,
-    ) -> AsyncIterator[U]:
-        """Map ``fn`` over ``source`` honouring ``opts.on_error`` and ``opts.timeout``."""
-        return shared.transform(source, fn, opts)
-
     async def ack(
         self, source: str, message: StreamMessage, opts: StreamOptions | None = None
     ) -> None:
         """Acknowledge ``message`` for ``opts.group``; idempotent, unknown ids are ignored."""
-        o = opts or shared.DEFAULT_OPTIONS
         key = self._key(source)
-        if o.group is None:
-            raise InvalidInputError("ack needs opts.group", field="group", port="Stream")
+        _, group = shared.ack_group(opts)
         try:
             seq = int(message.id)
         except (TypeError, ValueError):
@@ -301,9 +290,9 @@ class MemoryStream:
                 port="Stream",
             ) from None
         src = self._sources.get(key)
-        if src is None or o.group not in src.groups:
+        if src is None or group not in src.groups:
             return
-        if src.groups[o.group].pending.pop(seq, None) is not None:
+        if src.groups[group].pending.pop(seq, None) is not None:
             src.release()
             self._notify()
 

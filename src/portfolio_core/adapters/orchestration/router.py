@@ -241,18 +241,7 @@ class MemoryRouter:
                 f"router settings name providers that are not in uses.llms: {unknown}",
                 field="providers",
             )
-        router = cls(
-            config.strategy,
-            num_retries=config.num_retries,
-            fallbacks=config.fallbacks,
-            cooldown_seconds=config.cooldown_seconds,
-            max_retry_after=config.max_retry_after,
-            allowed_fails=config.allowed_fails,
-            cooldown_single_provider_groups=config.cooldown_single_provider_groups,
-            health_check_interval=config.health_check_interval,
-            health_check_timeout=config.health_check_timeout,
-            chars_per_token=config.chars_per_token,
-        )
+        router = cls(**config.model_dump(exclude={"providers"}))
         for name, llm in llms.items():
             s = config.providers.get(name, ProviderSettings())
             provider = Provider(
@@ -435,16 +424,23 @@ class MemoryRouter:
 
     # -- completion -----------------------------------------------------------------------
 
+    def _plan(
+        self, messages: Sequence[Message], opts: RouteOptions
+    ) -> tuple[int, CompletionOptions, set[str]]:
+        """The request's estimated tokens, the options sent to providers, and the providers
+        excluded from the start; InvalidInputError for an empty conversation."""
+        if not messages:
+            raise InvalidInputError("the conversation is empty", field="messages")
+        tokens = estimate_tokens(messages, chars_per_token=self.chars_per_token)
+        base = opts.completion or CompletionOptions(max_tokens=opts.expected_output_tokens)
+        return tokens, base, set(opts.exclude)
+
     async def complete(
         self, messages: Sequence[Message], opts: RouteOptions | None = None
     ) -> Completion:
         """Route and complete with retries and fallbacks; see the module docstring."""
         opts = opts or RouteOptions()
-        if not messages:
-            raise InvalidInputError("the conversation is empty", field="messages")
-        tokens = estimate_tokens(messages, chars_per_token=self.chars_per_token)
-        base = opts.completion or CompletionOptions(max_tokens=opts.expected_output_tokens)
-        failed: set[str] = set(opts.exclude)
+        tokens, base, failed = self._plan(messages, opts)
         tries_in_group: dict[int, int] = {}
         done_groups: set[int] = set()
         last_error: PortError | None = None
@@ -540,11 +536,7 @@ class MemoryRouter:
     async def _stream(
         self, messages: Sequence[Message], opts: RouteOptions
     ) -> AsyncIterator[CompletionChunk]:
-        if not messages:
-            raise InvalidInputError("the conversation is empty", field="messages")
-        tokens = estimate_tokens(messages, chars_per_token=self.chars_per_token)
-        base = opts.completion or CompletionOptions(max_tokens=opts.expected_output_tokens)
-        failed: set[str] = set(opts.exclude)
+        tokens, base, failed = self._plan(messages, opts)
         for name, state in self._states.items():
             if not supports(state.llm, "llm.streaming"):
                 failed.add(name)

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -18,13 +19,15 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 
 from portfolio_core.adapters._shared.urls import check_url
-from portfolio_core.ports.errors import InvalidInputError
+from portfolio_core.ports.errors import InvalidInputError, UnavailableError
 
 __all__ = [
     "DEFAULT_CALL_TIMEOUT",
     "DEFAULT_CONNECT_TIMEOUT",
+    "Unavailable",
     "check_redis_url",
     "client_options",
     "open_client",
@@ -91,3 +94,27 @@ def open_client(
             field="url",
             port=port,
         ) from None
+
+
+class Unavailable:
+    """``with Unavailable("redis get failed", port=...)``: a RedisError raised by the block
+    becomes UnavailableError ``"<what>: <error type>"`` (retryable; the driver's message is
+    not quoted, it may hold a key). Other errors pass through."""
+
+    __slots__ = ("port", "what")
+
+    def __init__(self, what: str, *, port: str | None) -> None:
+        self.what = what
+        self.port = port
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if isinstance(exc, RedisError):
+            raise UnavailableError(f"{self.what}: {type(exc).__name__}", port=self.port) from exc

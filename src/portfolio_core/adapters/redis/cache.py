@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import base64
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 
 import redis.asyncio as aioredis
-import redis.exceptions
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from portfolio_core.adapters._shared.cache_keys import (
@@ -20,14 +19,16 @@ from portfolio_core.adapters._shared.cache_keys import (
     tenant_ttl,
 )
 from portfolio_core.adapters._shared.codec import JsonCodec
+from portfolio_core.adapters._shared.configurable import Configurable
 from portfolio_core.adapters.redis._client import (
     DEFAULT_CALL_TIMEOUT,
     DEFAULT_CONNECT_TIMEOUT,
+    Unavailable,
     open_client,
 )
 from portfolio_core.ports.cache import CacheCapability, Codec
 from portfolio_core.ports.capabilities import declare
-from portfolio_core.ports.errors import InvalidInputError, UnavailableError
+from portfolio_core.ports.errors import InvalidInputError
 
 __all__ = ["RedisCache", "RedisCacheConfig"]
 
@@ -59,7 +60,7 @@ def _tenant_part(tenant: str | None) -> str:
     return "t." + base64.urlsafe_b64encode(tenant.encode()).decode().rstrip("=")
 
 
-class RedisCache:
+class RedisCache(Configurable):
     """Items as Redis strings at ``<namespace>:<tenant>:<key>``.
 
     The tenant segment is ``u`` when unscoped, else ``t.`` and the URL-safe base64 of the
@@ -108,25 +109,12 @@ class RedisCache:
             )
         self._client: aioredis.Redis = client
 
-    @classmethod
-    def from_config(cls, config: RedisCacheConfig) -> Self:
-        return cls(
-            config.url,
-            namespace=config.namespace,
-            tenant_scoped=config.tenant_scoped,
-            default_ttl=config.default_ttl,
-            connect_timeout=config.connect_timeout,
-            call_timeout=config.call_timeout,
-        )
-
     def __repr__(self) -> str:
         return f"RedisCache(namespace={self.namespace!r}, tenant_scoped={self.tenant_scoped})"
 
     async def ping(self) -> None:
-        try:
+        with Unavailable("redis unavailable", port=None):
             await self._client.ping()
-        except redis.exceptions.RedisError as exc:
-            raise UnavailableError(f"redis unavailable: {type(exc).__name__}") from exc
 
     async def aclose(self) -> None:
         """Close the connection pool this adapter opened (not a client passed in). Idempotent."""
@@ -156,42 +144,32 @@ class RedisCache:
 
     async def get(self, key: str) -> Any | None:
         name = self._prefix() + check_key(key)
-        try:
+        with Unavailable("redis get failed", port=None):
             data = await self._client.get(name)
-        except redis.exceptions.RedisError as exc:
-            raise UnavailableError(f"redis get failed: {type(exc).__name__}") from exc
         return None if data is None else self._codec.decode(_bytes(data))
 
     async def put(self, key: str, value: Any, ttl: float | None = None) -> None:
         name = self._prefix() + check_key(key)
         px = self._ttl_ms(ttl)
         blob = self._codec.encode(value)
-        try:
+        with Unavailable("redis set failed", port=None):
             await self._client.set(name, blob, px=px)
-        except redis.exceptions.RedisError as exc:
-            raise UnavailableError(f"redis set failed: {type(exc).__name__}") from exc
 
     async def delete(self, key: str) -> bool:
         name = self._prefix() + check_key(key)
-        try:
+        with Unavailable("redis delete failed", port=None):
             return bool(await self._client.delete(name))
-        except redis.exceptions.RedisError as exc:
-            raise UnavailableError(f"redis delete failed: {type(exc).__name__}") from exc
 
     async def clear(self) -> None:
         prefix = self._prefix()
-        try:
+        with Unavailable("redis clear failed", port=None):
             async for batch in self._scan(prefix):
                 await self._client.unlink(*batch)
-        except redis.exceptions.RedisError as exc:
-            raise UnavailableError(f"redis clear failed: {type(exc).__name__}") from exc
 
     async def exists(self, key: str) -> bool:
         name = self._prefix() + check_key(key)
-        try:
+        with Unavailable("redis exists failed", port=None):
             return bool(await self._client.exists(name))
-        except redis.exceptions.RedisError as exc:
-            raise UnavailableError(f"redis exists failed: {type(exc).__name__}") from exc
 
     async def get_many(self, keys: Sequence[str]) -> dict[str, Any]:
         prefix = self._prefix()
@@ -200,10 +178,8 @@ class RedisCache:
         wanted = list(dict.fromkeys(check_key(k) for k in keys))
         if not wanted:
             return {}
-        try:
+        with Unavailable("redis mget failed", port=None):
             values = await self._client.mget([prefix + k for k in wanted])
-        except redis.exceptions.RedisError as exc:
-            raise UnavailableError(f"redis mget failed: {type(exc).__name__}") from exc
         return {
             k: self._codec.decode(_bytes(v))
             for k, v in zip(wanted, values, strict=True)
@@ -217,24 +193,20 @@ class RedisCache:
         blobs = {prefix + key: self._codec.encode(value) for key, value in items.items()}
         if not blobs:
             return
-        try:
+        with Unavailable("redis put_many failed", port=None):
             async with self._client.pipeline(transaction=True) as pipe:
                 for name, blob in blobs.items():
                     pipe.set(name, blob, px=px)
                 await pipe.execute()
-        except redis.exceptions.RedisError as exc:
-            raise UnavailableError(f"redis put_many failed: {type(exc).__name__}") from exc
 
     # -- optional parts ---------------------------------------------------------------------------
 
     async def keys(self) -> list[str]:
         prefix = self._prefix()
         out: list[str] = []
-        try:
+        with Unavailable("redis scan failed", port=None):
             async for batch in self._scan(prefix):
                 out.extend(_text(name)[len(prefix) :] for name in batch)
-        except redis.exceptions.RedisError as exc:
-            raise UnavailableError(f"redis scan failed: {type(exc).__name__}") from exc
         return list(dict.fromkeys(out))
 
     async def count(self) -> int:

@@ -16,33 +16,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 
 import redis.asyncio as aioredis
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
-from redis import exceptions as redis_errors
 
 from portfolio_core.adapters._shared.cache_keys import check_namespace
 from portfolio_core.adapters._shared.config_store import (
     DEFAULT_MAX_VALUE_BYTES,
-    Change,
+    Draft,
     LogConfigStore,
     StoredSet,
-    decode_set,
+    decode_version,
     encode_set,
     now_micros,
 )
+from portfolio_core.adapters._shared.configurable import Configurable
 from portfolio_core.adapters.redis._client import (
     DEFAULT_CALL_TIMEOUT,
     DEFAULT_CONNECT_TIMEOUT,
+    Unavailable,
     open_client,
 )
 from portfolio_core.ports.capabilities import declare
 from portfolio_core.ports.config_store import ConfigStoreCapability
 from portfolio_core.ports.errors import (
-    CorruptDataError,
     StaleVersionError,
-    UnavailableError,
 )
 
 __all__ = ["RedisConfigStore", "RedisConfigStoreConfig"]
@@ -78,7 +77,7 @@ class RedisConfigStoreConfig(BaseModel):
     call_timeout: float = Field(DEFAULT_CALL_TIMEOUT, gt=0)
 
 
-class RedisConfigStore(LogConfigStore):
+class RedisConfigStore(LogConfigStore, Configurable):
     """Config store in Redis (a stream per store), shared by many processes and machines.
 
     ``poll_interval`` bounds how long a watcher's ``XREAD BLOCK`` waits before it checks
@@ -124,29 +123,18 @@ class RedisConfigStore(LogConfigStore):
         self._script = self._client.register_script(_COMMIT)
         self._sync_lock = asyncio.Lock()
 
-    @classmethod
-    def from_config(cls, config: RedisConfigStoreConfig) -> Self:
-        return cls(**config.model_dump())
-
     def __repr__(self) -> str:
         return f"RedisConfigStore(namespace={self.namespace!r})"
 
     def _stored(self, entry_id: bytes | str, fields: Mapping[bytes, bytes]) -> StoredSet:
         ident = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
         version = int(ident.split("-", 1)[0])
-        try:
-            stored = decode_set(fields[b"b"])
-        except (ValueError, KeyError, TypeError, IndexError):
-            stored = None
-        if stored is None or stored.version != version:
-            raise CorruptDataError(
-                f"config stream {self._stream_key!r}: the entry of version {version} cannot "
-                "be decoded",
-                location=self._stream_key,
-                record=version,
-                port=PORT,
-            )
-        return stored
+        return decode_version(
+            fields.get(b"b"),
+            version,
+            what=f"config stream {self._stream_key!r}: the entry",
+            location=self._stream_key,
+        )
 
     def _add_entries(self, entries: Sequence[Any]) -> None:
         for entry_id, fields in entries:
@@ -156,33 +144,22 @@ class RedisConfigStore(LogConfigStore):
 
     async def _sync(self) -> None:
         async with self._sync_lock:
-            try:
+            with Unavailable("Redis failed", port=PORT):
                 entries = await self._client.xrange(
                     self._stream_key, min=f"{self._log.version + 1}-0", max="+"
                 )
-            except redis_errors.RedisError as exc:
-                raise UnavailableError(f"Redis failed: {type(exc).__name__}", port=PORT) from exc
             self._add_entries(entries or [])
 
-    async def _commit(
-        self,
-        changes: tuple[Change, ...],
-        expected: int | None,
-        author: str,
-        reason: str,
-        rollback_of: int | None,
-    ) -> int:
-        body = encode_set(StoredSet(0, changes, author, reason, now_micros(), rollback_of))
+    async def _commit(self, draft: Draft) -> int:
+        body = encode_set(draft.stored(0, now_micros()))
         head = '{"v":0,'  # encode_set writes the version first: the script replaces it
-        try:
+        with Unavailable("Redis failed", port=PORT):
             ok, version = await self._script(
                 keys=[self._version_key, self._stream_key],
-                args=[-1 if expected is None else expected, body[len(head) :]],
+                args=[-1 if draft.expected is None else draft.expected, body[len(head) :]],
             )
-        except redis_errors.RedisError as exc:
-            raise UnavailableError(f"Redis failed: {type(exc).__name__}", port=PORT) from exc
         if not ok:
-            raise StaleVersionError(expected if expected is not None else -1, int(version))
+            raise StaleVersionError(-1 if draft.expected is None else draft.expected, int(version))
         await self._sync()
         return int(version)
 
@@ -213,10 +190,8 @@ class RedisConfigStore(LogConfigStore):
             await asyncio.sleep(0.05)  # the connection failed: the loop's sync retries
 
     async def ping(self) -> None:
-        try:
+        with Unavailable("Redis failed", port=PORT):
             await self._client.ping()
-        except redis_errors.RedisError as exc:
-            raise UnavailableError(f"Redis failed: {type(exc).__name__}", port=PORT) from exc
 
     async def _close(self) -> None:
         if self._owns_client:

@@ -7,13 +7,14 @@ import struct
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, ClassVar, Self, cast
+from typing import Any, ClassVar, cast
 
 import redis.asyncio as aioredis
 import redis.exceptions
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from portfolio_core.adapters._shared.cache_keys import check_namespace
+from portfolio_core.adapters._shared.configurable import Configurable
 from portfolio_core.adapters._shared.job_queue import (
     EXPIRED,
     PORT,
@@ -22,16 +23,18 @@ from portfolio_core.adapters._shared.job_queue import (
     check_lease,
     check_limit,
     check_queue,
+    check_reserve,
     check_retry_in,
     check_state,
-    check_wait,
     decode_payload,
     prepare,
     queued_state,
+    take_or_wait,
 )
 from portfolio_core.adapters.redis._client import (
     DEFAULT_CALL_TIMEOUT,
     DEFAULT_CONNECT_TIMEOUT,
+    Unavailable,
     open_client,
 )
 from portfolio_core.ports.capabilities import declare
@@ -337,7 +340,7 @@ class RedisJobQueueConfig(BaseModel):
     call_timeout: float = Field(DEFAULT_CALL_TIMEOUT, gt=0)
 
 
-class RedisJobQueue:
+class RedisJobQueue(Configurable):
     """Jobs as Redis hashes indexed by sorted sets per queue; every change is one Lua script,
     so it is atomic and many processes never hand out one job twice.
 
@@ -393,24 +396,12 @@ class RedisJobQueue:
         self._list_queued = register(_LIST_QUEUED)
         self._changed: asyncio.Event | None = None
 
-    @classmethod
-    def from_config(cls, config: RedisJobQueueConfig) -> Self:
-        return cls(
-            config.url,
-            namespace=config.namespace,
-            poll_interval=config.poll_interval,
-            connect_timeout=config.connect_timeout,
-            call_timeout=config.call_timeout,
-        )
-
     def __repr__(self) -> str:
         return f"RedisJobQueue(namespace={self.namespace!r})"
 
     async def ping(self) -> None:
-        try:
+        with Unavailable("redis unavailable", port=PORT):
             await self._client.ping()
-        except redis.exceptions.RedisError as exc:
-            raise UnavailableError(f"redis unavailable: {type(exc).__name__}", port=PORT) from exc
 
     async def aclose(self) -> None:
         """Close the connection pool this adapter opened (not a client passed in). Idempotent."""
@@ -470,13 +461,11 @@ class RedisJobQueue:
         return text if text.isdigit() and len(text) < 19 else "0"
 
     async def _queue_of(self, job_id: str) -> str:
-        try:
+        with Unavailable("redis unavailable", port=PORT):
             queue = await cast(
                 Awaitable[Any],
                 self._client.hget(f"{self.namespace}:job:{self._id(job_id)}", "queue"),
             )
-        except redis.exceptions.RedisError as exc:
-            raise UnavailableError(f"redis unavailable: {type(exc).__name__}", port=PORT) from exc
         if queue is None:
             raise NotFoundError(f"no job {job_id!r}", key=str(job_id), port=PORT)
         return str(_text(queue))
@@ -530,25 +519,15 @@ class RedisJobQueue:
     async def reserve(
         self, queue: str, *, limit: int = 1, lease: float = 30.0, wait: float = 0.0
     ) -> list[Reservation]:
-        name = check_queue(queue)
-        limit = check_limit(limit)
-        lease = check_lease(lease)
-        wait = check_wait(wait)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait
-        while True:
-            if self._changed is None:
-                self._changed = asyncio.Event()
-            self._changed.clear()
-            taken = await self._take(name, limit, lease)
-            remaining = deadline - loop.time()
-            if taken or remaining <= 0:
-                return taken
-            try:
-                async with asyncio.timeout(min(remaining, self._poll)):
-                    await self._changed.wait()
-            except TimeoutError:
-                pass
+        name, limit, lease, wait = check_reserve(queue, limit, lease, wait)
+        if self._changed is None:
+            self._changed = asyncio.Event()
+        return await take_or_wait(
+            lambda: self._take(name, limit, lease),
+            self._changed,
+            wait=wait,
+            poll=self._poll,
+        )
 
     async def complete(self, reservation: Reservation) -> None:
         job_id = self._id(reservation.job.id)
@@ -597,12 +576,10 @@ class RedisJobQueue:
 
     async def get(self, job_id: str) -> Job:
         key = self._id(job_id)
-        try:
+        with Unavailable("redis unavailable", port=PORT):
             values = await cast(
                 Awaitable[Any], self._client.hmget(f"{self.namespace}:job:{key}", list(_FIELDS))
             )
-        except redis.exceptions.RedisError as exc:
-            raise UnavailableError(f"redis unavailable: {type(exc).__name__}", port=PORT) from exc
         if values[0] is None:
             raise NotFoundError(f"no job {job_id!r}", key=str(job_id), port=PORT)
         return self._job(key, values, self._clock())
@@ -624,7 +601,7 @@ class RedisJobQueue:
         key = (
             f"{self.namespace}:q:{name}:{'leased' if wanted is JobState.RUNNING else wanted.value}"
         )
-        try:
+        with Unavailable("redis unavailable", port=PORT):
             members = await self._client.zrange(
                 key, 0, -1 if wanted is JobState.RUNNING else limit - 1
             )
@@ -633,8 +610,6 @@ class RedisJobQueue:
                 for i in ids:
                     pipe.hmget(f"{self.namespace}:job:{i}", list(_FIELDS))
                 rows = await pipe.execute()
-        except redis.exceptions.RedisError as exc:
-            raise UnavailableError(f"redis unavailable: {type(exc).__name__}", port=PORT) from exc
         return [self._job(i, values, now) for i, values in zip(ids, rows, strict=True)]
 
     async def retry(self, job_id: str) -> Job:
@@ -663,21 +638,19 @@ class RedisJobQueue:
         prefix = f"{self.namespace}:q:"
         pattern = "".join("\\" + c if c in "*?[]\\" else c for c in prefix) + "*"
         names: set[str] = set()
-        try:
+        with Unavailable("redis unavailable", port=PORT):
             async for key in self._client.scan_iter(match=pattern, count=500):
                 text = key.decode() if isinstance(key, bytes) else str(key)
                 name, _, suffix = text[len(prefix) :].rpartition(":")
                 if suffix in _HOLDING:
                     names.add(name)
-        except redis.exceptions.RedisError as exc:
-            raise UnavailableError(f"redis unavailable: {type(exc).__name__}", port=PORT) from exc
         return sorted(names)
 
     async def counts(self, queue: str) -> JobCounts:
         name = check_queue(queue)
         now = repr(self._clock())
         qk = f"{self.namespace}:q:{name}"
-        try:
+        with Unavailable("redis unavailable", port=PORT):
             async with self._client.pipeline(transaction=True) as pipe:
                 pipe.zcard(f"{qk}:ready")
                 pipe.zcount(f"{qk}:sched", "-inf", now)
@@ -687,8 +660,6 @@ class RedisJobQueue:
                 pipe.zcard(f"{qk}:dead")
                 pipe.zcard(f"{qk}:cancelled")
                 ready, due, later, running, completed, dead, cancelled = await pipe.execute()
-        except redis.exceptions.RedisError as exc:
-            raise UnavailableError(f"redis unavailable: {type(exc).__name__}", port=PORT) from exc
         return JobCounts(
             scheduled=later,
             available=ready + due,

@@ -7,13 +7,13 @@ Durability is the server's (AOF/RDB settings).
 
 from __future__ import annotations
 
-from typing import ClassVar, Self
+from typing import ClassVar
 
 import redis.asyncio as aioredis
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
-from redis import exceptions as redis_errors
 
 from portfolio_core.adapters._shared.cache_keys import check_namespace
+from portfolio_core.adapters._shared.configurable import Configurable
 from portfolio_core.adapters._shared.snapshots import (
     DEFAULT_MAX_SNAPSHOT_BYTES,
     PORT,
@@ -22,8 +22,9 @@ from portfolio_core.adapters._shared.snapshots import (
     validate_stream,
 )
 from portfolio_core.adapters._shared.urls import check_url
+from portfolio_core.adapters.redis._client import Unavailable
 from portfolio_core.ports.capabilities import declare
-from portfolio_core.ports.errors import InvalidInputError, UnavailableError
+from portfolio_core.ports.errors import InvalidInputError
 from portfolio_core.ports.snapshot_store import Snapshot, SnapshotStoreCapability
 
 __all__ = ["RedisSnapshotStore", "RedisSnapshotStoreConfig"]
@@ -48,7 +49,7 @@ class RedisSnapshotStoreConfig(BaseModel):
     max_snapshot_bytes: int = Field(DEFAULT_MAX_SNAPSHOT_BYTES, gt=0)
 
 
-class RedisSnapshotStore:
+class RedisSnapshotStore(Configurable):
     """Snapshots in Redis under ``<namespace>:snap:<stream>``, shared by every process."""
 
     config_model: ClassVar[type[BaseModel]] = RedisSnapshotStoreConfig
@@ -75,10 +76,6 @@ class RedisSnapshotStore:
             ) from None
         self._save = self._client.register_script(_SAVE)
 
-    @classmethod
-    def from_config(cls, config: RedisSnapshotStoreConfig) -> Self:
-        return cls(**config.model_dump())
-
     def __repr__(self) -> str:
         return f"RedisSnapshotStore(namespace={self.namespace!r})"
 
@@ -87,28 +84,22 @@ class RedisSnapshotStore:
 
     async def save(self, snapshot: Snapshot) -> bool:
         stream, version, body = encode_snapshot(snapshot, self.max_snapshot_bytes)
-        try:
+        with Unavailable("Redis failed", port=PORT):
             stored = await self._save(keys=[self._key(stream)], args=[version, body])
-        except redis_errors.RedisError as exc:
-            raise UnavailableError(f"Redis failed: {type(exc).__name__}", port=PORT) from exc
         return bool(stored)
 
     async def load(self, stream: str) -> Snapshot | None:
         validate_stream(stream)
-        try:
+        with Unavailable("Redis failed", port=PORT):
             body = await self._client.hget(self._key(stream), "b")
-        except redis_errors.RedisError as exc:
-            raise UnavailableError(f"Redis failed: {type(exc).__name__}", port=PORT) from exc
         if body is None:
             return None
         return decode_snapshot(stream, body, self._key(stream))
 
     async def delete(self, stream: str) -> None:
         validate_stream(stream)
-        try:
+        with Unavailable("Redis failed", port=PORT):
             await self._client.delete(self._key(stream))
-        except redis_errors.RedisError as exc:
-            raise UnavailableError(f"Redis failed: {type(exc).__name__}", port=PORT) from exc
 
     async def aclose(self) -> None:
         """Close the connection pool; idempotent."""

@@ -88,7 +88,7 @@ def _escape_tenant(tenant: str) -> str:
     return tenant.replace("%", "%25").replace(":", "%3A")
 
 
-class RedisStream:
+class RedisStream(shared.TransformingStream):
     """Stream adapter over Redis Streams (redis-py asyncio).
 
     Construct with a URL (``RedisStream("redis://localhost:6379/0")``) or an existing
@@ -348,12 +348,7 @@ class RedisStream:
                     break
                 if not o.follow:
                     return
-                if deadline is not None and loop.time() >= deadline:
-                    raise PortTimeoutError(
-                        f"no message from {source!r} within {o.timeout} s",
-                        timeout=o.timeout,
-                        port="Stream",
-                    )
+                shared.check_deadline(deadline, loop.time(), source, o)
             entry_id, fields = buffer.popleft()
             last = entry_id
             message = await self._decoded(source, key, entry_id, fields, o)
@@ -399,12 +394,7 @@ class RedisStream:
                         break
                     if not o.follow:
                         return
-                    if deadline is not None and loop.time() >= deadline:
-                        raise PortTimeoutError(
-                            f"no message from {source!r} within {o.timeout} s",
-                            timeout=o.timeout,
-                            port="Stream",
-                        )
+                    shared.check_deadline(deadline, loop.time(), source, o)
                 entry_id, fields = buffer.popleft()
                 message = await self._decoded(source, key, entry_id, fields, o)
                 if message is not None:
@@ -462,28 +452,16 @@ class RedisStream:
         except (PortError, redis_errors.RedisError):
             return  # best effort: claim_after still redelivers them
 
-    def transform(
-        self,
-        source: AsyncIterable[T],
-        fn: Callable[[T], Awaitable[U]] | Callable[[T], U],
-        opts: StreamOptions | None = None,
-    ) -> AsyncIterator[U]:
-        """Map ``fn`` over ``source`` honouring ``opts.on_error`` and ``opts.timeout``."""
-        return shared.transform(source, fn, opts)
-
     async def ack(
         self, source: str, message: StreamMessage, opts: StreamOptions | None = None
     ) -> None:
         """``XACK`` ``message`` for ``opts.group``; idempotent, unknown ids are ignored."""
-        o = opts or shared.DEFAULT_OPTIONS
         key = self._key(source)
-        if o.group is None:
-            raise InvalidInputError("ack needs opts.group", field="group", port="Stream")
+        o, group = shared.ack_group(opts)
         if not isinstance(message.id, str) or not _ID.match(message.id):
             raise InvalidInputError(
                 f"{message.id!r} is not a Redis stream entry id", field="message", port="Stream"
             )
-        group = o.group
         try:
             await self._call(lambda r: r.xack(key, group, message.id), o)
         except redis_errors.ResponseError as exc:

@@ -19,11 +19,11 @@ from portfolio_core.adapters.remote._adapter import (
     NOT_REMOTABLE,
     SHARED_THROUGH_PORTAL,
     RemoteAdapter,
-    remote_adapter_class,
 )
 from portfolio_core.adapters.remote._address import REMOTE_SCHEMES, Address, parse_address
 from portfolio_core.adapters.remote._call import call_at
 from portfolio_core.adapters.remote._config import RemoteConfig
+from portfolio_core.adapters.remote._generate import remote_adapter_class
 from portfolio_core.adapters.remote._subscription import RemoteSubscription
 
 __all__ = [

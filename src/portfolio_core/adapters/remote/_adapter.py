@@ -1,17 +1,17 @@
 """The remote adapter of any async port, generated from its protocol.
 
-`remote_adapter_class` builds, once per port, a class whose methods have the
-protocol's names and signatures: each ``CALL`` method encodes its arguments by their declared
-types and sends one request; ``ITERATE`` methods return async iterators; ``SUBSCRIBE`` methods
-return a `RemoteSubscription`; ``LOCAL`` methods run here (see ``_local``). Nothing is
-written per port except the few local parts and the capability notes below.
+`remote_adapter_class` (in ``_generate``) builds, once per port, a subclass of
+`RemoteAdapter` whose methods have the protocol's names and signatures: each ``CALL`` method
+encodes its arguments by their declared types and sends one request; ``ITERATE`` methods
+return async iterators (``_iteration``); ``SUBSCRIBE`` methods return a
+`RemoteSubscription`; ``LOCAL`` methods run here (see ``_local``). Nothing is written per
+port except the few local parts and the capability notes below. This module holds what every
+generated class shares: transports, encoding, metadata and capabilities.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import inspect
 import ssl
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any, ClassVar, Self
@@ -22,10 +22,11 @@ from portfolio_core.adapters.remote import _local
 from portfolio_core.adapters.remote._address import Address, parse_address
 from portfolio_core.adapters.remote._config import RemoteConfig
 from portfolio_core.adapters.remote._http import HttpTransport
+from portfolio_core.adapters.remote._iteration import Iteration, Resuming
 from portfolio_core.adapters.remote._subscription import RemoteSubscription
 from portfolio_core.adapters.remote._ws import Channel, WsLink
 from portfolio_core.ports.capabilities import capabilities_of
-from portfolio_core.ports.catalogue import PortInfo, port_by_key
+from portfolio_core.ports.catalogue import PortInfo
 from portfolio_core.ports.errors import InvalidInputError, UnavailableError, UnsupportedError
 from portfolio_core.ports.event_store import OnHandlerError
 from portfolio_core.ports.tenant import current_tenant
@@ -34,17 +35,15 @@ from portfolio_core.wire import (
     TENANT_HEADER,
     TENANT_PARAM,
     WS_PATH,
-    CallKind,
     MethodSpec,
     dumps,
     encode_tenant,
     encoder_for,
     loads,
-    methods_of,
     result_validator,
 )
 
-__all__ = ["NOT_REMOTABLE", "RemoteAdapter", "remote_adapter_class"]
+__all__ = ["NOT_REMOTABLE", "RemoteAdapter"]
 
 _MISSING: Any = object()
 
@@ -310,7 +309,7 @@ class RemoteAdapter:
 
     def _iterate(self, spec: MethodSpec, args: dict[str, Any]) -> AsyncIterator[Any]:
         if spec.resume_from is not None:
-            return _Resuming(self, spec, args)
+            return Resuming(self, spec, args)
         return self._iterate_once(spec, args)
 
     def _iterate_once(self, spec: MethodSpec, args: dict[str, Any]) -> AsyncIterator[Any]:
@@ -330,7 +329,7 @@ class RemoteAdapter:
             demand = bool(getattr(value, attribute, None)) if value is not None else False
         if not self.address.websocket and spec.credit_from is None and spec.demand_when is None:
             return self._lines(spec, args)
-        return _Iteration(self, spec, args, credit, demand, lazy=spec.credit_from is not None)
+        return Iteration(self, spec, args, credit, demand, lazy=spec.credit_from is not None)
 
     async def _lines(self, spec: MethodSpec, args: dict[str, Any]) -> AsyncIterator[Any]:
         decode = self._item_decoder(spec)
@@ -380,135 +379,6 @@ class RemoteAdapter:
             await found.stop()
 
 
-class _Iteration:
-    """An iteration over the WebSocket, paced by credit.
-
-    The server's iterator is asked for as soon as the method is called (as a local adapter
-    creates its reader at the call), so readers opened one after the other are opened in
-    that order on the server too. With ``lazy`` nothing is fetched before the first
-    ``__anext__`` (fetching may have effects on a shared source); with ``demand`` nothing is
-    ever fetched ahead: each ``__anext__`` asks for one item. ``aclose`` returns once the
-    server has closed its side.
-    """
-
-    def __init__(
-        self,
-        adapter: RemoteAdapter,
-        spec: MethodSpec,
-        args: dict[str, Any],
-        credit: int,
-        demand: bool = False,
-        *,
-        lazy: bool = False,
-    ) -> None:
-        self._adapter = adapter
-        self._decode = adapter._item_decoder(spec)
-        self._spec, self._args, self._credit = spec, args, credit
-        self._initial = 0 if (lazy or demand) else credit
-        self._granted = not (lazy or demand)
-        self._opening: asyncio.Future[Channel] | None = None
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            pass  # called outside a loop: open on the first __anext__
-        else:
-            self._open()
-        self._demand = demand
-        self._closed = False
-
-    def _open(self) -> asyncio.Future[Channel]:
-        if self._opening is None:
-            self._opening = asyncio.ensure_future(
-                self._adapter._open_channel(self._spec, self._args, self._credit, self._initial)
-            )
-            self._opening.add_done_callback(_retrieve)
-        return self._opening
-
-    def __aiter__(self) -> _Iteration:
-        return self
-
-    async def __anext__(self) -> Any:
-        if self._closed:
-            raise StopAsyncIteration
-        try:
-            channel = await self._open()
-            if self._demand and not channel.items:
-                channel.request(1)
-                raw = await channel.next()
-            else:
-                if not self._granted:
-                    self._granted = True
-                    channel.request(self._credit)
-                raw = await channel.next()
-                if not self._demand:
-                    channel.taken()
-        except UnavailableError:
-            if self._adapter._closed:  # the adapter was closed under this iteration
-                raise StopAsyncIteration from None
-            raise
-        return self._decode(raw)
-
-    async def aclose(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        if self._opening is None:
-            return
-        try:
-            channel = await self._opening
-        except Exception:
-            return
-        await channel.close(self._adapter._timeout)
-
-
-class _Resuming:
-    """An iteration that survives lost connections: when the connection breaks
-    (``UnavailableError``) it is reopened, with backoff, after the position of the last
-    item delivered (``spec.resume_from``), so nothing is skipped or delivered twice. It ends
-    when closed or when the adapter is closed. Opened with no start position, it resumes
-    from the last item delivered or, when none was yet, from where the server starts anew."""
-
-    def __init__(self, adapter: RemoteAdapter, spec: MethodSpec, args: dict[str, Any]) -> None:
-        assert spec.resume_from is not None  # noqa: S101  (only built for such specs)
-        self._adapter, self._spec, self._args = adapter, spec, dict(args)
-        self._arg, self._attribute = spec.resume_from
-        self._current = adapter._iterate_once(spec, dict(self._args))
-        self._delay = adapter._reconnect_delay
-        self._closed = False
-
-    def __aiter__(self) -> _Resuming:
-        return self
-
-    async def __anext__(self) -> Any:
-        while True:
-            if self._closed or self._adapter._closed:
-                raise StopAsyncIteration
-            try:
-                item = await self._current.__anext__()
-            except UnavailableError:
-                with contextlib.suppress(Exception):
-                    await self._current.aclose()  # type: ignore[attr-defined]
-                await asyncio.sleep(self._delay)
-                self._delay = min(self._delay * 2, self._adapter._reconnect_max_delay)
-                if not self._closed:
-                    self._current = self._adapter._iterate_once(self._spec, dict(self._args))
-                continue
-            self._delay = self._adapter._reconnect_delay
-            position = getattr(item, self._attribute, None)
-            if position is not None:
-                self._args[self._arg] = position
-            return item
-
-    async def aclose(self) -> None:
-        self._closed = True
-        await self._current.aclose()  # type: ignore[attr-defined]
-
-
-def _retrieve(task: asyncio.Future[Any]) -> None:
-    if not task.cancelled():
-        task.exception()
-
-
 def _item_hint(spec: MethodSpec, name: str) -> Any:
     import typing
 
@@ -536,131 +406,6 @@ def _default_attribute(spec: MethodSpec, arg: str, attribute: str) -> Any:
                     except Exception:
                         return None
     return None
-
-
-# -- generation ---------------------------------------------------------------------------------
-
-
-def _parameter_text(signature: inspect.Signature) -> tuple[str, list[str]]:
-    """The parameter list of a generated method (defaults replaced by ``_MISSING``) and the
-    names of its parameters after ``self``."""
-    parts: list[str] = []
-    names: list[str] = []
-    star = False
-    for index, param in enumerate(signature.parameters.values()):
-        if index == 0:
-            parts.append("self")
-            continue
-        if param.kind is inspect.Parameter.KEYWORD_ONLY and not star:
-            parts.append("*")
-            star = True
-        default = "" if param.default is inspect.Parameter.empty else "=_MISSING"
-        parts.append(f"{param.name}{default}")
-        names.append(param.name)
-    return ", ".join(parts), names
-
-
-def _method_source(spec: MethodSpec, signature: inspect.Signature) -> str:
-    params, names = _parameter_text(signature)
-    args = "{" + ", ".join(f"{n!r}: {n}" for n in names) + "}"
-
-    def args_without(skip: str) -> str:
-        return "{" + ", ".join(f"{n!r}: {n}" for n in names if n != skip) + "}"
-
-    name = spec.name
-    if spec.kind is CallKind.CALL:
-        return (
-            f"async def {name}({params}):\n"
-            f"    return await self._call(_SPECS[{name!r}], _given({args}))\n"
-        )
-    if spec.kind is CallKind.ITERATE:
-        return (
-            f"def {name}({params}):\n    return self._iterate(_SPECS[{name!r}], _given({args}))\n"
-        )
-    if spec.kind is CallKind.SUBSCRIBE:
-        assert spec.subscription is not None  # noqa: S101  (subscribe specs have one)
-        handler = spec.subscription.handler
-        return (
-            f"async def {name}({params}):\n"
-            f"    return await self._subscribe(_SPECS[{name!r}], {handler}, "
-            f"_given({args_without(handler)}))\n"
-        )
-    if spec.kind is CallKind.UNSUBSCRIBE:
-        first = names[0]
-        return f"async def {name}({params}):\n    return await self._unsubscribe({first})\n"
-    raise AssertionError(spec.kind)
-
-
-def _given(args: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in args.items() if v is not _MISSING}
-
-
-_CLASSES: dict[str, type[RemoteAdapter]] = {}
-
-
-def remote_adapter_class(port_key: str) -> type[RemoteAdapter]:
-    """The remote adapter class of the async port ``port_key`` (built once).
-
-    Raises ``LookupError`` for a port that a remote adapter cannot fully provide: a member
-    that neither crosses the wire nor has a local implementation.
-    """
-    found = _CLASSES.get(port_key)
-    if found is not None:
-        return found
-    port = port_by_key(port_key)
-    specs = methods_of(port_key)
-    local = _local.LOCAL.get(port_key, {})
-    from portfolio_core.ports.introspection import members_of
-
-    missing = [
-        name
-        for name in (m.name for m in members_of(port.protocol))
-        if name not in local and (name not in specs or specs[name].kind is CallKind.LOCAL)
-    ]
-    if not port.is_async or missing:
-        raise LookupError(
-            f"no remote adapter for port {port_key!r}: "
-            + (f"{', '.join(missing)} cannot be called remotely" if missing else "it is sync")
-        )
-    namespace: dict[str, Any] = {"_SPECS": specs, "_MISSING": _MISSING, "_given": _given}
-    body: dict[str, Any] = {}
-    for name, spec in specs.items():
-        if spec.kind is CallKind.LOCAL:
-            continue
-        assert spec.signature is not None  # noqa: S101  (served methods have one)
-        source = _method_source(spec, spec.signature)
-        # the source is generated from the protocol's own signature, never from input
-        exec(compile(source, f"<remote {port_key}.{name}>", "exec"), namespace)  # noqa: S102
-        function = namespace[name]
-        function.__doc__ = spec.doc
-        function.__qualname__ = f"Remote{port.name}.{name}"
-        body[name] = function
-    body.update(local)
-    body["port"] = port
-    body["_specs"] = specs
-    body["_encoders"] = {
-        name: tuple(
-            (p.name, p.form.encode if p.form else encoder_for(p.hint), p.materialise)
-            for p in spec.params
-        )
-        for name, spec in specs.items()
-    }
-    body["_materialised"] = {
-        name: tuple(e for e in encoders if e[2]) for name, encoders in body["_encoders"].items()
-    }
-    body["_result_decoders"] = {
-        name: result_validator(spec.result)
-        for name, spec in specs.items()
-        if spec.kind is CallKind.CALL
-    }
-    body["__doc__"] = (
-        f"The {port.name} port served by a portal, reached by address (generated from the "
-        f"protocol; see `RemoteAdapter`)."
-    )
-    body["__module__"] = "portfolio_core.adapters.remote"
-    cls = type(f"Remote{port.name}", (RemoteAdapter,), body)
-    _CLASSES[port_key] = cls
-    return cls
 
 
 __all__ += ["capabilities_of"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from portfolio_core.adapters.remote._adapter import remote_adapter_class
 from portfolio_core.adapters.remote._address import parse_address
+from portfolio_core.adapters.remote._generate import remote_adapter_class
 from portfolio_core.adapters.remote._http import HttpTransport
 from portfolio_core.ports.catalogue import port_by_key
 from portfolio_core.ports.errors import InvalidInputError, NotFoundError

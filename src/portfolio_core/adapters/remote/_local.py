@@ -8,7 +8,7 @@ the ports package.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from contextlib import AbstractContextManager
 from contextvars import Token
 from typing import Any, TypeVar
@@ -29,14 +29,8 @@ T = TypeVar("T")
 U = TypeVar("U")
 
 
-async def iterate(items: AsyncIterable[Any] | Iterable[Any]) -> AsyncIterator[Any]:
-    """Items of a sync or async iterable."""
-    if isinstance(items, AsyncIterable):
-        async for item in items:
-            yield item
-    else:
-        for item in items:
-            yield item
+iterate = shared_stream.iterate_items
+"""Items of a sync or async iterable."""
 
 
 def _get_context(self: object) -> TenantContext | None:

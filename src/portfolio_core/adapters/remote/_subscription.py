@@ -12,12 +12,12 @@ item once, in order (as long as the server keeps them). The handler-error policy
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from portfolio_core.adapters._shared.task_subscription import TaskSubscription
 from portfolio_core.ports.errors import PortTimeoutError, UnavailableError
 from portfolio_core.ports.event_store import OnHandlerError
 from portfolio_core.ports.tenant import TenantContext, reset_current_tenant, set_current_tenant
@@ -33,7 +33,7 @@ MAX_RETRIES = 5
 RETRY_DELAY = 0.01
 
 
-class RemoteSubscription:
+class RemoteSubscription(TaskSubscription):
     """A subscription to a served entry (see the module docstring); satisfies the port's
     ``Subscription`` protocol."""
 
@@ -49,37 +49,22 @@ class RemoteSubscription:
         tenant: TenantContext | None,
     ) -> None:
         assert spec.subscription is not None  # noqa: S101  (subscribe specs have one)
-        self._id = f"remote-sub-{next(_ids)}-{uuid.uuid4().hex[:8]}"
+        super().__init__(
+            f"remote-sub-{next(_ids)}-{uuid.uuid4().hex[:8]}",
+            handler,
+            checkpoint=start - 1,
+            on_error=on_error,
+            max_retries=MAX_RETRIES,
+            retry_delay=RETRY_DELAY,
+        )
         self._adapter = adapter
         self._spec = spec
-        self._handler = handler
         self._args = args
-        self._checkpoint = start - 1
-        self._on_error = OnHandlerError(on_error)
         self._tenant = tenant
-        self._error: BaseException | None = None
-        self._progress = asyncio.Condition()
         self._opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._stopped = False
         self.reconnects = 0
         """How many times the subscription reconnected after losing its connection."""
         self._task = asyncio.ensure_future(self._run())
-
-    @property
-    def id(self) -> str:
-        return self._id
-
-    @property
-    def checkpoint(self) -> int:
-        return self._checkpoint
-
-    @property
-    def error(self) -> BaseException | None:
-        return self._error
-
-    @property
-    def active(self) -> bool:
-        return not self._task.done()
 
     @property
     def stopping(self) -> bool:
@@ -89,42 +74,6 @@ class RemoteSubscription:
     async def opened(self) -> None:
         """Wait until the server confirmed the first subscription (or raise why it refused)."""
         await asyncio.shield(self._opened)
-
-    async def wait_until(self, position: int, timeout: float | None = None) -> None:
-        async def reached() -> None:
-            async with self._progress:
-                await self._progress.wait_for(
-                    lambda: self._checkpoint >= position or self._task.done()
-                )
-
-        try:
-            await asyncio.wait_for(reached(), timeout)
-        except TimeoutError as exc:
-            raise PortTimeoutError(
-                f"subscription {self._id} did not reach position {position} "
-                f"(checkpoint {self._checkpoint})",
-                timeout=timeout,
-            ) from exc
-        if self._checkpoint < position and self._error is not None:
-            raise self._error
-
-    async def _deliver(self, item: Any) -> bool:
-        attempts = 0
-        while True:
-            try:
-                await self._handler(item)
-                return True
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if self._on_error is OnHandlerError.SKIP:
-                    return True
-                if self._on_error is OnHandlerError.RETRY and attempts < MAX_RETRIES:
-                    attempts += 1
-                    await asyncio.sleep(RETRY_DELAY * (2 ** (attempts - 1)))
-                    continue
-                self._error = exc
-                return False
 
     async def _run(self) -> None:
         spec = self._spec
@@ -148,9 +97,7 @@ class RemoteSubscription:
                         if not await self._deliver(item):
                             return
                         channel.taken()
-                        async with self._progress:
-                            self._checkpoint = getattr(item, sub.position)
-                            self._progress.notify_all()
+                        await self._advance(getattr(item, sub.position))
                 except StopAsyncIteration:
                     return
                 except (UnavailableError, PortTimeoutError):
@@ -172,15 +119,4 @@ class RemoteSubscription:
         finally:
             if token is not None:
                 reset_current_tenant(token)
-            async with self._progress:
-                self._progress.notify_all()
-
-    async def stop(self) -> None:
-        """Stop delivering and close the server's side; idempotent."""
-        self._stopped = True
-        if not self._task.done():
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        async with self._progress:
-            self._progress.notify_all()
+            await self._finished()

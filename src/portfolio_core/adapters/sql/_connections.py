@@ -21,6 +21,7 @@ import math
 import os
 import select
 import socket
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, Self
 
@@ -33,6 +34,7 @@ __all__ = [
     "Deadline",
     "check_postgres_url",
     "connect",
+    "create_tables",
     "is_dead",
     "sever",
 ]
@@ -91,6 +93,32 @@ async def connect(
         raise UnavailableError(
             f"cannot connect to PostgreSQL: {type(exc).__name__}", port=port
         ) from None
+
+
+async def create_tables(
+    conn: Any, table: str, statements: Sequence[str], *, seconds: float, what: str, port: str
+) -> None:
+    """Run the DDL ``statements`` on ``conn`` in one transaction, under the advisory lock
+    ``pc-ddl:<table>`` (processes starting together do not race on ``CREATE ... IF NOT
+    EXISTS``), within ``seconds`` (see `Deadline`).
+
+    Raises:
+        UnavailableError: the server did not answer in time or refused a statement
+            (``"cannot create <what>: ..."``); ``conn`` is closed first.
+    """
+    import psycopg
+
+    try:
+        async with Deadline(conn, seconds, port=port), conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"pc-ddl:{table}",))
+            for statement in statements:
+                await conn.execute(statement)
+    except UnavailableError:
+        await conn.close()
+        raise
+    except psycopg.Error as exc:
+        await conn.close()
+        raise UnavailableError(f"cannot create {what}: {exc}", port=port) from exc
 
 
 def _readable(fd: int) -> bool:

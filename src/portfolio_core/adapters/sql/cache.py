@@ -7,7 +7,7 @@ import math
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar, Self, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -23,6 +23,7 @@ from portfolio_core.adapters._shared.cache_keys import (
     tenant_ttl,
 )
 from portfolio_core.adapters._shared.codec import JsonCodec
+from portfolio_core.adapters._shared.configurable import Configurable
 from portfolio_core.adapters._shared.urls import check_url, display_url
 from portfolio_core.adapters.sql._connections import (
     DEFAULT_CALL_TIMEOUT,
@@ -66,7 +67,7 @@ def _table(metadata: sa.MetaData, name: str) -> sa.Table:
     )
 
 
-class SqlCache:
+class SqlCache(Configurable):
     """Items as rows ``(namespace, tenant, key, value, expires_at)`` of one table.
 
     Expiry is checked on every read (an expired row is never returned) and expired rows are
@@ -423,18 +424,6 @@ class SqliteCache(SqlCache):
         super().__init__(f"sqlite:///{path}", **options)
         self.path = path
 
-    @classmethod
-    def from_config(cls, config: SqliteCacheConfig) -> Self:
-        return cls(
-            config.path,
-            table=config.table,
-            namespace=config.namespace,
-            tenant_scoped=config.tenant_scoped,
-            default_ttl=config.default_ttl,
-            sweep_interval=config.sweep_interval,
-            integrity_check=config.integrity_check,
-        )
-
 
 class PostgresCacheConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -459,16 +448,3 @@ class PostgresCache(SqlCache):
         raw = url.get_secret_value() if isinstance(url, SecretStr) else url
         check_postgres_url(raw, port="Cache")
         super().__init__(url, **options)
-
-    @classmethod
-    def from_config(cls, config: PostgresCacheConfig) -> Self:
-        return cls(
-            config.url,
-            table=config.table,
-            namespace=config.namespace,
-            tenant_scoped=config.tenant_scoped,
-            default_ttl=config.default_ttl,
-            sweep_interval=config.sweep_interval,
-            connect_timeout=config.connect_timeout,
-            call_timeout=config.call_timeout,
-        )

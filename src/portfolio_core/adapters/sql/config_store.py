@@ -21,36 +21,35 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sqlite3
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Self, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from portfolio_core.adapters._shared.config_store import (
     DEFAULT_MAX_VALUE_BYTES,
-    Change,
+    Draft,
     LogConfigStore,
     StoredSet,
-    check_expected,
-    decode_set,
+    decode_version,
     encode_set,
-    now_micros,
 )
+from portfolio_core.adapters._shared.configurable import Configurable
 from portfolio_core.adapters.sql._connections import (
     DEFAULT_CALL_TIMEOUT,
     DEFAULT_CONNECT_TIMEOUT,
     Deadline,
     check_postgres_url,
     connect,
+    create_tables,
     is_dead,
 )
 from portfolio_core.adapters.sql._identifiers import check_identifier
+from portfolio_core.adapters.sql._sqlite import SQLiteFile
 from portfolio_core.ports.capabilities import declare
 from portfolio_core.ports.config_store import ConfigStoreCapability
-from portfolio_core.ports.errors import CorruptDataError, UnavailableError
+from portfolio_core.ports.errors import UnavailableError
 
 __all__ = [
     "PostgresConfigStore",
@@ -66,6 +65,11 @@ T = TypeVar("T")
 class _SQLConfigStore(LogConfigStore):
     """What both SQL adapters share: catching the mirror up from ``(version, body)`` rows."""
 
+    capabilities = declare(
+        ConfigStoreCapability.PERSISTENT,
+        ConfigStoreCapability.SCHEMAS,
+        ConfigStoreCapability.SHARED,
+    )
     _local = False
 
     def __init__(
@@ -85,18 +89,9 @@ class _SQLConfigStore(LogConfigStore):
         raise NotImplementedError  # pragma: no cover - each adapter defines it
 
     def _stored(self, version: int, body: str) -> StoredSet:
-        try:
-            stored = decode_set(body)
-        except (ValueError, KeyError, TypeError, IndexError):
-            stored = None
-        if stored is None or stored.version != version:
-            raise CorruptDataError(
-                f"config table {self.table!r}: the row of version {version} cannot be decoded",
-                location=self.table,
-                record=version,
-                port=PORT,
-            )
-        return stored
+        return decode_version(
+            body, version, what=f"config table {self.table!r}: the row", location=self.table
+        )
 
     async def _sync(self) -> None:
         async with self._sync_lock:
@@ -127,7 +122,7 @@ class SQLiteConfigStoreConfig(BaseModel):
     busy_timeout: float = Field(30.0, gt=0)
 
 
-class SQLiteConfigStore(_SQLConfigStore):
+class SQLiteConfigStore(_SQLConfigStore, Configurable):
     """Config store in a SQLite database file (WAL mode): durable, on one machine; several
     processes may share the file (they learn of each other's changes by polling).
 
@@ -135,11 +130,6 @@ class SQLiteConfigStore(_SQLConfigStore):
     """
 
     config_model: ClassVar[type[BaseModel]] = SQLiteConfigStoreConfig
-    capabilities = declare(
-        ConfigStoreCapability.PERSISTENT,
-        ConfigStoreCapability.SCHEMAS,
-        ConfigStoreCapability.SHARED,
-    )
 
     def __init__(
         self,
@@ -159,69 +149,39 @@ class SQLiteConfigStore(_SQLConfigStore):
         )
         self.path = Path(path)
         self.busy_timeout = busy_timeout
-        self._conn: sqlite3.Connection | None = None
-        self._executor: ThreadPoolExecutor | None = None
+        self._file = SQLiteFile(
+            self.path,
+            busy_timeout=busy_timeout,
+            setup=(
+                "PRAGMA journal_mode=WAL",
+                "PRAGMA synchronous=FULL",
+                f"CREATE TABLE IF NOT EXISTS {self.table} "
+                "(version INTEGER PRIMARY KEY, body TEXT NOT NULL)",
+            ),
+            thread_name="pc-sqlite-config",
+            what="config store",
+            port=PORT,
+        )
         self._start_lock = asyncio.Lock()
-
-    @classmethod
-    def from_config(cls, config: SQLiteConfigStoreConfig) -> Self:
-        return cls(**config.model_dump())
 
     def __repr__(self) -> str:
         return f"SQLiteConfigStore(path={str(self.path)!r}, table={self.table!r})"
 
-    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
-        executor = self._executor
-        if executor is None:
-            raise UnavailableError("config store is closed", port=PORT)
-        try:
-            return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
-        except sqlite3.Error as exc:
-            raise UnavailableError(f"SQLite failed: {exc}", port=PORT) from exc
-
-    def _open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(
-            self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
-        )
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute(
-                f"CREATE TABLE IF NOT EXISTS {self.table} "
-                "(version INTEGER PRIMARY KEY, body TEXT NOT NULL)"
-            )
-        except BaseException:
-            conn.close()
-            raise
-        self._conn = conn
-
     async def start(self) -> None:
         """Open the database and create the table if missing; idempotent."""
         async with self._start_lock:
-            if self._executor is not None:
+            if self._file.started:
                 return
             self._check_open()
-            self._executor = ThreadPoolExecutor(1, thread_name_prefix="pc-sqlite-config")
-            try:
-                await self._call(self._open)
-            except BaseException:
-                executor, self._executor = self._executor, None
-                executor.shutdown(wait=False)
-                raise
+            await self._file.open()
 
     async def _ready(self) -> None:
-        if self._executor is None:
+        if not self._file.started:
             await self.start()
-
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise UnavailableError("config store is closed", port=PORT)
-        return self._conn
 
     def _select(self, version: int) -> list[tuple[int, str]]:
         return (
-            self._connection()
+            self._file.db()
             .execute(
                 f"SELECT version, body FROM {self.table} WHERE version > ? ORDER BY version",
                 (version,),
@@ -230,23 +190,15 @@ class SQLiteConfigStore(_SQLConfigStore):
         )
 
     async def _rows_after(self, version: int) -> Sequence[tuple[int, str]]:
-        return await self._call(self._select, version)
+        return await self._file.call(self._select, version)
 
-    def _write(
-        self,
-        changes: tuple[Change, ...],
-        expected: int | None,
-        author: str,
-        reason: str,
-        rollback_of: int | None,
-    ) -> StoredSet:
-        conn = self._connection()
+    def _write(self, draft: Draft) -> StoredSet:
+        conn = self._file.db()
         conn.execute("BEGIN IMMEDIATE")
         try:
             row = conn.execute(f"SELECT max(version) FROM {self.table}").fetchone()
             current = int(row[0] or 0)
-            check_expected(expected, current)
-            stored = StoredSet(current + 1, changes, author, reason, now_micros(), rollback_of)
+            stored = draft.after(current)
             conn.execute(
                 f"INSERT INTO {self.table} (version, body) VALUES (?, ?)",
                 (stored.version, encode_set(stored)),
@@ -257,29 +209,17 @@ class SQLiteConfigStore(_SQLConfigStore):
             raise
         return stored
 
-    async def _commit(
-        self,
-        changes: tuple[Change, ...],
-        expected: int | None,
-        author: str,
-        reason: str,
-        rollback_of: int | None,
-    ) -> int:
-        stored = await self._call(self._write, changes, expected, author, reason, rollback_of)
+    async def _commit(self, draft: Draft) -> int:
+        stored = await self._file.call(self._write, draft)
         await self._sync()
         return stored.version
 
     async def ping(self) -> None:
         await self._ready()
-        await self._call(self._select, 2**62)
+        await self._file.call(self._select, 2**62)
 
     async def _close(self) -> None:
-        executor, self._executor = self._executor, None
-        if executor is not None:
-            conn, self._conn = self._conn, None
-            if conn is not None:
-                executor.submit(conn.close)
-            executor.shutdown(wait=True)
+        self._file.close()
 
 
 # -- PostgreSQL ----------------------------------------------------------------------------------
@@ -300,7 +240,7 @@ class PostgresConfigStoreConfig(BaseModel):
     call_timeout: float = Field(DEFAULT_CALL_TIMEOUT, gt=0)
 
 
-class PostgresConfigStore(_SQLConfigStore):
+class PostgresConfigStore(_SQLConfigStore, Configurable):
     """Config store in PostgreSQL, shared by every process that uses the same table.
 
     Watchers are woken by LISTEN/NOTIFY on one listener connection per store (reconnected
@@ -315,11 +255,6 @@ class PostgresConfigStore(_SQLConfigStore):
     """
 
     config_model: ClassVar[type[BaseModel]] = PostgresConfigStoreConfig
-    capabilities = declare(
-        ConfigStoreCapability.PERSISTENT,
-        ConfigStoreCapability.SCHEMAS,
-        ConfigStoreCapability.SHARED,
-    )
 
     def __init__(
         self,
@@ -353,10 +288,6 @@ class PostgresConfigStore(_SQLConfigStore):
         self.reconnects = 0
         """How many times the listener connection was opened again after dropping."""
 
-    @classmethod
-    def from_config(cls, config: PostgresConfigStoreConfig) -> Self:
-        return cls(**config.model_dump())
-
     def __repr__(self) -> str:
         return f"PostgresConfigStore(table={self.table!r}, url=**********)"
 
@@ -382,24 +313,18 @@ class PostgresConfigStore(_SQLConfigStore):
             if self._started:
                 return
             self._check_open()
-            import psycopg
-
             conn = await self._connect()
-            try:
-                async with Deadline(conn, self.call_timeout, port=PORT), conn.transaction():
-                    await conn.execute(
-                        "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"pc-ddl:{self.table}",)
-                    )
-                    await conn.execute(
-                        f"CREATE TABLE IF NOT EXISTS {self.table} "
-                        "(version bigint PRIMARY KEY, body text NOT NULL)"
-                    )
-            except UnavailableError:
-                await conn.close()
-                raise
-            except psycopg.Error as exc:
-                await conn.close()
-                raise UnavailableError(f"cannot create config table: {exc}", port=PORT) from exc
+            await create_tables(
+                conn,
+                self.table,
+                [
+                    f"CREATE TABLE IF NOT EXISTS {self.table} "
+                    "(version bigint PRIMARY KEY, body text NOT NULL)"
+                ],
+                seconds=self.call_timeout,
+                what="config table",
+                port=PORT,
+            )
             self._conn = conn
             self._started = True
         self._listen_task = asyncio.get_running_loop().create_task(self._listen())
@@ -445,21 +370,13 @@ class PostgresConfigStore(_SQLConfigStore):
             rows: list[tuple[int, str]] = await cursor.fetchall()
             return rows
 
-    async def _commit(
-        self,
-        changes: tuple[Change, ...],
-        expected: int | None,
-        author: str,
-        reason: str,
-        rollback_of: int | None,
-    ) -> int:
+    async def _commit(self, draft: Draft) -> int:
         async with self._command() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"pc:{self.table}",))
             cursor = await conn.execute(f"SELECT coalesce(max(version), 0) FROM {self.table}")
             row = await cursor.fetchone()
             current = int(row[0])
-            check_expected(expected, current)
-            stored = StoredSet(current + 1, changes, author, reason, now_micros(), rollback_of)
+            stored = draft.after(current)
             await conn.execute(
                 f"INSERT INTO {self.table} (version, body) VALUES (%s, %s)",
                 (stored.version, encode_set(stored)),

@@ -2,7 +2,8 @@
 
 One table shared by many processes and machines; positions are assigned under a
 transaction-scoped advisory lock per table and tenant (see `._event_store_base`), and
-appends arriving while one is in flight are sent as one group (see `._group_commit`).
+appends arriving while sends are in flight are sent as groups, at most two sends in flight
+(see `._group_commit`).
 """
 
 from __future__ import annotations
@@ -55,6 +56,12 @@ __all__ = ["PostgresEventStore", "PostgresEventStoreConfig"]
 _QueuedAppend = tuple[str, dict[str, Any], "asyncio.Future[list[Row]] | None"]
 """An append waiting for the writer: condition, parameters, the caller's future (None for
 the append its caller sends itself)."""
+
+
+_LANES = 2
+"""Sends of appends (alone or grouped) in flight at once, on as many pooled connections.
+Measured with 8 concurrent writers (paired medians, under load): 2 lanes append about 1.17x
+the events/s of 1, and 3 lanes about 0.9x of 2; sequential appends use one either way."""
 
 
 def _events(queued: _QueuedAppend) -> int:
@@ -198,8 +205,9 @@ class PostgresEventStore(SQLEventStoreBase):
         # Group commit: appends waiting for the writer task, the task, and the INSERT
         # texts of a group's members by (index in the group, expected-version condition).
         self._appends: list[_QueuedAppend] = []
-        self._writing = False
-        self._writer: asyncio.Task[None] | None = None
+        self._sending = 0  # appends or groups in flight (callers sending and writer tasks)
+        self._lanes = _LANES
+        self._writers: set[asyncio.Task[None]] = set()
         self._many_cache: dict[tuple[int, str], str] = {}
         q = self._qualified
         self._insert_head = (
@@ -424,27 +432,36 @@ class PostgresEventStore(SQLEventStoreBase):
 
     async def _queue_append(self, cond: str, params: dict[str, Any]) -> list[Row]:
         """Send one append and return its RETURNING rows (empty: nothing written, "check
-        ids and version"). With no append in flight it is sent at once by the caller;
-        appends arriving meanwhile queue, and a writer task sends each queue as one group:
-        one message, one transaction, one commit."""
-        if not self._writing:
-            self._writing = True
+        ids and version"). With fewer than ``_lanes`` sends in flight and none waiting, the
+        caller sends it at once; otherwise it queues, and writer tasks send the queue group
+        by group (one message, one transaction, one commit per group), at most ``_lanes``
+        in flight: the next group waits on the server for the append lock rather than in
+        this process, so one group's commit overlaps the next one's trip and preparation."""
+        if self._sending < self._lanes and not self._appends:
+            self._sending += 1
             try:
                 outcome = (await self._send_group([(cond, params, None)]))[0]
             finally:
-                if self._appends:
-                    self._writer = asyncio.get_running_loop().create_task(self._write_groups())
-                else:
-                    self._writing = False
+                self._sending -= 1
+                self._start_writers()
             if isinstance(outcome, BaseException):
                 raise outcome
             return outcome
         future: asyncio.Future[list[Row]] = asyncio.get_running_loop().create_future()
         self._appends.append((cond, params, future))
+        self._start_writers()
         return await future
 
+    def _start_writers(self) -> None:
+        """Start writer tasks while appends wait and a lane is free."""
+        while self._appends and self._sending < self._lanes:
+            self._sending += 1
+            task = asyncio.get_running_loop().create_task(self._write_groups())
+            self._writers.add(task)
+            task.add_done_callback(self._writers.discard)
+
     async def _write_groups(self) -> None:
-        """The writer task: send the waiting appends group by group until none is left."""
+        """A writer task: send the waiting appends group by group until none is left."""
         try:
             while self._appends:
                 group = next_group(self._appends, _events)
@@ -469,7 +486,7 @@ class PostgresEventStore(SQLEventStoreBase):
                     else:
                         future.set_result(outcome)
         finally:
-            self._writing = False
+            self._sending -= 1
 
     async def _send_group(self, group: list[_QueuedAppend]) -> list[list[Row] | BaseException]:
         """Each append's rows or error. One append goes alone; several go in one message
@@ -606,10 +623,8 @@ class PostgresEventStore(SQLEventStoreBase):
     async def aclose(self) -> None:
         """Finish the appends already queued, then stop subscriptions, the listener and
         every connection; idempotent."""
-        writer, self._writer = self._writer, None
-        if writer is not None:
-            with contextlib.suppress(Exception):
-                await writer
+        while self._writers:  # gather yields, so finished writers leave the set
+            await asyncio.gather(*self._writers, return_exceptions=True)
         await self._stop_subscriptions()
         task, self._listen_task = self._listen_task, None
         if task is not None:

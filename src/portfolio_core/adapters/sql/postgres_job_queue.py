@@ -7,10 +7,11 @@ import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from portfolio_core.adapters._shared.configurable import Configurable
 from portfolio_core.adapters._shared.job_queue import (
     EXPIRED,
     PORT,
@@ -19,10 +20,11 @@ from portfolio_core.adapters._shared.job_queue import (
     check_lease,
     check_limit,
     check_queue,
+    check_reserve,
     check_retry_in,
     check_state,
-    check_wait,
     prepare,
+    take_or_wait,
 )
 from portfolio_core.adapters.sql._connections import (
     DEFAULT_CALL_TIMEOUT,
@@ -30,6 +32,7 @@ from portfolio_core.adapters.sql._connections import (
     Deadline,
     check_postgres_url,
     connect,
+    create_tables,
     is_dead,
 )
 from portfolio_core.adapters.sql._job_rows import (
@@ -73,7 +76,7 @@ def _unavailable(exc: BaseException, what: str) -> UnavailableError:
     return UnavailableError(f"PostgreSQL job queue: {what} failed: {type(exc).__name__}", port=PORT)
 
 
-class PostgresJobQueue:
+class PostgresJobQueue(Configurable):
     """Jobs as rows of one PostgreSQL table, shared by every process that reaches the server.
 
     ``reserve`` picks rows with ``FOR UPDATE SKIP LOCKED`` (concurrent workers never wait on
@@ -163,10 +166,6 @@ class PostgresJobQueue:
             "AND state NOT IN ('dead', 'cancelled')"
         )
 
-    @classmethod
-    def from_config(cls, config: PostgresJobQueueConfig) -> Self:
-        return cls(**config.model_dump())
-
     def __repr__(self) -> str:
         return f"PostgresJobQueue(table={self.table!r}, url=**********)"
 
@@ -182,46 +181,32 @@ class PostgresJobQueue:
         async with self._start_lock:
             if self._started:
                 return
-            import psycopg
-
             conn = await self._connect()
             t = self.table
-            try:
-                async with Deadline(conn, self._call_timeout, port=PORT), conn.transaction():
-                    await conn.execute(
-                        "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"pc-ddl:{t}",)
-                    )
-                    await conn.execute(
-                        f"CREATE TABLE IF NOT EXISTS {t} (id bigserial PRIMARY KEY, "
-                        "queue text NOT NULL, task text NOT NULL, payload text NOT NULL, "
-                        "state text NOT NULL, priority integer NOT NULL, "
-                        "attempts integer NOT NULL, max_attempts integer NOT NULL, "
-                        "run_at double precision NOT NULL, enqueued_at double precision NOT NULL, "
-                        "unique_key text, last_error text, lease_until double precision, "
-                        "token text)"
-                    )
-                    await conn.execute(
-                        f"CREATE INDEX IF NOT EXISTS {t}_ready ON {t} "
-                        "(queue, priority DESC, run_at, id) WHERE state = 'queued'"
-                    )
-                    await conn.execute(
-                        f"CREATE INDEX IF NOT EXISTS {t}_leased ON {t} (queue, lease_until) "
-                        "WHERE state = 'running'"
-                    )
-                    await conn.execute(
-                        f"CREATE INDEX IF NOT EXISTS {t}_state ON {t} (queue, state, id)"
-                    )
-                    await conn.execute(
-                        f"CREATE UNIQUE INDEX IF NOT EXISTS {t}_unique ON {t} "
-                        "(queue, unique_key) WHERE unique_key IS NOT NULL "
-                        "AND state NOT IN ('dead', 'cancelled')"
-                    )
-            except UnavailableError:
-                await conn.close()
-                raise
-            except psycopg.Error as exc:
-                await conn.close()
-                raise UnavailableError(f"cannot create the job table: {exc}", port=PORT) from exc
+            await create_tables(
+                conn,
+                t,
+                [
+                    f"CREATE TABLE IF NOT EXISTS {t} (id bigserial PRIMARY KEY, "
+                    "queue text NOT NULL, task text NOT NULL, payload text NOT NULL, "
+                    "state text NOT NULL, priority integer NOT NULL, "
+                    "attempts integer NOT NULL, max_attempts integer NOT NULL, "
+                    "run_at double precision NOT NULL, enqueued_at double precision NOT NULL, "
+                    "unique_key text, last_error text, lease_until double precision, "
+                    "token text)",
+                    f"CREATE INDEX IF NOT EXISTS {t}_ready ON {t} "
+                    "(queue, priority DESC, run_at, id) WHERE state = 'queued'",
+                    f"CREATE INDEX IF NOT EXISTS {t}_leased ON {t} (queue, lease_until) "
+                    "WHERE state = 'running'",
+                    f"CREATE INDEX IF NOT EXISTS {t}_state ON {t} (queue, state, id)",
+                    f"CREATE UNIQUE INDEX IF NOT EXISTS {t}_unique ON {t} "
+                    "(queue, unique_key) WHERE unique_key IS NOT NULL "
+                    "AND state NOT IN ('dead', 'cancelled')",
+                ],
+                seconds=self._call_timeout,
+                what="the job table",
+                port=PORT,
+            )
             self._idle = asyncio.Queue()
             self._open = {conn}
             self._idle.put_nowait(conn)
@@ -404,30 +389,17 @@ class PostgresJobQueue:
     async def reserve(
         self, queue: str, *, limit: int = 1, lease: float = 30.0, wait: float = 0.0
     ) -> list[Reservation]:
-        name = check_queue(queue)
-        limit = check_limit(limit)
-        lease = check_lease(lease)
-        wait = check_wait(wait)
+        name, limit, lease, wait = check_reserve(queue, limit, lease, wait)
         if wait <= 0:
             return await self._take(name, limit, lease)
         if not self._started:
             await self.start()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait
         event = self._wakeups.get(name)
         if event is None:
             event = self._wakeups[name] = asyncio.Event()
-        while True:
-            event.clear()
-            taken = await self._take(name, limit, lease)
-            remaining = deadline - loop.time()
-            if taken or remaining <= 0:
-                return taken
-            try:
-                async with asyncio.timeout(min(remaining, self._poll)):
-                    await event.wait()
-            except TimeoutError:
-                pass
+        return await take_or_wait(
+            lambda: self._take(name, limit, lease), event, wait=wait, poll=self._poll
+        )
 
     async def _finish(
         self, reservation: Reservation, what: str, set_sql: str, params: Sequence[Any]

@@ -22,12 +22,12 @@ import contextlib
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, ClassVar, Self, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from portfolio_core.adapters._shared.configurable import Configurable
 from portfolio_core.adapters._shared.projections import (
     PORT,
     Held,
@@ -41,6 +41,8 @@ from portfolio_core.adapters._shared.projections import (
     validate_ttl,
 )
 from portfolio_core.adapters.sql._identifiers import check_identifier
+from portfolio_core.adapters.sql._sqlite import SQLiteTableStore
+from portfolio_core.adapters.sql._table_connection import TableConnection
 from portfolio_core.ports.capabilities import declare
 from portfolio_core.ports.errors import UnavailableError
 from portfolio_core.ports.projection_store import Effect, Lease, ProjectionStoreCapability
@@ -54,6 +56,13 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+_CAPABILITIES = declare(
+    ProjectionStoreCapability.TRANSACTIONAL,
+    ProjectionStoreCapability.PERSISTENT,
+    ProjectionStoreCapability.SHARED,
+)
+"""What both SQL projection stores offer."""
 
 
 # -- SQLite ------------------------------------------------------------------------------------
@@ -89,18 +98,17 @@ class SQLiteTransaction:
         await self._store._call(self._store._many, sql, list(rows))
 
 
-class SQLiteProjectionStore:
+class SQLiteProjectionStore(SQLiteTableStore, Configurable):
     """Projection checkpoints and leases in a SQLite file, next to the read models.
 
     Leases expire by this machine's clock (several processes on one machine share it).
     """
 
     config_model: ClassVar[type[BaseModel]] = SQLiteProjectionStoreConfig
-    capabilities = declare(
-        ProjectionStoreCapability.TRANSACTIONAL,
-        ProjectionStoreCapability.PERSISTENT,
-        ProjectionStoreCapability.SHARED,
-    )
+    capabilities = _CAPABILITIES
+    _what = "projection store"
+    _thread_name = "pc-sqlite-projections"
+    _port = PORT
 
     def __init__(
         self,
@@ -110,66 +118,21 @@ class SQLiteProjectionStore:
         busy_timeout: float = 30.0,
         clock: Callable[[], float] | None = None,
     ) -> None:
-        self.path = Path(path)
-        self.table = check_identifier(table)
-        self.busy_timeout = busy_timeout
+        super().__init__(path, table=table, busy_timeout=busy_timeout)
         self._now = clock or time.time
-        self._conn: sqlite3.Connection | None = None
-        self._executor: ThreadPoolExecutor | None = None
         self._lock = asyncio.Lock()
-        self._closed = False
 
-    @classmethod
-    def from_config(cls, config: SQLiteProjectionStoreConfig) -> Self:
-        return cls(**config.model_dump())
-
-    def __repr__(self) -> str:
-        return f"SQLiteProjectionStore(path={str(self.path)!r}, table={self.table!r})"
-
-    def _open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(
-            self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
+    def _schema(self) -> tuple[str, ...]:
+        return (
+            "PRAGMA journal_mode=WAL",
+            "PRAGMA synchronous=FULL",
+            f"CREATE TABLE IF NOT EXISTS {self.table} (name TEXT PRIMARY KEY, "
+            "checkpoint INTEGER NOT NULL DEFAULT 0, owner TEXT, "
+            "token INTEGER NOT NULL DEFAULT 0, expires_at REAL NOT NULL DEFAULT 0)",
         )
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute(
-                f"CREATE TABLE IF NOT EXISTS {self.table} (name TEXT PRIMARY KEY, "
-                "checkpoint INTEGER NOT NULL DEFAULT 0, owner TEXT, "
-                "token INTEGER NOT NULL DEFAULT 0, expires_at REAL NOT NULL DEFAULT 0)"
-            )
-        except BaseException:
-            conn.close()
-            raise
-        self._conn = conn
-
-    async def start(self) -> None:
-        """Open the database and create the table if missing; idempotent."""
-        if self._closed:
-            raise UnavailableError("projection store is closed", port=PORT)
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(1, thread_name_prefix="pc-sqlite-projections")
-            try:
-                await self._call(self._open)
-            except BaseException:
-                executor, self._executor = self._executor, None
-                executor.shutdown(wait=False)
-                raise
-
-    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
-        executor = self._executor
-        if executor is None:
-            raise UnavailableError("projection store is not started or closed", port=PORT)
-        try:
-            return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
-        except sqlite3.Error as exc:
-            raise UnavailableError(f"SQLite failed: {exc}", port=PORT) from exc
 
     def _db(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise UnavailableError("projection store is closed", port=PORT)
-        return self._conn
+        return self._file.db()
 
     def _fetch(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         return self._db().execute(sql, params).fetchall()
@@ -289,16 +252,6 @@ class SQLiteProjectionStore:
                 (projection,),
             )
 
-    async def aclose(self) -> None:
-        """Close the database; idempotent."""
-        self._closed = True
-        executor, self._executor = self._executor, None
-        if executor is not None:
-            conn, self._conn = self._conn, None
-            if conn is not None:
-                executor.submit(conn.close)
-            executor.shutdown(wait=True)
-
 
 # -- PostgreSQL ----------------------------------------------------------------------------------
 
@@ -312,7 +265,7 @@ class PostgresProjectionStoreConfig(BaseModel):
     table: str = "pc_projections"
 
 
-class PostgresProjectionStore:
+class PostgresProjectionStore(Configurable):
     """Projection checkpoints and leases in PostgreSQL, shared by every process.
 
     Leases expire by the server's clock (``clock_timestamp()``), so runners on machines
@@ -322,77 +275,28 @@ class PostgresProjectionStore:
     """
 
     config_model: ClassVar[type[BaseModel]] = PostgresProjectionStoreConfig
-    capabilities = declare(
-        ProjectionStoreCapability.TRANSACTIONAL,
-        ProjectionStoreCapability.PERSISTENT,
-        ProjectionStoreCapability.SHARED,
-    )
+    capabilities = _CAPABILITIES
 
     def __init__(self, url: str | SecretStr, *, table: str = "pc_projections") -> None:
-        self._url = url if isinstance(url, SecretStr) else SecretStr(url)
         self.table = check_identifier(table)
-        self._conn: Any = None
-        self._lock = asyncio.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._created = False
-        self._closed = False
-
-    @classmethod
-    def from_config(cls, config: PostgresProjectionStoreConfig) -> Self:
-        return cls(**config.model_dump())
+        self._db = TableConnection(
+            url if isinstance(url, SecretStr) else SecretStr(url),
+            table=self.table,
+            create=f"CREATE TABLE IF NOT EXISTS {self.table} (name text PRIMARY KEY, "
+            "checkpoint bigint NOT NULL DEFAULT 0, owner text, "
+            "token bigint NOT NULL DEFAULT 0, "
+            "expires_at double precision NOT NULL DEFAULT 0)",
+            owner="PostgresProjectionStore",
+            what="projection store",
+            port=PORT,
+        )
 
     def __repr__(self) -> str:
         return f"PostgresProjectionStore(table={self.table!r}, url=**********)"
 
-    @contextlib.asynccontextmanager
-    async def _connection(self) -> Any:
-        import psycopg
-
-        loop = asyncio.get_running_loop()
-        if self._loop is None:
-            self._loop = loop
-        elif self._loop is not loop:
-            raise UnavailableError(
-                "this PostgresProjectionStore serves the event loop that first used it; make "
-                "one instance per event loop",
-                port=PORT,
-            )
-        async with self._lock:
-            if self._closed:
-                raise UnavailableError("projection store is closed", port=PORT)
-            try:
-                if self._conn is None or self._conn.closed:
-                    self._conn = await psycopg.AsyncConnection.connect(
-                        self._url.get_secret_value(), autocommit=True
-                    )
-                if not self._created:
-                    async with self._conn.transaction():
-                        await self._conn.execute(
-                            "SELECT pg_advisory_xact_lock(hashtext(%s))",
-                            (f"pc-ddl:{self.table}",),
-                        )
-                        await self._conn.execute(
-                            f"CREATE TABLE IF NOT EXISTS {self.table} (name text PRIMARY KEY, "
-                            "checkpoint bigint NOT NULL DEFAULT 0, owner text, "
-                            "token bigint NOT NULL DEFAULT 0, "
-                            "expires_at double precision NOT NULL DEFAULT 0)"
-                        )
-                    self._created = True
-                yield self._conn
-            except psycopg.OperationalError as exc:
-                conn, self._conn = self._conn, None
-                if conn is not None:
-                    with contextlib.suppress(Exception):
-                        await conn.close()
-                raise UnavailableError(
-                    f"PostgreSQL connection lost: {type(exc).__name__}", port=PORT
-                ) from exc
-            except psycopg.Error as exc:
-                raise UnavailableError(f"PostgreSQL failed: {exc}", port=PORT) from exc
-
     async def start(self) -> None:
         """Connect and create the table if missing; idempotent."""
-        async with self._connection():
+        async with self._db.use():
             pass
 
     async def _locked_row(self, conn: Any, name: str) -> tuple[float, tuple[int, Held] | None]:
@@ -411,7 +315,7 @@ class PostgresProjectionStore:
         validate_name(projection)
         validate_owner(owner)
         seconds = validate_ttl(ttl)
-        async with self._connection() as conn, conn.transaction():
+        async with self._db.use() as conn, conn.transaction():
             await conn.execute(
                 f"INSERT INTO {self.table} (name) VALUES (%s) ON CONFLICT (name) DO NOTHING",
                 (projection,),
@@ -428,7 +332,7 @@ class PostgresProjectionStore:
 
     async def release(self, lease: Lease) -> None:
         validate_lease(lease)
-        async with self._connection() as conn:
+        async with self._db.use() as conn:
             await conn.execute(
                 f"UPDATE {self.table} SET owner = NULL, expires_at = 0 "
                 "WHERE name = %s AND owner = %s AND token = %s",
@@ -437,7 +341,7 @@ class PostgresProjectionStore:
 
     async def checkpoint(self, projection: str) -> int:
         validate_name(projection)
-        async with self._connection() as conn:
+        async with self._db.use() as conn:
             cursor = await conn.execute(
                 f"SELECT checkpoint FROM {self.table} WHERE name = %s", (projection,)
             )
@@ -447,7 +351,7 @@ class PostgresProjectionStore:
     async def commit(self, lease: Lease, position: int, effect: Effect | None = None) -> None:
         validate_lease(lease)
         validate_position(position)
-        async with self._connection() as conn, conn.transaction():
+        async with self._db.use() as conn, conn.transaction():
             now, row = await self._locked_row(conn, lease.projection)
             error = lease_lost(lease, None if row is None else row[1], now)
             if error is not None or row is None:
@@ -462,15 +366,11 @@ class PostgresProjectionStore:
 
     async def reset(self, projection: str) -> None:
         validate_name(projection)
-        async with self._connection() as conn:
+        async with self._db.use() as conn:
             await conn.execute(
                 f"UPDATE {self.table} SET checkpoint = 0 WHERE name = %s", (projection,)
             )
 
     async def aclose(self) -> None:
         """Close the connection; idempotent."""
-        self._closed = True
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                await conn.close()
+        await self._db.close()

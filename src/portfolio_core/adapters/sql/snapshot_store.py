@@ -7,16 +7,12 @@ Both keep one table ``(stream primary key, version, body)`` and save with one up
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import sqlite3
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, ClassVar, Self, TypeVar
+from typing import ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from portfolio_core.adapters._shared.configurable import Configurable
 from portfolio_core.adapters._shared.snapshots import (
     DEFAULT_MAX_SNAPSHOT_BYTES,
     PORT,
@@ -25,8 +21,9 @@ from portfolio_core.adapters._shared.snapshots import (
     validate_stream,
 )
 from portfolio_core.adapters.sql._identifiers import check_identifier
+from portfolio_core.adapters.sql._sqlite import SQLiteTableStore
+from portfolio_core.adapters.sql._table_connection import TableConnection
 from portfolio_core.ports.capabilities import declare
-from portfolio_core.ports.errors import UnavailableError
 from portfolio_core.ports.snapshot_store import Snapshot, SnapshotStoreCapability
 
 __all__ = [
@@ -37,6 +34,9 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+_CAPABILITIES = declare(SnapshotStoreCapability.PERSISTENT, SnapshotStoreCapability.SHARED)
+"""What both SQL snapshot stores offer."""
 
 
 # -- SQLite ------------------------------------------------------------------------------------
@@ -53,12 +53,15 @@ class SQLiteSnapshotStoreConfig(BaseModel):
     busy_timeout: float = Field(30.0, gt=0)
 
 
-class SQLiteSnapshotStore:
+class SQLiteSnapshotStore(SQLiteTableStore, Configurable):
     """Snapshots in a SQLite database file (WAL mode), durable; several processes on one
     machine may share the file. May live in the event store's database file."""
 
     config_model: ClassVar[type[BaseModel]] = SQLiteSnapshotStoreConfig
-    capabilities = declare(SnapshotStoreCapability.PERSISTENT, SnapshotStoreCapability.SHARED)
+    capabilities = _CAPABILITIES
+    _what = "snapshot store"
+    _thread_name = "pc-sqlite-snapshots"
+    _port = PORT
 
     def __init__(
         self,
@@ -68,71 +71,18 @@ class SQLiteSnapshotStore:
         max_snapshot_bytes: int = DEFAULT_MAX_SNAPSHOT_BYTES,
         busy_timeout: float = 30.0,
     ) -> None:
-        self.path = Path(path)
-        self.table = check_identifier(table)
         self.max_snapshot_bytes = max_snapshot_bytes
-        self.busy_timeout = busy_timeout
-        self._conn: sqlite3.Connection | None = None
-        self._executor: ThreadPoolExecutor | None = None
-        self._start_lock = asyncio.Lock()
-        self._closed = False
+        super().__init__(path, table=table, busy_timeout=busy_timeout)
 
-    @classmethod
-    def from_config(cls, config: SQLiteSnapshotStoreConfig) -> Self:
-        return cls(**config.model_dump())
-
-    def __repr__(self) -> str:
-        return f"SQLiteSnapshotStore(path={str(self.path)!r}, table={self.table!r})"
-
-    def _open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(
-            self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
+    def _schema(self) -> tuple[str, ...]:
+        return (
+            "PRAGMA journal_mode=WAL",
+            f"CREATE TABLE IF NOT EXISTS {self.table} (stream TEXT PRIMARY KEY, "
+            "version INTEGER NOT NULL, body TEXT NOT NULL)",
         )
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(
-                f"CREATE TABLE IF NOT EXISTS {self.table} (stream TEXT PRIMARY KEY, "
-                "version INTEGER NOT NULL, body TEXT NOT NULL)"
-            )
-        except BaseException:
-            conn.close()
-            raise
-        self._conn = conn
-
-    async def start(self) -> None:
-        """Open the database and create the table if missing; idempotent."""
-        async with self._start_lock:
-            if self._closed:
-                raise UnavailableError("snapshot store is closed", port=PORT)
-            if self._executor is not None:
-                return
-            self._executor = ThreadPoolExecutor(1, thread_name_prefix="pc-sqlite-snapshots")
-            try:
-                await self._call(self._open)
-            except BaseException:
-                executor, self._executor = self._executor, None
-                executor.shutdown(wait=False)
-                raise
-
-    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
-        if self._executor is None:
-            await self.start()
-        executor = self._executor
-        if executor is None:  # pragma: no cover - closed while starting
-            raise UnavailableError("snapshot store is closed", port=PORT)
-        try:
-            return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
-        except sqlite3.Error as exc:
-            raise UnavailableError(f"SQLite failed: {exc}", port=PORT) from exc
-
-    def _db(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise UnavailableError("snapshot store is closed", port=PORT)
-        return self._conn
 
     def _upsert(self, stream: str, version: int, body: str) -> bool:
-        cursor = self._db().execute(
+        cursor = self._file.db().execute(
             f"INSERT INTO {self.table} (stream, version, body) VALUES (?, ?, ?) "
             "ON CONFLICT (stream) DO UPDATE SET version = excluded.version, body = excluded.body "
             f"WHERE excluded.version >= {self.table}.version",
@@ -142,14 +92,14 @@ class SQLiteSnapshotStore:
 
     def _select(self, stream: str) -> str | None:
         row = (
-            self._db()
+            self._file.db()
             .execute(f"SELECT body FROM {self.table} WHERE stream = ?", (stream,))
             .fetchone()
         )
         return None if row is None else str(row[0])
 
     def _delete(self, stream: str) -> None:
-        self._db().execute(f"DELETE FROM {self.table} WHERE stream = ?", (stream,))
+        self._file.db().execute(f"DELETE FROM {self.table} WHERE stream = ?", (stream,))
 
     async def save(self, snapshot: Snapshot) -> bool:
         encoded = encode_snapshot(snapshot, self.max_snapshot_bytes)
@@ -163,16 +113,6 @@ class SQLiteSnapshotStore:
     async def delete(self, stream: str) -> None:
         validate_stream(stream)
         await self._call(self._delete, stream)
-
-    async def aclose(self) -> None:
-        """Close the database; idempotent."""
-        self._closed = True
-        executor, self._executor = self._executor, None
-        if executor is not None:
-            conn, self._conn = self._conn, None
-            if conn is not None:
-                executor.submit(conn.close)
-            executor.shutdown(wait=True)
 
 
 # -- PostgreSQL ----------------------------------------------------------------------------------
@@ -188,7 +128,7 @@ class PostgresSnapshotStoreConfig(BaseModel):
     max_snapshot_bytes: int = Field(DEFAULT_MAX_SNAPSHOT_BYTES, gt=0)
 
 
-class PostgresSnapshotStore:
+class PostgresSnapshotStore(Configurable):
     """Snapshots in PostgreSQL, shared by every process using the same table.
 
     One connection, used by one call at a time and opened again after it drops. One
@@ -197,7 +137,7 @@ class PostgresSnapshotStore:
     """
 
     config_model: ClassVar[type[BaseModel]] = PostgresSnapshotStoreConfig
-    capabilities = declare(SnapshotStoreCapability.PERSISTENT, SnapshotStoreCapability.SHARED)
+    capabilities = _CAPABILITIES
 
     def __init__(
         self,
@@ -206,77 +146,29 @@ class PostgresSnapshotStore:
         table: str = "pc_snapshots",
         max_snapshot_bytes: int = DEFAULT_MAX_SNAPSHOT_BYTES,
     ) -> None:
-        self._url = url if isinstance(url, SecretStr) else SecretStr(url)
         self.table = check_identifier(table)
         self.max_snapshot_bytes = max_snapshot_bytes
-        self._conn: Any = None
-        self._lock = asyncio.Lock()  # binds to the loop that first waits on it
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._created = False
-        self._closed = False
-
-    @classmethod
-    def from_config(cls, config: PostgresSnapshotStoreConfig) -> Self:
-        return cls(**config.model_dump())
+        self._db = TableConnection(
+            url if isinstance(url, SecretStr) else SecretStr(url),
+            table=self.table,
+            create=f"CREATE TABLE IF NOT EXISTS {self.table} (stream text PRIMARY KEY, "
+            "version bigint NOT NULL, body text NOT NULL)",
+            owner="PostgresSnapshotStore",
+            what="snapshot store",
+            port=PORT,
+        )
 
     def __repr__(self) -> str:
         return f"PostgresSnapshotStore(table={self.table!r}, url=**********)"
 
-    def _own_lock(self) -> asyncio.Lock:
-        loop = asyncio.get_running_loop()
-        if self._loop is None:
-            self._loop = loop
-        elif self._loop is not loop:
-            raise UnavailableError(
-                "this PostgresSnapshotStore serves the event loop that first used it; make "
-                "one instance per event loop",
-                port=PORT,
-            )
-        return self._lock
-
-    @contextlib.asynccontextmanager
-    async def _connection(self) -> Any:
-        import psycopg
-
-        async with self._own_lock():
-            if self._closed:
-                raise UnavailableError("snapshot store is closed", port=PORT)
-            try:
-                if self._conn is None or self._conn.closed:
-                    self._conn = await psycopg.AsyncConnection.connect(
-                        self._url.get_secret_value(), autocommit=True
-                    )
-                if not self._created:
-                    async with self._conn.transaction():
-                        await self._conn.execute(
-                            "SELECT pg_advisory_xact_lock(hashtext(%s))",
-                            (f"pc-ddl:{self.table}",),
-                        )
-                        await self._conn.execute(
-                            f"CREATE TABLE IF NOT EXISTS {self.table} (stream text PRIMARY "
-                            "KEY, version bigint NOT NULL, body text NOT NULL)"
-                        )
-                    self._created = True
-                yield self._conn
-            except psycopg.OperationalError as exc:
-                conn, self._conn = self._conn, None
-                if conn is not None:
-                    with contextlib.suppress(Exception):
-                        await conn.close()
-                raise UnavailableError(
-                    f"PostgreSQL connection lost: {type(exc).__name__}", port=PORT
-                ) from exc
-            except psycopg.Error as exc:
-                raise UnavailableError(f"PostgreSQL failed: {exc}", port=PORT) from exc
-
     async def start(self) -> None:
         """Connect and create the table if missing; idempotent."""
-        async with self._connection():
+        async with self._db.use():
             pass
 
     async def save(self, snapshot: Snapshot) -> bool:
         stream, version, body = encode_snapshot(snapshot, self.max_snapshot_bytes)
-        async with self._connection() as conn:
+        async with self._db.use() as conn:
             cursor = await conn.execute(
                 f"INSERT INTO {self.table} AS s (stream, version, body) VALUES (%s, %s, %s) "
                 "ON CONFLICT (stream) DO UPDATE SET version = excluded.version, "
@@ -287,7 +179,7 @@ class PostgresSnapshotStore:
 
     async def load(self, stream: str) -> Snapshot | None:
         validate_stream(stream)
-        async with self._connection() as conn:
+        async with self._db.use() as conn:
             cursor = await conn.execute(
                 f"SELECT body FROM {self.table} WHERE stream = %s", (stream,)
             )
@@ -296,13 +188,9 @@ class PostgresSnapshotStore:
 
     async def delete(self, stream: str) -> None:
         validate_stream(stream)
-        async with self._connection() as conn:
+        async with self._db.use() as conn:
             await conn.execute(f"DELETE FROM {self.table} WHERE stream = %s", (stream,))
 
     async def aclose(self) -> None:
         """Close the connection; idempotent."""
-        self._closed = True
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                await conn.close()
+        await self._db.close()

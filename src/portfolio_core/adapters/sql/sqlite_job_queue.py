@@ -9,10 +9,11 @@ import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, ClassVar, Self, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from portfolio_core.adapters._shared.configurable import Configurable
 from portfolio_core.adapters._shared.job_queue import (
     EXPIRED,
     PORT,
@@ -22,10 +23,11 @@ from portfolio_core.adapters._shared.job_queue import (
     check_lease,
     check_limit,
     check_queue,
+    check_reserve,
     check_retry_in,
     check_state,
-    check_wait,
     prepare,
+    take_or_wait,
 )
 from portfolio_core.adapters.sql._job_rows import (
     COLUMNS,
@@ -64,7 +66,7 @@ class SQLiteJobQueueConfig(BaseModel):
     synchronous: str = Field("normal", pattern="^(full|normal)$")
 
 
-class SQLiteJobQueue:
+class SQLiteJobQueue(Configurable):
     """Jobs as rows of one table in a SQLite file (WAL journal).
 
     Every change is one ``BEGIN IMMEDIATE`` transaction, so several processes sharing the
@@ -101,10 +103,6 @@ class SQLiteJobQueue:
         self._conn: sqlite3.Connection | None = None
         self._changed: asyncio.Event | None = None
         self._start_lock = asyncio.Lock()
-
-    @classmethod
-    def from_config(cls, config: SQLiteJobQueueConfig) -> Self:
-        return cls(**config.model_dump())
 
     def __repr__(self) -> str:
         return f"SQLiteJobQueue(path={self.path!r}, table={self.table!r})"
@@ -277,26 +275,16 @@ class SQLiteJobQueue:
     async def reserve(
         self, queue: str, *, limit: int = 1, lease: float = 30.0, wait: float = 0.0
     ) -> list[Reservation]:
-        name = check_queue(queue)
-        limit = check_limit(limit)
-        lease = check_lease(lease)
-        wait = check_wait(wait)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait
-        while True:
-            if self._changed is None:
-                self._changed = asyncio.Event()
-            self._changed.clear()
+        name, limit, lease, wait = check_reserve(queue, limit, lease, wait)
+        if self._changed is None:
+            self._changed = asyncio.Event()
+
+        async def take() -> list[Reservation]:
             rows = await self._call(lambda conn: self._take(conn, name, limit, lease))
-            remaining = deadline - loop.time()
-            if rows or remaining <= 0:
-                now = self._clock()
-                return [Reservation(to_job(r, now), r[13]) for r in rows]
-            try:
-                async with asyncio.timeout(min(remaining, self._poll)):
-                    await self._changed.wait()
-            except TimeoutError:
-                pass
+            now = self._clock()
+            return [Reservation(to_job(r, now), r[13]) for r in rows]
+
+        return await take_or_wait(take, self._changed, wait=wait, poll=self._poll)
 
     def _held(self, conn: sqlite3.Connection, reservation: Reservation) -> Row:
         job_id = check_job_id(reservation.job.id)

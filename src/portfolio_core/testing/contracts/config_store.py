@@ -13,6 +13,7 @@ import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import pytest
@@ -33,8 +34,11 @@ from portfolio_core.ports.errors import (
     StaleVersionError,
 )
 from portfolio_core.ports.values import MAX_VALUE_DEPTH
+from portfolio_core.testing._unavailable import expect_all_unavailable
 from portfolio_core.testing.clauses import clause, requires
+from portfolio_core.testing.clock import FakeWallClock
 from portfolio_core.testing.concurrency import one_winner, run_concurrently
+from portfolio_core.testing.faults import FaultInjector
 from portfolio_core.testing.loop import accepts_keyword, close_adapter, open_adapter
 from portfolio_core.testing.machines import AdapterMachine, run_machine
 from portfolio_core.testing.plugin import KitSettings
@@ -228,6 +232,54 @@ class ConfigStoreContract(ContractSuite[ConfigStore]):
         with pytest.raises(NotFoundError):
             await adapter.get("gone")
         assert await adapter.get("gone", version=1) == 1
+        with pytest.raises(NotFoundError):
+            await adapter.get("nope", version=1)  # never set, at a past version
+        with pytest.raises(NotFoundError):
+            await adapter.get("gone", version=2)
+
+    @clause(
+        "config_store.arguments.invalid",
+        "a prefix that is not text (or holds U+0000 or a lone surrogate) and a version, "
+        "from_version, limit or expected_version that is not a non-negative int raise "
+        "InvalidInputError, in every operation that takes them, and write nothing",
+    )
+    async def test_invalid_arguments(self, adapter: ConfigStore) -> None:
+        await adapter.apply({"a": 1})
+
+        async def watch_from(prefix: Any) -> ChangeSet:
+            return await anext(aiter(adapter.watch(prefix)))
+
+        calls: list[tuple[str, Callable[[], Awaitable[Any]]]] = []
+        bad_prefixes: list[Any] = [7, None, b"a", "a\x00", "lone \udc80"]
+        bad_versions: list[Any] = [-1, "1", 1.0, True]
+        for bad in bad_prefixes:
+            calls += [
+                (f"read(prefix={bad!r})", partial(adapter.read, bad)),
+                (f"watch(prefix={bad!r})", partial(watch_from, bad)),
+                (f"rollback(1, prefix={bad!r})", partial(adapter.rollback, 1, prefix=bad)),
+            ]
+        for bad in bad_versions:
+            calls += [
+                (f"history(from_version={bad!r})", partial(adapter.history, from_version=bad)),
+                (f"history(limit={bad!r})", partial(adapter.history, limit=bad)),
+                (
+                    f"apply(expected_version={bad!r})",
+                    partial(adapter.apply, {"a": 2}, expected_version=bad),
+                ),
+                (
+                    f"rollback(1, expected_version={bad!r})",
+                    partial(adapter.rollback, 1, expected_version=bad),
+                ),
+            ]
+        for name, call in calls:
+            try:
+                await call()
+            except InvalidInputError:
+                continue
+            except Exception as exc:
+                raise AssertionError(f"{name} raised {exc!r}, not InvalidInputError") from exc
+            raise AssertionError(f"{name} was accepted")
+        assert await adapter.current_version() == 1, "a refused call wrote a version"
 
     @clause(
         "config_store.read.at_version",
@@ -491,6 +543,91 @@ class ConfigStoreContract(ContractSuite[ConfigStore]):
         await close_adapter(store)
         with pytest.raises(StopAsyncIteration):
             await asyncio.wait_for(pending, self.watch_timeout)
+
+    # -- snapshots, time and backend faults ---------------------------------------------------
+
+    @clause(
+        "config_store.snapshots",
+        "every returned collection (a snapshot's values, the history list, a change set's "
+        "updates) is the caller's own: changing it changes nothing in the store",
+    )
+    async def test_returned_collections_are_copies(self, adapter: ConfigStore) -> None:
+        await adapter.apply({"a": {"items": [1]}, "b": 2}, author="ana")
+        snap = await adapter.read()
+        with contextlib.suppress(TypeError):  # a read-only mapping is a copy too
+            snap.values["c"] = 3  # type: ignore[index]
+        with contextlib.suppress(TypeError):
+            del snap.values["b"]  # type: ignore[attr-defined]
+        assert dict(await adapter.read()) == {"a": {"items": [1]}, "b": 2}, (
+            "changing a snapshot's values changed what the store reads"
+        )
+        history = await adapter.history()
+        history[0].updates()["a"]["items"].append(2)
+        for change in history[0].changes:
+            if isinstance(change.value, dict):
+                change.value["items"].append(3)
+        history.clear()
+        again = await adapter.history()
+        assert [s.updates() for s in again] == [{"a": {"items": [1]}, "b": 2}], (
+            "changing a returned change set or the history list changed the stored history"
+        )
+        assert await adapter.get("a") == {"items": [1]}
+
+    @clause(
+        "config_store.history.wall_clock",
+        "a version's time is the store's wall clock when it was made; when that clock steps "
+        "back, it holds at the previous version's time instead of decreasing",
+    )
+    async def test_time_follows_the_wall_clock(
+        self, adapter: ConfigStore, wall_clock: FakeWallClock
+    ) -> None:
+        def at(change_set: ChangeSet) -> float:
+            return change_set.at.timestamp()
+
+        await adapter.apply({"a": 1})
+        (first,) = await adapter.history()
+        assert abs(at(first) - wall_clock.now) < 0.001, (
+            f"version 1 is stamped {first.at}, not the store's clock "
+            f"({datetime.fromtimestamp(wall_clock.now, UTC)})"
+        )
+        wall_clock.advance(-30)
+        await adapter.apply({"a": 2})
+        second = (await adapter.history(from_version=2))[0]
+        assert 0 <= at(second) - at(first) < 0.001, (
+            "with the clock stepped back, a version's time should hold at the previous one's, "
+            f"got {second.at} after {first.at}"
+        )
+        wall_clock.advance(90)
+        await adapter.rollback(1)
+        third = (await adapter.history(from_version=3))[0]
+        assert abs(at(third) - wall_clock.now) < 0.001, "a version's time did not follow the clock"
+
+    @clause(
+        "config_store.faults.unavailable",
+        "with the backend unreachable every operation raises UnavailableError and writes "
+        "nothing; the store serves again once the backend is back",
+    )
+    async def test_backend_unreachable(self, adapter: ConfigStore, faults: FaultInjector) -> None:
+        await adapter.apply({"a": 1, "b": [1]})
+        calls: list[tuple[str, Any]] = [
+            ("current_version", adapter.current_version),
+            ("get", lambda: adapter.get("a")),
+            ("get at a version", lambda: adapter.get("a", version=1)),
+            ("read", adapter.read),
+            ("history", adapter.history),
+            ("apply", lambda: adapter.apply({"a": 2})),
+            ("rollback", lambda: adapter.rollback(1)),
+            ("watch", lambda: anext(aiter(adapter.watch(from_version=0)))),
+        ]
+        faults.arm()
+        await expect_all_unavailable(calls)
+        faults.clear()
+        assert faults.calls, "the adapter accepts faults= but never reports reaching its backend"
+        assert await adapter.current_version() == 1, "a call that failed unreachable wrote"
+        assert dict(await adapter.read()) == {"a": 1, "b": [1]}
+        assert await adapter.apply({"a": 2}, expected_version=1) == 2, (
+            "the store did not serve again once the backend was back"
+        )
 
     # -- the model ---------------------------------------------------------------------------
 

@@ -216,6 +216,27 @@ class TenantContract(ContractSuite[Tenant]):
         kit_runner.run(body())
 
     @clause(
+        "tenant.quota.over_allowance",
+        "a cost larger than the whole allowance can never succeed: QuotaExceededError with "
+        "retry_after None, consuming nothing",
+    )
+    def test_cost_over_the_whole_allowance(
+        self, quota_adapter: Any, kit_runner: LoopRunner
+    ) -> None:
+        async def body() -> None:
+            with tenant_scope("t1"):
+                with pytest.raises(QuotaExceededError) as info:
+                    await quota_adapter.check_quota("kit.requests", 6)
+                assert info.value.retry_after is None, (
+                    f"a cost of 6 against an allowance of 5 can never succeed, yet retry_after "
+                    f"is {info.value.retry_after!r} (it must be None)"
+                )
+                status = await quota_adapter.check_quota("kit.requests", 5)
+                assert status.remaining == 0, "the refused check consumed part of the quota"
+
+        kit_runner.run(body())
+
+    @clause(
         "tenant.quota.window",
         "a spent allowance comes back when its window has passed: retry_after is at most the "
         "window, and a check after waiting it succeeds (real time, a one-second window)",

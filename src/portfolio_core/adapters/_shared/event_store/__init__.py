@@ -10,6 +10,7 @@ pieces so that validation and subscription semantics cannot drift apart between 
 names are re-exported here for the adapters that import them from this package.
 """
 
+from portfolio_core.adapters._shared.codec import is_text
 from portfolio_core.adapters._shared.event_store.index import (
     EventIndex,
     IndexedRow,
@@ -36,7 +37,6 @@ from portfolio_core.adapters._shared.event_store.validation import (
     EncodedEvent,
     dumps,
     encode_batch,
-    is_text,
     loads,
     refuse_nul,
     refuse_surrogates,

@@ -1,5 +1,6 @@
 """The in-process index of streams and the global log (`EventIndex`): the memory
-adapter is this index, and the file adapter rebuilds it from its log on open.
+adapter is this index. The file adapter keeps its index on disk instead, and shares only the
+row type (`IndexedRow`) and its conversion to a `RecordedEvent`.
 """
 
 from __future__ import annotations
@@ -56,8 +57,8 @@ def row_to_event(row: IndexedRow) -> RecordedEvent:
 
 class EventIndex:
     """Streams and the global log of each partition, in process (not thread-safe: callers
-    hold their own lock). The memory adapter is this index; the file adapter rebuilds it from
-    its log on open. Positions are gapless per partition."""
+    hold their own lock). The memory adapter is this index. Positions are gapless per
+    partition."""
 
     def __init__(self) -> None:
         self._parts: dict[str, _Partition] = {}

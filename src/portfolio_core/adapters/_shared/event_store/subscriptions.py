@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 from portfolio_core.adapters._shared.event_store.validation import PORT
-from portfolio_core.ports.errors import PortTimeoutError
+from portfolio_core.adapters._shared.task_subscription import TaskSubscription
 from portfolio_core.ports.event_store import (
     EventHandler,
     EventQuery,
@@ -54,7 +54,7 @@ class Wakeup:
                 loop.call_soon_threadsafe(event.set)
 
 
-class PollingSubscription:
+class PollingSubscription(TaskSubscription):
     """Catch-up then live delivery by repeatedly fetching after the checkpoint.
 
     Delivery is pull-based: at most ``batch_size`` events are held in memory, and the next
@@ -76,86 +76,27 @@ class PollingSubscription:
         max_retries: int = 5,
         retry_delay: float = 0.01,
     ) -> None:
-        self._id = f"sub-{next(_ids)}-{uuid.uuid4().hex[:8]}"
-        self._handler = handler
-        self._fetch = fetch
         self._next = max(1, from_position)
-        self._checkpoint = self._next - 1
-        self._on_error = OnHandlerError(on_error)
+        super().__init__(
+            f"sub-{next(_ids)}-{uuid.uuid4().hex[:8]}",
+            handler,
+            checkpoint=self._next - 1,
+            on_error=on_error,
+            max_retries=max_retries,
+            retry_delay=retry_delay,
+            port=PORT,
+        )
+        self._fetch = fetch
         self._wakeup = wakeup
         self._poll = poll_interval
         self._batch = max(1, batch_size)
-        self._max_retries = max_retries
-        self._retry_delay = retry_delay
-        self._error: BaseException | None = None
-        self._progress = asyncio.Condition()
         self._woken = asyncio.Event()
         self._loop = asyncio.get_running_loop()
-        self._stopped = False
         wakeup.register(self._loop, self._woken)
         self._task = self._loop.create_task(self._run(), name=self._id)
 
-    @property
-    def id(self) -> str:
-        return self._id
-
-    @property
-    def checkpoint(self) -> int:
-        return self._checkpoint
-
-    @property
-    def error(self) -> BaseException | None:
-        return self._error
-
-    @property
-    def active(self) -> bool:
-        return not self._task.done()
-
     def wake(self) -> None:
         self._woken.set()
-
-    async def wait_until(self, position: int, timeout: float | None = None) -> None:
-        async def reached() -> None:
-            async with self._progress:
-                await self._progress.wait_for(
-                    lambda: self._checkpoint >= position or self._task.done()
-                )
-
-        try:
-            await asyncio.wait_for(reached(), timeout)
-        except TimeoutError as exc:
-            raise PortTimeoutError(
-                f"subscription {self._id} did not reach position {position} "
-                f"(checkpoint {self._checkpoint})",
-                timeout=timeout,
-                port=PORT,
-            ) from exc
-        if self._checkpoint < position and self._error is not None:
-            raise self._error
-
-    async def _advance(self, position: int) -> None:
-        async with self._progress:
-            self._checkpoint = position
-            self._progress.notify_all()
-
-    async def _deliver(self, event: RecordedEvent) -> bool:
-        """Run the handler on one event; False means the subscription stops."""
-        attempts = 0
-        while True:
-            try:
-                await self._handler(event)
-                return True
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if self._on_error is OnHandlerError.SKIP:
-                    return True
-                if self._on_error is OnHandlerError.RETRY and attempts < self._max_retries:
-                    attempts += 1
-                    await asyncio.sleep(self._retry_delay * (2 ** (attempts - 1)))
-                    continue
-                self._error = exc
-                return False
 
     async def _run(self) -> None:
         try:
@@ -175,18 +116,11 @@ class PollingSubscription:
         except Exception as exc:  # the store failed: keep the error, stop
             self._error = exc
         finally:
-            async with self._progress:
-                self._progress.notify_all()
+            await self._finished()
 
     async def stop(self) -> None:
-        self._stopped = True
         self._wakeup.unregister(self._loop, self._woken)
-        if not self._task.done():
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        async with self._progress:
-            self._progress.notify_all()
+        await super().stop()
 
 
 def subscription_query(stream: str | None, base: EventQuery) -> Callable[[int, int], EventQuery]:

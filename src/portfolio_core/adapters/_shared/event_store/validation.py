@@ -9,7 +9,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from portfolio_core.adapters._shared.codec import check_json_value
+from portfolio_core.adapters._shared.codec import check_json_value, is_text
 from portfolio_core.adapters._shared.event_store.where import check_where
 from portfolio_core.ports.errors import InvalidInputError
 from portfolio_core.ports.event_store import EventQuery, ExpectedVersion, NewEvent, StreamState
@@ -95,19 +95,6 @@ def validate_stream(stream: object) -> str:
             port=PORT,
         )
     return stream
-
-
-def is_text(value: str) -> bool:
-    """Whether ``value`` is valid Unicode text, i.e. encodable as UTF-8: no lone surrogate
-    (U+D800 to U+DFFF, which ``"\\udc80"`` escapes and ``surrogateescape`` decoding make).
-    Constant time for ASCII strings."""
-    if value.isascii():
-        return True
-    try:
-        value.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def validate_expected(expected: object) -> ExpectedVersion:

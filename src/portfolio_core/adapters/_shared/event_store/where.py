@@ -8,6 +8,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
+from portfolio_core.adapters._shared.codec import is_text
 from portfolio_core.ports.errors import InvalidInputError
 from portfolio_core.ports.event_store import MAX_WHERE_IN, RecordedEvent, Where, WhereOp
 
@@ -35,16 +36,8 @@ def _bad(message: str) -> InvalidInputError:
 
 def _scalar(value: object) -> bool:
     if value is None or isinstance(value, (bool, int, str)):
-        return not isinstance(value, str) or ("\x00" not in value and _is_text(value))
+        return not isinstance(value, str) or ("\x00" not in value and is_text(value))
     return isinstance(value, float) and math.isfinite(value)
-
-
-def _is_text(value: str) -> bool:
-    try:
-        value.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def check_where(where: object) -> tuple[Condition, ...]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from portfolio_core.ports.capabilities import supports
 from portfolio_core.ports.errors import ConflictError, NotFoundError
 from portfolio_core.ports.job_queue import (
     InspectableJobQueue,
@@ -128,3 +129,36 @@ class ManageClauses(ContractSuite[JobQueue]):
         await adapter.list_jobs("kit-g", JobState.DEAD)
         listed = await inspectable.queues()
         assert listed == [f"kit-{c}" for c in "abcdef"], f"queues() listed {listed}"
+
+    @clause(
+        "job_queue.snapshots",
+        "every returned list and job is the caller's own: changing it changes nothing in the "
+        "queue or in later results",
+    )
+    async def test_returned_collections_are_copies(self, adapter: JobQueue) -> None:
+        ids = await adapter.enqueue_many(
+            [NewJob("t", {"n": [1]}, queue=Q), NewJob("t", {"n": [2]}, queue=Q)]
+        )
+        expected = list(ids)
+        ids.clear()
+        listed = await adapter.list_jobs(Q, JobState.AVAILABLE)
+        listed[0].payload["n"].append(9)
+        listed.clear()
+        again = await adapter.list_jobs(Q, JobState.AVAILABLE)
+        assert [(j.id, j.payload) for j in again] == [
+            (expected[0], {"n": [1]}),
+            (expected[1], {"n": [2]}),
+        ], "changing a listed job or the list changed what the queue lists"
+        if supports(adapter, JobQueueCapability.INSPECT) and isinstance(
+            adapter, InspectableJobQueue
+        ):
+            names = await adapter.queues()
+            names.append("not-a-queue")
+            assert await adapter.queues() == [Q], "changing the list of queues changed the queue"
+        taken = await adapter.reserve(Q, limit=2)
+        taken[0].job.payload["n"].append(9)
+        taken.clear()
+        running = await adapter.list_jobs(Q, JobState.RUNNING)
+        assert [j.payload for j in running] == [{"n": [1]}, {"n": [2]}], (
+            "changing a reserved job's payload changed the stored job"
+        )
