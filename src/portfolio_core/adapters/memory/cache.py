@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Literal, Self
 import cachetools
 from pydantic import BaseModel, ConfigDict, Field
 
+from portfolio_core.adapters._shared.backend import reach_backend
 from portfolio_core.adapters._shared.cache_keys import (
     check_items,
     check_key,
@@ -285,14 +286,7 @@ class MemoryCache:
         """Where a networked cache would reach its server: a fault hook given as ``faults``
         (the conformance kit's) may raise here. An unreachable backend (``OSError``) is
         UnavailableError; nothing has been changed yet."""
-        if self._faults is None:
-            return
-        try:
-            self._faults(operation)
-        except OSError as exc:
-            raise UnavailableError(
-                f"the cache backend is unreachable ({operation}): {exc}", port="cache"
-            ) from exc
+        reach_backend(self._faults, operation, what="cache", port="cache")
 
     def _lookup(self, k: _Key, now: float) -> _Entry | None:
         """Live entry at ``k`` (lock held); drops it when expired."""

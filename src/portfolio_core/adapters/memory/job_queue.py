@@ -11,6 +11,7 @@ from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from portfolio_core.adapters._shared.backend import reach_backend
 from portfolio_core.adapters._shared.job_queue import (
     EXPIRED,
     PORT,
@@ -28,7 +29,7 @@ from portfolio_core.adapters._shared.job_queue import (
     queued_state,
 )
 from portfolio_core.ports.capabilities import declare
-from portfolio_core.ports.errors import ConflictError, NotFoundError, UnavailableError
+from portfolio_core.ports.errors import ConflictError, NotFoundError
 from portfolio_core.ports.job_queue import (
     Job,
     JobCounts,
@@ -127,14 +128,7 @@ class MemoryJobQueue:
         """Where a networked queue would reach its server: the fault hook may raise here,
         before anything is read or changed. An unreachable backend (``OSError``) is
         UnavailableError."""
-        if self._faults is None:
-            return
-        try:
-            self._faults(operation)
-        except OSError as exc:
-            raise UnavailableError(
-                f"the job queue backend is unreachable ({operation}): {exc}", port=PORT
-            ) from exc
+        reach_backend(self._faults, operation, what="job queue", port=PORT)
 
     def _queue(self, name: str) -> _Queue:
         q = self._queues.get(name)
