@@ -23,8 +23,8 @@ Memory stays bounded, whatever the size of the log: an index database beside the
 is -- per tenant its position, stream, version, id, type and time, and the byte offset of
 the record holding its body -- and reads fetch the bodies from the log (``pread``), verifying
 each record's checksum again. Only bounded caches stay in memory: recently decoded records
-(`READ_CACHE_BYTES` of payload, filled by small reads only) and recent streams' versions. The log is the truth and the
-index is derived from it: the index records how much of the log it covers and a digest of
+(`READ_CACHE_BYTES` of payload, filled by small reads only) and recent streams' versions.
+The log is the truth and the index is derived from it: the index records how much of the log it covers and a digest of
 that part; on open the store checks it, catches it up from the log's tail (appends commit
 the index every few hundred records or every second, so a crash leaves it a little behind),
 and rebuilds it from the log when it is missing, unreadable or describes another log (a
