@@ -19,18 +19,18 @@ On open the log is scanned and every record's length and checksum verified:
   new log with every record it can verify, keeping the damaged one.
 
 Memory stays bounded, whatever the size of the log: an index database beside the log
-(`FileEventStore.index_path`, the log's name + ``.index``, SQLite) says where each event
-is -- per tenant its position, stream, version, id, type and time, and the byte offset of
-the record holding its body -- and reads fetch the bodies from the log (``pread``), verifying
+(`FileEventStore.index_path`, the log's name + ``.index``, SQLite) says where each event is
+-- per tenant its position, stream, version, id, type and time, and the byte offset of the
+record holding its body -- and reads fetch the bodies from the log (``pread``), verifying
 each record's checksum again. Only bounded caches stay in memory: recently decoded records
 (`READ_CACHE_BYTES` of payload, filled by small reads only) and recent streams' versions.
-The log is the truth and the index is derived from it: the index records how much of the log it covers and a digest of
-that part; on open the store checks it, catches it up from the log's tail (appends commit
-the index every few hundred records or every second, so a crash leaves it a little behind),
-and rebuilds it from the log when it is missing, unreadable or describes another log (a
-salvaged copy put in place, a log that lost a tail the index kept). Deleting the index is
-always safe. Opening still reads the whole log once, sequentially, to verify every
-checksum (it decodes only the records the index does not cover).
+The log is the truth and the index is derived from it: the index records how much of the log
+it covers and a digest of that part; on open the store checks it, catches it up from the
+log's tail (appends commit the index every few hundred records or every second, so a crash
+leaves it a little behind), and rebuilds it from the log when it is missing, unreadable or
+describes another log (a salvaged copy put in place, a log that lost a tail the index kept).
+Deleting the index is always safe. Opening still reads the whole log once, sequentially, to
+verify every checksum (it decodes only the records the index does not cover).
 
 An append is acknowledged after the record is written and, with ``fsync="always"`` (the
 default), flushed to stable storage.
