@@ -575,3 +575,30 @@ def test_changing_a_read_event_does_not_change_the_next_read(tmp_path: Path) -> 
         await store.aclose()
 
     asyncio.run(run())
+
+
+def test_a_scan_does_not_push_small_reads_out_of_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "e.log"
+    store = FileEventStore(path, fsync="never")
+
+    async def run() -> None:
+        await store.start()
+        big = "x" * 2000
+        for b in range(200):  # about 4 MB of records, far more than the cache holds
+            await store.append(f"s{b}", [NewEvent("E", {"b": b, "pad": big}) for _ in range(10)])
+        await store.aclose()
+        await store.start()
+        assert [e.data["b"] for e in await store.read("s3")] == [3] * 10
+        sizes = _counting_preads(monkeypatch)
+        assert [e.data["b"] for e in await store.read("s3")] == [3] * 10
+        assert sizes == []  # the small read's record came from the cache
+        assert len(await store.read_all()) == 2000
+        assert len(sizes) > 1
+        sizes.clear()
+        assert [e.data["b"] for e in await store.read("s3")] == [3] * 10
+        assert sizes == []  # still there after the scan
+        await store.aclose()
+
+    asyncio.run(run())

@@ -19,18 +19,18 @@ On open the log is scanned and every record's length and checksum verified:
   new log with every record it can verify, keeping the damaged one.
 
 Memory stays bounded, whatever the size of the log: an index database beside the log
-(`FileEventStore.index_path`, the log's name + ``.index``, SQLite) says where each event
-is -- per tenant its position, stream, version, id, type and time, and the byte offset of
-the record holding its body -- and reads fetch the bodies from the log (``pread``), verifying
+(`FileEventStore.index_path`, the log's name + ``.index``, SQLite) says where each event is
+-- per tenant its position, stream, version, id, type and time, and the byte offset of the
+record holding its body -- and reads fetch the bodies from the log (``pread``), verifying
 each record's checksum again. Only bounded caches stay in memory: recently decoded records
-(`READ_CACHE_BYTES` of payload) and recent streams' versions. The log is the truth and the
-index is derived from it: the index records how much of the log it covers and a digest of
-that part; on open the store checks it, catches it up from the log's tail (appends commit
-the index every few hundred records or every second, so a crash leaves it a little behind),
-and rebuilds it from the log when it is missing, unreadable or describes another log (a
-salvaged copy put in place, a log that lost a tail the index kept). Deleting the index is
-always safe. Opening still reads the whole log once, sequentially, to verify every
-checksum (it decodes only the records the index does not cover).
+(`READ_CACHE_BYTES` of payload, filled by small reads only) and recent streams' versions.
+The log is the truth and the index is derived from it: the index records how much of the log
+it covers and a digest of that part; on open the store checks it, catches it up from the
+log's tail (appends commit the index every few hundred records or every second, so a crash
+leaves it a little behind), and rebuilds it from the log when it is missing, unreadable or
+describes another log (a salvaged copy put in place, a log that lost a tail the index kept).
+Deleting the index is always safe. Opening still reads the whole log once, sequentially, to
+verify every checksum (it decodes only the records the index does not cover).
 
 An append is acknowledged after the record is written and, with ``fsync="always"`` (the
 default), flushed to stable storage.
@@ -173,6 +173,10 @@ _QUERY_PAGE = 512  # candidate events fetched per step of a query
 _NO_INDEX = "the event log's index failed and was closed; reopen the store to rebuild it"
 READ_CACHE_BYTES = 256 << 10
 """Budget of the decoded-record cache (the payload bytes of the records it holds)."""
+CACHED_READ_RECORDS = 8
+"""Reads that load more records than this from the log (scans: pages of the global log,
+queries, long streams) do not put them in the decoded-record cache, so that a scan does not
+push out the records of the small reads that come back to them."""
 READ_SPAN_BYTES = 1 << 20
 """Most bytes of adjacent records a read fetches from the log with one ``pread`` (a record
 larger than this is read on its own)."""
@@ -517,14 +521,20 @@ class FileEventStore:
             else:
                 seen[record] = cached[1]
         if missing:
-            self._load_records(fd, [missing[r] for r in sorted(missing)], seen)
+            cache_them = len(missing) <= CACHED_READ_RECORDS
+            self._load_records(fd, [missing[r] for r in sorted(missing)], seen, cache_them)
         return [seen[loc.record][loc.slot] for loc in located]
 
     def _load_records(
-        self, fd: int, wanted: Sequence[Locator], into: dict[int, list[IndexedRow]]
+        self,
+        fd: int,
+        wanted: Sequence[Locator],
+        into: dict[int, list[IndexedRow]],
+        cache_them: bool,
     ) -> None:
         """Read, verify and decode the records of ``wanted`` (sorted by offset, one locator
-        per record) into ``into``, adjacent ones with one read."""
+        per record) into ``into``, adjacent ones with one read; also into the decoded-record
+        cache when ``cache_them``."""
         i, n = 0, len(wanted)
         while i < n:
             first = wanted[i]
@@ -538,12 +548,14 @@ class FileEventStore:
                 j += 1
             data = os.pread(fd, end - first.record, first.record)
             for loc in wanted[i:j]:
-                into[loc.record] = self._decoded(data, loc.record - first.record, loc)
+                into[loc.record] = rows = self._decoded(data, loc.record - first.record, loc)
+                if cache_them and loc.size <= READ_CACHE_BYTES:
+                    self._records[loc.record] = (loc.size, rows)
             i = j
 
     def _decoded(self, data: bytes, offset: int, loc: Locator) -> list[IndexedRow]:
         """The rows of the record ``loc`` found at ``offset`` of ``data`` (read from the log
-        at ``loc.record - offset``), cached; CorruptDataError when it fails its checksum or
+        at ``loc.record - offset``); CorruptDataError when it fails its checksum or
         cannot be decoded."""
         found = _FORMAT.record_at(data, offset)
         if found is None or found[1] != offset + loc.size:
@@ -556,10 +568,7 @@ class FileEventStore:
                 offset=loc.record,
                 port="EventStore",
             )
-        rows = found[0][1]
-        if loc.size <= READ_CACHE_BYTES:
-            self._records[loc.record] = (loc.size, rows)
-        return rows
+        return found[0][1]
 
     def _index_failed(self, index: LogIndex, exc: sqlite3.Error) -> UnavailableError:
         """The error for a failed index operation (the caller holds the lock). A damaged
