@@ -56,6 +56,17 @@ def test_describe_redacts_and_accepts_overrides(
     assert "config.max_entries = 9    # override adapters.cache.config.max_entries" in out
 
 
+def test_describe_of_a_rejected_manifest_prints_its_problems_and_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("schema_version: 1\nadapters:\n  c: {port: nope, adapter: memory}\n")
+    assert main(["describe", str(bad)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert f"{bad}:3:" in captured.err
+
+
 def test_health_command(
     good: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -323,3 +323,31 @@ def test_failing_from_config_builds_nothing_and_redacts_the_secret(write: Write)
     assert "**********" in text
     with pytest.raises(ManifestError):
         Registry.from_manifest(path, environ={"DB_PASSWORD": "hunter2-very-secret"})
+
+
+@pytest.mark.parametrize(
+    ("ref", "kind", "message"),
+    [
+        (
+            "tests.manifest.fakes:",
+            "unknown-adapter",
+            "'tests.manifest.fakes:' is not 'module:Class'",
+        ),
+        (":DictCache", "unknown-adapter", "':DictCache' is not 'module:Class'"),
+        (
+            "tests.support.manifest:write",
+            "not-a-class",
+            "tests.support.manifest:write is not a class",
+        ),
+    ],
+)
+def test_an_adapter_reference_that_names_no_class_is_located(
+    tmp_path: Path, ref: str, kind: str, message: str
+) -> None:
+    path = tmp_path / "app.yaml"
+    path.write_text(f"schema_version: 1\nadapters:\n  c: {{port: cache, adapter: '{ref}'}}\n")
+    with pytest.raises(ManifestError) as info:
+        plan(path, environ={})
+    [problem] = info.value.problems
+    assert problem.kind == kind
+    assert str(problem) == f"{path}:3:29: adapters.c.adapter: {message}"

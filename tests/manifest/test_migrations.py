@@ -62,3 +62,35 @@ def test_migrate_command_prints_the_migrated_file(
 def test_registering_a_migration_twice_is_refused() -> None:
     with pytest.raises(ValueError, match="already exists"):
         register_migration(0)(lambda tree, context: None)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("- a list\n", "a manifest must be a mapping"),
+        ("schema_version: one\n", "schema_version must be an integer, not 'one'"),
+        ("schema_version: true\n", "schema_version must be an integer, not True"),
+        ("schema_version: 99\n", "schema_version 99 is newer than this portfolio-core understands"),
+    ],
+)
+def test_a_file_that_cannot_be_migrated_is_refused_with_its_reason(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    from portfolio_core.manifest import ManifestError, migrate_file
+
+    path = tmp_path / "old.yaml"
+    path.write_text(text)
+    with pytest.raises(ManifestError, match=message):
+        migrate_file(path)
+
+
+def test_version_0_entries_that_are_not_mappings_are_left_for_validation(tmp_path: Path) -> None:
+    from portfolio_core.manifest import migrate_file
+
+    path = tmp_path / "old.yaml"
+    path.write_text("schema_version: 0\nservices:\n  a: 3\n  b: {type: memory}\n")
+    text, notices = migrate_file(path)
+    assert "adapters:\n  a: 3\n  b:\n    adapter: memory\n" in text
+    assert len(notices) == 3  # the version, 'services' and b's 'type'
+    path.write_text("schema_version: 0\nadapters: 3\n")
+    assert "adapters: 3" in migrate_file(path)[0]

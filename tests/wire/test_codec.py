@@ -3,6 +3,7 @@ is refused naming the field, and the depth check agrees with a naive one."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -72,3 +73,40 @@ def test_results_come_back_as_value_objects() -> None:
     back = result_validator(list[RecordedEvent])(loads(dumps([event])))
     assert back == [event]
     assert isinstance(back[0], RecordedEvent)
+
+
+def test_a_tenant_round_trips_as_header_safe_json() -> None:
+    from portfolio_core.ports import TenantContext
+    from portfolio_core.wire import decode_tenant, encode_tenant
+
+    ctx = TenantContext("acmé", {"tier": "gold", "limits": [1, 2]})
+    text = encode_tenant(ctx)
+    assert text.isascii()
+    assert decode_tenant(text) == ctx
+    assert decode_tenant(encode_tenant(TenantContext("t"))) == TenantContext("t")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{not json", "the tenant is not valid JSON"),
+        ('["t"]', "the tenant must be {'tenant_id': str, ...}"),
+        ('{"tenant_id": 7}', "the tenant must be {'tenant_id': str, ...}"),
+        ('{"tenant_id": "t", "config": []}', "the tenant has unknown or malformed fields"),
+        ('{"tenant_id": "t", "role": "admin"}', "the tenant has unknown or malformed fields"),
+    ],
+)
+def test_a_malformed_tenant_is_refused_as_invalid_input(text: str, message: str) -> None:
+    from portfolio_core.wire import decode_tenant
+
+    with pytest.raises(InvalidInputError, match=re.escape(message)) as info:
+        decode_tenant(text)
+    assert info.value.field == "tenant"
+
+
+def test_dumps_writes_sets_and_mappings_and_names_what_it_cannot() -> None:
+    from types import MappingProxyType
+
+    assert loads(dumps({"s": {3}, "m": MappingProxyType({"a": 1})})) == {"s": [3], "m": {"a": 1}}
+    with pytest.raises(Exception, match="object is not JSON serialisable"):
+        dumps(object())

@@ -190,3 +190,29 @@ def test_files_named_by_the_earlier_encoding_are_still_read_then_replaced(
     assert store.list_cached_agents() == ["Agent-7"]
     assert store.delete("Agent-7")
     assert not store.exists("Agent-7")
+
+
+def test_a_directory_that_cannot_be_created_is_unavailable(tmp_path: Path) -> None:
+    from portfolio_core.ports import UnavailableError
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(UnavailableError, match="cannot create"):
+        SafetensorsCachePersistence(blocker / "caches")
+
+
+def test_blocks_whose_keys_and_values_differ_in_layers_are_refused(
+    store: SafetensorsCachePersistence,
+) -> None:
+    from dataclasses import replace
+
+    blocks = make_blocks("a", 1)
+    with pytest.raises(InvalidInputError, match="keys and values differ in layers"):
+        store.save("a", replace(blocks, values=blocks.values[:1]))
+    assert store.list_cached_agents() == []
+
+
+def test_an_agent_id_with_a_lone_surrogate_is_refused(store: SafetensorsCachePersistence) -> None:
+    with pytest.raises(InvalidInputError):
+        store.save("a\udc80", make_blocks("a\udc80", 1))
+    assert store.list_cached_agents() == []
