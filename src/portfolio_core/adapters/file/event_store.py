@@ -43,7 +43,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import json
 import mmap
 import os
 import sqlite3
@@ -53,7 +52,7 @@ import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, BinaryIO, ClassVar, Literal, Self
+from typing import BinaryIO, ClassVar, Literal, Self
 
 from cachetools import LRUCache
 from pydantic import BaseModel, ConfigDict, Field
@@ -70,7 +69,6 @@ from portfolio_core.adapters._shared.event_store.subscriptions import (
 from portfolio_core.adapters._shared.event_store.validation import (
     DEFAULT_MAX_EVENT_BYTES,
     EncodedEvent,
-    decode,
     encode_batch,
     validate_expected,
     validate_position,
@@ -79,11 +77,13 @@ from portfolio_core.adapters._shared.event_store.validation import (
     validate_stream,
     validate_subscribe,
 )
+from portfolio_core.adapters.file._event_records import PAYLOAD_START as _PAYLOAD_START
+from portfolio_core.adapters.file._event_records import decode_record as _decode_record
+from portfolio_core.adapters.file._event_records import encode_record as _encode_record
 from portfolio_core.adapters.file._framing import (
     DECODE_ERRORS,
     HEADER,
     RecordFormat,
-    frame,
     scan_frames,
 )
 from portfolio_core.adapters.file._log_index import Locator, LogIndex
@@ -124,50 +124,6 @@ class FileEventStoreConfig(BaseModel):
     poll_interval: float = Field(1.0, gt=0)
 
 
-# built once (json.dumps with these options builds a new encoder on every call)
-_RECORD_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
-
-
-def _encode_record(tenant: str, rows: Sequence[IndexedRow]) -> bytes:
-    first = rows[0]
-    payload = _RECORD_ENCODER.encode(
-        {
-            "t": tenant,
-            "s": first.stream,
-            "v": first.version,
-            "p": first.position,
-            "at": first.recorded_at,
-            "e": [
-                [
-                    r.event.id,
-                    r.event.type,
-                    r.event.data,
-                    r.event.metadata,
-                    r.event.correlation_id,
-                    r.event.causation_id,
-                ]
-                for r in rows
-            ],
-        }
-    ).encode()
-    return frame(payload)
-
-
-def _decode_record(payload: bytes) -> tuple[str, list[IndexedRow]]:
-    rec: dict[str, Any] = decode(payload.decode())
-    stream, version, position, at = rec["s"], rec["v"], rec["p"], rec["at"]
-    rows = [
-        IndexedRow(EncodedEvent(*e), stream, version + k, position + k, at)
-        for k, e in enumerate(rec["e"])
-    ]
-    if not rows:
-        raise ValueError("a record holds no event")
-    return rec["t"], rows
-
-
-# Every payload starts with this (json.dumps keeps the dict's order): a cheap filter when
-# looking for the next intact record after a damaged one.
-_PAYLOAD_START = b'{"t":'
 _FORMAT = RecordFormat(_PAYLOAD_START, _decode_record)
 _QUERY_PAGE = 512  # candidate events fetched per step of a query
 _NO_INDEX = "the event log's index failed and was closed; reopen the store to rebuild it"
