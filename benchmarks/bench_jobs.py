@@ -28,7 +28,8 @@ removed at the end. Rounds alternate which side runs first; figures are medians.
 Needs ``PORTFOLIO_CORE_BENCH_POSTGRES_URL`` (or ``PORTFOLIO_CORE_TEST_POSTGRES_URL``) and
 ``PORTFOLIO_CORE_BENCH_REDIS_URL`` (or ``PORTFOLIO_CORE_TEST_REDIS_URL``); goals whose server
 is missing are skipped with a note, as are peers that are not installed (``pip install
-portfolio-core[bench]``). ``PORTFOLIO_CORE_BENCH_SMOKE=1`` runs tiny counts (CI).
+portfolio-core[bench]``; arq is ``portfolio-core[bench-arq]``, best in an environment of its
+own since it requires redis<6). ``PORTFOLIO_CORE_BENCH_SMOKE=1`` runs tiny counts (CI).
 
     python benchmarks/bench_jobs.py [--jobs 10000] [--rounds 3] [--samples 300] [--appends 500]
 """
@@ -388,6 +389,18 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
+def _arq_skip_reason(redis_url: str | None, arq_installed: bool) -> str | None:
+    """Why the Redis comparison against arq cannot run, or None when it can."""
+    if not redis_url:
+        return "no Redis URL (PORTFOLIO_CORE_BENCH_REDIS_URL or PORTFOLIO_CORE_TEST_REDIS_URL)"
+    if not arq_installed:
+        return (
+            "arq is not installed; it is the bench-arq extra, not bench, because it requires "
+            "redis<6: install portfolio-core[bench-arq] in an environment of its own"
+        )
+    return None
+
+
 def _installed(module: str) -> bool:
     try:
         __import__(module)
@@ -468,7 +481,8 @@ async def main() -> None:
     else:
         print("skipped PostgreSQL goals: no PostgreSQL URL or procrastinate not installed")
 
-    if rd and _installed("arq"):
+    arq_skipped = _arq_skip_reason(rd, _installed("arq"))
+    if arq_skipped is None:
 
         async def peer_rd() -> float:
             return args.jobs / await arq_throughput(rd, args.jobs)
@@ -483,7 +497,7 @@ async def main() -> None:
             ("jobs_redis_throughput", o, p, "jobs/s", o / p, "ratio >= 1.5", o / p >= 1.5)
         )
     else:
-        print("skipped the Redis goal: no Redis URL or arq not installed")
+        print(f"skipped the Redis goal: {arq_skipped}")
 
     with tempfile.TemporaryDirectory() as folder:
         base = Path(folder)

@@ -39,6 +39,10 @@ def test_the_documented_adapters_are_found_and_the_taught_ones_are_checked() -> 
         ("docs/ports/job_queue.md", "ListJobQueue"),
         ("docs/ports/config_store.md", "ListConfigStore"),
         ("docs/testing/index.md", "BytesTokenizer"),
+        ("docs/ports/tenant.md", "MinimalTenant"),
+        ("docs/ports/tokenizer.md", "MinimalTokenizer"),
+        ("docs/ports/pipeline.md", "MinimalPipelineStep"),
+        ("docs/ports/llm.md", "MinimalLLM"),
     ]:
         assert expected in checked, sorted(checked)
 

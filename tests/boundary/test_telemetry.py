@@ -137,6 +137,23 @@ async def test_hot_ports_have_no_spans_by_default_but_can_opt_in(
     assert [s.name for s in exporter.get_finished_spans()] == spans
 
 
+async def test_two_telemetry_runtimes_on_one_meter_provider_both_report() -> None:
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    first = Telemetry(meter_provider=provider)
+    second = Telemetry(meter_provider=provider)
+    one = wrapped(ScriptedCache(), "cache", "one", {}, runtime=first)
+    two = wrapped(ScriptedCache(), "cache", "two", {}, runtime=second)
+    await one.get("k")
+    await two.get("k")
+    gets = {
+        a["adapter"]: v
+        for a, v in points(reader, "portfolio_core.calls")
+        if a["method"] == "get" and a["outcome"] == "ok"
+    }
+    assert gets == {"one": 1, "two": 1}
+
+
 async def test_metrics_calls_errors_durations_and_cost(otel: Any) -> None:
     telemetry, _, reader = otel
     prices = {"m1": {"input_per_mtok": 3.0, "output_per_mtok": 15.0, "per_call": 0.01}}

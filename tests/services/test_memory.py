@@ -309,6 +309,34 @@ def test_metrics_report_use_budget_pressure_and_what_each_component_released() -
     assert resident.value == 25 * MiB
 
 
+def test_every_budget_in_a_process_reports_what_its_components_released() -> None:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    budgets = []
+    for name in ("kv-a", "kv-b"):
+        pool = Pool(40 * MiB, ReleaseOrder.KV_TIER, [], name)
+        budgets.append(
+            MemoryBudget(50 * MiB, Meter(20 * MiB, pool), [(name, pool)], meter_provider=provider)
+        )
+    for budget in budgets:
+        budget.check()  # 60 MiB in use: each releases 15 MiB
+    data = reader.get_metrics_data()
+    assert data is not None
+    released = {
+        p.attributes["portfolio.adapter"]: p.value
+        for rm in data.resource_metrics
+        for sm in rm.scope_metrics
+        for m in sm.metrics
+        if m.name == "portfolio.memory.released"
+        for p in m.data.data_points
+        if p.attributes is not None
+    }
+    assert released == {"kv-a": 15 * MiB, "kv-b": 15 * MiB}
+
+
 def test_checks_run_one_at_a_time() -> None:
     inside = threading.Event()
     go_on = threading.Event()

@@ -217,6 +217,39 @@ async def test_pause_keeps_the_lease_and_resume_goes_on(
     assert second.seen == []
 
 
+async def test_every_runner_in_a_process_reports_its_lag(
+    memory: tuple[MemoryEventStore, MemoryProjectionStore],
+) -> None:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    events, store = memory
+    await fill(events, 300)
+    runners = [
+        ProjectionRunner(events, store, name, Recorder(), batch_size=100, meter_provider=provider)
+        for name in ("first", "second")
+    ]
+    for runner in runners:
+        await runner.start()
+        await runner.wait_until(300, timeout=10)
+    data = reader.get_metrics_data()
+    assert data is not None
+    lags = {
+        p.attributes["portfolio.projection"]: p.value
+        for rm in data.resource_metrics
+        for sm in rm.scope_metrics
+        for m in sm.metrics
+        if m.name == "portfolio.projection.lag"
+        for p in m.data.data_points
+        if p.attributes is not None
+    }
+    for runner in runners:
+        await runner.stop()
+    assert set(lags) == {"first", "second"}, f"reported: {lags}"
+
+
 async def test_lag_in_health_ping_and_telemetry(
     memory: tuple[MemoryEventStore, MemoryProjectionStore],
 ) -> None:

@@ -42,6 +42,7 @@ from typing import Any
 
 import structlog
 
+from portfolio_core._observables import observe
 from portfolio_core.boundary.config import OutboxConfig
 from portfolio_core.ports.catalogue import PortInfo
 from portfolio_core.ports.errors import (
@@ -288,9 +289,12 @@ class Outbox:
             "portfolio.outbox.refused", unit="{call}", description="failures not recorded (full)"
         )
         self._attrs = {"portfolio.adapter": name, "portfolio.port": port.key}
-        meter.create_observable_gauge(
+        observe(
+            metrics.get_meter_provider(),
+            INSTRUMENTATION,
+            "gauge",
             "portfolio.outbox.backlog",
-            callbacks=[self._observe],
+            self._observe,
             unit="{call}",
             description="recorded calls waiting to be replayed",
         )

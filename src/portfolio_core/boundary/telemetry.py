@@ -37,6 +37,7 @@ from typing import Any
 from opentelemetry import metrics, trace
 from opentelemetry.metrics import CallbackOptions, Observation
 
+from portfolio_core._observables import observe
 from portfolio_core.boundary.config import CostConfig, ModelPrice
 from portfolio_core.boundary.stats import DURATION_BUCKETS, BoundedLabels, MethodStats, all_stats
 
@@ -218,25 +219,38 @@ class Telemetry:
             if self._instruments:
                 return
             provider = self._meter_provider or metrics.get_meter_provider()
-            meter = provider.get_meter(INSTRUMENTATION)
-            c = meter.create_observable_counter
-            g = meter.create_observable_gauge
-            c("portfolio_core.calls", [self._calls], unit="{call}", description="calls")
-            c("portfolio_core.errors", [self._errors], unit="{error}", description="errors")
-            c("portfolio_core.rejections", [self._rejections], unit="{call}")
-            c("portfolio_core.duration.sum", [self._dsum], unit="s")
-            c("portfolio_core.duration.count", [self._dcount], unit="{call}")
-            c("portfolio_core.duration.bucket", [self._dbucket], unit="{call}")
-            g("portfolio_core.duration.quantile", [self._dquantile], unit="s")
-            c("portfolio_core.cost.tokens", [self._cost_tokens], unit="{token}")
-            c("portfolio_core.cost.api_calls", [self._cost_calls], unit="{call}")
-            c("portfolio_core.cost.embeddings", [self._cost_embeddings], unit="{embedding}")
-            c("portfolio_core.cost.amount", [self._cost_amount], unit="1")
-            c("portfolio_core.breaker.transitions", [self._br_transitions], unit="{transition}")
-            g("portfolio_core.breaker.state", [self._br_state], unit="1")
-            c("portfolio_core.health.checks", [self._h_checks], unit="{check}")
-            c("portfolio_core.health.changes", [self._h_changes], unit="{change}")
-            g("portfolio_core.health.status", [self._h_status], unit="1")
+
+            # shared with other Telemetry instances: the SDK keeps one instrument per name
+            def c(name: str, callback: Any, unit: str, description: str = "") -> None:
+                observe(
+                    provider,
+                    INSTRUMENTATION,
+                    "counter",
+                    name,
+                    callback,
+                    unit=unit,
+                    description=description,
+                )
+
+            def g(name: str, callback: Any, unit: str) -> None:
+                observe(provider, INSTRUMENTATION, "gauge", name, callback, unit=unit)
+
+            c("portfolio_core.calls", self._calls, unit="{call}", description="calls")
+            c("portfolio_core.errors", self._errors, unit="{error}", description="errors")
+            c("portfolio_core.rejections", self._rejections, unit="{call}")
+            c("portfolio_core.duration.sum", self._dsum, unit="s")
+            c("portfolio_core.duration.count", self._dcount, unit="{call}")
+            c("portfolio_core.duration.bucket", self._dbucket, unit="{call}")
+            g("portfolio_core.duration.quantile", self._dquantile, unit="s")
+            c("portfolio_core.cost.tokens", self._cost_tokens, unit="{token}")
+            c("portfolio_core.cost.api_calls", self._cost_calls, unit="{call}")
+            c("portfolio_core.cost.embeddings", self._cost_embeddings, unit="{embedding}")
+            c("portfolio_core.cost.amount", self._cost_amount, unit="1")
+            c("portfolio_core.breaker.transitions", self._br_transitions, unit="{transition}")
+            g("portfolio_core.breaker.state", self._br_state, unit="1")
+            c("portfolio_core.health.checks", self._h_checks, unit="{check}")
+            c("portfolio_core.health.changes", self._h_changes, unit="{change}")
+            g("portfolio_core.health.status", self._h_status, unit="1")
             self._instruments = True
 
     @staticmethod

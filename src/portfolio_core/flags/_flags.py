@@ -15,6 +15,7 @@ from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
 from pydantic import ValidationError
 
+from portfolio_core._observables import observe
 from portfolio_core.boundary.stats import BoundedLabels
 from portfolio_core.flags._definition import FlagDefinition
 from portfolio_core.ports.config_store import ChangeSet, ConfigStore
@@ -242,9 +243,12 @@ class Flags:
         self._changed = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
         provider = meter_provider or metrics.get_meter_provider()
-        provider.get_meter("portfolio_core.flags").create_observable_counter(
+        observe(
+            provider,
+            "portfolio_core.flags",
+            "counter",
             METRIC,
-            callbacks=[self._observe],
+            self._observe,
             unit="1",
             description="Feature flag evaluations by flag, variant and reason",
         )

@@ -38,6 +38,8 @@ Contract
   agent has no entry. ``unpin`` returns whether a pin was released. Without the capability
   both raise [UnsupportedError][portfolio_core.ports.errors.UnsupportedError].
 * ``stats`` is a snapshot: hits and misses since creation, and entries and bytes per tier.
+  It is the caller's own: changing its mappings changes nothing the store reports later,
+  and the store's later calls never change a stats already returned.
 """
 
 from __future__ import annotations

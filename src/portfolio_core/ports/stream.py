@@ -78,6 +78,11 @@ source, so acknowledging another tenant's id acknowledges the caller's own messa
 that id, if any, and never the other tenant's. ``INSPECT``: the adapter also offers
 ``async sources() -> list[str]`` (the current namespace's source names, sorted) and
 ``async count(source) -> int`` (messages the source retains; 0 when it does not exist).
+
+**Failures.** A backend that cannot be reached raises
+[UnavailableError][portfolio_core.ports.errors.UnavailableError] (never a driver's own
+connection error) from writing, reading, ``ack`` and the inspection calls; a write that
+raised it wrote the items before the failing one and none after it.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ import contextlib
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -34,6 +34,7 @@ from pydantic import (
 )
 from pydantic import ValidationError as PydanticValidationError
 
+from portfolio_core._observables import observe
 from portfolio_core.ports.shrinkable import Shrinkable
 
 __all__ = [
@@ -579,58 +580,70 @@ class MemoryBudget:
         from opentelemetry import metrics
 
         provider = meter_provider or metrics.get_meter_provider()
-        meter = provider.get_meter("portfolio_core.services")
-        meter.create_observable_gauge(
+        meter = "portfolio_core.services"
+        observe(
+            provider,
+            meter,
+            "gauge",
             "portfolio.memory.used",
-            callbacks=[self._observe_used],
+            self._observe_used,
             unit="By",
             description="memory in use at the memory budget's last check",
         )
-        meter.create_observable_gauge(
+        observe(
+            provider,
+            meter,
+            "gauge",
             "portfolio.memory.budget",
-            callbacks=[self._observe_budget],
+            self._observe_budget,
             unit="By",
             description="the memory budget",
         )
-        meter.create_observable_gauge(
+        observe(
+            provider,
+            meter,
+            "gauge",
             "portfolio.memory.pressure",
-            callbacks=[self._observe_pressure],
+            self._observe_pressure,
             unit="1",
             description="1 when the last check was over the memory budget, else 0",
         )
-        meter.create_observable_gauge(
+        observe(
+            provider,
+            meter,
+            "gauge",
             "portfolio.memory.resident",
-            callbacks=[self._observe_resident],
+            self._observe_resident,
             unit="By",
             description="bytes a shrinkable component holds in what it can release",
         )
-        meter.create_observable_counter(
+        observe(
+            provider,
+            meter,
+            "counter",
             "portfolio.memory.released",
-            callbacks=[self._observe_released],
+            self._observe_released,
             unit="By",
             description="bytes a shrinkable component released under memory pressure",
         )
 
-    def _observe_used(self, _options: Any) -> Any:
+    def _observe_last_check(self, reading: Callable[[MemoryStatus], int]) -> Iterator[Any]:
+        """``reading`` of the last check as one observation (nothing before a check)."""
         from opentelemetry.metrics import Observation
 
         last = self.status()
         if last is not None:
-            yield Observation(last.used)
+            yield Observation(reading(last))
 
-    def _observe_budget(self, _options: Any) -> Any:
-        from opentelemetry.metrics import Observation
+    # bound methods, not closures: the shared instruments hold their callbacks weakly
+    def _observe_used(self, _options: Any) -> Iterator[Any]:
+        return self._observe_last_check(lambda s: s.used)
 
-        last = self.status()
-        if last is not None:
-            yield Observation(last.budget)
+    def _observe_budget(self, _options: Any) -> Iterator[Any]:
+        return self._observe_last_check(lambda s: s.budget)
 
-    def _observe_pressure(self, _options: Any) -> Any:
-        from opentelemetry.metrics import Observation
-
-        last = self.status()
-        if last is not None:
-            yield Observation(int(last.pressure))
+    def _observe_pressure(self, _options: Any) -> Iterator[Any]:
+        return self._observe_last_check(lambda s: int(s.pressure))
 
     def _observe_resident(self, _options: Any) -> Any:
         from opentelemetry.metrics import Observation

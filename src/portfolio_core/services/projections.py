@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from portfolio_core._observables import observe
 from portfolio_core.ports.capabilities import supports
 from portfolio_core.ports.errors import LeaseLostError, PortTimeoutError, UnavailableError
 from portfolio_core.ports.event_store import EventStore, RecordedEvent
@@ -409,10 +410,12 @@ class ProjectionRunner:
         from opentelemetry import metrics
 
         provider = self._meter_provider or metrics.get_meter_provider()
-        meter = provider.get_meter("portfolio_core.services")
-        meter.create_observable_gauge(
+        observe(
+            provider,
+            "portfolio_core.services",
+            "gauge",
             "portfolio.projection.lag",
-            callbacks=[self._observe],
+            self._observe,
             unit="{position}",
             description="positions between a projection's checkpoint and the log's head",
         )

@@ -461,3 +461,144 @@ def test_an_index_damaged_while_open_is_removed_and_rebuilt_on_reopening(tmp_pat
 
     asyncio.run(run())
     assert asyncio.run(_contents(path)) == expected
+
+
+# -- reading bodies from the log ----------------------------------------------------------------
+
+
+def _counting_preads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The sizes of the store's reads of the log from now on."""
+    sizes: list[int] = []
+    real = event_store_module.os.pread
+
+    def pread(fd: int, n: int, offset: int) -> bytes:
+        sizes.append(n)
+        return real(fd, n, offset)
+
+    monkeypatch.setattr(event_store_module.os, "pread", pread)
+    return sizes
+
+
+def test_adjacent_records_are_read_with_one_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "e.log"
+    asyncio.run(_fill(path, 20, size=5))
+    offsets = _record_offsets(path)
+
+    async def run() -> None:
+        store = FileEventStore(path)
+        await store.start()
+        sizes = _counting_preads(monkeypatch)
+        page = await store.read_all(1, 100)
+        assert [(e.position, e.data["b"], e.data["k"]) for e in page] == [
+            (5 * b + k + 1, b, k) for b in range(20) for k in range(5)
+        ]
+        assert sizes == [path.stat().st_size - offsets[0]]
+        await store.aclose()
+
+    asyncio.run(run())
+
+
+def test_a_read_spans_at_most_read_span_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "e.log"
+    asyncio.run(_fill(path, 12, size=5))
+    offsets = [*_record_offsets(path), path.stat().st_size]
+    sizes_of = [b - a for a, b in itertools.pairwise(offsets)]
+    # room for two records (the largest two), not three
+    monkeypatch.setattr(event_store_module, "READ_SPAN_BYTES", 2 * max(sizes_of))
+    assert 3 * min(sizes_of) > event_store_module.READ_SPAN_BYTES
+
+    async def run() -> None:
+        store = FileEventStore(path)
+        await store.start()
+        sizes = _counting_preads(monkeypatch)
+        events = await store.read_all()
+        assert [e.position for e in events] == list(range(1, 61))
+        assert [e.data["b"] for e in events] == [b for b in range(12) for _ in range(5)]
+        assert sizes == [sizes_of[i] + sizes_of[i + 1] for i in range(0, 12, 2)]
+        await store.aclose()
+
+    asyncio.run(run())
+
+
+def test_a_damaged_record_within_a_read_is_named_by_its_own_offset(tmp_path: Path) -> None:
+    path = tmp_path / "e.log"
+    asyncio.run(_fill(path, 6, size=4))
+    fourth = _record_offsets(path)[3]
+
+    async def run() -> None:
+        store = FileEventStore(path)
+        await store.start()
+        _damage(path, fourth + 30)
+        with pytest.raises(CorruptDataError) as caught:
+            await store.read_all()
+        assert caught.value.offset == fourth
+        assert f"byte offset {fourth}" in str(caught.value)
+        # the records before it are intact and still read
+        assert [e.position for e in await store.read_all(1, 12)] == list(range(1, 13))
+        await store.aclose()
+
+    asyncio.run(run())
+
+
+def test_a_log_cut_short_after_opening_is_refused_when_read(tmp_path: Path) -> None:
+    path = tmp_path / "e.log"
+    asyncio.run(_fill(path, 4, size=4))
+    last = _record_offsets(path)[-1]
+
+    async def run() -> None:
+        store = FileEventStore(path)
+        await store.start()
+        with path.open("r+b") as f:
+            f.truncate(last + 20)
+        with pytest.raises(CorruptDataError) as caught:
+            await store.read_all()
+        assert caught.value.offset == last
+        await store.aclose()
+
+    asyncio.run(run())
+
+
+def test_changing_a_read_event_does_not_change_the_next_read(tmp_path: Path) -> None:
+    path = tmp_path / "e.log"
+    asyncio.run(_fill(path, 2, size=3))
+
+    async def run() -> None:
+        store = FileEventStore(path)
+        await store.start()
+        first = await store.read("s0")
+        first[0].data["b"] = 99  # type: ignore[index]
+        assert [e.data for e in await store.read("s0")] == [{"b": 0, "k": k} for k in range(3)]
+        await store.aclose()
+
+    asyncio.run(run())
+
+
+def test_a_scan_does_not_push_small_reads_out_of_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "e.log"
+    store = FileEventStore(path, fsync="never")
+
+    async def run() -> None:
+        await store.start()
+        big = "x" * 2000
+        for b in range(200):  # about 4 MB of records, far more than the cache holds
+            await store.append(f"s{b}", [NewEvent("E", {"b": b, "pad": big}) for _ in range(10)])
+        await store.aclose()
+        await store.start()
+        assert [e.data["b"] for e in await store.read("s3")] == [3] * 10
+        sizes = _counting_preads(monkeypatch)
+        assert [e.data["b"] for e in await store.read("s3")] == [3] * 10
+        assert sizes == []  # the small read's record came from the cache
+        assert len(await store.read_all()) == 2000
+        assert len(sizes) > 1
+        sizes.clear()
+        assert [e.data["b"] for e in await store.read("s3")] == [3] * 10
+        assert sizes == []  # still there after the scan
+        await store.aclose()
+
+    asyncio.run(run())

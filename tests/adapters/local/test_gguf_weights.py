@@ -31,6 +31,20 @@ def test_untied_output_matrix_is_used(tmp_path: Path) -> None:
     np.testing.assert_allclose(ours, reference_logits(path, TOKENS), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("tied", [True, False], ids=["tied", "untied"])
+def test_matrices_are_stored_for_batched_products_and_a_tied_matrix_once(
+    tmp_path: Path, tied: bool
+) -> None:
+    """Every matrix is (in, out) and C-contiguous, the layout in which a product of a few
+    rows (batched decode) is fastest; a tied output matrix is not copied for the embedding."""
+    model = NumpyModelBackend(weights=str(write_tiny_llama(tmp_path / "m.gguf", tied=tied)))
+    matrices = [w for layer in model._layers for w in layer if w.ndim == 2]
+    assert len(matrices) == 4 * model.config.n_layers
+    assert all(w.flags.c_contiguous for w in [*matrices, model._lm_head])
+    assert model._lm_head.shape == (model.config.d_model, model.config.vocab_size)
+    assert np.shares_memory(model._embed, model._lm_head) == tied
+
+
 def test_cached_and_paged_paths_agree_with_full_recomputation(tmp_path: Path) -> None:
     model = NumpyModelBackend(weights=str(write_tiny_llama(tmp_path / "m.gguf")))
     full = model.reference_logits(TOKENS)

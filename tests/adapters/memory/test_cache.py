@@ -283,6 +283,33 @@ async def test_fetch_runs_populate_once_under_concurrency() -> None:
     assert await cache.get("k") == "v"
 
 
+async def test_fetch_gives_every_concurrent_waiter_its_own_copy() -> None:
+    cache = MemoryCache()
+
+    async def populate() -> dict[str, list[int]]:
+        await asyncio.sleep(0.01)
+        return {"items": [1, 2]}
+
+    first, second, third = await asyncio.gather(*(cache.fetch("k", populate) for _ in range(3)))
+    first["items"].append(3)
+    first["extra"] = []
+    assert second == {"items": [1, 2]}
+    assert third == {"items": [1, 2]}
+    assert second is not third
+    assert await cache.get("k") == {"items": [1, 2]}
+
+
+async def test_fetch_result_on_a_hit_is_a_copy_too() -> None:
+    cache = MemoryCache()
+
+    async def populate() -> list[int]:
+        return [1]
+
+    mine = await cache.fetch("k", populate)
+    mine.append(2)
+    assert await cache.fetch("k", populate) == [1]
+
+
 async def test_fetch_cancelled_waiter_does_not_cancel_others() -> None:
     cache = MemoryCache()
     release = asyncio.Event()

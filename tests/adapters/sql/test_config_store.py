@@ -10,7 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from portfolio_core.adapters.sql.config_store import PostgresConfigStore, SQLiteConfigStore
+from portfolio_core.adapters._shared.config_store import Change
+from portfolio_core.adapters.sql.config_store import (
+    PostgresConfigStore,
+    SQLiteConfigStore,
+    _SQLConfigStore,
+)
 from portfolio_core.ports import CorruptDataError
 from portfolio_core.testing.contracts.config_store import ConfigStoreContract
 from tests.adapters.config_store_support import drop_tables, two_handles_see_each_other
@@ -95,3 +100,19 @@ def test_a_damaged_row_is_refused_not_skipped(tmp_path: Path) -> None:
             await store.aclose()
 
     asyncio.run(read())
+
+
+def test_an_sql_store_without_a_way_to_read_rows_cannot_be_built() -> None:
+    class Incomplete(_SQLConfigStore):
+        async def _commit(
+            self,
+            changes: tuple[Change, ...],
+            expected: int | None,
+            author: str,
+            reason: str,
+            rollback_of: int | None,
+        ) -> int:
+            return 0
+
+    with pytest.raises(TypeError, match="_rows_after"):
+        Incomplete(table="cfg", schemas=None, max_value_bytes=1024, poll_interval=1.0)  # type: ignore[abstract]

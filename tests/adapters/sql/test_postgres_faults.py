@@ -25,7 +25,7 @@ from portfolio_core.adapters.sql.cache import PostgresCache
 from portfolio_core.adapters.sql.config_store import PostgresConfigStore
 from portfolio_core.adapters.sql.postgres_event_store import PostgresEventStore
 from portfolio_core.adapters.sql.postgres_job_queue import PostgresJobQueue
-from portfolio_core.ports import NewEvent, NewJob, PortError, UnavailableError
+from portfolio_core.ports import NewEvent, NewJob, PortError, RecordedEvent, UnavailableError
 from portfolio_core.testing.faults import BackgroundFaultProxy
 from tests.support.cli import run_cli
 
@@ -247,3 +247,58 @@ def test_health_reports_unhealthy_within_the_deadline_instead_of_hanging(
     assert "Traceback" not in output
     # the interpreter's start and imports come on top of the deadline
     assert elapsed < CONNECT + CALL + 20, f"health took {elapsed:.1f} s"
+
+
+async def _until(condition: Callable[[], bool], seconds: float) -> float:
+    """Seconds until ``condition()`` holds; fails after ``seconds``."""
+    started = time.monotonic()
+    while not condition():
+        assert time.monotonic() - started < seconds, f"not within {seconds} s"
+        await asyncio.sleep(0.05)
+    return time.monotonic() - started
+
+
+async def test_a_stalled_subscription_listener_is_replaced_and_new_events_arrive(
+    postgres_url: str, proxy: BackgroundFaultProxy, tables: Callable[[], str]
+) -> None:
+    table = tables()
+    # the fallback poll is far beyond the test's patience: only the listener can wake
+    reader = PostgresEventStore(
+        proxy.url(postgres_url),
+        table=table,
+        pool_size=1,
+        poll_interval=600,
+        connect_timeout=CONNECT,
+        call_timeout=CALL,
+    )
+    reader.listener_keepalive = 0.2
+    writer = PostgresEventStore(postgres_url, table=table, pool_size=1)
+    got: list[int] = []
+
+    async def handler(event: RecordedEvent) -> None:
+        got.append(event.position)
+
+    try:
+        await reader.start()
+        await writer.start()
+        sub = await reader.subscribe(handler)
+        first = await writer.append("s", [NewEvent("Tick", {"n": 1})])
+        await sub.wait_until(first.positions[-1], timeout=5)
+        idle = proxy.accepted
+        await asyncio.sleep(1.0)  # five keepalive probes, all answered
+        assert proxy.accepted == idle, "a listener whose server answers was replaced"
+
+        proxy.stall()
+        # the probe goes unanswered within call_timeout: the listener is dropped and a new
+        # one is attempted (held by the stalled proxy, so it fails and is retried)
+        await _until(lambda: proxy.accepted > idle, 0.2 + CALL + SLACK)
+        proxy.restore()
+
+        second = await writer.append("s", [NewEvent("Tick", {"n": 2})])
+        await sub.wait_until(second.positions[-1], timeout=CONNECT + CALL + 5)
+        assert got == [1, 2]
+        await reader.unsubscribe(sub)
+    finally:
+        proxy.restore()
+        await writer.aclose()
+        await _close(reader)

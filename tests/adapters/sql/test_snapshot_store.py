@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from portfolio_core.adapters.sql._sqlite import SQLiteTableStore
 from portfolio_core.adapters.sql.snapshot_store import PostgresSnapshotStore, SQLiteSnapshotStore
 from portfolio_core.ports.errors import UnavailableError
 from portfolio_core.ports.snapshot_store import Snapshot
@@ -77,3 +78,13 @@ def test_postgres_refuses_a_second_event_loop(postgres_url: str, pg_table: str) 
     asyncio.run(store.save(Snapshot("s", 1, {})))
     with pytest.raises(UnavailableError, match="one instance per event loop"):
         asyncio.run(store.load("s"))
+
+
+def test_a_sqlite_table_store_without_a_schema_cannot_be_built(tmp_path: Path) -> None:
+    class Schemaless(SQLiteTableStore):
+        _what = "schemaless store"
+        _thread_name = "schemaless"
+        _port = "SnapshotStore"
+
+    with pytest.raises(TypeError, match="_schema"):
+        Schemaless(tmp_path / "s.db", table="t", busy_timeout=1.0)  # type: ignore[abstract]

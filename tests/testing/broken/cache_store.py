@@ -7,10 +7,11 @@ so that the tier clauses apply.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any, ClassVar
 
 from portfolio_core.adapters.memory.cache_store import MemoryCacheStore
-from portfolio_core.ports import AgentBlocks, CacheHit, CacheTier
+from portfolio_core.ports import AgentBlocks, CacheHit, CacheStoreStats, CacheTier
 
 
 class Base(MemoryCacheStore):
@@ -213,7 +214,37 @@ class MissesNotCounted(Base):
         return hit
 
 
+class StatsShareTheirCounts(Base):
+    """Hands out its own live dicts of entries and bytes per tier inside every stats."""
+
+    clause = "cache_store.snapshots"
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self._live: CacheStoreStats | None = None
+
+    def stats(self) -> CacheStoreStats:
+        fresh = super().stats()
+        if self._live is None:
+            self._live = fresh
+        else:
+            for kept, now in (
+                (self._live.entries, fresh.entries),
+                (self._live.bytes, fresh.bytes),
+                (self._live.hits_by_tier, fresh.hits_by_tier),
+            ):
+                kept.clear()  # type: ignore[attr-defined]
+                kept.update(now)  # type: ignore[attr-defined]
+        return replace(
+            fresh,
+            entries=self._live.entries,
+            bytes=self._live.bytes,
+            hits_by_tier=self._live.hits_by_tier,
+        )
+
+
 VARIANTS: tuple[type[Base], ...] = (
+    StatsShareTheirCounts,
     PrefixOffByOneBlock,
     TrimReturnsTooManyTokens,
     TrimKeepsWholeTensors,

@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 from portfolio_core.adapters.memory.job_queue import MemoryJobQueue, _Queue, _Row
 from portfolio_core.ports import (
+    MAX_PRIORITY,
     InvalidInputError,
     Job,
     JobCounts,
@@ -322,6 +323,33 @@ class SharesQueueNames(Broken):
         return self._names
 
 
+class RefusesTopPriority(Broken):
+    """Reads the priority range as half open, refusing MAX_PRIORITY itself."""
+
+    clause = "job_queue.enqueue.priority_range"
+
+    async def enqueue_many(self, jobs: Sequence[NewJob]) -> list[str]:
+        if any(job.priority == MAX_PRIORITY for job in jobs):
+            raise InvalidInputError("priority out of range", field="priority")
+        return await super().enqueue_many(jobs)
+
+
+class DeadLettersKeepTheirKey(Broken):
+    """Keeps a dead job's unique key held, so the work can never be enqueued again."""
+
+    clause = "job_queue.unique.merge"
+
+    async def fail(
+        self, reservation: Reservation, error: str, *, retry_in: float | None = None
+    ) -> Job:
+        row = self._held(reservation)
+        key, queue = row.unique_key, row.queue
+        job = await super().fail(reservation, error, retry_in=retry_in)
+        if key is not None and job.state is JobState.DEAD:
+            self._queues[queue].holders[key] = row.id
+        return job
+
+
 VARIANTS: list[type[Broken]] = [
     ForgetsMaxAttempts,
     SharesPayload,
@@ -347,6 +375,8 @@ VARIANTS: list[type[Broken]] = [
     LeaksConnectionErrors,
     FailsAfterWriting,
     SharesQueueNames,
+    RefusesTopPriority,
+    DeadLettersKeepTheirKey,
 ]
 
 __all__ = ["VARIANTS", "Broken", "JobState"]

@@ -164,6 +164,24 @@ class AckIsNoop(Broken):
         return None
 
 
+class FollowingGroupReadFails(Broken):
+    """A following group read fails at once, so a writer waiting for its sink to drain is
+    never released."""
+
+    clause = "stream.backpressure.resumes"
+
+    def stream(self, source: str, opts: StreamOptions | None = None) -> AsyncIterator[Any]:
+        o = opts or StreamOptions()
+        if o.group is None or not o.follow:
+            return super().stream(source, opts)
+
+        async def failing() -> AsyncIterator[StreamMessage]:
+            raise RuntimeError("the group read failed")
+            yield  # an async generator  # pragma: no cover
+
+        return failing()
+
+
 class GroupDeliversToAll(Broken):
     """Every consumer of a group gets every message, as if each were its own group."""
 
@@ -301,7 +319,18 @@ class SeparatorsFolded(Broken):
         return super()._key(source.replace("/", ":") if source else source, what)
 
 
+class LeaksConnectionErrors(Broken):
+    """Lets the driver's OSError through instead of raising UnavailableError."""
+
+    clause = "stream.faults.unavailable"
+
+    def _backend(self, operation: str) -> None:
+        if self._faults is not None:
+            self._faults(operation)
+
+
 VARIANTS: list[type[Broken]] = [
+    LeaksConnectionErrors,
     DropsWhenFull,
     Reorders,
     DuplicatesOnWrite,
@@ -311,6 +340,7 @@ VARIANTS: list[type[Broken]] = [
     HaltSwallows,
     RetryUnbounded,
     AckIsNoop,
+    FollowingGroupReadFails,
     GroupDeliversToAll,
     NoRedeliveryOnClose,
     ClaimAfterIgnored,

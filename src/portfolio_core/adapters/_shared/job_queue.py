@@ -204,6 +204,32 @@ async def take_or_wait(
             pass
 
 
+class EnqueueWakeup:
+    """Wakes this instance's waiting ``reserve`` calls when it enqueues or requeues a job.
+
+    `notify` is cheap and safe before any ``reserve`` has waited (it then does nothing); the
+    event itself is made on the first `take_or_wait`, inside the running loop.
+    """
+
+    __slots__ = ("_event",)
+
+    def __init__(self) -> None:
+        self._event: asyncio.Event | None = None
+
+    def notify(self) -> None:
+        """Wake every ``reserve`` waiting in `take_or_wait` now."""
+        if self._event is not None:
+            self._event.set()
+
+    async def take_or_wait(
+        self, take: Callable[[], Awaitable[list[T]]], *, wait: float, poll: float
+    ) -> list[T]:
+        """The module's `take_or_wait` with this instance's event as the wakeup."""
+        if self._event is None:
+            self._event = asyncio.Event()
+        return await take_or_wait(take, self._event, wait=wait, poll=poll)
+
+
 def check_retry_in(retry_in: Any) -> float | None:
     if retry_in is None:
         return None

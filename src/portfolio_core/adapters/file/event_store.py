@@ -19,18 +19,18 @@ On open the log is scanned and every record's length and checksum verified:
   new log with every record it can verify, keeping the damaged one.
 
 Memory stays bounded, whatever the size of the log: an index database beside the log
-(`FileEventStore.index_path`, the log's name + ``.index``, SQLite) says where each event
-is -- per tenant its position, stream, version, id, type and time, and the byte offset of
-the record holding its body -- and reads fetch the bodies from the log (``pread``), verifying
+(`FileEventStore.index_path`, the log's name + ``.index``, SQLite) says where each event is
+-- per tenant its position, stream, version, id, type and time, and the byte offset of the
+record holding its body -- and reads fetch the bodies from the log (``pread``), verifying
 each record's checksum again. Only bounded caches stay in memory: recently decoded records
-(`READ_CACHE_BYTES` of payload) and recent streams' versions. The log is the truth and the
-index is derived from it: the index records how much of the log it covers and a digest of
-that part; on open the store checks it, catches it up from the log's tail (appends commit
-the index every few hundred records or every second, so a crash leaves it a little behind),
-and rebuilds it from the log when it is missing, unreadable or describes another log (a
-salvaged copy put in place, a log that lost a tail the index kept). Deleting the index is
-always safe. Opening still reads the whole log once, sequentially, to verify every
-checksum (it decodes only the records the index does not cover).
+(`READ_CACHE_BYTES` of payload, filled by small reads only) and recent streams' versions.
+The log is the truth and the index is derived from it: the index records how much of the log
+it covers and a digest of that part; on open the store checks it, catches it up from the
+log's tail (appends commit the index every few hundred records or every second, so a crash
+leaves it a little behind), and rebuilds it from the log when it is missing, unreadable or
+describes another log (a salvaged copy put in place, a log that lost a tail the index kept).
+Deleting the index is always safe. Opening still reads the whole log once, sequentially, to
+verify every checksum (it decodes only the records the index does not cover).
 
 An append is acknowledged after the record is written and, with ``fsync="always"`` (the
 default), flushed to stable storage.
@@ -43,7 +43,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import json
 import mmap
 import os
 import sqlite3
@@ -53,12 +52,15 @@ import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, BinaryIO, ClassVar, Literal, Self
+from typing import BinaryIO, ClassVar, Literal, Self
 
 from cachetools import LRUCache
 from pydantic import BaseModel, ConfigDict, Field
 
-from portfolio_core.adapters._shared.event_store.index import IndexedRow, row_to_event
+from portfolio_core.adapters._shared.event_store.index import (
+    IndexedRow,
+    rows_to_events,
+)
 from portfolio_core.adapters._shared.event_store.rules import matches
 from portfolio_core.adapters._shared.event_store.subscriptions import (
     SubscriptionSet,
@@ -75,11 +77,13 @@ from portfolio_core.adapters._shared.event_store.validation import (
     validate_stream,
     validate_subscribe,
 )
+from portfolio_core.adapters.file._event_records import PAYLOAD_START as _PAYLOAD_START
+from portfolio_core.adapters.file._event_records import decode_record as _decode_record
+from portfolio_core.adapters.file._event_records import encode_record as _encode_record
 from portfolio_core.adapters.file._framing import (
     DECODE_ERRORS,
     HEADER,
     RecordFormat,
-    frame,
     scan_frames,
 )
 from portfolio_core.adapters.file._log_index import Locator, LogIndex
@@ -120,53 +124,18 @@ class FileEventStoreConfig(BaseModel):
     poll_interval: float = Field(1.0, gt=0)
 
 
-def _encode_record(tenant: str, rows: Sequence[IndexedRow]) -> bytes:
-    first = rows[0]
-    payload = json.dumps(
-        {
-            "t": tenant,
-            "s": first.stream,
-            "v": first.version,
-            "p": first.position,
-            "at": first.recorded_at,
-            "e": [
-                [
-                    r.event.id,
-                    r.event.type,
-                    r.event.data,
-                    r.event.metadata,
-                    r.event.correlation_id,
-                    r.event.causation_id,
-                ]
-                for r in rows
-            ],
-        },
-        ensure_ascii=False,
-        separators=(",", ":"),
-    ).encode()
-    return frame(payload)
-
-
-def _decode_record(payload: bytes) -> tuple[str, list[IndexedRow]]:
-    rec: dict[str, Any] = json.loads(payload)
-    stream, version, position, at = rec["s"], rec["v"], rec["p"], rec["at"]
-    rows = [
-        IndexedRow(EncodedEvent(*e), stream, version + k, position + k, at)
-        for k, e in enumerate(rec["e"])
-    ]
-    if not rows:
-        raise ValueError("a record holds no event")
-    return rec["t"], rows
-
-
-# Every payload starts with this (json.dumps keeps the dict's order): a cheap filter when
-# looking for the next intact record after a damaged one.
-_PAYLOAD_START = b'{"t":'
 _FORMAT = RecordFormat(_PAYLOAD_START, _decode_record)
 _QUERY_PAGE = 512  # candidate events fetched per step of a query
 _NO_INDEX = "the event log's index failed and was closed; reopen the store to rebuild it"
 READ_CACHE_BYTES = 256 << 10
 """Budget of the decoded-record cache (the payload bytes of the records it holds)."""
+CACHED_READ_RECORDS = 8
+"""Reads that load more records than this from the log (scans: pages of the global log,
+queries, long streams) do not put them in the decoded-record cache, so that a scan does not
+push out the records of the small reads that come back to them."""
+READ_SPAN_BYTES = 1 << 20
+"""Most bytes of adjacent records a read fetches from the log with one ``pread`` (a record
+larger than this is read on its own)."""
 
 
 class FileEventStore:
@@ -491,25 +460,61 @@ class FileEventStore:
 
     def _bodies(self, fd: int, located: Sequence[Locator]) -> list[IndexedRow]:
         """The stored rows at ``located``, each record read from the log once (or found in
-        the decoded-record cache) and its checksum verified again."""
-        out: list[IndexedRow] = []
+        the decoded-record cache) and its checksum verified again. Records missing from the
+        cache that lie back to back in the log (a page of the global log, a stream appended
+        in one go) are read with one ``pread`` per run of at most `READ_SPAN_BYTES`."""
         cache = self._records
         # this call's records: a record's events are usually read together
         seen: dict[int, list[IndexedRow]] = {}
+        missing: dict[int, Locator] = {}
         for loc in located:
-            rows = seen.get(loc.record)
-            if rows is None:
-                cached = cache.get(loc.record)
-                rows = seen[loc.record] = (
-                    self._load_record(fd, loc) if cached is None else cached[1]
-                )
-            out.append(rows[loc.slot])
-        return out
+            record = loc.record
+            if record in seen or record in missing:
+                continue
+            cached = cache.get(record)
+            if cached is None:
+                missing[record] = loc
+            else:
+                seen[record] = cached[1]
+        if missing:
+            cache_them = len(missing) <= CACHED_READ_RECORDS
+            self._load_records(fd, [missing[r] for r in sorted(missing)], seen, cache_them)
+        return [seen[loc.record][loc.slot] for loc in located]
 
-    def _load_record(self, fd: int, loc: Locator) -> list[IndexedRow]:
-        data = os.pread(fd, loc.size, loc.record)
-        found = _FORMAT.record_at(data, 0)
-        if found is None or found[1] != loc.size:
+    def _load_records(
+        self,
+        fd: int,
+        wanted: Sequence[Locator],
+        into: dict[int, list[IndexedRow]],
+        cache_them: bool,
+    ) -> None:
+        """Read, verify and decode the records of ``wanted`` (sorted by offset, one locator
+        per record) into ``into``, adjacent ones with one read; also into the decoded-record
+        cache when ``cache_them``."""
+        i, n = 0, len(wanted)
+        while i < n:
+            first = wanted[i]
+            end = first.record + first.size
+            j = i + 1
+            while j < n:
+                nxt = wanted[j]
+                if nxt.record != end or nxt.record + nxt.size - first.record > READ_SPAN_BYTES:
+                    break
+                end += nxt.size
+                j += 1
+            data = os.pread(fd, end - first.record, first.record)
+            for loc in wanted[i:j]:
+                into[loc.record] = rows = self._decoded(data, loc.record - first.record, loc)
+                if cache_them and loc.size <= READ_CACHE_BYTES:
+                    self._records[loc.record] = (loc.size, rows)
+            i = j
+
+    def _decoded(self, data: bytes, offset: int, loc: Locator) -> list[IndexedRow]:
+        """The rows of the record ``loc`` found at ``offset`` of ``data`` (read from the log
+        at ``loc.record - offset``); CorruptDataError when it fails its checksum or
+        cannot be decoded."""
+        found = _FORMAT.record_at(data, offset)
+        if found is None or found[1] != offset + loc.size:
             raise CorruptDataError(
                 f"event log {str(self.path)!r} is damaged: the record at byte offset "
                 f"{loc.record} changed since the log was opened (it fails its checksum or "
@@ -519,10 +524,7 @@ class FileEventStore:
                 offset=loc.record,
                 port="EventStore",
             )
-        rows = found[0][1]
-        if loc.size <= READ_CACHE_BYTES:
-            self._records[loc.record] = (loc.size, rows)
-        return rows
+        return found[0][1]
 
     def _index_failed(self, index: LogIndex, exc: sqlite3.Error) -> UnavailableError:
         """The error for a failed index operation (the caller holds the lock). A damaged
@@ -565,7 +567,7 @@ class FileEventStore:
                 self._lock.release()
         else:
             rows = await asyncio.to_thread(self._rows_locked, locate)
-        return [row_to_event(r) for r in rows]
+        return rows_to_events(rows)
 
     async def read(
         self,
@@ -606,8 +608,7 @@ class FileEventStore:
                 except sqlite3.Error as exc:
                     raise self._index_failed(index, exc) from exc
                 rows = self._bodies(fd, located)
-            for row in rows:
-                event = row_to_event(row)
+            for event in rows_to_events(rows):
                 if matches(event, query):
                     out.append(event)
                     if query.limit is not None and len(out) >= query.limit:

@@ -25,15 +25,12 @@ from pathlib import Path
 from portfolio_core.adapters._shared.config_store import StoredSet
 from portfolio_core.adapters._shared.event_store.index import IndexedRow
 from portfolio_core.adapters.file import config_store as _config
+from portfolio_core.adapters.file._event_records import PAYLOAD_START as _PAYLOAD_START
+from portfolio_core.adapters.file._event_records import decode_record as _decode_record
+from portfolio_core.adapters.file._event_records import encode_record as _encode_record
 from portfolio_core.adapters.file._framing import DECODE_ERRORS, HEADER, LogBytes
 from portfolio_core.adapters.file.cache import DAMAGED_FOLDER, entry_status
-from portfolio_core.adapters.file.event_store import (
-    _FORMAT,
-    _PAYLOAD_START,
-    MAGIC,
-    _decode_record,
-    _encode_record,
-)
+from portfolio_core.adapters.file.event_store import _FORMAT, MAGIC
 from portfolio_core.ports.errors import InvalidInputError
 
 __all__ = [

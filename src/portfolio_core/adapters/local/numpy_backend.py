@@ -184,10 +184,16 @@ class NumpyModelBackend(ops.PagedCache):
         self._lm_head = w((d, c.vocab_size), d)
 
     def _load_gguf(self, model: _gguf.GGUFModel) -> None:
-        """Dequantize every tensor once; matrices are kept as transposed views of the
-        ``(out, in)`` arrays, so ``x @ w`` needs no copy and a tied output matrix is the
-        embedding itself."""
+        """Dequantize every tensor once; matrices are stored ``(in, out)`` and C-contiguous,
+        as the random ones are: a product of a few rows (batched decode) runs 1.4 to 1.5
+        times faster on them than on transposed views of the ``(out, in)`` arrays, and as
+        fast for one row or a long prefill. A tied output matrix is stored once, as the
+        output projection; the embedding is its transposed view (a row lookup per token)."""
         dt = self._dtype
+
+        def mat(w: FloatArray) -> FloatArray:
+            out: FloatArray = np.ascontiguousarray(w.T)
+            return out
 
         def vec(name: str) -> FloatArray:
             out: FloatArray = model.tensor(name).astype(dt, copy=False)
@@ -199,7 +205,6 @@ class NumpyModelBackend(ops.PagedCache):
             out: FloatArray = w.reshape(heads, rows // heads // 2, 2, cols).swapaxes(1, 2)
             return out.reshape(rows, cols)
 
-        self._embed = vec("token_embd.weight")
         self._layers = []
         for i in range(model.n_layers):
             p = f"blk.{i}."
@@ -214,16 +219,21 @@ class NumpyModelBackend(ops.PagedCache):
             self._layers.append(
                 (
                     vec(p + "attn_norm.weight"),
-                    wqkv.T,
-                    vec(p + "attn_output.weight").T,
+                    mat(wqkv),
+                    mat(vec(p + "attn_output.weight")),
                     vec(p + "ffn_norm.weight"),
-                    wgu.T,
-                    vec(p + "ffn_down.weight").T,
+                    mat(wgu),
+                    mat(vec(p + "ffn_down.weight")),
                 )
             )
+            del wqkv, wgu
         self._final_norm = vec("output_norm.weight")
-        output = vec("output.weight") if model.has("output.weight") else self._embed
-        self._lm_head = output.T
+        if model.has("output.weight"):
+            self._embed = vec("token_embd.weight")
+            self._lm_head = mat(vec("output.weight"))
+        else:
+            self._lm_head = mat(vec("token_embd.weight"))
+            self._embed = self._lm_head.T
 
     @classmethod
     def from_config(cls, config: NumpyModelBackendConfig) -> Self:

@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Literal, Self
 import cachetools
 from pydantic import BaseModel, ConfigDict, Field
 
+from portfolio_core.adapters._shared.backend import reach_backend
 from portfolio_core.adapters._shared.cache_keys import (
     check_items,
     check_key,
@@ -240,7 +241,7 @@ class MemoryCache:
         self._lock = threading.Lock()
         self._hits = 0
         self._misses = 0
-        self._inflight: dict[_Key, concurrent.futures.Future[Any]] = {}
+        self._inflight: dict[_Key, concurrent.futures.Future[_Entry | None]] = {}
 
     @classmethod
     def from_config(cls, config: MemoryCacheConfig) -> Self:
@@ -285,14 +286,7 @@ class MemoryCache:
         """Where a networked cache would reach its server: a fault hook given as ``faults``
         (the conformance kit's) may raise here. An unreachable backend (``OSError``) is
         UnavailableError; nothing has been changed yet."""
-        if self._faults is None:
-            return
-        try:
-            self._faults(operation)
-        except OSError as exc:
-            raise UnavailableError(
-                f"the cache backend is unreachable ({operation}): {exc}", port="cache"
-            ) from exc
+        reach_backend(self._faults, operation, what="cache", port="cache")
 
     def _lookup(self, k: _Key, now: float) -> _Entry | None:
         """Live entry at ``k`` (lock held); drops it when expired."""
@@ -461,6 +455,8 @@ class MemoryCache:
         caller (in any task, thread or loop) waits on the same result. Waiters are shielded:
         cancelling one cancels neither the population nor the other waiters. The key is
         released when ``populate`` finishes, whether it returned, raised or was cancelled.
+        Every caller gets its own copy of the value (as from ``get``): mutating one caller's
+        result changes neither another's nor the cached entry.
         """
         k = (scope(self.tenant_scoped), check_key(key))
         ttl = self._ttl(ttl)
@@ -477,7 +473,8 @@ class MemoryCache:
             task = asyncio.get_running_loop().create_task(self._populate(k, populate, ttl, shared))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
-        return await asyncio.shield(asyncio.wrap_future(shared))
+        entry = await asyncio.shield(asyncio.wrap_future(shared))
+        return None if entry is None else self._decode(entry)
 
     _background: ClassVar[set[asyncio.Task[None]]] = set()
 
@@ -486,12 +483,13 @@ class MemoryCache:
         k: _Key,
         populate: Callable[[], Awaitable[Any]],
         ttl: float | None,
-        shared: concurrent.futures.Future[Any],
+        shared: concurrent.futures.Future[_Entry | None],
     ) -> None:
+        # waiters share the encoded entry, never the value object: each decodes its own copy
         try:
             value = await populate()
-            if value is not None:
-                entry = self._encode(value, ttl, self._clock())
+            entry = None if value is None else self._encode(value, ttl, self._clock())
+            if entry is not None:
                 with self._lock:
                     self._data[k] = entry
         except asyncio.CancelledError:
@@ -500,7 +498,7 @@ class MemoryCache:
         except BaseException as exc:
             shared.set_exception(exc)
         else:
-            shared.set_result(value)
+            shared.set_result(entry)
         finally:
             with self._lock:
                 if self._inflight.get(k) is shared:

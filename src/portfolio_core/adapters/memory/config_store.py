@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from portfolio_core.adapters._shared.backend import reach_backend
 from portfolio_core.adapters._shared.config_store import (
     DEFAULT_MAX_VALUE_BYTES,
     Draft,
@@ -20,7 +21,6 @@ from portfolio_core.adapters._shared.config_store import (
 from portfolio_core.adapters._shared.configurable import Configurable
 from portfolio_core.ports.capabilities import declare
 from portfolio_core.ports.config_store import ConfigStoreCapability
-from portfolio_core.ports.errors import UnavailableError
 
 __all__ = ["MemoryConfigStore", "MemoryConfigStoreConfig"]
 
@@ -70,15 +70,7 @@ class MemoryConfigStore(LogConfigStore, Configurable):
         """Where a networked store would reach its server: the fault hook may raise here,
         before anything is read or written. An unreachable backend (``OSError``) is
         UnavailableError."""
-        if self._faults is None:
-            return
-        try:
-            self._faults(operation)
-        except OSError as exc:
-            raise UnavailableError(
-                f"the config store backend is unreachable ({operation}): {exc}",
-                port="config_store",
-            ) from exc
+        reach_backend(self._faults, operation, what="config store", port="config_store")
 
     async def _ready(self) -> None:
         self._backend("call")

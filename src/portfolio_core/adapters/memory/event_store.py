@@ -14,6 +14,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from portfolio_core.adapters._shared.backend import reach_backend
 from portfolio_core.adapters._shared.configurable import Configurable
 from portfolio_core.adapters._shared.event_store.index import (
     EventIndex,
@@ -35,7 +36,6 @@ from portfolio_core.adapters._shared.event_store.validation import (
     validate_subscribe,
 )
 from portfolio_core.ports.capabilities import declare
-from portfolio_core.ports.errors import UnavailableError
 from portfolio_core.ports.event_store import (
     AppendResult,
     Direction,
@@ -115,14 +115,7 @@ class MemoryEventStore(Configurable):
         """Where a networked store would reach its server: a fault hook given as ``faults``
         (the conformance kit's) may raise here, before anything is read or written. An
         unreachable backend (``OSError``) is UnavailableError."""
-        if self._faults is None:
-            return
-        try:
-            self._faults(operation)
-        except OSError as exc:
-            raise UnavailableError(
-                f"the event store backend is unreachable ({operation}): {exc}", port="event_store"
-            ) from exc
+        reach_backend(self._faults, operation, what="event store", port="event_store")
 
     async def append(
         self,

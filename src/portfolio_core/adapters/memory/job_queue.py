@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import heapq
 import time
 import uuid
@@ -12,9 +11,11 @@ from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from portfolio_core.adapters._shared.backend import reach_backend
 from portfolio_core.adapters._shared.job_queue import (
     EXPIRED,
     PORT,
+    EnqueueWakeup,
     check_error,
     check_job_id,
     check_lease,
@@ -26,10 +27,9 @@ from portfolio_core.adapters._shared.job_queue import (
     decode_payload,
     prepare,
     queued_state,
-    take_or_wait,
 )
 from portfolio_core.ports.capabilities import declare
-from portfolio_core.ports.errors import ConflictError, NotFoundError, UnavailableError
+from portfolio_core.ports.errors import ConflictError, NotFoundError
 from portfolio_core.ports.job_queue import (
     Job,
     JobCounts,
@@ -107,7 +107,7 @@ class MemoryJobQueue:
         self._queues: dict[str, _Queue] = {}
         self._by_id: dict[int, _Row] = {}
         self._next_id = 1
-        self._changed: asyncio.Event | None = None
+        self._wakeup = EnqueueWakeup()
 
     @classmethod
     def from_config(cls, config: MemoryJobQueueConfig) -> Self:
@@ -128,24 +128,13 @@ class MemoryJobQueue:
         """Where a networked queue would reach its server: the fault hook may raise here,
         before anything is read or changed. An unreachable backend (``OSError``) is
         UnavailableError."""
-        if self._faults is None:
-            return
-        try:
-            self._faults(operation)
-        except OSError as exc:
-            raise UnavailableError(
-                f"the job queue backend is unreachable ({operation}): {exc}", port=PORT
-            ) from exc
+        reach_backend(self._faults, operation, what="job queue", port=PORT)
 
     def _queue(self, name: str) -> _Queue:
         q = self._queues.get(name)
         if q is None:
             q = self._queues[name] = _Queue()
         return q
-
-    def _notify(self) -> None:
-        if self._changed is not None:
-            self._changed.set()
 
     def _snapshot(self, row: _Row, now: float) -> Job:
         state = queued_state(row.run_at, now) if row.state == _QUEUED else JobState(row.state)
@@ -227,7 +216,7 @@ class MemoryJobQueue:
                 pending[(p.queue, p.unique_key)] = row.id
             self._push(q, row, now)
             ids.append(str(row.id))
-        self._notify()
+        self._wakeup.notify()
         return ids
 
     # -- consuming -----------------------------------------------------------------------------
@@ -275,14 +264,12 @@ class MemoryJobQueue:
         self, queue: str, *, limit: int = 1, lease: float = 30.0, wait: float = 0.0
     ) -> list[Reservation]:
         name, limit, lease, wait = check_reserve(queue, limit, lease, wait)
-        if self._changed is None:
-            self._changed = asyncio.Event()
 
         async def take() -> list[Reservation]:
             self._backend("reserve")
             return self._take(name, limit, lease)
 
-        return await take_or_wait(take, self._changed, wait=wait, poll=self._poll)
+        return await self._wakeup.take_or_wait(take, wait=wait, poll=self._poll)
 
     async def complete(self, reservation: Reservation) -> None:
         self._backend("complete")
@@ -313,7 +300,7 @@ class MemoryJobQueue:
             row.state = _QUEUED
             row.run_at = now + (default_backoff(row.attempts) if delay is None else delay)
             self._push(q, row, now)
-            self._notify()
+            self._wakeup.notify()
         return self._snapshot(row, now)
 
     async def extend(self, reservation: Reservation, lease: float) -> Reservation:
@@ -335,7 +322,7 @@ class MemoryJobQueue:
         row.token = None
         row.lease_until = None
         self._push(q, row, now)
-        self._notify()
+        self._wakeup.notify()
 
     # -- inspecting and managing -------------------------------------------------------------------
 
@@ -381,7 +368,7 @@ class MemoryJobQueue:
         elif row.run_at > now:
             row.run_at = now
             self._push(q, row, now)
-        self._notify()
+        self._wakeup.notify()
         return self._snapshot(row, now)
 
     async def cancel(self, job_id: str) -> bool:

@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict
 
 from portfolio_core.adapters._shared import stream as shared
 from portfolio_core.ports.capabilities import declare
-from portfolio_core.ports.errors import InvalidInputError, PortTimeoutError
+from portfolio_core.ports.errors import InvalidInputError, PortTimeoutError, UnavailableError
 from portfolio_core.ports.stream import StreamCapability, StreamMessage, StreamOptions
 
 __all__ = ["MemoryStream", "MemoryStreamConfig"]
@@ -106,6 +106,11 @@ class MemoryStream(shared.TransformingStream):
     Args:
         tenant_scoped: namespace every source by the current tenant (fail closed).
         clock: monotonic seconds used for ``claim_after`` (injectable for tests).
+        faults: the conformance kit's hook for simulating an unreachable backend (see
+            `portfolio_core.testing.faults`): called with the operation's name before each
+            message is written, read or acknowledged and before each inspection; an
+            ``OSError`` it raises becomes
+            [UnavailableError][portfolio_core.ports.errors.UnavailableError].
     """
 
     capabilities = declare(
@@ -114,10 +119,15 @@ class MemoryStream(shared.TransformingStream):
     config_model: ClassVar[type[BaseModel]] = MemoryStreamConfig
 
     def __init__(
-        self, *, tenant_scoped: bool = False, clock: Callable[[], float] = time.monotonic
+        self,
+        *,
+        tenant_scoped: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+        faults: Callable[[str], None] | None = None,
     ) -> None:
         self.tenant_scoped = tenant_scoped
         self._clock = clock
+        self._faults = faults
         self._sources: dict[tuple[str | None, str], _Source] = {}
         self._changed = asyncio.Event()
         self._tokens = 0
@@ -143,6 +153,19 @@ class MemoryStream(shared.TransformingStream):
         if src is None:
             src = self._sources[key] = _Source()
         return src
+
+    def _backend(self, operation: str) -> None:
+        """Where a networked stream would reach its server: the fault hook may raise here,
+        before anything is written, read or acknowledged. An unreachable backend
+        (``OSError``) is UnavailableError."""
+        if self._faults is None:
+            return
+        try:
+            self._faults(operation)
+        except OSError as exc:
+            raise UnavailableError(
+                f"the stream backend is unreachable ({operation}): {exc}", port="Stream"
+            ) from exc
 
     def _notify(self) -> None:
         self._changed.set()
@@ -185,6 +208,7 @@ class MemoryStream(shared.TransformingStream):
         written = 0
         async for item in shared.iterate_items(items):
             payload = shared.copy_payload(item, index=written)
+            self._backend("write")
             deadline = None if o.timeout is None else loop.time() + o.timeout
             src = self._source(key)
             while len(src.entries) >= o.buffer_size:
@@ -228,6 +252,7 @@ class MemoryStream(shared.TransformingStream):
             while True:
                 deadline = None if o.timeout is None else loop.time() + o.timeout
                 while True:
+                    self._backend("read")
                     src = self._source(key)
                     group = src.groups[o.group]
                     now = self._clock()
@@ -289,6 +314,7 @@ class MemoryStream(shared.TransformingStream):
                 field="message",
                 port="Stream",
             ) from None
+        self._backend("ack")
         src = self._sources.get(key)
         if src is None or group not in src.groups:
             return
@@ -301,11 +327,14 @@ class MemoryStream(shared.TransformingStream):
     async def sources(self) -> list[str]:
         """Names of the current namespace's sources (written to or read from), sorted."""
         tenant = shared.scoped_tenant(self.tenant_scoped)
+        self._backend("sources")
         return sorted(name for (t, name) in self._sources if t == tenant)
 
     async def count(self, source: str) -> int:
         """Messages ``source`` retains (0 when it does not exist)."""
-        src = self._sources.get(self._key(source))
+        key = self._key(source)
+        self._backend("count")
+        src = self._sources.get(key)
         return 0 if src is None else len(src.entries)
 
 
@@ -333,6 +362,7 @@ class _PlainReader:
         loop = asyncio.get_running_loop()
         deadline = None if o.timeout is None else loop.time() + o.timeout
         while True:
+            adapter._backend("read")
             src = adapter._source(self._key)
             found = src.entry(max(src.readers[self._token], src.first_seq()))
             if found is not None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import struct
 import time
 import uuid
@@ -18,6 +17,7 @@ from portfolio_core.adapters._shared.configurable import Configurable
 from portfolio_core.adapters._shared.job_queue import (
     EXPIRED,
     PORT,
+    EnqueueWakeup,
     check_error,
     check_job_id,
     check_lease,
@@ -29,7 +29,6 @@ from portfolio_core.adapters._shared.job_queue import (
     decode_payload,
     prepare,
     queued_state,
-    take_or_wait,
 )
 from portfolio_core.adapters.redis._client import (
     DEFAULT_CALL_TIMEOUT,
@@ -394,7 +393,7 @@ class RedisJobQueue(Configurable):
         self._retry = register(_RETRY)
         self._cancel = register(_CANCEL)
         self._list_queued = register(_LIST_QUEUED)
-        self._changed: asyncio.Event | None = None
+        self._wakeup = EnqueueWakeup()
 
     def __repr__(self) -> str:
         return f"RedisJobQueue(namespace={self.namespace!r})"
@@ -470,10 +469,6 @@ class RedisJobQueue(Configurable):
             raise NotFoundError(f"no job {job_id!r}", key=str(job_id), port=PORT)
         return str(_text(queue))
 
-    def _notify(self) -> None:
-        if self._changed is not None:
-            self._changed.set()
-
     # -- producing -------------------------------------------------------------------------------
 
     async def enqueue(self, job: NewJob) -> str:
@@ -499,7 +494,7 @@ class RedisJobQueue(Configurable):
             for index, job_id in zip(indexes, got, strict=True):
                 out[index] = str(_text(job_id))
         ids = [i for i in out if i is not None]
-        self._notify()
+        self._wakeup.notify()
         return ids
 
     # -- consuming -------------------------------------------------------------------------------
@@ -520,13 +515,8 @@ class RedisJobQueue(Configurable):
         self, queue: str, *, limit: int = 1, lease: float = 30.0, wait: float = 0.0
     ) -> list[Reservation]:
         name, limit, lease, wait = check_reserve(queue, limit, lease, wait)
-        if self._changed is None:
-            self._changed = asyncio.Event()
-        return await take_or_wait(
-            lambda: self._take(name, limit, lease),
-            self._changed,
-            wait=wait,
-            poll=self._poll,
+        return await self._wakeup.take_or_wait(
+            lambda: self._take(name, limit, lease), wait=wait, poll=self._poll
         )
 
     async def complete(self, reservation: Reservation) -> None:
@@ -553,7 +543,7 @@ class RedisJobQueue(Configurable):
             "1" if retry_at <= now else "0",
         )
         self._check(result, reservation.job.id)
-        self._notify()
+        self._wakeup.notify()
         return self._job(job_id, result[1], now)
 
     async def extend(self, reservation: Reservation, lease: float) -> Reservation:
@@ -570,7 +560,7 @@ class RedisJobQueue(Configurable):
         job_id = self._id(reservation.job.id)
         result = await self._run(self._release, reservation.job.queue, job_id, reservation.token)
         self._check(result, reservation.job.id)
-        self._notify()
+        self._wakeup.notify()
 
     # -- inspecting and managing -------------------------------------------------------------------
 
@@ -619,7 +609,7 @@ class RedisJobQueue(Configurable):
         result = self._check(
             await self._run(self._retry, queue, key, repr(now), order_key(now)), job_id
         )
-        self._notify()
+        self._wakeup.notify()
         return self._job(key, result[1], now)
 
     async def cancel(self, job_id: str) -> bool:

@@ -2,6 +2,7 @@
 
 * `connect` opens an async connection within ``connect_timeout`` seconds (TCP,
   handshake and authentication), or raises the port's UnavailableError;
+* `stop_listening` cancels a LISTEN task and waits for its end;
 * `is_dead` tells, without a round trip, an idle connection whose server went away
   (closed or reset: its socket shows end-of-file), so a pool replaces it before using it;
 * `Deadline` bounds a call on one connection: when ``call_timeout`` passes, the
@@ -37,6 +38,7 @@ __all__ = [
     "create_tables",
     "is_dead",
     "sever",
+    "stop_listening",
 ]
 
 DEFAULT_CONNECT_TIMEOUT = 5.0
@@ -162,6 +164,16 @@ def sever(conn: Any) -> None:
         return
     with duplicate, contextlib.suppress(OSError):
         duplicate.shutdown(socket.SHUT_RDWR)
+
+
+async def stop_listening(task: asyncio.Task[None] | None) -> None:
+    """Cancel the listener ``task`` (None: nothing to stop) and wait until it has ended;
+    whatever it ends with, the cancellation or an error, is dropped: closing must go on."""
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
 
 
 class Deadline:

@@ -14,11 +14,9 @@ append assigns nothing). See docs/decisions/0008-event-store-positions.md.
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from json.scanner import make_scanner
 from typing import Any, ClassVar
 
 from portfolio_core.adapters._shared.event_store.rules import (
@@ -31,6 +29,7 @@ from portfolio_core.adapters._shared.event_store.subscriptions import (
 )
 from portfolio_core.adapters._shared.event_store.validation import (
     EncodedEvent,
+    decode,
     encode_batch,
     validate_expected,
     validate_position,
@@ -60,22 +59,7 @@ from portfolio_core.ports.tenant import require_tenant
 PORT = "EventStore"
 Row = tuple[Any, ...]
 
-_DECODER = json.JSONDecoder()
-_scan = make_scanner(_DECODER)  # type: ignore[arg-type]
 _MAX_POSITION = 2**63 - 1
-
-
-def decode(text: str) -> Any:
-    """The value of the JSON ``text``; raises what ``JSONDecoder().decode`` raises.
-
-    Calls the scanner (``json.scanner.make_scanner``, a CPython internal) directly:
-    ``bench_event_store``'s internals line shows about a third of ``json.loads``' time per
-    event body, a large share of ``read_all``'s time per event."""
-    try:  # the scanner alone, without decode's two whitespace matches and calls around it
-        value, end = _scan(text, 0)
-    except (StopIteration, ValueError):
-        return _DECODER.decode(text)  # leading whitespace, or the error to raise
-    return value if end == len(text) else _DECODER.decode(text)
 
 
 def load_json(data: str | bytes) -> Any:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -122,7 +123,7 @@ class SQLiteFile:
             executor.shutdown(wait=True)
 
 
-class SQLiteTableStore:
+class SQLiteTableStore(ABC):
     """Base of the SQLite stores that keep one table in one file (the snapshot and
     projection stores): the file on its worker thread (`SQLiteFile`), ``start``,
     ``aclose`` and the repr.
@@ -151,9 +152,9 @@ class SQLiteTableStore:
         self._start_lock = asyncio.Lock()
         self._closed = False
 
+    @abstractmethod
     def _schema(self) -> Sequence[str]:
         """The statements run once the file is open."""
-        raise NotImplementedError  # pragma: no cover - every store defines it
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(path={str(self.path)!r}, table={self.table!r})"

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -44,6 +45,7 @@ from portfolio_core.adapters.sql._connections import (
     connect,
     create_tables,
     is_dead,
+    stop_listening,
 )
 from portfolio_core.adapters.sql._identifiers import check_identifier
 from portfolio_core.adapters.sql._sqlite import SQLiteFile
@@ -85,8 +87,9 @@ class _SQLConfigStore(LogConfigStore):
         self.poll_interval = poll_interval
         self._sync_lock = asyncio.Lock()
 
+    @abstractmethod
     async def _rows_after(self, version: int) -> Sequence[tuple[int, str]]:
-        raise NotImplementedError  # pragma: no cover - each adapter defines it
+        """The committed ``(version, body)`` rows after ``version``, oldest first."""
 
     def _stored(self, version: int, body: str) -> StoredSet:
         return decode_version(
@@ -420,10 +423,7 @@ class PostgresConfigStore(_SQLConfigStore, Configurable):
 
     async def _close(self) -> None:
         task, self._listen_task = self._listen_task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await stop_listening(task)
         conn, self._conn = self._conn, None
         if conn is not None:
             with contextlib.suppress(Exception):

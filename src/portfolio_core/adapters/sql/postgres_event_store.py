@@ -31,6 +31,7 @@ from portfolio_core.adapters.sql._connections import (
     check_postgres_url,
     connect,
     is_dead,
+    stop_listening,
 )
 from portfolio_core.adapters.sql._event_schema import (
     COLUMNS,
@@ -154,13 +155,17 @@ class PostgresEventStore(SQLEventStoreBase):
     pooled connection the server closed (a restart, the network) is noticed before use, with
     no round trip, and replaced; one that breaks during a call fails that call with
     UnavailableError (retryable) and is replaced by the next. The listener reconnects with
-    backoff. Opening a connection takes at most ``connect_timeout`` seconds and a call at
-    most ``call_timeout`` (waiting for a pooled connection included; keep it above
-    ``lock_timeout``): past either, UnavailableError, so a server that accepts and stays
-    silent cannot hang a caller.
+    backoff, also when its server stops answering: after ``listener_keepalive`` seconds
+    without a notification it must answer a probe within ``call_timeout``. Opening a
+    connection takes at most ``connect_timeout`` seconds and a call at most ``call_timeout``
+    (waiting for a pooled connection included; keep it above ``lock_timeout``): past either,
+    UnavailableError, so a server that accepts and stays silent cannot hang a caller.
     """
 
     config_model: ClassVar[type[BaseModel]] = PostgresEventStoreConfig
+    #: seconds the subscriptions' listener waits for a notification before checking that
+    #: its server still answers (a stalled connection is then replaced)
+    listener_keepalive: float = 10.0
     _ph = "%s"
     _postgres = True
 
@@ -596,7 +601,12 @@ class PostgresEventStore(SQLEventStoreBase):
 
     async def _listen(self) -> None:
         """Wake subscribers on every NOTIFY; when the connection drops, reconnect with
-        backoff and wake them anyway (they catch up on what they may have missed)."""
+        backoff and wake them anyway (they catch up on what they may have missed).
+
+        A connection that stays open but silent (a stalled server or network) would wait
+        for notifications forever: after ``listener_keepalive`` seconds without one, the
+        listener asks the server ``SELECT 1`` within ``call_timeout``; no answer counts as
+        a dropped connection (reconnect with backoff)."""
         import psycopg
 
         delay = 0.05
@@ -606,8 +616,17 @@ class PostgresEventStore(SQLEventStoreBase):
                     self._listener = await self._listening_connection()
                     self._wakeup.notify()
                     delay = 0.05
-                async for _ in self._listener.notifies():
+                heard = False
+                async for _ in self._listener.notifies(timeout=self.listener_keepalive):
+                    heard = True
                     self._wakeup.notify()
+                if not heard:
+                    async with Deadline(self._listener, self.call_timeout, port=PORT):
+                        await self._listener.execute("SELECT 1")
+                    # a notification that arrived during the probe may not be yielded
+                    # by every psycopg version: subscribers catch up anyway
+                    self._wakeup.notify()
+                continue
             except (psycopg.Error, UnavailableError, OSError):
                 pass
             listener, self._listener = self._listener, None
@@ -627,10 +646,7 @@ class PostgresEventStore(SQLEventStoreBase):
             await asyncio.gather(*self._writers, return_exceptions=True)
         await self._stop_subscriptions()
         task, self._listen_task = self._listen_task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await stop_listening(task)
         listener, self._listener = self._listener, None
         if listener is not None:
             await listener.close()

@@ -34,6 +34,7 @@ from portfolio_core.adapters.sql._connections import (
     connect,
     create_tables,
     is_dead,
+    stop_listening,
 )
 from portfolio_core.adapters.sql._job_rows import (
     COLUMNS,
@@ -299,10 +300,7 @@ class PostgresJobQueue(Configurable):
             with contextlib.suppress(Exception):
                 await completer
         task, self._listen_task = self._listen_task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await stop_listening(task)
         listener, self._listener = self._listener, None
         if listener is not None:
             with contextlib.suppress(Exception):

@@ -17,6 +17,7 @@ from portfolio_core.adapters._shared.configurable import Configurable
 from portfolio_core.adapters._shared.job_queue import (
     EXPIRED,
     PORT,
+    EnqueueWakeup,
     Prepared,
     check_error,
     check_job_id,
@@ -27,7 +28,6 @@ from portfolio_core.adapters._shared.job_queue import (
     check_retry_in,
     check_state,
     prepare,
-    take_or_wait,
 )
 from portfolio_core.adapters.sql._job_rows import (
     COLUMNS,
@@ -101,7 +101,7 @@ class SQLiteJobQueue(Configurable):
         self._clock = clock
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
-        self._changed: asyncio.Event | None = None
+        self._wakeup = EnqueueWakeup()
         self._start_lock = asyncio.Lock()
 
     def __repr__(self) -> str:
@@ -197,10 +197,6 @@ class SQLiteJobQueue(Configurable):
         conn.execute("COMMIT")
         return result
 
-    def _notify(self) -> None:
-        if self._changed is not None:
-            self._changed.set()
-
     # -- producing -------------------------------------------------------------------------------
 
     def _insert(self, conn: sqlite3.Connection, p: Prepared, now: float) -> str:
@@ -242,7 +238,7 @@ class SQLiteJobQueue(Configurable):
             return self._write(conn, lambda: [self._insert(conn, p, now) for p in prepared])
 
         ids = await self._call(run)
-        self._notify()
+        self._wakeup.notify()
         return ids
 
     # -- consuming -------------------------------------------------------------------------------
@@ -276,15 +272,13 @@ class SQLiteJobQueue(Configurable):
         self, queue: str, *, limit: int = 1, lease: float = 30.0, wait: float = 0.0
     ) -> list[Reservation]:
         name, limit, lease, wait = check_reserve(queue, limit, lease, wait)
-        if self._changed is None:
-            self._changed = asyncio.Event()
 
         async def take() -> list[Reservation]:
             rows = await self._call(lambda conn: self._take(conn, name, limit, lease))
             now = self._clock()
             return [Reservation(to_job(r, now), r[13]) for r in rows]
 
-        return await take_or_wait(take, self._changed, wait=wait, poll=self._poll)
+        return await self._wakeup.take_or_wait(take, wait=wait, poll=self._poll)
 
     def _held(self, conn: sqlite3.Connection, reservation: Reservation) -> Row:
         job_id = check_job_id(reservation.job.id)
@@ -339,7 +333,7 @@ class SQLiteJobQueue(Configurable):
             return self._write(conn, body)
 
         row = await self._call(run)
-        self._notify()
+        self._wakeup.notify()
         return to_job(row, now)
 
     async def extend(self, reservation: Reservation, lease: float) -> Reservation:
@@ -374,7 +368,7 @@ class SQLiteJobQueue(Configurable):
             self._write(conn, body)
 
         await self._call(run)
-        self._notify()
+        self._wakeup.notify()
 
     # -- inspecting and managing -------------------------------------------------------------------
 
@@ -444,7 +438,7 @@ class SQLiteJobQueue(Configurable):
             return self._write(conn, body)
 
         row = await self._call(run)
-        self._notify()
+        self._wakeup.notify()
         return to_job(row, now)
 
     async def cancel(self, job_id: str) -> bool:

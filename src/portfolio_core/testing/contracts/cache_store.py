@@ -12,6 +12,7 @@ than ten).
 
 from __future__ import annotations
 
+import contextlib
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -367,6 +368,34 @@ class CacheStoreContract(ContractSuite[CacheStore]):
         assert abs(stats.hit_rate - 1 / 3) < 1e-9
         assert stats.entries.get(CacheTier.HOT) == 1
         assert stats.bytes.get(CacheTier.HOT) == entry.nbytes
+
+    @clause(
+        "cache_store.snapshots",
+        "stats is the caller's own: changing its mappings changes nothing the store reports "
+        "later, and the store's later calls do not change a stats already returned",
+    )
+    def test_stats_are_snapshots(self, adapter: CacheStore) -> None:
+        entry = kv_blocks("a", kv_tokens(1, 40))
+        adapter.put("a", entry)
+        adapter.get("a", entry.tokens)
+        stats = adapter.stats()
+        for mapping in (stats.entries, stats.bytes, stats.hits_by_tier):
+            with contextlib.suppress(TypeError):  # a read-only mapping is a copy too
+                mapping[CacheTier.HOT] = 999  # type: ignore[index]
+        again = adapter.stats()
+        assert again.entries.get(CacheTier.HOT) == 1, "changing a stats changed the store's"
+        assert again.bytes.get(CacheTier.HOT) == entry.nbytes, "changing a stats changed bytes"
+        assert again.hits_by_tier.get(CacheTier.HOT, 0) == 1, "changing a stats changed hits"
+        before = adapter.stats()
+        adapter.put("b", kv_blocks("b", kv_tokens(2, 40)))
+        adapter.get("b", [999_999] * 40)
+        after = adapter.stats()
+        assert (after.entries.get(CacheTier.HOT), after.misses) == (2, 1), after
+        assert before.entries.get(CacheTier.HOT) == 1, "later calls changed a returned stats"
+        assert before.bytes.get(CacheTier.HOT) == entry.nbytes, (
+            "later calls changed a returned stats"
+        )
+        assert before.misses == 0, "a later miss changed a returned stats"
 
     @clause("cache_store.model", "any sequence of operations behaves like the reference model")
     def test_state_machine(self, make_adapter: Factory, kit_settings: KitSettings) -> None:

@@ -6,7 +6,7 @@ row type (`IndexedRow`) and its conversion to a `RecordedEvent`.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -15,7 +15,12 @@ from portfolio_core.adapters._shared.event_store.rules import (
     idempotent_replay,
     matches,
 )
-from portfolio_core.adapters._shared.event_store.validation import PORT, EncodedEvent, loads
+from portfolio_core.adapters._shared.event_store.validation import (
+    PORT,
+    EncodedEvent,
+    decode,
+    loads,
+)
 from portfolio_core.ports.errors import NotFoundError
 from portfolio_core.ports.event_store import EventQuery, ExpectedVersion, RecordedEvent
 
@@ -53,6 +58,39 @@ def row_to_event(row: IndexedRow) -> RecordedEvent:
         correlation_id=e.correlation_id,
         causation_id=e.causation_id,
     )
+
+
+def rows_to_events(rows: Iterable[IndexedRow]) -> list[RecordedEvent]:
+    """`row_to_event` of each row, in bulk: the bodies decoded with
+    [decode][portfolio_core.adapters._shared.event_store.validation.decode] (the empty object,
+    the usual metadata, without the parser), and one ``datetime`` per run of consecutive rows
+    with the same commit time (the events of one append share it). Raises what `row_to_event`
+    raises for a body that is not JSON."""
+    out: list[RecordedEvent] = []
+    append = out.append
+    last_at = -1
+    last_time = datetime.fromtimestamp(0, UTC)
+    for row in rows:
+        e = row.event
+        data, metadata, at = e.data, e.metadata, row.recorded_at
+        if at != last_at:
+            last_time = datetime.fromtimestamp(at / 1_000_000, UTC)
+            last_at = at
+        append(
+            RecordedEvent(
+                e.id,
+                row.stream,
+                e.type,
+                {} if data == "{}" else decode(data),
+                {} if metadata == "{}" else decode(metadata),
+                row.version,
+                row.position,
+                last_time,
+                e.correlation_id,
+                e.causation_id,
+            )
+        )
+    return out
 
 
 class EventIndex:

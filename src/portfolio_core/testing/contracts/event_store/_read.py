@@ -20,6 +20,7 @@ from portfolio_core.ports.event_store import (
     EventStoreCapability,
     NewEvent,
 )
+from portfolio_core.testing._background import in_background
 from portfolio_core.testing.clauses import clause, requires
 from portfolio_core.testing.contracts.event_store._common import (
     WAIT,
@@ -166,9 +167,9 @@ class ReadClauses(ContractSuite[EventStore]):
             for k in range(6):
                 await adapter.append(f"w{w}", [ev(i=k), ev(i=k)])
 
-        reader = asyncio.ensure_future(tail())
-        await asyncio.gather(*(write(w) for w in range(4)))
-        done.set()
-        await asyncio.wait_for(reader, WAIT)
+        async with in_background(tail()) as reader:
+            await asyncio.gather(*(write(w) for w in range(4)))
+            done.set()
+            await asyncio.wait_for(reader, WAIT)
         every = [e.position for e in await adapter.read_all()]
         assert seen == every, "the tailing reader skipped or repeated events"

@@ -7,6 +7,8 @@ from typing import Any
 import pytest
 
 from portfolio_core.ports.job_queue import (
+    MAX_PRIORITY,
+    MIN_PRIORITY,
     JobQueue,
     NewJob,
     Reservation,
@@ -38,6 +40,11 @@ BAD_JOBS = [
     pytest.param(NewJob("t", delay=1, run_at=5), id="delay-and-run-at"),
     pytest.param(NewJob("t", run_at=float("nan")), id="nan-run-at"),
     pytest.param(NewJob("t", unique_key=""), id="empty-unique-key"),
+    pytest.param(NewJob("t", priority=MAX_PRIORITY + 1), id="priority-above-max"),
+    pytest.param(NewJob("t", priority=MIN_PRIORITY - 1), id="priority-below-min"),
+    pytest.param(NewJob("lone \udc80 surrogate"), id="surrogate-task"),
+    pytest.param(NewJob("t", queue="q\ud800"), id="surrogate-queue"),
+    pytest.param(NewJob("t", unique_key="\udfff"), id="surrogate-unique-key"),
 ]
 
 

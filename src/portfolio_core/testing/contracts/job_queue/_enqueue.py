@@ -8,6 +8,8 @@ import pytest
 
 from portfolio_core.ports.errors import InvalidInputError
 from portfolio_core.ports.job_queue import (
+    MAX_PRIORITY,
+    MIN_PRIORITY,
     JobCounts,
     JobQueue,
     JobState,
@@ -75,8 +77,19 @@ class EnqueueClauses(ContractSuite[JobQueue]):
     async def test_invalid_fields(self, adapter: JobQueue, bad: NewJob) -> None:
         with pytest.raises(InvalidInputError):
             await adapter.enqueue(bad)
-        queue = bad.queue if bad.queue and len(bad.queue) <= 128 else Q
+        queue = bad.queue if bad.queue and len(bad.queue) <= 128 and _unicode(bad.queue) else Q
         assert await adapter.counts(queue) == JobCounts(), "a refused job was stored"
+
+    @clause(
+        "job_queue.enqueue.priority_range",
+        "every priority in [MIN_PRIORITY, MAX_PRIORITY] is accepted, the bounds included",
+    )
+    async def test_priority_bounds_accepted(self, adapter: JobQueue) -> None:
+        low = await adapter.enqueue(NewJob("t", "low", queue=Q, priority=MIN_PRIORITY))
+        high = await adapter.enqueue(NewJob("t", "high", queue=Q, priority=MAX_PRIORITY))
+        assert [r.job.id for r in await reserve_all(adapter)] == [high, low], (
+            "the highest priority must be reserved first"
+        )
 
     @clause("job_queue.enqueue.many", "enqueue_many stores every job, or none when one is bad")
     async def test_enqueue_many_all_or_nothing(self, adapter: JobQueue) -> None:
@@ -110,7 +123,23 @@ class EnqueueClauses(ContractSuite[JobQueue]):
         assert await adapter.cancel(second)
         third = await adapter.enqueue(NewJob("t", 7, queue=Q, unique_key="c"))
         assert third != second, "a cancelled job must free its unique key"
+        doomed = await adapter.enqueue(
+            NewJob("t", 10, queue="kit-dead", unique_key="d", max_attempts=1)
+        )
+        (held,) = await adapter.reserve("kit-dead")
+        await adapter.fail(held, "boom")
+        assert (await adapter.get(doomed)).state is JobState.DEAD
+        reborn = await adapter.enqueue(NewJob("t", 11, queue="kit-dead", unique_key="d"))
+        assert reborn != doomed, "a dead job must free its unique key"
         ids = await adapter.enqueue_many(
             [NewJob("t", 8, queue=Q, unique_key="m"), NewJob("t", 9, queue=Q, unique_key="m")]
         )
         assert ids[0] == ids[1], "one batch with a key twice stores it once"
+
+
+def _unicode(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -9,6 +9,7 @@ from portfolio_core.ports.job_queue import (
     JobState,
     NewJob,
 )
+from portfolio_core.testing._background import in_background
 from portfolio_core.testing.clauses import clause
 from portfolio_core.testing.clock import FakeClock
 from portfolio_core.testing.concurrency import run_concurrently
@@ -74,11 +75,11 @@ class ReserveClauses(ContractSuite[JobQueue]):
     )
     async def test_waiting_reserve_wakes(self, adapter: JobQueue) -> None:
         assert await adapter.reserve(Q, wait=0.05) == []
-        waiting = asyncio.ensure_future(adapter.reserve(Q, wait=BOUND))
-        await asyncio.sleep(0.05)
-        assert not waiting.done(), "reserve(wait=...) returned before any job was enqueued"
-        job_id = await adapter.enqueue(NewJob("t", 1, queue=Q))
-        got = await asyncio.wait_for(waiting, BOUND)
+        async with in_background(adapter.reserve(Q, wait=BOUND)) as waiting:
+            await asyncio.sleep(0.05)
+            assert not waiting.done(), "reserve(wait=...) returned before any job was enqueued"
+            job_id = await adapter.enqueue(NewJob("t", 1, queue=Q))
+            got = await asyncio.wait_for(waiting, BOUND)
         assert [r.id for r in got] == [job_id]
 
     @clause(

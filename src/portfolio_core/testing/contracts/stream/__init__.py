@@ -7,8 +7,8 @@ factory accepting ``clock=``. Timeouts are real (a few tens of milliseconds): th
 behaviour under test, never a way to order work.
 
 The clauses live in one module per concern (``_read_write``, ``_transform``, ``_backpressure``,
-``_groups``, ``_tenancy``, ``_model``), each a mixin; `StreamContract` combines them. Import it
-from this package, not from those private modules.
+``_groups``, ``_tenancy``, ``_faults``, ``_model``), each a mixin; `StreamContract` combines
+them. Import it from this package, not from those private modules.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 from portfolio_core.ports.stream import Stream, StreamCapability
 from portfolio_core.testing.contracts.stream._backpressure import BackpressureClauses
 from portfolio_core.testing.contracts.stream._common import drain, take
+from portfolio_core.testing.contracts.stream._faults import FaultClauses
 from portfolio_core.testing.contracts.stream._groups import GroupClauses
 from portfolio_core.testing.contracts.stream._model import ModelClauses, StreamMachine
 from portfolio_core.testing.contracts.stream._read_write import ReadWriteClauses
@@ -31,6 +32,7 @@ class StreamContract(
     BackpressureClauses,
     GroupClauses,
     TenancyClauses,
+    FaultClauses,
     ModelClauses,
 ):
     """The promises of [Stream][portfolio_core.ports.Stream] (see docs/ports/stream.md)."""

@@ -13,6 +13,7 @@ from portfolio_core.ports.stream import (
     Stream,
     StreamOptions,
 )
+from portfolio_core.testing._background import in_background
 from portfolio_core.testing.clauses import clause, requires
 from portfolio_core.testing.contracts.stream._common import (
     ACK,
@@ -57,19 +58,19 @@ class BackpressureClauses(ContractSuite[Stream]):
     @requires(ACK)
     async def test_backpressure_resumes(self, adapter: Stream) -> None:
         await ensure_group(adapter, "s")
-        writer = asyncio.ensure_future(
-            adapter.write_stream("s", range(6), StreamOptions(buffer_size=2, timeout=BOUND))
-        )
         got: list[int] = []
-        reader = adapter.stream("s", StreamOptions(group="g", consumer="c", timeout=BOUND))
-        try:
-            while len(got) < 6:
-                message = await anext(reader)
-                got.append(message.payload)
-                await adapter.ack("s", message, StreamOptions(group="g"))
-        finally:
-            await reader.aclose()  # type: ignore[attr-defined]
-        assert await asyncio.wait_for(writer, BOUND) == 6
+        async with in_background(
+            adapter.write_stream("s", range(6), StreamOptions(buffer_size=2, timeout=BOUND))
+        ) as writer:
+            reader = adapter.stream("s", StreamOptions(group="g", consumer="c", timeout=BOUND))
+            try:
+                while len(got) < 6:
+                    message = await anext(reader)
+                    got.append(message.payload)
+                    await adapter.ack("s", message, StreamOptions(group="g"))
+            finally:
+                await reader.aclose()  # type: ignore[attr-defined]
+            assert await asyncio.wait_for(writer, BOUND) == 6
         assert got == list(range(6))
 
     @clause(
@@ -79,18 +80,16 @@ class BackpressureClauses(ContractSuite[Stream]):
     )
     async def test_backpressure_plain_reader(self, adapter: Stream) -> None:
         reader = adapter.stream("s", StreamOptions(timeout=BOUND, buffer_size=1))
-        writer = asyncio.ensure_future(
-            adapter.write_stream("s", range(8), StreamOptions(buffer_size=2, timeout=BOUND))
-        )
         got: list[int] = []
         try:
-            while len(got) < 8:
-                got.append((await anext(reader)).payload)
-            assert await asyncio.wait_for(writer, BOUND) == 8
+            async with in_background(
+                adapter.write_stream("s", range(8), StreamOptions(buffer_size=2, timeout=BOUND))
+            ) as writer:
+                while len(got) < 8:
+                    got.append((await anext(reader)).payload)
+                assert await asyncio.wait_for(writer, BOUND) == 8
         finally:
             await reader.aclose()  # type: ignore[attr-defined]
-            if not writer.done():
-                writer.cancel()
         assert got == list(range(8)), f"the plain reader got {got}"
 
     @clause(

@@ -15,6 +15,7 @@ from portfolio_core.ports.stream import (
     Stream,
     StreamOptions,
 )
+from portfolio_core.testing._background import in_background
 from portfolio_core.testing.clauses import clause
 from portfolio_core.testing.contracts.stream._common import (
     BOUND,
@@ -68,10 +69,10 @@ class ReadWriteClauses(ContractSuite[Stream]):
     @clause("stream.read.follow", "a following reader receives a message written after it waits")
     async def test_follow(self, adapter: Stream) -> None:
         reader = adapter.stream("s", StreamOptions(timeout=BOUND))
-        pending = asyncio.ensure_future(anext(reader))
-        await asyncio.sleep(0)
-        await adapter.write_stream("s", ["late"])
-        message = await asyncio.wait_for(pending, BOUND)
+        async with in_background(anext(reader)) as pending:
+            await asyncio.sleep(0)
+            await adapter.write_stream("s", ["late"])
+            message = await asyncio.wait_for(pending, BOUND)
         await reader.aclose()  # type: ignore[attr-defined]
         assert message.payload == "late"
 
