@@ -52,7 +52,7 @@ def test_an_adapter_whose_extra_is_missing_is_a_load_problem_naming_the_extra(
     assert problem.kind == "missing-extra"
     assert problem.message == (
         f"adapter {adapter!r}{' for port cache' if ':' not in adapter else ''} needs the "
-        "'postgres' extra of portfolio-core, which is not installed (missing: psycopg>=3.1.18)"
+        "'postgres' extra of portfolio-core, which is not installed (missing: psycopg>=3.2)"
     )
     assert problem.hint == "pip install 'portfolio-core[postgres]'"
     assert (problem.origin.line, problem.path) == (5, ("adapters", "cache", "adapter"))
@@ -115,7 +115,7 @@ def test_unsatisfied_names_missing_and_too_old_requirements(
     assert unsatisfied("postgres") == []
     assert unsatisfied("no-such-extra") == []
     pretend_not_installed(monkeypatch, "psycopg")
-    assert unsatisfied("postgres") == ["psycopg>=3.1.18"]
+    assert unsatisfied("postgres") == ["psycopg>=3.2"]
     monkeypatch.setattr(
         importlib.metadata, "version", lambda name: "1.0" if name == "redis" else REAL_VERSION(name)
     )

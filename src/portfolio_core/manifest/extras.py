@@ -101,7 +101,7 @@ def _problem(requirement: Requirement) -> str | None:
 
 def unsatisfied(extra: str, distribution: str = DISTRIBUTION) -> list[str]:
     """The requirements of ``distribution[extra]`` that are missing, too old or fail to
-    import, as written in its metadata (``psycopg>=3.1.18``) with the reason when it is not
+    import, as written in its metadata (``psycopg>=3.2``) with the reason when it is not
     plain absence. Empty when the extra is satisfied or when the distribution (or the extra)
     is unknown: only what is known to be wrong is reported."""
     requirements = _extras_of(distribution).get(_normalise(extra), ())
