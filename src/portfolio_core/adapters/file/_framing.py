@@ -15,6 +15,7 @@ memory to diagnose it).
 from __future__ import annotations
 
 import mmap
+import os
 import struct
 import zlib
 from collections.abc import Callable, Iterator
@@ -25,6 +26,18 @@ DECODE_ERRORS = (ValueError, KeyError, TypeError, IndexError)
 
 T = TypeVar("T")
 LogBytes = bytes | mmap.mmap
+
+
+def close_log(fd: int | None, fsync: str) -> None:
+    """Close a log's descriptor (None: already closed), flushing it to disk first unless the
+    log's ``fsync`` policy is ``never``; the descriptor is closed even when the flush fails."""
+    if fd is None:
+        return
+    try:
+        if fsync != "never":
+            os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def frame(payload: bytes) -> bytes:

@@ -50,7 +50,7 @@ from portfolio_core.adapters._shared.config_store import (
     encode_set,
 )
 from portfolio_core.adapters._shared.configurable import Configurable
-from portfolio_core.adapters.file._framing import RecordFormat, frame
+from portfolio_core.adapters.file._framing import RecordFormat, close_log, frame
 from portfolio_core.ports.capabilities import declare
 from portfolio_core.ports.config_store import ConfigStoreCapability
 from portfolio_core.ports.errors import CorruptDataError, UnavailableError
@@ -259,11 +259,8 @@ class FileConfigStore(LogConfigStore, Configurable):
         executor, self._executor = self._executor, None
         with self._lock:
             fd, self._fd = self._fd, None
-        if fd is not None:
-            try:
-                if self.fsync != "never":
-                    os.fsync(fd)
-            finally:
-                os.close(fd)
-        if executor is not None:
-            executor.shutdown(wait=True)
+        try:
+            close_log(fd, self.fsync)
+        finally:
+            if executor is not None:
+                executor.shutdown(wait=True)

@@ -84,6 +84,7 @@ from portfolio_core.adapters.file._framing import (
     DECODE_ERRORS,
     HEADER,
     RecordFormat,
+    close_log,
     scan_frames,
 )
 from portfolio_core.adapters.file._log_index import Locator, LogIndex
@@ -666,11 +667,8 @@ class FileEventStore:
             if index is not None:
                 index.close()
         finally:
-            if fd is not None:
-                try:
-                    if self.fsync != "never":
-                        os.fsync(fd)
-                finally:
-                    os.close(fd)
-            if executor is not None:
-                executor.shutdown(wait=True)
+            try:
+                close_log(fd, self.fsync)
+            finally:
+                if executor is not None:
+                    executor.shutdown(wait=True)
