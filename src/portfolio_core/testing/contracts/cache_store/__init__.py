@@ -8,91 +8,45 @@ are skipped when the factory does not name those keywords; the state machine als
 ``block_size=`` when the factory accepts it. A store declaring ``cache_store.tiers`` must
 have at least one tier below hot able to hold a handful of entries (the suite stores fewer
 than ten).
+
+The shared pieces (blocks, the matching rule, stores with limits) are in ``_common``, the
+state machine in ``_model``. Import from this package, not from those private modules.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections import OrderedDict
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from typing import Any
 
 import pytest
-from hypothesis import strategies as st
-from hypothesis.stateful import invariant, rule
 
 from portfolio_core.ports.cache_store import CacheHit, CacheStore, CacheStoreCapability, CacheTier
-from portfolio_core.ports.capabilities import supports
 from portfolio_core.ports.errors import ConflictError, InvalidInputError, NotFoundError
-from portfolio_core.ports.model_backend import AgentBlocks
 from portfolio_core.testing.clauses import clause, expect_unsupported, requires, requires_absent
+from portfolio_core.testing.contracts.cache_store._common import (
+    PINNING,
+    TIERS,
+    assert_hot,
+    assert_left_hot,
+    covers,
+    expected_match,
+    kv_blocks,
+    kv_tokens,
+    limited,
+)
+from portfolio_core.testing.contracts.cache_store._model import CacheStoreMachine
 from portfolio_core.testing.loop import accepts_keyword
-from portfolio_core.testing.machines import AdapterMachine, run_machine
+from portfolio_core.testing.machines import run_machine
 from portfolio_core.testing.plugin import KitSettings
 from portfolio_core.testing.suite import ContractSuite, Factory
 
-__all__ = ["CacheStoreContract", "CacheStoreMachine", "kv_blocks", "kv_tokens"]
-
-SPEC = "kit-store-spec"
-TIERS = CacheStoreCapability.TIERS
-PINNING = CacheStoreCapability.PINNING
-
-
-def kv_tokens(seed: int, length: int) -> tuple[int, ...]:
-    """Tokens shared by every seed for the first ``8 * seed`` positions, then seed-specific."""
-    split = 8 * seed
-    return tuple(p % 50 if p < split else 1000 * (seed + 1) + p for p in range(length))
-
-
-def kv_blocks(agent_id: str, tokens: Sequence[int], seed: int = 0, layers: int = 2) -> AgentBlocks:
-    """Blocks whose tensor value at position ``p`` of layer ``i`` encodes (seed, i, p)."""
-    np = pytest.importorskip("numpy")
-    n = len(tokens)
-    pos = np.arange(n, dtype=np.float32).reshape(1, n, 1)
-    keys = tuple(
-        np.broadcast_to(pos + 10_000 * seed + 100_000 * i, (1, n, 2)).copy() for i in range(layers)
-    )
-    values = tuple(-k for k in keys)
-    return AgentBlocks(agent_id, tuple(tokens), keys, values, SPEC)
-
-
-def covers(hit_blocks: AgentBlocks, entry: AgentBlocks, n: int) -> bool:
-    """Whether ``hit_blocks`` is exactly ``entry`` cut to its first ``n`` tokens."""
-    np = pytest.importorskip("numpy")
-    if hit_blocks.tokens != entry.tokens[:n] or hit_blocks.spec_hash != entry.spec_hash:
-        return False
-    if len(hit_blocks.keys) != len(entry.keys) or len(hit_blocks.values) != len(entry.values):
-        return False
-    pairs = zip((*hit_blocks.keys, *hit_blocks.values), (*entry.keys, *entry.values), strict=True)
-    return all(np.array_equal(np.asarray(a), np.asarray(b)[:, :n]) for a, b in pairs)
-
-
-def expected_match(stored: Sequence[int], query: Sequence[int], block_size: int) -> int:
-    """The port's matching rule, written token by token (independent of any adapter)."""
-    common = 0
-    for a, b in zip(stored, query, strict=False):
-        if a != b:
-            break
-        common += 1
-    if common == len(stored):
-        return common
-    return (common // block_size) * block_size
-
-
-@contextmanager
-def limited(make_adapter: Factory, **limits: Any) -> Iterator[Any]:
-    """A store from the factory with limits, closed afterwards; skips if not accepted."""
-    for name in limits:
-        if not accepts_keyword(make_adapter, name):
-            pytest.skip(f"the factory does not accept {name}=")
-    store = make_adapter(**limits)
-    try:
-        yield store
-    finally:
-        close = getattr(store, "close", None)
-        if callable(close):
-            close()
+__all__ = [
+    "CacheStoreContract",
+    "CacheStoreMachine",
+    "covers",
+    "expected_match",
+    "kv_blocks",
+    "kv_tokens",
+]
 
 
 class CacheStoreContract(ContractSuite[CacheStore]):
@@ -287,9 +241,9 @@ class CacheStoreContract(ContractSuite[CacheStore]):
             store.put("b", entries["b"])
             assert store.get("a", entries["a"].tokens) is not None  # a is now the newest
             store.put("c", entries["c"])
-            _assert_hot(store, "a", entries["a"], "the recently used entry")
-            _assert_hot(store, "c", entries["c"], "the newest entry")
-            _assert_left_hot(store, "b", entries["b"], "the least recently used entry")
+            assert_hot(store, "a", entries["a"], "the recently used entry")
+            assert_hot(store, "c", entries["c"], "the newest entry")
+            assert_left_hot(store, "b", entries["b"], "the least recently used entry")
 
     @clause("cache_store.lru.bytes", "over max_bytes, least recently used entries leave hot")
     def test_lru_bytes(self, make_adapter: Factory) -> None:
@@ -303,8 +257,8 @@ class CacheStoreContract(ContractSuite[CacheStore]):
                 f"hot tier holds {stats.bytes.get(CacheTier.HOT)} bytes over its limit"
             )
             assert stats.entries.get(CacheTier.HOT) == 2
-            _assert_left_hot(store, "a", entries["a"], "the oldest entry")
-            _assert_hot(store, "c", entries["c"], "the newest entry")
+            assert_left_hot(store, "a", entries["a"], "the oldest entry")
+            assert_hot(store, "c", entries["c"], "the newest entry")
 
     # -- pinning -------------------------------------------------------------------------
 
@@ -316,12 +270,12 @@ class CacheStoreContract(ContractSuite[CacheStore]):
             store.put("a", a)
             store.pin("a")
             store.put("b", b)
-            _assert_hot(store, "a", a, "the pinned entry")
-            _assert_left_hot(store, "b", b, "the unpinned newer entry")
+            assert_hot(store, "a", a, "the pinned entry")
+            assert_left_hot(store, "b", b, "the unpinned newer entry")
             assert store.unpin("a") is True
             assert store.unpin("a") is False, "unpin released a pin that was not there"
             store.put("b", b)
-            _assert_left_hot(store, "a", a, "the unpinned older entry")
+            assert_left_hot(store, "a", a, "the unpinned older entry")
 
     @clause("cache_store.pin.evict_refused", "evict of a pinned entry raises ConflictError")
     @requires(PINNING)
@@ -403,173 +357,3 @@ class CacheStoreContract(ContractSuite[CacheStore]):
         if not accepts_keyword(make_adapter, "max_entries"):
             pytest.skip("the factory does not accept max_entries=")
         run_machine(CacheStoreMachine, make_adapter, kit_settings)
-
-
-def _assert_hot(store: CacheStore, agent: str, entry: AgentBlocks, what: str) -> None:
-    hit = store.get(agent, entry.tokens)
-    assert hit is not None, f"{what} ({agent}) was dropped"
-    assert hit.tier is CacheTier.HOT, f"{what} ({agent}) left the hot tier (found in {hit.tier})"
-
-
-def _assert_left_hot(store: CacheStore, agent: str, entry: AgentBlocks, what: str) -> None:
-    hit = store.get(agent, entry.tokens)
-    if supports(store, TIERS):
-        assert hit is not None, f"{what} ({agent}) was dropped instead of moved down"
-        assert hit.tier is not CacheTier.HOT, f"{what} ({agent}) was not evicted from hot"
-    else:
-        assert hit is None, f"{what} ({agent}) was not evicted"
-
-
-AGENTS = ("a", "b", "c", "d")
-HOT_LIMIT = 2
-BLOCK = 4
-
-
-class CacheStoreMachine(AdapterMachine[CacheStore]):
-    """Puts, gets, evicts, deletes, pins against a pure model of a 2-entry hot tier.
-
-    The model: an ordered dict of hot agents (least recently used first), a set of agents in
-    lower tiers (with TIERS; assumed large enough), the stored tokens/seed per agent, pin
-    counts and hit/miss counters.
-    """
-
-    def __init__(self, factory: Factory, **kwargs: Any) -> None:
-        def limited_factory(**kw: Any) -> Any:
-            if accepts_keyword(factory, "block_size"):
-                kw["block_size"] = BLOCK
-            return factory(max_entries=HOT_LIMIT, **kw)
-
-        super().__init__(limited_factory, **kwargs)
-        self.bs = self.adapter.block_size
-        self.tiers = supports(self.adapter, TIERS)
-        self.pinning = supports(self.adapter, PINNING)
-        self.hot: OrderedDict[str, None] = OrderedDict()
-        self.lower: set[str] = set()
-        self.entries: dict[str, tuple[tuple[int, ...], int]] = {}
-        self.pins: dict[str, int] = {}
-        self.hits = 0
-        self.misses = 0
-
-    def _enforce(self) -> None:
-        while len(self.hot) > HOT_LIMIT:
-            victim = next((a for a in self.hot if not self.pins.get(a)), None)
-            if victim is None:
-                return
-            del self.hot[victim]
-            if self.tiers:
-                self.lower.add(victim)
-            else:
-                del self.entries[victim]
-
-    def _to_hot(self, agent: str) -> None:
-        self.lower.discard(agent)
-        self.hot[agent] = None
-        self.hot.move_to_end(agent)
-
-    @rule(
-        agent=st.sampled_from(AGENTS),
-        seed=st.integers(1, 3),
-        blocks=st.integers(1, 4),
-        tail=st.integers(0, 3),
-    )
-    def put(self, agent: str, seed: int, blocks: int, tail: int) -> None:
-        tokens = kv_tokens(seed, blocks * self.bs + tail)
-        self.adapter.put(agent, kv_blocks(agent, tokens, seed))
-        self.entries[agent] = (tokens, seed)
-        self._to_hot(agent)
-        self._enforce()
-
-    @rule(
-        agent=st.sampled_from(AGENTS),
-        seed=st.integers(1, 3),
-        length=st.integers(1, 20),
-        change=st.one_of(st.none(), st.integers(0, 19)),
-    )
-    def get(self, agent: str, seed: int, length: int, change: int | None) -> None:
-        query = list(kv_tokens(seed, length))
-        if change is not None and change < length:
-            query[change] = 777_777
-        hit = self.adapter.get(agent, query)
-        stored = self.entries.get(agent)
-        want = expected_match(stored[0], query, self.bs) if stored else 0
-        if want == 0:
-            assert hit is None, (
-                f"get({agent!r}) hit {hit and hit.matched_tokens} tokens, model: miss"
-            )
-            self.misses += 1
-            return
-        assert stored is not None
-        assert hit is not None, f"get({agent!r}) missed; the model matches {want} tokens"
-        assert hit.matched_tokens == want, f"matched {hit.matched_tokens}, model {want}"
-        assert hit.exact is (want == len(query))
-        assert covers(hit.blocks, kv_blocks(agent, stored[0], stored[1]), want)
-        was_hot = agent in self.hot
-        assert (hit.tier is CacheTier.HOT) is was_hot, (
-            f"found {agent!r} in {hit.tier}; the model has it {'hot' if was_hot else 'lower'}"
-        )
-        self.hits += 1
-        self._to_hot(agent)
-        self._enforce()
-
-    @rule(data=st.data())
-    def evict_hot(self, data: st.DataObject) -> None:
-        if not self.hot:
-            return
-        agent = data.draw(st.sampled_from(sorted(self.hot)))
-        if self.pins.get(agent):
-            with pytest.raises(ConflictError):
-                self.adapter.evict(agent)
-            return
-        assert self.adapter.evict(agent) is True
-        del self.hot[agent]
-        if self.tiers:
-            self.lower.add(agent)
-        else:
-            del self.entries[agent]
-
-    @rule(agent=st.sampled_from(AGENTS))
-    def delete(self, agent: str) -> None:
-        assert self.adapter.delete(agent) is (agent in self.entries)
-        self.entries.pop(agent, None)
-        self.hot.pop(agent, None)
-        self.lower.discard(agent)
-        self.pins.pop(agent, None)
-
-    @rule(agent=st.sampled_from(AGENTS))
-    def pin(self, agent: str) -> None:
-        if not self.pinning:
-            return
-        if agent not in self.entries:
-            with pytest.raises(NotFoundError):
-                self.adapter.pin(agent)
-            return
-        self.adapter.pin(agent)
-        self.pins[agent] = self.pins.get(agent, 0) + 1
-        if agent not in self.hot:
-            self._to_hot(agent)
-            self._enforce()
-
-    @rule(agent=st.sampled_from(AGENTS))
-    def unpin(self, agent: str) -> None:
-        if not self.pinning:
-            return
-        held = self.pins.get(agent, 0)
-        assert self.adapter.unpin(agent) is (held > 0)
-        if held == 1:
-            del self.pins[agent]
-            self._enforce()
-        elif held > 1:
-            self.pins[agent] = held - 1
-
-    @invariant()
-    def counts(self) -> None:
-        stats = self.adapter.stats()
-        assert stats.entries.get(CacheTier.HOT, 0) == len(self.hot), (
-            f"hot tier holds {stats.entries.get(CacheTier.HOT, 0)}, model {len(self.hot)}"
-        )
-        assert (stats.hits, stats.misses) == (self.hits, self.misses)
-        if self.tiers:
-            total = sum(stats.entries.values())
-            assert total == len(self.entries), (
-                f"{total} entries in all tiers, model {len(self.entries)}"
-            )
