@@ -189,18 +189,53 @@ TARGETS: dict[str, Target] = {
         ("portfolio_core.adapters.memory.cache_store",),
         _suite(
             """
+            import itertools
+
+            from portfolio_core.adapters.file.cache_persistence import (
+                SafetensorsCachePersistence,
+            )
             from portfolio_core.adapters.memory.cache_store import MemoryCacheStore
             from portfolio_core.testing.contracts.cache_store import CacheStoreContract
+
+            def layout(root, **tiers):
+                # each store gets its own directory under root when it has a cold tier
+                counter = itertools.count()
+
+                def make(max_entries=None, max_bytes=None, block_size=16):
+                    extra = dict(tiers)
+                    if extra.pop("cold", False):
+                        extra["persistence"] = SafetensorsCachePersistence(
+                            root / f"s{next(counter)}", fsync=False
+                        )
+                    return MemoryCacheStore(
+                        max_entries=max_entries, max_bytes=max_bytes, block_size=block_size,
+                        **extra,
+                    )
+                return make
             """,
             """
-            class TestKit(CacheStoreContract):
+            # every tier layout the adapter offers, so that the tier code is reached: hot
+            # only (no TIERS), hot and warm, hot and cold, and all three with a one-entry
+            # warm tier (entries pass through warm on their way to cold)
+            class TestKitHotOnly(CacheStoreContract):
                 @pytest.fixture
-                def make_adapter(self):
-                    def make(max_entries=None, max_bytes=None, block_size=16):
-                        return MemoryCacheStore(
-                            max_entries=max_entries, max_bytes=max_bytes, block_size=block_size
-                        )
-                    return make
+                def make_adapter(self, tmp_path):
+                    return layout(tmp_path)
+
+            class TestKitWarm(CacheStoreContract):
+                @pytest.fixture
+                def make_adapter(self, tmp_path):
+                    return layout(tmp_path, warm=True)
+
+            class TestKitCold(CacheStoreContract):
+                @pytest.fixture
+                def make_adapter(self, tmp_path):
+                    return layout(tmp_path, cold=True)
+
+            class TestKitWarmAndCold(CacheStoreContract):
+                @pytest.fixture
+                def make_adapter(self, tmp_path):
+                    return layout(tmp_path, warm=True, warm_max_entries=1, cold=True)
             """,
         ),
     ),
