@@ -52,11 +52,12 @@ import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import BinaryIO, ClassVar, Literal, Self
+from typing import BinaryIO, ClassVar, Literal
 
 from cachetools import LRUCache
 from pydantic import BaseModel, Field
 
+from portfolio_core.adapters._shared.configurable import Configurable
 from portfolio_core.adapters._shared.event_store.index import (
     IndexedRow,
     rows_to_events,
@@ -129,7 +130,7 @@ READ_SPAN_BYTES = 1 << 20
 larger than this is read on its own)."""
 
 
-class FileEventStore(PartitionedEventStore):
+class FileEventStore(PartitionedEventStore, Configurable):
     """Durable single-process event store in an append-only, checksummed log file.
 
     ``fsync``: ``always`` flushes every append to disk before acknowledging it (survives
@@ -183,10 +184,6 @@ class FileEventStore(PartitionedEventStore):
         self._executor: ThreadPoolExecutor | None = None
         self.recovered_bytes = 0
         """Bytes of torn tail (an interrupted, unacknowledged write) cut when last opened."""
-
-    @classmethod
-    def from_config(cls, config: FileEventStoreConfig) -> Self:
-        return cls(**config.model_dump())
 
     def __repr__(self) -> str:
         return f"FileEventStore(path={str(self.path)!r}, fsync={self.fsync!r})"
