@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import redis
 import redis.asyncio as aioredis
+from pydantic import SecretStr
 
 from portfolio_core.adapters.redis.stream import RedisStream, RedisStreamConfig
 from portfolio_core.ports import InvalidInputError, OnError, StreamOptions, UnavailableError
@@ -132,6 +133,18 @@ async def test_config_hides_the_url(redis_url: str, namespaces: Callable[[], str
     with pytest.raises(ValueError, match="extra"):
         RedisStreamConfig.model_validate({"url": redis_url, "bogus": 1})
     await made.aclose()
+
+
+async def test_the_url_may_be_given_as_a_secret(
+    redis_url: str, namespaces: Callable[[], str]
+) -> None:
+    made = RedisStream(SecretStr(redis_url), namespace=namespaces())
+    try:
+        await made.ping()
+    finally:
+        await made.aclose()
+    with pytest.raises(InvalidInputError):
+        RedisStream(SecretStr("http://127.0.0.1:6379/0"))
 
 
 async def test_existing_client_is_not_closed(redis_url: str, namespaces: Callable[[], str]) -> None:

@@ -19,11 +19,12 @@ import struct
 import tempfile
 import zlib
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from portfolio_core.adapters._shared.configurable import Configurable
 from portfolio_core.adapters._shared.names import file_name, name_of
 from portfolio_core.ports.errors import InvalidInputError, NotFoundError, UnavailableError
 from portfolio_core.ports.model_backend import AgentBlocks
@@ -46,7 +47,7 @@ class SafetensorsCachePersistenceConfig(BaseModel):
     fsync: bool = True
 
 
-class SafetensorsCachePersistence:
+class SafetensorsCachePersistence(Configurable):
     """``SafetensorsCachePersistence("/var/cache/agents")``: one safetensors file per agent.
 
     Guarantees beyond the port: files are portable safetensors (readable by any safetensors
@@ -68,10 +69,6 @@ class SafetensorsCachePersistence:
             self._dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise UnavailableError(f"cannot create {self._dir}: {exc}", port=_PORT) from exc
-
-    @classmethod
-    def from_config(cls, config: SafetensorsCachePersistenceConfig) -> Self:
-        return cls(config.directory, fsync=config.fsync)
 
     def __repr__(self) -> str:
         return f"SafetensorsCachePersistence({str(self._dir)!r})"

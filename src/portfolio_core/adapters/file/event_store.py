@@ -52,20 +52,21 @@ import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import BinaryIO, ClassVar, Literal, Self
+from typing import BinaryIO, ClassVar, Literal
 
 from cachetools import LRUCache
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
+from portfolio_core.adapters._shared.configurable import Configurable
 from portfolio_core.adapters._shared.event_store.index import (
     IndexedRow,
     rows_to_events,
 )
-from portfolio_core.adapters._shared.event_store.rules import matches
-from portfolio_core.adapters._shared.event_store.subscriptions import (
-    SubscriptionSet,
-    Wakeup,
+from portfolio_core.adapters._shared.event_store.partition import (
+    EventStoreOptions,
+    PartitionedEventStore,
 )
+from portfolio_core.adapters._shared.event_store.rules import matches
 from portfolio_core.adapters._shared.event_store.validation import (
     DEFAULT_MAX_EVENT_BYTES,
     EncodedEvent,
@@ -75,7 +76,6 @@ from portfolio_core.adapters._shared.event_store.validation import (
     validate_query,
     validate_read_args,
     validate_stream,
-    validate_subscribe,
 )
 from portfolio_core.adapters.file._event_records import PAYLOAD_START as _PAYLOAD_START
 from portfolio_core.adapters.file._event_records import decode_record as _decode_record
@@ -93,17 +93,13 @@ from portfolio_core.ports.errors import CorruptDataError, UnavailableError
 from portfolio_core.ports.event_store import (
     AppendResult,
     Direction,
-    EventHandler,
     EventQuery,
     EventStoreCapability,
     ExpectedVersion,
     NewEvent,
-    OnHandlerError,
     RecordedEvent,
     StreamState,
-    Subscription,
 )
-from portfolio_core.ports.tenant import require_tenant
 
 __all__ = ["FileEventStore", "FileEventStoreConfig"]
 
@@ -111,18 +107,13 @@ MAGIC = b"PCEVLOG1"
 FsyncPolicy = Literal["always", "interval", "never"]
 
 
-class FileEventStoreConfig(BaseModel):
-    """Configuration of `FileEventStore` (``file`` in a manifest)."""
-
-    model_config = ConfigDict(extra="forbid")
+class FileEventStoreConfig(EventStoreOptions):
+    """Configuration of `FileEventStore` (``file`` in a manifest): the log's path and its
+    fsync policy, besides the fields every event store has."""
 
     path: str
     fsync: FsyncPolicy = "always"
     fsync_interval: float = Field(1.0, gt=0)
-    tenant_scoped: bool = False
-    max_event_bytes: int = Field(DEFAULT_MAX_EVENT_BYTES, gt=0)
-    subscription_batch: int = Field(256, gt=0)
-    poll_interval: float = Field(1.0, gt=0)
 
 
 _FORMAT = RecordFormat(_PAYLOAD_START, _decode_record)
@@ -139,7 +130,7 @@ READ_SPAN_BYTES = 1 << 20
 larger than this is read on its own)."""
 
 
-class FileEventStore:
+class FileEventStore(PartitionedEventStore, Configurable):
     """Durable single-process event store in an append-only, checksummed log file.
 
     ``fsync``: ``always`` flushes every append to disk before acknowledging it (survives
@@ -171,32 +162,28 @@ class FileEventStore:
         poll_interval: float = 1.0,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__(
+            tenant_scoped=tenant_scoped,
+            max_event_bytes=max_event_bytes,
+            subscription_batch=subscription_batch,
+            poll_interval=poll_interval,
+        )
         self.path = Path(path)
         self._wall_clock = wall_clock
         self.fsync = fsync
         self.fsync_interval = fsync_interval
-        self.tenant_scoped = tenant_scoped
-        self.max_event_bytes = max_event_bytes
         self._lock = threading.Lock()
         self._log_index: LogIndex | None = None
         self._records: LRUCache[int, tuple[int, list[IndexedRow]]] = LRUCache(
             READ_CACHE_BYTES, getsizeof=lambda entry: entry[0]
         )
         self._digest = 0
-        self._wakeup = Wakeup()
-        self._subscriptions = SubscriptionSet(
-            self._wakeup, poll_interval=poll_interval, batch_size=subscription_batch
-        )
         self._fd: int | None = None
         self._size = 0
         self._last_sync = 0.0
         self._executor: ThreadPoolExecutor | None = None
         self.recovered_bytes = 0
         """Bytes of torn tail (an interrupted, unacknowledged write) cut when last opened."""
-
-    @classmethod
-    def from_config(cls, config: FileEventStoreConfig) -> Self:
-        return cls(**config.model_dump())
 
     def __repr__(self) -> str:
         return f"FileEventStore(path={str(self.path)!r}, fsync={self.fsync!r})"
@@ -424,9 +411,6 @@ class FileEventStore:
                 self._resync(fd, index)
         return AppendResult(stream, planned[-1].version, tuple(r.position for r in planned))
 
-    def _tenant(self) -> str:
-        return require_tenant().tenant_id if self.tenant_scoped else ""
-
     async def append(
         self,
         stream: str,
@@ -626,29 +610,6 @@ class FileEventStore:
         tenant = self._tenant()
         await self._ready()
         return await asyncio.to_thread(self._query_sync, tenant, query)
-
-    async def subscribe(
-        self,
-        handler: EventHandler,
-        *,
-        stream: str | None = None,
-        from_position: int = 1,
-        filter: EventQuery | None = None,
-        on_error: OnHandlerError = OnHandlerError.STOP,
-    ) -> Subscription:
-        validate_subscribe(stream, filter, from_position)
-        self._tenant()
-        return self._subscriptions.open(
-            self.query,
-            handler,
-            stream=stream,
-            from_position=from_position,
-            filter=filter,
-            on_error=on_error,
-        )
-
-    async def unsubscribe(self, subscription: Subscription) -> None:
-        await self._subscriptions.close(subscription)
 
     async def ping(self) -> None:
         if self._fd is None:

@@ -11,7 +11,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, ItemsView, Iterator, Mapping, Sequence
 from heapq import heapify, heappop, heappush
-from typing import Any, ClassVar, Literal, Self
+from typing import Any, ClassVar, Literal
 
 import cachetools
 from pydantic import BaseModel, ConfigDict, Field
@@ -25,6 +25,7 @@ from portfolio_core.adapters._shared.cache_keys import (
     tenant_ttl,
 )
 from portfolio_core.adapters._shared.codec import JsonCodec, check_json_value
+from portfolio_core.adapters._shared.configurable import Configurable
 from portfolio_core.ports.cache import MAX_KEY_LENGTH, CacheCapability, CacheStats, Codec
 from portfolio_core.ports.capabilities import declare
 from portfolio_core.ports.errors import InvalidInputError, UnavailableError
@@ -184,7 +185,7 @@ _POLICIES: dict[str, Any] = {
 }
 
 
-class MemoryCache:
+class MemoryCache(Configurable):
     """A bounded in-process cache (``max_entries`` items, evicted by ``policy``).
 
     ``policy`` is ``"lru"``, ``"lfu"`` or ``"ttl"`` (time-aware LRU: expired items are
@@ -242,16 +243,6 @@ class MemoryCache:
         self._hits = 0
         self._misses = 0
         self._inflight: dict[_Key, concurrent.futures.Future[_Entry | None]] = {}
-
-    @classmethod
-    def from_config(cls, config: MemoryCacheConfig) -> Self:
-        return cls(
-            config.max_entries,
-            policy=config.policy,
-            default_ttl=config.default_ttl,
-            namespace=config.namespace,
-            tenant_scoped=config.tenant_scoped,
-        )
 
     def __repr__(self) -> str:
         return (

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
 from portfolio_core.adapters._shared.backend import reach_backend
 from portfolio_core.adapters._shared.configurable import Configurable
@@ -21,9 +21,9 @@ from portfolio_core.adapters._shared.event_store.index import (
     query_rows,
     row_to_event,
 )
-from portfolio_core.adapters._shared.event_store.subscriptions import (
-    SubscriptionSet,
-    Wakeup,
+from portfolio_core.adapters._shared.event_store.partition import (
+    EventStoreOptions,
+    PartitionedEventStore,
 )
 from portfolio_core.adapters._shared.event_store.validation import (
     DEFAULT_MAX_EVENT_BYTES,
@@ -33,39 +33,27 @@ from portfolio_core.adapters._shared.event_store.validation import (
     validate_query,
     validate_read_args,
     validate_stream,
-    validate_subscribe,
 )
 from portfolio_core.ports.capabilities import declare
 from portfolio_core.ports.event_store import (
     AppendResult,
     Direction,
-    EventHandler,
     EventQuery,
     EventStoreCapability,
     ExpectedVersion,
     NewEvent,
-    OnHandlerError,
     RecordedEvent,
     StreamState,
-    Subscription,
 )
-from portfolio_core.ports.tenant import require_tenant
 
 __all__ = ["MemoryEventStore", "MemoryEventStoreConfig"]
 
 
-class MemoryEventStoreConfig(BaseModel):
-    """Configuration of `MemoryEventStore`."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    max_event_bytes: int = Field(DEFAULT_MAX_EVENT_BYTES, gt=0)
-    tenant_scoped: bool = False
-    subscription_batch: int = Field(256, gt=0)
-    poll_interval: float = Field(1.0, gt=0)
+class MemoryEventStoreConfig(EventStoreOptions):
+    """Configuration of `MemoryEventStore`: the fields every event store has."""
 
 
-class MemoryEventStore(Configurable):
+class MemoryEventStore(PartitionedEventStore, Configurable):
     """In-process event store (the executable specification of the EventStore port).
 
     Construct directly (``MemoryEventStore()``) or from a manifest (``memory``). Subscribers
@@ -94,22 +82,19 @@ class MemoryEventStore(Configurable):
         faults: Callable[[str], None] | None = None,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
-        self.max_event_bytes = max_event_bytes
+        super().__init__(
+            tenant_scoped=tenant_scoped,
+            max_event_bytes=max_event_bytes,
+            subscription_batch=subscription_batch,
+            poll_interval=poll_interval,
+        )
         self._faults = faults
         self._wall_clock = wall_clock
-        self.tenant_scoped = tenant_scoped
         self._lock = threading.Lock()
         self._index = EventIndex()
-        self._wakeup = Wakeup()
-        self._subscriptions = SubscriptionSet(
-            self._wakeup, poll_interval=poll_interval, batch_size=subscription_batch
-        )
 
     def __repr__(self) -> str:
         return f"MemoryEventStore(tenant_scoped={self.tenant_scoped})"
-
-    def _tenant(self) -> str:
-        return require_tenant().tenant_id if self.tenant_scoped else ""
 
     def _backend(self, operation: str) -> None:
         """Where a networked store would reach its server: a fault hook given as ``faults``
@@ -172,29 +157,6 @@ class MemoryEventStore(Configurable):
     async def count(self, query: EventQuery) -> int:
         """How many events `query` would return (the reference: it runs the query)."""
         return len(await self.query(query))
-
-    async def subscribe(
-        self,
-        handler: EventHandler,
-        *,
-        stream: str | None = None,
-        from_position: int = 1,
-        filter: EventQuery | None = None,
-        on_error: OnHandlerError = OnHandlerError.STOP,
-    ) -> Subscription:
-        validate_subscribe(stream, filter, from_position)
-        self._tenant()  # fail closed now, not in the background task
-        return self._subscriptions.open(
-            self.query,
-            handler,
-            stream=stream,
-            from_position=from_position,
-            filter=filter,
-            on_error=on_error,
-        )
-
-    async def unsubscribe(self, subscription: Subscription) -> None:
-        await self._subscriptions.close(subscription)
 
     async def aclose(self) -> None:
         """Stop every subscription; idempotent."""

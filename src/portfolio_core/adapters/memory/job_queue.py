@@ -7,11 +7,12 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from portfolio_core.adapters._shared.backend import reach_backend
+from portfolio_core.adapters._shared.configurable import Configurable
 from portfolio_core.adapters._shared.job_queue import (
     EXPIRED,
     PORT,
@@ -80,7 +81,7 @@ class _Queue:
     holders: dict[str, int] = field(default_factory=dict)  # unique key -> job id
 
 
-class MemoryJobQueue:
+class MemoryJobQueue(Configurable):
     """Jobs in dicts and heaps of one process; lost when it exits.
 
     A waiting ``reserve`` is woken by enqueues made through this instance and otherwise
@@ -108,10 +109,6 @@ class MemoryJobQueue:
         self._by_id: dict[int, _Row] = {}
         self._next_id = 1
         self._wakeup = EnqueueWakeup()
-
-    @classmethod
-    def from_config(cls, config: MemoryJobQueueConfig) -> Self:
-        return cls(poll_interval=config.poll_interval)
 
     def __repr__(self) -> str:
         return f"MemoryJobQueue(jobs={len(self._by_id)})"

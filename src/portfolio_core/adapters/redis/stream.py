@@ -28,13 +28,14 @@ import re
 import uuid
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
-from typing import Any, ClassVar, Self, TypeVar, cast
+from typing import Any, ClassVar, TypeVar, cast
 
 import redis.asyncio as aioredis
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from redis import exceptions as redis_errors
 
 from portfolio_core.adapters._shared import stream as shared
+from portfolio_core.adapters._shared.configurable import Configurable
 from portfolio_core.adapters.redis._client import (
     DEFAULT_CALL_TIMEOUT,
     DEFAULT_CONNECT_TIMEOUT,
@@ -88,7 +89,7 @@ def _escape_tenant(tenant: str) -> str:
     return tenant.replace("%", "%25").replace(":", "%3A")
 
 
-class RedisStream(shared.TransformingStream):
+class RedisStream(shared.TransformingStream, Configurable):
     """Stream adapter over Redis Streams (redis-py asyncio).
 
     Construct with a URL (``RedisStream("redis://localhost:6379/0")``) or an existing
@@ -106,7 +107,7 @@ class RedisStream(shared.TransformingStream):
 
     def __init__(
         self,
-        url: str | None = None,
+        url: str | SecretStr | None = None,
         *,
         client: aioredis.Redis | None = None,
         namespace: str = "portfolio_core:stream",
@@ -121,6 +122,8 @@ class RedisStream(shared.TransformingStream):
             raise InvalidInputError("namespace must be non-empty", field="namespace")
         if poll_interval <= 0:
             raise InvalidInputError("poll_interval must be positive", field="poll_interval")
+        if isinstance(url, SecretStr):
+            url = url.get_secret_value()
         self._url = None if url is None else check_redis_url(url, port="Stream")
         self._client = client
         self._owns_client = client is None
@@ -129,17 +132,6 @@ class RedisStream(shared.TransformingStream):
         self.poll_interval = poll_interval
         self.connect_timeout = connect_timeout
         self.call_timeout = call_timeout
-
-    @classmethod
-    def from_config(cls, config: RedisStreamConfig) -> Self:
-        return cls(
-            config.url.get_secret_value(),
-            namespace=config.namespace,
-            tenant_scoped=config.tenant_scoped,
-            poll_interval=config.poll_interval,
-            connect_timeout=config.connect_timeout,
-            call_timeout=config.call_timeout,
-        )
 
     def __repr__(self) -> str:
         return f"RedisStream(namespace={self.namespace!r}, tenant_scoped={self.tenant_scoped})"
