@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from portfolio_core.testing.loop import accepts_keyword
+import pytest
+
+from portfolio_core.ports.capabilities import supports
+from portfolio_core.testing.clock import FakeClock
+from portfolio_core.testing.loop import LoopRunner, accepts_keyword, close_adapter, open_adapter
 from portfolio_core.testing.suite import Factory
 
-__all__ = ["with_options"]
+__all__ = ["adapter_with_option", "with_options"]
 
 
 def with_options(factory: Factory, **options: object) -> Factory:
@@ -24,3 +28,33 @@ def with_options(factory: Factory, **options: object) -> Factory:
         return factory(**options)
 
     return untimed
+
+
+def adapter_with_option(
+    make_adapter: Factory,
+    kit_runner: LoopRunner,
+    kit_clock: FakeClock,
+    *,
+    option: str,
+    value: object,
+    capability: str,
+    unchecked: str,
+) -> Iterator[Any]:
+    """The body of a fixture yielding a fresh adapter made with ``option=value``.
+
+    Skips the test (saying ``unchecked``) when the factory does not accept ``option`` by
+    name, and when the adapter made does not declare ``capability``. The adapter is opened on
+    the kit's loop with the kit's clock and closed after the test, whether it passed, failed
+    or was skipped. Use it as ``yield from adapter_with_option(...)``.
+    """
+    if not accepts_keyword(make_adapter, option):
+        pytest.skip(f"the factory does not accept {option}=, so {unchecked}")
+    made = kit_runner.run(
+        open_adapter(with_options(make_adapter, **{option: value}), clock=kit_clock)
+    )
+    try:
+        if not supports(made, capability):
+            pytest.skip(f"{type(made).__name__} does not declare '{capability}'")
+        yield made
+    finally:
+        kit_runner.run(close_adapter(made))

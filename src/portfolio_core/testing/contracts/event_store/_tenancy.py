@@ -22,14 +22,14 @@ from portfolio_core.ports.event_store import (
     StreamState,
 )
 from portfolio_core.ports.tenant import tenant_scope
-from portfolio_core.testing._factories import with_options
+from portfolio_core.testing._factories import adapter_with_option
 from portfolio_core.testing.clauses import clause, requires
 from portfolio_core.testing.clock import FakeClock
 from portfolio_core.testing.contracts.event_store._common import (
     WAIT,
     ev,
 )
-from portfolio_core.testing.loop import LoopRunner, accepts_keyword, close_adapter, open_adapter
+from portfolio_core.testing.loop import LoopRunner
 from portfolio_core.testing.suite import ContractSuite
 
 
@@ -41,17 +41,15 @@ class TenancyClauses(ContractSuite[EventStore]):
         self, make_adapter: Any, kit_runner: LoopRunner, kit_clock: FakeClock
     ) -> Iterator[EventStore]:
         """A fresh adapter made with ``tenant_scoped=True`` (skips when it cannot be)."""
-        if not accepts_keyword(make_adapter, "tenant_scoped"):
-            pytest.skip("the factory does not accept tenant_scoped=, so scoping is not checked")
-        made: EventStore = kit_runner.run(
-            open_adapter(with_options(make_adapter, tenant_scoped=True), clock=kit_clock)
+        yield from adapter_with_option(
+            make_adapter,
+            kit_runner,
+            kit_clock,
+            option="tenant_scoped",
+            value=True,
+            capability=EventStoreCapability.TENANT_SCOPED,
+            unchecked="scoping is not checked",
         )
-        try:
-            if not supports(made, EventStoreCapability.TENANT_SCOPED):
-                pytest.skip(f"{type(made).__name__} does not declare 'event_store.tenant_scoped'")
-            yield made
-        finally:
-            kit_runner.run(close_adapter(made))
 
     @clause(
         "event_store.tenant.fail_closed",
