@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from portfolio_core.testing._factories import adapter_with_option
+from portfolio_core.testing._factories import adapter_with_option, opened_with
 from portfolio_core.testing.clock import FakeClock
 from portfolio_core.testing.loop import LoopRunner
 
@@ -87,3 +87,39 @@ def test_an_adapter_not_declaring_the_capability_skips_naming_it_and_is_closed(
     ):
         next(_opened(make, runner, FakeClock()))
     assert made[0].closed, "a skipped adapter was left open"
+
+
+def test_opened_with_passes_the_options_and_closes_however_the_block_ends(
+    runner: LoopRunner,
+) -> None:
+    made: list[_Adapter] = []
+    clock = FakeClock()
+
+    def make(*, scoped: bool = False, clock: Callable[[], float]) -> _Adapter:
+        made.append(_Adapter(frozenset(), scoped, clock))
+        return made[-1]
+
+    async def failing_block() -> None:
+        async with opened_with(make, clock, scoped=True) as adapter:
+            assert adapter.scoped is True, "the option was not passed"
+            assert adapter.clock is clock, "the kit's clock was not offered"
+            assert not adapter.closed
+            raise RuntimeError("the clause failed")
+
+    with pytest.raises(RuntimeError, match="the clause failed"):
+        runner.run(failing_block())
+    assert made[0].closed, "the adapter was left open after the block failed"
+
+
+def test_opened_with_skips_naming_an_option_the_factory_does_not_accept(
+    runner: LoopRunner,
+) -> None:
+    def make(*, scoped: bool = False) -> _Adapter:
+        raise AssertionError("no adapter should be made")
+
+    async def block() -> None:
+        async with opened_with(make, FakeClock(), scoped=True, max_entries=3):
+            raise AssertionError("the block must not run")
+
+    with pytest.raises(pytest.skip.Exception, match="does not accept max_entries="):
+        runner.run(block())

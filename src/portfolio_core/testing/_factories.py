@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ from portfolio_core.testing.clock import FakeClock
 from portfolio_core.testing.loop import LoopRunner, accepts_keyword, close_adapter, open_adapter
 from portfolio_core.testing.suite import Factory
 
-__all__ = ["adapter_with_option", "with_options"]
+__all__ = ["adapter_with_option", "opened_with", "with_options"]
 
 
 def with_options(factory: Factory, **options: object) -> Factory:
@@ -58,3 +59,23 @@ def adapter_with_option(
         yield made
     finally:
         kit_runner.run(close_adapter(made))
+
+
+@contextlib.asynccontextmanager
+async def opened_with(
+    make_adapter: Factory, kit_clock: FakeClock, **options: object
+) -> AsyncIterator[Any]:
+    """A fresh adapter made by ``make_adapter`` with ``options``, for an async clause's body.
+
+    Skips the test (naming the option) when the factory does not accept one of ``options`` by
+    name. The adapter is opened in the running loop with the kit's clock and closed on leaving
+    the block, however the block ends (a failed assertion or a skip included).
+    """
+    for option in options:
+        if not accepts_keyword(make_adapter, option):
+            pytest.skip(f"the factory does not accept {option}=")
+    adapter = await open_adapter(with_options(make_adapter, **options), clock=kit_clock)
+    try:
+        yield adapter
+    finally:
+        await close_adapter(adapter)
