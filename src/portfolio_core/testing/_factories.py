@@ -13,7 +13,7 @@ from portfolio_core.testing.clock import FakeClock
 from portfolio_core.testing.loop import LoopRunner, accepts_keyword, close_adapter, open_adapter
 from portfolio_core.testing.suite import Factory
 
-__all__ = ["adapter_with_option", "opened_with", "with_options"]
+__all__ = ["adapter_with_option", "opened_with", "tenant_scoped_adapter", "with_options"]
 
 
 def with_options(factory: Factory, **options: object) -> Factory:
@@ -59,6 +59,32 @@ def adapter_with_option(
         yield made
     finally:
         kit_runner.run(close_adapter(made))
+
+
+def tenant_scoped_adapter(capability: str) -> Any:
+    """A suite's ``scoped_adapter`` fixture: a fresh adapter made with ``tenant_scoped=True``.
+
+    It skips unless the factory accepts ``tenant_scoped=`` and the adapter declares
+    ``capability`` (the port's ``TENANT_SCOPED``); see `adapter_with_option`. Assign it in
+    the suite's class body: ``scoped_adapter = tenant_scoped_adapter(Capability.TENANT_SCOPED)``.
+    """
+
+    @pytest.fixture(name="scoped_adapter")
+    def scoped_adapter(
+        self: object, make_adapter: Factory, kit_runner: LoopRunner, kit_clock: FakeClock
+    ) -> Iterator[Any]:
+        """A fresh adapter made with ``tenant_scoped=True`` (skips when it cannot be)."""
+        yield from adapter_with_option(
+            make_adapter,
+            kit_runner,
+            kit_clock,
+            option="tenant_scoped",
+            value=True,
+            capability=capability,
+            unchecked="scoping is not checked",
+        )
+
+    return scoped_adapter
 
 
 @contextlib.asynccontextmanager

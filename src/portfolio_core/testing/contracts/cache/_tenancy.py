@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -14,7 +14,7 @@ from portfolio_core.ports.cache import Cache, CacheCapability
 from portfolio_core.ports.capabilities import supports
 from portfolio_core.ports.errors import TenantRequiredError
 from portfolio_core.ports.tenant import TenantContext, tenant_scope
-from portfolio_core.testing._factories import adapter_with_option, with_options
+from portfolio_core.testing._factories import tenant_scoped_adapter, with_options
 from portfolio_core.testing.adversarial import ADVERSARIAL_IDS, adversarial_ids
 from portfolio_core.testing.clauses import clause, requires
 from portfolio_core.testing.clock import FakeClock
@@ -99,20 +99,7 @@ class TenantIsolationMachine(AdapterMachine[Cache]):
 class TenancyClauses(ContractSuite[Cache]):
     """Tenant scoping: fail-closed without a tenant, isolation, separators."""
 
-    @pytest.fixture
-    def scoped_adapter(
-        self, make_adapter: Factory, kit_runner: LoopRunner, kit_clock: FakeClock
-    ) -> Iterator[Cache]:
-        """A fresh adapter made with ``tenant_scoped=True`` (skips when it cannot be)."""
-        yield from adapter_with_option(
-            make_adapter,
-            kit_runner,
-            kit_clock,
-            option="tenant_scoped",
-            value=True,
-            capability=CacheCapability.TENANT_SCOPED,
-            unchecked="scoping is not checked",
-        )
+    scoped_adapter = tenant_scoped_adapter(CacheCapability.TENANT_SCOPED)
 
     @clause("cache.tenant.fail_closed", "a tenant-scoped cache refuses every call with no tenant")
     def test_tenant_fail_closed(self, scoped_adapter: Any, kit_runner: LoopRunner) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,9 +21,8 @@ from portfolio_core.ports.event_store import (
     StreamState,
 )
 from portfolio_core.ports.tenant import tenant_scope
-from portfolio_core.testing._factories import adapter_with_option
+from portfolio_core.testing._factories import tenant_scoped_adapter
 from portfolio_core.testing.clauses import clause, requires
-from portfolio_core.testing.clock import FakeClock
 from portfolio_core.testing.contracts.event_store._common import (
     WAIT,
     ev,
@@ -36,20 +34,7 @@ from portfolio_core.testing.suite import ContractSuite
 class TenancyClauses(ContractSuite[EventStore]):
     """Tenant scoping: fail-closed without a tenant, isolation, separators, subscriptions."""
 
-    @pytest.fixture
-    def scoped_adapter(
-        self, make_adapter: Any, kit_runner: LoopRunner, kit_clock: FakeClock
-    ) -> Iterator[EventStore]:
-        """A fresh adapter made with ``tenant_scoped=True`` (skips when it cannot be)."""
-        yield from adapter_with_option(
-            make_adapter,
-            kit_runner,
-            kit_clock,
-            option="tenant_scoped",
-            value=True,
-            capability=EventStoreCapability.TENANT_SCOPED,
-            unchecked="scoping is not checked",
-        )
+    scoped_adapter = tenant_scoped_adapter(EventStoreCapability.TENANT_SCOPED)
 
     @clause(
         "event_store.tenant.fail_closed",
