@@ -18,7 +18,6 @@ limited or counted by protection, and never moves a breaker.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from typing import Any
 
 import structlog
 
+from portfolio_core._tasks import cancel_and_wait
 from portfolio_core.boundary import boundary_of
 from portfolio_core.boundary.telemetry import Telemetry, default_telemetry
 
@@ -256,7 +256,4 @@ class HealthAggregator:
     async def aclose(self) -> None:
         """Stop periodic checks (idempotent)."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)

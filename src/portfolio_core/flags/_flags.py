@@ -16,6 +16,7 @@ from opentelemetry.metrics import CallbackOptions, Observation
 from pydantic import ValidationError
 
 from portfolio_core._observables import observe
+from portfolio_core._tasks import cancel_and_wait
 from portfolio_core.boundary.stats import BoundedLabels
 from portfolio_core.flags._definition import FlagDefinition
 from portfolio_core.ports.config_store import ChangeSet, ConfigStore
@@ -282,10 +283,7 @@ class Flags:
     async def aclose(self) -> None:
         """Stop watching the store (the flags keep their last values); idempotent."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(task, drop_errors=True)
 
     def _replace(self, values: Mapping[str, Any], version: int) -> None:
         flags = {key: _compile(key, value) for key, value in values.items()}

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from portfolio_core._tasks import cancel_and_wait
 from portfolio_core.boundary import boundary_of
 from portfolio_core.boundary.panels import Panel, registered_panels
 from portfolio_core.boundary.timeline import TimelineEvent
@@ -120,10 +121,7 @@ class Sampler:
         self.tails.clear()
         self.history.clear()
         self.panels.clear()
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
     def _on_timeline(self, event: TimelineEvent) -> None:
         # called from whichever thread published; breaker moves and reloads re-check health

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from portfolio_core._tasks import cancel_and_wait
 from portfolio_core.manifest.errors import ManifestError
 from portfolio_core.ports.config_store import ConfigSnapshot, ConfigStore
 from portfolio_core.registry import Registry, ReloadReport
@@ -113,11 +114,7 @@ class Reloader:
                 self._signal_loop.remove_signal_handler(signal.SIGHUP)
             self._signal_loop = None
         tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(*tasks, drop_errors=True)
         async with self._lock:
             pass
 

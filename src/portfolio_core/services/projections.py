@@ -48,6 +48,7 @@ from enum import StrEnum
 from typing import Any
 
 from portfolio_core._observables import observe
+from portfolio_core._tasks import cancel_and_wait
 from portfolio_core.ports.capabilities import supports
 from portfolio_core.ports.errors import LeaseLostError, PortTimeoutError, UnavailableError
 from portfolio_core.ports.event_store import EventStore, RecordedEvent
@@ -320,10 +321,7 @@ class ProjectionRunner:
     async def stop(self) -> None:
         """Stop after the current step and release the lease (a standby takes over)."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         await self._release()
         if self.state is not RunnerState.FAILED:
             self.state = RunnerState.STOPPED

@@ -40,7 +40,6 @@ stops them.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import time
 from collections import deque
@@ -51,6 +50,7 @@ from typing import ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from portfolio_core._tasks import cancel_and_wait
 from portfolio_core.boundary.retry import is_retryable, retry_after_hint
 from portfolio_core.ports import (
     LLM,
@@ -270,10 +270,7 @@ class MemoryRouter:
     async def aclose(self) -> None:
         """Stop background health checks. Idempotent; the router stays usable."""
         task, self._health_task = self._health_task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
     async def _health_loop(self) -> None:
         interval = self.health_check_interval or 1.0

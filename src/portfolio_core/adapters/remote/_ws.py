@@ -40,6 +40,20 @@ def _rpc_error(error: Any) -> PortError:
     return error_from_problem({"status": 500, "detail": "malformed error"})
 
 
+def _request_frame(rid: int, method: str, params: bytes) -> bytes:
+    """The JSON-RPC request ``rid`` calling ``method``; ``params`` (a JSON object's bytes) is
+    spliced in as it is, never decoded and encoded again."""
+    return (
+        b'{"jsonrpc":"2.0","id":'
+        + str(rid).encode()
+        + b',"method":"'
+        + method.encode()
+        + b'","params":'
+        + params
+        + b"}"
+    )
+
+
 class Channel:
     """One open iteration or subscription on a link: items as they come, credit as they are
     taken."""
@@ -184,15 +198,7 @@ class WsLink:
         rid = next(self._ids)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._send(
-            b'{"jsonrpc":"2.0","id":'
-            + str(rid).encode()
-            + b',"method":"'
-            + method.encode()
-            + b'","params":'
-            + params
-            + b"}"
-        )
+        self._send(_request_frame(rid, method, params))
         self._pending[rid] = (future, loop.time() + timeout)
         if self._sweeper is None or self._sweeper.done():
             self._sweeper = asyncio.ensure_future(self._sweep(timeout))
@@ -225,18 +231,14 @@ class WsLink:
         rid = next(self._ids)
         channel = Channel(self, rid, credit)
         credit = credit if initial is None else initial
-        self._send(
-            b'{"jsonrpc":"2.0","id":'
-            + str(rid).encode()
-            + b',"method":"'
-            + method.encode()
-            + b'","params":'
-            + params[:-1]
+        with_credit = (
+            params[:-1]
             + (b"," if params != b"{}" else b"")
             + b'"@credit":'
             + str(credit).encode()
-            + b"}}"
+            + b"}"
         )
+        self._send(_request_frame(rid, method, with_credit))
         self._channels[rid] = channel
         return channel
 

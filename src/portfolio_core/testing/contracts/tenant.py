@@ -31,6 +31,7 @@ from portfolio_core.ports.tenant import (
     current_tenant,
     tenant_scope,
 )
+from portfolio_core.testing._factories import adapter_with_option, with_options
 from portfolio_core.testing.clauses import clause
 from portfolio_core.testing.clock import FakeClock
 from portfolio_core.testing.loop import LoopRunner, accepts_keyword, close_adapter, open_adapter
@@ -42,20 +43,6 @@ __all__ = ["QUOTAS", "QuotaMachine", "TenantContract"]
 
 #: the quotas the kit configures: resource -> allowance per hour
 QUOTAS = {"kit.requests": 5, "kit.tokens": 20}
-
-
-def _with(factory: Factory, **options: object) -> Factory:
-    if accepts_keyword(factory, "clock"):
-
-        def timed(clock: Any) -> Any:
-            return factory(clock=clock, **options)
-
-        return timed
-
-    def untimed() -> Any:
-        return factory(**options)
-
-    return untimed
 
 
 def _quota_strings() -> dict[str, str]:
@@ -73,17 +60,15 @@ class TenantContract(ContractSuite[Tenant]):
         self, make_adapter: Factory, kit_runner: LoopRunner, kit_clock: FakeClock
     ) -> Iterator[Any]:
         """A fresh adapter with the kit's quotas (skips when quotas cannot be configured)."""
-        if not accepts_keyword(make_adapter, "quotas"):
-            pytest.skip("the factory does not accept quotas=, so quotas are not checked")
-        made = kit_runner.run(
-            open_adapter(_with(make_adapter, quotas=_quota_strings()), clock=kit_clock)
+        yield from adapter_with_option(
+            make_adapter,
+            kit_runner,
+            kit_clock,
+            option="quotas",
+            value=_quota_strings(),
+            capability=TenantCapability.QUOTAS,
+            unchecked="quotas are not checked",
         )
-        try:
-            if not supports(made, TenantCapability.QUOTAS):
-                pytest.skip(f"{type(made).__name__} does not declare 'tenant.quotas'")
-            yield made
-        finally:
-            kit_runner.run(close_adapter(made))
 
     # -- context ---------------------------------------------------------------------------------
 
@@ -247,7 +232,9 @@ class TenantContract(ContractSuite[Tenant]):
         if not accepts_keyword(make_adapter, "quotas"):
             pytest.skip("the factory does not accept quotas=, so quotas are not checked")
         made = kit_runner.run(
-            open_adapter(_with(make_adapter, quotas={"kit.fast": "2/second"}), clock=kit_clock)
+            open_adapter(
+                with_options(make_adapter, quotas={"kit.fast": "2/second"}), clock=kit_clock
+            )
         )
 
         async def body() -> None:
@@ -337,7 +324,7 @@ class TenantContract(ContractSuite[Tenant]):
             pytest.skip("the factory does not accept tenant_config=")
         overrides = {"acme": {"cache.default_ttl": 5, "model": "small"}}
         made = kit_runner.run(
-            open_adapter(_with(make_adapter, tenant_config=overrides), clock=kit_clock)
+            open_adapter(with_options(make_adapter, tenant_config=overrides), clock=kit_clock)
         )
         try:
             if not supports(made, TenantCapability.CONFIG_OVERRIDES):
@@ -367,7 +354,7 @@ class TenantContract(ContractSuite[Tenant]):
     def test_state_machine(self, make_adapter: Factory, kit_settings: KitSettings) -> None:
         if not accepts_keyword(make_adapter, "quotas"):
             pytest.skip("the factory does not accept quotas=")
-        run_machine(QuotaMachine, _with(make_adapter, quotas=_quota_strings()), kit_settings)
+        run_machine(QuotaMachine, with_options(make_adapter, quotas=_quota_strings()), kit_settings)
 
 
 async def _current_later() -> TenantContext | None:

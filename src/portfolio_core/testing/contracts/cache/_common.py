@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from hypothesis import strategies as st
 
 from portfolio_core.ports.cache import MAX_KEY_LENGTH
-from portfolio_core.ports.errors import UnavailableError
 from portfolio_core.ports.values import MAX_VALUE_DEPTH
 
 VALUES: list[Any] = [
@@ -78,19 +76,6 @@ json_values = st.recursive(
     ),
     max_leaves=6,
 ).filter(lambda v: v is not None)
-
-
-async def expect_unavailable(name: str, call: Callable[[], Awaitable[Any]]) -> None:
-    """``call`` must raise UnavailableError (the backend is down)."""
-    try:
-        await call()
-    except UnavailableError:
-        return
-    except Exception as exc:
-        raise AssertionError(
-            f"{name} with the backend unreachable raised {exc!r}, not UnavailableError"
-        ) from exc
-    raise AssertionError(f"{name} succeeded with the backend unreachable")
 
 
 async def resolve(value: Any) -> Any:

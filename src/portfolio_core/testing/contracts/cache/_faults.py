@@ -7,10 +7,8 @@ from typing import Any
 
 from portfolio_core.ports.cache import Cache, CacheCapability
 from portfolio_core.ports.capabilities import supports
+from portfolio_core.testing._unavailable import expect_all_unavailable
 from portfolio_core.testing.clauses import clause
-from portfolio_core.testing.contracts.cache._common import (
-    expect_unavailable,
-)
 from portfolio_core.testing.faults import FaultInjector
 from portfolio_core.testing.suite import ContractSuite
 
@@ -37,8 +35,7 @@ class FaultClauses(ContractSuite[Cache]):
         if supports(adapter, CacheCapability.ENUMERATE):
             calls.append(("keys", adapter.keys))
         faults.arm()
-        for name, call in calls:
-            await expect_unavailable(name, call)
+        await expect_all_unavailable(calls)
         faults.clear()
         assert faults.calls, "the adapter accepts faults= but never reports reaching its backend"
         assert await adapter.get_many(["k", "gone", "new"]) == {"k": 1, "gone": 2}, (

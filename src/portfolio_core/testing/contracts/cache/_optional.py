@@ -9,14 +9,13 @@ import pytest
 
 from portfolio_core.ports.cache import Cache, CacheCapability, CacheStats
 from portfolio_core.ports.capabilities import supports
-from portfolio_core.testing._factories import with_options
+from portfolio_core.testing._factories import opened_with
 from portfolio_core.testing.clauses import clause, expect_unsupported, requires, requires_absent
 from portfolio_core.testing.clock import FakeClock
 from portfolio_core.testing.concurrency import run_concurrently
 from portfolio_core.testing.contracts.cache._common import (
     resolve,
 )
-from portfolio_core.testing.loop import accepts_keyword, close_adapter, open_adapter
 from portfolio_core.testing.suite import ContractSuite, Factory
 
 
@@ -147,10 +146,7 @@ class OptionalClauses(ContractSuite[Cache]):
     @clause("cache.bounded", "a bounded cache never holds more than max_entries items")
     @requires(CacheCapability.BOUNDED)
     async def test_bounded(self, make_adapter: Factory, kit_clock: FakeClock) -> None:
-        if not accepts_keyword(make_adapter, "max_entries"):
-            pytest.skip("the factory does not accept max_entries=")
-        adapter = await open_adapter(with_options(make_adapter, max_entries=3), clock=kit_clock)
-        try:
+        async with opened_with(make_adapter, kit_clock, max_entries=3) as adapter:
             keys = [f"k{i}" for i in range(10)]
             for i, key in enumerate(keys):
                 await adapter.put(key, i)
@@ -158,8 +154,6 @@ class OptionalClauses(ContractSuite[Cache]):
             assert len(held) <= 3, f"holds {len(held)} items with max_entries=3"
             assert held, "a bounded cache evicted everything"
             assert all(held[k] == int(k[1:]) for k in held)
-        finally:
-            await close_adapter(adapter)
 
     @clause(
         "cache.bounded.under_bound",
@@ -167,10 +161,7 @@ class OptionalClauses(ContractSuite[Cache]):
     )
     @requires(CacheCapability.BOUNDED)
     async def test_bounded_under_bound(self, make_adapter: Factory, kit_clock: FakeClock) -> None:
-        if not accepts_keyword(make_adapter, "max_entries"):
-            pytest.skip("the factory does not accept max_entries=")
-        adapter = await open_adapter(with_options(make_adapter, max_entries=8), clock=kit_clock)
-        try:
+        async with opened_with(make_adapter, kit_clock, max_entries=8) as adapter:
             keys = [f"k{i}" for i in range(8)]
             for i, key in enumerate(keys):
                 await adapter.put(key, i)
@@ -190,8 +181,6 @@ class OptionalClauses(ContractSuite[Cache]):
                     assert counters.evictions == 0, (
                         f"stats() counts {counters.evictions} evictions below the bound"
                     )
-        finally:
-            await close_adapter(adapter)
 
     @clause(
         "cache.stats",
@@ -200,10 +189,7 @@ class OptionalClauses(ContractSuite[Cache]):
     )
     @requires(CacheCapability.BOUNDED)
     async def test_stats(self, make_adapter: Factory, kit_clock: FakeClock) -> None:
-        if not accepts_keyword(make_adapter, "max_entries"):
-            pytest.skip("the factory does not accept max_entries=")
-        adapter = await open_adapter(with_options(make_adapter, max_entries=3), clock=kit_clock)
-        try:
+        async with opened_with(make_adapter, kit_clock, max_entries=3) as adapter:
             stats = getattr(adapter, "stats", None)
             if not callable(stats) or not isinstance(await resolve(stats()), CacheStats):
                 pytest.skip(f"{type(adapter).__name__} offers no stats() -> CacheStats")
@@ -222,5 +208,3 @@ class OptionalClauses(ContractSuite[Cache]):
             assert (got.evictions, got.size) == (2, 3), (
                 f"5 items put into room for 3 make 2 evictions: {got}"
             )
-        finally:
-            await close_adapter(adapter)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -14,7 +14,7 @@ from portfolio_core.ports.cache import Cache, CacheCapability
 from portfolio_core.ports.capabilities import supports
 from portfolio_core.ports.errors import TenantRequiredError
 from portfolio_core.ports.tenant import TenantContext, tenant_scope
-from portfolio_core.testing._factories import with_options
+from portfolio_core.testing._factories import tenant_scoped_adapter, with_options
 from portfolio_core.testing.adversarial import ADVERSARIAL_IDS, adversarial_ids
 from portfolio_core.testing.clauses import clause, requires
 from portfolio_core.testing.clock import FakeClock
@@ -22,7 +22,7 @@ from portfolio_core.testing.contracts.cache._common import (
     keys_st,
     values_st,
 )
-from portfolio_core.testing.loop import LoopRunner, accepts_keyword, close_adapter, open_adapter
+from portfolio_core.testing.loop import LoopRunner, accepts_keyword
 from portfolio_core.testing.machines import AdapterMachine, property_settings, run_machine
 from portfolio_core.testing.plugin import KitSettings
 from portfolio_core.testing.suite import ContractSuite, Factory
@@ -99,22 +99,7 @@ class TenantIsolationMachine(AdapterMachine[Cache]):
 class TenancyClauses(ContractSuite[Cache]):
     """Tenant scoping: fail-closed without a tenant, isolation, separators."""
 
-    @pytest.fixture
-    def scoped_adapter(
-        self, make_adapter: Factory, kit_runner: LoopRunner, kit_clock: FakeClock
-    ) -> Iterator[Cache]:
-        """A fresh adapter made with ``tenant_scoped=True`` (skips when it cannot be)."""
-        if not accepts_keyword(make_adapter, "tenant_scoped"):
-            pytest.skip("the factory does not accept tenant_scoped=, so scoping is not checked")
-        made: Cache = kit_runner.run(
-            open_adapter(with_options(make_adapter, tenant_scoped=True), clock=kit_clock)
-        )
-        try:
-            if not supports(made, CacheCapability.TENANT_SCOPED):
-                pytest.skip(f"{type(made).__name__} does not declare 'cache.tenant_scoped'")
-            yield made
-        finally:
-            kit_runner.run(close_adapter(made))
+    scoped_adapter = tenant_scoped_adapter(CacheCapability.TENANT_SCOPED)
 
     @clause("cache.tenant.fail_closed", "a tenant-scoped cache refuses every call with no tenant")
     def test_tenant_fail_closed(self, scoped_adapter: Any, kit_runner: LoopRunner) -> None:

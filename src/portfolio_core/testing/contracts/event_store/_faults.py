@@ -5,14 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from portfolio_core.ports.capabilities import supports
-from portfolio_core.ports.errors import (
-    UnavailableError,
-)
 from portfolio_core.ports.event_store import (
     EventQuery,
     EventStore,
     EventStoreCapability,
 )
+from portfolio_core.testing._unavailable import expect_all_unavailable
 from portfolio_core.testing.clauses import clause
 from portfolio_core.testing.contracts.event_store._common import (
     ev,
@@ -40,16 +38,7 @@ class FaultClauses(ContractSuite[EventStore]):
         if supports(adapter, EventStoreCapability.QUERY):
             calls.append(("query", lambda: adapter.query(EventQuery())))
         faults.arm()
-        for name, call in calls:
-            try:
-                await call()
-            except UnavailableError:
-                continue
-            except Exception as exc:
-                raise AssertionError(
-                    f"{name} with the backend unreachable raised {exc!r}, not UnavailableError"
-                ) from exc
-            raise AssertionError(f"{name} succeeded with the backend unreachable")
+        await expect_all_unavailable(calls)
         faults.clear()
         assert faults.calls, "the adapter accepts faults= but never reports reaching its backend"
         stored = await adapter.read_all()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,36 +21,20 @@ from portfolio_core.ports.event_store import (
     StreamState,
 )
 from portfolio_core.ports.tenant import tenant_scope
-from portfolio_core.testing._factories import with_options
+from portfolio_core.testing._factories import tenant_scoped_adapter
 from portfolio_core.testing.clauses import clause, requires
-from portfolio_core.testing.clock import FakeClock
 from portfolio_core.testing.contracts.event_store._common import (
     WAIT,
     ev,
 )
-from portfolio_core.testing.loop import LoopRunner, accepts_keyword, close_adapter, open_adapter
+from portfolio_core.testing.loop import LoopRunner
 from portfolio_core.testing.suite import ContractSuite
 
 
 class TenancyClauses(ContractSuite[EventStore]):
     """Tenant scoping: fail-closed without a tenant, isolation, separators, subscriptions."""
 
-    @pytest.fixture
-    def scoped_adapter(
-        self, make_adapter: Any, kit_runner: LoopRunner, kit_clock: FakeClock
-    ) -> Iterator[EventStore]:
-        """A fresh adapter made with ``tenant_scoped=True`` (skips when it cannot be)."""
-        if not accepts_keyword(make_adapter, "tenant_scoped"):
-            pytest.skip("the factory does not accept tenant_scoped=, so scoping is not checked")
-        made: EventStore = kit_runner.run(
-            open_adapter(with_options(make_adapter, tenant_scoped=True), clock=kit_clock)
-        )
-        try:
-            if not supports(made, EventStoreCapability.TENANT_SCOPED):
-                pytest.skip(f"{type(made).__name__} does not declare 'event_store.tenant_scoped'")
-            yield made
-        finally:
-            kit_runner.run(close_adapter(made))
+    scoped_adapter = tenant_scoped_adapter(EventStoreCapability.TENANT_SCOPED)
 
     @clause(
         "event_store.tenant.fail_closed",
