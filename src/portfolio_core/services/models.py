@@ -7,6 +7,7 @@ import itertools
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 from portfolio_core.ports.errors import (
     ConflictError,
@@ -18,6 +19,7 @@ from portfolio_core.ports.errors import (
 )
 from portfolio_core.ports.generation_engine import CompletedGeneration, GenerationEngine
 from portfolio_core.ports.model_backend import AgentBlocks
+from portfolio_core.ports.shrinkable import ReleaseOrder, Shrinkable
 
 __all__ = ["ModelInfo", "ModelService"]
 
@@ -50,7 +52,15 @@ class ModelService:
     drains and closes. Requests (``submit``/``wait``) are serialised on one lock, which is
     also how concurrent callers share the engine's batch: whoever holds the lock steps the
     engine for everyone. ``max_drain_steps`` bounds every drain and wait (PortTimeoutError).
+
+    It is [Shrinkable][portfolio_core.ports.Shrinkable] on behalf of the loaded engine (at
+    the engine's place, ``ReleaseOrder.PREFIX_CACHE``): register the service with a memory
+    budget and whichever model is loaded gives back its prefix cache under pressure.
+    `resident_bytes` and `release` pass through to the loaded engine when that engine is
+    Shrinkable and report 0 otherwise (no model loaded, or an engine that cannot shrink).
     """
+
+    release_order: ClassVar[int] = ReleaseOrder.PREFIX_CACHE
 
     def __init__(self, *, max_drain_steps: int = 1_000_000) -> None:
         self._factories: dict[str, tuple[EngineFactory, str | None]] = {}
@@ -109,6 +119,28 @@ class ModelService:
                 return False
             self._retire()
             return True
+
+    # -- memory ---------------------------------------------------------------------------
+
+    def resident_bytes(self) -> int:
+        """What the loaded engine could give back (0 with none loaded or one that cannot)."""
+        engine = self._shrinkable_engine()
+        return engine.resident_bytes() if engine is not None else 0
+
+    def release(self, nbytes: int) -> int:
+        """Ask the loaded engine to give back ``nbytes``; the bytes it freed (0 with none
+        loaded or one that cannot). Safe from any thread: it does not wait for a step."""
+        engine = self._shrinkable_engine()
+        return engine.release(nbytes) if engine is not None else 0
+
+    def _shrinkable_engine(self) -> Shrinkable | None:
+        # read without the service's lock, which a step holds for a whole batched forward:
+        # a memory budget's thread must not wait on it. A Shrinkable engine is safe to ask
+        # from any thread, and one retired meanwhile (closed) frees nothing.
+        loaded = self._current
+        if loaded is None or not isinstance(loaded.engine, Shrinkable):
+            return None
+        return loaded.engine
 
     # -- requests -------------------------------------------------------------------------
 

@@ -114,10 +114,12 @@ def test_a_backend_without_the_hook_only_forgets_prefixes() -> None:
     assert engine.resident_bytes() == 0
 
 
-def test_a_closed_engine_releases_nothing() -> None:
+def test_a_closed_engine_holds_and_releases_nothing() -> None:
     engine = LocalGenerationEngine(backend(), TOK, num_blocks=32)
     run(engine, PROMPT)
+    assert engine.resident_bytes() > 0
     engine.close()
+    assert engine.resident_bytes() == 0  # its storage is gone with it
     assert engine.release(10**9) == 0
 
 

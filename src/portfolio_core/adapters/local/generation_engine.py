@@ -380,8 +380,11 @@ class LocalGenerationEngine:
 
     def resident_bytes(self) -> int:
         """Bytes of the free blocks that still hold data (the prefix cache and blocks not yet
-        handed back): what `release` can give back. Blocks requests hold are not counted."""
+        handed back): what `release` can give back. Blocks requests hold are not counted;
+        0 once closed (the storage is dropped)."""
         with self._lock:
+            if self._closed:
+                return 0
             pool = self._pool
             held = sum(1 for b in pool.dirty if pool.ref_cnt[b] == 0)
             return held * self._block_bytes
