@@ -21,6 +21,7 @@ from portfolio_core.adapters._shared.job_queue import (
     check_lease,
     check_limit,
     check_queue,
+    check_reservation,
     check_reserve,
     check_retry_in,
     check_state,
@@ -272,6 +273,7 @@ class MemoryJobQueue:
         return await self._wakeup.take_or_wait(take, wait=wait, poll=self._poll)
 
     async def complete(self, reservation: Reservation) -> None:
+        check_reservation(reservation)
         self._backend("complete")
         row = self._held(reservation)
         del self._queues[row.queue].running[row.id]
@@ -282,6 +284,7 @@ class MemoryJobQueue:
     async def fail(
         self, reservation: Reservation, error: str, *, retry_in: float | None = None
     ) -> Job:
+        check_reservation(reservation)
         message = check_error(error)
         delay = check_retry_in(retry_in)
         self._backend("fail")
@@ -304,6 +307,7 @@ class MemoryJobQueue:
         return self._snapshot(row, now)
 
     async def extend(self, reservation: Reservation, lease: float) -> Reservation:
+        check_reservation(reservation)
         seconds = check_lease(lease)
         self._backend("extend")
         row = self._held(reservation)
@@ -312,6 +316,7 @@ class MemoryJobQueue:
         return Reservation(self._snapshot(row, now), reservation.token)
 
     async def release(self, reservation: Reservation) -> None:
+        check_reservation(reservation)
         self._backend("release")
         row = self._held(reservation)
         q = self._queues[row.queue]
