@@ -1,10 +1,14 @@
-"""Helpers shared by the ConfigStore adapter tests: two handles on one store see each other,
-and the tables and keys tests create are dropped."""
+"""Helpers shared by the ConfigStore adapter tests: two handles on one store see each other
+and never time a version before the latest, and the tables and keys tests create are
+dropped."""
 
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 
+import pytest
 import redis.asyncio as aioredis
 
 from portfolio_core.ports import ConfigStore
@@ -25,6 +29,27 @@ async def two_handles_see_each_other(a: ConfigStore, b: ConfigStore) -> None:
         assert change.version == 2
     finally:
         await watcher.aclose()  # type: ignore[attr-defined]
+
+
+async def times_never_decrease_across_handles(
+    make: Callable[[Callable[[], float]], ConfigStore],
+) -> None:
+    """A handle whose wall clock is a minute behind another's commits after it: its version
+    is timed like the other's latest, not a minute earlier (the hold is the backend's, not
+    one process's)."""
+    now = time.time()
+    ahead, behind = make(lambda: now), make(lambda: now - 60)
+    try:
+        await ahead.apply({"k": 1})
+        await behind.apply({"k": 2})
+        first, second = await behind.history()
+        assert first.at.timestamp() == pytest.approx(now, abs=1e-3)
+        assert second.at == first.at, (
+            f"a version committed after one at {first.at} is timed {second.at}"
+        )
+    finally:
+        await ahead.aclose()
+        await behind.aclose()
 
 
 def drop_tables(url: str, names: list[str]) -> None:

@@ -39,6 +39,24 @@ Consuming (at-least-once)
     ``release`` gives a job back unrun (shutdown): available at once, the attempt uncounted.
     ``extend`` (heartbeat) moves the lease's end to ``lease`` seconds from now.
 
+Arguments
+  * Every bad argument raises [InvalidInputError][portfolio_core.ports.errors.InvalidInputError]
+    naming it (``field``) before anything changes: a refused ``reserve`` takes no job, a
+    refused ``fail`` or ``extend`` leaves the reservation holding its job, lease unchanged.
+  * Texts (``task``, ``queue``, ``unique_key``) are non-empty ``str`` of Unicode text (no lone
+    surrogates) without U+0000: ``queue`` at most 128 characters, ``task`` and
+    ``unique_key`` at most 255.
+  * Numbers are ``int`` or ``float`` (``bool`` is refused although it is an ``int``) and
+    finite (no NaN, no infinity): ``lease`` (of ``reserve`` and ``extend``) > 0; ``wait``,
+    ``delay`` and ``retry_in`` (``None`` allowed) >= 0; ``limit`` and ``max_attempts`` are
+    ``int`` >= 1; ``priority`` an ``int`` in range.
+  * ``error`` (of ``fail``) is a ``str``; job ids are non-empty ``str``; ``state`` is a
+    `JobState` (or its value).
+  * ``complete``, ``fail``, ``extend`` and ``release`` take a `Reservation` (a `Job` and
+    its non-empty token) and raise ``InvalidInputError`` (``field="reservation"``) for
+    anything else; for a reservation of a job the queue does not hold they raise
+    ``NotFoundError``, for one with a token it did not issue ``ConflictError``.
+
 Inspecting and managing
   * ``get(job_id)`` returns a snapshot `Job`; unknown ids raise
     [NotFoundError][portfolio_core.ports.errors.NotFoundError]. A queued job is reported
@@ -132,14 +150,16 @@ class NewJob:
     """A job to enqueue.
 
     Attributes:
-        task: the handler's registered name (``"send_email"``).
+        task: the handler's registered name (``"send_email"``; non-empty, at most 255
+            characters).
         payload: JSON-compatible arguments for the handler.
         queue: the queue name (non-empty, at most 128 characters).
         run_at: clock seconds before which it does not run (exclusive with ``delay``).
         delay: seconds from now before which it does not run.
         priority: higher runs first; ``[-32768, 32767]``.
         max_attempts: reservations allowed before it is dead (at least 1).
-        unique_key: at most one live job of the queue holds this key (see the contract).
+        unique_key: at most one live job of the queue holds this key (see the contract;
+            non-empty, at most 255 characters).
     """
 
     task: str

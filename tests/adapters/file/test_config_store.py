@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,8 +23,12 @@ class TestFileConfigStore(ConfigStoreContract):
     def make_adapter(self, tmp_path: Path) -> Callable[..., FileConfigStore]:
         counter = itertools.count()
 
-        def make(schemas: dict[str, object] | None = None) -> FileConfigStore:
-            return FileConfigStore(tmp_path / f"config-{next(counter)}.log", schemas=schemas)
+        def make(
+            schemas: dict[str, object] | None = None, wall_clock: Callable[[], float] = time.time
+        ) -> FileConfigStore:
+            return FileConfigStore(
+                tmp_path / f"config-{next(counter)}.log", schemas=schemas, wall_clock=wall_clock
+            )
 
         return make
 

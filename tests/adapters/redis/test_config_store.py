@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -13,7 +14,11 @@ import redis.asyncio as aioredis
 from portfolio_core.adapters.redis.config_store import RedisConfigStore
 from portfolio_core.ports import CorruptDataError
 from portfolio_core.testing.contracts.config_store import ConfigStoreContract
-from tests.adapters.config_store_support import drop_keys, two_handles_see_each_other
+from tests.adapters.config_store_support import (
+    drop_keys,
+    times_never_decrease_across_handles,
+    two_handles_see_each_other,
+)
 
 
 class TestRedisConfigStore(ConfigStoreContract):
@@ -23,9 +28,14 @@ class TestRedisConfigStore(ConfigStoreContract):
     ) -> Iterator[Callable[..., RedisConfigStore]]:
         counter = itertools.count()
 
-        def make(schemas: dict[str, object] | None = None) -> RedisConfigStore:
+        def make(
+            schemas: dict[str, object] | None = None, wall_clock: Callable[[], float] = time.time
+        ) -> RedisConfigStore:
             return RedisConfigStore(
-                redis_url, namespace=f"{unique_name}.{next(counter)}", schemas=schemas
+                redis_url,
+                namespace=f"{unique_name}.{next(counter)}",
+                schemas=schemas,
+                wall_clock=wall_clock,
             )
 
         yield make
@@ -41,6 +51,18 @@ def test_two_redis_handles_share_one_namespace(redis_url: str, unique_name: str)
         finally:
             await a.aclose()
             await b.aclose()
+            await drop_keys(redis_url, unique_name)
+
+    asyncio.run(scenario())
+
+
+def test_redis_times_never_decrease_across_handles(redis_url: str, unique_name: str) -> None:
+    async def scenario() -> None:
+        try:
+            await times_never_decrease_across_handles(
+                lambda clock: RedisConfigStore(redis_url, namespace=unique_name, wall_clock=clock)
+            )
+        finally:
             await drop_keys(redis_url, unique_name)
 
     asyncio.run(scenario())

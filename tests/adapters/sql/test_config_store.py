@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -18,7 +19,11 @@ from portfolio_core.adapters.sql.config_store import (
 )
 from portfolio_core.ports import CorruptDataError
 from portfolio_core.testing.contracts.config_store import ConfigStoreContract
-from tests.adapters.config_store_support import drop_tables, two_handles_see_each_other
+from tests.adapters.config_store_support import (
+    drop_tables,
+    times_never_decrease_across_handles,
+    two_handles_see_each_other,
+)
 
 
 class TestSQLiteConfigStore(ConfigStoreContract):
@@ -26,8 +31,12 @@ class TestSQLiteConfigStore(ConfigStoreContract):
     def make_adapter(self, tmp_path: Path) -> Callable[..., SQLiteConfigStore]:
         counter = itertools.count()
 
-        def make(schemas: dict[str, object] | None = None) -> SQLiteConfigStore:
-            return SQLiteConfigStore(tmp_path / f"config-{next(counter)}.db", schemas=schemas)
+        def make(
+            schemas: dict[str, object] | None = None, wall_clock: Callable[[], float] = time.time
+        ) -> SQLiteConfigStore:
+            return SQLiteConfigStore(
+                tmp_path / f"config-{next(counter)}.db", schemas=schemas, wall_clock=wall_clock
+            )
 
         return make
 
@@ -40,9 +49,13 @@ class TestPostgresConfigStore(ConfigStoreContract):
         tables: list[str] = []
         counter = itertools.count()
 
-        def make(schemas: dict[str, object] | None = None) -> PostgresConfigStore:
+        def make(
+            schemas: dict[str, object] | None = None, wall_clock: Callable[[], float] = time.time
+        ) -> PostgresConfigStore:
             tables.append(f"{unique_name}_cfg{next(counter)}")
-            return PostgresConfigStore(postgres_url, table=tables[-1], schemas=schemas)
+            return PostgresConfigStore(
+                postgres_url, table=tables[-1], schemas=schemas, wall_clock=wall_clock
+            )
 
         yield make
         drop_tables(postgres_url, tables)
@@ -73,6 +86,25 @@ def test_two_postgres_handles_share_one_table(postgres_url: str, unique_name: st
 
     try:
         asyncio.run(scenario())
+    finally:
+        drop_tables(postgres_url, [unique_name])
+
+
+def test_sqlite_times_never_decrease_across_handles(tmp_path: Path) -> None:
+    asyncio.run(
+        times_never_decrease_across_handles(
+            lambda clock: SQLiteConfigStore(tmp_path / "c.db", wall_clock=clock)
+        )
+    )
+
+
+def test_postgres_times_never_decrease_across_handles(postgres_url: str, unique_name: str) -> None:
+    try:
+        asyncio.run(
+            times_never_decrease_across_handles(
+                lambda clock: PostgresConfigStore(postgres_url, table=unique_name, wall_clock=clock)
+            )
+        )
     finally:
         drop_tables(postgres_url, [unique_name])
 

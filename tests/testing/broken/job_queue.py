@@ -6,13 +6,16 @@ tests/testing/test_job_queue_broken.py asserts the JobQueue contract suite fails
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any, ClassVar
 
+from portfolio_core.adapters._shared.job_queue import check_reserve
 from portfolio_core.adapters.memory.job_queue import MemoryJobQueue, _Queue, _Row
 from portfolio_core.ports import (
     MAX_PRIORITY,
+    ConflictError,
     InvalidInputError,
     Job,
     JobCounts,
@@ -350,6 +353,102 @@ class DeadLettersKeepTheirKey(Broken):
         return job
 
 
+class AcceptsInfiniteDelay(Broken):
+    """Reads an infinite delay as "never run" instead of refusing it."""
+
+    clause = "job_queue.enqueue.invalid"
+
+    async def enqueue_many(self, jobs: Sequence[NewJob]) -> list[str]:
+        return await super().enqueue_many(
+            [replace(j, delay=None, run_at=1e300) if j.delay == math.inf else j for j in jobs]
+        )
+
+
+class ReserveTrustsTheLease(Broken):
+    """Checks every reserve argument but the lease, so a lease of 0 or NaN hands out a job
+    whose lease has already run out."""
+
+    clause = "job_queue.reserve.invalid"
+
+    async def reserve(
+        self, queue: str, *, limit: int = 1, lease: float = 30.0, wait: float = 0.0
+    ) -> list[Reservation]:
+        check_reserve(queue, limit, 1.0, wait)
+        return self._take(queue, limit, lease)
+
+
+class FailIgnoresBadRetryIn(Broken):
+    """Reads a negative or non-finite retry_in as "use the backoff" instead of refusing it."""
+
+    clause = "job_queue.fail.invalid"
+
+    async def fail(
+        self, reservation: Reservation, error: str, *, retry_in: float | None = None
+    ) -> Job:
+        if isinstance(retry_in, int | float) and not (math.isfinite(retry_in) and retry_in >= 0):
+            retry_in = None
+        return await super().fail(reservation, error, retry_in=retry_in)
+
+
+class ExtendTrustsTheLease(Broken):
+    """Moves the lease's end by whatever it is given: 0 or -1 ends the lease at once."""
+
+    clause = "job_queue.extend.invalid"
+
+    async def extend(self, reservation: Reservation, lease: float) -> Reservation:
+        row = self._held(reservation)
+        now = self._clock()
+        row.lease_until = now + lease
+        return Reservation(self._snapshot(row, now), reservation.token)
+
+
+class CompleteTrustsItsArgument(Broken):
+    """Reads the job id off whatever complete is given (an AttributeError, or a job completed
+    by its id alone)."""
+
+    clause = "job_queue.reservation.invalid"
+
+    async def complete(self, reservation: Reservation) -> None:
+        job_id = reservation if isinstance(reservation, str) else reservation.job.id
+        row = self._row(job_id)
+        if row.state != "running":
+            raise ConflictError(f"job {job_id} is not running", port="JobQueue")
+        del self._queues[row.queue].running[row.id]
+        row.state, row.token, row.lease_until = "completed", None, None
+
+
+class AcceptsForgedTokens(Broken):
+    """Checks that the job is running, not that the token is the one it issued."""
+
+    clause = "job_queue.reservation.unknown"
+
+    def _held(self, reservation: Reservation) -> _Row:
+        row = self._row(reservation.job.id)
+        if row.state != "running":
+            raise ConflictError(f"job {row.id} is not running", port="JobQueue")
+        return row
+
+
+class JobIdsOfAnyType(Broken):
+    """Looks jobs up by ``str(job_id)``, so ``get(1)`` finds job "1"."""
+
+    clause = "job_queue.job_id.invalid"
+
+    def _row(self, job_id: Any) -> _Row:
+        return super()._row(str(job_id))
+
+
+class UnknownStatesListNothing(Broken):
+    """Lists nothing for a state it does not know instead of refusing it."""
+
+    clause = "job_queue.list.invalid"
+
+    async def list_jobs(self, queue: str, state: JobState, *, limit: int = 100) -> list[Job]:
+        if state not in set(JobState):
+            return []
+        return await super().list_jobs(queue, state, limit=limit)
+
+
 VARIANTS: list[type[Broken]] = [
     ForgetsMaxAttempts,
     SharesPayload,
@@ -377,6 +476,14 @@ VARIANTS: list[type[Broken]] = [
     SharesQueueNames,
     RefusesTopPriority,
     DeadLettersKeepTheirKey,
+    AcceptsInfiniteDelay,
+    ReserveTrustsTheLease,
+    FailIgnoresBadRetryIn,
+    ExtendTrustsTheLease,
+    CompleteTrustsItsArgument,
+    AcceptsForgedTokens,
+    JobIdsOfAnyType,
+    UnknownStatesListNothing,
 ]
 
 __all__ = ["VARIANTS", "Broken", "JobState"]

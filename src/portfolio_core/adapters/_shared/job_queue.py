@@ -12,7 +12,14 @@ from typing import Any, NamedTuple, TypeVar
 
 from portfolio_core.adapters._shared.codec import check_json_value
 from portfolio_core.ports.errors import InvalidInputError
-from portfolio_core.ports.job_queue import MAX_PRIORITY, MIN_PRIORITY, JobState, NewJob
+from portfolio_core.ports.job_queue import (
+    MAX_PRIORITY,
+    MIN_PRIORITY,
+    Job,
+    JobState,
+    NewJob,
+    Reservation,
+)
 
 __all__ = [
     "EXPIRED",
@@ -22,6 +29,7 @@ __all__ = [
     "check_lease",
     "check_limit",
     "check_queue",
+    "check_reservation",
     "check_reserve",
     "check_retry_in",
     "check_state",
@@ -250,6 +258,27 @@ def check_job_id(job_id: Any) -> str:
     if type(job_id) is not str or not job_id:
         raise InvalidInputError("job_id must be a non-empty string", field="job_id", port=PORT)
     return job_id
+
+
+def check_reservation(reservation: Any) -> Reservation:
+    """``reservation`` when it is a `Reservation` of a `Job` with a non-empty ``str`` id and
+    token; else InvalidInputError naming ``reservation`` (whether the queue issued it is for
+    the adapter to check: NotFoundError or ConflictError)."""
+    if (
+        not isinstance(reservation, Reservation)
+        or not isinstance(reservation.job, Job)
+        or type(reservation.job.id) is not str
+        or not reservation.job.id
+        or type(reservation.token) is not str
+        or not reservation.token
+    ):
+        raise InvalidInputError(
+            "expected a Reservation returned by reserve (a Job and its non-empty token), got "
+            f"{type(reservation).__name__}",
+            field="reservation",
+            port=PORT,
+        )
+    return reservation
 
 
 def check_state(state: Any) -> JobState:

@@ -33,7 +33,7 @@ import contextlib
 import fcntl
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -97,7 +97,8 @@ class FileConfigStore(LogConfigStore, Configurable):
     ``fsync``: ``always`` flushes every version to disk before acknowledging it (survives
     power loss); ``interval`` at most every ``fsync_interval`` seconds; ``never`` leaves it
     to the OS (survives a process crash, not a power loss). Writes run on one worker thread,
-    so the event loop never waits for the disk.
+    so the event loop never waits for the disk. ``wall_clock`` (``time.time`` by default)
+    times each version, held at the latest version's time when it steps back.
     """
 
     config_model: ClassVar[type[BaseModel]] = FileConfigStoreConfig
@@ -111,8 +112,10 @@ class FileConfigStore(LogConfigStore, Configurable):
         fsync_interval: float = 1.0,
         schemas: Mapping[str, object] | None = None,
         max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__(schemas=schemas, max_value_bytes=max_value_bytes)
+        self._wall_clock = wall_clock
         self.path = Path(path)
         self.fsync = fsync
         self.fsync_interval = fsync_interval
@@ -224,7 +227,7 @@ class FileConfigStore(LogConfigStore, Configurable):
             fd = self._fd
             if fd is None:
                 raise UnavailableError("config store is closed", port=PORT)
-            stored = self._log.following(draft)
+            stored = self._log.following(draft, now=int(self._wall_clock() * 1_000_000))
             record = encode_record(stored)
             try:
                 written = os.write(fd, record)

@@ -22,6 +22,7 @@ from portfolio_core.adapters._shared.job_queue import (
     check_lease,
     check_limit,
     check_queue,
+    check_reservation,
     check_reserve,
     check_retry_in,
     check_state,
@@ -269,6 +270,7 @@ class MemoryJobQueue(Configurable):
         return await self._wakeup.take_or_wait(take, wait=wait, poll=self._poll)
 
     async def complete(self, reservation: Reservation) -> None:
+        check_reservation(reservation)
         self._backend("complete")
         row = self._held(reservation)
         del self._queues[row.queue].running[row.id]
@@ -279,6 +281,7 @@ class MemoryJobQueue(Configurable):
     async def fail(
         self, reservation: Reservation, error: str, *, retry_in: float | None = None
     ) -> Job:
+        check_reservation(reservation)
         message = check_error(error)
         delay = check_retry_in(retry_in)
         self._backend("fail")
@@ -301,6 +304,7 @@ class MemoryJobQueue(Configurable):
         return self._snapshot(row, now)
 
     async def extend(self, reservation: Reservation, lease: float) -> Reservation:
+        check_reservation(reservation)
         seconds = check_lease(lease)
         self._backend("extend")
         row = self._held(reservation)
@@ -309,6 +313,7 @@ class MemoryJobQueue(Configurable):
         return Reservation(self._snapshot(row, now), reservation.token)
 
     async def release(self, reservation: Reservation) -> None:
+        check_reservation(reservation)
         self._backend("release")
         row = self._held(reservation)
         q = self._queues[row.queue]

@@ -9,13 +9,18 @@ keeps a mirror of the log and catches it up with ``XRANGE`` from the last versio
 watchers wait with ``XREAD BLOCK`` from the last version they delivered, so a watcher whose
 connection drops catches up from there when the server is reachable again: nothing is
 skipped. The adapter never trims the stream (history is never rewritten).
+
+A version's time is ``wall_clock()`` (``time.time`` by default) of the committing process,
+held by the script at the latest entry's time when that clock is behind it, so times never
+decrease along the history.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import redis.asyncio as aioredis
@@ -29,7 +34,6 @@ from portfolio_core.adapters._shared.config_store import (
     StoredSet,
     decode_version,
     encode_set,
-    now_micros,
 )
 from portfolio_core.adapters._shared.configurable import Configurable
 from portfolio_core.adapters.redis._client import (
@@ -49,16 +53,29 @@ __all__ = ["RedisConfigStore", "RedisConfigStoreConfig"]
 PORT = "ConfigStore"
 
 # KEYS: version key, stream key. ARGV: expected version (-1: none), the change set's JSON
-# without its leading '{"v":N,' (the script puts the version it assigns there).
+# between its leading '{"v":N,' and its '"at":T' (the script puts the version it assigns
+# and the time there), the time (microseconds, decimal digits), the JSON after the time.
+# The time is held at the latest entry's when the caller's clock stepped back; times are
+# compared as digit strings (Lua numbers are doubles).
 _COMMIT = """
 local current = tonumber(redis.call('GET', KEYS[1]) or '0')
 local expected = tonumber(ARGV[1])
 if expected >= 0 and expected ~= current then
   return {0, current}
 end
+local at = ARGV[3]
+local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)[1]
+if last then
+  local body = last[2][2]
+  local before = body and string.match(body, ',"at":(%d+),"rb":')
+  if before and (#before > #at or (#before == #at and before > at)) then
+    at = before
+  end
+end
 local version = current + 1
 redis.call('SET', KEYS[1], version)
-redis.call('XADD', KEYS[2], version .. '-1', 'b', '{"v":' .. version .. ',' .. ARGV[2])
+redis.call('XADD', KEYS[2], version .. '-1', 'b',
+  '{"v":' .. version .. ',' .. ARGV[2] .. '"at":' .. at .. ARGV[4])
 return {1, version}
 """
 
@@ -106,8 +123,10 @@ class RedisConfigStore(LogConfigStore, Configurable):
         client: aioredis.Redis | None = None,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         call_timeout: float = DEFAULT_CALL_TIMEOUT,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__(schemas=schemas, max_value_bytes=max_value_bytes)
+        self._wall_clock = wall_clock
         self.namespace = check_namespace(namespace)
         self.poll_interval = poll_interval
         self._block = min(poll_interval, call_timeout / 2)  # a blocked read ends before its timeout
@@ -151,12 +170,20 @@ class RedisConfigStore(LogConfigStore, Configurable):
             self._add_entries(entries or [])
 
     async def _commit(self, draft: Draft) -> int:
-        body = encode_set(draft.stored(0, now_micros()))
+        at = int(self._wall_clock() * 1_000_000)
+        body = encode_set(draft.stored(0, at))
         head = '{"v":0,'  # encode_set writes the version first: the script replaces it
+        # ... and the time just before rollback_of, its last field: the script may raise it
+        middle, _, tail = body[len(head) :].rpartition(f'"at":{at},"rb":')
         with Unavailable("Redis failed", port=PORT):
             ok, version = await self._script(
                 keys=[self._version_key, self._stream_key],
-                args=[-1 if draft.expected is None else draft.expected, body[len(head) :]],
+                args=[
+                    -1 if draft.expected is None else draft.expected,
+                    middle,
+                    str(at),
+                    ',"rb":' + tail,
+                ],
             )
         if not ok:
             raise StaleVersionError(-1 if draft.expected is None else draft.expected, int(version))

@@ -23,6 +23,7 @@ from portfolio_core.adapters._shared.job_queue import (
     check_lease,
     check_limit,
     check_queue,
+    check_reservation,
     check_reserve,
     check_retry_in,
     check_state,
@@ -520,6 +521,7 @@ class RedisJobQueue(Configurable):
         )
 
     async def complete(self, reservation: Reservation) -> None:
+        check_reservation(reservation)
         job_id = self._id(reservation.job.id)
         result = await self._run(self._complete, reservation.job.queue, job_id, reservation.token)
         self._check(result, reservation.job.id)
@@ -527,6 +529,7 @@ class RedisJobQueue(Configurable):
     async def fail(
         self, reservation: Reservation, error: str, *, retry_in: float | None = None
     ) -> Job:
+        check_reservation(reservation)
         message = check_error(error)
         delay = check_retry_in(retry_in)
         now = self._clock()
@@ -547,6 +550,7 @@ class RedisJobQueue(Configurable):
         return self._job(job_id, result[1], now)
 
     async def extend(self, reservation: Reservation, lease: float) -> Reservation:
+        check_reservation(reservation)
         seconds = check_lease(lease)
         now = self._clock()
         job_id = self._id(reservation.job.id)
@@ -557,6 +561,7 @@ class RedisJobQueue(Configurable):
         return Reservation(self._job(job_id, result[1], now), reservation.token)
 
     async def release(self, reservation: Reservation) -> None:
+        check_reservation(reservation)
         job_id = self._id(reservation.job.id)
         result = await self._run(self._release, reservation.job.queue, job_id, reservation.token)
         self._check(result, reservation.job.id)

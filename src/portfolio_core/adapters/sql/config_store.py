@@ -15,14 +15,19 @@ the listener reconnects with backoff and watchers catch up from the last version
 delivered, so none is skipped. On PostgreSQL every call is bounded: a connection is opened
 within ``connect_timeout`` seconds and a call ends within ``call_timeout`` seconds, or
 raises UnavailableError (a server that accepts and stays silent cannot hang a caller).
+
+A version's time is ``wall_clock()`` (``time.time`` by default) read under the write lock,
+held at the latest version's time when that clock has stepped back, so times never
+decrease along the history whichever process committed them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from abc import abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -81,11 +86,20 @@ class _SQLConfigStore(LogConfigStore):
         schemas: Mapping[str, object] | None,
         max_value_bytes: int,
         poll_interval: float,
+        wall_clock: Callable[[], float],
     ) -> None:
         super().__init__(schemas=schemas, max_value_bytes=max_value_bytes)
         self.table = check_identifier(table)
         self.poll_interval = poll_interval
+        self._wall_clock = wall_clock
         self._sync_lock = asyncio.Lock()
+
+    def _time_after(self, last_at: Any) -> int:
+        """The time (microseconds) of a version committed now after one timed ``last_at``
+        (None: no version yet, or one whose time cannot be read): the wall clock, but never
+        before ``last_at``."""
+        now = int(self._wall_clock() * 1_000_000)
+        return max(now, int(last_at)) if type(last_at) is int else now
 
     @abstractmethod
     async def _rows_after(self, version: int) -> Sequence[tuple[int, str]]:
@@ -143,12 +157,14 @@ class SQLiteConfigStore(_SQLConfigStore, Configurable):
         max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
         poll_interval: float = 0.5,
         busy_timeout: float = 30.0,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__(
             table=table,
             schemas=schemas,
             max_value_bytes=max_value_bytes,
             poll_interval=poll_interval,
+            wall_clock=wall_clock,
         )
         self.path = Path(path)
         self.busy_timeout = busy_timeout
@@ -199,9 +215,12 @@ class SQLiteConfigStore(_SQLConfigStore, Configurable):
         conn = self._file.db()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            row = conn.execute(f"SELECT max(version) FROM {self.table}").fetchone()
-            current = int(row[0] or 0)
-            stored = draft.after(current)
+            row = conn.execute(
+                f"SELECT version, CASE WHEN json_valid(body) THEN json_extract(body, '$.at') "
+                f"END FROM {self.table} ORDER BY version DESC LIMIT 1"
+            ).fetchone()
+            current = 0 if row is None else int(row[0])
+            stored = draft.after(current, self._time_after(None if row is None else row[1]))
             conn.execute(
                 f"INSERT INTO {self.table} (version, body) VALUES (?, ?)",
                 (stored.version, encode_set(stored)),
@@ -270,12 +289,14 @@ class PostgresConfigStore(_SQLConfigStore, Configurable):
         lock_timeout: float = 30.0,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         call_timeout: float = DEFAULT_CALL_TIMEOUT,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__(
             table=table,
             schemas=schemas,
             max_value_bytes=max_value_bytes,
             poll_interval=poll_interval,
+            wall_clock=wall_clock,
         )
         self._url = url if isinstance(url, SecretStr) else SecretStr(url)
         check_postgres_url(self._url.get_secret_value(), port=PORT)
@@ -376,10 +397,13 @@ class PostgresConfigStore(_SQLConfigStore, Configurable):
     async def _commit(self, draft: Draft) -> int:
         async with self._command() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"pc:{self.table}",))
-            cursor = await conn.execute(f"SELECT coalesce(max(version), 0) FROM {self.table}")
+            cursor = await conn.execute(
+                f'SELECT version, substring(body from \',"at":(\\d+),"rb":\')::bigint '
+                f"FROM {self.table} ORDER BY version DESC LIMIT 1"
+            )
             row = await cursor.fetchone()
-            current = int(row[0])
-            stored = draft.after(current)
+            current = 0 if row is None else int(row[0])
+            stored = draft.after(current, self._time_after(None if row is None else row[1]))
             await conn.execute(
                 f"INSERT INTO {self.table} (version, body) VALUES (%s, %s)",
                 (stored.version, encode_set(stored)),

@@ -20,6 +20,7 @@ from portfolio_core.adapters._shared.job_queue import (
     check_lease,
     check_limit,
     check_queue,
+    check_reservation,
     check_reserve,
     check_retry_in,
     check_state,
@@ -423,6 +424,7 @@ class PostgresJobQueue(Configurable):
         """Completions made while an earlier one is in flight go to the server together, in
         one statement and one durable commit (each is still checked against its own token,
         and each caller returns only once its completion is committed)."""
+        check_reservation(reservation)
         job_id = check_job_id(reservation.job.id)
         key = int(job_id) if job_id.isdigit() and len(job_id) < 19 else -1
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -471,6 +473,7 @@ class PostgresJobQueue(Configurable):
     async def fail(
         self, reservation: Reservation, error: str, *, retry_in: float | None = None
     ) -> Job:
+        check_reservation(reservation)
         message = check_error(error)
         delay = check_retry_in(retry_in)
         now = self._clock()
@@ -489,12 +492,14 @@ class PostgresJobQueue(Configurable):
         return to_job(row, now)
 
     async def extend(self, reservation: Reservation, lease: float) -> Reservation:
+        check_reservation(reservation)
         seconds = check_lease(lease)
         now = self._clock()
         row = await self._finish(reservation, "extend", "lease_until = %s", (now + seconds,))
         return Reservation(to_job(row, now), reservation.token)
 
     async def release(self, reservation: Reservation) -> None:
+        check_reservation(reservation)
         row = await self._finish(
             reservation,
             "release",

@@ -24,6 +24,7 @@ from portfolio_core.adapters._shared.job_queue import (
     check_lease,
     check_limit,
     check_queue,
+    check_reservation,
     check_reserve,
     check_retry_in,
     check_state,
@@ -293,6 +294,8 @@ class SQLiteJobQueue(Configurable):
         return tuple(row)
 
     async def complete(self, reservation: Reservation) -> None:
+        check_reservation(reservation)
+
         def run(conn: sqlite3.Connection) -> None:
             def body() -> None:
                 row = self._held(conn, reservation)
@@ -309,6 +312,7 @@ class SQLiteJobQueue(Configurable):
     async def fail(
         self, reservation: Reservation, error: str, *, retry_in: float | None = None
     ) -> Job:
+        check_reservation(reservation)
         message = check_error(error)
         delay = check_retry_in(retry_in)
         now = self._clock()
@@ -337,6 +341,7 @@ class SQLiteJobQueue(Configurable):
         return to_job(row, now)
 
     async def extend(self, reservation: Reservation, lease: float) -> Reservation:
+        check_reservation(reservation)
         seconds = check_lease(lease)
         now = self._clock()
 
@@ -356,6 +361,8 @@ class SQLiteJobQueue(Configurable):
         return Reservation(to_job(row, now), reservation.token)
 
     async def release(self, reservation: Reservation) -> None:
+        check_reservation(reservation)
+
         def run(conn: sqlite3.Connection) -> None:
             def body() -> None:
                 row = self._held(conn, reservation)

@@ -5,13 +5,14 @@ kit then moves time with a `FakeClock` instead of sleeping. The wake-up clause u
 real time with a generous bound (an enqueue must end a waiting reserve long before it).
 
 The clauses live in one module per concern (``_enqueue``, ``_reserve``, ``_finish``,
-``_leases``, ``_manage``, ``_faults``, ``_model``), each a mixin; `JobQueueContract` combines
-them. Import it from this package, not from those private modules.
+``_leases``, ``_manage``, ``_arguments``, ``_faults``, ``_model``), each a mixin;
+`JobQueueContract` combines them. Import it from this package, not from those private modules.
 """
 
 from __future__ import annotations
 
 from portfolio_core.ports.job_queue import JobQueue, JobQueueCapability, NewJob
+from portfolio_core.testing.contracts.job_queue._arguments import ArgumentClauses
 from portfolio_core.testing.contracts.job_queue._enqueue import EnqueueClauses
 from portfolio_core.testing.contracts.job_queue._faults import FaultClauses
 from portfolio_core.testing.contracts.job_queue._finish import FinishClauses
@@ -33,6 +34,7 @@ class JobQueueContract(
     FinishClauses,
     LeaseClauses,
     ManageClauses,
+    ArgumentClauses,
     FaultClauses,
     ModelClauses,
 ):

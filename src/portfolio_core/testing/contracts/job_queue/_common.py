@@ -45,6 +45,21 @@ BAD_JOBS = [
     pytest.param(NewJob("lone \udc80 surrogate"), id="surrogate-task"),
     pytest.param(NewJob("t", queue="q\ud800"), id="surrogate-queue"),
     pytest.param(NewJob("t", unique_key="\udfff"), id="surrogate-unique-key"),
+    pytest.param(NewJob(7), id="task-int"),  # type: ignore[arg-type]
+    pytest.param(NewJob("t" * 256), id="long-task"),
+    pytest.param(NewJob("t\x00"), id="nul-task"),
+    pytest.param(NewJob("t", queue="q\x00"), id="nul-queue"),
+    pytest.param(NewJob("t", unique_key="k" * 256), id="long-unique-key"),
+    pytest.param(NewJob("t", unique_key=5), id="unique-key-int"),  # type: ignore[arg-type]
+    pytest.param(NewJob("t", priority=True), id="priority-bool"),
+    pytest.param(NewJob("t", max_attempts=True), id="max-attempts-bool"),
+    pytest.param(NewJob("t", max_attempts=2.0), id="max-attempts-float"),  # type: ignore[arg-type]
+    pytest.param(NewJob("t", delay=float("nan")), id="nan-delay"),
+    pytest.param(NewJob("t", delay=float("inf")), id="inf-delay"),
+    pytest.param(NewJob("t", delay=True), id="bool-delay"),
+    pytest.param(NewJob("t", run_at=float("inf")), id="inf-run-at"),
+    pytest.param(NewJob("t", run_at="5"), id="str-run-at"),  # type: ignore[arg-type]
+    pytest.param({"task": "t", "queue": "kit"}, id="not-a-new-job"),
 ]
 
 
