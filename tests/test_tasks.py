@@ -50,7 +50,8 @@ async def test_every_task_is_cancelled_before_any_is_waited_for() -> None:
     await started_a.wait()
     await started_b.wait()
     await cancel_and_wait(a, b)
-    assert a.cancelled() and b.cancelled()
+    assert a.cancelled()
+    assert b.cancelled()
     assert sorted(cleaned) == ["a", "b"]
 
 
