@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.testing.broken.projection_store import VARIANTS, HalfTtl, SharedLease
+from tests.testing.broken.projection_store import VARIANTS, SharedLease
 
 SUITE = """
 import pytest
@@ -30,6 +30,7 @@ TEST_OF = {
     "projection_store.lease.concurrent": "test_lease_concurrent",
     "projection_store.lease.release": "test_release",
     "projection_store.lease.expiry": "test_expiry",
+    "projection_store.lease.duration": "test_lease_duration",
     "projection_store.invalid": "test_invalid",
     "projection_store.model": "test_state_machine",
 }
@@ -60,7 +61,8 @@ def test_kit_catches(pytester: pytest.Pytester, variant: type) -> None:
     result.stdout.fnmatch_lines([f"*[[]clause {variant.clause}[]]*"])  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("variant", [SharedLease, HalfTtl])
+# (a lease cut short, HalfTtl, has its own clause: the state machine found it only in some runs)
+@pytest.mark.parametrize("variant", [SharedLease])
 def test_state_machine_catches(pytester: pytest.Pytester, variant: type) -> None:
     result = run_suite(pytester, variant.__name__, "test_state_machine")
     assert result.ret == 1, f"the state machine did not catch {variant.__name__}"

@@ -128,9 +128,9 @@ class AcceptsNanTtl(_Broken):
 
 
 class HalfTtl(_Broken):
-    """Leases expire after half their ttl (only the state machine's clock sees it)."""
+    """Leases expire after half their ttl."""
 
-    clause = "projection_store.model"
+    clause = "projection_store.lease.duration"
 
     async def claim(self, projection: str, owner: str, ttl: float) -> Lease | None:
         return await super().claim(projection, owner, ttl / 2)

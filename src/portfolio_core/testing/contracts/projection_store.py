@@ -221,6 +221,28 @@ class ProjectionStoreContract(ContractSuite[ProjectionStore]):
         assert ran == [], "the effect of a commit under a lost lease ran"
         assert await adapter.checkpoint("p") == 1
 
+    @clause(
+        "projection_store.lease.duration",
+        "a lease lasts its whole ttl: before it runs out, another owner gets None and the "
+        "holder still commits",
+    )
+    async def test_lease_duration(
+        self, adapter: ProjectionStore, make_adapter: Any, kit_clock: FakeClock
+    ) -> None:
+        # three quarters of the ttl: a lease that runs out early (at half its ttl, say) has
+        # ended by then; real time leaves a second of slack for a loaded machine
+        clock = kit_clock if accepts_keyword(make_adapter, "clock") else None
+        ttl = 40.0 if clock is not None else 4.0
+        first = await adapter.claim("p", "a", ttl)
+        assert first is not None
+        if clock is not None:
+            clock.advance(ttl * 0.75)
+        else:
+            await asyncio.sleep(ttl * 0.5)
+        assert await adapter.claim("p", "b", TTL) is None, "a lease ended before its ttl"
+        await adapter.commit(first, 1)
+        assert await adapter.checkpoint("p") == 1
+
     @clause("projection_store.invalid", "bad names, owners, ttls and positions are refused")
     @pytest.mark.parametrize(
         "case", ["empty_name", "long_name", "nul_name", "empty_owner", "ttl_zero", "ttl_nan"]
