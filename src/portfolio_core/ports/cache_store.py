@@ -22,7 +22,9 @@ Contract
   is the tier the entry was found in. ``None`` for an unknown agent or empty ``tokens``.
   The returned blocks are never aliased by the store's later changes (trimming copies).
   ``tokens`` may be any sequence of ints (a list, a tuple, a ``range``, an ``array("q")``,
-  a 1-D int64 NumPy array): the answer depends on its values only. An entry matches by
+  a 1-D int64 NumPy array): the answer depends on its values only. Tokens are token ids
+  that fit a signed 64-bit integer (negative ones included); larger ones are outside the
+  contract (a tier on disk may fail to store them). An entry matches by
   the same rule in every tier, and a lower tier gives back the tokens and tensors it was
   given, unchanged.
 * A hit makes the entry the most recently used and moves it back to the hot tier. A miss

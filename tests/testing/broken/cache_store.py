@@ -405,6 +405,27 @@ class UnpinLeavesLimits(Base):
         return True
 
 
+class SearchCappedAtEightBlocks(Base):
+    """The search for a divergence looks at the first eight blocks only."""
+
+    clause = "cache_store.get.anywhere"
+
+    def _match(self, stored: Sequence[int], query: Sequence[int]) -> int:
+        n = super()._match(stored, query)
+        return n if n == len(stored) else min(n, 8 * self.block_size)
+
+
+class BufferReadUnsigned(Base):
+    """A query that is an int64 buffer is read as unsigned: negative tokens never match."""
+
+    clause = "cache_store.get.negative"
+
+    def get(self, agent_id: str, tokens: Sequence[int]) -> CacheHit | None:
+        if not isinstance(tokens, list | tuple | range):
+            tokens = array("Q", memoryview(tokens).tobytes()).tolist()  # type: ignore[arg-type]
+        return super().get(agent_id, tokens)
+
+
 VARIANTS: tuple[type[Base], ...] = (
     StatsShareTheirCounts,
     PrefixOffByOneBlock,
@@ -435,4 +456,6 @@ VARIANTS: tuple[type[Base], ...] = (
     PutDropsPins,
     DeleteKeepsPins,
     UnpinLeavesLimits,
+    SearchCappedAtEightBlocks,
+    BufferReadUnsigned,
 )

@@ -13,6 +13,7 @@ from portfolio_core.testing.clauses import clause, requires
 from portfolio_core.testing.contracts.cache_store._common import (
     TIERS,
     covers,
+    expected_match,
     kv_blocks,
     kv_tokens,
     occupied,
@@ -134,6 +135,76 @@ class TierClauses(ContractSuite[CacheStore]):
                     f"a hit in {tier} left the entry in {occupied(adapter)}, not in hot"
                 )
             assert adapter.delete(agent) is True
+
+    @clause(
+        "cache_store.get.anywhere",
+        "in every tier, a long entry matches by the port's rule wherever the query diverges "
+        "or ends, and an entry shorter than a block is returned whole",
+    )
+    def test_match_anywhere(self, adapter: CacheStore) -> None:
+        bs = adapter.block_size
+        tokens = kv_tokens(1, 40 * bs + 5)
+        n = len(tokens)
+        at = sorted({0, 1, bs - 1, bs, bs + 1, 7 * bs + 3, 20 * bs, 32 * bs - 1, 39 * bs + 2})
+        queries = [
+            *(("diverging at", d, [*tokens[:d], 999_999, *tokens[d + 1 :]]) for d in at),
+            *(("ending at", d, list(tokens[:d])) for d in (*at[1:], 40 * bs, 40 * bs + 2)),
+            ("diverging at", n - 1, [*tokens[:-1], 999_999]),
+        ]
+        short = kv_blocks("s", kv_tokens(2, 1))
+        for depth, tier in enumerate(tiers_of(adapter)):
+            for what, where, query in queries:
+                entry = kv_blocks("a", tokens)
+                adapter.put("a", entry)
+                sink(adapter, "a", depth)
+                want = expected_match(tokens, query, bs)
+                hit = adapter.get("a", query)
+                if want == 0:
+                    assert hit is None, f"a query {what} token {where} hit the entry in {tier}"
+                    continue
+                assert hit is not None, f"a query {what} token {where} missed in {tier}"
+                assert hit.matched_tokens == want, (
+                    f"a query {what} token {where} matched {hit.matched_tokens} tokens of the "
+                    f"entry in {tier}, want {want}"
+                )
+                assert covers(hit.blocks, entry, want), f"wrong tensors from {tier}"
+            for query in (list(short.tokens), [*short.tokens, 3, 4]):
+                adapter.put("s", short)
+                sink(adapter, "s", depth)
+                hit = adapter.get("s", query)
+                assert hit is not None, f"a one-token entry in {tier} missed"
+                assert (hit.matched_tokens, hit.exact) == (1, len(query) == 1), (
+                    f"a one-token entry in {tier} matched {hit.matched_tokens} tokens "
+                    f"(exact {hit.exact}) of {len(query)}"
+                )
+
+    @clause(
+        "cache_store.get.negative",
+        "tokens are compared as signed integers: negative ids match, as a list or NumPy int64",
+    )
+    def test_negative_tokens(self, adapter: CacheStore) -> None:
+        np = pytest.importorskip("numpy")
+        bs = adapter.block_size
+        entry = kv_blocks("a", [-1 - p for p in range(3 * bs + 2)])
+        longer = [*entry.tokens, 5]
+        diverging = [*entry.tokens[: bs + 1], 7, *entry.tokens[bs + 2 :]]
+        for tier in tiers_of(adapter)[:2]:
+            depth = 0 if tier is CacheTier.HOT else 1
+            for query, want in (
+                (longer, len(entry.tokens)),
+                (np.asarray(longer, dtype=np.int64), len(entry.tokens)),
+                (diverging, bs),
+                (np.asarray(diverging, dtype=np.int64), bs),
+                ([-p for p in range(len(longer))], 0),  # -0 == 0 is not -1: a miss
+            ):
+                adapter.put("a", entry)
+                sink(adapter, "a", depth)
+                hit = adapter.get("a", query)
+                got = 0 if hit is None else hit.matched_tokens
+                assert got == want, (
+                    f"negative tokens as {type(query).__name__} matched {got} of the entry in "
+                    f"{tier}, want {want}"
+                )
 
     @clause(
         "cache_store.get.sequence_types",
