@@ -36,7 +36,7 @@ Contract
   configured) are respected after every call by moving least recently used, **unpinned**
   entries one tier down (dropping them from the last tier). Pinned entries are never moved
   by eviction; a tier holding only pinned entries may exceed its limits until they are
-  unpinned (the next call that changes the store then restores the limits).
+  unpinned (the ``unpin`` releasing an entry's last pin restores the limits).
 * ``evict`` moves the agent's entry one tier down (dropping it from the last tier) and
   returns whether it was present; it raises
   [ConflictError][portfolio_core.ports.errors.ConflictError] for a pinned entry. ``delete`` removes
