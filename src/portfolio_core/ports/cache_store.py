@@ -21,13 +21,22 @@ Contract
   ``exact`` is ``matched_tokens == len(tokens)`` (the hit covers the whole query). ``tier``
   is the tier the entry was found in. ``None`` for an unknown agent or empty ``tokens``.
   The returned blocks are never aliased by the store's later changes (trimming copies).
+  ``tokens`` may be any sequence of ints (a list, a tuple, a ``range``, an ``array("q")``,
+  a 1-D int64 NumPy array): the answer depends on its values only. Tokens are token ids
+  that fit a signed 64-bit integer (negative ones included); larger ones are outside the
+  contract (a tier on disk may fail to store them). An entry matches by
+  the same rule in every tier, and a lower tier gives back the tokens and tensors it was
+  given, unchanged.
 * A hit makes the entry the most recently used and moves it back to the hot tier. A miss
-  changes nothing but the statistics.
+  changes nothing but the statistics: the entry keeps its tier and its place in the
+  least-recently-used order.
+* Tiers: hot, then the lower tiers the store has, in the order warm, cold (either or
+  both; a store declares the capability ``TIERS`` exactly when it has one).
 * Limits: ``max_entries`` and ``max_bytes`` of the hot tier (and of the lower tiers, when
   configured) are respected after every call by moving least recently used, **unpinned**
   entries one tier down (dropping them from the last tier). Pinned entries are never moved
   by eviction; a tier holding only pinned entries may exceed its limits until they are
-  unpinned (the next call that changes the store then restores the limits).
+  unpinned (the ``unpin`` releasing an entry's last pin restores the limits).
 * ``evict`` moves the agent's entry one tier down (dropping it from the last tier) and
   returns whether it was present; it raises
   [ConflictError][portfolio_core.ports.errors.ConflictError] for a pinned entry. ``delete`` removes
@@ -35,9 +44,18 @@ Contract
   idempotent for an absent agent.
 * Pinning (capability ``PINNING``): ``pin`` marks the entry as in use (counted: every
   ``pin`` needs an ``unpin``), promoting it to the hot tier; it raises NotFoundError when the
-  agent has no entry. ``unpin`` returns whether a pin was released. Without the capability
+  agent has no entry. A replacing ``put`` keeps the agent's pins; ``delete`` drops them.
+  ``unpin`` returns whether a pin was released. Without the capability
   both raise [UnsupportedError][portfolio_core.ports.errors.UnsupportedError].
-* ``stats`` is a snapshot: hits and misses since creation, and entries and bytes per tier.
+* ``stats`` is a snapshot: hits and misses since creation (every ``get`` is one or the
+  other); ``hits_by_tier``, the hits split by the tier the entry was found in (they sum to
+  ``hits``); ``evictions``, every move of an entry one tier down or out of the last tier,
+  whether the limits or ``evict`` caused it (``delete`` and a replacing ``put`` are not
+  evictions); ``promotions``, every move of an entry from a lower tier back to hot (by a
+  hit or a ``pin``). ``entries`` and ``bytes`` have a key for every tier the store has, 0
+  for an empty tier: the hot tier's bytes are the sum of its entries' ``nbytes``, a lower
+  tier's are in the adapter's own measure (a compressed size, say) and 0 when it holds
+  nothing.
   It is the caller's own: changing its mappings changes nothing the store reports later,
   and the store's later calls never change a stats already returned.
 """

@@ -6,6 +6,7 @@ so that the tier clauses apply.
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any, ClassVar
@@ -243,6 +244,188 @@ class StatsShareTheirCounts(Base):
         )
 
 
+class StatsListOnlyOccupiedTiers(Base):
+    """stats leaves out the tiers that hold nothing (an empty store lists no tier at all)."""
+
+    clause = "cache_store.stats.tiers"
+
+    def stats(self) -> CacheStoreStats:
+        fresh = super().stats()
+        kept = {tier for tier, n in fresh.entries.items() if n}
+        return replace(
+            fresh,
+            entries={t: n for t, n in fresh.entries.items() if t in kept},
+            bytes={t: n for t, n in fresh.bytes.items() if t in kept},
+        )
+
+
+class EvictNotCounted(Base):
+    """An explicit evict moves the entry down but is not counted as an eviction."""
+
+    clause = "cache_store.evict.descends"
+
+    def evict(self, agent_id: str) -> bool:
+        before = self._evictions
+        try:
+            return super().evict(agent_id)
+        finally:
+            self._evictions = before
+
+
+class MissInLowerTierPromotes(Base):
+    """A lookup that misses an entry in the warm tier still moves it back to hot."""
+
+    clause = "cache_store.tiers.match"
+
+    def get(self, agent_id: str, tokens: Sequence[int]) -> CacheHit | None:
+        hit = super().get(agent_id, tokens)
+        if hit is None and agent_id in self._warm:
+            with self._lock:
+                found = self._find(agent_id)
+                if found is not None:
+                    self._promote(agent_id, found[0], found[1])
+        return hit
+
+
+class BufferReadAsInt64(Base):
+    """A query that is a buffer is read as 64-bit integers whatever its item size."""
+
+    clause = "cache_store.get.sequence_types"
+
+    def get(self, agent_id: str, tokens: Sequence[int]) -> CacheHit | None:
+        if not isinstance(tokens, list | tuple | range):
+            raw = memoryview(tokens).tobytes()  # type: ignore[arg-type]
+            tokens = array("q", raw + b"\0" * (-len(raw) % 8))
+        return super().get(agent_id, tokens)
+
+
+class PutLeavesLowerCopy(Base):
+    """put of an agent whose entry is in the warm tier leaves the warm copy there too."""
+
+    clause = "cache_store.put.from_lower_tier"
+
+    def put(self, agent_id: str, blocks: AgentBlocks) -> None:
+        old = self._warm.get(agent_id)
+        super().put(agent_id, blocks)
+        if old is not None:
+            with self._lock:
+                self._warm[agent_id] = old
+                self._warm_bytes += len(old.payload)
+
+
+class LowerHitsCountedHot(Base):
+    """hits_by_tier credits every hit to the hot tier."""
+
+    clause = "cache_store.stats.by_tier"
+
+    def stats(self) -> CacheStoreStats:
+        fresh = super().stats()
+        return replace(fresh, hits_by_tier={CacheTier.HOT: fresh.hits})
+
+
+class LimitEvictionsNotCounted(Base):
+    """Entries the limits move down are not counted as evictions (evict's are)."""
+
+    clause = "cache_store.stats.evictions"
+
+    def _shrink(self, tier: CacheTier, max_entries: int | None, max_bytes: int | None) -> None:
+        before = self._evictions
+        super()._shrink(tier, max_entries, max_bytes)
+        self._evictions = before
+
+
+class EvictionsNeverCounted(Base):
+    """stats reports no eviction, ever."""
+
+    clause = "cache_store.model"
+
+    def stats(self) -> CacheStoreStats:
+        return replace(super().stats(), evictions=0)
+
+
+class MissRefreshesRecency(Base):
+    """A missed lookup makes the agent's hot entry the most recently used."""
+
+    clause = "cache_store.miss.keeps_recency"
+
+    def get(self, agent_id: str, tokens: Sequence[int]) -> CacheHit | None:
+        hit = super().get(agent_id, tokens)
+        if hit is None and agent_id in self._hot:
+            self._hot.move_to_end(agent_id)
+        return hit
+
+
+class PinLeavesEntryLow(Base):
+    """pin of an entry in the warm tier counts the pin but leaves the entry there."""
+
+    clause = "cache_store.pin.promotes"
+
+    def pin(self, agent_id: str) -> None:
+        if self.tier_of(agent_id) is None:
+            super().pin(agent_id)  # raises NotFoundError
+        self._pins[agent_id] = self._pins.get(agent_id, 0) + 1
+
+
+class PutDropsPins(Base):
+    """A replacing put forgets the agent's pins."""
+
+    clause = "cache_store.pin.kept_by_put"
+
+    def put(self, agent_id: str, blocks: AgentBlocks) -> None:
+        super().put(agent_id, blocks)
+        self._pins.pop(agent_id, None)
+
+
+class DeleteKeepsPins(Base):
+    """delete removes the entry but keeps its pins for the agent's next entry."""
+
+    clause = "cache_store.delete.pins"
+
+    def delete(self, agent_id: str) -> bool:
+        pins = self._pins.get(agent_id, 0)
+        present = super().delete(agent_id)
+        if pins:
+            self._pins[agent_id] = pins
+        return present
+
+
+class UnpinLeavesLimits(Base):
+    """Releasing the last pin does not restore the limits (until the next put)."""
+
+    clause = "cache_store.pin.unpin_restores_limits"
+
+    def unpin(self, agent_id: str) -> bool:
+        count = self._pins.get(agent_id, 0)
+        if count == 0:
+            return False
+        if count == 1:
+            del self._pins[agent_id]
+        else:
+            self._pins[agent_id] = count - 1
+        return True
+
+
+class SearchCappedAtEightBlocks(Base):
+    """The search for a divergence looks at the first eight blocks only."""
+
+    clause = "cache_store.get.anywhere"
+
+    def _match(self, stored: Sequence[int], query: Sequence[int]) -> int:
+        n = super()._match(stored, query)
+        return n if n == len(stored) else min(n, 8 * self.block_size)
+
+
+class BufferReadUnsigned(Base):
+    """A query that is an int64 buffer is read as unsigned: negative tokens never match."""
+
+    clause = "cache_store.get.negative"
+
+    def get(self, agent_id: str, tokens: Sequence[int]) -> CacheHit | None:
+        if not isinstance(tokens, list | tuple | range):
+            tokens = array("Q", memoryview(tokens).tobytes()).tolist()  # type: ignore[arg-type]
+        return super().get(agent_id, tokens)
+
+
 VARIANTS: tuple[type[Base], ...] = (
     StatsShareTheirCounts,
     PrefixOffByOneBlock,
@@ -260,4 +443,19 @@ VARIANTS: tuple[type[Base], ...] = (
     PutKeepsOldEntry,
     AcceptsAnotherAgentsBlocks,
     MissesNotCounted,
+    StatsListOnlyOccupiedTiers,
+    EvictNotCounted,
+    MissInLowerTierPromotes,
+    BufferReadAsInt64,
+    PutLeavesLowerCopy,
+    LowerHitsCountedHot,
+    LimitEvictionsNotCounted,
+    EvictionsNeverCounted,
+    MissRefreshesRecency,
+    PinLeavesEntryLow,
+    PutDropsPins,
+    DeleteKeepsPins,
+    UnpinLeavesLimits,
+    SearchCappedAtEightBlocks,
+    BufferReadUnsigned,
 )

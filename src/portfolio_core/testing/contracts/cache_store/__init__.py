@@ -7,10 +7,12 @@ about limits call it with ``max_entries=`` or ``max_bytes=`` (limits of the **ho
 are skipped when the factory does not name those keywords; the state machine also passes
 ``block_size=`` when the factory accepts it. A store declaring ``cache_store.tiers`` must
 have at least one tier below hot able to hold a handful of entries (the suite stores fewer
-than ten).
+than ten), and the tier right below hot must hold at least one.
 
-The shared pieces (blocks, the matching rule, stores with limits) are in ``_common``, the
-state machine in ``_model``. Import from this package, not from those private modules.
+The clauses on tiers are in ``_tiers``, on the counters of stats in ``_counters``, on pins
+beyond the basics in ``_pins``; the shared pieces (blocks, the matching rule, stores with
+limits) are in ``_common``, the state machine in ``_model``. Import from this package, not
+from those private modules.
 """
 
 from __future__ import annotations
@@ -33,7 +35,10 @@ from portfolio_core.testing.contracts.cache_store._common import (
     kv_tokens,
     limited,
 )
+from portfolio_core.testing.contracts.cache_store._counters import CounterClauses
 from portfolio_core.testing.contracts.cache_store._model import CacheStoreMachine
+from portfolio_core.testing.contracts.cache_store._pins import PinClauses
+from portfolio_core.testing.contracts.cache_store._tiers import TierClauses
 from portfolio_core.testing.loop import accepts_keyword
 from portfolio_core.testing.machines import run_machine
 from portfolio_core.testing.plugin import KitSettings
@@ -49,7 +54,7 @@ __all__ = [
 ]
 
 
-class CacheStoreContract(ContractSuite[CacheStore]):
+class CacheStoreContract(TierClauses, CounterClauses, PinClauses, ContractSuite[CacheStore]):
     """The promises of [CacheStore][portfolio_core.ports.CacheStore] (docs/ports/cache_store.md)."""
 
     port_key = "cache_store"

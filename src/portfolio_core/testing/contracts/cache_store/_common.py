@@ -89,3 +89,20 @@ def assert_left_hot(store: CacheStore, agent: str, entry: AgentBlocks, what: str
         assert hit.tier is not CacheTier.HOT, f"{what} ({agent}) was not evicted from hot"
     else:
         assert hit is None, f"{what} ({agent}) was not evicted"
+
+
+def tiers_of(store: CacheStore) -> tuple[CacheTier, ...]:
+    """The store's tiers, hot first, as its stats list them."""
+    listed = store.stats().entries
+    return tuple(tier for tier in CacheTier if tier in listed)
+
+
+def occupied(store: CacheStore) -> dict[CacheTier, int]:
+    """Entries per tier, for the tiers holding any."""
+    return {tier: n for tier, n in store.stats().entries.items() if n}
+
+
+def sink(store: CacheStore, agent: str, depth: int) -> None:
+    """Evict the agent's entry ``depth`` times (from hot to the ``depth``-th tier below)."""
+    for _ in range(depth):
+        assert store.evict(agent) is True, f"evict({agent!r}) of a stored entry returned False"

@@ -33,8 +33,8 @@ class CacheStoreMachine(AdapterMachine[CacheStore]):
     """Puts, gets, evicts, deletes, pins against a pure model of a 2-entry hot tier.
 
     The model: an ordered dict of hot agents (least recently used first), a set of agents in
-    lower tiers (with TIERS; assumed large enough), the stored tokens/seed per agent, pin
-    counts and hit/miss counters.
+    lower tiers (with TIERS; assumed large enough), the stored tokens/seed and bytes per
+    agent, pin counts, hits by where they were found, promotions and the moves out of hot.
     """
 
     def __init__(self, factory: Factory, **kwargs: Any) -> None:
@@ -51,8 +51,13 @@ class CacheStoreMachine(AdapterMachine[CacheStore]):
         self.lower: set[str] = set()
         self.entries: dict[str, tuple[tuple[int, ...], int]] = {}
         self.pins: dict[str, int] = {}
+        self.nbytes: dict[str, int] = {}
         self.hits = 0
         self.misses = 0
+        self.lower_hits = 0
+        self.promotions = 0
+        #: moves out of hot; evictions count them, and with tiers the moves below too
+        self.moved_down = 0
 
     def _enforce(self) -> None:
         while len(self.hot) > HOT_LIMIT:
@@ -60,6 +65,7 @@ class CacheStoreMachine(AdapterMachine[CacheStore]):
             if victim is None:
                 return
             del self.hot[victim]
+            self.moved_down += 1
             if self.tiers:
                 self.lower.add(victim)
             else:
@@ -78,8 +84,10 @@ class CacheStoreMachine(AdapterMachine[CacheStore]):
     )
     def put(self, agent: str, seed: int, blocks: int, tail: int) -> None:
         tokens = kv_tokens(seed, blocks * self.bs + tail)
-        self.adapter.put(agent, kv_blocks(agent, tokens, seed))
+        entry = kv_blocks(agent, tokens, seed)
+        self.adapter.put(agent, entry)
         self.entries[agent] = (tokens, seed)
+        self.nbytes[agent] = entry.nbytes
         self._to_hot(agent)
         self._enforce()
 
@@ -112,6 +120,9 @@ class CacheStoreMachine(AdapterMachine[CacheStore]):
             f"found {agent!r} in {hit.tier}; the model has it {'hot' if was_hot else 'lower'}"
         )
         self.hits += 1
+        if not was_hot:
+            self.lower_hits += 1
+            self.promotions += 1
         self._to_hot(agent)
         self._enforce()
 
@@ -126,6 +137,7 @@ class CacheStoreMachine(AdapterMachine[CacheStore]):
             return
         assert self.adapter.evict(agent) is True
         del self.hot[agent]
+        self.moved_down += 1
         if self.tiers:
             self.lower.add(agent)
         else:
@@ -150,6 +162,7 @@ class CacheStoreMachine(AdapterMachine[CacheStore]):
         self.adapter.pin(agent)
         self.pins[agent] = self.pins.get(agent, 0) + 1
         if agent not in self.hot:
+            self.promotions += 1
             self._to_hot(agent)
             self._enforce()
 
@@ -172,6 +185,26 @@ class CacheStoreMachine(AdapterMachine[CacheStore]):
             f"hot tier holds {stats.entries.get(CacheTier.HOT, 0)}, model {len(self.hot)}"
         )
         assert (stats.hits, stats.misses) == (self.hits, self.misses)
+        hot_bytes = sum(self.nbytes[a] for a in self.hot)
+        assert stats.bytes.get(CacheTier.HOT, 0) == hot_bytes, (
+            f"hot tier counts {stats.bytes.get(CacheTier.HOT, 0)} bytes, model {hot_bytes}"
+        )
+        by_tier = dict(stats.hits_by_tier)
+        hot_hits = by_tier.pop(CacheTier.HOT, 0)
+        assert (hot_hits, sum(by_tier.values())) == (
+            self.hits - self.lower_hits,
+            self.lower_hits,
+        ), (
+            f"hits by tier {dict(stats.hits_by_tier)}; model: {self.hits - self.lower_hits} hot, "
+            f"{self.lower_hits} lower"
+        )
+        assert stats.promotions == self.promotions, (
+            f"{stats.promotions} promotions, model {self.promotions}"
+        )
+        # with tiers, a move out of hot may push entries further down: more evictions
+        assert stats.evictions == self.moved_down or (
+            self.tiers and stats.evictions > self.moved_down
+        ), f"{stats.evictions} evictions, model {self.moved_down} moves out of hot"
         if self.tiers:
             total = sum(stats.entries.values())
             assert total == len(self.entries), (
