@@ -126,6 +126,33 @@ def test_batched_and_single_decoding_agree(model64: NumpyModelBackend) -> None:
     assert [tuple(o) for o in outs] == singles
 
 
+def test_prefill_chunks_of_one_length_attend_together_as_each_would_alone(
+    model64: NumpyModelBackend,
+) -> None:
+    # three 5-token chunks (one after an 8-token prefix already in the pool: a longer
+    # context, so the others are padded and masked), a 3-token chunk and a decode
+    seqs = [PROMPT[:5], PROMPT[8:13], [200, 201, 202, 203, 204], [9, 8, 7], [42]]
+    starts = [0, 8, 0, 0, 0]
+    tables = [tuple(range(i * 4, i * 4 + 4)) for i in range(len(seqs))]
+    alone = []
+    for seq, start, table in zip(seqs, starts, tables, strict=True):
+        kv = model64.allocate_kv_cache(20, 4)
+        if start:
+            model64.forward(kv, [ForwardSequence(tuple(PROMPT[:start]), 0, table)])
+        alone.append(model64.forward(kv, [ForwardSequence(tuple(seq), start, table)])[0])
+    kv = model64.allocate_kv_cache(20, 4)
+    model64.forward(kv, [ForwardSequence(tuple(PROMPT[:8]), 0, tables[1])])
+    together = model64.forward(
+        kv,
+        [ForwardSequence(tuple(s), st, t) for s, st, t in zip(seqs, starts, tables, strict=True)],
+    )
+    np.testing.assert_allclose(together, np.stack(alone), rtol=0, atol=1e-9)
+    keys, _ = model64.read_kv(kv, tables[1], 13)  # every chunk's keys landed in its own blocks
+    alone_kv = model64.allocate_kv_cache(20, 4)
+    model64.forward(alone_kv, [ForwardSequence(tuple(PROMPT[:13]), 0, tables[1])])
+    np.testing.assert_allclose(keys[1], model64.read_kv(alone_kv, tables[1], 13)[0][1], atol=1e-9)
+
+
 def test_generate_reuses_a_prefix_cache(model64: NumpyModelBackend) -> None:
     first = model64.generate(PROMPT, max_tokens=5)
     assert first.cache is not None

@@ -434,7 +434,8 @@ class NumpyModelBackend(ops.PagedCache):
     def forward(self, kv_cache: Any, batch: Sequence[ForwardSequence]) -> FloatArray:
         """One batched step over every sequence: projections and MLP run on all fed tokens
         at once; attention runs once for all single-token (decode) sequences together,
-        padded to the longest context, and once per multi-token (prefill) chunk."""
+        padded to the longest context, and once per length of multi-token (prefill) chunks:
+        chunks of one length attend together, padded to the longest context among them."""
         kv = ops.check_kv(kv_cache)
         n = len(batch)
         if n == 0:
@@ -488,13 +489,13 @@ class NumpyModelBackend(ops.PagedCache):
                 j = np.arange(int(starts[decode].max()) + 1)
                 slots = tables[decode][:, j // bs] * bs + j % bs
                 groups.append((first_row[decode], slots, starts[decode][:, None]))
-            for idx in np.flatnonzero(lens > 1):
-                i = int(idx)
-                rows = np.arange(first_row[i], ends[i])
-                j = np.arange(ends_l[i])
-                groups.append(
-                    (rows, (tables[i, j // bs] * bs + j % bs)[None], positions[rows][None])
-                )
+            prefill = np.flatnonzero(lens > 1)
+            for t in np.unique(lens[prefill]).tolist():  # one attention per chunk length
+                members = prefill[lens[prefill] == t]
+                rows = (first_row[members, None] + np.arange(t)).ravel()
+                j = np.arange(int(starts[members].max()) + t)
+                slots = tables[members][:, j // bs] * bs + j % bs
+                groups.append((rows, slots, positions[rows].reshape(len(members), t)))
 
         def attend(layer: int, q: FloatArray, k: FloatArray, v: FloatArray) -> FloatArray:
             keys, values = kv.keys[layer], kv.values[layer]
