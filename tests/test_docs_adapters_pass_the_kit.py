@@ -43,6 +43,8 @@ def test_the_documented_adapters_are_found_and_the_taught_ones_are_checked() -> 
         ("docs/ports/tokenizer.md", "MinimalTokenizer"),
         ("docs/ports/pipeline.md", "MinimalPipelineStep"),
         ("docs/ports/llm.md", "MinimalLLM"),
+        ("docs/ports/cache_persistence.md", "DictCachePersistence"),
+        ("docs/ports/model_backend.md", "RunningSumBackend"),
     ]:
         assert expected in checked, sorted(checked)
 

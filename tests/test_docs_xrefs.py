@@ -27,6 +27,7 @@ KNOWN = {
     "portfolio_core.registry.Registry",
     "portfolio_core.registry.Registry.reload",
     "portfolio_core.testing.clock.FakeClock",
+    "portfolio_core.ports.event_store.Subscription.error",
 }
 
 
@@ -64,6 +65,12 @@ def test_no_sphinx_role_is_left_in_src_or_docs() -> None:
             "[FakeClock][portfolio_core.testing.clock.FakeClock]",
         ),
         (":class:`LookupError`", "portfolio_core.registry", "`LookupError`"),
+        (":meth:`error`", "portfolio_core.ports.pipeline", "`error`"),
+        (
+            ":meth:`Subscription.error`",
+            "portfolio_core.ports.pipeline",
+            "[Subscription.error][portfolio_core.ports.event_store.Subscription.error]",
+        ),
         (":func:`~portfolio_core.nowhere.helper`", None, "`helper`"),
         (":py:data:`DELETE`", None, "`DELETE`"),
     ],
@@ -90,3 +97,27 @@ def test_a_python_line_made_too_long_is_wrapped_at_its_indentation(tmp_path: Pat
     assert len(second) - len(second.lstrip()) == 6  # under the bullet's text
     assert f"{first} {second.strip()}" == xrefs.rewrite_text(line, None, KNOWN)
     assert all(len(row) <= 100 for row in text.splitlines())
+
+
+def test_a_bare_member_name_links_only_to_a_member_of_its_own_module() -> None:
+    """A link whose text is a bare lowercase name points into the module that holds it, or
+    at a module-level function: never at another module's class member (the rewrite once
+    linked StepResult's ``error`` to ``Subscription.error``)."""
+    import re
+
+    link = re.compile(r"\[`?([a-z_][a-z0-9_]*)`?\]\[(portfolio_core[\w.]*)\]")
+    wrong = []
+    for path in sorted((ROOT / "src").rglob("*.py")):
+        module = xrefs.module_of(path)
+        for text, target in link.findall(path.read_text()):
+            elsewhere = module is not None and not target.startswith(module + ".")
+            if elsewhere and xrefs._is_member(target) and not _implements(module, target):
+                wrong.append(f"{path.relative_to(ROOT)}: [{text}][{target}]")
+    assert wrong == []
+
+
+def _implements(module: str, target: str) -> bool:
+    """An adapter's docstring may link to the port method it implements."""
+    return module.startswith("portfolio_core.adapters.") and target.startswith(
+        "portfolio_core.ports."
+    )

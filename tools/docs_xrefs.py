@@ -12,7 +12,8 @@ cross-references are Markdown reference links:
 A role becomes a link when its target is an object the site documents (read from the site's
 ``objects.inv``, built with ``mkdocs build`` unless ``--inventory`` names one); relative
 targets (``:meth:`reload```, ``:class:`FakeClock```) are resolved against the module that
-contains them, then against the whole inventory when exactly one object has that name. A
+contains them, then against the whole inventory when exactly one object has that name (for a
+bare name, one module-level object: another module's class member is never guessed). A
 target the site does not document (``:class:`LookupError```, a private helper) becomes
 inline code, so the text still reads right. ``~`` shows the last component only, as in Sphinx.
 """
@@ -101,7 +102,18 @@ def resolve(target: str, module: str | None, known: set[str]) -> str | None:
         if len(candidates) == 1:
             return candidates[0]
     candidates = [n for n in known if n.endswith("." + target)]
+    if "." not in target:
+        # a bare name elsewhere is a module-level object (a class, a function), never some
+        # other class's member: ``:meth:`error``` of a class whose methods the site does not
+        # list must not become a link to an unrelated ``Subscription.error``
+        candidates = [n for n in candidates if not _is_member(n)]
     return candidates[0] if len(candidates) == 1 else None
+
+
+def _is_member(name: str) -> bool:
+    """Whether ``name`` is a member of a class (its owner is capitalised, modules are not)."""
+    owner = name.rpartition(".")[0].rpartition(".")[2]
+    return owner[:1].isupper()
 
 
 def rewrite_text(text: str, module: str | None, known: set[str]) -> str:

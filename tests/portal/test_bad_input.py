@@ -34,6 +34,29 @@ def problem(response: httpx.Response, status: int) -> dict[str, object]:
     return body
 
 
+@pytest.mark.parametrize(
+    ("method", "payload", "field"),
+    [
+        ("enqueue", {"job": {"task": "t", "priority": 1.5}}, "priority"),
+        ("enqueue", {"job": {"task": "t", "max_attempts": True}}, "max_attempts"),
+        ("enqueue_many", {"jobs": [{"task": "t"}, {"task": "t", "priority": "x"}]}, "priority"),
+        ("enqueue", {"job": "not-a-job"}, "job"),
+        ("reserve", {"queue": "q", "lease": "30"}, "lease"),
+    ],
+)
+def test_a_bad_field_of_a_value_object_is_named_as_the_adapter_would(
+    served: ServedRegistry, method: str, payload: dict[str, object], field: str
+) -> None:
+    """A NewJob whose priority is not an int is refused naming ``priority`` (what the job
+    queue itself says), not the ``job`` argument that carries it."""
+    from portfolio_core.adapters.memory.job_queue import MemoryJobQueue
+    from portfolio_core.ports import JobQueue
+
+    queue = served.add(JobQueue, MemoryJobQueue)
+    body = problem(post(served, f"{queue}/{method}", json=payload), 400)
+    assert body["field"] == field, body
+
+
 def test_malformed_json(served: ServedRegistry, cache: str) -> None:
     body = problem(post(served, f"{cache}/get", content=b'{"key": "k"'), 400)
     assert body["type"] == "urn:portfolio-core:problem:invalid-input"

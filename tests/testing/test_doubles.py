@@ -319,6 +319,51 @@ def test_scripted_engine_finishes_pending_requests_unless_scripted() -> None:
     assert not scripted.has_unfinished()
 
 
+def test_repeat_keeps_giving_the_last_answer_of_hand_written_methods() -> None:
+    """``repeat=True`` works for the methods a double writes by hand (they fall back to their
+    own behaviour only when nothing was ever scripted), as for the generated ones."""
+    from portfolio_core.ports.generation_engine import CompletedGeneration, FinishReason
+
+    done = CompletedGeneration("x", "text", None, FinishReason.LENGTH, 3)
+    engine = d.ScriptedGenerationEngine(submit=["x"], step=[[done]], repeat=True)
+    assert [engine.submit("agent", "hi") for _ in range(3)] == ["x", "x", "x"]
+    assert [engine.step() for _ in range(3)] == [[done], [done], [done]]
+
+    blocks = p.AgentBlocks("a", (1,), (), (), "spec")
+    store = d.ScriptedCachePersistence(
+        load=[blocks], save=[p.UnavailableError("disk")], repeat=True
+    )
+    assert [store.load("a", "spec") for _ in range(2)] == [blocks, blocks]
+    for _ in range(2):
+        with pytest.raises(p.UnavailableError):
+            store.save("a", blocks)
+    assert store.saved == {}
+
+    step = d.ScriptedPipelineStep("s", required_inputs={"x"}, validate_input=[["bad"]], repeat=True)
+    assert [step.validate_input({}) for _ in range(2)] == [["bad"], ["bad"]]
+
+    hello = [p.Message("user", "x")]
+    canned = p.Completion("canned", "m", p.Usage(1, 1), "stop", (), "b")
+    router = d.ScriptedRouter(
+        route=[p.Provider("b", "m")],
+        complete=[canned],
+        health_check=[p.HealthStatus("a", False, detail="down")],
+        repeat=True,
+    )
+    with LoopRunner() as runner:
+        runner.run(router.register_provider(p.Provider("a", "m"), d.ScriptedLLM(default="hey")))
+        for _ in range(2):
+            assert runner.run(router.route(hello)).name == "b"
+            assert runner.run(router.complete(hello)) is canned
+            assert not runner.run(router.health_check("a")).healthy
+
+
+def test_without_repeat_hand_written_methods_fall_back_once_the_script_is_spent() -> None:
+    engine = d.ScriptedGenerationEngine(submit=["x"])
+    assert engine.submit("agent", "hi") == "x"
+    assert engine.submit("agent", "hi") == "uid-1"
+
+
 def test_scripted_cache_store_has_no_pinning_and_empty_stats() -> None:
     store = d.ScriptedCacheStore()
     assert store.block_size == 16

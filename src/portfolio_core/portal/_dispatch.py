@@ -8,6 +8,7 @@ the next call and the entry rebound.
 from __future__ import annotations
 
 import collections.abc
+import dataclasses
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -55,9 +56,11 @@ class ServedEntry:
 
 def invalid_arguments(spec: MethodSpec, exc: pydantic.ValidationError) -> InvalidInputError:
     """The InvalidInputError of a request whose arguments failed validation: it names the
-    first argument at fault and lists every problem (never the values themselves)."""
+    first field at fault -- the argument, or the field of a value object passed as one
+    (``priority`` of a ``NewJob``, as the adapter itself would name it) -- and lists every
+    problem (never the values themselves)."""
     problems = exc.errors(include_url=False, include_input=False, include_context=False)
-    first = problems[0]["loc"][0] if problems and problems[0]["loc"] else None
+    first = _field_at_fault(spec, problems[0]["loc"]) if problems else None
     listed = "; ".join(
         ".".join(str(part) for part in p["loc"]) + ": " + p["msg"] for p in problems[:10]
     )
@@ -65,6 +68,29 @@ def invalid_arguments(spec: MethodSpec, exc: pydantic.ValidationError) -> Invali
         f"invalid arguments for {spec.port}.{spec.name}: {listed}",
         field=str(first) if first is not None else None,
     )
+
+
+def _field_at_fault(spec: MethodSpec, loc: tuple[int | str, ...]) -> str | None:
+    """The argument named first in ``loc``, or, when the problem is inside a dataclass passed
+    as that argument (``("job", "priority")``, ``("jobs", 0, "priority")``), that field."""
+    if not loc:
+        return None
+    argument = str(loc[0])
+    hint = next((p.hint for p in spec.params if p.name == argument), None)
+    inner = next((part for part in loc[1:] if isinstance(part, str)), None)
+    if inner is not None and inner in _dataclass_fields(hint):
+        return inner
+    return argument
+
+
+def _dataclass_fields(hint: Any) -> set[str]:
+    """The field names of every dataclass ``hint`` is or holds (``Sequence[NewJob]``)."""
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        return {f.name for f in dataclasses.fields(hint)}
+    found: set[str] = set()
+    for arg in typing.get_args(hint):
+        found |= _dataclass_fields(arg)
+    return found
 
 
 _JSON_TYPES = (str, int, float, bool, type(None))

@@ -36,8 +36,8 @@ class StepStatus(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class StepResult:
-    """The outcome of one step. Build it with `ok`,
-    [error][portfolio_core.ports.event_store.Subscription.error] or `skip`."""
+    """The outcome of one step. Build it with ``StepResult.ok(**outputs)``,
+    ``StepResult.error(message)`` or ``StepResult.skip(reason)``."""
 
     status: StepStatus
     outputs: Mapping[str, Any] = field(default_factory=dict)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,7 +57,13 @@ class Periodic:
 class CronSchedule:
     """Enqueues each periodic job at its ticks from the moment it starts (missed ticks before
     that are not back-filled). Any number of workers may run one: the tick's unique key makes
-    the queue keep one job per tick (the key stays held once the job completes)."""
+    the queue keep one job per tick (the key stays held once the job completes).
+
+    ``clock`` reads the time (epoch seconds) and ``sleep(seconds)`` waits between wake-ups
+    (``asyncio.sleep`` by default; a test passes one that moves a fake clock instead). `run`
+    wakes at least every second, and at once when its ``stop`` event is set, whatever
+    ``sleep`` does.
+    """
 
     def __init__(
         self,
@@ -65,7 +71,7 @@ class CronSchedule:
         periodic: list[Periodic],
         *,
         clock: Callable[[], float] = time.time,
-        sleep: Callable[[float], Any] = asyncio.sleep,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     ) -> None:
         self._queue = queue
         self._periodic = list(periodic)
@@ -95,8 +101,17 @@ class CronSchedule:
             with contextlib.suppress(PortError):
                 await self.enqueue_due()
             wait = min(self.seconds_to_next(), 1.0) if self._periodic else 3600.0
-            try:
-                async with asyncio.timeout(max(wait, 0.01)):
-                    await stop.wait()
-            except TimeoutError:
-                pass
+            await self._sleep_unless_stopped(max(wait, 0.01), stop)
+
+    async def _sleep_unless_stopped(self, seconds: float, stop: asyncio.Event) -> None:
+        """``sleep(seconds)``, cut short when ``stop`` is set."""
+        sleeping = asyncio.ensure_future(self._sleep(seconds))
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({sleeping, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (sleeping, stopping):
+                if not task.done():
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task

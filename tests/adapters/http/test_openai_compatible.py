@@ -368,6 +368,29 @@ async def test_a_tool_call_cut_by_max_tokens_is_not_returned_and_calls_mean_tool
     assert (whole.finish_reason, whole.tool_calls) == ("length", ())
 
 
+@pytest.mark.parametrize("reason", ["content_filter", "function_call", "end_turn", "eos"])
+async def test_a_finish_reason_outside_the_port_is_reported_as_stop(
+    server: tuple[str, Script], reason: str
+) -> None:
+    """The port's finish reasons are stop, length and tool_calls: a provider's own reason
+    (whole or streamed) is brought to stop, never passed through."""
+    url, script = server
+    events = [_event({"content": "hi"}), _event({}, reason), "[DONE]"]
+    last = (await _stream_of(url, events, script))[-1]
+    assert last.finish_reason == "stop", f"streamed {reason!r} came back as {last.finish_reason!r}"
+    script.stream_events = None
+    script.body = completion_body()
+    script.body["choices"][0]["finish_reason"] = reason
+    llm = OpenAICompatibleLLM(url, "m")
+    try:
+        whole = await llm.complete(HI)
+    finally:
+        await llm.aclose()
+    assert (whole.text, whole.finish_reason) == ("hi there", "stop"), (
+        f"{reason!r} came back as {whole.finish_reason!r}"
+    )
+
+
 async def test_sampling_options_sent_and_top_k_only_where_the_server_takes_it(
     server: tuple[str, Script],
 ) -> None:

@@ -364,6 +364,18 @@ class AcceptsInfiniteDelay(Broken):
         )
 
 
+class BadJobsNameNoField(Broken):
+    """Refuses every bad job, but without saying which field is at fault."""
+
+    clause = "job_queue.enqueue.invalid"
+
+    async def enqueue_many(self, jobs: Sequence[NewJob]) -> list[str]:
+        try:
+            return await super().enqueue_many(jobs)
+        except InvalidInputError as exc:
+            raise InvalidInputError(exc.message, port="JobQueue") from None
+
+
 class ReserveTrustsTheLease(Broken):
     """Checks every reserve argument but the lease, so a lease of 0 or NaN hands out a job
     whose lease has already run out."""
@@ -477,6 +489,7 @@ VARIANTS: list[type[Broken]] = [
     RefusesTopPriority,
     DeadLettersKeepTheirKey,
     AcceptsInfiniteDelay,
+    BadJobsNameNoField,
     ReserveTrustsTheLease,
     FailIgnoresBadRetryIn,
     ExtendTrustsTheLease,

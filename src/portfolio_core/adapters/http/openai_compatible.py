@@ -15,7 +15,9 @@ and as text, a call that never gets a name -- raise `UnavailableError` naming th
 Arguments that are not a JSON object are kept, not dropped: ``{"_raw": text}`` for text
 that is not JSON, ``{"_value": value}`` for JSON that is not an object. ``finish_reason``
 is ``"tool_calls"`` exactly when calls were returned; a call cut by ``max_tokens``
-(``finish_reason`` ``"length"``) is not returned, since its arguments are incomplete.
+(``finish_reason`` ``"length"``) is not returned, since its arguments are incomplete. Any
+other reason the server gives (``content_filter``, ``function_call`` without calls, a
+vendor's own) is reported as ``"stop"``, the port's only other value.
 
 Sampling: ``temperature`` is always sent; ``top_p`` is sent when it is not 1 (its default in
 every such API) and ``seed`` when it is set -- the OpenAI API and the servers above take
@@ -286,13 +288,14 @@ class _ToolCallAssembly:
 
 
 def _settle(finish: str | None, calls: tuple[ToolCall, ...]) -> tuple[str, tuple[ToolCall, ...]]:
-    """The port's finish reason and calls: ``tool_calls`` exactly when calls are returned, and
-    calls cut by ``max_tokens`` are not returned."""
+    """The port's finish reason and calls: ``tool_calls`` exactly when calls are returned,
+    calls cut by ``max_tokens`` are not returned, and any other reason a provider gives
+    (``content_filter``, ``function_call``, ``end_turn``, ...) is the port's ``stop``."""
     if finish == "length":
         return "length", ()
     if calls:
         return "tool_calls", calls
-    return ("stop" if finish in (None, "", "tool_calls") else finish), ()
+    return "stop", ()
 
 
 def _without_credentials(url: str) -> str:

@@ -142,6 +142,12 @@ class _Scripted(_Calls):
             raise AttributeError(f"{type(self).__name__} has no method {method!r} to script")
         self._answers.setdefault(method, deque()).extend(answers)
 
+    def _scripted(self, method: str) -> bool:
+        """Whether the next call of ``method`` answers from the script: an answer is queued,
+        or, with ``repeat``, one was given before (hand-written methods fall back to their
+        own behaviour only when this is false)."""
+        return bool(self._answers.get(method)) or (self._repeat and method in self._last)
+
     def _answer(self, method: str, *args: Any, **kwargs: Any) -> Any:
         args, kwargs = _normalised(self._port, method, args, kwargs)
         self.calls.append(Call(method, args, kwargs))

@@ -113,7 +113,7 @@ class ScriptedGenerationEngine(_Scripted, port=GenerationEngine):
         *,
         sampling: Sampling | None = None,
     ) -> str:
-        if self._answers.get("submit"):
+        if self._scripted("submit"):
             uid = cast(str, self._answer("submit", agent_id, prompt, cache, max_tokens))
         else:
             self._log("submit", (agent_id, prompt, cache, max_tokens), {})
@@ -123,7 +123,7 @@ class ScriptedGenerationEngine(_Scripted, port=GenerationEngine):
         return uid
 
     def step(self) -> list[CompletedGeneration]:
-        if self._answers.get("step"):
+        if self._scripted("step"):
             done = cast(list[CompletedGeneration], self._answer("step"))
         else:
             from portfolio_core.ports.generation_engine import FinishReason
@@ -183,14 +183,14 @@ class ScriptedCachePersistence(_Scripted, port=CachePersistence):
         self.saved: dict[str, AgentBlocks] = {}
 
     def save(self, agent_id: str, blocks: AgentBlocks) -> None:
-        if self._answers.get("save"):
+        if self._scripted("save"):
             self._answer("save", agent_id, blocks)
             return
         self._log("save", (agent_id, blocks), {})
         self.saved[agent_id] = blocks
 
     def load(self, agent_id: str, spec_hash: str) -> AgentBlocks:
-        if self._answers.get("load"):
+        if self._scripted("load"):
             return cast(AgentBlocks, self._answer("load", agent_id, spec_hash))
         self._log("load", (agent_id, spec_hash), {})
         if agent_id not in self.saved:

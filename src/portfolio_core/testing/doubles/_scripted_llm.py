@@ -167,7 +167,7 @@ class ScriptedRouter(_Scripted, port=Router):
     async def route(
         self, messages: Sequence[Message], opts: RouteOptions | None = None
     ) -> Provider:
-        if not self._answers.get("route") and self.providers:
+        if not self._scripted("route") and self.providers:
             self._log("route", (messages, opts), {})
             return self.providers[0][0]
         return cast(Provider, self._answer("route", messages, opts))
@@ -175,7 +175,7 @@ class ScriptedRouter(_Scripted, port=Router):
     async def complete(
         self, messages: Sequence[Message], opts: RouteOptions | None = None
     ) -> Completion:
-        if not self._answers.get("complete") and self.providers:
+        if not self._scripted("complete") and self.providers:
             self._log("complete", (messages, opts), {})
             provider, llm = self.providers[0]
             done = await llm.complete(messages, opts.completion if opts else None)
@@ -194,7 +194,7 @@ class ScriptedRouter(_Scripted, port=Router):
         self.providers.append((provider, llm))
 
     async def health_check(self, name: str) -> HealthStatus:
-        if not self._answers.get("health_check"):
+        if not self._scripted("health_check"):
             self._log("health_check", (name,), {})
             return HealthStatus(name, True)
         return cast(HealthStatus, self._answer("health_check", name))
@@ -265,7 +265,7 @@ class ScriptedPipelineStep(_Scripted, port=PipelineStep):
         return self._cacheable
 
     def validate_input(self, context: Mapping[str, Any]) -> list[str]:
-        if self._answers.get("validate_input"):
+        if self._scripted("validate_input"):
             return cast(list[str], self._answer("validate_input", context))
         self._log("validate_input", (context,), {})
         return [f"missing input {k!r}" for k in sorted(self._required - set(context))]

@@ -29,37 +29,37 @@ BAD_PAYLOADS = [
     pytest.param(["a\x00b"], id="nul"),
 ]
 
-BAD_JOBS = [
-    pytest.param(NewJob(""), id="empty-task"),
-    pytest.param(NewJob("t", queue=""), id="empty-queue"),
-    pytest.param(NewJob("t", queue="q" * 129), id="long-queue"),
-    pytest.param(NewJob("t", priority=40000), id="priority-range"),
-    pytest.param(NewJob("t", priority=1.5), id="priority-float"),  # type: ignore[arg-type]
-    pytest.param(NewJob("t", max_attempts=0), id="no-attempts"),
-    pytest.param(NewJob("t", delay=-1), id="negative-delay"),
-    pytest.param(NewJob("t", delay=1, run_at=5), id="delay-and-run-at"),
-    pytest.param(NewJob("t", run_at=float("nan")), id="nan-run-at"),
-    pytest.param(NewJob("t", unique_key=""), id="empty-unique-key"),
-    pytest.param(NewJob("t", priority=MAX_PRIORITY + 1), id="priority-above-max"),
-    pytest.param(NewJob("t", priority=MIN_PRIORITY - 1), id="priority-below-min"),
-    pytest.param(NewJob("lone \udc80 surrogate"), id="surrogate-task"),
-    pytest.param(NewJob("t", queue="q\ud800"), id="surrogate-queue"),
-    pytest.param(NewJob("t", unique_key="\udfff"), id="surrogate-unique-key"),
-    pytest.param(NewJob(7), id="task-int"),  # type: ignore[arg-type]
-    pytest.param(NewJob("t" * 256), id="long-task"),
-    pytest.param(NewJob("t\x00"), id="nul-task"),
-    pytest.param(NewJob("t", queue="q\x00"), id="nul-queue"),
-    pytest.param(NewJob("t", unique_key="k" * 256), id="long-unique-key"),
-    pytest.param(NewJob("t", unique_key=5), id="unique-key-int"),  # type: ignore[arg-type]
-    pytest.param(NewJob("t", priority=True), id="priority-bool"),
-    pytest.param(NewJob("t", max_attempts=True), id="max-attempts-bool"),
-    pytest.param(NewJob("t", max_attempts=2.0), id="max-attempts-float"),  # type: ignore[arg-type]
-    pytest.param(NewJob("t", delay=float("nan")), id="nan-delay"),
-    pytest.param(NewJob("t", delay=float("inf")), id="inf-delay"),
-    pytest.param(NewJob("t", delay=True), id="bool-delay"),
-    pytest.param(NewJob("t", run_at=float("inf")), id="inf-run-at"),
-    pytest.param(NewJob("t", run_at="5"), id="str-run-at"),  # type: ignore[arg-type]
-    pytest.param({"task": "t", "queue": "kit"}, id="not-a-new-job"),
+BAD_JOBS = [  # a NewJob with one bad field, and the field the error names
+    pytest.param(NewJob(""), "task", id="empty-task"),
+    pytest.param(NewJob("t", queue=""), "queue", id="empty-queue"),
+    pytest.param(NewJob("t", queue="q" * 129), "queue", id="long-queue"),
+    pytest.param(NewJob("t", priority=40000), "priority", id="priority-range"),
+    pytest.param(NewJob("t", priority=1.5), "priority", id="priority-float"),  # type: ignore[arg-type]
+    pytest.param(NewJob("t", max_attempts=0), "max_attempts", id="no-attempts"),
+    pytest.param(NewJob("t", delay=-1), "delay", id="negative-delay"),
+    pytest.param(NewJob("t", delay=1, run_at=5), "run_at", id="delay-and-run-at"),
+    pytest.param(NewJob("t", run_at=float("nan")), "run_at", id="nan-run-at"),
+    pytest.param(NewJob("t", unique_key=""), "unique_key", id="empty-unique-key"),
+    pytest.param(NewJob("t", priority=MAX_PRIORITY + 1), "priority", id="priority-above-max"),
+    pytest.param(NewJob("t", priority=MIN_PRIORITY - 1), "priority", id="priority-below-min"),
+    pytest.param(NewJob("lone \udc80 surrogate"), "task", id="surrogate-task"),
+    pytest.param(NewJob("t", queue="q\ud800"), "queue", id="surrogate-queue"),
+    pytest.param(NewJob("t", unique_key="\udfff"), "unique_key", id="surrogate-unique-key"),
+    pytest.param(NewJob(7), "task", id="task-int"),  # type: ignore[arg-type]
+    pytest.param(NewJob("t" * 256), "task", id="long-task"),
+    pytest.param(NewJob("t\x00"), "task", id="nul-task"),
+    pytest.param(NewJob("t", queue="q\x00"), "queue", id="nul-queue"),
+    pytest.param(NewJob("t", unique_key="k" * 256), "unique_key", id="long-unique-key"),
+    pytest.param(NewJob("t", unique_key=5), "unique_key", id="unique-key-int"),  # type: ignore[arg-type]
+    pytest.param(NewJob("t", priority=True), "priority", id="priority-bool"),
+    pytest.param(NewJob("t", max_attempts=True), "max_attempts", id="max-attempts-bool"),
+    pytest.param(NewJob("t", max_attempts=2.0), "max_attempts", id="max-attempts-float"),  # type: ignore[arg-type]
+    pytest.param(NewJob("t", delay=float("nan")), "delay", id="nan-delay"),
+    pytest.param(NewJob("t", delay=float("inf")), "delay", id="inf-delay"),
+    pytest.param(NewJob("t", delay=True), "delay", id="bool-delay"),
+    pytest.param(NewJob("t", run_at=float("inf")), "run_at", id="inf-run-at"),
+    pytest.param(NewJob("t", run_at="5"), "run_at", id="str-run-at"),  # type: ignore[arg-type]
+    pytest.param({"task": "t", "queue": "kit"}, "job", id="not-a-new-job"),
 ]
 
 

@@ -73,10 +73,11 @@ class EnqueueClauses(ContractSuite[JobQueue]):
         "job_queue.enqueue.invalid",
         "a payload that is not JSON raises InvalidInputError naming it; nothing is enqueued",
     )
-    @pytest.mark.parametrize("bad", BAD_JOBS)
-    async def test_invalid_fields(self, adapter: JobQueue, bad: NewJob) -> None:
-        with pytest.raises(InvalidInputError):
+    @pytest.mark.parametrize(("bad", "field"), BAD_JOBS)
+    async def test_invalid_fields(self, adapter: JobQueue, bad: NewJob, field: str) -> None:
+        with pytest.raises(InvalidInputError) as info:
             await adapter.enqueue(bad)
+        assert info.value.field == field, f"a bad {field} was reported as {info.value.field!r}"
         queue = getattr(bad, "queue", Q)
         if not (type(queue) is str and queue and len(queue) <= 128 and _unicode(queue)):
             queue = Q
